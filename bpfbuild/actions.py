@@ -1,0 +1,120 @@
+"""doit actions: module-level functions that run one tool and write its outputs atomically."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from doit.exceptions import TaskFailed
+
+from .depfile import existing_deps
+
+PARTIAL = ".partial"
+"""Suffix of an output being written; renamed to its final name only on success,
+so a killed build never leaves a truncated file that looks up to date."""
+
+
+def partial(path: Path | str) -> str:
+    return str(path) + PARTIAL
+
+
+def run_tool(argv: tuple[str, ...], cwd: str, outputs: tuple[str, ...],
+             stdout_to: str | None = None) -> TaskFailed | None:
+    """Run argv in cwd; it writes each output as OUTPUT.partial, then all are renamed.
+
+    With stdout_to, the tool's stdout is the content of that output.
+    """
+    _prepare(outputs)
+    failed = _execute(argv, cwd, stdout_to)
+    return _finish(outputs, failed)
+
+
+def compile_with_depfile(argv: tuple[str, ...], cwd: str, outputs: tuple[str, ...],
+                         depfile: str, task) -> TaskFailed | None:
+    """Compile, then record the headers the compiler read (its depfile) as the
+    task's file_dep before doit saves its state, so the next build finds the same
+    dependency list and runs nothing. doit passes `task` by name."""
+    failed = run_tool(argv, cwd, outputs)
+    if not failed:
+        task.file_dep.update(existing_deps(Path(cwd), Path(depfile)))
+    return failed
+
+
+def copy_file(source: str, output: str) -> None:
+    """Copy source to output atomically."""
+    _prepare((output,))
+    shutil.copyfile(source, partial(output))
+    _finish((output,), None)
+
+
+def link_executable(argv: tuple[str, ...], cwd: str, output: str, static: bool,
+                    strip_argv: tuple[str, ...] | None) -> TaskFailed | dict:
+    """Link (and optionally strip) an app into OUTPUT.partial, check that a static
+    one has no NEEDED entry, then rename it. Returns size and NEEDED entries,
+    which doit saves as the task's values."""
+    _prepare((output,))
+    failed = _execute(argv, cwd)
+    if not failed and strip_argv:
+        failed = _execute(strip_argv, cwd)
+    needed = [] if failed else needed_libraries(partial(output))
+    if not failed and static and needed:
+        failed = TaskFailed(
+            f"{output} should be static but needs {', '.join(needed)}; "
+            "check ldflags in bpfbuild.toml and $LDFLAGS"
+        )
+    if failed:
+        return _finish((output,), failed)
+    _finish((output,), None)
+    return {"size": os.path.getsize(output), "needed": needed}
+
+
+def _prepare(outputs: tuple[str, ...]) -> None:
+    for output in outputs:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _finish(outputs: tuple[str, ...], failed: TaskFailed | None) -> TaskFailed | None:
+    """On success rename every OUTPUT.partial into place; on failure delete them."""
+    for output in outputs:
+        if failed:
+            Path(partial(output)).unlink(missing_ok=True)
+        else:
+            os.replace(partial(output), output)
+    return failed
+
+
+def _execute(argv: tuple[str, ...], cwd: str, stdout_to: str | None = None) -> TaskFailed | None:
+    """Run one command; a failure carries the tool's own diagnostics and the command."""
+    try:
+        if stdout_to:
+            with open(partial(stdout_to), "wb") as out:
+                done = subprocess.run(argv, cwd=cwd, stdout=out, stderr=subprocess.PIPE)
+        else:
+            done = subprocess.run(argv, cwd=cwd, capture_output=True)
+    except OSError as err:
+        return TaskFailed(f"cannot run {argv[0]}: {err.strerror}")
+    if done.returncode == 0:
+        return None
+    diagnostics = (done.stderr or b"").decode(errors="replace").rstrip()
+    if done.stdout:
+        diagnostics = (done.stdout.decode(errors="replace").rstrip() + "\n" + diagnostics).strip()
+    status = f"{Path(argv[0]).name} exited with {done.returncode} (run with -v to see the command)"
+    return TaskFailed(f"{diagnostics}\n{status}".lstrip())
+
+
+def needed_libraries(path: str) -> list[str]:
+    """The DT_NEEDED entries of an ELF executable (empty for a static one)."""
+    from elftools.elf.dynamic import DynamicSection
+    from elftools.elf.elffile import ELFFile
+
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        return [
+            tag.needed
+            for section in elf.iter_sections()
+            if isinstance(section, DynamicSection)
+            for tag in section.iter_tags()
+            if tag.entry.d_tag == "DT_NEEDED"
+        ]

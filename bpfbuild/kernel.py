@@ -1,0 +1,69 @@
+"""Facts about the running kernel: BTF, tracefs, and whether this process may load BPF."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+import platform
+from pathlib import Path
+
+from .project import KERNEL_BTF
+
+BPF_PROG_LOAD = 5
+BPF_PROG_TYPE_SOCKET_FILTER = 1
+SYS_BPF = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "s390x": 351, "ppc64le": 361}
+
+
+class _ProgLoadAttr(ctypes.Structure):
+    """The head of union bpf_attr for BPF_PROG_LOAD (the kernel zero-fills the rest)."""
+
+    _fields_ = [
+        ("prog_type", ctypes.c_uint32),
+        ("insn_cnt", ctypes.c_uint32),
+        ("insns", ctypes.c_uint64),
+        ("license", ctypes.c_uint64),
+        ("log_level", ctypes.c_uint32),
+        ("log_size", ctypes.c_uint32),
+        ("log_buf", ctypes.c_uint64),
+        ("kern_version", ctypes.c_uint32),
+        ("prog_flags", ctypes.c_uint32),
+    ]
+
+
+def can_load_bpf() -> tuple[bool, str]:
+    """Try to load `r0 = 0; exit` as a socket filter: the least a BPF loader needs."""
+    number = SYS_BPF.get(platform.machine())
+    if number is None:
+        return False, f"unknown bpf() syscall number on {platform.machine()}"
+    insns = (ctypes.c_uint64 * 2)(0x00000000000000B7, 0x0000000000000095)  # mov r0,0; exit
+    license_ = ctypes.create_string_buffer(b"GPL")
+    attr = _ProgLoadAttr(BPF_PROG_TYPE_SOCKET_FILTER, 2, ctypes.addressof(insns),
+                         ctypes.addressof(license_))
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    fd = libc.syscall(number, BPF_PROG_LOAD, ctypes.byref(attr), ctypes.sizeof(attr))
+    if fd >= 0:
+        os.close(fd)
+        return True, "yes"
+    err = ctypes.get_errno()
+    if err == errno.EPERM:
+        return False, "no: EPERM (run as root, or grant CAP_BPF)"
+    return False, f"no: {os.strerror(err)}"
+
+
+def kernel_btf() -> bool:
+    return Path(KERNEL_BTF).is_file()
+
+
+def tracefs_mount() -> str | None:
+    """Where tracefs is mounted, or None."""
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return None
+    for line in mounts:
+        fields = line.split()
+        if len(fields) > 2 and fields[2] == "tracefs":
+            return fields[1]
+    return None

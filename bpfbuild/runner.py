@@ -1,0 +1,180 @@
+"""Run the task graph with doit embedded as a library: loader, kbuild-style reporter, lock."""
+
+from __future__ import annotations
+
+import fcntl
+import importlib.util
+import inspect
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from doit.cmd_base import TaskLoader2
+from doit.doit_cmd import DoitMain
+from doit.loader import load_tasks
+from doit.reporter import ConsoleReporter
+
+from .arch import Arch
+from .errors import BpfBuildError
+from .layout import state_dir
+from .project import Project, load_project
+from .tasks import project_tasks
+from .toolchain import Toolchain, find_toolchain
+
+DB_NAME = "doit.sqlite"
+
+
+class KbuildReporter(ConsoleReporter):
+    """One short line per step (`  BPF     src/hello.bpf.c`); with -v also the commands.
+    Failures show the tool's own diagnostics; up-to-date tasks print nothing."""
+
+    desc = "bpfbuild kbuild-style output"
+    verbose = False
+
+    def execute_task(self, task) -> None:
+        if not task.actions or not task.meta:
+            return
+        self.write(task.title() + "\n")
+        if self.verbose:
+            for command in task.meta["commands"]:
+                self.write(f"    cd {shlex.quote(task.meta['cwd'])} && {shlex.join(command)}\n")
+        self.outstream.flush()
+
+    def add_success(self, task) -> None:
+        size = task.values.get("size") if task.meta else None
+        if size is not None:
+            needed = task.values.get("needed") or []
+            linkage = "dynamic: " + ", ".join(needed) if needed else "static, no NEEDED entry"
+            target = task.meta["line"].split()[-1]
+            self.write(f"  BIN     {target}: {size / 1024:.0f} KiB, {linkage}\n")
+
+    def add_failure(self, task, fail) -> None:
+        self.failures.append({"task": task, "exception": fail})
+        line = task.meta["line"].strip() if task.meta else task.name
+        self.write(f"error: {line} failed\n{fail.get_msg().rstrip()}\n")
+
+    def skip_uptodate(self, task) -> None:
+        pass
+
+    def skip_ignore(self, task) -> None:
+        pass
+
+    def complete_run(self) -> None:
+        if self.runtime_errors:
+            self.write("error: " + "\n".join(self.runtime_errors) + "\n")
+
+
+def doit_config(root: Path, jobs: int | None = None, verbose: bool = False) -> dict[str, Any]:
+    """DOIT_CONFIG shared by `bpfbuild build` and a project's own dodo.py."""
+    state = state_dir(root)
+    state.mkdir(exist_ok=True)
+    KbuildReporter.verbose = verbose
+    return {
+        "dep_file": str(state / DB_NAME),
+        "backend": "sqlite3",          # tolerates concurrent readers, one file
+        "check_file_uptodate": "md5",  # content, not mtime: a touch rebuilds nothing
+        "reporter": KbuildReporter,
+        "verbosity": 0,                # actions capture output; failures carry it
+        "num_process": jobs or os.cpu_count() or 1,
+        "par_type": "thread",          # actions are subprocesses; no pickling
+    }
+
+
+_held_locks: dict[Path, int] = {}
+
+
+def acquire_lock(root: Path) -> None:
+    """Hold .bpfbuild/lock for the life of this process; wait, saying so, if taken."""
+    path = state_dir(root) / "lock"
+    if path in _held_locks:
+        return
+    path.parent.mkdir(exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        print(f"bpfbuild: waiting for another build in {root} (pid {holder}) to finish...",
+              file=sys.stderr, flush=True)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    _held_locks[path] = fd
+
+
+def toolchains_for(project: Project) -> list[Toolchain]:
+    state = state_dir(project.root)
+    return [find_toolchain(arch, state) for arch in project.arches]
+
+
+def select_arches(project: Project, arches: list[Arch] | None) -> Project:
+    """Restrict a project to some of its arches (bpfbuild build --arch)."""
+    if arches:
+        unknown = [a.name for a in arches if a not in project.arches]
+        if unknown:
+            raise BpfBuildError(
+                f"arch {', '.join(unknown)} is not in this project's arches "
+                f"({', '.join(a.name for a in project.arches)})",
+                hint="add it to `arches` in [build] of bpfbuild.toml",
+            )
+        project.arches = [a for a in project.arches if a in arches]
+    return project
+
+
+_preloaded: dict[Path, tuple[Project, list[Toolchain]]] = {}
+
+
+def preload(project: Project) -> None:
+    """Find the toolchains before doit starts, so that a missing tool is a clean
+    error, and so that task_bpfbuild reuses this project rather than reloading it."""
+    _preloaded[project.root] = (project, toolchains_for(project))
+
+
+def task_bpfbuild(root: Path | None = None, prefix: str = ""):
+    """doit task creator for a project: import it in a dodo.py to extend the graph."""
+    root = (root or Path.cwd()).resolve()
+    acquire_lock(root)
+    if root not in _preloaded:
+        preload(load_project(root))
+    project, toolchains = _preloaded[root]
+    yield from project_tasks(project, toolchains, prefix)
+
+
+class _Loader(TaskLoader2):
+    """Loads the project's tasks, and those of its own dodo.py when it has one."""
+
+    def __init__(self, root: Path, jobs: int | None, verbose: bool) -> None:
+        super().__init__()
+        self.root, self.jobs, self.verbose = root, jobs, verbose
+
+    def setup(self, opt_values) -> None:
+        pass
+
+    def load_doit_config(self) -> dict:
+        return doit_config(self.root, self.jobs, self.verbose)
+
+    def load_tasks(self, cmd, pos_args) -> list:
+        dodo = self.root / "dodo.py"
+        if dodo.is_file():
+            namespace = dict(inspect.getmembers(_import_dodo(dodo)))
+        else:
+            namespace = {"task_bpfbuild": lambda: task_bpfbuild(self.root)}
+        return load_tasks(namespace, self.cmd_names, allow_delayed=cmd.execute_tasks)
+
+
+def _import_dodo(path: Path):
+    spec = importlib.util.spec_from_file_location("dodo", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_doit(root: Path, doit_args: list[str], jobs: int | None = None, verbose: bool = False) -> int:
+    """Run a doit command (`run`, `clean`, `list`...) on the project; doit's exit code."""
+    acquire_lock(root)
+    os.chdir(root)
+    main = DoitMain(_Loader(root, jobs, verbose), config_filenames=())
+    main.BIN_NAME = "bpfbuild"
+    return main.run(doit_args)

@@ -1,0 +1,240 @@
+"""The task graph: doit task dicts for vmlinux.h, BPF objects, skeletons, user objects and apps."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from doit.tools import config_changed
+
+from . import actions
+from .depfile import existing_deps
+from .errors import ToolchainError
+from .layout import Layout
+from .project import BpfObject, Project
+from .toolchain import Toolchain
+
+TaskDict = dict
+
+
+class TaskFactory:
+    """Creates the tasks of one project for one arch.
+
+    Every file_dep and target is absolute (doit may run from another folder, as the
+    repo's dodo.py does); commands run in the project root with relative paths, so
+    diagnostics, depfiles and debug info name `src/...` and moving the project
+    rebuilds nothing.
+    """
+
+    def __init__(self, project: Project, toolchain: Toolchain, prefix: str = "") -> None:
+        self.project = project
+        self.toolchain = toolchain
+        self.arch = toolchain.arch
+        self.layout = Layout(project.root, self.arch.name)
+        self.prefix = prefix
+        self.show_arch = len(project.arches) > 1
+
+    # -- naming and display -------------------------------------------------
+
+    def name(self, kind: str, item: str) -> str:
+        """Full doit task name, e.g. `bpf:x86_64/hello`."""
+        return f"{self.prefix}{kind}:{self.arch.name}/{item}"
+
+    def rel(self, path: Path) -> str:
+        return str(path.relative_to(self.project.root))
+
+    def _task(self, kind: str, item: str, label: str, shown: str, commands: list[tuple], **task) -> TaskDict:
+        suffix = f" ({self.arch.name})" if self.show_arch else ""
+        return {
+            "basename": f"{self.prefix}{kind}",
+            "name": f"{self.arch.name}/{item}",
+            "title": task_title,
+            "meta": {"line": f"  {label:<8}{shown}{suffix}", "commands": commands,
+                     "cwd": str(self.project.root)},
+            **task,
+        }
+
+    def _changed(self, tool: str, argv: list[str], **extra) -> config_changed:
+        """Rebuild when the tool's path or version, the arch or the command change."""
+        found = getattr(self.toolchain, tool.replace("-", "_"))
+        return config_changed({"tool": found.path, "version": found.version,
+                               "arch": self.arch.name, "argv": argv, **extra})
+
+    # -- tasks ---------------------------------------------------------------
+
+    def vmlinux(self) -> TaskDict:
+        """vmlinux.h from BTF (bpftool btf dump) or copied from a ready header."""
+        source = self.project.vmlinux[self.arch.name]
+        header = str(self.layout.vmlinux_header)
+        source_path = str(self.project.root / source.path)
+        if source.is_header:
+            action = (actions.copy_file, (source_path, header))
+            commands = [("cp", source_path, header)]
+            changed = config_changed({"copy": source.path})
+        else:
+            argv = [self.toolchain.bpftool.path, "btf", "dump", "file", source_path, "format", "c"]
+            action = (actions.run_tool, (tuple(argv), str(self.project.root), (header,), header))
+            commands = [(*argv, ">", header)]
+            changed = self._changed("bpftool", argv)
+        return self._task(
+            "vmlinux", "vmlinux.h", "GEN", self.rel(self.layout.vmlinux_header), commands,
+            actions=[action], file_dep=[source_path], targets=[header], uptodate=[changed],
+        )
+
+    def bpf_compile_argv(self, obj: BpfObject) -> list[str]:
+        """The clang command for one BPF object; every flag says why it is there."""
+        layout, toolchain = self.layout, self.toolchain
+        argv = [
+            toolchain.clang.path,
+            "-g",                                  # BTF + line info: CO-RE and verifier source lines
+            "-O2",                                 # the verifier rejects unoptimized BPF
+            "-Wall",
+            "-target", self.arch.bpf_target,       # BPF byte order must match the kernel's
+            f"-D__TARGET_ARCH_{self.arch.target_arch}",  # bpf_tracing.h picks PT_REGS by arch
+            "-I", self.rel(layout.include_dir),    # vmlinux.h for this arch
+            *[f"-I{d}" for d in self.project.include_dirs],
+            *toolchain.libbpf.cflags,              # <bpf/bpf_helpers.h>
+        ]
+        for directory in toolchain.system_include_dirs:
+            argv += ["-idirafter", directory]      # <linux/*.h>: -target bpf drops multiarch dirs
+        argv += self.project.config.build.bpf_cflags
+        argv += [
+            "-MD", "-MP", "-MF", actions.partial(self.rel(layout.bpf_depfile(obj.name))),
+            "-c", obj.source,
+            "-o", actions.partial(self.rel(layout.bpf_compiled(obj.name))),
+        ]
+        return argv
+
+    def bpf_compile(self, obj: BpfObject) -> TaskDict:
+        layout = self.layout
+        argv = self.bpf_compile_argv(obj)
+        targets = [str(layout.bpf_compiled(obj.name)), str(layout.bpf_depfile(obj.name))]
+        return self._task(
+            "bpf", obj.name, "BPF", obj.source, [tuple(argv)],
+            actions=[(actions.compile_with_depfile,
+                      (tuple(argv), str(self.project.root), tuple(targets), targets[1]))],
+            file_dep=self._header_deps(obj.source, layout.bpf_depfile(obj.name)),
+            task_dep=[self.name("vmlinux", "vmlinux.h")],
+            targets=targets,
+            uptodate=[self._changed("clang", argv)],
+        )
+
+    def bpf_link(self, obj: BpfObject) -> TaskDict:
+        """`bpftool gen object`: static linking of BPF; also drops DWARF, keeps BTF."""
+        compiled, linked = self.layout.bpf_compiled(obj.name), self.layout.bpf_object(obj.name)
+        argv = [self.toolchain.bpftool.path, "gen", "object",
+                actions.partial(self.rel(linked)), self.rel(compiled)]
+        return self._task(
+            "bpfobj", obj.name, "GENOBJ", self.rel(linked), [tuple(argv)],
+            actions=[(actions.run_tool, (tuple(argv), str(self.project.root), (str(linked),)))],
+            file_dep=[str(compiled)], targets=[str(linked)],
+            uptodate=[self._changed("bpftool", argv[3:4])],
+        )
+
+    def skeleton(self, obj: BpfObject) -> TaskDict:
+        linked, header = self.layout.bpf_object(obj.name), self.layout.skeleton_header(obj.name)
+        argv = [self.toolchain.bpftool.path, "gen", "skeleton", self.rel(linked), "name", obj.skeleton_name]
+        return self._task(
+            "skel", obj.name, "SKEL", self.rel(header), [(*argv, ">", self.rel(header))],
+            actions=[(actions.run_tool, (tuple(argv), str(self.project.root), (str(header),), str(header)))],
+            file_dep=[str(linked)], targets=[str(header)],
+            uptodate=[self._changed("bpftool", argv[3:])],
+        )
+
+    def user_compile_argv(self, source: str) -> list[str]:
+        layout, toolchain, build = self.layout, self.toolchain, self.project.config.build
+        return [
+            toolchain.cc.path,
+            "-g", "-O2", "-Wall",
+            "-I", self.rel(layout.include_dir),    # NAME.skel.h
+            *[f"-I{d}" for d in self.project.include_dirs],
+            *toolchain.libbpf.cflags,
+            *toolchain.cflags,                     # $CFLAGS, then bpfbuild.toml: later wins
+            *build.cflags,
+            "-MD", "-MP", "-MF", actions.partial(self.rel(layout.user_depfile(source))),
+            "-c", source,
+            "-o", actions.partial(self.rel(layout.user_object(source))),
+        ]
+
+    def user_compile(self, source: str) -> TaskDict:
+        layout = self.layout
+        argv = self.user_compile_argv(source)
+        targets = [str(layout.user_object(source)), str(layout.user_depfile(source))]
+        return self._task(
+            "cc", source, "CC", source, [tuple(argv)],
+            actions=[(actions.compile_with_depfile,
+                      (tuple(argv), str(self.project.root), tuple(targets), targets[1]))],
+            file_dep=self._header_deps(source, layout.user_depfile(source)),
+            # Order only: on a first build there is no depfile yet to say which
+            # skeletons a source includes; afterwards the depfile has them.
+            task_dep=[self.name("skel", name) for name in self.project.bpf_objects],
+            targets=targets,
+            uptodate=[self._changed("cc", argv)],
+        )
+
+    def link(self, app_name: str) -> TaskDict:
+        app, layout, toolchain = self.project.apps[app_name], self.layout, self.toolchain
+        build = self.project.config.build
+        executable = layout.executable(app_name)
+        objects = [self.rel(layout.user_object(source)) for source in app.sources]
+        argv = [
+            toolchain.cc.path,
+            "-o", actions.partial(self.rel(executable)),
+            *objects,
+            *(["-static"] if build.static else []),  # one file to deploy, no runtime deps
+            *toolchain.ldflags, *build.ldflags,
+            # --static also lists libbpf's private deps (libelf, zlib) for static linking
+            *(toolchain.libbpf.static_libs if build.static else toolchain.libbpf.libs),
+        ]
+        strip_argv = None
+        commands = [tuple(argv)]
+        if build.strip:
+            if not toolchain.llvm_strip:
+                raise ToolchainError("llvm-strip not found, needed by `strip = true`",
+                                     hint="apt-get install llvm, or set strip = false in [build]")
+            strip_argv = (toolchain.llvm_strip.path, "--strip-all", actions.partial(self.rel(executable)))
+            commands.append(strip_argv)
+        return self._task(
+            "link", app_name, "LD", self.rel(executable), commands,
+            actions=[(actions.link_executable,
+                      (tuple(argv), str(self.project.root), str(executable), build.static, strip_argv))],
+            file_dep=[str(layout.user_object(source)) for source in app.sources],
+            targets=[str(executable)],
+            uptodate=[self._changed("cc", argv, strip=bool(strip_argv))],
+        )
+
+    def _header_deps(self, source: str, depfile: Path) -> list[str]:
+        """The source plus every file its previous compile read (see existing_deps)."""
+        root = self.project.root
+        return sorted({str(root / source)} | existing_deps(root, depfile))
+
+    def tasks(self) -> Iterator[TaskDict]:
+        yield self.vmlinux()
+        for obj in self.project.bpf_objects.values():
+            yield self.bpf_compile(obj)
+            yield self.bpf_link(obj)
+            yield self.skeleton(obj)
+        sources = sorted({s for app in self.project.apps.values() for s in app.sources})
+        for source in sources:
+            yield self.user_compile(source)
+        for app_name in self.project.apps:
+            yield self.link(app_name)
+
+
+def task_title(task) -> str:
+    """doit title of every bpfbuild task: its kbuild-style line."""
+    return task.meta["line"] if task.meta else task.name
+
+
+def project_tasks(project: Project, toolchains: list[Toolchain], prefix: str = "") -> Iterator[TaskDict]:
+    """All tasks of a project for every arch, plus one `app:NAME` group per app."""
+    for toolchain in toolchains:
+        yield from TaskFactory(project, toolchain, prefix).tasks()
+    for app_name in project.apps:
+        yield {
+            "basename": f"{prefix}app",
+            "name": app_name,
+            "actions": None,
+            "task_dep": [f"{prefix}link:{t.arch.name}/{app_name}" for t in toolchains],
+            "doc": f"build app {app_name} for " + ", ".join(t.arch.name for t in toolchains),
+        }
