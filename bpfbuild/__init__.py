@@ -1,5 +1,21 @@
-"""bpfbuild: a build tool for libbpf/eBPF C projects."""
+"""bpfbuild: a build tool for libbpf/eBPF C projects.
+
+A project's own dodo.py extends the build graph with:
+
+    from bpfbuild import doit_config, task_bpfbuild
+    DOIT_CONFIG = doit_config(Path(__file__).parent)
+"""
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
+__all__ = ["doit_config", "task_bpfbuild", "__version__"]
+
+
+def __getattr__(name: str):
+    # Lazy, so that importing the pytest plugin does not import doit.
+    if name in ("doit_config", "task_bpfbuild"):
+        from . import engine
+
+        return getattr(engine, name)
+    raise AttributeError(name)

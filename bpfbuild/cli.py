@@ -69,7 +69,7 @@ arch_option = click.option("--arch", "arches", multiple=True, metavar="ARCH",
 def build_project(root: Path, apps: tuple[str, ...], jobs: int | None, verbose: bool,
                   arches: tuple[str, ...] = ()) -> int:
     """Validate the project, then run its build tasks; doit's exit code."""
-    from .runner import preload, run_doit, select_arches
+    from .engine import preload, run_doit, select_arches
 
     project = select_arches(load_project(root), [get_arch(a) for a in arches])
     unknown = [a for a in apps if a not in project.apps]
@@ -99,7 +99,7 @@ def build(apps: tuple[str, ...], jobs: int | None, verbose: bool, arches: tuple[
 def clean(directory: str | None) -> None:
     """Delete build outputs (output/) and build state (.bpfbuild/)."""
     root = _project_root(directory)
-    from .runner import acquire_lock
+    from .engine import acquire_lock
 
     acquire_lock(root)
     for path in (root / OUTPUT_DIR, state_dir(root)):

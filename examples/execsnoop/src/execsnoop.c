@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Loader for execsnoop: prints one line per execve seen by the BPF program. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/libbpf.h>
+#include "execsnoop.h"
+#include "execsnoop.skel.h"
+
+static volatile sig_atomic_t exiting;
+static int verbose;
+
+static void usage(const char *prog)
+{
+	fprintf(stderr,
+		"usage: %s [-v] [-p PPID] [-d SECONDS]\n"
+		"  -p PPID     only report processes whose parent is PPID\n"
+		"  -d SECONDS  exit after SECONDS (default: run until Ctrl-C)\n"
+		"  -v          print libbpf's debug log\n", prog);
+}
+
+static int print_libbpf_log(enum libbpf_print_level level, const char *format, va_list args)
+{
+	if (level == LIBBPF_DEBUG && !verbose)
+		return 0;
+	return vfprintf(stderr, format, args);
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	exiting = 1;
+}
+
+static int handle_event(void *ctx, void *data, size_t size)
+{
+	const struct event *e = data;
+
+	(void)ctx;
+	if (size < sizeof(*e))
+		return 0;
+	printf("%-7d %-7d %-6u %-16s %s\n", e->pid, e->ppid, e->uid, e->comm, e->filename);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct execsnoop_bpf *skel;
+	struct ring_buffer *rb = NULL;
+	long ppid = 0, duration = 0;
+	time_t deadline = 0;
+	int opt, err;
+	char *end;
+
+	while ((opt = getopt(argc, argv, "hvp:d:")) != -1) {
+		switch (opt) {
+		case 'v':
+			verbose = 1;
+			break;
+		case 'p':
+			ppid = strtol(optarg, &end, 10);
+			if (*end || ppid <= 0) {
+				fprintf(stderr, "execsnoop: invalid PPID '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 'd':
+			duration = strtol(optarg, &end, 10);
+			if (*end || duration <= 0) {
+				fprintf(stderr, "execsnoop: invalid duration '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 'h':
+			usage(argv[0]);
+			return 0;
+		default:
+			usage(argv[0]);
+			return 2;
+		}
+	}
+
+	libbpf_set_print(print_libbpf_log);
+	if (geteuid() != 0)
+		fprintf(stderr, "execsnoop: not running as root: loading will likely fail "
+			"(run with sudo, or grant CAP_BPF and CAP_PERFMON)\n");
+
+	skel = execsnoop_bpf__open();
+	if (!skel) {
+		fprintf(stderr, "execsnoop: failed to open BPF object: %s\n", strerror(errno));
+		return 1;
+	}
+	/* const volatile globals live in .rodata: set them before load. */
+	skel->rodata->target_ppid = (int)ppid;
+
+	err = execsnoop_bpf__load(skel);
+	if (err) {
+		fprintf(stderr, "execsnoop: failed to load BPF programs: %s%s\n", strerror(-err),
+			verbose ? "" : " (rerun with -v for the verifier log)");
+		goto cleanup;
+	}
+	err = execsnoop_bpf__attach(skel);
+	if (err) {
+		fprintf(stderr, "execsnoop: failed to attach: %s (is tracefs available?)\n",
+			strerror(-err));
+		goto cleanup;
+	}
+	rb = ring_buffer__new(bpf_map__fd(skel->maps.events), handle_event, NULL, NULL);
+	if (!rb) {
+		err = -errno;
+		fprintf(stderr, "execsnoop: failed to create ring buffer: %s\n", strerror(errno));
+		goto cleanup;
+	}
+
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (duration)
+		deadline = time(NULL) + duration;
+	printf("%-7s %-7s %-6s %-16s %s\n", "PID", "PPID", "UID", "COMM", "FILENAME");
+
+	while (!exiting && (!deadline || time(NULL) < deadline)) {
+		err = ring_buffer__poll(rb, 100 /* ms */);
+		if (err == -EINTR) {
+			err = 0;
+			break;
+		}
+		if (err < 0) {
+			fprintf(stderr, "execsnoop: polling the ring buffer failed: %s\n", strerror(-err));
+			break;
+		}
+		err = 0;
+	}
+
+cleanup:
+	ring_buffer__free(rb);
+	execsnoop_bpf__destroy(skel);
+	return err ? 1 : 0;
+}
