@@ -29,6 +29,8 @@ class BuildConfig:
     """Extra C compiler flags for user-space sources (after $CFLAGS)."""
     ldflags: list[str] = field(default_factory=list)
     """Extra linker flags for every app (after $LDFLAGS)."""
+    pch: bool = True
+    """Precompile vmlinux.h once per arch; objects are byte-identical without it."""
     include_dirs: list[str] = field(default_factory=lambda: ["src", "include"])
     """Header folders, relative to the project; missing ones are ignored."""
 

@@ -27,6 +27,11 @@ class Layout:
         return self.arch_dir / "include" / "vmlinux.h"
 
     @property
+    def vmlinux_pch(self) -> Path:
+        """vmlinux.h precompiled with this arch's BPF flags."""
+        return self.arch_dir / "include" / "vmlinux.h.pch"
+
+    @property
     def include_dir(self) -> Path:
         """Generated headers: vmlinux.h and every NAME.skel.h."""
         return self.arch_dir / "include"

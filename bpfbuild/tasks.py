@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -81,9 +82,10 @@ class TaskFactory:
             actions=[action], file_dep=[source_path], targets=[header], uptodate=[changed],
         )
 
-    def bpf_compile_argv(self, obj: BpfObject) -> list[str]:
-        """The clang command for one BPF object; every flag says why it is there."""
-        layout, toolchain = self.layout, self.toolchain
+    def bpf_flags(self) -> list[str]:
+        """clang and its flags for every BPF compile of this arch (and for the
+        precompiled vmlinux.h, which must be built with the very same flags)."""
+        toolchain = self.toolchain
         argv = [
             toolchain.clang.path,
             "-g",                                  # BTF + line info: CO-RE and verifier source lines
@@ -91,30 +93,65 @@ class TaskFactory:
             "-Wall",
             "-target", self.arch.bpf_target,       # BPF byte order must match the kernel's
             f"-D__TARGET_ARCH_{self.arch.target_arch}",  # bpf_tracing.h picks PT_REGS by arch
-            "-I", self.rel(layout.include_dir),    # vmlinux.h for this arch
+            "-I", self.rel(self.layout.include_dir),     # vmlinux.h for this arch
             *[f"-I{d}" for d in self.project.include_dirs],
             *toolchain.libbpf.cflags,              # <bpf/bpf_helpers.h>
         ]
         for directory in toolchain.system_include_dirs:
             argv += ["-idirafter", directory]      # <linux/*.h>: -target bpf drops multiarch dirs
-        argv += self.project.config.build.bpf_cflags
-        argv += [
+        return argv + self.project.config.build.bpf_cflags
+
+    def vmlinux_pch(self) -> TaskDict:
+        """vmlinux.h precompiled once per arch and flag set: parsing its ~3 MB is most
+        of each BPF compile. Objects come out byte-identical to a build without it."""
+        pch = self.layout.vmlinux_pch
+        argv = [*self.bpf_flags(), "-x", "c-header", self.rel(self.layout.vmlinux_header),
+                "-o", actions.partial(self.rel(pch))]
+        return self._task(
+            "pch", "vmlinux.h.pch", "PCH", self.rel(pch), [tuple(argv)],
+            actions=[(actions.run_tool, (tuple(argv), str(self.project.root), (str(pch),)))],
+            file_dep=[str(self.layout.vmlinux_header)], targets=[str(pch)],
+            uptodate=[self._changed("clang", argv)],
+        )
+
+    def uses_pch(self, obj: BpfObject) -> bool:
+        """Only sources whose first directive includes vmlinux.h can take the PCH:
+        one that defines macros first (BPF_NO_PRESERVE_ACCESS_INDEX...) or uses uapi
+        headers instead must see exactly what it asked for."""
+        return self.project.config.build.pch and includes_vmlinux_first(self.project.root / obj.source)
+
+    def bpf_compile_argv(self, obj: BpfObject) -> list[str]:
+        """The clang command for one BPF object."""
+        layout = self.layout
+        pch = []
+        if self.uses_pch(obj):
+            pch = ["-include-pch", self.rel(layout.vmlinux_pch),
+                   # clang checks the header's mtime; doit already rebuilds the PCH
+                   # when vmlinux.h's content or the flags change, and a touch must not fail
+                   "-Xclang", "-fno-validate-pch"]
+        return [
+            *self.bpf_flags(),
+            *pch,
             "-MD", "-MP", "-MF", actions.partial(self.rel(layout.bpf_depfile(obj.name))),
             "-c", obj.source,
             "-o", actions.partial(self.rel(layout.bpf_compiled(obj.name))),
         ]
-        return argv
 
     def bpf_compile(self, obj: BpfObject) -> TaskDict:
         layout = self.layout
         argv = self.bpf_compile_argv(obj)
         targets = [str(layout.bpf_compiled(obj.name)), str(layout.bpf_depfile(obj.name))]
+        file_dep = self._header_deps(obj.source, layout.bpf_depfile(obj.name))
+        prerequisite = self.name("vmlinux", "vmlinux.h")
+        if self.uses_pch(obj):
+            file_dep.append(str(layout.vmlinux_pch))
+            prerequisite = self.name("pch", "vmlinux.h.pch")
         return self._task(
             "bpf", obj.name, "BPF", obj.source, [tuple(argv)],
             actions=[(actions.compile_with_depfile,
                       (tuple(argv), str(self.project.root), tuple(targets), targets[1]))],
-            file_dep=self._header_deps(obj.source, layout.bpf_depfile(obj.name)),
-            task_dep=[self.name("vmlinux", "vmlinux.h")],
+            file_dep=file_dep,
+            task_dep=[prerequisite],
             targets=targets,
             uptodate=[self._changed("clang", argv)],
         )
@@ -210,6 +247,8 @@ class TaskFactory:
 
     def tasks(self) -> Iterator[TaskDict]:
         yield self.vmlinux()
+        if any(self.uses_pch(obj) for obj in self.project.bpf_objects.values()):
+            yield self.vmlinux_pch()
         for obj in self.project.bpf_objects.values():
             yield self.bpf_compile(obj)
             yield self.bpf_link(obj)
@@ -219,6 +258,23 @@ class TaskFactory:
             yield self.user_compile(source)
         for app_name in self.project.apps:
             yield self.link(app_name)
+
+
+_VMLINUX_INCLUDE = re.compile(r'\s*#\s*include\s*[<"]vmlinux\.h[>"]')
+
+
+def includes_vmlinux_first(source: Path) -> bool:
+    """True when the first preprocessor directive of source is #include vmlinux.h."""
+    try:
+        text = source.read_text(errors="replace")
+    except OSError:
+        return False
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    for line in text.splitlines():
+        line = line.split("//", 1)[0].strip()
+        if line:
+            return bool(_VMLINUX_INCLUDE.match(line))
+    return False
 
 
 def task_title(task) -> str:
