@@ -118,3 +118,30 @@ def needed_libraries(path: str) -> list[str]:
             for tag in section.iter_tags()
             if tag.entry.d_tag == "DT_NEEDED"
         ]
+
+
+def verify_object(runner: str, bpf_object: str, log_dir: str, rodata: dict, name: str,
+                  arch: str, report: str) -> TaskFailed | None:
+    """Run the verifier runner on one object and save its report (atomically).
+    A rejection is a result, not a task failure: `bpfbuild verify` judges it."""
+    from .errors import BpfBuildError
+    from .verify import save_object_report, verify_object as run_verifier
+
+    try:
+        result = run_verifier(Path(runner), Path(bpf_object), Path(log_dir), rodata,
+                              name=name, arch=arch)
+    except BpfBuildError as err:
+        return TaskFailed(err.message + (f"\nhint: {err.hint}" if err.hint else ""))
+    _prepare((report,))
+    save_object_report(result, Path(partial(report)))
+    return _finish((report,), None)
+
+
+def report_complete(report: str) -> bool:
+    """False when the saved report was made without BPF privilege: verify again."""
+    from .verify import load_object_report
+
+    try:
+        return load_object_report(Path(report)).privileged
+    except (OSError, ValueError, KeyError, TypeError):
+        return False

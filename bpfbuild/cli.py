@@ -12,7 +12,6 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .arch import get_arch
 from .errors import BpfBuildError
 from .layout import OUTPUT_DIR, Layout, state_dir
 from .project import find_root, load_project
@@ -47,7 +46,7 @@ def handle_errors(func):
     return wrapper
 
 
-@click.group()
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="bpfbuild")
 def main() -> None:
     """Build, verify and test libbpf/eBPF C projects."""
@@ -66,20 +65,6 @@ arch_option = click.option("--arch", "arches", multiple=True, metavar="ARCH",
                            help="Only these arches (default: all of the project's).")
 
 
-def build_project(root: Path, apps: tuple[str, ...], jobs: int | None, verbose: bool,
-                  arches: tuple[str, ...] = ()) -> int:
-    """Validate the project, then run its build tasks; doit's exit code."""
-    from .engine import preload, run_doit, select_arches
-
-    project = select_arches(load_project(root), [get_arch(a) for a in arches])
-    unknown = [a for a in apps if a not in project.apps]
-    if unknown:
-        raise BpfBuildError(f"no app named {', '.join(unknown)}",
-                            hint="apps: " + (", ".join(project.apps) or "none"))
-    preload(project)
-    return run_doit(root, ["run", *[f"app:{a}" for a in apps]], jobs, verbose)
-
-
 @main.command()
 @click.argument("apps", nargs=-1)
 @jobs_option
@@ -90,7 +75,46 @@ def build_project(root: Path, apps: tuple[str, ...], jobs: int | None, verbose: 
 def build(apps: tuple[str, ...], jobs: int | None, verbose: bool, arches: tuple[str, ...],
           directory: str | None) -> None:
     """Build every app (or APPS) for every arch."""
+    from .commands import build_project
+
     sys.exit(build_project(_project_root(directory), apps, jobs, verbose, arches))
+
+
+@main.command()
+@click.argument("objects", nargs=-1)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+              show_default=True, help="Output format.")
+@click.option("--update-baseline", is_flag=True,
+              help="Write the baseline file (commit it) instead of comparing with it.")
+@click.option("--require", is_flag=True,
+              help="Fail instead of skipping when BPF programs cannot be loaded (CI).")
+@jobs_option
+@verbose_option
+@dir_option
+@handle_errors
+def verify(objects: tuple[str, ...], fmt: str, update_baseline: bool, require: bool,
+           jobs: int | None, verbose: bool, directory: str | None) -> None:
+    """Load every program (of OBJECTS) in the running kernel and check the verifier."""
+    from .commands import verify_project
+
+    sys.exit(verify_project(_project_root(directory), objects, jobs, verbose, fmt,
+                            update_baseline, require))
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.option("--junit-xml", metavar="PATH", help="Write a JUnit XML report of the tests.")
+@click.option("--require", is_flag=True, help="Fail when BPF programs cannot be loaded.")
+@jobs_option
+@verbose_option
+@dir_option
+@click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
+@handle_errors
+def test(junit_xml: str | None, require: bool, jobs: int | None, verbose: bool,
+         directory: str | None, pytest_args: tuple[str, ...]) -> None:
+    """Build, verify, then run the project's tests/ with pytest (args after -- go to pytest)."""
+    from .commands import test_project
+
+    sys.exit(test_project(_project_root(directory), jobs, verbose, junit_xml, pytest_args, require))
 
 
 @main.command()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from .arch import get_arch
 from .errors import ConfigError
 
 CONFIG_NAME = "bpfbuild.toml"
@@ -86,8 +87,12 @@ def load_config(path: Path) -> ProjectConfig:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
+        # tomllib puts the position only in its message: "(at line 3, column 7)"
+        # or "(at end of document)".
+        match = re.search(r"at line (\d+)", str(err))
+        line = int(match.group(1)) if match else max(len(text.splitlines()), 1)
         raise ConfigError(
-            f"{path}: invalid TOML: {err}", hint="fix the TOML syntax at that line"
+            f"{path}:{line}: invalid TOML: {err}", hint="fix the TOML syntax at that line"
         ) from None
     locate = _Locator(path, text)
     for key in data:
@@ -100,11 +105,15 @@ def load_config(path: Path) -> ProjectConfig:
             locate.fail(("project",), key, f"unknown key 'project.{key}'", "valid keys: name")
     name = _expect(locate, ("project",), "name", project.get("name", path.parent.name), str)
     build = _dataclass_from(locate, ("build",), data.get("build", {}), BuildConfig)
+    for arch in build.arches:
+        _check_arch(locate, ("build",), "arches", arch)
     vmlinux_table = _expect(locate, (), "vmlinux", data.get("vmlinux", {}), dict)
     vmlinux = {
         arch: _expect(locate, ("vmlinux",), arch, source, str)
         for arch, source in vmlinux_table.items()
     }
+    for arch in vmlinux:
+        _check_arch(locate, ("vmlinux",), arch, arch)
     apps_table = _expect(locate, (), "app", data.get("app", {}), dict)
     apps = {
         app: _dataclass_from(locate, ("app", app), table, AppConfig)
@@ -112,6 +121,14 @@ def load_config(path: Path) -> ProjectConfig:
     }
     verify = _dataclass_from(locate, ("verify",), data.get("verify", {}), VerifyConfig)
     return ProjectConfig(path, name, build, vmlinux, apps, verify)
+
+
+def _check_arch(locate: _Locator, table: tuple[str, ...], key: str, name: str) -> None:
+    """An arch name must be in the arch table; the error names the line that uses it."""
+    try:
+        get_arch(name)
+    except ConfigError as err:
+        locate.fail(table, key, err.message, err.hint or "")
 
 
 def _dataclass_from(locate: _Locator, table: tuple[str, ...], data: Any, cls: type) -> Any:

@@ -124,6 +124,8 @@ def select_arches(project: Project, arches: list[Arch] | None) -> Project:
 
 
 _preloaded: dict[Path, tuple[Project, list[Toolchain]]] = {}
+_with_verify_tasks = False
+"""Set by `bpfbuild verify`/`test`: task_bpfbuild then adds the verification tasks."""
 
 
 def preload(project: Project) -> None:
@@ -139,7 +141,7 @@ def task_bpfbuild(root: Path | None = None, prefix: str = ""):
     if root not in _preloaded:
         preload(load_project(root))
     project, toolchains = _preloaded[root]
-    yield from project_tasks(project, toolchains, prefix)
+    yield from project_tasks(project, toolchains, prefix, verify=_with_verify_tasks)
 
 
 class _Loader(TaskLoader2):
@@ -171,8 +173,12 @@ def _import_dodo(path: Path):
     return module
 
 
-def run_doit(root: Path, doit_args: list[str], jobs: int | None = None, verbose: bool = False) -> int:
-    """Run a doit command (`run`, `clean`, `list`...) on the project; doit's exit code."""
+def run_doit(root: Path, doit_args: list[str], jobs: int | None = None, verbose: bool = False,
+             verify: bool = False) -> int:
+    """Run a doit command (`run`, `clean`, `list`...) on the project; doit's exit code.
+    With verify, the graph also holds the verification tasks."""
+    global _with_verify_tasks
+    _with_verify_tasks = verify
     acquire_lock(root)
     os.chdir(root)
     main = DoitMain(_Loader(root, jobs, verbose), config_filenames=())

@@ -61,10 +61,14 @@ class Layout:
         """Full verifier logs of one object: verify/<object>/<program>.log."""
         return self.arch_dir / "verify" / name
 
+    def verify_report(self, name: str) -> Path:
+        """The saved verdicts and statistics of one object's programs."""
+        return self.arch_dir / "verify" / f"{name}.json"
+
     @property
-    def tools_dir(self) -> Path:
-        """Helper programs bpfbuild builds for itself (the verifier runner)."""
-        return self.arch_dir / "tools"
+    def verifier_runner(self) -> Path:
+        """bpfverify: the static runner that loads programs in the kernel."""
+        return self.arch_dir / "tools" / "bpfverify"
 
 
 def state_dir(root: Path) -> Path:

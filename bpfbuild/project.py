@@ -147,9 +147,6 @@ def load_project(root: Path) -> Project:
                 hint=f"add `{arch.name} = \"path/to/BTF-or-vmlinux.h\"` under [vmlinux]; "
                 "the host's kernel BTF is only right for the host arch",
             )
-    for arch_name in config.vmlinux:
-        if arch_name not in {a.name for a in arches}:
-            get_arch(arch_name)
     include_dirs = [d for d in config.build.include_dirs if (root / d).is_dir()]
     return Project(root, config, arches, objects, apps, include_dirs, vmlinux)
 

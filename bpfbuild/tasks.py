@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,8 @@ from . import actions
 from .depfile import existing_deps
 from .errors import ToolchainError
 from .layout import Layout
-from .project import BpfObject, Project
+from .arch import host_arch
+from .project import KERNEL_BTF, BpfObject, Project
 from .toolchain import Toolchain
 
 TaskDict = dict
@@ -27,13 +29,16 @@ class TaskFactory:
     rebuilds nothing.
     """
 
-    def __init__(self, project: Project, toolchain: Toolchain, prefix: str = "") -> None:
+    def __init__(self, project: Project, toolchain: Toolchain, prefix: str = "",
+                 verify: bool = False) -> None:
         self.project = project
         self.toolchain = toolchain
         self.arch = toolchain.arch
         self.layout = Layout(project.root, self.arch.name)
         self.prefix = prefix
         self.show_arch = len(project.arches) > 1
+        # Verification loads programs in the running kernel: only its own arch.
+        self.verify_tasks = verify and self.arch == host_arch()
 
     # -- naming and display -------------------------------------------------
 
@@ -240,6 +245,45 @@ class TaskFactory:
             uptodate=[self._changed("cc", argv, strip=bool(strip_argv))],
         )
 
+    # -- verification (only for the running kernel's arch) -----------------
+
+    def verifier_runner(self) -> TaskDict:
+        """bpfverify, the static C program that loads each BPF program in the kernel:
+        static so that it also runs in a bare initramfs with no Python."""
+        from .runner import RUNNER_SOURCE
+        from .verify import build_runner_command
+
+        runner = self.layout.verifier_runner
+        argv = build_runner_command(
+            self.toolchain.cc.path, Path(actions.partial(self.rel(runner))), RUNNER_SOURCE,
+            cflags=self.toolchain.libbpf.cflags, ldflags=self.toolchain.libbpf.static_libs)
+        return self._task(
+            "tool", "bpfverify", "CC", self.rel(runner), [tuple(argv)],
+            actions=[(actions.run_tool, (tuple(argv), str(self.project.root), (str(runner),)))],
+            file_dep=[str(RUNNER_SOURCE)], targets=[str(runner)],
+            uptodate=[self._changed("cc", argv)],
+        )
+
+    def verify(self, obj: BpfObject) -> TaskDict:
+        """Load every program of one object in the running kernel; save the report.
+        Up to date while the object, the runner and the kernel (release, BTF) are."""
+        layout = self.layout
+        rodata = self.project.config.verify.rodata.get(obj.name, {})
+        report = layout.verify_report(obj.name)
+        bpf_object, runner = layout.bpf_object(obj.name), layout.verifier_runner
+        return self._task(
+            "verify", obj.name, "VERIFY", self.rel(bpf_object),
+            [(self.rel(runner), "--log-dir", self.rel(layout.verify_dir(obj.name)),
+              *[f"--set={k}={v}" for k, v in rodata.items()], self.rel(bpf_object))],
+            actions=[(actions.verify_object, (str(runner), str(bpf_object),
+                      str(layout.verify_dir(obj.name)), rodata, obj.name, self.arch.name,
+                      str(report)))],
+            file_dep=[str(bpf_object), str(runner), KERNEL_BTF],
+            targets=[str(report)],
+            uptodate=[config_changed({"kernel": platform.release(), "rodata": rodata}),
+                      (actions.report_complete, (str(report),))],
+        )
+
     def _header_deps(self, source: str, depfile: Path) -> list[str]:
         """The source plus every file its previous compile read (see existing_deps)."""
         root = self.project.root
@@ -258,6 +302,10 @@ class TaskFactory:
             yield self.user_compile(source)
         for app_name in self.project.apps:
             yield self.link(app_name)
+        if self.verify_tasks:
+            yield self.verifier_runner()
+            for obj in self.project.bpf_objects.values():
+                yield self.verify(obj)
 
 
 _VMLINUX_INCLUDE = re.compile(r'\s*#\s*include\s*[<"]vmlinux\.h[>"]')
@@ -282,10 +330,12 @@ def task_title(task) -> str:
     return task.meta["line"] if task.meta else task.name
 
 
-def project_tasks(project: Project, toolchains: list[Toolchain], prefix: str = "") -> Iterator[TaskDict]:
-    """All tasks of a project for every arch, plus one `app:NAME` group per app."""
+def project_tasks(project: Project, toolchains: list[Toolchain], prefix: str = "",
+                  verify: bool = False) -> Iterator[TaskDict]:
+    """All tasks of a project for every arch, plus one `app:NAME` group per app;
+    with verify, also the verification tasks of the host arch."""
     for toolchain in toolchains:
-        yield from TaskFactory(project, toolchain, prefix).tasks()
+        yield from TaskFactory(project, toolchain, prefix, verify).tasks()
     for app_name in project.apps:
         yield {
             "basename": f"{prefix}app",

@@ -95,7 +95,8 @@ class _VersionCache:
     def save(self) -> None:
         if self.dirty and self.path:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
+            # One temporary file per process: two builds starting at once both save.
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(json.dumps(self.entries, indent=1, sort_keys=True))
             os.replace(tmp, self.path)
             self.dirty = False
