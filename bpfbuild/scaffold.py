@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import keyword
 import os
 import tomllib
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 from .arch import host_arch
@@ -40,13 +40,15 @@ class Created:
 
 
 def templates_root() -> Path:
-    """templates/ as installed in the wheel (bpfbuild.templates), or in a source tree."""
-    try:
-        root = Path(str(resources.files("bpfbuild.templates")))
-        if root.is_dir():
-            return root
-    except ModuleNotFoundError:
-        pass
+    """templates/ as installed in the wheel (bpfbuild.templates), or in a source tree.
+
+    bpfbuild.templates has no __init__.py: it is a namespace package, for which
+    importlib.resources.files() gives a MultiplexedPath whose str() is no path, so
+    the folder is taken from the import spec. An editable install finds no spec."""
+    spec = importlib.util.find_spec("bpfbuild.templates")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if Path(location).is_dir():
+            return Path(location)
     return Path(__file__).resolve().parent.parent / "templates"
 
 

@@ -1,0 +1,6 @@
+#include "util.h"
+
+const char *util_greeting(void)
+{
+	return "util ok";
+}

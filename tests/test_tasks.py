@@ -1,0 +1,269 @@
+"""The doit task dicts of a project: paths, compiler flags per arch, depfile deps, link
+flags, environment overrides and what each task's config_changed covers."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bpfbuild.arch import ARCHES, Arch, get_arch, host_arch
+from bpfbuild.layout import Layout
+from bpfbuild.project import load_project
+from bpfbuild.tasks import TaskFactory, project_tasks
+from bpfbuild.toolchain import Libbpf, Tool, Toolchain, find_toolchain
+
+from buildutil import copy_project
+
+HOST = host_arch()
+
+
+def fake_toolchain(arch: Arch) -> Toolchain:
+    """A toolchain that is never run: for pure checks of the commands."""
+    return Toolchain(
+        arch=arch,
+        clang=Tool("clang", "/opt/llvm/bin/clang", "17.0.1"),
+        bpftool=Tool("bpftool", "/opt/bin/bpftool", "7.3.0"),
+        cc=Tool("cc", f"/usr/bin/{arch.gnu_triplet}-gcc", "12.2"),
+        libbpf=Libbpf("1.3.0", ["-I/opt/libbpf/include"], ["-lbpf"], ["-lbpf", "-lelf", "-lz"]),
+        llvm_strip=None,
+    )
+
+
+def tasks_by_name(factory: TaskFactory) -> dict[str, dict]:
+    return {f"{t['basename']}:{t['name']}": t for t in factory.tasks()}
+
+
+def argv_of(task: dict) -> list[str]:
+    """The (first) command a task runs."""
+    return list(task["meta"]["commands"][0])
+
+
+def contains_run(argv: list[str], run: list[str]) -> bool:
+    """True when run appears in argv as consecutive items."""
+    return any(argv[i:i + len(run)] == run for i in range(len(argv) - len(run) + 1))
+
+
+@pytest.fixture
+def multi(tmp_path: Path) -> Path:
+    return copy_project("multi", tmp_path)
+
+
+@pytest.fixture(scope="module")
+def host_toolchain(tmp_path_factory: pytest.TempPathFactory) -> Toolchain:
+    return find_toolchain(HOST, tmp_path_factory.mktemp("state"))
+
+
+def test_every_path_is_absolute(multi: Path, host_toolchain: Toolchain) -> None:
+    tasks = list(project_tasks(load_project(multi), [host_toolchain]))
+    assert tasks
+    for task in tasks:
+        for path in [*task.get("targets", []), *task.get("file_dep", [])]:
+            assert Path(path).is_absolute(), (task["basename"], path)
+
+
+def test_no_target_is_a_partial_file(multi: Path, host_toolchain: Toolchain) -> None:
+    """Tools write OUTPUT.partial, renamed on success: doit must never track a .partial."""
+    for task in project_tasks(load_project(multi), [host_toolchain]):
+        for target in task.get("targets", []):
+            assert not target.endswith(".partial"), target
+        for command in (task.get("meta") or {}).get("commands", []):
+            outputs = [command[i + 1] for i, word in enumerate(command[:-1]) if word in ("-o", "-MF")]
+            assert all(o.endswith(".partial") for o in outputs), command
+
+
+def test_task_names_and_the_app_group(multi: Path, host_toolchain: Toolchain) -> None:
+    tasks = {f"{t['basename']}:{t['name']}": t
+             for t in project_tasks(load_project(multi), [host_toolchain])}
+    arch = HOST.name
+    for name in ("alpha", "beta", "gamma"):
+        assert f"bpf:{arch}/{name}" in tasks
+        assert f"bpfobj:{arch}/{name}" in tasks
+        assert f"skel:{arch}/{name}" in tasks
+    assert f"vmlinux:{arch}/vmlinux.h" in tasks
+    for source in ("src/alpha.c", "src/gamma.c", "src/util.c"):
+        assert f"cc:{arch}/{source}" in tasks
+    assert f"link:{arch}/beta" not in tasks
+    assert tasks["app:alpha"]["task_dep"] == [f"link:{arch}/alpha"]
+    assert tasks["app:gamma"]["task_dep"] == [f"link:{arch}/gamma"]
+    link = tasks[f"link:{arch}/alpha"]
+    assert link["targets"] == [str(multi / "output" / arch / "alpha")]
+    assert set(link["file_dep"]) == {str(Layout(multi, arch).user_object(s))
+                                     for s in ("src/alpha.c", "src/util.c")}
+
+
+@pytest.mark.parametrize("arch_name", list(ARCHES))
+def test_bpf_compile_flags_per_arch(multi: Path, arch_name: str) -> None:
+    arch = get_arch(arch_name)
+    factory = TaskFactory(load_project(multi), fake_toolchain(arch))
+    argv = factory.bpf_compile_argv(factory.project.bpf_objects["gamma"])
+    assert argv[0] == "/opt/llvm/bin/clang"
+    assert "-g" in argv                                   # BTF for CO-RE
+    assert "-O2" in argv
+    assert contains_run(argv, ["-target", arch.bpf_target])
+    assert f"-D__TARGET_ARCH_{arch.target_arch}" in argv
+    assert contains_run(argv, ["-idirafter", f"/usr/include/{arch.gnu_triplet}"])
+    assert contains_run(argv, ["-idirafter", "/usr/include"])
+    assert contains_run(argv, ["-I", f"output/{arch_name}/include"])
+    assert "-Isrc" in argv and "-Iinclude" in argv
+    assert "-I/opt/libbpf/include" in argv
+    assert contains_run(argv, ["-c", "src/gamma.bpf.c"])
+    assert contains_run(argv, ["-o", f"output/{arch_name}/bpf/gamma.tmp.bpf.o.partial"])
+    assert contains_run(argv, ["-MD", "-MP", "-MF", f"output/{arch_name}/bpf/gamma.bpf.d.partial"])
+
+
+def test_x86_bpf_argv_on_this_host(multi: Path, host_toolchain: Toolchain) -> None:
+    """The real command on the host, as the issue spells it."""
+    if HOST.name != "x86_64":
+        pytest.skip("spelled for x86_64")
+    factory = TaskFactory(load_project(multi), host_toolchain)
+    argv = factory.bpf_compile_argv(factory.project.bpf_objects["alpha"])
+    words = shlex.join(argv)
+    for flag in ("-g", "-O2", "-target bpfel", "-D__TARGET_ARCH_x86",
+                 "-idirafter /usr/include/x86_64-linux-gnu"):
+        assert f" {flag} " in f" {words} ", words
+
+
+def test_depfile_deps_and_a_deleted_header(multi: Path, host_toolchain: Toolchain) -> None:
+    """A previous .d names the headers a compile read: they become file_dep, except
+    one deleted since, which is dropped rather than breaking the build."""
+    layout = Layout(multi, HOST.name)
+    depfile = layout.bpf_depfile("alpha")
+    depfile.parent.mkdir(parents=True)
+    depfile.write_text("output/x.tmp.bpf.o.partial: src/alpha.bpf.c src/common.h \\\n"
+                       "  src/deleted.h /usr/include/bpf/bpf_helpers.h\n\nsrc/common.h:\n\n"
+                       "src/deleted.h:\n")
+    user_depfile = layout.user_depfile("src/alpha.c")
+    user_depfile.parent.mkdir(parents=True)
+    user_depfile.write_text("x.o: src/alpha.c src/util.h include/version.h src/gone.h\n")
+    factory = TaskFactory(load_project(multi), host_toolchain)
+
+    bpf = factory.bpf_compile(factory.project.bpf_objects["alpha"])
+    assert str(multi / "src/alpha.bpf.c") in bpf["file_dep"]
+    assert str(multi / "src/common.h") in bpf["file_dep"]
+    assert "/usr/include/bpf/bpf_helpers.h" in bpf["file_dep"]
+    assert not any("deleted.h" in dep for dep in bpf["file_dep"])
+    assert str(depfile) in bpf["targets"]
+
+    cc = factory.user_compile("src/alpha.c")
+    assert {str(multi / p) for p in ("src/alpha.c", "src/util.h", "include/version.h")} <= set(cc["file_dep"])
+    assert not any("gone.h" in dep for dep in cc["file_dep"])
+
+    beta = factory.bpf_compile(factory.project.bpf_objects["beta"])
+    assert str(multi / "src/common.h") not in beta["file_dep"]   # no .d yet: source only
+
+
+def pkg_config_libs(*args: str) -> list[str]:
+    done = subprocess.run(["pkg-config", *args, "--libs", "libbpf"], capture_output=True,
+                          text=True, check=True)
+    return shlex.split(done.stdout)
+
+
+def test_static_link_uses_pkg_config_static_libs(multi: Path, host_toolchain: Toolchain) -> None:
+    factory = TaskFactory(load_project(multi), host_toolchain)
+    argv = argv_of(factory.link("alpha"))
+    assert argv[0] == host_toolchain.cc.path
+    assert "-static" in argv
+    static_libs = pkg_config_libs("--static")
+    assert contains_run(argv, static_libs), (argv, static_libs)
+    assert "-lelf" in static_libs and "-lz" in static_libs
+    assert contains_run(argv, ["-o", f"output/{HOST.name}/alpha.partial"])
+
+
+def test_static_false_links_dynamically(multi: Path, host_toolchain: Toolchain) -> None:
+    (multi / "bpfbuild.toml").write_text('[build]\nstatic = false\n')
+    factory = TaskFactory(load_project(multi), host_toolchain)
+    argv = argv_of(factory.link("alpha"))
+    assert "-static" not in argv
+    assert contains_run(argv, pkg_config_libs())
+    assert "-lelf" not in argv   # libbpf's private deps come in through libbpf.so
+    action, args = factory.link("alpha")["actions"][0]
+    assert args[3] is False      # link_executable(..., static=False): NEEDED entries allowed
+
+
+def test_toolchain_environment_overrides(multi: Path, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, real in (("my-clang", "clang"), ("my-bpftool", "bpftool"), ("my-cc", "cc")):
+        target = shutil.which(real, path=os.environ["PATH"] + ":/usr/sbin:/sbin")
+        assert target, f"{real} is not installed"
+        (bin_dir / name).symlink_to(target)
+    monkeypatch.setenv("CLANG", str(bin_dir / "my-clang"))
+    monkeypatch.setenv("BPFTOOL", str(bin_dir / "my-bpftool"))
+    monkeypatch.setenv("CC", str(bin_dir / "my-cc"))
+    monkeypatch.setenv("CFLAGS", "-DFROM_CFLAGS '-DQUOTED=a b'")
+    monkeypatch.setenv("LDFLAGS", "-Wl,-z,relro")
+    (multi / "bpfbuild.toml").write_text('[build]\ncflags = ["-DFROM_TOML"]\n')
+    toolchain = find_toolchain(HOST, tmp_path / "state")
+    tasks = tasks_by_name(TaskFactory(load_project(multi), toolchain))
+    arch = HOST.name
+
+    bpf = argv_of(tasks[f"bpf:{arch}/alpha"])
+    assert bpf[0] == str(bin_dir / "my-clang")
+    assert "-DFROM_CFLAGS" not in bpf               # $CFLAGS is for user space only
+    assert argv_of(tasks[f"bpfobj:{arch}/alpha"])[0] == str(bin_dir / "my-bpftool")
+    assert argv_of(tasks[f"skel:{arch}/alpha"])[0] == str(bin_dir / "my-bpftool")
+    assert argv_of(tasks[f"vmlinux:{arch}/vmlinux.h"])[0] == str(bin_dir / "my-bpftool")
+
+    cc = argv_of(tasks[f"cc:{arch}/src/alpha.c"])
+    assert cc[0] == str(bin_dir / "my-cc")
+    assert "-DQUOTED=a b" in cc
+    assert cc.index("-DFROM_CFLAGS") < cc.index("-DFROM_TOML")   # the toml file wins
+    link = argv_of(tasks[f"link:{arch}/alpha"])
+    assert link[0] == str(bin_dir / "my-cc")
+    assert "-Wl,-z,relro" in link
+
+
+def changed_config(task: dict) -> dict:
+    """What a task's config_changed compares between builds."""
+    (checker,) = task["uptodate"]
+    return checker.config
+
+
+def test_bpf_cflags_change_only_bpf_tasks(tmp_path: Path) -> None:
+    """config_changed of BPF compiles holds bpf_cflags; that of user compiles does not."""
+    before = copy_project("multi", tmp_path / "before")
+    after = copy_project("multi", tmp_path / "after")
+    (after / "bpfbuild.toml").write_text('[build]\nbpf_cflags = ["-DFOO"]\n')
+    toolchain = fake_toolchain(HOST)
+    old = tasks_by_name(TaskFactory(load_project(before), toolchain))
+    new = tasks_by_name(TaskFactory(load_project(after), toolchain))
+    arch = HOST.name
+    for name in ("alpha", "beta", "gamma"):
+        assert changed_config(old[f"bpf:{arch}/{name}"]) != changed_config(new[f"bpf:{arch}/{name}"])
+        assert "-DFOO" in changed_config(new[f"bpf:{arch}/{name}"])["argv"]
+    for kind in ("cc", "link", "bpfobj", "skel"):
+        for name in [n for n in old if n.startswith(f"{kind}:")]:
+            assert changed_config(old[name]) == changed_config(new[name]), name
+
+
+def test_tool_version_is_part_of_config_changed(multi: Path) -> None:
+    project = load_project(multi)
+    toolchain = fake_toolchain(HOST)
+    task = TaskFactory(project, toolchain).bpf_compile(project.bpf_objects["alpha"])
+    newer = fake_toolchain(HOST)
+    newer.clang = Tool("clang", "/opt/llvm/bin/clang", "18.1.0")
+    newer_task = TaskFactory(project, newer).bpf_compile(project.bpf_objects["alpha"])
+    assert changed_config(task)["version"] == "17.0.1"
+    assert changed_config(task) != changed_config(newer_task)
+
+
+def test_several_arches_name_the_arch_on_each_line(multi: Path) -> None:
+    other = next(a for a in ARCHES.values() if a != HOST)
+    (multi / "bpfbuild.toml").write_text(
+        f'[build]\narches = ["{HOST.name}", "{other.name}"]\n'
+        f'[vmlinux]\n{other.name} = "vmlinux-{other.name}.h"\n')
+    project = load_project(multi)
+    tasks = list(project_tasks(project, [fake_toolchain(HOST), fake_toolchain(other)]))
+    lines = [t["meta"]["line"] for t in tasks if t.get("meta")]
+    assert f"  BPF     src/alpha.bpf.c ({other.name})" in lines
+    assert f"  BPF     src/alpha.bpf.c ({HOST.name})" in lines
+    app = next(t for t in tasks if t["basename"] == "app" and t["name"] == "alpha")
+    assert app["task_dep"] == [f"link:{HOST.name}/alpha", f"link:{other.name}/alpha"]
+    copy = next(t for t in tasks if t["basename"] == "vmlinux" and other.name in t["name"])
+    assert copy["file_dep"] == [str(multi / f"vmlinux-{other.name}.h")]   # a header is copied
