@@ -58,7 +58,7 @@ def verify_project(root: Path, objects: Sequence[str] = (), jobs: int | None = N
     selected = list(objects) or list(project.bpf_objects)
     preload(project)
     code = run_doit(root, ["run", *[f"verify:{host.name}/{name}" for name in selected]],
-                    jobs, verbose, verify=True)
+                    jobs, verbose, verify=True, steps_to_stderr=fmt != "table")
     if code:
         return code
     layout = Layout(root, host.name)
@@ -67,16 +67,19 @@ def verify_project(root: Path, objects: Sequence[str] = (), jobs: int | None = N
     for result in report.results:
         # The kernel names a source by its base name; show the project's path.
         result.source_file = sources.get(result.source_file or "", result.source_file)
+    machine = fmt != "table"
+    notes = lambda text: click.echo(text, err=machine)  # noqa: E731 - keep stdout parseable
+    formatted = {"table": lambda: format_table(report.results), "json": lambda: format_json(report),
+                 "csv": lambda: format_csv(report.results)}[fmt]().rstrip("\n")
     if not report.privileged:
         if require:
             raise VerifyError(report.skip_message, hint=NO_PRIVILEGE_HINT)
-        click.echo(report.skip_message)
+        notes(report.skip_message)
+        if machine:  # still a document: status "no privilege", every program skipped
+            click.echo(formatted)
         return 0
 
-    machine = fmt != "table"
-    notes = lambda text: click.echo(text, err=machine)  # noqa: E731 - keep stdout parseable
-    click.echo({"table": lambda: format_table(report.results), "json": lambda: format_json(report),
-                "csv": lambda: format_csv(report.results)}[fmt]().rstrip("\n"))
+    click.echo(formatted)
     for result in report.results:
         if result.verdict is Verdict.REJECTED:
             notes("\n" + format_rejection(result).rstrip())
@@ -100,6 +103,9 @@ def test_project(root: Path, jobs: int | None = None, verbose: bool = False,
                  junit_xml: str | None = None, pytest_args: Sequence[str] = (),
                  require: bool = False) -> int:
     """What a project's CI runs: build, verify, then the project's tests/ with pytest."""
+    if junit_xml:
+        # Relative to where the user ran bpfbuild: the build changes into the root.
+        junit_xml = str(Path(junit_xml).resolve())
     steps = (
         ("build", lambda: build_project(root, (), jobs, verbose)),
         ("verify", lambda: verify_project(root, (), jobs, verbose, require=require)),
@@ -116,7 +122,7 @@ def test_project(root: Path, jobs: int | None = None, verbose: bool = False,
     click.echo("==> bpfbuild test: pytest")
     argv = [sys.executable, "-m", "pytest", "tests", "-ra"]
     if junit_xml:
-        argv.append(f"--junit-xml={Path(junit_xml).resolve()}")
+        argv.append(f"--junit-xml={junit_xml}")
     argv += pytest_args
     env = dict(os.environ, BPFBUILD_PROJECT=str(root))
     code = subprocess.call(argv, cwd=root, env=env)

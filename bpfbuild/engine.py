@@ -66,8 +66,12 @@ class KbuildReporter(ConsoleReporter):
             self.write("error: " + "\n".join(self.runtime_errors) + "\n")
 
 
-def doit_config(root: Path, jobs: int | None = None, verbose: bool = False) -> dict[str, Any]:
-    """DOIT_CONFIG shared by `bpfbuild build` and a project's own dodo.py."""
+def doit_config(root: Path, jobs: int | None = None, verbose: bool = False,
+                steps_to_stderr: bool = False) -> dict[str, Any]:
+    """DOIT_CONFIG shared by `bpfbuild build` and a project's own dodo.py.
+
+    steps_to_stderr: print the step lines on stderr, keeping stdout for a machine
+    format (`bpfbuild verify --format json`)."""
     state = state_dir(root)
     state.mkdir(exist_ok=True)
     KbuildReporter.verbose = verbose
@@ -76,7 +80,11 @@ def doit_config(root: Path, jobs: int | None = None, verbose: bool = False) -> d
         "backend": "sqlite3",          # tolerates concurrent readers, one file
         "check_file_uptodate": "md5",  # content, not mtime: a touch rebuilds nothing
         "reporter": KbuildReporter,
-        "verbosity": 0,                # actions capture output; failures carry it
+        "outfile": sys.stderr if steps_to_stderr else sys.stdout,
+        # No capture: doit captures a Python action's output by swapping sys.stdout
+        # without a lock, which threads race on. Actions print nothing themselves;
+        # a failure carries the tool's diagnostics in its TaskFailed.
+        "verbosity": 2,
         "num_process": jobs or os.cpu_count() or 1,
         "par_type": "thread",          # actions are subprocesses; no pickling
     }
@@ -147,15 +155,16 @@ def task_bpfbuild(root: Path | None = None, prefix: str = ""):
 class _Loader(TaskLoader2):
     """Loads the project's tasks, and those of its own dodo.py when it has one."""
 
-    def __init__(self, root: Path, jobs: int | None, verbose: bool) -> None:
+    def __init__(self, root: Path, jobs: int | None, verbose: bool, steps_to_stderr: bool) -> None:
         super().__init__()
         self.root, self.jobs, self.verbose = root, jobs, verbose
+        self.steps_to_stderr = steps_to_stderr
 
     def setup(self, opt_values) -> None:
         pass
 
     def load_doit_config(self) -> dict:
-        return doit_config(self.root, self.jobs, self.verbose)
+        return doit_config(self.root, self.jobs, self.verbose, self.steps_to_stderr)
 
     def load_tasks(self, cmd, pos_args) -> list:
         dodo = self.root / "dodo.py"
@@ -174,13 +183,13 @@ def _import_dodo(path: Path):
 
 
 def run_doit(root: Path, doit_args: list[str], jobs: int | None = None, verbose: bool = False,
-             verify: bool = False) -> int:
+             verify: bool = False, steps_to_stderr: bool = False) -> int:
     """Run a doit command (`run`, `clean`, `list`...) on the project; doit's exit code.
     With verify, the graph also holds the verification tasks."""
     global _with_verify_tasks
     _with_verify_tasks = verify
     acquire_lock(root)
     os.chdir(root)
-    main = DoitMain(_Loader(root, jobs, verbose), config_filenames=())
+    main = DoitMain(_Loader(root, jobs, verbose, steps_to_stderr), config_filenames=())
     main.BIN_NAME = "bpfbuild"
     return main.run(doit_args)
