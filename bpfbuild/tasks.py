@@ -25,8 +25,8 @@ class TaskFactory:
 
     Every file_dep and target is absolute (doit may run from another folder, as the
     repo's dodo.py does); commands run in the project root with relative paths, so
-    diagnostics, depfiles and debug info name `src/...` and moving the project
-    rebuilds nothing.
+    diagnostics, depfiles and debug info name `src/...` and the outputs are the
+    same wherever the project lives.
     """
 
     def __init__(self, project: Project, toolchain: Toolchain, prefix: str = "",
