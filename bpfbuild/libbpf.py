@@ -1,7 +1,8 @@
 """A small Pythonic ctypes binding to libbpf.so.1, for testing BPF objects from Python.
 
 Open a built object, set its globals, load it, run programs with BPF_PROG_TEST_RUN,
-attach tracepoints and uprobes, and read or write maps and ring buffers:
+attach tracepoints, uprobes and perf events, read iterators, and read or write maps
+and ring buffers:
 
     with BpfObject.open("output/x86_64/bpf/xdp_pass.bpf.o") as obj:
         obj.set_global("max_len", 100)
@@ -147,7 +148,10 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "bpf_program__set_autoload": (ctypes.c_int, [_P, ctypes.c_bool]),
     "bpf_program__attach": (_P, [_P]),
     "bpf_program__attach_uprobe_opts": (_P, [_P, ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, _P]),
+    "bpf_program__attach_perf_event": (_P, [_P, ctypes.c_int]),
     "bpf_link__destroy": (ctypes.c_int, [_P]),
+    "bpf_link__fd": (ctypes.c_int, [_P]),
+    "bpf_iter_create": (ctypes.c_int, [ctypes.c_int]),
     "bpf_map__name": (ctypes.c_char_p, [_P]),
     "bpf_map__fd": (ctypes.c_int, [_P]),
     "bpf_map__type": (ctypes.c_int, [_P]),
@@ -502,6 +506,28 @@ class Link:
         self._handle: int | None = handle
         self.description = description
 
+    @property
+    def fd(self) -> int:
+        if self._handle is None:
+            raise BpfError(f"link {self.description} is destroyed")
+        return lib().bpf_link__fd(self._handle)
+
+    def iter_read(self) -> bytes:
+        """Run an iterator (a SEC("iter/...") program's link) once: everything it wrote."""
+        fd = lib().bpf_iter_create(self.fd)
+        if fd < 0:
+            raise _error("create iterator from", self.description, _errno(fd),
+                         hint="only links of SEC(\"iter/...\") programs can be read")
+        chunks = []
+        try:
+            while chunk := os.read(fd, 1 << 16):
+                chunks.append(chunk)
+        except OSError as exc:
+            raise _error("read iterator", self.description, exc.errno or errno_codes.EIO) from None
+        finally:
+            os.close(fd)
+        return b"".join(chunks)
+
     def destroy(self) -> None:
         if self._handle is not None:
             lib().bpf_link__destroy(self._handle)
@@ -621,6 +647,18 @@ class Program:
             ctypes.set_errno(0)
             handle = lib().bpf_program__attach(self._handle)
             return self._link(handle, sink, f"program '{self.name}' (SEC(\"{self.section}\"))", hint)
+
+    def attach_perf_event(self, perf_event_fd: int) -> Link:
+        """Attach a SEC("perf_event") program to an open perf event and enable it.
+
+        Once attached, the link owns the perf event: destroying the link closes
+        perf_event_fd. If attaching fails, the caller still owns it.
+        """
+        self._require_loaded("attach")
+        with _capture() as sink:
+            ctypes.set_errno(0)
+            handle = lib().bpf_program__attach_perf_event(self._handle, perf_event_fd)
+            return self._link(handle, sink, f"program '{self.name}' to perf event fd {perf_event_fd}")
 
     def attach_uprobe(self, binary: str | os.PathLike[str], func_name: str | None = None,
                       offset: int = 0, pid: int = -1, retprobe: bool = False,

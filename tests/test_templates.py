@@ -1,0 +1,108 @@
+"""Every `bpfbuild init` template makes a project that builds, verifies and passes its
+own tests in the running kernel: `bpfbuild init --template T`, then `bpfbuild test`.
+
+The projects' tests skip what this kernel lacks (kprobes, fentry): here we check that
+they do so with the reason, rather than pass without testing anything.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bpfbuild.layout import Layout
+from bpfbuild.libbpf import BpfObject, BpfUnsupportedError, has_bpf_privileges
+from bpfbuild.scaffold import available_templates
+from buildutil import ARCH, bpfbuild_command
+
+pytestmark = pytest.mark.slow
+
+REQUIRED_TEMPLATES = {"tracepoint", "xdp", "tc", "socket", "uprobe", "iter", "perf", "kprobe", "fentry"}
+KPROBE_PMU = Path("/sys/bus/event_source/devices/kprobe")
+ENVIRONMENT_SKIPS = re.compile("|".join(map(re.escape, (
+    "kernel has no",            # kprobes, uprobes, BTF, the cpu-clock perf event
+    "despite privileges",       # fentry refused with EPERM as root
+    "not supported",            # ENOTSUPP, EOPNOTSUPP
+    "nothing to explain",       # a test of the loader's message when a feature is missing
+    "tracefs",
+    "perf_event_open",
+    "network namespace", "unshare",
+    "maps no shared libc",
+))))
+"""Skip reasons that name a missing kernel feature or sandbox limit, not a broken test."""
+
+
+def run(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*bpfbuild_command(), *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def describe(done: subprocess.CompletedProcess[str]) -> str:
+    return f"exit {done.returncode}\n--- stdout\n{done.stdout}--- stderr\n{done.stderr}"
+
+
+def skip_reasons(pytest_output: str) -> list[str]:
+    """The `SKIPPED [n] where: reason` lines of pytest's -ra summary."""
+    return [line for line in pytest_output.splitlines() if line.startswith("SKIPPED [")]
+
+
+def fentry_refusal(root: Path, name: str) -> str | None:
+    """Why this kernel refuses the fentry project's programs, or None if it loads them."""
+    with BpfObject.open(Layout(root, ARCH).bpf_object(name)) as obj:
+        try:
+            obj.load()
+        except BpfUnsupportedError as exc:
+            return exc.message
+    return None
+
+
+def test_init_list_shows_every_template(tmp_path: Path) -> None:
+    done = run("init", "--list", cwd=tmp_path)
+    assert done.returncode == 0, describe(done)
+    listed = {line.split()[0]: line.split(maxsplit=1)[1] for line in done.stdout.splitlines()}
+    assert REQUIRED_TEMPLATES <= listed.keys()
+    assert listed.keys() == {template.name for template in available_templates()}
+    assert all(listed.values()), "every template has a description"
+
+
+@pytest.mark.parametrize("template", sorted(t.name for t in available_templates()))
+def test_template_builds_verifies_and_passes_its_tests(template: str, tmp_path: Path) -> None:
+    name = f"my_{template}"  # not the template's name: the files must use {{name}} throughout
+    root = tmp_path / name
+    done = run("init", "--template", template, str(root), cwd=tmp_path)
+    assert done.returncode == 0, describe(done)
+    for path in (f"src/{name}.bpf.c", f"src/{name}.c", f"tests/test_{name}.py", "README.md",
+                 "bpfbuild.toml", ".gitignore", ".github/workflows/ci.yml"):
+        assert (root / path).is_file(), f"{template}: {path} is missing"
+    for path in root.rglob("*"):
+        assert "{{name}}" not in path.name and not path.name.endswith(".tmpl"), path
+        if path.is_file():
+            assert "{{name}}" not in path.read_text(), f"{path} keeps a placeholder"
+
+    if not has_bpf_privileges():
+        done = run("build", cwd=root)
+        assert done.returncode == 0, describe(done)
+        pytest.skip("needs root to verify the programs and run the project's tests")
+
+    done = run("test", "--", "-v", cwd=root)  # -v: one line per test, with its outcome
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, describe(done)
+    outcomes = dict(re.findall(r"^tests/test_\w+\.py::(\S+) (PASSED|SKIPPED|FAILED|ERROR)", output, re.M))
+    assert "PASSED" in outcomes.values(), describe(done)
+    assert set(outcomes.values()) <= {"PASSED", "SKIPPED"}, describe(done)
+    reasons = skip_reasons(output)
+    unexplained = [line for line in reasons if not ENVIRONMENT_SKIPS.search(line)]
+    assert not unexplained, describe(done)
+
+    if template == "kprobe" and not KPROBE_PMU.exists():
+        assert outcomes["test_programs_load"] == "PASSED", describe(done)
+        assert outcomes["test_reports_unlinks_with_their_result"] == "SKIPPED", describe(done)
+        assert any("kernel has no kprobe support" in line for line in reasons), describe(done)
+    if template == "fentry":
+        refusal = fentry_refusal(root, name)
+        if refusal is not None:
+            assert outcomes["test_reports_unlinks_with_their_result"] == "SKIPPED", describe(done)
+            assert any(refusal in line for line in reasons), describe(done)
