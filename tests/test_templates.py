@@ -15,8 +15,8 @@ import pytest
 
 from bpfbuild.layout import Layout
 from bpfbuild.libbpf import BpfObject, BpfUnsupportedError, has_bpf_privileges
-from bpfbuild.scaffold import available_templates
-from buildutil import ARCH, bpfbuild_command
+from bpfbuild.scaffold import available_templates, create_project
+from buildutil import ARCH, REPO, bpfbuild_command
 
 pytestmark = pytest.mark.slow
 
@@ -106,3 +106,17 @@ def test_template_builds_verifies_and_passes_its_tests(template: str, tmp_path: 
         if refusal is not None:
             assert outcomes["test_reports_unlinks_with_their_result"] == "SKIPPED", describe(done)
             assert any(refusal in line for line in reasons), describe(done)
+
+
+def test_execsnoop_example_is_the_init_output(tmp_path: Path) -> None:
+    """examples/execsnoop is `bpfbuild init --name execsnoop`, kept in sync."""
+    create_project(tmp_path / "execsnoop", "execsnoop", "tracepoint", force=False)
+    example = REPO / "examples" / "execsnoop"
+    ignored = {"output", ".bpfbuild", "__pycache__", ".pytest_cache"}
+
+    def files(root: Path) -> dict[str, bytes]:
+        return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+                if p.is_file() and not ignored & set(p.relative_to(root).parts)}
+
+    assert files(example) == files(tmp_path / "execsnoop"), \
+        "regenerate it: rm -rf examples/execsnoop && bpfbuild init examples/execsnoop --name execsnoop"

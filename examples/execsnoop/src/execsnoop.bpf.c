@@ -16,6 +16,10 @@ struct {
 	__uint(max_entries, 256 * 1024);
 } events SEC(".maps");
 
+/* Ring buffer records have no map type: this makes clang emit struct event's BTF,
+ * so that tests (and bpftool) can decode the records by field name. */
+const struct event *unused_event __attribute__((unused));
+
 SEC("tp/syscalls/sys_enter_execve")
 int handle_execve(struct trace_event_raw_sys_enter *ctx)
 {

@@ -135,6 +135,9 @@ int main(int argc, char **argv)
 		}
 		err = 0;
 	}
+	/* What arrived between the last poll and the signal. */
+	if (!err)
+		ring_buffer__consume(rb);
 
 cleanup:
 	ring_buffer__free(rb);
