@@ -7,6 +7,7 @@ import ctypes.util
 import errno
 import os
 import platform
+import re
 from pathlib import Path
 
 from .project import KERNEL_BTF
@@ -67,3 +68,21 @@ def tracefs_mount() -> str | None:
         if len(fields) > 2 and fields[2] == "tracefs":
             return fields[1]
     return None
+
+
+def has_bpf_privileges() -> bool:
+    """True if this process may load BPF programs: CAP_SYS_ADMIN or CAP_BPF effective."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return os.geteuid() == 0
+    match = re.search(r"^CapEff:\s*([0-9a-f]+)", status, re.M)
+    if not match:
+        return os.geteuid() == 0
+    caps = int(match.group(1), 16)
+    return bool(caps & (1 << 21) or caps & (1 << 39))  # CAP_SYS_ADMIN, CAP_BPF
+
+
+def tracefs_mounted() -> bool:
+    """True if tracepoint ids can be read where libbpf looks for them."""
+    return any(Path(p, "events").is_dir() for p in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"))

@@ -35,6 +35,7 @@ from typing import Any, Union
 
 from .btf import Btf, Layout
 from .errors import BpfBuildError, ToolchainError
+from .kernel import has_bpf_privileges, tracefs_mounted
 
 log = logging.getLogger("bpfbuild.libbpf")
 log.addHandler(logging.NullHandler())  # libbpf's messages go into errors; print only if asked
@@ -285,19 +286,6 @@ def _log_text(sink: list[tuple[int, str]], max_lines: int = 200) -> str:
 
 
 # ---------------------------------------------------------------------- errors
-
-
-def has_bpf_privileges() -> bool:
-    """True if this process may load BPF programs: CAP_SYS_ADMIN or CAP_BPF effective."""
-    try:
-        status = Path("/proc/self/status").read_text()
-    except OSError:
-        return os.geteuid() == 0
-    match = re.search(r"^CapEff:\s*([0-9a-f]+)", status, re.M)
-    if not match:
-        return os.geteuid() == 0
-    caps = int(match.group(1), 16)
-    return bool(caps & (1 << 21) or caps & (1 << 39))  # CAP_SYS_ADMIN, CAP_BPF
 
 
 def _error(op: str, what: str, err: int, *, sink: list[tuple[int, str]] | None = None,
@@ -676,11 +664,6 @@ class Program:
             handle = lib().bpf_program__attach_uprobe_opts(
                 self._handle, pid, os.fsencode(binary), offset, ctypes.byref(opts))
             return self._link(handle, sink, f"program '{self.name}' to uprobe {target}")
-
-
-def tracefs_mounted() -> bool:
-    """True if tracepoint ids can be read where libbpf looks for them."""
-    return any(Path(p, "events").is_dir() for p in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"))
 
 
 class Map:
