@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from doit.exceptions import TaskFailed
@@ -96,6 +97,9 @@ def _execute(argv: tuple[str, ...], cwd: str, stdout_to: str | None = None) -> T
     except OSError as err:
         return TaskFailed(f"cannot run {argv[0]}: {err.strerror}")
     if done.returncode == 0:
+        if done.stderr:  # warnings: show them, as make would
+            sys.stderr.write(done.stderr.decode(errors="replace"))
+            sys.stderr.flush()
         return None
     diagnostics = (done.stderr or b"").decode(errors="replace").rstrip()
     if done.stdout:

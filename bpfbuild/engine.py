@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from doit.cmd_base import TaskLoader2
+from doit.dependency import MD5Checker, get_file_md5
 from doit.doit_cmd import DoitMain
 from doit.loader import load_tasks
 from doit.reporter import ConsoleReporter
@@ -66,6 +67,35 @@ class KbuildReporter(ConsoleReporter):
             self.write("error: " + "\n".join(self.runtime_errors) + "\n")
 
 
+class SharedMD5Checker(MD5Checker):
+    """doit's content check, hashing each file once per run: every BPF object depends
+    on vmlinux.h and libbpf's headers, which doit would otherwise hash again after
+    each object, in the main thread, holding back the next job."""
+
+    _md5: dict[tuple[str, int, int], str] = {}
+
+    def _hash(self, path: str) -> tuple[float, int, str]:
+        st = os.stat(path)
+        key = (path, st.st_mtime_ns, st.st_size)
+        if key not in self._md5:
+            self._md5[key] = get_file_md5(path)
+        return st.st_mtime, st.st_size, self._md5[key]
+
+    def check_modified(self, file_path, file_stat, state) -> bool:
+        timestamp, size, file_md5 = state
+        if file_stat.st_mtime == timestamp:
+            return False
+        if file_stat.st_size != size:
+            return True
+        return file_md5 != self._hash(file_path)[2]
+
+    def get_state(self, dep, current_state):
+        timestamp = os.path.getmtime(dep)
+        if current_state and current_state[0] == timestamp:
+            return None
+        return self._hash(dep)
+
+
 def doit_config(root: Path, jobs: int | None = None, verbose: bool = False,
                 steps_to_stderr: bool = False) -> dict[str, Any]:
     """DOIT_CONFIG shared by `bpfbuild build` and a project's own dodo.py.
@@ -78,7 +108,7 @@ def doit_config(root: Path, jobs: int | None = None, verbose: bool = False,
     return {
         "dep_file": str(state / DB_NAME),
         "backend": "sqlite3",          # tolerates concurrent readers, one file
-        "check_file_uptodate": "md5",  # content, not mtime: a touch rebuilds nothing
+        "check_file_uptodate": SharedMD5Checker,  # content: a touch rebuilds nothing
         "reporter": KbuildReporter,
         "outfile": sys.stderr if steps_to_stderr else sys.stdout,
         # No capture: doit captures a Python action's output by swapping sys.stdout

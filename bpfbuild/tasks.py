@@ -37,6 +37,7 @@ class TaskFactory:
         self.layout = Layout(project.root, self.arch.name)
         self.prefix = prefix
         self.show_arch = len(project.arches) > 1
+        self._headers_include_skeletons: bool | None = None
         # Verification loads programs in the running kernel: only its own arch.
         self.verify_tasks = verify and self.arch == host_arch()
 
@@ -149,7 +150,9 @@ class TaskFactory:
         file_dep = self._header_deps(obj.source, layout.bpf_depfile(obj.name))
         prerequisite = self.name("vmlinux", "vmlinux.h")
         if self.uses_pch(obj):
-            file_dep.append(str(layout.vmlinux_pch))
+            # The PCH changes only with vmlinux.h or the flags, which this task
+            # tracks already; hashing the small header, not the 15 MB PCH, is cheaper.
+            file_dep.append(str(layout.vmlinux_header))
             prerequisite = self.name("pch", "vmlinux.h.pch")
         return self._task(
             "bpf", obj.name, "BPF", obj.source, [tuple(argv)],
@@ -209,10 +212,24 @@ class TaskFactory:
             file_dep=self._header_deps(source, layout.user_depfile(source)),
             # Order only: on a first build there is no depfile yet to say which
             # skeletons a source includes; afterwards the depfile has them.
-            task_dep=[self.name("skel", name) for name in self.project.bpf_objects],
+            task_dep=[self.name("skel", name) for name in self.skeletons_needed(source)],
             targets=targets,
             uptodate=[self._changed("cc", argv)],
         )
+
+    def skeletons_needed(self, source: str) -> list[str]:
+        """Skeletons a user source must wait for: those it names in `#include
+        "NAME.skel.h"`; all of them when a project header includes one (a source may
+        reach it indirectly). Waiting for fewer lets user code compile beside BPF."""
+        if self._headers_include_skeletons is None:
+            root = self.project.root
+            self._headers_include_skeletons = any(
+                _SKELETON_INCLUDE.search(header.read_text(errors="replace"))
+                for folder in self.project.include_dirs for header in (root / folder).rglob("*.h"))
+        if self._headers_include_skeletons:
+            return list(self.project.bpf_objects)
+        text = (self.project.root / source).read_text(errors="replace")
+        return [name for name in _SKELETON_INCLUDE.findall(text) if name in self.project.bpf_objects]
 
     def link(self, app_name: str) -> TaskDict:
         app, layout, toolchain = self.project.apps[app_name], self.layout, self.toolchain
@@ -308,6 +325,7 @@ class TaskFactory:
                 yield self.verify(obj)
 
 
+_SKELETON_INCLUDE = re.compile(r'#\s*include\s*[<"](\w+)\.skel\.h[>"]')
 _VMLINUX_INCLUDE = re.compile(r'\s*#\s*include\s*[<"]vmlinux\.h[>"]')
 
 
