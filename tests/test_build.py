@@ -184,3 +184,11 @@ def test_init_binary_reports_an_execve(snoop) -> None:
     assert child.returncode == 0
     assert len(event) == 5, f"no event for the execve of /bin/true: {event}"
     assert event[1] == str(os.getpid()) and event[-1] == "/bin/true", event
+
+
+def test_compiler_warnings_of_a_successful_build_are_shown(tmp_path: Path) -> None:
+    root = copy_project("multi", tmp_path)
+    source = root / "src" / "util.c"
+    source.write_text(source.read_text() + "\nstatic int unused_helper(void) { return 1; }\n")
+    run = build(root)
+    assert "warning:" in run.stderr and "unused_helper" in run.stderr, run.describe()
