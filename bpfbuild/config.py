@@ -23,7 +23,7 @@ class BuildConfig:
     static: bool = True
     """Link each app into one static executable with no runtime dependency."""
     strip: bool = False
-    """Strip the final executables with llvm-strip (smaller, no symbols)."""
+    """Strip the final executables with binutils strip (smaller, no symbols)."""
     bpf_cflags: list[str] = field(default_factory=list)
     """Extra clang flags for every BPF object."""
     cflags: list[str] = field(default_factory=list)

@@ -17,8 +17,8 @@ from doit.doit_cmd import DoitMain
 from doit.loader import load_tasks
 from doit.reporter import ConsoleReporter
 
-from .arch import Arch
-from .errors import BpfBuildError
+from .arch import Arch, host_arch
+from .errors import BpfBuildError, ToolchainError
 from .layout import state_dir
 from .project import Project, load_project
 from .tasks import project_tasks
@@ -143,8 +143,16 @@ def acquire_lock(root: Path) -> None:
 
 
 def toolchains_for(project: Project) -> list[Toolchain]:
+    """Every arch's toolchain, with the optional tools the config asks for."""
     state = state_dir(project.root)
-    return [find_toolchain(arch, state) for arch in project.arches]
+    toolchains = [find_toolchain(arch, state) for arch in project.arches]
+    for toolchain in toolchains:
+        if project.config.build.strip and toolchain.strip is None:
+            raise ToolchainError(
+                f"no strip for {toolchain.arch.name}, needed by `strip = true` in [build]",
+                hint=f"apt-get install {'binutils' if toolchain.arch == host_arch() else 'binutils-' + toolchain.arch.gnu_triplet}"
+                ", or set strip = false")
+    return toolchains
 
 
 def select_arches(project: Project, arches: list[Arch] | None) -> Project:

@@ -11,7 +11,6 @@ from doit.tools import config_changed
 
 from . import actions
 from .depfile import existing_deps
-from .errors import ToolchainError
 from .layout import Layout
 from .arch import host_arch
 from .project import KERNEL_BTF, BpfObject, Project
@@ -247,11 +246,8 @@ class TaskFactory:
         ]
         strip_argv = None
         commands = [tuple(argv)]
-        if build.strip:
-            if not toolchain.llvm_strip:
-                raise ToolchainError("llvm-strip not found, needed by `strip = true`",
-                                     hint="apt-get install llvm, or set strip = false in [build]")
-            strip_argv = (toolchain.llvm_strip.path, "--strip-all", actions.partial(self.rel(executable)))
+        if build.strip:  # toolchains_for() checked that strip exists
+            strip_argv = (toolchain.strip.path, "--strip-all", actions.partial(self.rel(executable)))
             commands.append(strip_argv)
         return self._task(
             "link", app_name, "LD", self.rel(executable), commands,

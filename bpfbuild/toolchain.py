@@ -53,7 +53,8 @@ class Toolchain:
     bpftool: Tool
     cc: Tool
     libbpf: Libbpf
-    llvm_strip: Tool | None
+    strip: Tool | None
+    """binutils strip for the executables (llvm-strip 14 rejects static glibc binaries)."""
     cflags: list[str] = field(default_factory=list)
     """$CFLAGS, split like a shell would."""
     ldflags: list[str] = field(default_factory=list)
@@ -229,6 +230,13 @@ def find_llvm_strip(cache: _VersionCache) -> Tool | None:
     return Tool("llvm-strip", path, _version_of(path, cache, "llvm-strip"))
 
 
+def find_strip(arch: Arch, cache: _VersionCache) -> Tool | None:
+    """$STRIP, or binutils' strip for the arch; None when absent (only `strip = true` needs it)."""
+    name = "strip" if arch == host_arch() else f"{arch.gnu_triplet}-strip"
+    path = _which([os.environ.get("STRIP", name)])
+    return Tool("strip", path, _version_of(path, cache, "strip")) if path else None
+
+
 def find_libbpf(arch: Arch, cache: _VersionCache) -> Libbpf:
     """libbpf's flags through pkg-config; for a cross arch, the multiarch .pc files."""
     pkg_config = _which([os.environ.get("PKG_CONFIG", "pkg-config")])
@@ -273,7 +281,7 @@ def find_toolchain(arch: Arch, state_dir: Path | None = None) -> Toolchain:
             bpftool=find_bpftool(cache),
             cc=find_cc(arch, cache),
             libbpf=find_libbpf(arch, cache),
-            llvm_strip=find_llvm_strip(cache),
+            strip=find_strip(arch, cache),
             cflags=shlex.split(os.environ.get("CFLAGS", "")),
             ldflags=shlex.split(os.environ.get("LDFLAGS", "")),
         )

@@ -192,3 +192,14 @@ def test_compiler_warnings_of_a_successful_build_are_shown(tmp_path: Path) -> No
     source.write_text(source.read_text() + "\nstatic int unused_helper(void) { return 1; }\n")
     run = build(root)
     assert "warning:" in run.stderr and "unused_helper" in run.stderr, run.describe()
+
+
+def test_strip_true_gives_a_smaller_static_binary(tmp_path: Path) -> None:
+    root = copy_project("multi", tmp_path)
+    build(root, "gamma")
+    unstripped = (root / "output" / ARCH / "gamma").stat().st_size
+    (root / "bpfbuild.toml").write_text("[build]\nstrip = true\n")
+    run = build(root, "gamma")
+    assert steps_of(run, "LD") == {f"output/{ARCH}/gamma"}, run.describe()
+    assert (root / "output" / ARCH / "gamma").stat().st_size < unstripped
+    assert needed_entries(root / "output" / ARCH / "gamma") == []

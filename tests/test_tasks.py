@@ -30,7 +30,7 @@ def fake_toolchain(arch: Arch) -> Toolchain:
         bpftool=Tool("bpftool", "/opt/bin/bpftool", "7.3.0"),
         cc=Tool("cc", f"/usr/bin/{arch.gnu_triplet}-gcc", "12.2"),
         libbpf=Libbpf("1.3.0", ["-I/opt/libbpf/include"], ["-lbpf"], ["-lbpf", "-lelf", "-lz"]),
-        llvm_strip=None,
+        strip=None,
     )
 
 
