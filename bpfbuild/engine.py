@@ -14,6 +14,7 @@ from typing import Any
 from doit.cmd_base import TaskLoader2
 from doit.dependency import MD5Checker, get_file_md5
 from doit.doit_cmd import DoitMain
+from doit.exceptions import InvalidDodoFile
 from doit.loader import load_tasks
 from doit.reporter import ConsoleReporter
 
@@ -185,7 +186,11 @@ def task_bpfbuild(root: Path | None = None, prefix: str = ""):
     root = (root or Path.cwd()).resolve()
     acquire_lock(root)
     if root not in _preloaded:
-        preload(load_project(root))
+        try:
+            preload(load_project(root))
+        except BpfBuildError as err:
+            # Under plain `doit`, an error doit knows prints as one line, no traceback.
+            raise InvalidDodoFile(err.message + (f"\nhint: {err.hint}" if err.hint else "")) from None
     project, toolchains = _preloaded[root]
     yield from project_tasks(project, toolchains, prefix, verify=_with_verify_tasks)
 

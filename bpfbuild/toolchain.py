@@ -8,7 +8,7 @@ import re
 import shlex
 import shutil
 import subprocess
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .arch import Arch, host_arch
@@ -287,8 +287,3 @@ def find_toolchain(arch: Arch, state_dir: Path | None = None) -> Toolchain:
         )
     finally:
         cache.save()
-
-
-def describe(toolchain: Toolchain) -> dict:
-    """A plain dict of the toolchain, for `bpfbuild doctor` and config_changed."""
-    return asdict(toolchain)

@@ -49,3 +49,12 @@ def test_plain_doit_builds_the_project(tmp_path: Path) -> None:
     assert (root / "tiny.sha256").read_text() == checksum_of(root)
     assert doit(root).stdout == ""
     assert_build_is_noop(root)      # bpfbuild and doit share one state
+
+
+def test_plain_doit_reports_a_config_error_without_traceback(tmp_path: Path) -> None:
+    root = copy_project("withdodo", tmp_path)
+    (root / "bpfbuild.toml").write_text((root / "bpfbuild.toml").read_text() + "\n[build]\nbogus = 1\n")
+    done = subprocess.run([sys.executable, "-m", "doit"], cwd=root, capture_output=True, text=True)
+    assert done.returncode != 0
+    assert "unknown key 'build.bogus'" in done.stderr and "hint: valid keys" in done.stderr
+    assert "Traceback" not in done.stderr
