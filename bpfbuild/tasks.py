@@ -37,6 +37,7 @@ class TaskFactory:
         self.prefix = prefix
         self.show_arch = len(project.arches) > 1
         self._headers_include_skeletons: bool | None = None
+        self._uses_pch: dict[str, bool] = {}
         # Verification loads programs in the running kernel: only its own arch.
         self.verify_tasks = verify and self.arch == host_arch()
 
@@ -122,8 +123,11 @@ class TaskFactory:
     def uses_pch(self, obj: BpfObject) -> bool:
         """Only sources whose first directive includes vmlinux.h can take the PCH:
         one that defines macros first (BPF_NO_PRESERVE_ACCESS_INDEX...) or uses uapi
-        headers instead must see exactly what it asked for."""
-        return self.project.config.build.pch and includes_vmlinux_first(self.project.root / obj.source)
+        headers instead must see exactly what it asked for. Each source is read once."""
+        if obj.name not in self._uses_pch:
+            self._uses_pch[obj.name] = self.project.config.build.pch and includes_vmlinux_first(
+                self.project.root / obj.source)
+        return self._uses_pch[obj.name]
 
     def bpf_compile_argv(self, obj: BpfObject) -> list[str]:
         """The clang command for one BPF object."""
