@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 
@@ -60,37 +62,32 @@ def _split_rule(rule: str) -> tuple[str, str]:
 
 
 def _words(text: str) -> list[str]:
-    """Split on unescaped whitespace, undoing Make's escapes."""
-    words, current, i = [], "", 0
-    while i < len(text):
-        char = text[i]
-        if char == "\\" and i + 1 < len(text) and text[i + 1] in " #\\:":
-            current += text[i + 1]
-            i += 2
-            continue
-        if char == "$" and text[i + 1: i + 2] == "$":
-            current += "$"
-            i += 2
-            continue
-        if char.isspace():
-            if current:
-                words.append(current)
-            current = ""
-        else:
-            current += char
-        i += 1
-    if current:
-        words.append(current)
-    return words
+    """Split on unescaped whitespace, undoing Make's escapes (`\\ `, `\\#`, `\\\\`,
+    `\\:`, `$$`). A regex, not a loop over characters: every no-op build reads
+    every depfile, and a user source's lists a few hundred system headers."""
+    return [_ESCAPE.sub(_unescape, word) if ("\\" in word or "$" in word) else word
+            for word in _WORD.findall(text)]
+
+
+_WORD = re.compile(r"(?:\\[ #\\:]|\S)+")
+_ESCAPE = re.compile(r"\\([ #\\:])|\$(\$)")
+
+
+def _unescape(match: re.Match) -> str:
+    return match.group(1) or match.group(2)
 
 
 def existing_deps(root: Path, depfile: Path) -> set[str]:
     """Absolute paths of a depfile's prerequisites that still exist, as ninja does:
     a header deleted since the last compile is dropped instead of breaking the build
     (if it is still included, the compiler says so)."""
-    found = set()
-    for dep in read_depfile(depfile):
-        path = root / dep
-        if path.exists():
-            found.add(str(path))
-    return found
+    base = str(root)
+    return {path for path in (_join(base, dep) for dep in read_depfile(depfile))
+            if os.path.exists(path)}
+
+
+def _join(base: str, dep: str) -> str:
+    """str(Path(base) / dep) (which drops `.` parts and doubled slashes, keeping
+    `..`), at a third of the cost for the usual clean path."""
+    path = os.path.join(base, dep)
+    return str(Path(path)) if ("/." in path or "//" in path) else path

@@ -70,3 +70,16 @@ def test_existing_deps_drops_deleted_headers(tmp_path: Path) -> None:
     assert existing_deps(tmp_path, depfile) == {
         str(tmp_path / "src/a.bpf.c"), str(tmp_path / "src/kept.h"), "/usr/include/stdio.h",
     }
+
+
+def test_existing_deps_names_each_file_one_way(tmp_path: Path) -> None:
+    """`./src/x.h` (from -I./src) and `src//x.h` are the same file_dep as `src/x.h`,
+    and a dotfile keeps its name."""
+    (tmp_path / "src").mkdir()
+    for name in ("x.h", ".hidden.h"):
+        (tmp_path / "src" / name).write_text("")
+    depfile = tmp_path / "a.d"
+    depfile.write_text("a.o: ./src/x.h src//x.h src/x.h src/.hidden.h\n")
+    assert existing_deps(tmp_path, depfile) == {
+        str(tmp_path / "src/x.h"), str(tmp_path / "src/.hidden.h"),
+    }
