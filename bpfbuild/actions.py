@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -43,6 +44,40 @@ def compile_with_depfile(argv: tuple[str, ...], cwd: str, outputs: tuple[str, ..
     return failed
 
 
+def build_pch(argv: tuple[str, ...], cwd: str, pch: str, key_file: str, key: str,
+              header: str) -> TaskFailed | None:
+    """Precompile vmlinux.h, then write KEY_FILE, which says what the PCH was built
+    from. The key goes first and comes back last: a compile that reads a matching
+    key finds the PCH of those very inputs in place (see pch_ready)."""
+    Path(key_file).unlink(missing_ok=True)
+    failed = run_tool(argv, cwd, (pch,))
+    if not failed:
+        Path(partial(key_file)).write_text(f"{key} {content_md5(header)}\n")
+        os.replace(partial(key_file), key_file)
+    return failed
+
+
+def pch_ready(key_file: str, key: str, header: str) -> bool:
+    """True when the PCH in place was built with these flags from this vmlinux.h."""
+    try:
+        saved = Path(key_file).read_text().split()
+    except OSError:
+        return False
+    return saved == [key, content_md5(header)]
+
+
+def compile_bpf(argv: tuple[str, ...], direct_argv: tuple[str, ...] | None, cwd: str,
+                outputs: tuple[str, ...], depfile: str, pch: tuple[str, str, str] | None,
+                task) -> TaskFailed | dict:
+    """Compile one BPF object with the precompiled vmlinux.h when it is ready, else
+    parse vmlinux.h directly (direct_argv): the object is byte-identical either way.
+    A compile never waits for the PCH, so on a clean build the other cores compile
+    while one builds it. Returns {"pch": used?}, saved as the task's values."""
+    use_pch = direct_argv is None or (pch is not None and pch_ready(*pch))
+    failed = compile_with_depfile(argv if use_pch else direct_argv, cwd, outputs, depfile, task)
+    return failed or {"pch": use_pch}
+
+
 def copy_file(source: str, output: str) -> None:
     """Copy source to output atomically."""
     _prepare((output,))
@@ -69,6 +104,20 @@ def link_executable(argv: tuple[str, ...], cwd: str, output: str, static: bool,
         return _finish((output,), failed)
     _finish((output,), None)
     return {"size": os.path.getsize(output), "needed": needed}
+
+
+_md5: dict[tuple[str, int, int], str] = {}
+
+
+def content_md5(path: str) -> str:
+    """MD5 of a file's content, computed once per process for each (mtime, size):
+    doit's up-to-date checks and pch_ready both hash vmlinux.h (~3 MB)."""
+    st = os.stat(path)
+    key = (path, st.st_mtime_ns, st.st_size)
+    if key not in _md5:
+        with open(path, "rb") as f:
+            _md5[key] = hashlib.file_digest(f, "md5").hexdigest()
+    return _md5[key]
 
 
 def _prepare(outputs: tuple[str, ...]) -> None:

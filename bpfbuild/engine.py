@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import functools
 import importlib.util
 import inspect
 import os
@@ -12,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from doit.cmd_base import TaskLoader2
-from doit.dependency import MD5Checker, get_file_md5
+from doit.control import ExecNode
+from doit.dependency import MD5Checker
 from doit.doit_cmd import DoitMain
 from doit.exceptions import InvalidDodoFile
 from doit.loader import load_tasks
 from doit.reporter import ConsoleReporter
 
+from .actions import content_md5
 from .arch import Arch, host_arch
 from .errors import BpfBuildError, ToolchainError
 from .layout import state_dir
@@ -45,6 +48,10 @@ class KbuildReporter(ConsoleReporter):
         self.outstream.flush()
 
     def add_success(self, task) -> None:
+        if self.verbose and task.values.get("pch") is False and task.meta \
+                and "-include-pch" in task.meta["commands"][0]:
+            self.write(f"    {task.meta['line'].split()[-1]}: vmlinux.h.pch was not ready yet, "
+                       "compiled without -include-pch (same object)\n")
         size = task.values.get("size") if task.meta else None
         if size is not None:
             needed = task.values.get("needed") or []
@@ -68,19 +75,39 @@ class KbuildReporter(ConsoleReporter):
             self.write("error: " + "\n".join(self.runtime_errors) + "\n")
 
 
+class _OrderedSet(dict):
+    """The `set` API doit's dispatcher uses (add, in, iteration), in insertion order."""
+
+    def add(self, item) -> None:
+        self[item] = None
+
+
+def _dispatch_in_definition_order(init):
+    """doit keeps the tasks that wait for a task in a set, so when vmlinux.h is done
+    the next ones start in an arbitrary order. Insertion order is definition order:
+    the PCH starts first, and the other jobs compile without it meanwhile. Only the
+    order changes; should a doit release drop the attribute, nothing breaks."""
+
+    @functools.wraps(init)
+    def wrapper(self, *args, **kwargs) -> None:
+        init(self, *args, **kwargs)
+        if type(getattr(self, "waiting_me", None)) is set and not self.waiting_me:
+            self.waiting_me = _OrderedSet()
+
+    return wrapper
+
+
+ExecNode.__init__ = _dispatch_in_definition_order(ExecNode.__init__)
+
+
 class SharedMD5Checker(MD5Checker):
     """doit's content check, hashing each file once per run: every BPF object depends
     on vmlinux.h and libbpf's headers, which doit would otherwise hash again after
     each object, in the main thread, holding back the next job."""
 
-    _md5: dict[tuple[str, int, int], str] = {}
-
     def _hash(self, path: str) -> tuple[float, int, str]:
         st = os.stat(path)
-        key = (path, st.st_mtime_ns, st.st_size)
-        if key not in self._md5:
-            self._md5[key] = get_file_md5(path)
-        return st.st_mtime, st.st_size, self._md5[key]
+        return st.st_mtime, st.st_size, content_md5(path)
 
     def check_modified(self, file_path, file_stat, state) -> bool:
         timestamp, size, file_md5 = state

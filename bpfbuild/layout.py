@@ -32,6 +32,11 @@ class Layout:
         return self.arch_dir / "include" / "vmlinux.h.pch"
 
     @property
+    def vmlinux_pch_key(self) -> Path:
+        """What the PCH was built from (flags, clang, vmlinux.h's MD5); written after it."""
+        return self.arch_dir / "include" / "vmlinux.h.pch.key"
+
+    @property
     def include_dir(self) -> Path:
         """Generated headers: vmlinux.h and every NAME.skel.h."""
         return self.arch_dir / "include"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import platform
 import re
 from collections.abc import Iterator
@@ -109,16 +111,26 @@ class TaskFactory:
 
     def vmlinux_pch(self) -> TaskDict:
         """vmlinux.h precompiled once per arch and flag set: parsing its ~3 MB is most
-        of each BPF compile. Objects come out byte-identical to a build without it."""
-        pch = self.layout.vmlinux_pch
-        argv = [*self.bpf_flags(), "-x", "c-header", self.rel(self.layout.vmlinux_header),
+        of each BPF compile. Objects come out byte-identical to a build without it.
+        No compile waits for it (see actions.compile_bpf)."""
+        layout = self.layout
+        pch, key_file = layout.vmlinux_pch, layout.vmlinux_pch_key
+        argv = [*self.bpf_flags(), "-x", "c-header", self.rel(layout.vmlinux_header),
                 "-o", actions.partial(self.rel(pch))]
         return self._task(
             "pch", "vmlinux.h.pch", "PCH", self.rel(pch), [tuple(argv)],
-            actions=[(actions.run_tool, (tuple(argv), str(self.project.root), (str(pch),)))],
-            file_dep=[str(self.layout.vmlinux_header)], targets=[str(pch)],
+            actions=[(actions.build_pch, (tuple(argv), str(self.project.root), str(pch),
+                                          str(key_file), self.pch_key(),
+                                          str(layout.vmlinux_header)))],
+            file_dep=[str(layout.vmlinux_header)], targets=[str(pch), str(key_file)],
             uptodate=[self._changed("clang", argv)],
         )
+
+    def pch_key(self) -> str:
+        """Names the flags and clang a PCH was built with; the key file adds vmlinux.h's MD5."""
+        clang = self.toolchain.clang
+        text = json.dumps([clang.path, clang.version, self.bpf_flags()])
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
 
     def uses_pch(self, obj: BpfObject) -> bool:
         """Only sources whose first directive includes vmlinux.h can take the PCH:
@@ -129,18 +141,19 @@ class TaskFactory:
                 self.project.root / obj.source)
         return self._uses_pch[obj.name]
 
-    def bpf_compile_argv(self, obj: BpfObject) -> list[str]:
-        """The clang command for one BPF object."""
+    def bpf_compile_argv(self, obj: BpfObject, pch: bool = True) -> list[str]:
+        """The clang command for one BPF object; with pch, the one that takes the
+        precompiled vmlinux.h when the source can."""
         layout = self.layout
-        pch = []
-        if self.uses_pch(obj):
-            pch = ["-include-pch", self.rel(layout.vmlinux_pch),
-                   # clang checks the header's mtime; doit already rebuilds the PCH
-                   # when vmlinux.h's content or the flags change, and a touch must not fail
-                   "-Xclang", "-fno-validate-pch"]
+        pch_flags = []
+        if pch and self.uses_pch(obj):
+            pch_flags = ["-include-pch", self.rel(layout.vmlinux_pch),
+                         # clang checks the header's mtime; the key file checks its
+                         # content instead (actions.pch_ready), so a touch cannot fail
+                         "-Xclang", "-fno-validate-pch"]
         return [
             *self.bpf_flags(),
-            *pch,
+            *pch_flags,
             "-MD", "-MP", "-MF", actions.partial(self.rel(layout.bpf_depfile(obj.name))),
             "-c", obj.source,
             "-o", actions.partial(self.rel(layout.bpf_compiled(obj.name))),
@@ -150,19 +163,20 @@ class TaskFactory:
         layout = self.layout
         argv = self.bpf_compile_argv(obj)
         targets = [str(layout.bpf_compiled(obj.name)), str(layout.bpf_depfile(obj.name))]
+        # vmlinux.h itself, not the 15 MB PCH: the PCH changes only with vmlinux.h
+        # or the flags, which this task tracks already.
         file_dep = self._header_deps(obj.source, layout.bpf_depfile(obj.name))
-        prerequisite = self.name("vmlinux", "vmlinux.h")
+        direct_argv = pch = None
         if self.uses_pch(obj):
-            # The PCH changes only with vmlinux.h or the flags, which this task
-            # tracks already; hashing the small header, not the 15 MB PCH, is cheaper.
             file_dep.append(str(layout.vmlinux_header))
-            prerequisite = self.name("pch", "vmlinux.h.pch")
+            direct_argv = tuple(self.bpf_compile_argv(obj, pch=False))
+            pch = (str(layout.vmlinux_pch_key), self.pch_key(), str(layout.vmlinux_header))
         return self._task(
             "bpf", obj.name, "BPF", obj.source, [tuple(argv)],
-            actions=[(actions.compile_with_depfile,
-                      (tuple(argv), str(self.project.root), tuple(targets), targets[1]))],
+            actions=[(actions.compile_bpf, (tuple(argv), direct_argv, str(self.project.root),
+                                            tuple(targets), targets[1], pch))],
             file_dep=file_dep,
-            task_dep=[prerequisite],
+            task_dep=[self.name("vmlinux", "vmlinux.h")],
             targets=targets,
             uptodate=[self._changed("clang", argv)],
         )
@@ -296,6 +310,8 @@ class TaskFactory:
                       str(layout.verify_dir(obj.name)), rodata, obj.name, self.arch.name,
                       str(report)))],
             file_dep=[str(bpf_object), str(runner), KERNEL_BTF],
+            # `bpfbuild verify` on a fresh tree: the PCH (no compile waits for it)
+            task_dep=[self.name("pch", "vmlinux.h.pch")] if self.needs_pch() else [],
             targets=[str(report)],
             uptodate=[config_changed({"kernel": platform.release(), "rodata": rodata}),
                       (actions.report_complete, (str(report),))],
@@ -306,9 +322,12 @@ class TaskFactory:
         root = self.project.root
         return sorted({str(root / source)} | existing_deps(root, depfile))
 
+    def needs_pch(self) -> bool:
+        return any(self.uses_pch(obj) for obj in self.project.bpf_objects.values())
+
     def tasks(self) -> Iterator[TaskDict]:
         yield self.vmlinux()
-        if any(self.uses_pch(obj) for obj in self.project.bpf_objects.values()):
+        if self.needs_pch():
             yield self.vmlinux_pch()
         for obj in self.project.bpf_objects.values():
             yield self.bpf_compile(obj)
@@ -352,13 +371,16 @@ def project_tasks(project: Project, toolchains: list[Toolchain], prefix: str = "
                   verify: bool = False) -> Iterator[TaskDict]:
     """All tasks of a project for every arch, plus one `app:NAME` group per app;
     with verify, also the verification tasks of the host arch."""
-    for toolchain in toolchains:
-        yield from TaskFactory(project, toolchain, prefix, verify).tasks()
+    factories = [TaskFactory(project, toolchain, prefix, verify) for toolchain in toolchains]
+    for factory in factories:
+        yield from factory.tasks()
+    # The PCH first: no compile waits for it, so `bpfbuild build APP` names it.
+    pch_tasks = [f.name("pch", "vmlinux.h.pch") for f in factories if f.needs_pch()]
     for app_name in project.apps:
         yield {
             "basename": f"{prefix}app",
             "name": app_name,
             "actions": None,
-            "task_dep": [f"{prefix}link:{t.arch.name}/{app_name}" for t in toolchains],
+            "task_dep": pch_tasks + [f"{prefix}link:{t.arch.name}/{app_name}" for t in toolchains],
             "doc": f"build app {app_name} for " + ", ".join(t.arch.name for t in toolchains),
         }

@@ -83,3 +83,88 @@ def test_source_defining_macros_first_builds_without_pch(tmp_path: Path) -> None
     assert "-include-pch" not in commands["src/early.bpf.c"]
     assert "-include-pch" in commands["src/late.bpf.c"]
     assert (root / "output" / ARCH / "bpf" / "early.bpf.o").is_file()
+
+
+_TASK_READER = """\
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+char LICENSE[] SEC("license") = "GPL";
+__u64 seen_{k};
+SEC("tracepoint/sched/sched_process_exec")
+int on_exec_{k}(void *ctx)
+{{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	seen_{k} = BPF_CORE_READ(task, real_parent, tgid) + {k};
+	return 0;
+}}
+"""
+
+
+def _task_readers(root: Path, count: int) -> Path:
+    """A project of `count` BPF objects that read task_struct through CO-RE."""
+    (root / "src").mkdir(parents=True)
+    (root / "bpfbuild.toml").write_text(f'[project]\nname = "{root.name}"\n')
+    for k in range(count):
+        (root / "src" / f"reader{k}.bpf.c").write_text(_TASK_READER.format(k=k))
+    return root
+
+
+FALLBACK_NOTE = "vmlinux.h.pch was not ready yet"
+
+
+@pytest.mark.slow
+def test_compiles_run_beside_the_pch_with_identical_objects(tmp_path: Path) -> None:
+    """No compile waits for the PCH: on a clean parallel build the first objects are
+    compiled while it is built, the later ones with it (it starts first), and every
+    object is the same as in a build where all of them took the PCH."""
+    count = 4
+    root = _task_readers(tmp_path / "readers", count)
+    sequential = build(root, "-j1", "-v")
+    assert FALLBACK_NOTE not in sequential.stdout, sequential.describe()
+    steps = [kind for kind, _ in sequential.steps]
+    assert steps.index("PCH") < steps.index("BPF"), sequential.describe()
+    all_with_pch = _bpf_objects(root)
+
+    shutil.rmtree(root / "output")
+    shutil.rmtree(root / ".bpfbuild")
+    parallel = build(root, "-j2", "-v")
+    fallbacks = parallel.stdout.count(FALLBACK_NOTE)
+    assert 1 <= fallbacks < count, parallel.describe()
+    assert _bpf_objects(root) == all_with_pch
+
+
+def test_compile_takes_the_pch_only_when_its_key_matches(tmp_path: Path) -> None:
+    """The key file written after the PCH names the flags, clang and vmlinux.h's
+    content; without it, or with another vmlinux.h's, a compile parses vmlinux.h."""
+    from types import SimpleNamespace
+
+    from bpfbuild.arch import host_arch
+    from bpfbuild.layout import Layout, state_dir
+    from bpfbuild.project import load_project
+    from bpfbuild.tasks import TaskFactory
+    from bpfbuild.toolchain import find_toolchain
+
+    root = _task_readers(tmp_path / "keyed", 1)
+    build(root, "-j1")
+    layout = Layout(root, ARCH)
+    built = layout.bpf_compiled("reader0").read_bytes()
+    project = load_project(root)
+    factory = TaskFactory(project, find_toolchain(host_arch(), state_dir(root)))
+    action, args = factory.bpf_compile(project.bpf_objects["reader0"])["actions"][0]
+
+    def compile_now() -> bool:
+        values = action(*args, task=SimpleNamespace(file_dep=set()))
+        assert isinstance(values, dict), values
+        assert layout.bpf_compiled("reader0").read_bytes() == built
+        return values["pch"]
+
+    assert compile_now() is True
+    key = layout.vmlinux_pch_key.read_text()
+    layout.vmlinux_pch_key.unlink()
+    assert compile_now() is False
+    flags_key, _ = key.split()
+    layout.vmlinux_pch_key.write_text(f"{flags_key} {'0' * 32}\n")
+    assert compile_now() is False
+    layout.vmlinux_pch_key.write_text(key)
+    assert compile_now() is True

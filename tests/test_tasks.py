@@ -88,8 +88,11 @@ def test_task_names_and_the_app_group(multi: Path, host_toolchain: Toolchain) ->
     for source in ("src/alpha.c", "src/gamma.c", "src/util.c"):
         assert f"cc:{arch}/{source}" in tasks
     assert f"link:{arch}/beta" not in tasks
-    assert tasks["app:alpha"]["task_dep"] == [f"link:{arch}/alpha"]
-    assert tasks["app:gamma"]["task_dep"] == [f"link:{arch}/gamma"]
+    # No compile waits for the PCH, so building one app names it, first.
+    pch = f"pch:{arch}/vmlinux.h.pch"
+    assert tasks["app:alpha"]["task_dep"] == [pch, f"link:{arch}/alpha"]
+    assert tasks["app:gamma"]["task_dep"] == [pch, f"link:{arch}/gamma"]
+    assert tasks[f"bpf:{arch}/alpha"]["task_dep"] == [f"vmlinux:{arch}/vmlinux.h"]
     link = tasks[f"link:{arch}/alpha"]
     assert link["targets"] == [str(multi / "output" / arch / "alpha")]
     assert set(link["file_dep"]) == {str(Layout(multi, arch).user_object(s))
@@ -264,6 +267,7 @@ def test_several_arches_name_the_arch_on_each_line(multi: Path) -> None:
     assert f"  BPF     src/alpha.bpf.c ({other.name})" in lines
     assert f"  BPF     src/alpha.bpf.c ({HOST.name})" in lines
     app = next(t for t in tasks if t["basename"] == "app" and t["name"] == "alpha")
-    assert app["task_dep"] == [f"link:{HOST.name}/alpha", f"link:{other.name}/alpha"]
+    assert app["task_dep"] == [f"pch:{HOST.name}/vmlinux.h.pch", f"pch:{other.name}/vmlinux.h.pch",
+                               f"link:{HOST.name}/alpha", f"link:{other.name}/alpha"]
     copy = next(t for t in tasks if t["basename"] == "vmlinux" and other.name in t["name"])
     assert copy["file_dep"] == [str(multi / f"vmlinux-{other.name}.h")]   # a header is copied
