@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -200,13 +201,15 @@ def _first_line(argv: list[str]) -> str:
 
 # -- running and measuring ---------------------------------------------------------
 
-def run_build(tool: Tool, root: Path, jobs: int, logs: Path, label: str) -> Run:
+def run_build(tool: Tool, root: Path, jobs: int, logs: Path, label: str,
+              env: dict[str, str] | None = None) -> Run:
     """Run one build of root; time it, take its max RSS from wait4, parse its commands."""
     out_path = logs / f"{tool.name}-{label}.out"
     err_path = logs / f"{tool.name}-{label}.err"
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(tool.argv(jobs), cwd=root, stdout=out, stderr=err, env=TOOL_ENV)
+        proc = subprocess.Popen(tool.argv(jobs), cwd=root, stdout=out, stderr=err,
+                                env=env or TOOL_ENV)
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -272,13 +275,13 @@ class ToolResult:
 
 
 def clean_build(tool: Tool, source: Path, root: Path, apps: list[str], jobs: int,
-                logs: Path, label: str) -> Run:
+                logs: Path, label: str, env: dict[str, str] | None = None) -> Run:
     """Build a fresh copy of the workload in root (deleted first if it exists)."""
     if root.exists():
         shutil.rmtree(root)
     shutil.copytree(source, root)
     tool.prepare(root)
-    run = run_build(tool, root, jobs, logs, label)
+    run = run_build(tool, root, jobs, logs, label, env)
     missing = [app for app in apps if not tool.executable(root, app).is_file()]
     if missing:
         raise BuildFailed(f"{tool.name}: no executable for {', '.join(missing)} after a clean build")
@@ -338,6 +341,111 @@ def warm_up(source: Path, scratch: Path) -> None:
 
 def progress(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+# -- where a clean build's time goes -------------------------------------------------
+
+STEP_KINDS = {
+    "vmlinux": "vmlinux.h (bpftool btf dump)",
+    "pch": "precompiled vmlinux.h (clang)",
+    "bpf": "BPF compiles (clang -c)",
+    "bpftool": "bpftool gen object, gen skeleton",
+    "cc": "user-space compiles (cc -c)",
+    "ld": "links (cc -o)",
+    "probe": "tool version probes",
+}
+
+_WRAPPER = """#!/bin/bash
+start=$EPOCHREALTIME
+{real} "$@"
+status=$?
+printf '%s %s {name} %s\\n' "$start" "$EPOCHREALTIME" "$*" >> {log}
+exit $status
+"""
+
+
+def classify(tool: str, args: str) -> str:
+    """The kind of one command a build ran (see STEP_KINDS)."""
+    words = args.split()
+    if tool == "clang":
+        return "pch" if "c-header" in words else "bpf" if "-c" in words else "probe"
+    if tool == "bpftool":
+        return "vmlinux" if words[:2] == ["btf", "dump"] else \
+            "bpftool" if words[:1] == ["gen"] else "probe"
+    return "cc" if "-c" in words else "ld" if "-o" in words else "probe"
+
+
+@dataclass
+class StepProfile:
+    """One clean build at -j1 with every clang, bpftool and cc command timed."""
+
+    tool: str
+    seconds: float
+    steps: dict[str, list[float]]
+    """Kind -> the wall time of each command of that kind."""
+
+    @property
+    def commands_seconds(self) -> float:
+        return sum(sum(times) for times in self.steps.values())
+
+    @property
+    def itself_seconds(self) -> float:
+        """The build tool's own time: start-up, planning, between commands."""
+        return max(self.seconds - self.commands_seconds, 0.0)
+
+    def as_dict(self) -> dict:
+        return {"seconds": round(self.seconds, 4), "itself_seconds": round(self.itself_seconds, 4),
+                "steps": {kind: {"commands": len(times), "seconds": round(sum(times), 4)}
+                          for kind, times in self.steps.items()}}
+
+
+def profile_steps(tool: Tool, source: Path, out: Path, apps: list[str], logs: Path) -> StepProfile:
+    """A clean build at -j1 with clang, bpftool and cc wrapped by a script that logs
+    each command's start and end. One job, so the commands do not slow each other."""
+    wrappers = out / "profile" / tool.name
+    wrappers.mkdir(parents=True)
+    log = wrappers / "commands.log"
+    env = dict(TOOL_ENV)
+    for name, variable in (("clang", "CLANG"), ("bpftool", "BPFTOOL"), ("cc", "CC")):
+        real = shutil.which(os.environ.get(variable, name), path=TOOL_ENV["PATH"])
+        if not real:
+            raise BuildFailed(f"{name} not found; the profile wraps it")
+        wrapper = wrappers / name
+        wrapper.write_text(_WRAPPER.format(real=shlex.quote(real), name=name,
+                                           log=shlex.quote(str(log))))
+        wrapper.chmod(0o755)
+        env[variable] = str(wrapper)
+    run = clean_build(tool, source, out / tool.name, apps, 1, logs, "profile", env)
+    steps: dict[str, list[float]] = {}
+    for line in log.read_text().splitlines():
+        start, end, name, *args = line.split(" ", 3)
+        kind = classify(name, args[0] if args else "")
+        steps.setdefault(kind, []).append(float(end) - float(start))
+    return StepProfile(tool.name, run.seconds, steps)
+
+
+def _steps_cell(times: list[float]) -> str:
+    if not times:
+        return "-"
+    return f"{len(times)} × {sum(times) / len(times):.3f} s = {sum(times):.2f} s"
+
+
+def steps_table(make: StepProfile, bpf: StepProfile, make_clean: float, jobs: int) -> str:
+    """Where each tool's clean build goes, and the best ratio that work allows."""
+    lines = ["| clean build at -j1, by step | make | bpfbuild |", "| --- | --- | --- |"]
+    for kind, label in STEP_KINDS.items():
+        if kind in make.steps or kind in bpf.steps:
+            lines.append(f"| {label} | {_steps_cell(make.steps.get(kind, []))} | "
+                         f"{_steps_cell(bpf.steps.get(kind, []))} |")
+    lines.append(f"| the build tool itself | {make.itself_seconds:.2f} s | {bpf.itself_seconds:.2f} s |")
+    lines.append(f"| total | {make.seconds:.2f} s | {bpf.seconds:.2f} s |")
+    floor = bpf.seconds / jobs
+    lines.append("")
+    lines.append(f"With {jobs} jobs a build takes at least its work / {jobs}: bpfbuild "
+                 f"{floor:.2f} s. Against make -j{jobs}'s measured {make_clean:.2f} s, no "
+                 f"schedule of this work can make bpfbuild more than "
+                 f"{make_clean / floor:.2f}x faster.")
+    return "\n".join(lines)
 
 
 # -- reporting ---------------------------------------------------------------------
@@ -412,6 +520,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--bpfbuild", help="the bpfbuild command (default: the console script "
                         "beside this Python, else the one in PATH)")
     parser.add_argument("--make", default="make", help="the make command (default: %(default)s)")
+    parser.add_argument("--no-steps", dest="steps", action="store_false",
+                        help="skip the -j1 clean build of each tool that times every command")
     args = parser.parse_args(argv)
     if min(args.apps, args.jobs, args.repeat, args.clean_repeat) < 1:
         parser.error("--apps, --jobs, --repeat and --clean-repeat must be at least 1")
@@ -420,7 +530,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def prepare_out(out: Path) -> None:
     """Use out, an empty folder or one a previous run left; never delete anything else."""
-    ours = {"workload", "make", "bpfbuild", "logs", "warm-up", "results.json"}
+    ours = {"workload", "make", "bpfbuild", "logs", "warm-up", "profile", "results.json"}
     if out.exists():
         strangers = [p.name for p in out.iterdir() if p.name not in ours]
         if strangers:
@@ -452,6 +562,11 @@ def main(argv: list[str] | None = None) -> int:
         bpfbuild_command = args.bpfbuild.split() if args.bpfbuild else default_bpfbuild()
         tools = [Make(args.make), Bpfbuild(bpfbuild_command)]
         results = bench(tools, source, out, apps, args.jobs, args.clean_repeat, args.repeat, logs)
+        profiles = []
+        if args.steps:
+            for tool in tools:
+                progress(f"{tool.name}: clean build at -j1, timing each command")
+                profiles.append(profile_steps(tool, source, out, apps, logs))
     except BuildFailed as err:
         print(f"error: {err}", file=sys.stderr)
         print(f"hint: the build trees and logs are in {out}", file=sys.stderr)
@@ -468,12 +583,17 @@ def main(argv: list[str] | None = None) -> int:
                    "noop": make.noop_median / bpf.noop_median},
         "table": table,
     }
+    if profiles:
+        data["steps"] = {p.tool: p.as_dict() for p in profiles}
+        data["steps_table"] = steps_table(*profiles, make.clean_median, args.jobs)
     (out / "results.json").write_text(json.dumps(data, indent=1) + "\n")
     if args.json and str(args.json) == "-":
         print(json.dumps(data, indent=1))
     else:
         print(machine_line(args.jobs, apps, load) + "\n")
         print(table)
+        if profiles:
+            print("\n" + data["steps_table"])
         if args.json:
             args.json.write_text(json.dumps(data, indent=1) + "\n")
     if args.out is None:

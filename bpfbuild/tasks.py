@@ -15,6 +15,7 @@ from . import actions
 from .depfile import existing_deps
 from .layout import Layout
 from .arch import host_arch
+from .config import PCH_AUTO_MIN
 from .project import KERNEL_BTF, BpfObject, Project
 from .toolchain import Toolchain
 
@@ -135,10 +136,15 @@ class TaskFactory:
     def uses_pch(self, obj: BpfObject) -> bool:
         """Only sources whose first directive includes vmlinux.h can take the PCH:
         one that defines macros first (BPF_NO_PRESERVE_ACCESS_INDEX...) or uses uapi
-        headers instead must see exactly what it asked for. Each source is read once."""
-        if obj.name not in self._uses_pch:
-            self._uses_pch[obj.name] = self.project.config.build.pch and includes_vmlinux_first(
-                self.project.root / obj.source)
+        headers instead must see exactly what it asked for. With pch = "auto", none
+        does when fewer than PCH_AUTO_MIN can. Each source is read once."""
+        if not self._uses_pch:
+            pch = self.project.config.build.pch
+            takers = {name: pch is not False and includes_vmlinux_first(self.project.root / o.source)
+                      for name, o in self.project.bpf_objects.items()}
+            if pch == "auto" and sum(takers.values()) < PCH_AUTO_MIN:
+                takers = dict.fromkeys(takers, False)
+            self._uses_pch.update(takers)
         return self._uses_pch[obj.name]
 
     def bpf_compile_argv(self, obj: BpfObject, pch: bool = True) -> list[str]:

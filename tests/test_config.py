@@ -23,6 +23,7 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
     assert config.build == BuildConfig()
     assert config.build.static is True
     assert config.build.include_dirs == ["src", "include"]
+    assert config.build.pch == "auto"
     assert config.vmlinux == {} and config.apps == {}
 
 
@@ -38,6 +39,7 @@ strip = true
 bpf_cflags = ["-DDEBUG"]
 cflags = ["-Wextra"]
 ldflags = ["-Wl,-z,now"]
+pch = false
 include_dirs = ["src", "inc"]
 
 [vmlinux]
@@ -54,6 +56,7 @@ sources = ["src/main.c", "src/util.c"]
     assert config.build.cflags == ["-Wextra"]
     assert config.build.ldflags == ["-Wl,-z,now"]
     assert config.build.include_dirs == ["src", "inc"]
+    assert config.build.pch is False
     assert config.vmlinux == {"arm64": "btf/vmlinux-arm64"}
     assert config.apps["mytool"].bpf == ["src/mytool.bpf.c"]
     assert config.apps["mytool"].sources == ["src/main.c", "src/util.c"]
@@ -98,6 +101,10 @@ CONFIG_ERRORS = [
      "2: 'build.static' must be true or false, not str 'yes'", "change the value of 'build.static'"),
     ("bool-as-int-dotted", "build.strip = 1\n",
      "1: 'build.strip' must be true or false, not int 1", "change the value of 'build.strip'"),
+    ("pch-unknown-word", '[build]\nstatic = true\npch = "sometimes"\n',
+     "3: 'build.pch' must be true, false or \"auto\", not 'sometimes'", "change the value of 'build.pch'"),
+    ("pch-as-int", "[build]\npch = 1\n",
+     "2: 'build.pch' must be true or false or a string, not int 1", "change the value of 'build.pch'"),
     ("list-as-string", '[build]\narches = "x86_64"\n',
      "2: 'build.arches' must be an array", "change the value of 'build.arches'"),
     ("list-item-type", '[build]\n\nbpf_cflags = ["-DA", 3]\n',

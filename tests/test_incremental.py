@@ -69,7 +69,7 @@ def test_bpf_source_edit_rebuilds_its_object_chain(multi: Path) -> None:
 
 def test_bpf_cflag_change_rebuilds_bpf_objects_not_user_objects(multi: Path) -> None:
     config = multi / "bpfbuild.toml"
-    config.write_text(config.read_text() + '\n[build]\nbpf_cflags = ["-DFOO"]\n')
+    config.write_text(config.read_text().replace("[build]", '[build]\nbpf_cflags = ["-DFOO"]', 1))
     run = build(multi)
     assert steps_of(run, "BPF") == ALL_BPF
     assert steps_of(run, "CC") == set()

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from buildutil import ARCH, REPO, build
 
+from bpfbuild.arch import host_arch
+from bpfbuild.config import PCH_AUTO_MIN
 from bpfbuild.tasks import includes_vmlinux_first
 
 EXAMPLES = sorted(p.parent.name for p in (REPO / "examples").glob("*/bpfbuild.toml"))
@@ -32,6 +34,13 @@ def test_includes_vmlinux_first(tmp_path: Path, source: str, expected: bool) -> 
     assert includes_vmlinux_first(path) is expected
 
 
+def _set_pch(config: Path, original: str, value: str) -> None:
+    if "[build]" in original:
+        config.write_text(original.replace("[build]", f"[build]\npch = {value}", 1))
+    else:
+        config.write_text(original + f"\n[build]\npch = {value}\n")
+
+
 def _bpf_objects(root: Path) -> dict[str, bytes]:
     folder = root / "output" / ARCH / "bpf"
     return {p.name: p.read_bytes() for p in sorted(folder.glob("*.o"))}
@@ -43,17 +52,14 @@ def test_pch_objects_are_byte_identical(tmp_path: Path, example: str) -> None:
     root = tmp_path / example
     shutil.copytree(REPO / "examples" / example, root,
                     ignore=shutil.ignore_patterns("output", ".bpfbuild"))
+    config = root / "bpfbuild.toml"
+    original = config.read_text()
+    _set_pch(config, original, "true")  # the examples have fewer objects than "auto" needs
     with_pch = build(root, "-v")
     assert "-include-pch" in with_pch.stdout, with_pch.describe()
     objects_with_pch = _bpf_objects(root)
 
-    config = root / "bpfbuild.toml"
-    text = config.read_text()
-    if "[build]" in text:
-        text = text.replace("[build]", "[build]\npch = false", 1)
-    else:
-        text += "\n[build]\npch = false\n"
-    config.write_text(text)
+    _set_pch(config, original, "false")
     without_pch = build(root, "-v")
     assert "-include-pch" not in without_pch.stdout, without_pch.describe()
     assert _bpf_objects(root) == objects_with_pch
@@ -63,7 +69,7 @@ def test_pch_objects_are_byte_identical(tmp_path: Path, example: str) -> None:
 def test_source_defining_macros_first_builds_without_pch(tmp_path: Path) -> None:
     root = tmp_path / "macro_first"
     (root / "src").mkdir(parents=True)
-    (root / "bpfbuild.toml").write_text('[project]\nname = "macro_first"\n')
+    (root / "bpfbuild.toml").write_text('[project]\nname = "macro_first"\n[build]\npch = true\n')
     (root / "src" / "early.bpf.c").write_text(
         "#define BPF_NO_PRESERVE_ACCESS_INDEX\n"
         '#include "vmlinux.h"\n'
@@ -101,10 +107,10 @@ int on_exec_{k}(void *ctx)
 """
 
 
-def _task_readers(root: Path, count: int) -> Path:
+def _task_readers(root: Path, count: int, pch: str = "\"auto\"") -> Path:
     """A project of `count` BPF objects that read task_struct through CO-RE."""
     (root / "src").mkdir(parents=True)
-    (root / "bpfbuild.toml").write_text(f'[project]\nname = "{root.name}"\n')
+    (root / "bpfbuild.toml").write_text(f'[project]\nname = "{root.name}"\n[build]\npch = {pch}\n')
     for k in range(count):
         (root / "src" / f"reader{k}.bpf.c").write_text(_TASK_READER.format(k=k))
     return root
@@ -118,7 +124,7 @@ def test_compiles_run_beside_the_pch_with_identical_objects(tmp_path: Path) -> N
     """No compile waits for the PCH: on a clean parallel build the first objects are
     compiled while it is built, the later ones with it (it starts first), and every
     object is the same as in a build where all of them took the PCH."""
-    count = 4
+    count = 4  # PCH_AUTO_MIN: "auto" takes the PCH
     root = _task_readers(tmp_path / "readers", count)
     sequential = build(root, "-j1", "-v")
     assert FALLBACK_NOTE not in sequential.stdout, sequential.describe()
@@ -139,13 +145,12 @@ def test_compile_takes_the_pch_only_when_its_key_matches(tmp_path: Path) -> None
     content; without it, or with another vmlinux.h's, a compile parses vmlinux.h."""
     from types import SimpleNamespace
 
-    from bpfbuild.arch import host_arch
     from bpfbuild.layout import Layout, state_dir
     from bpfbuild.project import load_project
     from bpfbuild.tasks import TaskFactory
     from bpfbuild.toolchain import find_toolchain
 
-    root = _task_readers(tmp_path / "keyed", 1)
+    root = _task_readers(tmp_path / "keyed", 1, pch="true")
     build(root, "-j1")
     layout = Layout(root, ARCH)
     built = layout.bpf_compiled("reader0").read_bytes()
@@ -168,3 +173,23 @@ def test_compile_takes_the_pch_only_when_its_key_matches(tmp_path: Path) -> None
     assert compile_now() is False
     layout.vmlinux_pch_key.write_text(key)
     assert compile_now() is True
+
+
+@pytest.mark.parametrize(("count", "pch", "expected"), [
+    (PCH_AUTO_MIN - 1, '"auto"', False),
+    (PCH_AUTO_MIN, '"auto"', True),
+    (1, "true", True),
+    (PCH_AUTO_MIN, "false", False),
+])
+def test_pch_auto_needs_enough_sources(tmp_path: Path, count: int, pch: str, expected: bool) -> None:
+    """"auto" builds no PCH for a few sources: it would cost more than it saves."""
+    from bpfbuild.project import load_project
+    from bpfbuild.tasks import TaskFactory
+    from bpfbuild.toolchain import find_toolchain
+
+    root = _task_readers(tmp_path / "auto", count, pch=pch)
+    project = load_project(root)
+    factory = TaskFactory(project, find_toolchain(host_arch(), None))
+    tasks = list(factory.tasks())
+    assert any(t["basename"] == "pch" for t in tasks) is expected
+    assert all(factory.uses_pch(o) is expected for o in project.bpf_objects.values())

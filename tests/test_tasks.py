@@ -259,7 +259,7 @@ def test_tool_version_is_part_of_config_changed(multi: Path) -> None:
 def test_several_arches_name_the_arch_on_each_line(multi: Path) -> None:
     other = next(a for a in ARCHES.values() if a != HOST)
     (multi / "bpfbuild.toml").write_text(
-        f'[build]\narches = ["{HOST.name}", "{other.name}"]\n'
+        f'[build]\narches = ["{HOST.name}", "{other.name}"]\npch = true\n'
         f'[vmlinux]\n{other.name} = "vmlinux-{other.name}.h"\n')
     project = load_project(multi)
     tasks = list(project_tasks(project, [fake_toolchain(HOST), fake_toolchain(other)]))
