@@ -94,3 +94,22 @@ def test_reference_makefile_shows_its_flaws(bench_results):
     assert make["header_edit"]["missed"] == make["header_edit"]["expected"]
     assert all(run["commands"] == 0 for run in make["noop"]["runs"])
     assert make["clean"]["runs"][0]["compiles"] == 3 + 4    # 3 BPF objects, 4 user sources
+
+
+@pytest.mark.slow
+def test_steps_table_accounts_for_every_command(bench_results):
+    """The -j1 profile of each tool times every command it ran, by kind; the counts
+    are those of the workload, so nothing was left out."""
+    table, results = bench_results
+    assert "| clean build at -j1, by step | make | bpfbuild |" in table
+    assert "no schedule of this work can make bpfbuild more than" in table
+    for tool in ("make", "bpfbuild"):
+        steps = results["steps"][tool]["steps"]
+        assert steps["vmlinux"]["commands"] == 1, steps
+        assert steps["bpf"]["commands"] == 3, steps       # 2 tracing apps + the XDP app
+        assert steps["bpftool"]["commands"] == 6, steps   # gen object + gen skeleton each
+        assert steps["cc"]["commands"] == 4, steps        # 3 loaders + util.c
+        assert steps["ld"]["commands"] == 3, steps
+        assert all(kind["seconds"] > 0 for kind in steps.values() if kind["commands"]), steps
+    # 2 sources take vmlinux.h first: fewer than pch = "auto" needs
+    assert "pch" not in results["steps"]["bpfbuild"]["steps"]
