@@ -418,9 +418,14 @@ def profile_steps(tool: Tool, source: Path, out: Path, apps: list[str], logs: Pa
     run = clean_build(tool, source, out / tool.name, apps, 1, logs, "profile", env)
     steps: dict[str, list[float]] = {}
     for line in log.read_text().splitlines():
-        start, end, name, *args = line.split(" ", 3)
-        kind = classify(name, args[0] if args else "")
-        steps.setdefault(kind, []).append(float(end) - float(start))
+        start, end, name, *args = line.split(" ", 3) + [""] * 2
+        try:
+            seconds = float(end) - float(start)
+        except ValueError:
+            raise BuildFailed(f"cannot read the command log {log} (line {line!r})\n"
+                              "hint: the wrappers need bash 5 ($EPOCHREALTIME); "
+                              "or skip this part with --no-steps") from None
+        steps.setdefault(classify(name, args[0]), []).append(seconds)
     return StepProfile(tool.name, run.seconds, steps)
 
 

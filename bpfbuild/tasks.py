@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import platform
@@ -121,14 +122,16 @@ class TaskFactory:
         return self._task(
             "pch", "vmlinux.h.pch", "PCH", self.rel(pch), [tuple(argv)],
             actions=[(actions.build_pch, (tuple(argv), str(self.project.root), str(pch),
-                                          str(key_file), self.pch_key(),
+                                          str(key_file), self.pch_key,
                                           str(layout.vmlinux_header)))],
             file_dep=[str(layout.vmlinux_header)], targets=[str(pch), str(key_file)],
             uptodate=[self._changed("clang", argv)],
         )
 
+    @functools.cached_property
     def pch_key(self) -> str:
-        """Names the flags and clang a PCH was built with; the key file adds vmlinux.h's MD5."""
+        """Names the flags and clang a PCH was built with; the key file adds vmlinux.h's
+        MD5. Once per arch: every BPF task of the arch passes it to its action."""
         clang = self.toolchain.clang
         text = json.dumps([clang.path, clang.version, self.bpf_flags()])
         return hashlib.sha256(text.encode()).hexdigest()[:32]
@@ -176,7 +179,7 @@ class TaskFactory:
         if self.uses_pch(obj):
             file_dep.append(str(layout.vmlinux_header))
             direct_argv = tuple(self.bpf_compile_argv(obj, pch=False))
-            pch = (str(layout.vmlinux_pch_key), self.pch_key(), str(layout.vmlinux_header))
+            pch = (str(layout.vmlinux_pch_key), self.pch_key, str(layout.vmlinux_header))
         return self._task(
             "bpf", obj.name, "BPF", obj.source, [tuple(argv)],
             actions=[(actions.compile_bpf, (tuple(argv), direct_argv, str(self.project.root),
@@ -317,7 +320,7 @@ class TaskFactory:
                       str(report)))],
             file_dep=[str(bpf_object), str(runner), KERNEL_BTF],
             # `bpfbuild verify` on a fresh tree: the PCH (no compile waits for it)
-            task_dep=[self.name("pch", "vmlinux.h.pch")] if self.needs_pch() else [],
+            task_dep=self.pch_tasks(),
             targets=[str(report)],
             uptodate=[config_changed({"kernel": platform.release(), "rodata": rodata}),
                       (actions.report_complete, (str(report),))],
@@ -330,6 +333,11 @@ class TaskFactory:
 
     def needs_pch(self) -> bool:
         return any(self.uses_pch(obj) for obj in self.project.bpf_objects.values())
+
+    def pch_tasks(self) -> list[str]:
+        """The PCH task's name when this arch has one: no compile waits for it, so a
+        run of only some tasks (an app, the verification) has to name it."""
+        return [self.name("pch", "vmlinux.h.pch")] if self.needs_pch() else []
 
     def tasks(self) -> Iterator[TaskDict]:
         yield self.vmlinux()
@@ -380,8 +388,7 @@ def project_tasks(project: Project, toolchains: list[Toolchain], prefix: str = "
     factories = [TaskFactory(project, toolchain, prefix, verify) for toolchain in toolchains]
     for factory in factories:
         yield from factory.tasks()
-    # The PCH first: no compile waits for it, so `bpfbuild build APP` names it.
-    pch_tasks = [f.name("pch", "vmlinux.h.pch") for f in factories if f.needs_pch()]
+    pch_tasks = [name for factory in factories for name in factory.pch_tasks()]  # first
     for app_name in project.apps:
         yield {
             "basename": f"{prefix}app",
