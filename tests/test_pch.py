@@ -13,6 +13,8 @@ from bpfbuild.arch import host_arch
 from bpfbuild.config import PCH_AUTO_MIN
 from bpfbuild.tasks import includes_vmlinux_first
 
+FALLBACK_NOTE = "vmlinux.h.pch was not ready yet"
+"""What `-v` prints when a compile did not take the PCH because it was not built yet."""
 EXAMPLES = sorted(p.parent.name for p in (REPO / "examples").glob("*/bpfbuild.toml"))
 
 
@@ -55,8 +57,11 @@ def test_pch_objects_are_byte_identical(tmp_path: Path, example: str) -> None:
     config = root / "bpfbuild.toml"
     original = config.read_text()
     _set_pch(config, original, "true")  # the examples have fewer objects than "auto" needs
-    with_pch = build(root, "-v")
+    # One job: the PCH is ready before any compile, so every object takes it (with
+    # more jobs, a compile may run beside the PCH, and -v would still show -include-pch).
+    with_pch = build(root, "-v", "-j1")
     assert "-include-pch" in with_pch.stdout, with_pch.describe()
+    assert FALLBACK_NOTE not in with_pch.stdout, with_pch.describe()
     objects_with_pch = _bpf_objects(root)
 
     _set_pch(config, original, "false")
@@ -115,8 +120,6 @@ def _task_readers(root: Path, count: int, pch: str = "\"auto\"") -> Path:
         (root / "src" / f"reader{k}.bpf.c").write_text(_TASK_READER.format(k=k))
     return root
 
-
-FALLBACK_NOTE = "vmlinux.h.pch was not ready yet"
 
 
 @pytest.mark.slow
