@@ -15,7 +15,7 @@ __all__ = ["doit_config", "task_bpfbuild", "__version__"]
 def __getattr__(name: str):
     # Lazy, so that importing the pytest plugin does not import doit.
     if name in ("doit_config", "task_bpfbuild"):
-        from . import engine
+        from .build import engine
 
         return getattr(engine, name)
     raise AttributeError(name)

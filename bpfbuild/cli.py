@@ -13,8 +13,8 @@ import click
 
 from . import __version__
 from .errors import BpfBuildError
-from .layout import OUTPUT_DIR, Layout, state_dir
-from .project import find_root, load_project
+from .build.layout import OUTPUT_DIR, Layout, state_dir
+from .build.project import find_root, load_project
 
 
 def handle_errors(func):
@@ -123,7 +123,7 @@ def test(junit_xml: str | None, require: bool, jobs: int | None, verbose: bool,
 def clean(directory: str | None) -> None:
     """Delete build outputs (output/) and build state (.bpfbuild/)."""
     root = _project_root(directory)
-    from .engine import acquire_lock
+    from .build.engine import acquire_lock
 
     acquire_lock(root)
     for path in (root / OUTPUT_DIR, state_dir(root)):

@@ -11,10 +11,10 @@ from pathlib import Path
 import click
 
 from .arch import get_arch, host_arch
-from .engine import preload, run_doit, select_arches
+from .build.engine import preload, run_doit, select_arches
 from .errors import BpfBuildError, VerifyError
-from .layout import Layout
-from .project import Project, load_project
+from .build.layout import Layout
+from .build.project import Project, load_project
 
 
 def _load(root: Path, arches: Sequence[str]) -> Project:
@@ -38,7 +38,7 @@ def verify_project(root: Path, objects: Sequence[str] = (), jobs: int | None = N
                    require: bool = False) -> int:
     """Build the objects, load each program in the running kernel, report, and check
     budgets and the baseline. Raises VerifyError listing every failure."""
-    from .verify import (
+    from .verify.report import (
         NO_PRIVILEGE_HINT, Verdict, VerifyReport, compare_baseline, format_csv, format_json,
         format_rejection, format_table, load_object_report, raise_for_failures, write_baseline,
     )

@@ -9,10 +9,10 @@ import click
 
 from .arch import host_arch
 from .errors import BpfBuildError
-from .kernel import can_load_bpf, kernel_btf, tracefs_mount
-from .layout import state_dir
-from .project import find_root, load_project
-from .toolchain import find_bpftool, find_cc, find_clang, find_libbpf, find_llvm_strip, _VersionCache
+from .kernels.host import can_load_bpf, kernel_btf, tracefs_mount
+from .build.layout import state_dir
+from .build.project import find_root, load_project
+from .build.toolchain import find_bpftool, find_cc, find_clang, find_libbpf, find_llvm_strip, _VersionCache
 
 
 def run_doctor(directory: str | None) -> int:

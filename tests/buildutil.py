@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bpfbuild.arch import host_arch
-from bpfbuild.kernel import can_load_bpf, tracefs_mount
+from bpfbuild.kernels.host import can_load_bpf, tracefs_mount
 
 PROJECTS = Path(__file__).resolve().parent / "projects"
 """Test projects, each copied into a temporary folder before use."""

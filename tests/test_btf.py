@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from bpfbuild.btf import Btf, BtfError, FormatLayout, Kind
+from bpfbuild.testing.btf import Btf, BtfError, FormatLayout, Kind
 
 FIXTURE = Path(__file__).parent / "fixtures" / "btf" / "types.bpf.c"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bpfbuild.arch import ARCHES
-from bpfbuild.config import BuildConfig, load_config
+from bpfbuild.build.config import BuildConfig, load_config
 from bpfbuild.errors import ConfigError
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bpfbuild.depfile import existing_deps, parse_depfile, read_depfile
+from bpfbuild.build.depfile import existing_deps, parse_depfile, read_depfile
 
 # (id, depfile text, prerequisites in order)
 DEPFILES = [

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from bpfbuild.arch import host_arch
-from bpfbuild.btf import FormatLayout
-from bpfbuild.layout import Layout
-from bpfbuild.libbpf import (
+from bpfbuild.testing.btf import FormatLayout
+from bpfbuild.build.layout import Layout
+from bpfbuild.testing.libbpf import (
     BpfError,
     BpfObject,
     BpfUnsupportedError,
@@ -369,7 +369,7 @@ def run_plugin(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> py
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
         [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]))
-    return pytester.runpytest_subprocess("-p", "bpfbuild.pytest_plugin", "-rA", "-v")
+    return pytester.runpytest_subprocess("-p", "bpfbuild.testing.pytest_plugin", "-rA", "-v")
 
 
 @pytest.fixture

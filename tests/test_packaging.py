@@ -59,7 +59,7 @@ def test_wheel_holds_templates_and_runner_source(wheel: Path) -> None:
     assert "bpfbuild/templates/tracepoint/src/{{name}}.bpf.c" in expected
     assert "bpfbuild/templates/tracepoint/template.toml" in expected
     assert expected <= names, sorted(expected - names)
-    runner_sources = {f"bpfbuild/runner/{p.name}" for p in (REPO / "bpfbuild/runner").glob("*.c")}
+    runner_sources = {f"bpfbuild/verify/runner/{p.name}" for p in (REPO / "bpfbuild/verify/runner").glob("*.c")}
     assert runner_sources <= names, sorted(runner_sources - names)
     assert "bpfbuild/cli.py" in names
 

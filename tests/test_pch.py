@@ -10,8 +10,8 @@ import pytest
 from buildutil import ARCH, REPO, build
 
 from bpfbuild.arch import host_arch
-from bpfbuild.config import PCH_AUTO_MIN
-from bpfbuild.tasks import includes_vmlinux_first
+from bpfbuild.build.config import PCH_AUTO_MIN
+from bpfbuild.build.tasks import includes_vmlinux_first
 
 FALLBACK_NOTE = "vmlinux.h.pch was not ready yet"
 """What `-v` prints when a compile did not take the PCH because it was not built yet."""
@@ -148,10 +148,10 @@ def test_compile_takes_the_pch_only_when_its_key_matches(tmp_path: Path) -> None
     content; without it, or with another vmlinux.h's, a compile parses vmlinux.h."""
     from types import SimpleNamespace
 
-    from bpfbuild.layout import Layout, state_dir
-    from bpfbuild.project import load_project
-    from bpfbuild.tasks import TaskFactory
-    from bpfbuild.toolchain import find_toolchain
+    from bpfbuild.build.layout import Layout, state_dir
+    from bpfbuild.build.project import load_project
+    from bpfbuild.build.tasks import TaskFactory
+    from bpfbuild.build.toolchain import find_toolchain
 
     root = _task_readers(tmp_path / "keyed", 1, pch="true")
     build(root, "-j1")
@@ -186,9 +186,9 @@ def test_compile_takes_the_pch_only_when_its_key_matches(tmp_path: Path) -> None
 ])
 def test_pch_auto_needs_enough_sources(tmp_path: Path, count: int, pch: str, expected: bool) -> None:
     """"auto" builds no PCH for a few sources: it would cost more than it saves."""
-    from bpfbuild.project import load_project
-    from bpfbuild.tasks import TaskFactory
-    from bpfbuild.toolchain import find_toolchain
+    from bpfbuild.build.project import load_project
+    from bpfbuild.build.tasks import TaskFactory
+    from bpfbuild.build.toolchain import find_toolchain
 
     root = _task_readers(tmp_path / "auto", count, pch=pch)
     project = load_project(root)

@@ -8,7 +8,7 @@ import pytest
 
 from bpfbuild.arch import ARCHES, host_arch
 from bpfbuild.errors import BpfBuildError, ConfigError, ProjectError
-from bpfbuild.project import KERNEL_BTF, find_root, load_project
+from bpfbuild.build.project import KERNEL_BTF, find_root, load_project
 
 HOST = host_arch().name
 OTHER_ARCH = next(name for name in ARCHES if name != HOST)
@@ -79,7 +79,7 @@ def test_discovery(tmp_path: Path, files: list[str], config: str,
 
 
 def test_object_names_its_skeleton() -> None:
-    from bpfbuild.project import BpfObject
+    from bpfbuild.build.project import BpfObject
 
     assert BpfObject("hello", "src/hello.bpf.c").skeleton_name == "hello_bpf"
 

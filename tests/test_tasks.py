@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from bpfbuild.arch import ARCHES, Arch, get_arch, host_arch
-from bpfbuild.layout import Layout
-from bpfbuild.project import load_project
-from bpfbuild.tasks import TaskFactory, project_tasks
-from bpfbuild.toolchain import Libbpf, Tool, Toolchain, find_toolchain
+from bpfbuild.build.layout import Layout
+from bpfbuild.build.project import load_project
+from bpfbuild.build.tasks import TaskFactory, project_tasks
+from bpfbuild.build.toolchain import Libbpf, Tool, Toolchain, find_toolchain
 
 from buildutil import copy_project
 

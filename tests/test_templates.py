@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from bpfbuild.layout import Layout
-from bpfbuild.libbpf import BpfObject, BpfUnsupportedError, has_bpf_privileges
+from bpfbuild.build.layout import Layout
+from bpfbuild.testing.libbpf import BpfObject, BpfUnsupportedError, has_bpf_privileges
 from bpfbuild.scaffold import available_templates, create_project
 from buildutil import ARCH, REPO, bpfbuild_command
 

@@ -8,7 +8,7 @@ import errno
 import pytest
 
 from bpfbuild.errors import VerifyError
-from bpfbuild.verifier_log import (
+from bpfbuild.verify.log import (
     CoreRelocationFailure,
     SourceLine,
     Verdict,

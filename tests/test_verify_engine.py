@@ -25,8 +25,8 @@ from bpfutil import (
 )
 
 from bpfbuild.errors import VerifyError
-from bpfbuild.verifier_log import Verdict, parse_runner_output
-from bpfbuild.verify import (
+from bpfbuild.verify.log import Verdict, parse_runner_output
+from bpfbuild.verify.report import (
     ObjectReport,
     ProgramResult,
     VerifyReport,

@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 
-from .arch import host_arch
-from .errors import BpfBuildError
-from .layout import Layout
+from ..arch import host_arch
+from ..errors import BpfBuildError
+from ..build.layout import Layout
 from .libbpf import (
     TRACEPOINT_SECTIONS,
     BpfObject,

@@ -15,7 +15,7 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any, Protocol
 
-from .errors import BpfBuildError
+from ..errors import BpfBuildError
 
 BTF_MAGIC = 0xEB9F
 

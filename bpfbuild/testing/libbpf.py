@@ -34,10 +34,10 @@ from pathlib import Path
 from typing import Any, Union
 
 from .btf import Btf, Layout
-from .errors import BpfBuildError, ToolchainError
-from .kernel import has_bpf_privileges, tracefs_mounted
+from ..errors import BpfBuildError, ToolchainError
+from ..kernels.host import has_bpf_privileges, tracefs_mounted
 
-log = logging.getLogger("bpfbuild.libbpf")
+log = logging.getLogger("bpfbuild.testing.libbpf")
 log.addHandler(logging.NullHandler())  # libbpf's messages go into errors; print only if asked
 
 LIBBPF_SONAME = "libbpf.so.1"

@@ -10,7 +10,9 @@ import platform
 import re
 from pathlib import Path
 
-from .project import KERNEL_BTF
+
+KERNEL_BTF = "/sys/kernel/btf/vmlinux"
+"""The running kernel's BTF: the default vmlinux.h source for the host arch."""
 
 BPF_PROG_LOAD = 5
 BPF_PROG_TYPE_SOCKET_FILTER = 1

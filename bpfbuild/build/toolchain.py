@@ -11,8 +11,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .arch import Arch, host_arch
-from .errors import ToolchainError
+from ..arch import Arch, host_arch
+from ..errors import ToolchainError
 
 MIN_CLANG = 11
 """Oldest clang whose BTF and CO-RE relocations libbpf can rely on."""

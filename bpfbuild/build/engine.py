@@ -21,8 +21,8 @@ from doit.loader import load_tasks
 from doit.reporter import ConsoleReporter
 
 from .actions import content_md5
-from .arch import Arch, host_arch
-from .errors import BpfBuildError, ToolchainError
+from ..arch import Arch, host_arch
+from ..errors import BpfBuildError, ToolchainError
 from .layout import state_dir
 from .project import Project, load_project
 from .tasks import project_tasks

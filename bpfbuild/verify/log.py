@@ -9,7 +9,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .errors import VerifyError
+from ..errors import VerifyError
 
 RUNNER_FORMAT = 1
 """The `format` the runner's first line must carry (bpfverify.c OUTPUT_FORMAT)."""

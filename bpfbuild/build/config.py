@@ -9,8 +9,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from .arch import get_arch
-from .errors import ConfigError
+from ..arch import get_arch
+from ..errors import ConfigError
 
 CONFIG_NAME = "bpfbuild.toml"
 PCH_AUTO_MIN = 4

@@ -177,8 +177,8 @@ def verify_object(runner: str, bpf_object: str, log_dir: str, rodata: dict, name
                   arch: str, report: str) -> TaskFailed | None:
     """Run the verifier runner on one object and save its report (atomically).
     A rejection is a result, not a task failure: `bpfbuild verify` judges it."""
-    from .errors import BpfBuildError
-    from .verify import save_object_report, verify_object as run_verifier
+    from ..errors import BpfBuildError
+    from ..verify.report import save_object_report, verify_object as run_verifier
 
     try:
         result = run_verifier(Path(runner), Path(bpf_object), Path(log_dir), rodata,
@@ -192,7 +192,7 @@ def verify_object(runner: str, bpf_object: str, log_dir: str, rodata: dict, name
 
 def report_complete(report: str) -> bool:
     """False when the saved report was made without BPF privilege: verify again."""
-    from .verify import load_object_report
+    from ..verify.report import load_object_report
 
     try:
         return load_object_report(Path(report)).privileged

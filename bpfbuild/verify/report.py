@@ -12,10 +12,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from .arch import ARCHES
-from .errors import VerifyError
+from ..arch import ARCHES
+from ..errors import VerifyError
 from .runner import RUNNER_SOURCE
-from .verifier_log import (
+from .log import (
     RunnerProgram,
     Verdict,
     VerifierStats,

@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .arch import Arch, get_arch, host_arch
+from ..arch import Arch, get_arch, host_arch
 from .config import CONFIG_NAME, ProjectConfig, load_config
-from .errors import ConfigError, ProjectError
+from ..errors import ConfigError, ProjectError
+from ..kernels.host import KERNEL_BTF
 
-KERNEL_BTF = "/sys/kernel/btf/vmlinux"
-"""The running kernel's BTF: the default vmlinux.h source for the host arch."""
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from doit.tools import config_changed
 from . import actions
 from .depfile import existing_deps
 from .layout import Layout
-from .arch import host_arch
+from ..arch import host_arch
 from .config import PCH_AUTO_MIN
 from .project import KERNEL_BTF, BpfObject, Project
 from .toolchain import Toolchain
@@ -290,8 +290,8 @@ class TaskFactory:
     def verifier_runner(self) -> TaskDict:
         """bpfverify, the static C program that loads each BPF program in the kernel:
         static so that it also runs in a bare initramfs with no Python."""
-        from .runner import RUNNER_SOURCE
-        from .verify import build_runner_command
+        from ..verify.runner import RUNNER_SOURCE
+        from ..verify.report import build_runner_command
 
         runner = self.layout.verifier_runner
         argv = build_runner_command(

@@ -1,0 +1,1 @@
+"""The build pipeline: config, project model, toolchain, doit tasks and actions, engine."""

@@ -1,0 +1,1 @@
+"""Verification: the C runner, verifier-log parsing, verdicts, baselines and reports."""
