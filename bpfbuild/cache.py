@@ -1,0 +1,169 @@
+"""The user's cache shared by every project (kernels, generated headers, sources): its
+root, and entries that are written atomically and verified when read.
+
+An entry is a folder `<root>/<kind>/<key>/` holding its files and a `manifest.json`
+with the SHA-256 of each file and free-form metadata (provenance). The folder is
+assembled under a temporary name and renamed into place, so a reader sees a whole
+entry or none; a reader that finds a file whose hash does not match drops the entry
+and treats it as a miss, as ccache does.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import BpfBuildError
+
+CACHE_ENV = "BPFBUILD_CACHE_DIR"
+"""Overrides the cache root (default: $XDG_CACHE_HOME/bpfbuild, else ~/.cache/bpfbuild)."""
+MANIFEST = "manifest.json"
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+~-]*$")
+
+
+class CacheError(BpfBuildError):
+    """The cache folder cannot be created or written."""
+
+
+def cache_root() -> Path:
+    """Where the user's cache lives; nothing else of the machine is written."""
+    override = os.environ.get(CACHE_ENV)
+    if override:
+        return Path(override).expanduser().resolve()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return (base / "bpfbuild").resolve()
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A verified cache entry."""
+
+    path: Path
+    files: dict[str, str]
+    """File name -> SHA-256 of its content."""
+    meta: dict
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+
+def sha256_file(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _check_name(what: str, name: str) -> str:
+    if not _KEY.match(name) or name in (".", ".."):
+        raise CacheError(f"invalid cache {what} {name!r}",
+                         hint="use letters, digits and . _ + ~ - only (this is a bug in bpfbuild)")
+    return name
+
+
+def entry_path(kind: str, key: str, root: Path | None = None) -> Path:
+    return (root or cache_root()) / _check_name("kind", kind) / _check_name("key", key)
+
+
+def read_entry(kind: str, key: str, root: Path | None = None) -> Entry | None:
+    """The entry if it exists and every file matches its recorded hash; a corrupt or
+    partial entry is removed and reported as a miss."""
+    path = entry_path(kind, key, root)
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+        files = dict(manifest["files"])
+        meta = dict(manifest.get("meta", {}))
+        for name, digest in files.items():
+            if sha256_file(path / _check_name("file", name)) != digest:
+                raise ValueError(f"{name}: hash mismatch")
+    except FileNotFoundError:
+        if path.is_dir():
+            _remove(path)
+        return None
+    except (OSError, ValueError, KeyError, TypeError, CacheError):
+        _remove(path)
+        return None
+    return Entry(path, files, meta)
+
+
+def write_entry(kind: str, key: str, files: Mapping[str, Path], meta: Mapping | None = None,
+                root: Path | None = None, move: bool = False) -> Entry:
+    """Store files (name -> source path) as one entry, atomically. When another process
+    stored the same key meanwhile, its verified entry is kept and returned.
+    move: rename the sources into the entry instead of copying them (same file system)."""
+    final = entry_path(kind, key, root)
+    parent = final.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{key}.", suffix=".partial", dir=parent))
+    except OSError as err:
+        raise CacheError(f"cannot write the cache in {parent}: {err.strerror}",
+                         hint=f"make it writable, or set ${CACHE_ENV} to another folder") from None
+    try:
+        digests = {}
+        for name, source in files.items():
+            target = staging / _check_name("file", name)
+            if move:
+                os.replace(source, target)
+            else:
+                shutil.copyfile(source, target)
+            digests[name] = sha256_file(target)
+        manifest = {"files": digests, "meta": dict(meta or {})}
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+        try:
+            os.rename(staging, final)
+        except OSError:
+            # Another writer won the race, or a corrupt entry is in the way.
+            existing = read_entry(kind, key, root)
+            if existing:
+                return existing
+            os.rename(staging, final)
+    except OSError as err:
+        raise CacheError(f"cannot write the cache entry {final}: {err.strerror}",
+                         hint=f"check free space and permissions, or set ${CACHE_ENV}") from None
+    finally:
+        if staging.exists():
+            _remove(staging)
+    return Entry(final, digests, dict(meta or {}))
+
+
+@contextmanager
+def locked(kind: str, key: str, root: Path | None = None) -> Iterator[None]:
+    """Hold an exclusive lock on one key (e.g. while fetching it), so that two builds
+    filling the cache at once do the work once."""
+    parent = (root or cache_root()) / _check_name("kind", kind)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(parent / f".{_check_name('key', key)}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:
+        raise CacheError(f"cannot write the cache in {parent}: {err.strerror}",
+                         hint=f"make it writable, or set ${CACHE_ENV} to another folder") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def remove_partials(kind: str, root: Path | None = None) -> None:
+    """Delete staging folders that a killed process left behind."""
+    parent = (root or cache_root()) / kind
+    if parent.is_dir():
+        for child in parent.glob(".*.partial"):
+            _remove(child)
+
+
+def _remove(path: Path) -> None:
+    """Delete an entry folder; a symlink is removed as a link, never followed."""
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)
+    elif path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)

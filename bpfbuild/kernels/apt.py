@@ -1,0 +1,270 @@
+"""apt with bpfbuild's own configuration: its own sources list, package lists and
+download cache under the user's cache, so the machine's apt sources are never read or
+changed and no root is needed. Used to fetch distribution kernels and source packages.
+
+    apt = Apt(["bookworm"], "arm64")
+    apt.update()                                  # once; lists live in the cache
+    version = apt.candidate("linux-image-cloud-arm64")
+    deb = apt.download("linux-image-6.1.0-37-cloud-arm64", version, folder)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..cache import cache_root, locked
+from ..errors import BpfBuildError
+
+MIRROR_ENV = "BPFBUILD_DEBIAN_MIRROR"
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+KNOWN_SUITES = ("bullseye", "bookworm", "bookworm-backports", "trixie")
+"""Debian suites bpfbuild may ask for: 5.10 kernels, 6.1, backports, 6.12."""
+LISTS_MAX_AGE = 7 * 24 * 3600
+"""Package lists older than this are refreshed before a new resolution."""
+
+
+class AptError(BpfBuildError):
+    """apt could not resolve or fetch a package."""
+
+
+def debian_mirror() -> str:
+    return os.environ.get(MIRROR_ENV, DEFAULT_MIRROR).rstrip("/")
+
+
+@dataclass(frozen=True)
+class Package:
+    """One binary or source package version as the lists describe it."""
+
+    name: str
+    version: str
+    fields: dict[str, str]
+
+
+class Apt:
+    """apt-get/apt-cache for some Debian suites and one Debian arch, configured only
+    through command-line options, with state in <cache>/apt/<arch>-<suites>[-src]."""
+
+    def __init__(self, suites: Sequence[str], debian_arch: str, sources: bool = False,
+                 root: Path | None = None) -> None:
+        unknown = [s for s in suites if s not in KNOWN_SUITES]
+        if unknown or not suites:
+            raise AptError(f"unknown Debian suite {', '.join(unknown) or '(none)'}",
+                           hint="known suites: " + ", ".join(KNOWN_SUITES))
+        if not re.fullmatch(r"[a-z0-9]+", debian_arch):
+            raise AptError(f"invalid Debian architecture {debian_arch!r}",
+                           hint="use a Debian arch name such as amd64 or arm64")
+        self.suites = tuple(sorted(set(suites)))
+        self.arch = debian_arch
+        self.sources = sources
+        name = f"{debian_arch}-{'+'.join(self.suites)}" + ("-src" if sources else "")
+        self.dir = (root or cache_root()) / "apt" / name
+
+    # -- configuration ------------------------------------------------------
+
+    def sources_lines(self) -> list[str]:
+        """The sources list, one line per suite (and deb-src lines when asked)."""
+        mirror = debian_mirror()
+        lines = []
+        for suite in self.suites:
+            lines.append(f"deb [signed-by={KEYRING}] {mirror} {suite} main")
+            if self.sources:
+                lines.append(f"deb-src [signed-by={KEYRING}] {mirror} {suite} main")
+        return lines
+
+    def options(self) -> list[str]:
+        d = self.dir
+        options = {
+            "Dir::Etc::sourcelist": d / "sources.list",
+            "Dir::Etc::sourceparts": d / "sources.list.d",
+            "Dir::Etc::preferences": d / "preferences",
+            "Dir::Etc::preferencesparts": d / "preferences.d",
+            "Dir::State::Lists": d / "lists",
+            "Dir::State::status": d / "status",
+            "Dir::Cache": d / "cache",
+            "Debug::NoLocking": "1",            # our own folders; lock them ourselves
+            "APT::Architecture": self.arch,
+            "APT::Architectures": self.arch,
+            "Acquire::Languages": "none",
+            "APT::Get::List-Cleanup": "0",
+        }
+        if os.geteuid() == 0:
+            # apt drops to _apt for downloads, which cannot write under /root.
+            options["APT::Sandbox::User"] = "root"
+        return [arg for key, value in options.items() for arg in ("-o", f"{key}={value}")]
+
+    def _prepare(self) -> None:
+        try:
+            for sub in ("lists/partial", "cache/archives/partial", "sources.list.d",
+                        "preferences.d"):
+                (self.dir / sub).mkdir(parents=True, exist_ok=True)
+            (self.dir / "status").touch()
+            text = "\n".join(self.sources_lines()) + "\n"
+            listing = self.dir / "sources.list"
+            if not listing.is_file() or listing.read_text() != text:
+                listing.write_text(text)
+        except OSError as err:
+            raise AptError(f"cannot write apt's state in {self.dir}: {err.strerror}",
+                           hint="make the cache writable, or set $BPFBUILD_CACHE_DIR") from None
+
+    # -- commands -----------------------------------------------------------
+
+    def _run(self, tool: str, *args: str, cwd: Path | None = None) -> str:
+        binary = shutil.which(tool)
+        if not binary:
+            raise AptError(f"{tool} not found: bpfbuild fetches Debian packages with apt",
+                           hint="run on Debian or Ubuntu (apt-get install apt)")
+        if not Path(KEYRING).is_file():
+            raise AptError(f"{KEYRING} is missing: cannot check Debian's signatures",
+                           hint="apt-get install debian-archive-keyring")
+        done = subprocess.run([binary, *self.options(), *args], cwd=cwd, capture_output=True,
+                              text=True, env=dict(os.environ, LC_ALL="C"))
+        if done.returncode != 0:
+            message = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise AptError(f"`{tool} {' '.join(args)}` failed: {message}",
+                           hint=self.network_hint())
+        return done.stdout
+
+    def network_hint(self) -> str:
+        return ("check that this machine reaches " + debian_mirror() + " (or set $"
+                + MIRROR_ENV + " to a Debian mirror); bpfbuild's own sources list is:  "
+                + "  |  ".join(self.sources_lines()))
+
+    def lists_age(self) -> float | None:
+        """Seconds since the lists were fetched, or None when never."""
+        stamp = self.dir / "lists" / ".updated"
+        try:
+            return time.time() - stamp.stat().st_mtime
+        except OSError:
+            return None
+
+    def update(self, force: bool = False) -> None:
+        """Fetch the package lists when they are missing, old, or when forced."""
+        with locked("apt", self.dir.name, self.dir.parent.parent):
+            age = self.lists_age()
+            if not force and age is not None and age < LISTS_MAX_AGE:
+                return
+            self._prepare()
+            self._run("apt-get", "update", "-q")
+            (self.dir / "lists" / ".updated").touch()
+
+    def show(self, package: str, version: str | None = None) -> Package | None:
+        """The record of package (at version, else the candidate), or None if unknown."""
+        self.update()
+        spec = f"{package}={version}" if version else package
+        try:
+            text = self._run("apt-cache", "show", "--no-all-versions", spec)
+        except AptError:
+            return None
+        fields = _parse_record(text)
+        if "Package" not in fields:
+            return None
+        return Package(fields["Package"], fields.get("Version", ""), fields)
+
+    def candidate(self, package: str) -> str | None:
+        record = self.show(package)
+        return record.version if record else None
+
+    def versions(self, package: str) -> list[str]:
+        """Every version of package in the configured suites, newest first."""
+        self.update()
+        try:
+            text = self._run("apt-cache", "madison", package)
+        except AptError:
+            return []
+        return [line.split("|")[1].strip() for line in text.splitlines() if line.count("|") >= 2]
+
+    def download(self, package: str, version: str, folder: Path) -> Path:
+        """Download one .deb into folder (apt checks it against the signed lists)."""
+        self.update()
+        folder.mkdir(parents=True, exist_ok=True)
+        self._run("apt-get", "download", "-q", f"{package}={version}", cwd=folder)
+        found = sorted(folder.glob(f"{package}_*.deb"))
+        if not found:
+            raise AptError(f"apt-get download {package}={version} produced no .deb",
+                           hint=self.network_hint())
+        return found[-1]
+
+    def download_source(self, package: str, version: str | None, folder: Path) -> list[Path]:
+        """Download a source package's files (.dsc, tarballs) into folder."""
+        if not self.sources:
+            raise AptError("this Apt has no deb-src lines", hint="create it with sources=True")
+        self.update()
+        folder.mkdir(parents=True, exist_ok=True)
+        spec = f"{package}={version}" if version else package
+        self._run("apt-get", "source", "--download-only", "-q", spec, cwd=folder)
+        return sorted(p for p in folder.iterdir() if p.is_file())
+
+
+def _parse_record(text: str) -> dict[str, str]:
+    """The first RFC 822 record of apt-cache output, continuation lines joined."""
+    fields: dict[str, str] = {}
+    key = None
+    for line in text.splitlines():
+        if not line.strip():
+            if fields:
+                break
+            continue
+        if line[0] in " \t" and key:
+            fields[key] += "\n" + line.strip()
+        elif ":" in line:
+            key, value = line.split(":", 1)
+            fields[key] = value.strip()
+    return fields
+
+
+def extract_deb(deb: Path, destination: Path, members: Sequence[str] = ()) -> None:
+    """Extract a .deb's data archive (or only the named members) into destination,
+    with Python's tarfile under the `data` filter: no path escapes the folder."""
+    data = _deb_member(deb, "data.tar")
+    with tarfile.open(fileobj=data) as archive:
+        names = None
+        if members:
+            wanted = {m.lstrip("./") for m in members}
+            names = [m for m in archive.getmembers() if m.name.lstrip("./") in wanted]
+        archive.extractall(destination, members=names, filter="data")
+
+
+def _deb_member(deb: Path, prefix: str):
+    """The file object of the ar member named prefix* (data.tar.xz, .zst, ...)."""
+    import io
+
+    with open(deb, "rb") as f:
+        if f.read(8) != b"!<arch>\n":
+            raise AptError(f"{deb} is not a Debian package (no ar header)",
+                           hint="delete it and fetch again")
+        while True:
+            header = f.read(60)
+            if len(header) < 60:
+                break
+            name = header[:16].decode().strip().rstrip("/")
+            size = int(header[48:58].decode().strip())
+            body = f.read(size)
+            if size % 2:
+                f.read(1)
+            if name.startswith(prefix):
+                if name.endswith(".zst"):
+                    return io.BytesIO(_unzstd(body))
+                return io.BytesIO(body)
+    raise AptError(f"{deb} has no {prefix}* member", hint="delete it and fetch again")
+
+
+def _unzstd(data: bytes) -> bytes:
+    """zstd is not in Python's standard library before 3.14: use the zstd tool."""
+    tool = shutil.which("zstd")
+    if not tool:
+        raise AptError("zstd is needed to unpack this package", hint="apt-get install zstd")
+    done = subprocess.run([tool, "-dc"], input=data, capture_output=True)
+    if done.returncode:
+        raise AptError("zstd could not unpack a package member: "
+                       + done.stderr.decode(errors="replace").strip(),
+                       hint="delete the cached .deb and fetch again")
+    return done.stdout
