@@ -73,15 +73,20 @@ class _VersionCache:
     A no-op build then runs no subprocess to learn versions it already knows.
     """
 
+    FORMAT = 2
+    """Bumped when a probe changes what it records: older entries are dropped."""
+
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self.entries: dict[str, dict] = {}
         self.dirty = False
         if path and path.is_file():
             try:
-                self.entries = json.loads(path.read_text())
+                data = json.loads(path.read_text())
             except (OSError, ValueError):
-                self.entries = {}
+                data = {}
+            if isinstance(data, dict) and data.get("format") == self.FORMAT:
+                self.entries = data.get("entries", {})
 
     def get(self, key: str, stamp_paths: list[str], compute) -> dict:
         stamp = [_stamp(p) for p in stamp_paths]
@@ -98,7 +103,8 @@ class _VersionCache:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # One temporary file per process: two builds starting at once both save.
             tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(self.entries, indent=1, sort_keys=True))
+            data = {"format": self.FORMAT, "entries": self.entries}
+            tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
             os.replace(tmp, self.path)
             self.dirty = False
 
@@ -198,11 +204,19 @@ def find_bpftool(cache: _VersionCache) -> Tool:
     return Tool("bpftool", path, cache.get("bpftool:" + path, [path], probe)["version"])
 
 
+def parse_version(text: str) -> str:
+    """The version in a tool's `--version` output: after the word "version" on any
+    line (`LLVM version 14.0.6` is llvm-strip's second line), else the first
+    dotted number of the first line that has one (`gcc (Debian 12.2.0-14) 12.2.0`)."""
+    match = re.search(r"\bversion\s+v?(\d+\.\d+(?:\.\d+)?)", text)
+    if not match:
+        match = re.search(r"(\d+\.\d+(?:\.\d+)?)", text)
+    return match.group(1) if match else "unknown"
+
+
 def _version_of(path: str, cache: _VersionCache, name: str) -> str:
     def probe() -> dict:
-        first = _capture([path, "--version"]).splitlines()
-        match = re.search(r"(\d+\.\d+(\.\d+)?)", first[0] if first else "")
-        return {"version": match.group(1) if match else "unknown"}
+        return {"version": parse_version(_capture([path, "--version"]))}
 
     return cache.get(f"{name}:{path}", [path], probe)["version"]
 

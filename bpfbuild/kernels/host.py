@@ -59,6 +59,27 @@ def kernel_btf() -> bool:
     return Path(KERNEL_BTF).is_file()
 
 
+BTF_MAGIC = 0xEB9F
+"""First two bytes of a BTF blob, in the byte order of the kernel that wrote it."""
+
+
+def kernel_btf_status(path: str = KERNEL_BTF) -> tuple[bool, str]:
+    """Whether the BTF at path can be read: open it and check its header magic.
+    Returns (readable, what doctor prints), e.g. `unreadable (Permission denied)`."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except FileNotFoundError:
+        return False, "absent (set [vmlinux] in bpfbuild.toml)"
+    except OSError as err:
+        return False, f"unreadable ({err.strerror or err})"
+    if len(head) < 4:
+        return False, f"unreadable ({len(head)} bytes, too short for a BTF header)"
+    if int.from_bytes(head[:2], "little") != BTF_MAGIC and int.from_bytes(head[:2], "big") != BTF_MAGIC:
+        return False, f"unreadable (not BTF: magic {head[:2].hex()}, expected 9feb or eb9f)"
+    return True, path
+
+
 def tracefs_mount() -> str | None:
     """Where tracefs is mounted, or None."""
     try:
