@@ -184,7 +184,7 @@ def test_static_false_links_dynamically(multi: Path, host_toolchain: Toolchain) 
     assert "-static" not in argv
     assert contains_run(argv, pkg_config_libs())
     assert "-lelf" not in argv   # libbpf's private deps come in through libbpf.so
-    action, args = factory.link("alpha")["actions"][0]
+    action, args, _ = factory.link("alpha")["actions"][0]
     assert args[3] is False      # link_executable(..., static=False): NEEDED entries allowed
 
 
