@@ -277,14 +277,16 @@ class TaskFactory:
         build = self.project.config.build
         executable = layout.executable(app_name)
         objects = [self.rel(layout.user_object(source)) for source in app.sources]
+        # --static also lists libbpf's private deps (libelf, zlib) for static linking;
+        # the archives they resolve to are inputs of the link (a rebuilt libbpf.a relinks)
+        libs, libraries = toolchain.link_libraries(build.static, [*toolchain.ldflags, *build.ldflags])
         argv = [
             toolchain.cc.path,
             "-o", actions.partial(self.rel(executable)),
             *objects,
             *(["-static"] if build.static else []),  # one file to deploy, no runtime deps
             *toolchain.ldflags, *build.ldflags,
-            # --static also lists libbpf's private deps (libelf, zlib) for static linking
-            *(toolchain.libbpf.static_libs if build.static else toolchain.libbpf.libs),
+            *libs,
         ]
         strip_argv = None
         commands = [tuple(argv)]
@@ -296,7 +298,7 @@ class TaskFactory:
             actions=[(actions.link_executable,
                       (tuple(argv), str(self.project.root), str(executable), build.static, strip_argv),
                       self._expect["cc"])],
-            file_dep=[str(layout.user_object(source)) for source in app.sources],
+            file_dep=[str(layout.user_object(source)) for source in app.sources] + libraries,
             targets=[str(executable)],
             uptodate=[self._changed("cc", argv, strip=bool(strip_argv))],
         )
@@ -317,7 +319,8 @@ class TaskFactory:
             "tool", "bpfverify", "CC", self.rel(runner), [tuple(argv)],
             actions=[(actions.run_tool, (tuple(argv), str(self.project.root), (str(runner),)),
                       self._expect["cc"])],
-            file_dep=[str(RUNNER_SOURCE)], targets=[str(runner)],
+            file_dep=[str(RUNNER_SOURCE), *self.toolchain.link_libraries(True, [])[1]],
+            targets=[str(runner)],
             uptodate=[self._changed("cc", argv)],
         )
 
