@@ -50,9 +50,25 @@ def can_load_bpf() -> tuple[bool, str]:
         os.close(fd)
         return True, "yes"
     err = ctypes.get_errno()
-    if err == errno.EPERM:
-        return False, "no: EPERM (run as root, or grant CAP_BPF)"
+    if err == errno.ENOSYS:
+        return False, f"no: {ENOSYS_REASON}"
+    if err in (errno.EPERM, errno.EACCES):
+        return False, f"no: {errno.errorcode[err]}: {no_privilege_reason()}"
     return False, f"no: {os.strerror(err)}"
+
+
+ENOSYS_REASON = "the bpf() syscall is not implemented here (ENOSYS)"
+"""No BPF at all: qemu-user, a seccomp filter, or a kernel without CONFIG_BPF_SYSCALL."""
+
+
+def no_privilege_reason() -> str:
+    """Why this process may not load BPF, in words that tell root with its capabilities
+    dropped from a user who is not root."""
+    if has_bpf_privileges():
+        return "CAP_BPF or CAP_SYS_ADMIN is effective, yet the kernel refuses (lockdown, LSM?)"
+    if os.geteuid() == 0:
+        return "no CAP_BPF/CAP_SYS_ADMIN (root, but with those capabilities dropped)"
+    return "not root, and no CAP_BPF/CAP_SYS_ADMIN (run as root, or grant CAP_BPF)"
 
 
 def kernel_btf() -> bool:
