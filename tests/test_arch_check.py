@@ -217,3 +217,34 @@ def test_verify_runner_for_another_arch_is_refused(tmp_path: Path) -> None:
                     "CC")
     assert not Layout(root, ARCH).verifier_runner.exists(), run.describe()
     assert partial_files(root) == []
+
+
+def test_cross_arch_outputs_are_checked(tmp_path: Path) -> None:
+    """A cross build passes the check; the host's gcc as $CC_<arch> is refused by name."""
+    cross = f"{OTHER.gnu_triplet}-gcc"
+    if not shutil.which(cross):
+        pytest.skip(f"{cross} not installed (apt-get install gcc-{OTHER.gnu_triplet})")
+    if not Path(f"/usr/lib/{OTHER.gnu_triplet}/libbpf.a").is_file():
+        pytest.skip(f"no libbpf for {OTHER.name} (apt-get install libbpf-dev:{OTHER.name})")
+    root = copy_project("multi", tmp_path)
+    header = subprocess.run(["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux",
+                             "format", "c"], capture_output=True, text=True, check=True).stdout
+    (root / "vmlinux_other.h").write_text(header)
+    config = root / "bpfbuild.toml"
+    config.write_text(config.read_text().replace(
+        "[build]\n", f'[build]\narches = ["{ARCH}", "{OTHER.name}"]\n', 1)
+        + f'\n[vmlinux]\n{OTHER.name} = "vmlinux_other.h"\n')
+    run = bpfbuild(root, "build")
+    assert run.returncode == 0, run.describe()
+    assert check_elf(str(root / "output" / OTHER.name / "alpha"),
+                     ElfExpectation.native(OTHER, "h")) is None
+    for arch in (OTHER, host_arch()):
+        assert check_elf(str(Layout(root, arch.name).bpf_object("alpha")),
+                         ElfExpectation.bpf_object(arch, "h")) is None
+
+    (root / "src" / "alpha.c").write_text((root / "src" / "alpha.c").read_text() + "\n/* edit */\n")
+    refused = bpfbuild(root, "build", env={**os.environ, f"CC_{OTHER.name}": "gcc"})
+    _assert_refused(refused, f"output/{OTHER.name}/user/src__",
+                    f"{ARCH} ({host_arch().elf_machine}", f"CC_{OTHER.name}")
+    assert f"($CC_{OTHER.name}) does not build for {OTHER.name}" in refused.output
+    assert partial_files(root) == []
