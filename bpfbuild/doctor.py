@@ -65,7 +65,7 @@ def run_doctor(directory: str | None, btf_path: str = KERNEL_BTF) -> int:
     if btf_needed and not btf_readable:
         failures += 1  # the host arch's vmlinux.h is made from it
         click.echo(f"{'':<11} hint: vmlinux.h for {host_arch().name} is generated from it: "
-                   "fix its permissions, or set [vmlinux] in bpfbuild.toml")
+                   "make it readable, or set [vmlinux] in bpfbuild.toml to a BTF file or a header")
     loadable, how = can_load_bpf()
     click.echo(f"load BPF:   {how}")
     mount = tracefs_mount()

@@ -44,8 +44,6 @@ class Libbpf:
     """`pkg-config --libs`; the --static list instead when libbpf is only an archive
     (a dynamic link of libbpf.a needs its private deps, libelf and zlib, too)."""
     static_libs: list[str]
-    pc_files: list[str] = field(default_factory=list)
-    """The .pc files pkg-config read (libbpf's and its Requires'): the cache's stamp."""
 
 
 @dataclass
@@ -349,8 +347,7 @@ def find_libbpf(arch: Arch, cache: _VersionCache, library_dirs: list[str] | None
         shared = resolve_libraries(libs, library_dirs, static=False)
         if shared and all(path.endswith(".a") for path in shared):
             libs = info["static_libs"]
-    return Libbpf(info["version"], info["cflags"], libs, info["static_libs"],
-                  info["stamp_paths"])
+    return Libbpf(info["version"], info["cflags"], libs, info["static_libs"])
 
 
 def _pc_files(pkg_config: str, env: dict[str, str]) -> list[str]:

@@ -14,6 +14,9 @@ from pathlib import Path
 KERNEL_BTF = "/sys/kernel/btf/vmlinux"
 """The running kernel's BTF: the default vmlinux.h source for the host arch."""
 
+ENOSYS_REASON = "the bpf() syscall is not implemented here (ENOSYS)"
+"""No BPF at all: qemu-user, a seccomp filter, or a kernel without CONFIG_BPF_SYSCALL."""
+
 BPF_PROG_LOAD = 5
 BPF_PROG_TYPE_SOCKET_FILTER = 1
 SYS_BPF = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "s390x": 351, "ppc64le": 361}
@@ -53,15 +56,11 @@ def can_load_bpf() -> tuple[bool, str]:
     if err == errno.ENOSYS:
         return False, f"no: {ENOSYS_REASON}"
     if err in (errno.EPERM, errno.EACCES):
-        return False, f"no: {errno.errorcode[err]}: {no_privilege_reason()}"
+        return False, f"no: {errno.errorcode[err]}: {describe_missing_privilege()}"
     return False, f"no: {os.strerror(err)}"
 
 
-ENOSYS_REASON = "the bpf() syscall is not implemented here (ENOSYS)"
-"""No BPF at all: qemu-user, a seccomp filter, or a kernel without CONFIG_BPF_SYSCALL."""
-
-
-def no_privilege_reason() -> str:
+def describe_missing_privilege() -> str:
     """Why this process may not load BPF, in words that tell root with its capabilities
     dropped from a user who is not root."""
     if has_bpf_privileges():
@@ -69,10 +68,6 @@ def no_privilege_reason() -> str:
     if os.geteuid() == 0:
         return "no CAP_BPF/CAP_SYS_ADMIN (root, but with those capabilities dropped)"
     return "not root, and no CAP_BPF/CAP_SYS_ADMIN (run as root, or grant CAP_BPF)"
-
-
-def kernel_btf() -> bool:
-    return Path(KERNEL_BTF).is_file()
 
 
 BTF_MAGIC = 0xEB9F

@@ -35,7 +35,7 @@ from typing import Any, Union
 
 from .btf import Btf, Layout
 from ..errors import BpfBuildError, ToolchainError
-from ..kernels.host import ENOSYS_REASON, has_bpf_privileges, no_privilege_reason, tracefs_mounted
+from ..kernels.host import ENOSYS_REASON, describe_missing_privilege, has_bpf_privileges, tracefs_mounted
 
 log = logging.getLogger("bpfbuild.testing.libbpf")
 log.addHandler(logging.NullHandler())  # libbpf's messages go into errors; print only if asked
@@ -304,7 +304,7 @@ def _error(op: str, what: str, err: int, *, sink: list[tuple[int, str]] | None =
             "that refuse bpf()"), err, text)
     if err in (errno_codes.EPERM, errno_codes.EACCES) and not privileged:
         return BpfPrivilegeError(
-            f"{message}: {no_privilege_reason()}",
+            f"{message}: {describe_missing_privilege()}",
             hint or "run as root with its capabilities, or grant CAP_BPF and CAP_PERFMON", err, text)
     if err in (errno_codes.EOPNOTSUPP, ENOTSUPP):
         return BpfUnsupportedError(message, hint or "this kernel does not support it", err, text)

@@ -436,6 +436,12 @@ def _libbpf_error(libbpf_lines: Sequence[str]) -> str:
 # Why BPF cannot be loaded here
 # --------------------------------------------------------------------------
 
+NOT_ROOT_HINT = (
+    "run as root (sudo bpfbuild verify), or give the runner CAP_BPF with CAP_PERFMON "
+    "and CAP_NET_ADMIN"
+)
+
+
 def no_privilege_reason(probe_errno: int, euid: int, capable: bool) -> tuple[str, str]:
     """Why a trivial program could not be loaded, and what to do: the probe's errno
     (ENOSYS: no bpf() syscall, under qemu-user or a seccomp filter), the euid and
@@ -451,9 +457,7 @@ def no_privilege_reason(probe_errno: int, euid: int, capable: bool) -> tuple[str
             "--drop`, or a container without CAP_BPF), or add CAP_BPF with CAP_PERFMON and "
             "CAP_NET_ADMIN")
     if not capable:
-        return "no BPF privilege: not root, and no CAP_BPF/CAP_SYS_ADMIN", (
-            "run as root (sudo bpfbuild verify), or give the runner CAP_BPF with CAP_PERFMON "
-            "and CAP_NET_ADMIN")
+        return "no BPF privilege: not root, and no CAP_BPF/CAP_SYS_ADMIN", NOT_ROOT_HINT
     name = errno.errorcode.get(probe_errno, str(probe_errno))
     return f"the kernel refused a trivial program with {name} although CAP_BPF or " \
         "CAP_SYS_ADMIN is effective", (

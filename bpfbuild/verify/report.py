@@ -16,6 +16,7 @@ from ..arch import ARCHES
 from ..errors import VerifyError
 from .runner import RUNNER_SOURCE
 from .log import (
+    NOT_ROOT_HINT,
     RunnerProgram,
     Verdict,
     VerifierStats,
@@ -60,10 +61,6 @@ BASELINE_FORMAT = 1
 
 RUNNER_LDFLAGS = ("-lbpf", "-lelf", "-lz")
 """`pkg-config --static --libs libbpf` on Debian 12; the toolchain may pass its own."""
-NO_PRIVILEGE_HINT = (
-    "run as root (sudo bpfbuild verify), or give the runner CAP_BPF with CAP_PERFMON "
-    "and CAP_NET_ADMIN"
-)
 
 
 def build_runner_command(
@@ -221,7 +218,7 @@ class VerifyReport:
     @property
     def skip_hint(self) -> str:
         """What to do when verification was skipped."""
-        return next((o.skip_hint for o in self.objects if o.skip_hint), NO_PRIVILEGE_HINT)
+        return next((o.skip_hint for o in self.objects if o.skip_hint), NOT_ROOT_HINT)
 
 
 def _skip_message(reason: str | None = None) -> str:
@@ -514,7 +511,7 @@ def write_baseline(path: Path, results: Iterable[ProgramResult]) -> None:
     if not results:
         raise VerifyError(
             "no verdicts to write a baseline from (verification was skipped)",
-            hint=NO_PRIVILEGE_HINT,
+            hint=NOT_ROOT_HINT,
         )
     programs = load_baseline(path) if path.exists() else {}
     replaced = {f"{r.arch}/{r.object}/" for r in results}
