@@ -75,7 +75,7 @@ def verify_project(root: Path, objects: Sequence[str] = (), jobs: int | None = N
         if require:
             raise VerifyError(report.skip_message, hint=report.skip_hint)
         notes(report.skip_message)
-        if machine:  # still a document: status "no privilege", every program skipped
+        if machine:  # still a document: status "no privilege" (or "no bpf syscall"), all skipped
             click.echo(formatted)
         return 0
 

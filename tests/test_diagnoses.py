@@ -5,6 +5,7 @@ as what they are, by verify, doctor, can_load_bpf and the libbpf binding."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import platform
 import shutil
@@ -154,6 +155,7 @@ def test_enosys_in_verify_runner(tools: dict[str, Path], enosys: list[str], tmp_
     report = VerifyReport([verify_object(tools["runner"], tools["kfunc"], tmp_path / "logs",
                                          launcher=enosys)])
     assert report.skip_message == "verify skipped: the bpf() syscall is not implemented here (ENOSYS)"
+    assert report.status == "no bpf syscall"
     assert "privilege" not in report.skip_message and "root" not in report.skip_message
     assert {r.verdict for r in report.results} == {Verdict.SKIPPED}
     with pytest.raises(VerifyError) as caught:
@@ -171,6 +173,11 @@ def test_enosys_through_the_cli(enosys: list[str], tmp_path: Path) -> None:
     assert run.returncode != 0, output
     assert "error: verify skipped: the bpf() syscall is not implemented here (ENOSYS)" in output
     assert "hint: " in output and "Traceback" not in output
+    as_json = subprocess.run([*enosys, *bpfbuild_command(), "verify", "--format", "json"],
+                             cwd=root, capture_output=True, text=True, timeout=120)
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout)["status"] == "no bpf syscall"
+    assert "the bpf() syscall is not implemented here (ENOSYS)" in as_json.stderr
 
 
 def test_enosys_in_can_load_bpf_and_doctor(enosys: list[str], tmp_path: Path) -> None:
@@ -217,6 +224,7 @@ def test_root_without_capabilities_in_verify(tools: dict[str, Path], no_caps: li
     report = VerifyReport([verify_object(tools["runner"], tools["kfunc"], logs, launcher=no_caps)])
     assert report.skip_message == ("verify skipped: no BPF privilege: no CAP_BPF/CAP_SYS_ADMIN "
                                    "(running as root, but with those capabilities dropped)")
+    assert report.status == "no privilege"
     assert "not root" not in report.skip_message
     assert "setpriv" in report.skip_hint
 

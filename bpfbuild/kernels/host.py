@@ -19,7 +19,8 @@ ENOSYS_REASON = "the bpf() syscall is not implemented here (ENOSYS)"
 
 BPF_PROG_LOAD = 5
 BPF_PROG_TYPE_SOCKET_FILTER = 1
-SYS_BPF = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "s390x": 351, "ppc64le": 361}
+SYS_BPF = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "s390x": 351, "ppc64le": 361,
+           "armv7l": 386, "armv6l": 386, "loongarch64": 280}
 
 
 class _ProgLoadAttr(ctypes.Structure):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..arch import ARCHES
 from ..errors import VerifyError
+from ..kernels.host import ENOSYS_REASON
 from .runner import RUNNER_SOURCE
 from .log import (
     NOT_ROOT_HINT,
@@ -204,8 +205,13 @@ class VerifyReport:
 
     @property
     def status(self) -> str:
-        """`ok`, or `no privilege` when programs could not be loaded at all."""
-        return "ok" if self.privileged else "no privilege"
+        """`ok`; when programs could not be loaded at all, `no bpf syscall` (ENOSYS)
+        or `no privilege`."""
+        if self.privileged:
+            return "ok"
+        if any(o.skip_reason == ENOSYS_REASON for o in self.objects):
+            return "no bpf syscall"
+        return "no privilege"
 
     @property
     def skip_message(self) -> str | None:
