@@ -117,6 +117,22 @@ def test_missing_kfunc_through_the_cli(tools: dict[str, Path], tmp_path: Path) -
             "not found in this kernel") in run.output, run.describe()
 
 
+@needs_bpf
+def test_missing_kfunc_in_the_libbpf_binding_is_a_skip_reason(tools: dict[str, Path]) -> None:
+    from bpfbuild.testing.libbpf import BpfObject, BpfUnsupportedError
+    from bpfbuild.testing.pytest_plugin import skip_reason
+
+    obj = BpfObject.open(tools["kfunc"])
+    try:
+        with pytest.raises(BpfUnsupportedError) as caught:
+            obj.load()
+    finally:
+        obj.close()
+    reason = skip_reason(caught.value)
+    assert f"kfunc {KFUNC} not found in this kernel" in reason
+    assert "bpf_ksym_exists" in reason
+
+
 # ENOSYS: a seccomp filter that makes bpf() fail with ENOSYS, then runs a command.
 SECCOMP_ENOSYS = textwrap.dedent("""\
     import ctypes, os, struct, sys

@@ -36,6 +36,7 @@ from typing import Any, Union
 from .btf import Btf, Layout
 from ..errors import BpfBuildError, ToolchainError
 from ..kernels.host import ENOSYS_REASON, describe_missing_privilege, has_bpf_privileges, tracefs_mounted
+from ..verify.log import missing_ksym
 
 log = logging.getLogger("bpfbuild.testing.libbpf")
 log.addHandler(logging.NullHandler())  # libbpf's messages go into errors; print only if asked
@@ -302,6 +303,8 @@ def _error(op: str, what: str, err: int, *, sink: list[tuple[int, str]] | None =
         return BpfUnsupportedError(f"{message}: {ENOSYS_REASON}", hint or (
             "run on a kernel with CONFIG_BPF_SYSCALL, outside qemu-user and seccomp filters "
             "that refuse bpf()"), err, text)
+    if op == "load" and (ksym := missing_ksym(text.splitlines())):
+        return BpfUnsupportedError(f"{message}: {ksym.reason}", hint or ksym.hint, err, text)
     if err in (errno_codes.EPERM, errno_codes.EACCES) and not privileged:
         return BpfPrivilegeError(
             f"{message}: {describe_missing_privilege()}",
