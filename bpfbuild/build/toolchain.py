@@ -307,8 +307,8 @@ def find_strip(arch: Arch, cache: _VersionCache) -> Tool | None:
 def find_libbpf(arch: Arch, cache: _VersionCache, library_dirs: list[str] | None = None) -> Libbpf:
     """libbpf's flags through pkg-config; for a cross arch, the multiarch .pc files.
     The cached flags are re-probed when pkg-config's search path (PKG_CONFIG_PATH,
-    PKG_CONFIG_LIBDIR: part of the key; their dirs: stamped) or a .pc file it read
-    changes. With library_dirs (the compiler's), a libbpf found only as an archive
+    PKG_CONFIG_LIBDIR, PKG_CONFIG_SYSROOT_DIR: part of the key; their dirs: stamped)
+    or a .pc file it read changes. With library_dirs (the compiler's), a libbpf found only as an archive
     links with the --static list even in a dynamic link."""
     pkg_config = _which([os.environ.get("PKG_CONFIG", "pkg-config")])
     if not pkg_config:
@@ -316,7 +316,8 @@ def find_libbpf(arch: Arch, cache: _VersionCache, library_dirs: list[str] | None
     env = dict(os.environ)
     if arch != host_arch():
         env["PKG_CONFIG_LIBDIR"] = f"/usr/lib/{arch.gnu_triplet}/pkgconfig"
-    key = f"libbpf:{arch.name}:{env.get('PKG_CONFIG_PATH', '')}:{env.get('PKG_CONFIG_LIBDIR', '')}"
+    key = ":".join(["libbpf", arch.name, *(env.get(var, "") for var in (
+        "PKG_CONFIG_PATH", "PKG_CONFIG_LIBDIR", "PKG_CONFIG_SYSROOT_DIR"))])
     pc_dirs = [f"/usr/lib/{arch.gnu_triplet}/pkgconfig", "/usr/lib/pkgconfig",
                "/usr/share/pkgconfig"]
     pc_dirs += [d for var in ("PKG_CONFIG_PATH", "PKG_CONFIG_LIBDIR")
