@@ -375,8 +375,9 @@ def missing_ksym(libbpf_lines: Sequence[str]) -> Classification | None:
                 return Classification(
                     Verdict.UNSUPPORTED, f"kfunc {name} not found in this kernel",
                     hint=f"declare it `extern ... {name}(...) __ksym __weak;` and call it only "
-                    f"when `bpf_ksym_exists({name})` is true, so the program loads on kernels "
-                    "without it; or verify on a kernel that has it (check the name)")
+                    f"when `bpf_ksym_exists({name})` is true (libbpf 1.2+; `if ({name})` with "
+                    "older headers), so the program loads on kernels without it; or verify on "
+                    "a kernel that has it (check the name)")
             return Classification(
                 Verdict.UNSUPPORTED, f"kernel variable {name} not found in this kernel",
                 hint=f"declare it `__ksym __weak` and check `&{name}` before use, "
