@@ -69,6 +69,7 @@ def needed(path: Path) -> list[str]:
     (["-L{a}", "-lfoo", "-lfoo", "-lmissing"], True, ["{a}/libfoo.a"]),
     (["-l:libfoo.so", "-L{a}"], True, ["{a}/libfoo.so"]),
     (["{b}/libfoo.a", "-Wl,--as-needed"], True, ["{b}/libfoo.a"]),
+    (["output/x86_64/libbpf/libbpf.a", "-lfoo"], True, ["{c}/libfoo.a"]),
 ])
 def test_resolve_libraries(tmp_path: Path, flags: list[str], static: bool,
                            expected: list[str]) -> None:

@@ -81,8 +81,9 @@ class Toolchain:
 def resolve_libraries(flags: list[str], library_dirs: list[str], static: bool) -> list[str]:
     """The files a linker would take for the -l options of flags: each -lNAME is the
     first libNAME.so (unless static) or libNAME.a in the -L dirs of flags, then in
-    library_dirs; `-l:FILE` and plain paths to libraries are taken as they are. A
-    library not found is left out (the linker reports it)."""
+    library_dirs; `-l:FILE` and absolute paths to libraries are taken as they are (a
+    relative one is a build output, which its own task tracks). A library not found
+    is left out (the linker reports it)."""
     search = [flag[2:] for flag in flags if flag.startswith("-L") and len(flag) > 2]
     search += library_dirs
     found: list[str] = []
@@ -91,7 +92,7 @@ def resolve_libraries(flags: list[str], library_dirs: list[str], static: bool) -
             names = [flag[3:]]
         elif flag.startswith("-l") and len(flag) > 2:
             names = ([] if static else [f"lib{flag[2:]}.so"]) + [f"lib{flag[2:]}.a"]
-        elif flag.endswith((".a", ".so")) and not flag.startswith("-") and os.path.isfile(flag):
+        elif flag.endswith((".a", ".so")) and os.path.isabs(flag) and os.path.isfile(flag):
             names = [flag]
         else:
             continue
