@@ -71,7 +71,7 @@ def run_doctor(directory: str | None, btf_path: str = KERNEL_BTF) -> int:
     mount = tracefs_mount()
     click.echo(f"tracefs:    {mount or 'not mounted (mount -t tracefs nodev /sys/kernel/tracing)'}")
     if failures:
-        click.echo(f"doctor: {failures} required tool(s) or input(s) missing: builds cannot work")
+        click.echo(f"doctor: {failures} required tool(s) missing: builds cannot work")
         return 1
     click.echo("doctor: builds can work" + ("" if loadable else "; loading BPF here cannot"))
     return 0
