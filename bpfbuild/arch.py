@@ -23,17 +23,37 @@ class Arch:
     machines: tuple[str, ...]
     """Values of `uname -m` (platform.machine()) that mean this arch."""
 
+    # ELF header of its executables and objects: every output is checked against these.
+    elf_machine: str = "EM_NONE"
+    """e_machine as pyelftools names it (elftools.elf.enums.ENUM_E_MACHINE)."""
+    elf_class: int = 64
+    """ELFCLASS: 32 or 64 bits."""
+    elf_data: str = "little"
+    """Byte order, ELFDATA2LSB (little) or ELFDATA2MSB (big)."""
+
+    @property
+    def bpf_elf_data(self) -> str:
+        """Byte order of its BPF objects: that of bpf_target (bpfel or bpfeb)."""
+        return "big" if self.bpf_target == "bpfeb" else "little"
+
 
 ARCHES: dict[str, Arch] = {
     a.name: a
     for a in (
-        Arch("x86_64", "x86", "bpfel", "x86_64-linux-gnu", ("x86_64", "amd64")),
-        Arch("arm64", "arm64", "bpfel", "aarch64-linux-gnu", ("aarch64", "arm64")),
-        Arch("arm", "arm", "bpfel", "arm-linux-gnueabihf", ("armv7l", "armv6l")),
-        Arch("riscv64", "riscv", "bpfel", "riscv64-linux-gnu", ("riscv64",)),
-        Arch("ppc64le", "powerpc", "bpfel", "powerpc64le-linux-gnu", ("ppc64le",)),
-        Arch("s390x", "s390", "bpfeb", "s390x-linux-gnu", ("s390x",)),
-        Arch("loongarch64", "loongarch", "bpfel", "loongarch64-linux-gnu", ("loongarch64",)),
+        Arch("x86_64", "x86", "bpfel", "x86_64-linux-gnu", ("x86_64", "amd64"),
+             elf_machine="EM_X86_64"),
+        Arch("arm64", "arm64", "bpfel", "aarch64-linux-gnu", ("aarch64", "arm64"),
+             elf_machine="EM_AARCH64"),
+        Arch("arm", "arm", "bpfel", "arm-linux-gnueabihf", ("armv7l", "armv6l"),
+             elf_machine="EM_ARM", elf_class=32),
+        Arch("riscv64", "riscv", "bpfel", "riscv64-linux-gnu", ("riscv64",),
+             elf_machine="EM_RISCV"),
+        Arch("ppc64le", "powerpc", "bpfel", "powerpc64le-linux-gnu", ("ppc64le",),
+             elf_machine="EM_PPC64"),
+        Arch("s390x", "s390", "bpfeb", "s390x-linux-gnu", ("s390x",),
+             elf_machine="EM_S390", elf_data="big"),
+        Arch("loongarch64", "loongarch", "bpfel", "loongarch64-linux-gnu", ("loongarch64",),
+             elf_machine="EM_LOONGARCH"),
     )
 }
 

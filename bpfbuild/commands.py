@@ -39,7 +39,7 @@ def verify_project(root: Path, objects: Sequence[str] = (), jobs: int | None = N
     """Build the objects, load each program in the running kernel, report, and check
     budgets and the baseline. Raises VerifyError listing every failure."""
     from .verify.report import (
-        NO_PRIVILEGE_HINT, Verdict, VerifyReport, compare_baseline, format_csv, format_json,
+        Verdict, VerifyReport, compare_baseline, format_csv, format_json,
         format_rejection, format_table, load_object_report, raise_for_failures, write_baseline,
     )
 
@@ -73,9 +73,9 @@ def verify_project(root: Path, objects: Sequence[str] = (), jobs: int | None = N
                  "csv": lambda: format_csv(report.results)}[fmt]().rstrip("\n")
     if not report.privileged:
         if require:
-            raise VerifyError(report.skip_message, hint=NO_PRIVILEGE_HINT)
+            raise VerifyError(report.skip_message, hint=report.skip_hint)
         notes(report.skip_message)
-        if machine:  # still a document: status "no privilege", every program skipped
+        if machine:  # still a document: status "no privilege" (or "no bpf syscall"), all skipped
             click.echo(formatted)
         return 0
 

@@ -9,19 +9,23 @@ import click
 
 from .arch import host_arch
 from .errors import BpfBuildError
-from .kernels.host import can_load_bpf, kernel_btf, tracefs_mount
+from .kernels.host import KERNEL_BTF, can_load_bpf, kernel_btf_status, tracefs_mount
 from .build.layout import state_dir
 from .build.project import find_root, load_project
 from .build.toolchain import find_bpftool, find_cc, find_clang, find_libbpf, find_llvm_strip, _VersionCache
 
 
-def run_doctor(directory: str | None) -> int:
-    """Print one line per check; return 1 when a build cannot work."""
+def run_doctor(directory: str | None, btf_path: str = KERNEL_BTF) -> int:
+    """Print one line per check; return 1 when a build cannot work.
+    btf_path: where the running kernel's BTF is read (tests point it elsewhere)."""
     arches = [host_arch()]
     cache_dir = None
+    btf_needed = True
     try:
         project = load_project(find_root(Path(directory) if directory else Path.cwd()))
         arches, cache_dir = project.arches, state_dir(project.root)
+        host_source = project.vmlinux.get(host_arch().name)
+        btf_needed = host_source is not None and host_source.path == KERNEL_BTF
         click.echo(f"project:    {project.root}")
     except BpfBuildError:
         pass
@@ -56,7 +60,12 @@ def run_doctor(directory: str | None) -> int:
                   lib := find_libbpf(arch, cache), " ".join(lib.static_libs)))
     cache.save()
     click.echo(f"kernel:     {platform.release()} ({platform.machine()})")
-    click.echo(f"kernel BTF: {'/sys/kernel/btf/vmlinux' if kernel_btf() else 'absent (set [vmlinux] in bpfbuild.toml)'}")
+    btf_readable, btf_status = kernel_btf_status(btf_path)
+    click.echo(f"kernel BTF: {btf_status}")
+    if btf_needed and not btf_readable:
+        failures += 1  # the host arch's vmlinux.h is made from it
+        click.echo(f"{'':<11} hint: vmlinux.h for {host_arch().name} is generated from it: "
+                   "make it readable, or set [vmlinux] in bpfbuild.toml to a BTF file or a header")
     loadable, how = can_load_bpf()
     click.echo(f"load BPF:   {how}")
     mount = tracefs_mount()

@@ -159,7 +159,7 @@ def test_compile_takes_the_pch_only_when_its_key_matches(tmp_path: Path) -> None
     built = layout.bpf_compiled("reader0").read_bytes()
     project = load_project(root)
     factory = TaskFactory(project, find_toolchain(host_arch(), state_dir(root)))
-    action, args = factory.bpf_compile(project.bpf_objects["reader0"])["actions"][0]
+    action, args, _ = factory.bpf_compile(project.bpf_objects["reader0"])["actions"][0]
 
     def compile_now() -> bool:
         values = action(*args, task=SimpleNamespace(file_dep=set()))

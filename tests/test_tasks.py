@@ -95,8 +95,10 @@ def test_task_names_and_the_app_group(multi: Path, host_toolchain: Toolchain) ->
     assert tasks[f"bpf:{arch}/alpha"]["task_dep"] == [f"vmlinux:{arch}/vmlinux.h"]
     link = tasks[f"link:{arch}/alpha"]
     assert link["targets"] == [str(multi / "output" / arch / "alpha")]
+    archives = host_toolchain.link_libraries(True, [])[1]
+    assert any(path.endswith("/libbpf.a") for path in archives), archives
     assert set(link["file_dep"]) == {str(Layout(multi, arch).user_object(s))
-                                     for s in ("src/alpha.c", "src/util.c")}
+                                     for s in ("src/alpha.c", "src/util.c")} | set(archives)
 
 
 @pytest.mark.parametrize("arch_name", list(ARCHES))
@@ -184,7 +186,7 @@ def test_static_false_links_dynamically(multi: Path, host_toolchain: Toolchain) 
     assert "-static" not in argv
     assert contains_run(argv, pkg_config_libs())
     assert "-lelf" not in argv   # libbpf's private deps come in through libbpf.so
-    action, args = factory.link("alpha")["actions"][0]
+    action, args, _ = factory.link("alpha")["actions"][0]
     assert args[3] is False      # link_executable(..., static=False): NEEDED entries allowed
 
 

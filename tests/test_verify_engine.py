@@ -291,7 +291,8 @@ def test_no_privilege_is_one_clear_skip(world_readable_copy: tuple[Path, Path]) 
     log_dir = runner.parent / "logs"
     report = VerifyReport([verify_object(runner, bpf_object, log_dir, launcher=UNPRIVILEGED)])
     assert report.status == "no privilege"
-    assert report.skip_message and "no BPF privilege" in report.skip_message
+    assert report.skip_message == ("verify skipped: no BPF privilege: not root, "
+                                   "and no CAP_BPF/CAP_SYS_ADMIN")
     assert {r.verdict for r in report.results} == {Verdict.SKIPPED}
     assert failures(report) == []
     with pytest.raises(VerifyError) as caught:

@@ -12,6 +12,7 @@ from pathlib import Path
 from doit.exceptions import TaskFailed
 
 from .depfile import existing_deps
+from .elfcheck import ElfExpectation, check_elf
 
 PARTIAL = ".partial"
 """Suffix of an output being written; renamed to its final name only on success,
@@ -23,22 +24,34 @@ def partial(path: Path | str) -> str:
 
 
 def run_tool(argv: tuple[str, ...], cwd: str, outputs: tuple[str, ...],
-             stdout_to: str | None = None) -> TaskFailed | None:
+             stdout_to: str | None = None, expect: ElfExpectation | None = None) -> TaskFailed | None:
     """Run argv in cwd; it writes each output as OUTPUT.partial, then all are renamed.
 
-    With stdout_to, the tool's stdout is the content of that output.
+    With stdout_to, the tool's stdout is the content of that output; with expect,
+    the first output must be an ELF file of that arch.
     """
     _prepare(outputs)
     failed = _execute(argv, cwd, stdout_to)
+    if not failed:
+        failed = check_arch(outputs[0], cwd, expect)
     return _finish(outputs, failed)
 
 
+def check_arch(output: str, cwd: str, expect: ElfExpectation | None) -> TaskFailed | None:
+    """Check the ELF header of a freshly written OUTPUT.partial, before it is renamed
+    into place: a compiler for another arch must not leave its output in ours."""
+    if expect is None:
+        return None
+    message = check_elf(partial(output), expect, os.path.relpath(output, cwd))
+    return TaskFailed(message) if message else None
+
+
 def compile_with_depfile(argv: tuple[str, ...], cwd: str, outputs: tuple[str, ...],
-                         depfile: str, task) -> TaskFailed | None:
+                         depfile: str, task, expect: ElfExpectation | None = None) -> TaskFailed | None:
     """Compile, then record the headers the compiler read (its depfile) as the
     task's file_dep before doit saves its state, so the next build finds the same
     dependency list and runs nothing. doit passes `task` by name."""
-    failed = run_tool(argv, cwd, outputs)
+    failed = run_tool(argv, cwd, outputs, expect=expect)
     if not failed:
         task.file_dep.update(existing_deps(Path(cwd), Path(depfile)))
     return failed
@@ -68,13 +81,14 @@ def pch_ready(key_file: str, key: str, header: str) -> bool:
 
 def compile_bpf(argv: tuple[str, ...], direct_argv: tuple[str, ...] | None, cwd: str,
                 outputs: tuple[str, ...], depfile: str, pch: tuple[str, str, str] | None,
-                task) -> TaskFailed | dict:
+                task, expect: ElfExpectation | None = None) -> TaskFailed | dict:
     """Compile one BPF object with the precompiled vmlinux.h when it is ready, else
     parse vmlinux.h directly (direct_argv): the object is byte-identical either way.
     A compile never waits for the PCH, so on a clean build the other cores compile
     while one builds it. Returns {"pch": used?}, saved as the task's values."""
     use_pch = direct_argv is None or (pch is not None and pch_ready(*pch))
-    failed = compile_with_depfile(argv if use_pch else direct_argv, cwd, outputs, depfile, task)
+    failed = compile_with_depfile(argv if use_pch else direct_argv, cwd, outputs, depfile, task,
+                                  expect)
     return failed or {"pch": use_pch}
 
 
@@ -86,14 +100,17 @@ def copy_file(source: str, output: str) -> None:
 
 
 def link_executable(argv: tuple[str, ...], cwd: str, output: str, static: bool,
-                    strip_argv: tuple[str, ...] | None) -> TaskFailed | dict:
-    """Link (and optionally strip) an app into OUTPUT.partial, check that a static
-    one has no NEEDED entry, then rename it. Returns size and NEEDED entries,
+                    strip_argv: tuple[str, ...] | None,
+                    expect: ElfExpectation | None = None) -> TaskFailed | dict:
+    """Link (and optionally strip) an app into OUTPUT.partial, check its arch and that
+    a static one has no NEEDED entry, then rename it. Returns size and NEEDED entries,
     which doit saves as the task's values."""
     _prepare((output,))
     failed = _execute(argv, cwd)
     if not failed and strip_argv:
         failed = _execute(strip_argv, cwd)
+    if not failed:
+        failed = check_arch(output, cwd, expect)
     needed = [] if failed else needed_libraries(partial(output))
     if not failed and static and needed:
         failed = TaskFailed(

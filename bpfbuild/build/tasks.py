@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import platform
 import re
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from doit.tools import config_changed
 
 from . import actions
 from .depfile import existing_deps
+from .elfcheck import bpf_expectation, bpftool_expectation, native_expectation
 from .layout import Layout
 from ..arch import host_arch
 from .config import PCH_AUTO_MIN
@@ -63,6 +65,17 @@ class TaskFactory:
             "meta": {"line": f"  {label:<8}{shown}{suffix}", "commands": commands,
                      "cwd": str(self.project.root)},
             **task,
+        }
+
+    @functools.cached_property
+    def _expect(self) -> dict[str, dict]:
+        """The `expect` argument of each kind of action: the ELF arch its output must have."""
+        toolchain, env = self.toolchain, dict(os.environ)
+        return {
+            "bpf": {"expect": bpf_expectation(self.arch, toolchain.clang.path, env)},
+            "bpftool": {"expect": bpftool_expectation(self.arch, toolchain.bpftool.path)},
+            "cc": {"expect": native_expectation(self.arch, toolchain.cc.path,
+                                                self.arch == host_arch(), env)},
         }
 
     def _changed(self, tool: str, argv: list[str], **extra) -> config_changed:
@@ -183,7 +196,7 @@ class TaskFactory:
         return self._task(
             "bpf", obj.name, "BPF", obj.source, [tuple(argv)],
             actions=[(actions.compile_bpf, (tuple(argv), direct_argv, str(self.project.root),
-                                            tuple(targets), targets[1], pch))],
+                                            tuple(targets), targets[1], pch), self._expect["bpf"])],
             file_dep=file_dep,
             task_dep=[self.name("vmlinux", "vmlinux.h")],
             targets=targets,
@@ -197,7 +210,8 @@ class TaskFactory:
                 actions.partial(self.rel(linked)), self.rel(compiled)]
         return self._task(
             "bpfobj", obj.name, "GENOBJ", self.rel(linked), [tuple(argv)],
-            actions=[(actions.run_tool, (tuple(argv), str(self.project.root), (str(linked),)))],
+            actions=[(actions.run_tool, (tuple(argv), str(self.project.root), (str(linked),)),
+                      self._expect["bpftool"])],
             file_dep=[str(compiled)], targets=[str(linked)],
             uptodate=[self._changed("bpftool", argv[3:4])],
         )
@@ -234,7 +248,8 @@ class TaskFactory:
         return self._task(
             "cc", source, "CC", source, [tuple(argv)],
             actions=[(actions.compile_with_depfile,
-                      (tuple(argv), str(self.project.root), tuple(targets), targets[1]))],
+                      (tuple(argv), str(self.project.root), tuple(targets), targets[1]),
+                      self._expect["cc"])],
             file_dep=self._header_deps(source, layout.user_depfile(source)),
             # Order only: on a first build there is no depfile yet to say which
             # skeletons a source includes; afterwards the depfile has them.
@@ -262,14 +277,16 @@ class TaskFactory:
         build = self.project.config.build
         executable = layout.executable(app_name)
         objects = [self.rel(layout.user_object(source)) for source in app.sources]
+        # --static also lists libbpf's private deps (libelf, zlib) for static linking;
+        # the archives they resolve to are inputs of the link (a rebuilt libbpf.a relinks)
+        libs, libraries = toolchain.link_libraries(build.static, [*toolchain.ldflags, *build.ldflags])
         argv = [
             toolchain.cc.path,
             "-o", actions.partial(self.rel(executable)),
             *objects,
             *(["-static"] if build.static else []),  # one file to deploy, no runtime deps
             *toolchain.ldflags, *build.ldflags,
-            # --static also lists libbpf's private deps (libelf, zlib) for static linking
-            *(toolchain.libbpf.static_libs if build.static else toolchain.libbpf.libs),
+            *libs,
         ]
         strip_argv = None
         commands = [tuple(argv)]
@@ -279,8 +296,9 @@ class TaskFactory:
         return self._task(
             "link", app_name, "LD", self.rel(executable), commands,
             actions=[(actions.link_executable,
-                      (tuple(argv), str(self.project.root), str(executable), build.static, strip_argv))],
-            file_dep=[str(layout.user_object(source)) for source in app.sources],
+                      (tuple(argv), str(self.project.root), str(executable), build.static, strip_argv),
+                      self._expect["cc"])],
+            file_dep=[str(layout.user_object(source)) for source in app.sources] + libraries,
             targets=[str(executable)],
             uptodate=[self._changed("cc", argv, strip=bool(strip_argv))],
         )
@@ -299,8 +317,10 @@ class TaskFactory:
             cflags=self.toolchain.libbpf.cflags, ldflags=self.toolchain.libbpf.static_libs)
         return self._task(
             "tool", "bpfverify", "CC", self.rel(runner), [tuple(argv)],
-            actions=[(actions.run_tool, (tuple(argv), str(self.project.root), (str(runner),)))],
-            file_dep=[str(RUNNER_SOURCE)], targets=[str(runner)],
+            actions=[(actions.run_tool, (tuple(argv), str(self.project.root), (str(runner),)),
+                      self._expect["cc"])],
+            file_dep=[str(RUNNER_SOURCE), *self.toolchain.link_libraries(True, [])[1]],
+            targets=[str(runner)],
             uptodate=[self._changed("cc", argv)],
         )
 

@@ -41,6 +41,8 @@ class Libbpf:
     version: str
     cflags: list[str]
     libs: list[str]
+    """`pkg-config --libs`; the --static list instead when libbpf is only an archive
+    (a dynamic link of libbpf.a needs its private deps, libelf and zlib, too)."""
     static_libs: list[str]
 
 
@@ -59,6 +61,15 @@ class Toolchain:
     """$CFLAGS, split like a shell would."""
     ldflags: list[str] = field(default_factory=list)
     """$LDFLAGS."""
+    library_dirs: list[str] = field(default_factory=list)
+    """Where cc looks for -l libraries after the -L dirs (`cc -print-search-dirs`)."""
+
+    def link_libraries(self, static: bool, ldflags: list[str]) -> tuple[list[str], list[str]]:
+        """libbpf's link flags for a static or dynamic link, and the library files they
+        resolve to (the link depends on them). ldflags: the link's other flags, whose -L
+        dirs the linker searches too."""
+        flags = self.libbpf.static_libs if static else self.libbpf.libs
+        return flags, resolve_libraries([*ldflags, *flags], self.library_dirs, static)
 
     @property
     def system_include_dirs(self) -> list[str]:
@@ -67,11 +78,53 @@ class Toolchain:
         return [f"/usr/include/{self.arch.gnu_triplet}", "/usr/include"]
 
 
+def resolve_libraries(flags: list[str], library_dirs: list[str], static: bool) -> list[str]:
+    """The files a linker would take for the -l options of flags: each -lNAME is the
+    first libNAME.so (unless static) or libNAME.a in the -L dirs of flags, then in
+    library_dirs; `-l:FILE` and absolute paths to libraries are taken as they are (a
+    relative one is a build output, which its own task tracks). A library not found
+    is left out (the linker reports it)."""
+    search = [flag[2:] for flag in flags if flag.startswith("-L") and len(flag) > 2]
+    search += library_dirs
+    found: list[str] = []
+    for flag in flags:
+        if flag.startswith("-l:"):
+            names = [flag[3:]]
+        elif flag.startswith("-l") and len(flag) > 2:
+            names = ([] if static else [f"lib{flag[2:]}.so"]) + [f"lib{flag[2:]}.a"]
+        elif flag.endswith((".a", ".so")) and os.path.isabs(flag) and os.path.isfile(flag):
+            names = [flag]
+        else:
+            continue
+        path = next((os.path.normpath(os.path.join(d, n)) for d in search for n in names
+                     if os.path.isfile(os.path.join(d, n))), None)
+        if path and path not in found:
+            found.append(path)
+    return found
+
+
+def compiler_library_dirs(cc: str, cache: _VersionCache) -> list[str]:
+    """The dirs cc passes to the linker as -L: the `libraries:` of -print-search-dirs."""
+    def probe() -> dict:
+        try:
+            text = _capture([cc, "-print-search-dirs"])
+        except ToolchainError:  # not gcc-like: only the -L dirs are searched
+            text = ""
+        line = next((l for l in text.splitlines() if l.startswith("libraries:")), "")
+        dirs = line.partition(":")[2].strip().lstrip("=").split(":")
+        return {"dirs": list(dict.fromkeys(os.path.normpath(d) for d in dirs if d))}
+
+    return cache.get("library-dirs:" + cc, [cc], probe)["dirs"]
+
+
 class _VersionCache:
     """Tool versions keyed by the binary's path, size and mtime, kept in .bpfbuild/.
 
     A no-op build then runs no subprocess to learn versions it already knows.
     """
+
+    FORMAT = 2
+    """Bumped when a probe changes what it records: older entries are dropped."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
@@ -79,17 +132,23 @@ class _VersionCache:
         self.dirty = False
         if path and path.is_file():
             try:
-                self.entries = json.loads(path.read_text())
+                data = json.loads(path.read_text())
             except (OSError, ValueError):
-                self.entries = {}
+                data = {}
+            if isinstance(data, dict) and data.get("format") == self.FORMAT:
+                self.entries = data.get("entries", {})
 
     def get(self, key: str, stamp_paths: list[str], compute) -> dict:
-        stamp = [_stamp(p) for p in stamp_paths]
+        """The cached value while the files of stamp_paths, and those the value names in
+        its `stamp_paths` (files found by the probe itself), are as they were."""
         entry = self.entries.get(key)
-        if entry and entry.get("stamp") == stamp:
-            return entry["value"]
+        if entry:
+            paths = stamp_paths + entry["value"].get("stamp_paths", [])
+            if entry.get("stamp") == [_stamp(p) for p in paths]:
+                return entry["value"]
         value = compute()
-        self.entries[key] = {"stamp": stamp, "value": value}
+        paths = stamp_paths + value.get("stamp_paths", [])
+        self.entries[key] = {"stamp": [_stamp(p) for p in paths], "value": value}
         self.dirty = True
         return value
 
@@ -98,7 +157,8 @@ class _VersionCache:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # One temporary file per process: two builds starting at once both save.
             tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(self.entries, indent=1, sort_keys=True))
+            data = {"format": self.FORMAT, "entries": self.entries}
+            tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
             os.replace(tmp, self.path)
             self.dirty = False
 
@@ -198,11 +258,19 @@ def find_bpftool(cache: _VersionCache) -> Tool:
     return Tool("bpftool", path, cache.get("bpftool:" + path, [path], probe)["version"])
 
 
+def parse_version(text: str) -> str:
+    """The version in a tool's `--version` output: after the word "version" on any
+    line (`LLVM version 14.0.6` is llvm-strip's second line), else the first
+    dotted number of the first line that has one (`gcc (Debian 12.2.0-14) 12.2.0`)."""
+    match = re.search(r"\bversion\s+v?(\d+\.\d+(?:\.\d+)?)", text)
+    if not match:
+        match = re.search(r"(\d+\.\d+(?:\.\d+)?)", text)
+    return match.group(1) if match else "unknown"
+
+
 def _version_of(path: str, cache: _VersionCache, name: str) -> str:
     def probe() -> dict:
-        first = _capture([path, "--version"]).splitlines()
-        match = re.search(r"(\d+\.\d+(\.\d+)?)", first[0] if first else "")
-        return {"version": match.group(1) if match else "unknown"}
+        return {"version": parse_version(_capture([path, "--version"]))}
 
     return cache.get(f"{name}:{path}", [path], probe)["version"]
 
@@ -237,17 +305,24 @@ def find_strip(arch: Arch, cache: _VersionCache) -> Tool | None:
     return Tool("strip", path, _version_of(path, cache, "strip")) if path else None
 
 
-def find_libbpf(arch: Arch, cache: _VersionCache) -> Libbpf:
-    """libbpf's flags through pkg-config; for a cross arch, the multiarch .pc files."""
+def find_libbpf(arch: Arch, cache: _VersionCache, library_dirs: list[str] | None = None) -> Libbpf:
+    """libbpf's flags through pkg-config; for a cross arch, the multiarch .pc files.
+    The cached flags are re-probed when pkg-config's search path (PKG_CONFIG_PATH,
+    PKG_CONFIG_LIBDIR, PKG_CONFIG_SYSROOT_DIR: part of the key; their dirs: stamped)
+    or a .pc file it read changes. With library_dirs (the compiler's), a libbpf found only as an archive
+    links with the --static list even in a dynamic link."""
     pkg_config = _which([os.environ.get("PKG_CONFIG", "pkg-config")])
     if not pkg_config:
         raise _missing("pkg-config", ["pkg-config"], "PKG_CONFIG")
     env = dict(os.environ)
     if arch != host_arch():
         env["PKG_CONFIG_LIBDIR"] = f"/usr/lib/{arch.gnu_triplet}/pkgconfig"
-    key = f"libbpf:{arch.name}:{env.get('PKG_CONFIG_PATH', '')}:{env.get('PKG_CONFIG_LIBDIR', '')}"
+    key = ":".join(["libbpf", arch.name, *(env.get(var, "") for var in (
+        "PKG_CONFIG_PATH", "PKG_CONFIG_LIBDIR", "PKG_CONFIG_SYSROOT_DIR"))])
     pc_dirs = [f"/usr/lib/{arch.gnu_triplet}/pkgconfig", "/usr/lib/pkgconfig",
                "/usr/share/pkgconfig"]
+    pc_dirs += [d for var in ("PKG_CONFIG_PATH", "PKG_CONFIG_LIBDIR")
+                for d in env.get(var, "").split(":") if d]
 
     def probe() -> dict:
         def ask(*args: str) -> str:
@@ -265,25 +340,55 @@ def find_libbpf(arch: Arch, cache: _VersionCache) -> Libbpf:
             "cflags": shlex.split(ask("--cflags")),
             "libs": shlex.split(ask("--libs")),
             "static_libs": shlex.split(ask("--static", "--libs")),
+            "stamp_paths": _pc_files(pkg_config, env),
         }
 
     info = cache.get(key, [pkg_config, *pc_dirs], probe)
-    return Libbpf(info["version"], info["cflags"], info["libs"], info["static_libs"])
+    libs = info["libs"]
+    if library_dirs is not None:
+        shared = resolve_libraries(libs, library_dirs, static=False)
+        if shared and all(path.endswith(".a") for path in shared):
+            libs = info["static_libs"]
+    return Libbpf(info["version"], info["cflags"], libs, info["static_libs"])
+
+
+def _pc_files(pkg_config: str, env: dict[str, str]) -> list[str]:
+    """The .pc files pkg-config reads for libbpf: its own and, transitively, those of
+    its Requires and Requires.private (libelf, zlib)."""
+    files: list[str] = []
+    seen: set[str] = set()
+    todo = ["libbpf"]
+    while todo:
+        package = todo.pop(0)
+        if package in seen:
+            continue
+        seen.add(package)
+        done = subprocess.run([pkg_config, "--path", package], capture_output=True, text=True, env=env)
+        if done.returncode == 0 and done.stdout.strip():
+            files.append(os.path.normpath(done.stdout.strip()))
+        for option in ("--print-requires", "--print-requires-private"):
+            done = subprocess.run([pkg_config, option, package], capture_output=True, text=True,
+                                  env=env)
+            todo += [line.split()[0] for line in done.stdout.splitlines() if line.strip()]
+    return files
 
 
 def find_toolchain(arch: Arch, state_dir: Path | None = None) -> Toolchain:
     """The whole toolchain for one arch; versions cached under state_dir."""
     cache = _VersionCache(state_dir / "toolchain.json" if state_dir else None)
     try:
+        clang, bpftool, cc = find_clang(cache), find_bpftool(cache), find_cc(arch, cache)
+        library_dirs = compiler_library_dirs(cc.path, cache)
         return Toolchain(
             arch=arch,
-            clang=find_clang(cache),
-            bpftool=find_bpftool(cache),
-            cc=find_cc(arch, cache),
-            libbpf=find_libbpf(arch, cache),
+            clang=clang,
+            bpftool=bpftool,
+            cc=cc,
+            libbpf=find_libbpf(arch, cache, library_dirs),
             strip=find_strip(arch, cache),
             cflags=shlex.split(os.environ.get("CFLAGS", "")),
             ldflags=shlex.split(os.environ.get("LDFLAGS", "")),
+            library_dirs=library_dirs,
         )
     finally:
         cache.save()

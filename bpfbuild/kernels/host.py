@@ -14,9 +14,13 @@ from pathlib import Path
 KERNEL_BTF = "/sys/kernel/btf/vmlinux"
 """The running kernel's BTF: the default vmlinux.h source for the host arch."""
 
+ENOSYS_REASON = "the bpf() syscall is not implemented here (ENOSYS)"
+"""No BPF at all: qemu-user, a seccomp filter, or a kernel without CONFIG_BPF_SYSCALL."""
+
 BPF_PROG_LOAD = 5
 BPF_PROG_TYPE_SOCKET_FILTER = 1
-SYS_BPF = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "s390x": 351, "ppc64le": 361}
+SYS_BPF = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "s390x": 351, "ppc64le": 361,
+           "armv7l": 386, "armv6l": 386, "loongarch64": 280}
 
 
 class _ProgLoadAttr(ctypes.Structure):
@@ -50,13 +54,42 @@ def can_load_bpf() -> tuple[bool, str]:
         os.close(fd)
         return True, "yes"
     err = ctypes.get_errno()
-    if err == errno.EPERM:
-        return False, "no: EPERM (run as root, or grant CAP_BPF)"
+    if err == errno.ENOSYS:
+        return False, f"no: {ENOSYS_REASON}"
+    if err in (errno.EPERM, errno.EACCES):
+        return False, f"no: {errno.errorcode[err]}: {describe_missing_privilege()}"
     return False, f"no: {os.strerror(err)}"
 
 
-def kernel_btf() -> bool:
-    return Path(KERNEL_BTF).is_file()
+def describe_missing_privilege() -> str:
+    """Why this process may not load BPF, in words that tell root with its capabilities
+    dropped from a user who is not root."""
+    if has_bpf_privileges():
+        return "CAP_BPF or CAP_SYS_ADMIN is effective, yet the kernel refuses (lockdown, LSM?)"
+    if os.geteuid() == 0:
+        return "no CAP_BPF/CAP_SYS_ADMIN (root, but with those capabilities dropped)"
+    return "not root, and no CAP_BPF/CAP_SYS_ADMIN (run as root, or grant CAP_BPF)"
+
+
+BTF_MAGIC = 0xEB9F
+"""First two bytes of a BTF blob, in the byte order of the kernel that wrote it."""
+
+
+def kernel_btf_status(path: str = KERNEL_BTF) -> tuple[bool, str]:
+    """Whether the BTF at path can be read: open it and check its header magic.
+    Returns (readable, what doctor prints), e.g. `unreadable (Permission denied)`."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except FileNotFoundError:
+        return False, "absent (set [vmlinux] in bpfbuild.toml)"
+    except OSError as err:
+        return False, f"unreadable ({err.strerror or err})"
+    if len(head) < 4:
+        return False, f"unreadable ({len(head)} bytes, too short for a BTF header)"
+    if int.from_bytes(head[:2], "little") != BTF_MAGIC and int.from_bytes(head[:2], "big") != BTF_MAGIC:
+        return False, f"unreadable (not BTF: magic {head[:2].hex()}, expected 9feb or eb9f)"
+    return True, path
 
 
 def tracefs_mount() -> str | None:

@@ -35,7 +35,8 @@ from typing import Any, Union
 
 from .btf import Btf, Layout
 from ..errors import BpfBuildError, ToolchainError
-from ..kernels.host import has_bpf_privileges, tracefs_mounted
+from ..kernels.host import ENOSYS_REASON, describe_missing_privilege, has_bpf_privileges, tracefs_mounted
+from ..verify.log import missing_ksym
 
 log = logging.getLogger("bpfbuild.testing.libbpf")
 log.addHandler(logging.NullHandler())  # libbpf's messages go into errors; print only if asked
@@ -298,9 +299,16 @@ def _error(op: str, what: str, err: int, *, sink: list[tuple[int, str]] | None =
     text = _log_text(sink) if sink is not None else ""
     kind = section.split("/", 1)[0]
     privileged = has_bpf_privileges()
+    if err == errno_codes.ENOSYS:
+        return BpfUnsupportedError(f"{message}: {ENOSYS_REASON}", hint or (
+            "run on a kernel with CONFIG_BPF_SYSCALL, outside qemu-user and seccomp filters "
+            "that refuse bpf()"), err, text)
+    if op == "load" and (ksym := missing_ksym(text.splitlines())):
+        return BpfUnsupportedError(f"{message}: {ksym.reason}", hint or ksym.hint, err, text)
     if err in (errno_codes.EPERM, errno_codes.EACCES) and not privileged:
         return BpfPrivilegeError(
-            message, hint or "run as root, or grant CAP_BPF and CAP_PERFMON", err, text)
+            f"{message}: {describe_missing_privilege()}",
+            hint or "run as root with its capabilities, or grant CAP_BPF and CAP_PERFMON", err, text)
     if err in (errno_codes.EOPNOTSUPP, ENOTSUPP):
         return BpfUnsupportedError(message, hint or "this kernel does not support it", err, text)
     if err == errno_codes.EPERM and op in ("load", "attach"):

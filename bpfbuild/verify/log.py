@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..errors import VerifyError
+from ..kernels.host import ENOSYS_REASON
 
 RUNNER_FORMAT = 1
 """The `format` the runner's first line must carry (bpfverify.c OUTPUT_FORMAT)."""
@@ -351,6 +352,37 @@ class Classification:
     verdict: Verdict
     reason: str
     rejection: Rejection | None = None
+    hint: str | None = None
+    """What to do, when the reason calls for more than the default advice."""
+
+
+_MISSING_KSYM_RE = re.compile(
+    r"extern \((?P<kind>func|var) ksym\) '(?P<name>[^']+)': not found in kernel"
+)
+"""libbpf, before any program is loaded: a non-weak `extern ... __ksym` the running
+kernel's BTF (and its modules') lacks; the load then fails with ESRCH or EINVAL."""
+
+
+def missing_ksym(libbpf_lines: Sequence[str]) -> Classification | None:
+    """A kfunc (or kernel variable) the program declares and this kernel lacks.
+
+    Unsupported, not rejected, as for a helper the kernel lacks (`unknown func`):
+    the program may be right for a newer kernel, and nothing was verified here."""
+    for line in libbpf_lines:
+        if m := _MISSING_KSYM_RE.search(line):
+            name = m["name"]
+            if m["kind"] == "func":
+                return Classification(
+                    Verdict.UNSUPPORTED, f"kfunc {name} not found in this kernel",
+                    hint=f"declare it `extern ... {name}(...) __ksym __weak;` and call it only "
+                    f"when `bpf_ksym_exists({name})` is true (libbpf 1.2+; `if ({name})` with "
+                    "older headers), so the program loads on kernels without it; or verify on "
+                    "a kernel that has it (check the name)")
+            return Classification(
+                Verdict.UNSUPPORTED, f"kernel variable {name} not found in this kernel",
+                hint=f"declare it `__ksym __weak` and check `&{name}` before use, "
+                "or verify on a kernel that has it (check the name)")
+    return None
 
 
 def classify_failure(load_errno: int, log: str, libbpf_lines: Sequence[str]) -> Classification:
@@ -363,10 +395,12 @@ def classify_failure(load_errno: int, log: str, libbpf_lines: Sequence[str]) -> 
       relocation counts as a rejection: the program reads a field without
       guarding it, and the hint names the field the kernel lacks.
     - No verifier output: libbpf failed before the kernel verified anything (a
-      missing attach target: ESRCH/ENOENT), or the kernel does not know the
+      kfunc the kernel lacks, a missing attach target: ESRCH/ENOENT), or the kernel does not know the
       program or attach type (EINVAL, EOPNOTSUPP, ENOTSUPP).
     """
     libbpf_error = _libbpf_error(libbpf_lines)
+    if ksym := missing_ksym(libbpf_lines):
+        return ksym
     if load_errno == errno.EPERM:
         return Classification(
             Verdict.UNSUPPORTED,
@@ -400,6 +434,38 @@ def _libbpf_error(libbpf_lines: Sequence[str]) -> str:
 
 
 # --------------------------------------------------------------------------
+# Why BPF cannot be loaded here
+# --------------------------------------------------------------------------
+
+NOT_ROOT_HINT = (
+    "run as root (sudo bpfbuild verify), or give the runner CAP_BPF with CAP_PERFMON "
+    "and CAP_NET_ADMIN"
+)
+
+
+def no_privilege_reason(probe_errno: int, euid: int, capable: bool) -> tuple[str, str]:
+    """Why a trivial program could not be loaded, and what to do: the probe's errno
+    (ENOSYS: no bpf() syscall, under qemu-user or a seccomp filter), the euid and
+    whether CAP_BPF or CAP_SYS_ADMIN is effective (root may have dropped them)."""
+    if probe_errno == errno.ENOSYS:
+        return ENOSYS_REASON, (
+            "verify on a Linux kernel built with CONFIG_BPF_SYSCALL, outside qemu-user and "
+            "outside any seccomp filter that refuses bpf() (a container's, a sandbox's)")
+    if euid == 0 and not capable:
+        return ("no BPF privilege: no CAP_BPF/CAP_SYS_ADMIN (running as root, but with those "
+                "capabilities dropped)"), (
+            "run without dropping capabilities (no `setpriv --bounding-set=-all`, `capsh "
+            "--drop`, or a container without CAP_BPF), or add CAP_BPF with CAP_PERFMON and "
+            "CAP_NET_ADMIN")
+    if not capable:
+        return "no BPF privilege: not root, and no CAP_BPF/CAP_SYS_ADMIN", NOT_ROOT_HINT
+    name = errno.errorcode.get(probe_errno, str(probe_errno))
+    return f"the kernel refused a trivial program with {name} although CAP_BPF or " \
+        "CAP_SYS_ADMIN is effective", (
+            "check kernel.unprivileged_bpf_disabled, lockdown and LSM policies of this machine")
+
+
+# --------------------------------------------------------------------------
 # The runner's output: JSON lines
 # --------------------------------------------------------------------------
 
@@ -416,6 +482,13 @@ class RunnerHeader:
     cap_bpf: bool
     cap_sys_admin: bool
     progs_loaded_before: int
+    euid: int = -1
+    """The runner's effective uid (-1 from a runner older than this field)."""
+
+    def no_privilege(self) -> tuple[str, str] | None:
+        """Why this runner may not load BPF, and the hint; None when it may."""
+        return None if self.privileged else no_privilege_reason(
+            self.probe_errno, self.euid, self.cap_bpf or self.cap_sys_admin)
 
 
 @dataclass(frozen=True)
@@ -482,6 +555,7 @@ def parse_runner_output(text: str) -> RunnerOutput:
                     cap_bpf=record["cap_bpf"],
                     cap_sys_admin=record["cap_sys_admin"],
                     progs_loaded_before=record["progs_loaded_before"],
+                    euid=record.get("euid", -1),
                 )
             elif kind == "program":
                 out.programs.append(

@@ -14,8 +14,10 @@ from pathlib import Path
 
 from ..arch import ARCHES
 from ..errors import VerifyError
+from ..kernels.host import ENOSYS_REASON
 from .runner import RUNNER_SOURCE
 from .log import (
+    NOT_ROOT_HINT,
     RunnerProgram,
     Verdict,
     VerifierStats,
@@ -60,10 +62,6 @@ BASELINE_FORMAT = 1
 
 RUNNER_LDFLAGS = ("-lbpf", "-lelf", "-lz")
 """`pkg-config --static --libs libbpf` on Debian 12; the toolchain may pass its own."""
-NO_PRIVILEGE_HINT = (
-    "run as root (sudo bpfbuild verify), or give the runner CAP_BPF with CAP_PERFMON "
-    "and CAP_NET_ADMIN"
-)
 
 
 def build_runner_command(
@@ -186,6 +184,9 @@ class ObjectReport:
     progs_loaded_before: int | None = None
     progs_loaded_after: int | None = None
     """Programs loaded in the whole kernel around the run (None without privilege)."""
+    skip_reason: str | None = None
+    """Without privilege: why (no bpf() syscall, capabilities dropped, not root)."""
+    skip_hint: str | None = None
 
 
 @dataclass
@@ -204,20 +205,30 @@ class VerifyReport:
 
     @property
     def status(self) -> str:
-        """`ok`, or `no privilege` when programs could not be loaded at all."""
-        return "ok" if self.privileged else "no privilege"
+        """`ok`; when programs could not be loaded at all, `no bpf syscall` (ENOSYS)
+        or `no privilege`."""
+        if self.privileged:
+            return "ok"
+        if any(o.skip_reason == ENOSYS_REASON for o in self.objects):
+            return "no bpf syscall"
+        return "no privilege"
 
     @property
     def skip_message(self) -> str | None:
         """The one line to print when verification was skipped, else None."""
-        return None if self.privileged else _skip_message()
+        if self.privileged:
+            return None
+        reason = next((o.skip_reason for o in self.objects if o.skip_reason), None)
+        return _skip_message(reason)
+
+    @property
+    def skip_hint(self) -> str:
+        """What to do when verification was skipped."""
+        return next((o.skip_hint for o in self.objects if o.skip_hint), NOT_ROOT_HINT)
 
 
-def _skip_message() -> str:
-    return (
-        "verify skipped: no BPF privilege (not root, no CAP_BPF or CAP_SYS_ADMIN: "
-        "the kernel refused a trivial program)"
-    )
+def _skip_message(reason: str | None = None) -> str:
+    return f"verify skipped: {reason or 'no BPF privilege (the kernel refused a trivial program)'}"
 
 
 def save_object_report(report: ObjectReport, path: Path) -> None:
@@ -284,8 +295,9 @@ def verify_object(
         )
     header = output.header
     arch = arch or _arch_name(header.machine)
-    if not header.privileged and require:
-        raise VerifyError(_skip_message(), hint=NO_PRIVILEGE_HINT)
+    skip_reason, skip_hint = header.no_privilege() or (None, None)
+    if skip_reason and require:
+        raise VerifyError(_skip_message(skip_reason), hint=skip_hint)
     before = header.progs_loaded_before
     after = output.done.progs_loaded_after
     return ObjectReport(
@@ -294,9 +306,11 @@ def verify_object(
         arch=arch,
         kernel=header.kernel,
         privileged=header.privileged,
-        results=[_program_result(arch, name, p) for p in output.programs],
+        results=[_program_result(arch, name, p, skip_reason) for p in output.programs],
         progs_loaded_before=None if before < 0 else before,
         progs_loaded_after=None if after < 0 else after,
+        skip_reason=skip_reason,
+        skip_hint=skip_hint,
     )
 
 
@@ -341,7 +355,8 @@ def _arch_name(machine: str) -> str:
     return machine
 
 
-def _program_result(arch: str, object_name: str, program: RunnerProgram) -> ProgramResult:
+def _program_result(arch: str, object_name: str, program: RunnerProgram,
+                    skip_reason: str | None = None) -> ProgramResult:
     log_path = Path(program.log_path) if program.log_path else None
     text = log_path.read_text(errors="replace") if log_path and log_path.exists() else ""
     kernel_log, libbpf_lines = split_log(text)
@@ -359,7 +374,7 @@ def _program_result(arch: str, object_name: str, program: RunnerProgram) -> Prog
     )
     if program.load == "skipped":
         result.verdict = Verdict.SKIPPED
-        result.error = "no BPF privilege"
+        result.error = skip_reason or "no BPF privilege"
         return result
     _set_stats(result, stats)
     if program.load == "ok":
@@ -372,7 +387,7 @@ def _program_result(arch: str, object_name: str, program: RunnerProgram) -> Prog
     rejection = classification.rejection
     if classification.verdict is Verdict.UNSUPPORTED or rejection is None:
         result.error = classification.reason
-        result.hint = (
+        result.hint = classification.hint or (
             "nothing to fix in the program for this kernel; "
             "verify on a kernel that supports it (e.g. in a VM)"
         )
@@ -502,7 +517,7 @@ def write_baseline(path: Path, results: Iterable[ProgramResult]) -> None:
     if not results:
         raise VerifyError(
             "no verdicts to write a baseline from (verification was skipped)",
-            hint=NO_PRIVILEGE_HINT,
+            hint=NOT_ROOT_HINT,
         )
     programs = load_baseline(path) if path.exists() else {}
     replaced = {f"{r.arch}/{r.object}/" for r in results}

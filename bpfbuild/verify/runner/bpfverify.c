@@ -6,7 +6,8 @@
  * It is linked statically (-lbpf -lelf -lz) so that it runs anywhere, e.g. in
  * a minimal VM or initramfs without Python. It prints JSON lines on stdout:
  *
- *   {"kind":"runner", ...}     first line: kernel, privilege probe
+ *   {"kind":"runner", ...}     first line: kernel, privilege probe (its errno,
+ *                              capabilities, euid)
  *   {"kind":"program", ...}    one line per program, in object order
  *   {"kind":"done", ...}       last line: counts
  *   {"kind":"error", ...}      instead of the rest, when the run cannot start
@@ -518,6 +519,7 @@ int main(int argc, char **argv)
 	json_key_string("object", opts.object_path);
 	json_key_bool("privileged", privileged);
 	json_key_long("probe_errno", probe_err);
+	json_key_long("euid", geteuid()); /* root with capabilities dropped is not "not root" */
 	json_key_bool("cap_bpf", has_capability(CAP_BPF));
 	json_key_bool("cap_sys_admin", has_capability(CAP_SYS_ADMIN));
 	json_key_long("progs_loaded_before", count_loaded_programs());
