@@ -52,13 +52,27 @@ DISCOVERY = [
     ("app-table-overrides-sources",
      ["src/a.bpf.c", "src/a.c", "src/main.c", "src/util.c"],
      '[app.tool]\nbpf = ["src/a.bpf.c"]\nsources = ["src/main.c", "src/util.c"]\n',
-     {"a": (("a",), ("src/a.c",)),
+     {"a": (("a",), ("src/a.c", "src/util.c")),
       "tool": (("a",), ("src/main.c", "src/util.c"))},
      {"a": "src/a.bpf.c"}),
     ("app-table-replaces-a-discovered-app",
      ["src/a.bpf.c", "src/a.c", "src/other_main.c"],
      '[app.a]\nsources = ["src/other_main.c"]\n',
      {"a": (("a",), ("src/other_main.c",))},
+     {"a": "src/a.bpf.c"}),
+    # A shared source listed by an [app] table stays shared: only the table's first
+    # source is its main, kept out of the other apps.
+    ("app-table-lists-a-shared-source",
+     ["src/a.bpf.c", "src/a.c", "src/b.bpf.c", "src/b.c", "src/util.c", "src/extra.c"],
+     '[app.extra]\nbpf = ["src/a.bpf.c"]\nsources = ["src/extra.c", "src/util.c"]\n',
+     {"a": (("a",), ("src/a.c", "src/util.c")),
+      "b": (("b",), ("src/b.c", "src/util.c")),
+      "extra": (("a",), ("src/extra.c", "src/util.c"))},
+     {"a": "src/a.bpf.c", "b": "src/b.bpf.c"}),
+    ("vmlinux-keyed-by-uname-spelling",
+     ["src/a.bpf.c", "src/a.c", "btf/x.h"],
+     f'[vmlinux]\n{ARCHES[HOST].machines[-1]} = "btf/x.h"\n',
+     {"a": (("a",), ("src/a.c",))},
      {"a": "src/a.bpf.c"}),
     ("app-table-adds-objects-from-elsewhere",
      ["src/a.bpf.c", "src/a.c", "bpf/extra.bpf.c"],
@@ -106,7 +120,8 @@ def test_host_arch_takes_the_running_kernels_types(tmp_path: Path) -> None:
 def test_cross_arch_takes_its_vmlinux_entry(tmp_path: Path) -> None:
     config = (f'[build]\narches = ["{HOST}", "{OTHER_ARCH}"]\n'
               f'[vmlinux]\n{OTHER_ARCH} = "btf/vmlinux-{OTHER_ARCH}.h"\n')
-    project = load_project(make_project(tmp_path / "p", {"src/a.bpf.c": ""}, config))
+    files = {"src/a.bpf.c": "", f"btf/vmlinux-{OTHER_ARCH}.h": ""}
+    project = load_project(make_project(tmp_path / "p", files, config))
     assert [a.name for a in project.arches] == [HOST, OTHER_ARCH]
     assert project.vmlinux[OTHER_ARCH].path == f"btf/vmlinux-{OTHER_ARCH}.h"
     assert project.vmlinux[OTHER_ARCH].is_header

@@ -13,6 +13,7 @@ from pathlib import Path
 from doit.tools import config_changed
 
 from . import actions
+from .bpfcheck import require_programs
 from .depfile import existing_deps
 from .layout import Layout
 from ..arch import host_arch
@@ -183,7 +184,8 @@ class TaskFactory:
         return self._task(
             "bpf", obj.name, "BPF", obj.source, [tuple(argv)],
             actions=[(actions.compile_bpf, (tuple(argv), direct_argv, str(self.project.root),
-                                            tuple(targets), targets[1], pch))],
+                                            tuple(targets), targets[1], pch)),
+                     (require_programs, (targets[0], obj.source))],
             file_dep=file_dep,
             task_dep=[self.name("vmlinux", "vmlinux.h")],
             targets=targets,

@@ -138,8 +138,21 @@ def _capture(argv: list[str], env: dict | None = None) -> str:
         raise ToolchainError(
             f"`{shlex.join(argv)}` failed with exit code {done.returncode}: "
             + (done.stderr.strip().splitlines() or ["no output"])[-1],
+            hint=f"check that {argv[0]} is the tool bpfbuild expects (`bpfbuild doctor` "
+            "lists each tool it found)",
         )
     return done.stdout
+
+
+def _not_the_tool(path: str, what: str, argv: list[str], output: str, env: str) -> ToolchainError:
+    """A tool that ran but did not answer as `what` does: name what it printed."""
+    lines = output.strip().splitlines()
+    said = f"printed {lines[0].strip()!r}" if lines else "printed nothing"
+    return ToolchainError(
+        f"{path} is not {what}: `{shlex.join(argv)}` {said}",
+        hint=f"set ${env} to {what}'s path, or unset it; or apt-get install "
+        f"{DEBIAN_PACKAGE[what]}",
+    )
 
 
 def _find(name: str, env: str | None, candidates: list[str]) -> str:
@@ -165,8 +178,10 @@ def find_clang(cache: _VersionCache) -> Tool:
 
     def probe() -> dict:
         version_text = _capture([path, "--version"])
-        targets = _capture([path, "-print-targets"])
         match = re.search(r"clang version (\d+)\.(\d+)\.(\d+)", version_text)
+        if not match:
+            raise _not_the_tool(path, "clang", [path, "--version"], version_text, "CLANG")
+        targets = _capture([path, "-print-targets"])
         return {
             "version": ".".join(match.groups()) if match else "unknown",
             "bpf": bool(re.search(r"^\s*bpf\b", targets, re.M)),
@@ -193,7 +208,9 @@ def find_bpftool(cache: _VersionCache) -> Tool:
     def probe() -> dict:
         text = _capture([path, "version"])
         match = re.search(r"v?(\d+\.\d+\.\d+)", text)
-        return {"version": match.group(1) if match else "unknown"}
+        if "bpftool" not in text or not match:
+            raise _not_the_tool(path, "bpftool", [path, "version"], text, "BPFTOOL")
+        return {"version": match.group(1)}
 
     return Tool("bpftool", path, cache.get("bpftool:" + path, [path], probe)["version"])
 
@@ -239,9 +256,7 @@ def find_strip(arch: Arch, cache: _VersionCache) -> Tool | None:
 
 def find_libbpf(arch: Arch, cache: _VersionCache) -> Libbpf:
     """libbpf's flags through pkg-config; for a cross arch, the multiarch .pc files."""
-    pkg_config = _which([os.environ.get("PKG_CONFIG", "pkg-config")])
-    if not pkg_config:
-        raise _missing("pkg-config", ["pkg-config"], "PKG_CONFIG")
+    pkg_config = _find("pkg-config", "PKG_CONFIG", ["pkg-config"])
     env = dict(os.environ)
     if arch != host_arch():
         env["PKG_CONFIG_LIBDIR"] = f"/usr/lib/{arch.gnu_triplet}/pkgconfig"
@@ -252,13 +267,17 @@ def find_libbpf(arch: Arch, cache: _VersionCache) -> Libbpf:
     def probe() -> dict:
         def ask(*args: str) -> str:
             try:
-                return _capture([pkg_config, *args, "libbpf"], env=env).strip()
+                answer = _capture([pkg_config, *args, "libbpf"], env=env).strip()
             except ToolchainError:
                 raise ToolchainError(
                     f"libbpf not found by pkg-config for {arch.name}",
                     hint="apt-get install libbpf-dev libelf-dev zlib1g-dev"
                     + (f" (for :{arch.name} multiarch)" if arch != host_arch() else ""),
                 ) from None
+            if not answer and args == ("--modversion",):
+                raise _not_the_tool(pkg_config, "pkg-config", [pkg_config, *args, "libbpf"],
+                                    answer, "PKG_CONFIG")
+            return answer
 
         return {
             "version": ask("--modversion"),
