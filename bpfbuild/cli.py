@@ -80,7 +80,7 @@ class _Group(click.Group):
             sys.exit(err.exit_code)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(name="bpfbuild", cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="bpfbuild")
 def main() -> None:
     """Build, verify and test libbpf/eBPF C projects."""

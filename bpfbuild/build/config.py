@@ -270,6 +270,10 @@ def _expect(locate: _Locator, table: tuple[str, ...], key: str, value: Any, expe
     return value
 
 
+_DOTTED_PART = re.compile(r'"[^"]*"|\'[^\']*\'|[^."\'\s]+')
+"""One part of a dotted TOML key: bare, or quoted (and then it may hold dots)."""
+
+
 class _Locator:
     """Finds the line of a key in the TOML text, for error messages."""
 
@@ -283,7 +287,7 @@ class _Locator:
         for number, line in enumerate(self.lines, 1):
             match = header.match(line)
             if match:
-                current = tuple(part.strip().strip('"') for part in match.group(1).split("."))
+                current = tuple(part.strip("\"'") for part in _DOTTED_PART.findall(match.group(1)))
                 if current == table + (key,):
                     return number
                 continue
