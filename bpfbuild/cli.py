@@ -91,6 +91,7 @@ def _project_root(directory: str | None) -> Path:
 
 
 dir_option = click.option("-C", "--directory", metavar="DIR",
+                          type=click.Path(exists=True, file_okay=False),
                           help="Project folder (default: the nearest with bpfbuild.toml).")
 MAX_JOBS = 1024
 """More jobs than this only starts threads that wait: an error rather than a crash."""

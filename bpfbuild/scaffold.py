@@ -78,7 +78,7 @@ def create_project(target: Path, name: str | None, template: str, force: bool) -
     name = name or target.resolve().name.replace("-", "_")
     problem = name_problem(name)
     if not problem and (name in C_KEYWORDS or keyword.iskeyword(name)):
-        problem = f"'{name}' is not a valid app name: it is a C keyword"
+        problem = f"'{name}' is not a valid app name: it is a keyword of C or Python"
     if problem:
         raise BpfBuildError(problem + ("" if given else " (taken from the folder's name)"),
                             hint=f"{NAME_HINT}; e.g. --name my_tool")

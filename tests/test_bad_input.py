@@ -75,6 +75,7 @@ def link_out(name: str, target: str = "outside") -> Callable[[Path, Path], None]
     def setup(root: Path, tmp: Path) -> None:
         (tmp / target).mkdir(exist_ok=True)
         path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         if path.is_dir():
             shutil.rmtree(path)
         path.symlink_to(tmp / target)
@@ -242,6 +243,10 @@ CASES = [
          files={"src/hello.bpf.c": None, "src/hello.c": None, "src/hello.h": None, "src": None}),
     Case("no-bpf-source", ["build"], "src: no *.bpf.c source", "add src/NAME.bpf.c",
          files={"src/hello.bpf.c": None}),
+    Case("sources-listed-twice", ["build"], "'app.hello.sources' lists 'src/hello.c' twice",
+         "list each file once", append='[app.hello]\nsources = ["src/hello.c", "src/hello.c"]\n'),
+    Case("bpf-listed-twice", ["build"], "'app.hello.bpf' lists 'src/hello.bpf.c' twice",
+         "list each file once", append='[app.hello]\nbpf = ["src/hello.bpf.c", "src/hello.bpf.c"]\n'),
     # -- [verify]
     Case("max-insn-share-negative", ["verify"],
          "bpfbuild.toml:2: 'verify.max_insn_share' must be more than 0 and at most 1, not -1.0",
@@ -263,7 +268,14 @@ CASES = [
          "BPF objects: hello", files={TOML: "[verify.rodata.nosuch]\nmin_pid = 1\n"}),
     Case("rodata-name-not-an-identifier", ["verify"], "'verify.rodata.hello': 'min-pid' is not a C identifier",
          "[verify.rodata.OBJECT]", files={TOML: '[verify.rodata.hello]\n"min-pid" = 1\n'}),
+    Case("rodata-beyond-64-bits", ["verify"], "'verify.rodata.hello.min_pid' = 36893488147419103232 "
+         "does not fit in 64 bits", "at most 64 bits",
+         files={TOML: "[verify.rodata.hello]\nmin_pid = 36893488147419103232\n"}),
+    Case("baseline-is-a-folder", ["verify"], '[verify] baseline = "src" is a folder',
+         "name a file", files={TOML: '[verify]\nbaseline = "src"\n'}),
     # -- the command line
+    Case("directory-does-not-exist", ["build", "-C", "{tmp}/nope"], "Directory '{tmp}/nope' does not exist",
+         "see `bpfbuild build --help`", code=2),
     Case("jobs-too-many", ["build", "-j", "100000"], "100000 is not in the range 1<=x<=1024",
          "see `bpfbuild build --help`", code=2),
     Case("jobs-zero", ["build", "-j", "0"], "0 is not in the range 1<=x<=1024",
@@ -278,7 +290,13 @@ CASES = [
          "remove the link (`bpfbuild clean` does", setup=link_out("output")),
     Case("state-links-out", ["build"], "{root}/.bpfbuild is a symbolic link", "remove the link",
          setup=link_out(".bpfbuild")),
+    Case("arch-output-links-out", ["build"], f"{{root}}/output/{ARCH}/bpf is a symbolic link",
+         "remove the link", setup=link_out(f"output/{ARCH}/bpf")),
     # -- tools that are missing or not what they claim
+    Case("cc-missing", ["build"], "$CC is set to '/nonexistent', which is not an executable",
+         "fix or unset $CC; or apt-get install gcc", env={"CC": "/nonexistent"}),
+    Case("cflags-unbalanced-quote", ["build"], "$CFLAGS cannot be split into flags: No closing quotation",
+         "balance the quotes in $CFLAGS", env={"CFLAGS": '-DNAME="x'}),
     Case("clang-is-gcc", ["build"], "is not clang: `", "set $CLANG to clang's path", env={"CLANG": "gcc"}),
     Case("clang-prints-nothing", ["build"], "/fakebin/clang is not clang: ",
          "set $CLANG to clang's path, or unset it", setup=fake_tool("clang")),
@@ -350,7 +368,8 @@ def test_bad_input(case: Case, fresh_project: Path, tmp_path: Path) -> None:
         run = bpfbuild(root, *case.args, env=env)
         output, code = run.output, run.returncode
     else:
-        result = invoke(*case.args, "-C", str(root), env=env)
+        args = [arg.format(root=root, tmp=tmp_path) for arg in case.args]
+        result = invoke(*args, *([] if "-C" in args else ["-C", str(root)]), env=env)
         output, code = result.output, result.exit_code
     fill = {"root": root, "tmp": tmp_path}
     assert_error(output, code, case.error.format(**fill), case.hint.format(**fill), case.code)
@@ -377,7 +396,9 @@ BAD_INITS = [
     ("name-starts-with-digit", {}, ["--name", "1bad"],
      "'1bad' is not a valid app name: it must be a C identifier", "hint: use letters, digits"),
     ("name-is-a-c-keyword", {}, ["--name", "int"],
-     "'int' is not a valid app name: it is a C keyword", "hint: use letters, digits"),
+     "'int' is not a valid app name: it is a keyword of C or Python", "hint: use letters, digits"),
+    ("name-is-a-python-keyword", {}, ["--name", "class"],
+     "'class' is not a valid app name: it is a keyword of C or Python", "hint: use letters"),
     ("name-has-a-dash", {}, ["--name", "my-tool"],
      "'my-tool' is not a valid app name", "e.g. --name my_tool"),
     ("name-is-an-output-folder", {}, ["--name", "include"],

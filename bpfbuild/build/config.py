@@ -157,8 +157,13 @@ def load_config(path: Path) -> ProjectConfig:
             locate.fail(("app",), app, problem, NAME_HINT)
         apps[app] = _dataclass_from(locate, ("app", app), table, AppConfig)
         for key in ("bpf", "sources"):
-            for source in getattr(apps[app], key):
+            listed = getattr(apps[app], key)
+            for source in listed:
                 _check_path(locate, ("app", app), key, source)
+            twice = sorted({source for source in listed if listed.count(source) > 1})
+            if twice:
+                locate.fail(("app", app), key, f"'app.{app}.{key}' lists '{twice[0]}' twice",
+                            f"list each file once in 'app.{app}.{key}'")
     verify = _dataclass_from(locate, ("verify",), data.get("verify", {}), VerifyConfig)
     _check_verify(locate, verify)
     return ProjectConfig(path, name, build, vmlinux, apps, verify)
@@ -206,6 +211,11 @@ def _check_verify(locate: _Locator, verify: VerifyConfig) -> None:
                 locate.fail(("verify", "rodata"), obj,
                             f"'verify.rodata.{obj}': '{name}' is not a C identifier",
                             "key [verify.rodata.OBJECT] by object name, then global = integer")
+        for name, value in values.items():
+            if not -2**63 <= value < 2**64:
+                locate.fail(("verify", "rodata", obj), name,
+                            f"'verify.rodata.{obj}.{name}' = {value} does not fit in 64 bits",
+                            "give a value of at most 64 bits")
 
 
 def _check_arch(locate: _Locator, table: tuple[str, ...], key: str, name: str) -> None:

@@ -9,7 +9,7 @@ from ..arch import Arch, get_arch, host_arch
 from .config import CONFIG_NAME, ProjectConfig, is_kernel_reference, load_config
 from ..errors import ConfigError, ProjectError
 from ..kernels.host import KERNEL_BTF
-from .layout import NAME_HINT, OUTPUT_DIR, STATE_DIR, name_problem
+from .layout import NAME_HINT, OUTPUT_DIR, RESERVED_NAMES, STATE_DIR, name_problem
 
 USER_SUFFIXES = (".c", ".S", ".s")
 """What the C compiler builds for user space: C and assembly."""
@@ -86,7 +86,7 @@ def load_project(root: Path) -> Project:
     """Read bpfbuild.toml and discover the project's sources."""
     config = load_config(root / CONFIG_NAME)
     arches = [get_arch(name) for name in config.build.arches] or [host_arch()]
-    _check_output_folders(root)
+    _check_output_folders(root, arches)
     src = root / "src"
     if not src.is_dir():
         raise ProjectError(
@@ -169,19 +169,26 @@ def load_project(root: Path) -> Project:
                 hint=f"add `{arch.name} = \"path/to/BTF-or-vmlinux.h\"` under [vmlinux]; "
                 "the host's kernel BTF is only right for the host arch",
             )
+    if (root / config.verify.baseline).is_dir():
+        raise ConfigError(f"{config.path}: [verify] baseline = \"{config.verify.baseline}\" "
+                          "is a folder", hint="name a file, e.g. \"verify-baseline.json\"")
     include_dirs = [d for d in config.build.include_dirs if (root / d).is_dir()]
     return Project(root, config, arches, objects, apps, include_dirs, vmlinux)
 
 
-def _check_output_folders(root: Path) -> None:
-    """output/ and .bpfbuild/ are bpfbuild's own: a symlink there would make a build
-    write outside the project."""
-    for name in (OUTPUT_DIR, STATE_DIR):
-        if (root / name).is_symlink():
+def _check_output_folders(root: Path, arches: list[Arch]) -> None:
+    """output/, .bpfbuild/ and the folders in them are bpfbuild's own: a symlink there
+    would make a build write outside the project."""
+    folders = [root / OUTPUT_DIR, root / STATE_DIR]
+    for arch in arches:
+        folders.append(root / OUTPUT_DIR / arch.name)
+        folders += [root / OUTPUT_DIR / arch.name / name for name in RESERVED_NAMES]
+    for folder in folders:
+        if folder.is_symlink():
             raise ProjectError(
-                f"{root / name} is a symbolic link: bpfbuild writes nothing outside the project",
-                hint=f"remove the link (`bpfbuild clean` does, and leaves its target alone); "
-                f"bpfbuild then makes {name}/ a real folder",
+                f"{folder} is a symbolic link: bpfbuild writes nothing outside the project",
+                hint="remove the link (`bpfbuild clean` does, and leaves its target alone); "
+                f"bpfbuild then makes {folder.name}/ a real folder",
             )
 
 

@@ -290,6 +290,15 @@ def find_libbpf(arch: Arch, cache: _VersionCache) -> Libbpf:
     return Libbpf(info["version"], info["cflags"], info["libs"], info["static_libs"])
 
 
+def _split_env(name: str) -> list[str]:
+    """$CFLAGS or $LDFLAGS split as a shell would."""
+    try:
+        return shlex.split(os.environ.get(name, ""))
+    except ValueError as err:
+        raise ToolchainError(f"${name} cannot be split into flags: {err}",
+                             hint=f"balance the quotes in ${name}, or unset it") from None
+
+
 def find_toolchain(arch: Arch, state_dir: Path | None = None) -> Toolchain:
     """The whole toolchain for one arch; versions cached under state_dir."""
     cache = _VersionCache(state_dir / "toolchain.json" if state_dir else None)
@@ -301,8 +310,8 @@ def find_toolchain(arch: Arch, state_dir: Path | None = None) -> Toolchain:
             cc=find_cc(arch, cache),
             libbpf=find_libbpf(arch, cache),
             strip=find_strip(arch, cache),
-            cflags=shlex.split(os.environ.get("CFLAGS", "")),
-            ldflags=shlex.split(os.environ.get("LDFLAGS", "")),
+            cflags=_split_env("CFLAGS"),
+            ldflags=_split_env("LDFLAGS"),
         )
     finally:
         cache.save()
