@@ -179,3 +179,18 @@ def test_project_error(tmp_path: Path, files: dict[str, str], config: str,
     assert hint in caught.value.hint
     if error is ConfigError:
         assert str(root / "bpfbuild.toml") in caught.value.message
+
+
+def test_an_app_table_listing_a_shared_source_keeps_it_in_the_discovered_apps(tmp_path: Path) -> None:
+    """[app.extra] lists src/util.c, which alpha and gamma also use: all three link."""
+    from buildutil import ARCH, build, copy_project
+
+    root = copy_project("multi", tmp_path)
+    (root / "src" / "extra.c").write_text(
+        '#include <stdio.h>\n#include "util.h"\n'
+        'int main(void) { puts(util_greeting()); return 0; }\n')
+    with open(root / "bpfbuild.toml", "a") as config:
+        config.write('\n[app.extra]\nbpf = ["src/beta.bpf.c"]\nsources = ["src/extra.c", "src/util.c"]\n')
+    build(root)
+    for app in ("alpha", "gamma", "extra"):
+        assert (root / "output" / ARCH / app).is_file(), app
