@@ -495,3 +495,18 @@ def test_clang_missing_from_path_with_a_warm_version_cache(tmp_path: Path) -> No
     run = bpfbuild(root, "build", env=env)
     assert_error(run.stderr, run.returncode, "error: clang not found (looked for: $CLANG, clang, clang-",
                  "hint: apt-get install clang, or set $CLANG to its path")
+
+
+@pytest.mark.parametrize("content", [b'{"format": 1, "programs": ', b"\xff\xfe", b'{"format": 1}',
+                                     b'{"format": 1, "programs": {"a/b": 3}}'])
+def test_a_corrupt_baseline_names_the_real_flag(tmp_path: Path, content: bytes) -> None:
+    """Without a kernel that loads programs: the baseline is read the same way."""
+    from bpfbuild.errors import VerifyError
+    from bpfbuild.verify.report import load_baseline
+
+    path = tmp_path / "verify-baseline.json"
+    path.write_bytes(content)
+    with pytest.raises(VerifyError) as caught:
+        load_baseline(path)
+    assert caught.value.message.startswith(f"{path}")
+    assert caught.value.hint == "rewrite it with `bpfbuild verify --update-baseline` (and commit it)"
