@@ -9,6 +9,7 @@ import shutil
 import sys
 import traceback
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -16,6 +17,17 @@ from . import __version__
 from .errors import BpfBuildError
 from .build.layout import OUTPUT_DIR, Layout, state_dir
 from .build.project import find_root, load_project
+
+
+def fail(message: str, hint: str | None, code: int = 1) -> NoReturn:
+    """Print the one `error:` line and the one `hint:` line, and exit with code."""
+    click.echo(f"error: {message}", err=True)
+    if hint:
+        click.echo(f"hint: {hint}", err=True)
+    sys.exit(code)
+
+
+_NO_PERMISSION = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
 def handle_errors(func):
@@ -27,32 +39,31 @@ def handle_errors(func):
         try:
             return func(*args, **kwargs)
         except BpfBuildError as err:
-            click.echo(f"error: {err.message}", err=True)
-            if err.hint:
-                click.echo(f"hint: {err.hint}", err=True)
-            sys.exit(1)
+            fail(err.message, err.hint)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
+        except OSError as err:
+            if err.errno not in _NO_PERMISSION:
+                _report_bug(err)
+            # A folder bpfbuild must write (.bpfbuild/, output/, an init target)
+            # is read-only or belongs to another user.
+            fail(f"cannot access {err.filename or 'a file'}: {err.strerror}",
+                 "run bpfbuild as a user who can write the project folder, "
+                 "or fix its permissions (it may be on a read-only mount)")
         except Exception as err:  # noqa: BLE001 - the last resort: report a bug
-            if isinstance(err, OSError) and err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-                # A folder bpfbuild must write (.bpfbuild/, output/, an init target)
-                # is read-only or belongs to another user.
-                click.echo(f"error: cannot access {err.filename or 'a file'}: {err.strerror}",
-                           err=True)
-                click.echo("hint: run bpfbuild as a user who can write the project folder, "
-                           "or fix its permissions (it may be on a read-only mount)", err=True)
-                sys.exit(1)
-            if os.environ.get("BPFBUILD_DEBUG"):
-                traceback.print_exc()
-            click.echo(f"error: internal error: {type(err).__name__}: {err}", err=True)
-            click.echo("hint: this is a bug in bpfbuild; rerun with BPFBUILD_DEBUG=1 "
-                       "and report the traceback", err=True)
-            sys.exit(2)
+            _report_bug(err)
 
     return wrapper
+
+
+def _report_bug(err: Exception) -> NoReturn:
+    if os.environ.get("BPFBUILD_DEBUG"):
+        traceback.print_exception(err)
+    fail(f"internal error: {type(err).__name__}: {err}",
+         "this is a bug in bpfbuild; rerun with BPFBUILD_DEBUG=1 and report the traceback", 2)
 
 
 _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
@@ -73,11 +84,9 @@ class _Group(click.Group):
             click.echo(err.format_message(), err=True)   # the help text, as click shows it
             sys.exit(err.exit_code)
         except click.ClickException as err:
-            click.echo(f"error: {err.format_message()}", err=True)
             context = getattr(err, "ctx", None)
             command = context.command_path if context else "bpfbuild"
-            click.echo(f"hint: see `{command} --help`", err=True)
-            sys.exit(err.exit_code)
+            fail(err.format_message(), f"see `{command} --help`", err.exit_code)
 
 
 @click.group(name="bpfbuild", cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
