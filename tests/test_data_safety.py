@@ -168,3 +168,20 @@ def test_init_keeps_a_link_inside_the_folder(tmp_path: Path) -> None:
     result = invoke("init", str(target))
     assert result.exit_code == 0, result.output
     assert (target / "code" / "mine.bpf.c").is_file()
+
+
+def test_plain_doit_writes_nothing_through_a_linked_state_folder(tmp_path: Path, outside: Path) -> None:
+    """A project's own dodo.py run by plain doit takes the lock too: not through a link."""
+    import subprocess
+    import sys
+
+    from buildutil import copy_project
+
+    root = copy_project("withdodo", tmp_path)
+    (root / ".bpfbuild").symlink_to(outside)
+    before = snapshot(outside)
+    done = subprocess.run([sys.executable, "-m", "doit"], cwd=root, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode != 0, done.stdout + done.stderr
+    assert "is a symbolic link" in done.stdout + done.stderr
+    assert snapshot(outside) == before

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,7 +87,7 @@ def load_project(root: Path) -> Project:
     """Read bpfbuild.toml and discover the project's sources."""
     config = load_config(root / CONFIG_NAME)
     arches = [get_arch(name) for name in config.build.arches] or [host_arch()]
-    _check_output_folders(root, arches)
+    refuse_linked_folders(root, arches)
     src = root / "src"
     if not src.is_dir():
         raise ProjectError(
@@ -176,7 +177,7 @@ def load_project(root: Path) -> Project:
     return Project(root, config, arches, objects, apps, include_dirs, vmlinux)
 
 
-def _check_output_folders(root: Path, arches: list[Arch]) -> None:
+def refuse_linked_folders(root: Path, arches: Sequence[Arch] = ()) -> None:
     """output/, .bpfbuild/ and the folders in them are bpfbuild's own: a symlink there
     would make a build write outside the project."""
     folders = [root / OUTPUT_DIR, root / STATE_DIR]
