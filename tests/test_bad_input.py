@@ -304,6 +304,13 @@ CASES = [
          "remove the link (`bpfbuild clean` does", setup=link_out("output")),
     Case("state-links-out", ["build"], "{root}/.bpfbuild is a symbolic link", "remove the link",
          setup=link_out(".bpfbuild")),
+    Case("src-links-out", ["build"], "src is a symbolic link out of the project (to {tmp}/outside)",
+         "in place of the link src", setup=link_out("src")),
+    Case("discovered-source-links-out", ["build"],
+         "src/shared.c is a symbolic link out of the project (to {tmp}/outside.c)",
+         "copy or move what it points to into the project", setup=outside_file("src/shared.c")),
+    Case("include-links-out", ["build"], "include is a symbolic link out of the project",
+         "in place of the link include", setup=link_out("include")),
     Case("arch-output-links-out", ["build"], f"{{root}}/output/{ARCH}/bpf is a symbolic link",
          "remove the link", setup=link_out(f"output/{ARCH}/bpf")),
     # -- tools that are missing or not what they claim

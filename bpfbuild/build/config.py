@@ -129,7 +129,7 @@ def load_config(path: Path) -> ProjectConfig:
             locate.fail(("build",), "arches", f"arch '{arch}' is listed twice in 'build.arches'{same}",
                         "list each arch once in 'build.arches'")
         seen[canonical] = arch
-    for folder in build.include_dirs:
+    for folder in build.include_dirs if "include_dirs" in data.get("build", {}) else ():
         _check_path(locate, ("build",), "include_dirs", folder)
     if isinstance(build.pch, str) and build.pch != "auto":
         locate.fail(("build",), "pch", f"'build.pch' must be true, false or \"auto\", not {build.pch!r}",

@@ -94,8 +94,11 @@ def load_project(root: Path) -> Project:
             f"{root}: no src/ folder",
             hint="put NAME.bpf.c and NAME.c in src/ (see `bpfbuild init`)",
         )
-    bpf_sources = sorted(p.name for p in src.glob("*.bpf.c"))
-    user_sources = sorted(p.name for p in src.glob("*.c") if not p.name.endswith(".bpf.c"))
+    found = sorted(src.glob("*.c"))
+    for path in [src, *found]:
+        _refuse_outside(root, path)
+    bpf_sources = [p.name for p in found if p.name.endswith(".bpf.c")]
+    user_sources = [p.name for p in found if not p.name.endswith(".bpf.c")]
     objects: dict[str, BpfObject] = {}
     for name in bpf_sources:
         _add_object(objects, f"src/{name}", config.path)
@@ -174,6 +177,8 @@ def load_project(root: Path) -> Project:
         raise ConfigError(f"{config.path}: [verify] baseline = \"{config.verify.baseline}\" "
                           "is a folder", hint="name a file, e.g. \"verify-baseline.json\"")
     include_dirs = [d for d in config.build.include_dirs if (root / d).is_dir()]
+    for folder in include_dirs:
+        _refuse_outside(root, root / folder)
     return Project(root, config, arches, objects, apps, include_dirs, vmlinux)
 
 
@@ -191,6 +196,19 @@ def refuse_linked_folders(root: Path, arches: Sequence[Arch] = ()) -> None:
                 hint="remove the link (`bpfbuild clean` does, and leaves its target alone); "
                 f"bpfbuild then makes {folder.name}/ a real folder",
             )
+
+
+def _refuse_outside(root: Path, path: Path) -> None:
+    """A discovered source or folder that is a link out of the project is an error:
+    bpfbuild reads nothing outside the project."""
+    resolved = path.resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        relative = path.relative_to(root)
+        raise ProjectError(
+            f"{relative} is a symbolic link out of the project (to {resolved})",
+            hint="bpfbuild reads only inside the project folder: copy or move what it "
+            f"points to into the project, in place of the link {relative}",
+        )
 
 
 def _check_listed_file(root: Path, config_path: Path, app: str, key: str, path: str) -> None:
