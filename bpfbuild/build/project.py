@@ -104,8 +104,7 @@ def load_project(root: Path) -> Project:
         _add_object(objects, f"src/{name}", config.path)
 
     apps: dict[str, App] = {}
-    mains: set[str] = set()
-    """Sources that hold an app's main(): never shared with the other apps."""
+    mains: set[str] = set()   # sources that hold an app's main(): never shared
     for name in user_sources:
         stem = name[: -len(".c")]
         if stem in objects:
@@ -216,7 +215,8 @@ def _check_listed_file(root: Path, config_path: Path, app: str, key: str, path: 
     where = f"{config_path}: app '{app}' lists '{path}'"
     if (root / path).is_dir():
         raise ConfigError(f"{where}, which is a folder, not a file",
-                          hint=f"list the files in [app.{app}] {key}, e.g. \"{path}/{app}.c\"")
+                          hint=f"list the files in [app.{app}] {key}, e.g. "
+                          f"\"{path}/{app}{'.bpf.c' if key == 'bpf' else '.c'}\"")
     if not (root / path).is_file():
         raise ConfigError(f"{where}, which does not exist",
                           hint=f"fix [app.{app}] or create {path}")
