@@ -183,7 +183,7 @@ def find_clang(cache: _VersionCache) -> Tool:
             raise _not_the_tool(path, "clang", [path, "--version"], version_text, "CLANG")
         targets = _capture([path, "-print-targets"])
         return {
-            "version": ".".join(match.groups()) if match else "unknown",
+            "version": ".".join(match.groups()),
             "bpf": bool(re.search(r"^\s*bpf\b", targets, re.M)),
         }
 
