@@ -323,6 +323,12 @@ CASES = [
          "set $CLANG to clang's path, or unset it", setup=fake_tool("clang")),
     Case("clang-is-true", ["build"], "/bin/true is not clang: `/bin/true --version` printed 'true (GNU coreutils)",
          "apt-get install clang", env={"CLANG": "/bin/true"}),
+    Case("clang-without-bpf-target", ["build"], "/fakebin/clang has no BPF target",
+         "Debian's clang includes the BPF backend",
+         setup=fake_tool("clang", 'case "$1" in --version) echo "clang version 14.0.6";; esac')),
+    Case("clang-too-old", ["build"], "/fakebin/clang is clang 10.0.1; CO-RE needs clang 11 or newer",
+         "a newer clang-NN", setup=fake_tool(
+             "clang", 'case "$1" in --version) echo "clang version 10.0.1";; *) echo "    bpf - BPF";; esac')),
     Case("clang-fails", ["build"], "failed with exit code 3", "check that",
          setup=fake_tool("clang", "echo broken >&2; exit 3")),
     Case("bpftool-prints-nothing", ["build"], "/fakebin/bpftool is not bpftool: ",
