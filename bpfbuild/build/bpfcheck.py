@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.constants import SH_FLAGS
-from elftools.elf.elffile import ELFFile
-
 from doit.exceptions import TaskFailed
 
 
 def program_sections(path: str) -> list[str]:
     """Names of the sections of a BPF object that hold a program: executable and not
     empty; `.text` holds subprograms (called functions), which load with no program."""
+    # Imported here: a no-op build compiles nothing and need not import pyelftools.
+    from elftools.elf.constants import SH_FLAGS
+    from elftools.elf.elffile import ELFFile
+
     with open(path, "rb") as stream:
         return [section.name for section in ELFFile(stream).iter_sections()
                 if section["sh_flags"] & SH_FLAGS.SHF_EXECINSTR and section["sh_size"]
@@ -20,6 +20,8 @@ def program_sections(path: str) -> list[str]:
 
 def require_programs(compiled: str, source: str) -> TaskFailed | None:
     """doit action: fail, naming the source, when its object holds no program."""
+    from elftools.common.exceptions import ELFError
+
     try:
         if program_sections(compiled):
             return None
