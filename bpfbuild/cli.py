@@ -179,6 +179,9 @@ def clean(directory: str | None) -> None:
         if path.is_symlink():   # before the lock, which would be written through it
             path.unlink()
             click.echo(f"  CLEAN   {path.name} (a symbolic link; removed, its target left alone)")
+        elif path.exists() and not path.is_dir():
+            path.unlink()
+            click.echo(f"  CLEAN   {path.name} (a file where bpfbuild keeps a folder)")
     acquire_lock(root)
     for path in folders:
         if path.is_dir() and not path.is_symlink():

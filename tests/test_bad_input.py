@@ -319,6 +319,12 @@ CASES = [
          "copy or move what it points to into the project", setup=outside_file("src/shared.c")),
     Case("include-links-out", ["build"], "include is a symbolic link out of the project",
          "in place of the link include", setup=link_out("include")),
+    Case("output-is-a-file", ["build"], "{root}/output is a file, where bpfbuild keeps a folder",
+         "`bpfbuild clean` removes it", files={"output": "mine\n"}),
+    Case("state-is-a-file", ["build"], "{root}/.bpfbuild is a file, where bpfbuild keeps a folder",
+         "move the file away", files={".bpfbuild": "mine\n"}),
+    Case("arch-include-is-a-file", ["build"], f"{{root}}/output/{ARCH}/include is a file",
+         "move the file away", files={f"output/{ARCH}/include": "mine\n"}),
     Case("arch-output-links-out", ["build"], f"{{root}}/output/{ARCH}/bpf is a symbolic link",
          "remove the link", setup=link_out(f"output/{ARCH}/bpf")),
     # -- tools that are missing or not what they claim

@@ -87,7 +87,7 @@ def load_project(root: Path) -> Project:
     """Read bpfbuild.toml and discover the project's sources."""
     config = load_config(root / CONFIG_NAME)
     arches = [get_arch(name) for name in config.build.arches] or [host_arch()]
-    refuse_linked_folders(root, arches)
+    check_own_folders(root, arches)
     src = root / "src"
     if not src.is_dir():
         raise ProjectError(
@@ -181,19 +181,25 @@ def load_project(root: Path) -> Project:
     return Project(root, config, arches, objects, apps, include_dirs, vmlinux)
 
 
-def refuse_linked_folders(root: Path, arches: Sequence[Arch] = ()) -> None:
+def check_own_folders(root: Path, arches: Sequence[Arch] = ()) -> None:
     """output/, .bpfbuild/ and the folders in them are bpfbuild's own: a symlink there
-    would make a build write outside the project."""
+    would make a build write outside the project, and a file there fail it."""
     folders = [root / OUTPUT_DIR, root / STATE_DIR]
     for arch in arches:
         folders.append(root / OUTPUT_DIR / arch.name)
-        folders += [root / OUTPUT_DIR / arch.name / name for name in RESERVED_NAMES]
+        folders += [root / OUTPUT_DIR / arch.name / name for name in sorted(RESERVED_NAMES)]
     for folder in folders:
         if folder.is_symlink():
             raise ProjectError(
                 f"{folder} is a symbolic link: bpfbuild writes nothing outside the project",
                 hint="remove the link (`bpfbuild clean` does, and leaves its target alone); "
                 f"bpfbuild then makes {folder.name}/ a real folder",
+            )
+        if folder.exists() and not folder.is_dir():
+            raise ProjectError(
+                f"{folder} is a file, where bpfbuild keeps a folder of its own",
+                hint=f"move the file away (`bpfbuild clean` removes it); bpfbuild then makes "
+                f"{folder.name}/ a folder",
             )
 
 
