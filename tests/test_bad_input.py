@@ -319,6 +319,10 @@ CASES = [
          "copy or move what it points to into the project", setup=outside_file("src/shared.c")),
     Case("include-links-out", ["build"], "include is a symbolic link out of the project",
          "in place of the link include", setup=link_out("include")),
+    Case("source-is-a-folder", ["build"], "src/weird.bpf.c is a folder, not a source file",
+         "every src/*.c is compiled", setup=lambda root, tmp: (root / "src/weird.bpf.c").mkdir()),
+    Case("source-is-a-dangling-link", ["build"], "src/gone.c is a symbolic link to nothing",
+         "remove or rename src/gone.c", setup=lambda root, tmp: (root / "src/gone.c").symlink_to("nothing.c")),
     Case("output-is-a-file", ["build"], "{root}/output is a file, where bpfbuild keeps a folder",
          "`bpfbuild clean` removes it", files={"output": "mine\n"}),
     Case("state-is-a-file", ["build"], "{root}/.bpfbuild is a file, where bpfbuild keeps a folder",
@@ -445,6 +449,8 @@ BAD_INITS = [
      "unknown template 'nope'", "tracepoint"),
     ("src-links-out", {"src": "->outside"}, ["--name", "tool"],
      "src is a symbolic link out of", "remove the link"),
+    ("target-is-a-file", {"notes.txt": "mine"}, ["--name", "tool", "{target}/notes.txt"],
+     "notes.txt exists and is not a folder", "choose another DIR"),
     ("template-file-is-a-folder", {"README.md/": ""}, ["--name", "tool", "--force"],
      "README.md is a folder, where the template has a file", "move it away"),
 ]
@@ -464,7 +470,9 @@ def test_bad_init(tmp_path: Path, contents: dict, args: list[str], error: str, h
             (target / name).mkdir()
         else:
             (target / name).write_text(text)
-    result = invoke("init", *args, str(target))
+    own_target = any("{target}" in arg for arg in args)
+    args = [arg.format(target=target) for arg in args]
+    result = invoke("init", *args, *([] if own_target else [str(target)]))
     assert_error(result.output, result.exit_code, error, hint)
     assert sorted(p.name.rstrip("/") for p in target.iterdir()) == sorted(n.rstrip("/") for n in contents)
     assert list(outside.iterdir()) == []

@@ -97,6 +97,11 @@ def load_project(root: Path) -> Project:
     found = sorted(src.glob("*.c"))
     for path in [src, *found]:
         _refuse_outside(root, path)
+    for path in found:
+        if not path.is_file():
+            what = "a folder" if path.is_dir() else "a symbolic link to nothing"
+            raise ProjectError(f"src/{path.name} is {what}, not a source file",
+                               hint=f"remove or rename src/{path.name}: every src/*.c is compiled")
     bpf_sources = [p.name for p in found if p.name.endswith(".bpf.c")]
     user_sources = [p.name for p in found if not p.name.endswith(".bpf.c")]
     objects: dict[str, BpfObject] = {}
