@@ -67,6 +67,7 @@ def test_clean_with_a_link_to_a_folder_inside_output(tmp_path: Path, outside: Pa
     build(root)
     (root / "output" / "foo").symlink_to(outside)
     (root / "output" / ARCH / "bar").symlink_to(outside / "data.txt")
+    (root / "output" / ARCH / "user" / "baz").symlink_to(outside)     # inside a folder rmtree takes
     before = snapshot(outside)
     run = bpfbuild(root, "clean")
     assert run.returncode == 0, run.describe()
