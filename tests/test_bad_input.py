@@ -334,6 +334,8 @@ CASES = [
     # -- tools that are missing or not what they claim
     Case("cc-missing", ["build"], "$CC is set to '/nonexistent', which is not an executable",
          "fix or unset $CC; or apt-get install gcc", env={"CC": "/nonexistent"}),
+    Case("cc-is-true", ["build"], "/bin/true is not a C compiler: `/bin/true -dumpmachine` printed nothing",
+         "set $CC to a C compiler's path", env={"CC": "/bin/true"}),
     Case("cflags-unbalanced-quote", ["build"], "$CFLAGS cannot be split into flags: No closing quotation",
          "balance the quotes in $CFLAGS", env={"CFLAGS": '-DNAME="x'}),
     Case("clang-is-gcc", ["build"], "is not clang: `", "set $CLANG to clang's path", env={"CLANG": "gcc"}),

@@ -144,13 +144,16 @@ def _capture(argv: list[str], env: dict | None = None) -> str:
     return done.stdout
 
 
-def _not_the_tool(path: str, what: str, argv: list[str], output: str, env: str) -> ToolchainError:
-    """A tool that ran but did not answer as `what` does: name what it printed."""
+def _not_the_tool(path: str, what: str, argv: list[str], output: str, env: str,
+                  label: str | None = None) -> ToolchainError:
+    """A tool that ran but did not answer as `what` (shown as label) does: name what it
+    printed."""
     lines = output.strip().splitlines()
     said = f"printed {lines[0].strip()!r}" if lines else "printed nothing"
+    label = label or what
     return ToolchainError(
-        f"{path} is not {what}: `{shlex.join(argv)}` {said}",
-        hint=f"set ${env} to {what}'s path, or unset it; or apt-get install "
+        f"{path} is not {label}: `{shlex.join(argv)}` {said}",
+        hint=f"set ${env} to {label}'s path, or unset it; or apt-get install "
         f"{DEBIAN_PACKAGE[what]}",
     )
 
@@ -236,6 +239,13 @@ def find_cc(arch: Arch, cache: _VersionCache) -> Tool:
                 f"no C compiler for {arch.name} (looked for {cross}, $CC_{arch.name})",
                 hint=f"apt-get install gcc-{arch.gnu_triplet}",
             )
+    env = "CC" if arch == host_arch() else f"CC_{arch.name}"
+    # gcc and clang name their target; a program that is no C compiler prints nothing.
+    machine = cache.get(f"cc-machine:{path}", [path], lambda: {
+        "machine": _capture([path, "-dumpmachine"]).strip()})["machine"]
+    if not machine:
+        raise _not_the_tool(path, "cc", [path, "-dumpmachine"], machine, env,
+                            label="a C compiler")
     return Tool("cc", path, _version_of(path, cache, "cc"))
 
 
