@@ -194,3 +194,24 @@ def test_an_app_table_listing_a_shared_source_keeps_it_in_the_discovered_apps(tm
     build(root)
     for app in ("alpha", "gamma", "extra"):
         assert (root / "output" / ARCH / app).is_file(), app
+
+
+@pytest.mark.parametrize("name, kind, problem", [
+    ("hello", "app", None),
+    ("_tool2", "app", None),
+    ("include", "BPF object", None),            # objects live in bpf/ and include/: no clash
+    ("int", "app", None),                        # a file name; the skeleton type is int_bpf
+    ("include", "app", "output/<arch>/include/ is a folder bpfbuild writes"),
+    ("libbpf", "app", "output/<arch>/libbpf/ is a folder bpfbuild writes"),
+    ("../x", "app", "must be a C identifier"),
+    ("a.b", "BPF object", "'a.b' is not a valid BPF object name"),
+    ("my-tool", "app", "must be a C identifier"),
+    ("1tool", "app", "must be a C identifier"),
+    ("café", "app", "must be a C identifier"),
+    ("", "app", "must be a C identifier"),
+])
+def test_name_problem(name: str, kind: str, problem: str | None) -> None:
+    from bpfbuild.build.layout import name_problem
+
+    found = name_problem(name, kind)
+    assert (found is None) if problem is None else (problem in (found or "")), found
