@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 import types
@@ -147,7 +148,7 @@ def load_config(path: Path) -> ProjectConfig:
             locate.fail(("vmlinux",), arch, f"arch '{arch}' is given twice in [vmlinux] "
                         f"(as '{canonical_vmlinux[canonical]}')", "keep one entry per arch")
         canonical_vmlinux[canonical] = arch
-        if not is_kernel_reference(source) and not source.startswith(KERNEL_BTF_DIR):
+        if not is_kernel_reference(source) and not os.path.normpath(source).startswith(KERNEL_BTF_DIR):
             _check_path(locate, ("vmlinux",), arch, source)
     apps_table = _expect(locate, (), "app", data.get("app", {}), dict)
     apps = {}
