@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import shutil
 import sys
 import traceback
 from pathlib import Path
+from typing import Any, NoReturn
 
 import click
 
@@ -15,6 +17,17 @@ from . import __version__
 from .errors import BpfBuildError
 from .build.layout import OUTPUT_DIR, Layout, state_dir
 from .build.project import find_root, load_project
+
+
+def fail(message: str, hint: str | None, code: int = 1) -> NoReturn:
+    """Print the one `error:` line and the one `hint:` line, and exit with code."""
+    click.echo(f"error: {message}", err=True)
+    if hint:
+        click.echo(f"hint: {hint}", err=True)
+    sys.exit(code)
+
+
+_NO_PERMISSION = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
 def handle_errors(func):
@@ -26,27 +39,57 @@ def handle_errors(func):
         try:
             return func(*args, **kwargs)
         except BpfBuildError as err:
-            click.echo(f"error: {err.message}", err=True)
-            if err.hint:
-                click.echo(f"hint: {err.hint}", err=True)
-            sys.exit(1)
+            fail(err.message, err.hint)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
+        except OSError as err:
+            if err.errno not in _NO_PERMISSION:
+                _report_bug(err)
+            # A folder bpfbuild must write (.bpfbuild/, output/, an init target)
+            # is read-only or belongs to another user.
+            fail(f"cannot access {err.filename or 'a file'}: {err.strerror}",
+                 "run bpfbuild as a user who can write the project folder, "
+                 "or fix its permissions (it may be on a read-only mount)")
         except Exception as err:  # noqa: BLE001 - the last resort: report a bug
-            if os.environ.get("BPFBUILD_DEBUG"):
-                traceback.print_exc()
-            click.echo(f"error: internal error: {type(err).__name__}: {err}", err=True)
-            click.echo("hint: this is a bug in bpfbuild; rerun with BPFBUILD_DEBUG=1 "
-                       "and report the traceback", err=True)
-            sys.exit(2)
+            _report_bug(err)
 
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _report_bug(err: Exception) -> NoReturn:
+    if os.environ.get("BPFBUILD_DEBUG"):
+        traceback.print_exception(err)
+    fail(f"internal error: {type(err).__name__}: {err}",
+         "this is a bug in bpfbuild; rerun with BPFBUILD_DEBUG=1 and report the traceback", 2)
+
+
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+"""click >= 8.2 raises it for a bare `bpfbuild`; its message is the help text."""
+
+
+class _Group(click.Group):
+    """click's usage errors (unknown option, bad value) as `error:` + `hint:` lines too."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            return super().main(*args, **kwargs)
+        except click.exceptions.Abort:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except _NO_ARGS_IS_HELP as err:
+            click.echo(err.format_message(), err=True)   # the help text, as click shows it
+            sys.exit(err.exit_code)
+        except click.ClickException as err:
+            context = getattr(err, "ctx", None)
+            command = context.command_path if context else "bpfbuild"
+            fail(err.format_message(), f"see `{command} --help`", err.exit_code)
+
+
+@click.group(name="bpfbuild", cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="bpfbuild")
 def main() -> None:
     """Build, verify and test libbpf/eBPF C projects."""
@@ -57,8 +100,11 @@ def _project_root(directory: str | None) -> Path:
 
 
 dir_option = click.option("-C", "--directory", metavar="DIR",
+                          type=click.Path(exists=True, file_okay=False),
                           help="Project folder (default: the nearest with bpfbuild.toml).")
-jobs_option = click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+MAX_JOBS = 1024
+"""More jobs than this only starts threads that wait: an error rather than a crash."""
+jobs_option = click.option("-j", "--jobs", type=click.IntRange(min=1, max=MAX_JOBS), default=None,
                            help="Parallel jobs (default: number of cores).")
 verbose_option = click.option("-v", "--verbose", is_flag=True, help="Show full commands.")
 arch_option = click.option("--arch", "arches", multiple=True, metavar="ARCH",
@@ -121,17 +167,31 @@ def test(junit_xml: str | None, require: bool, jobs: int | None, verbose: bool,
 @dir_option
 @handle_errors
 def clean(directory: str | None) -> None:
-    """Delete build outputs (output/) and build state (.bpfbuild/)."""
+    """Delete build outputs (output/) and build state (.bpfbuild/).
+
+    A symbolic link is removed as a link, never followed: what it points to is left
+    alone, wherever it is."""
     root = _project_root(directory)
     from .build.engine import acquire_lock
 
+    folders = (root / OUTPUT_DIR, state_dir(root))
+    for path in folders:
+        if path.is_symlink():   # before the lock, which would be written through it
+            path.unlink()
+            click.echo(f"  CLEAN   {path.name} (a symbolic link; removed, its target left alone)")
+        elif path.exists() and not path.is_dir():
+            path.unlink()
+            click.echo(f"  CLEAN   {path.name} (a file where bpfbuild keeps a folder)")
     acquire_lock(root)
-    for path in (root / OUTPUT_DIR, state_dir(root)):
-        if path.is_dir():
+    for path in folders:
+        if path.is_dir() and not path.is_symlink():
             for child in path.iterdir():
-                if child.name == "lock":
+                if path == state_dir(root) and child.name == "lock":
                     continue
-                shutil.rmtree(child) if child.is_dir() else child.unlink()
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)   # never follows the links inside
+                else:
+                    child.unlink()
             click.echo(f"  CLEAN   {path.relative_to(root)}/")
 
 
@@ -172,7 +232,8 @@ def doctor(directory: str | None) -> None:
 @click.option("--template", "-t", default="tracepoint", show_default=True,
               help="Program type to start from (see --list).")
 @click.option("--list", "list_templates", is_flag=True, help="List templates and exit.")
-@click.option("--force", is_flag=True, help="Write into a non-empty folder.")
+@click.option("--force", is_flag=True,
+              help="Overwrite the template's files that already exist (default: keep them).")
 @handle_errors
 def init(directory: str, name: str | None, template: str, list_templates: bool, force: bool) -> None:
     """Create a project that builds and runs as is."""
@@ -184,6 +245,10 @@ def init(directory: str, name: str | None, template: str, list_templates: bool, 
         return
     target = Path(directory)
     created = create_project(target, name, template, force)
+    for path in created.kept:
+        click.echo(f"kept      {path} (it exists; --force overwrites it)")
+    for path in created.overwritten:
+        click.echo(f"overwrote {path}")
     click.echo(f"created {created.name} in {target}: cd {target} && bpfbuild build && "
                f"sudo ./output/{created.arch}/{created.name}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 from pathlib import Path
 
@@ -29,8 +30,15 @@ def run_doctor(directory: str | None, btf_path: str = KERNEL_BTF) -> int:
         click.echo(f"project:    {project.root}")
     except BpfBuildError:
         pass
-    cache = _VersionCache(cache_dir / "toolchain.json" if cache_dir else None)
     failures = 0
+    if cache_dir is not None:
+        folder = cache_dir if cache_dir.exists() else cache_dir.parent
+        if not os.access(folder, os.W_OK):
+            failures += 1
+            click.echo(f"{'state:':<11} MISSING: cannot write {folder} (builds keep their state there)")
+            click.echo(f"{'':<11} hint: run bpfbuild as a user who can write the project folder")
+            cache_dir = None
+    cache = _VersionCache(cache_dir / "toolchain.json" if cache_dir else None)
 
     def check(label: str, probe, required: bool = True) -> None:
         nonlocal failures
@@ -71,7 +79,7 @@ def run_doctor(directory: str | None, btf_path: str = KERNEL_BTF) -> int:
     mount = tracefs_mount()
     click.echo(f"tracefs:    {mount or 'not mounted (mount -t tracefs nodev /sys/kernel/tracing)'}")
     if failures:
-        click.echo(f"doctor: {failures} required tool(s) missing: builds cannot work")
+        click.echo(f"doctor: {failures} required check(s) failed: builds cannot work")
         return 1
     click.echo("doctor: builds can work" + ("" if loadable else "; loading BPF here cannot"))
     return 0

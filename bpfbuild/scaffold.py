@@ -5,11 +5,13 @@ from __future__ import annotations
 import importlib.util
 import keyword
 import os
+import tempfile
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .arch import host_arch
+from .build.layout import NAME_HINT, name_problem
 from .errors import BpfBuildError
 
 PLACEHOLDER = "{{name}}"
@@ -37,6 +39,10 @@ class Template:
 class Created:
     name: str
     arch: str
+    kept: list[str] = field(default_factory=list)
+    """Files of the template that existed and were left as they were."""
+    overwritten: list[str] = field(default_factory=list)
+    """Files that existed and were replaced (--force)."""
 
 
 def templates_root() -> Path:
@@ -63,34 +69,74 @@ def available_templates() -> list[Template]:
 
 
 def create_project(target: Path, name: str | None, template: str, force: bool) -> Created:
-    """Copy a template into target with NAME filled in; refuse a non-empty folder."""
+    """Copy a template into target with NAME filled in.
+
+    Like `cargo init`, files that exist are kept (listed in Created.kept); with force
+    they are replaced (Created.overwritten). Nothing is written through a symbolic link
+    that leads out of target."""
+    given = name
     name = name or target.resolve().name.replace("-", "_")
-    if not name.isidentifier() or not name.isascii() or name in C_KEYWORDS or keyword.iskeyword(name):
-        raise BpfBuildError(
-            f"'{name}' is not a valid app name: it must be a C identifier",
-            hint="use letters, digits and underscores, not starting with a digit, "
-            "e.g. --name my_tool",
-        )
+    problem = name_problem(name)
+    if not problem and (name in C_KEYWORDS or keyword.iskeyword(name)):
+        problem = f"'{name}' is not a valid app name: it is a keyword of C or Python"
+    if problem:
+        raise BpfBuildError(problem + ("" if given else " (taken from the folder's name)"),
+                            hint=f"{NAME_HINT}; e.g. --name my_tool")
     templates = {t.name: t for t in available_templates()}
     if template not in templates:
         raise BpfBuildError(f"unknown template '{template}'",
                             hint="templates: " + ", ".join(templates))
     if target.exists() and not target.is_dir():
         raise BpfBuildError(f"{target} exists and is not a folder", hint="choose another DIR")
-    if target.is_dir() and any(target.iterdir()) and not force:
-        raise BpfBuildError(f"{target} is not empty",
-                            hint="use an empty folder, or --force to write into it")
     source = templates[template].path
-    files = [p for p in sorted(source.rglob("*")) if p.is_file() and p.name != "template.toml"
-             and "__pycache__" not in p.parts]
-    for path in files:
-        output = target / _output_name(path.relative_to(source), name)
+    files = {_output_name(path.relative_to(source), name): path
+             for path in sorted(source.rglob("*")) if path.is_file()
+             and path.name != "template.toml" and "__pycache__" not in path.parts}
+    for relative in files:
+        _refuse_links_out(target, relative)
+    created = Created(name, host_arch().name)
+    for relative, path in files.items():
+        output = target / relative
+        if os.path.lexists(output):
+            if not force:
+                created.kept.append(str(relative))
+                continue
+            if output.is_dir() and not output.is_symlink():
+                raise BpfBuildError(f"{output} is a folder, where the template has a file",
+                                    hint="move it away, or init another folder")
+            created.overwritten.append(str(relative))
         output.parent.mkdir(parents=True, exist_ok=True)
-        text = path.read_text().replace(PLACEHOLDER, name)
-        partial = output.with_name(output.name + ".partial")
-        partial.write_text(text)
+        _write_atomically(output, path.read_text().replace(PLACEHOLDER, name))
+    return created
+
+
+def _refuse_links_out(target: Path, relative: Path) -> None:
+    """Refuse when a folder on the way to target/relative is a link out of target."""
+    inside = target.resolve()
+    folder = target
+    for part in relative.parts[:-1]:
+        folder = folder / part
+        if folder.is_symlink() and not folder.resolve().is_relative_to(inside):
+            raise BpfBuildError(
+                f"{folder} is a symbolic link out of {target} (to {folder.resolve()}): "
+                "init writes nothing outside the project folder",
+                hint=f"remove the link {folder}, or init another folder")
+
+
+def _write_atomically(output: Path, text: str) -> None:
+    """A new file under a fresh name, renamed over output: a link at output is replaced,
+    never written through, and an interrupted init leaves no half-written file."""
+    fd, partial = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".partial", dir=output.parent)
+    try:
+        with os.fdopen(fd, "w") as stream:
+            stream.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(partial, 0o666 & ~umask)
         os.replace(partial, output)
-    return Created(name, host_arch().name)
+    except BaseException:
+        os.unlink(partial)
+        raise
 
 
 def _output_name(relative: Path, name: str) -> Path:

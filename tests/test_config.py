@@ -123,7 +123,64 @@ CONFIG_ERRORS = [
      "3: unknown arch 'sparc'", f"valid arches: {ALL_ARCHES}"),
     ("unknown-vmlinux-arch", '[vmlinux]\nsparc64 = "vmlinux-sparc.h"\n',
      "2: unknown arch 'sparc64'", f"valid arches: {ALL_ARCHES}"),
+    ("duplicated-arch", '[build]\narches = ["arm64", "x86_64", "aarch64"]\n',
+     "2: arch 'aarch64' is listed twice in 'build.arches' (as 'arm64')", "list each arch once"),
+    ("app-name-is-an-output-folder", '[app.verify]\nsources = ["src/v.c"]\n',
+     "1: 'verify' is not a valid app name: output/<arch>/verify/ is a folder", "none of: bpf, include"),
+    ("app-name-with-a-slash", '[app."a/b"]\nsources = ["src/v.c"]\n',
+     "1: 'a/b' is not a valid app name: it must be a C identifier", "use letters, digits"),
+    ("app-name-not-ascii", '[app."café"]\nsources = ["src/v.c"]\n',
+     "1: 'café' is not a valid app name", "use letters, digits"),
+    ("source-outside", '[app.tool]\n\nsources = ["../../etc/x.c"]\n',
+     "3: 'app.tool.sources': '../../etc/x.c' is outside the project folder (it resolves to /",
+     "copy or move the file into it"),
+    ("vmlinux-outside", '[vmlinux]\narm64 = "/boot/vmlinux"\n',
+     "2: 'vmlinux.arm64': '/boot/vmlinux' is outside the project folder", "copy or move"),
+    ("vmlinux-kernel-btf-escape", '[vmlinux]\nx86_64 = "/sys/kernel/btf/../../../etc/passwd"\n',
+     "2: 'vmlinux.x86_64': '/sys/kernel/btf/../../../etc/passwd' is outside the project folder",
+     "copy or move"),
+    ("include-dir-outside", '[build]\ninclude_dirs = ["..", "src"]\n',
+     "2: 'build.include_dirs': '..' is outside the project folder", "copy or move"),
+    ("baseline-absolute", '[verify]\nbaseline = "/tmp/b.json"\n',
+     "2: 'verify.baseline': '/tmp/b.json' is outside the project folder", "copy or move"),
+    ("max-insn-share-zero", "[verify]\nmax_insn_share = 0\n",
+     "2: 'verify.max_insn_share' must be more than 0 and at most 1, not 0.0", "e.g. 0.5"),
+    ("max-growth-negative", "[verify]\nmax_growth = -0.5\n",
+     "2: 'verify.max_growth' must be 0 or more, not -0.5", "e.g. 10"),
+    ("rodata-bool", "[verify.rodata.obj]\nflag = true\n",
+     "2: 'verify.rodata.obj.flag' must be an integer, not bool True", "change the value"),
 ]
+
+
+def test_not_utf8_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "bpfbuild.toml"
+    path.write_bytes(b'[project]\n\n# caf\xe9\nname = "x"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.message == f"{path}:3: not UTF-8 text (byte 0xe9)"
+    assert "save the file as UTF-8" in caught.value.hint
+
+
+def test_paths_inside_the_project_and_the_kernel_btf_are_accepted(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path, (
+        '[build]\ninclude_dirs = ["src/../include", "./src"]\n'
+        '[vmlinux]\nx86_64 = "/sys/kernel/btf/vmlinux"\narm64 = "debian:6.1"\n'
+        '[verify]\nmax_insn_share = 1\nmax_growth = 0\nbaseline = "ci/baseline.json"\n')))
+    assert config.build.include_dirs == ["src/../include", "./src"]
+    assert config.vmlinux == {"x86_64": "/sys/kernel/btf/vmlinux", "arm64": "debian:6.1"}
+    assert (config.verify.max_insn_share, config.verify.max_growth) == (1.0, 0.0)
+
+
+def test_a_path_through_a_link_out_of_the_project_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    (root / "src").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    (root / "src" / "lib").symlink_to(tmp_path / "elsewhere")
+    path = write_config(root, '[app.tool]\nsources = ["src/lib/x.c"]\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.message == (f"{path}:2: 'app.tool.sources': 'src/lib/x.c' is outside "
+                                    f"the project folder (it resolves to {tmp_path.resolve()}/elsewhere/x.c)")
 
 
 @pytest.mark.parametrize("text, message, hint",

@@ -87,3 +87,33 @@ def test_init_and_build_from_the_installed_wheel(wheel: Path, tmp_path: Path) ->
                            timeout=120)
     assert built.returncode == 0, built.stdout + built.stderr
     assert (root / "output" / ARCH / "wheeled").is_file()
+
+
+def test_bpfbuild_test_works_in_a_fresh_venv_from_the_wheel(wheel: Path, tmp_path: Path) -> None:
+    """`pip install bpfbuild` with no extras gives a working `bpfbuild test`: pytest is a
+    runtime dependency. The wheel's dependencies come from pip's configured index."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    install = subprocess.run([str(venv / "bin/pip"), "install", "-q", str(wheel)], env=env,
+                             capture_output=True, text=True, timeout=600)
+    if install.returncode != 0 and ("Could not find a version" in install.stderr
+                                    or "NewConnectionError" in install.stderr):
+        pytest.skip(f"pip cannot reach an index for the wheel's dependencies: {install.stderr[-300:]}")
+    assert install.returncode == 0, install.stdout + install.stderr
+    pytest_installed = subprocess.run([str(venv / "bin/python"), "-c", "import pytest"], env=env)
+    assert pytest_installed.returncode == 0, "pytest is not installed with bpfbuild"
+
+    cli = str(venv / "bin/bpfbuild")
+    init = subprocess.run([cli, "init", "--name", "fresh", "fresh"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert init.returncode == 0, init.stdout + init.stderr
+    root = tmp_path / "fresh"
+    done = subprocess.run([cli, "test"], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=600)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "No module named" not in output and "Traceback" not in output
+    assert "==> bpfbuild test: pytest" in output
+    assert " passed" in output or " skipped" in output, output
+    assert (root / "output" / ARCH / "fresh").is_file()

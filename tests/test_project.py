@@ -52,13 +52,27 @@ DISCOVERY = [
     ("app-table-overrides-sources",
      ["src/a.bpf.c", "src/a.c", "src/main.c", "src/util.c"],
      '[app.tool]\nbpf = ["src/a.bpf.c"]\nsources = ["src/main.c", "src/util.c"]\n',
-     {"a": (("a",), ("src/a.c",)),
+     {"a": (("a",), ("src/a.c", "src/util.c")),
       "tool": (("a",), ("src/main.c", "src/util.c"))},
      {"a": "src/a.bpf.c"}),
     ("app-table-replaces-a-discovered-app",
      ["src/a.bpf.c", "src/a.c", "src/other_main.c"],
      '[app.a]\nsources = ["src/other_main.c"]\n',
      {"a": (("a",), ("src/other_main.c",))},
+     {"a": "src/a.bpf.c"}),
+    # A shared source listed by an [app] table stays shared: only the table's first
+    # source is its main, kept out of the other apps.
+    ("app-table-lists-a-shared-source",
+     ["src/a.bpf.c", "src/a.c", "src/b.bpf.c", "src/b.c", "src/util.c", "src/extra.c"],
+     '[app.extra]\nbpf = ["src/a.bpf.c"]\nsources = ["src/extra.c", "src/util.c"]\n',
+     {"a": (("a",), ("src/a.c", "src/util.c")),
+      "b": (("b",), ("src/b.c", "src/util.c")),
+      "extra": (("a",), ("src/extra.c", "src/util.c"))},
+     {"a": "src/a.bpf.c", "b": "src/b.bpf.c"}),
+    ("vmlinux-keyed-by-uname-spelling",
+     ["src/a.bpf.c", "src/a.c", "btf/x.h"],
+     f'[vmlinux]\n{ARCHES[HOST].machines[-1]} = "btf/x.h"\n',
+     {"a": (("a",), ("src/a.c",))},
      {"a": "src/a.bpf.c"}),
     ("app-table-adds-objects-from-elsewhere",
      ["src/a.bpf.c", "src/a.c", "bpf/extra.bpf.c"],
@@ -106,7 +120,8 @@ def test_host_arch_takes_the_running_kernels_types(tmp_path: Path) -> None:
 def test_cross_arch_takes_its_vmlinux_entry(tmp_path: Path) -> None:
     config = (f'[build]\narches = ["{HOST}", "{OTHER_ARCH}"]\n'
               f'[vmlinux]\n{OTHER_ARCH} = "btf/vmlinux-{OTHER_ARCH}.h"\n')
-    project = load_project(make_project(tmp_path / "p", {"src/a.bpf.c": ""}, config))
+    files = {"src/a.bpf.c": "", f"btf/vmlinux-{OTHER_ARCH}.h": ""}
+    project = load_project(make_project(tmp_path / "p", files, config))
     assert [a.name for a in project.arches] == [HOST, OTHER_ARCH]
     assert project.vmlinux[OTHER_ARCH].path == f"btf/vmlinux-{OTHER_ARCH}.h"
     assert project.vmlinux[OTHER_ARCH].is_header
@@ -164,3 +179,39 @@ def test_project_error(tmp_path: Path, files: dict[str, str], config: str,
     assert hint in caught.value.hint
     if error is ConfigError:
         assert str(root / "bpfbuild.toml") in caught.value.message
+
+
+def test_an_app_table_listing_a_shared_source_keeps_it_in_the_discovered_apps(tmp_path: Path) -> None:
+    """[app.extra] lists src/util.c, which alpha and gamma also use: all three link."""
+    from buildutil import ARCH, build, copy_project
+
+    root = copy_project("multi", tmp_path)
+    (root / "src" / "extra.c").write_text(
+        '#include <stdio.h>\n#include "util.h"\n'
+        'int main(void) { puts(util_greeting()); return 0; }\n')
+    with open(root / "bpfbuild.toml", "a") as config:
+        config.write('\n[app.extra]\nbpf = ["src/beta.bpf.c"]\nsources = ["src/extra.c", "src/util.c"]\n')
+    build(root)
+    for app in ("alpha", "gamma", "extra"):
+        assert (root / "output" / ARCH / app).is_file(), app
+
+
+@pytest.mark.parametrize("name, kind, problem", [
+    ("hello", "app", None),
+    ("_tool2", "app", None),
+    ("include", "BPF object", None),            # objects live in bpf/ and include/: no clash
+    ("int", "app", None),                        # a file name; the skeleton type is int_bpf
+    ("include", "app", "output/<arch>/include/ is a folder bpfbuild writes"),
+    ("libbpf", "app", "output/<arch>/libbpf/ is a folder bpfbuild writes"),
+    ("../x", "app", "must be a C identifier"),
+    ("a.b", "BPF object", "'a.b' is not a valid BPF object name"),
+    ("my-tool", "app", "must be a C identifier"),
+    ("1tool", "app", "must be a C identifier"),
+    ("café", "app", "must be a C identifier"),
+    ("", "app", "must be a C identifier"),
+])
+def test_name_problem(name: str, kind: str, problem: str | None) -> None:
+    from bpfbuild.build.layout import name_problem
+
+    found = name_problem(name, kind)
+    assert (found is None) if problem is None else (problem in (found or "")), found

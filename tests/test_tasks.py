@@ -263,6 +263,7 @@ def test_several_arches_name_the_arch_on_each_line(multi: Path) -> None:
     (multi / "bpfbuild.toml").write_text(
         f'[build]\narches = ["{HOST.name}", "{other.name}"]\npch = true\n'
         f'[vmlinux]\n{other.name} = "vmlinux-{other.name}.h"\n')
+    (multi / f"vmlinux-{other.name}.h").write_text("")   # a [vmlinux] file must exist
     project = load_project(multi)
     tasks = list(project_tasks(project, [fake_toolchain(HOST), fake_toolchain(other)]))
     lines = [t["meta"]["line"] for t in tasks if t.get("meta")]

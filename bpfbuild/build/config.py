@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 import types
@@ -11,6 +12,7 @@ from typing import Any, get_type_hints
 
 from ..arch import get_arch
 from ..errors import ConfigError
+from .layout import NAME_HINT, name_problem
 
 CONFIG_NAME = "bpfbuild.toml"
 PCH_AUTO_MIN = 4
@@ -84,11 +86,20 @@ _TOP_KEYS = {"project", "build", "vmlinux", "app", "verify"}
 def load_config(path: Path) -> ProjectConfig:
     """Read and validate bpfbuild.toml."""
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(
             f"{path}: not found", hint="run `bpfbuild init` to create a project"
         ) from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read: {err.strerror}",
+                          hint="check the file's permissions") from None
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[err.start]:02x})",
+                          hint="TOML files are UTF-8: save the file as UTF-8") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
@@ -110,8 +121,17 @@ def load_config(path: Path) -> ProjectConfig:
             locate.fail(("project",), key, f"unknown key 'project.{key}'", "valid keys: name")
     name = _expect(locate, ("project",), "name", project.get("name", path.parent.name), str)
     build = _dataclass_from(locate, ("build",), data.get("build", {}), BuildConfig)
+    seen: dict[str, str] = {}
     for arch in build.arches:
         _check_arch(locate, ("build",), "arches", arch)
+        canonical = get_arch(arch).name
+        if canonical in seen:
+            same = "" if seen[canonical] == arch else f" (as '{seen[canonical]}')"
+            locate.fail(("build",), "arches", f"arch '{arch}' is listed twice in 'build.arches'{same}",
+                        "list each arch once in 'build.arches'")
+        seen[canonical] = arch
+    for folder in build.include_dirs if "include_dirs" in data.get("build", {}) else ():
+        _check_path(locate, ("build",), "include_dirs", folder)
     if isinstance(build.pch, str) and build.pch != "auto":
         locate.fail(("build",), "pch", f"'build.pch' must be true, false or \"auto\", not {build.pch!r}",
                     "change the value of 'build.pch'")
@@ -120,15 +140,83 @@ def load_config(path: Path) -> ProjectConfig:
         arch: _expect(locate, ("vmlinux",), arch, source, str)
         for arch, source in vmlinux_table.items()
     }
-    for arch in vmlinux:
+    canonical_vmlinux: dict[str, str] = {}
+    for arch, source in vmlinux.items():
         _check_arch(locate, ("vmlinux",), arch, arch)
+        canonical = get_arch(arch).name
+        if canonical in canonical_vmlinux:
+            locate.fail(("vmlinux",), arch, f"arch '{arch}' is given twice in [vmlinux] "
+                        f"(as '{canonical_vmlinux[canonical]}')", "keep one entry per arch")
+        canonical_vmlinux[canonical] = arch
+        if not is_kernel_reference(source) and not os.path.normpath(source).startswith(KERNEL_BTF_DIR):
+            _check_path(locate, ("vmlinux",), arch, source)
     apps_table = _expect(locate, (), "app", data.get("app", {}), dict)
-    apps = {
-        app: _dataclass_from(locate, ("app", app), table, AppConfig)
-        for app, table in apps_table.items()
-    }
+    apps = {}
+    for app, table in apps_table.items():
+        problem = name_problem(app)
+        if problem:
+            locate.fail(("app",), app, problem, NAME_HINT)
+        apps[app] = _dataclass_from(locate, ("app", app), table, AppConfig)
+        for key in ("bpf", "sources"):
+            listed = getattr(apps[app], key)
+            for source in listed:
+                _check_path(locate, ("app", app), key, source)
+            twice = sorted({source for source in listed if listed.count(source) > 1})
+            if twice:
+                locate.fail(("app", app), key, f"'app.{app}.{key}' lists '{twice[0]}' twice",
+                            f"list each file once in 'app.{app}.{key}'")
     verify = _dataclass_from(locate, ("verify",), data.get("verify", {}), VerifyConfig)
+    _check_verify(locate, verify)
     return ProjectConfig(path, name, build, vmlinux, apps, verify)
+
+
+KERNEL_BTF_DIR = "/sys/kernel/btf/"
+"""The running kernel's BTF: the one place outside the project [vmlinux] may read."""
+
+
+def is_kernel_reference(value: str) -> bool:
+    """A [vmlinux] value such as "debian:6.1" names a kernel, not a path."""
+    return re.match(r"^[a-z][a-z0-9]*:", value) is not None
+
+
+def _check_path(locate: _Locator, table: tuple[str, ...], key: str, value: str) -> None:
+    """A path from the configuration is relative to the project and stays in it, also
+    through symlinks: bpfbuild reads and writes nothing outside the project."""
+    dotted = ".".join(table + (key,))
+    if not value:
+        locate.fail(table, key, f"'{dotted}' holds an empty path",
+                    f"give a path relative to the project folder in '{dotted}'")
+    root = locate.path.parent.resolve()
+    resolved = (root / value).resolve()
+    if Path(value).is_absolute() or not resolved.is_relative_to(root):
+        via = "" if Path(value).is_absolute() else f" (it resolves to {resolved})"
+        locate.fail(table, key, f"'{dotted}': '{value}' is outside the project folder{via}",
+                    "bpfbuild reads and writes only inside the project folder: "
+                    "copy or move the file into it and give its relative path")
+
+
+def _check_verify(locate: _Locator, verify: VerifyConfig) -> None:
+    """Budgets within their ranges, rodata keyed by C identifiers, baseline in the project."""
+    if not 0 < verify.max_insn_share <= 1:
+        locate.fail(("verify",), "max_insn_share",
+                    f"'verify.max_insn_share' must be more than 0 and at most 1, not "
+                    f"{verify.max_insn_share}", "a share of the 1M-instruction limit, e.g. 0.5")
+    if not verify.max_growth >= 0:
+        locate.fail(("verify",), "max_growth",
+                    f"'verify.max_growth' must be 0 or more, not {verify.max_growth}",
+                    "a percent of growth allowed over the baseline, e.g. 10")
+    _check_path(locate, ("verify",), "baseline", verify.baseline)
+    for obj, values in verify.rodata.items():
+        for name in (obj, *values):
+            if not (name.isascii() and name.isidentifier()):
+                locate.fail(("verify", "rodata"), obj,
+                            f"'verify.rodata.{obj}': '{name}' is not a C identifier",
+                            "key [verify.rodata.OBJECT] by object name, then global = integer")
+        for name, value in values.items():
+            if not -2**63 <= value < 2**64:
+                locate.fail(("verify", "rodata", obj), name,
+                            f"'verify.rodata.{obj}.{name}' = {value} does not fit in 64 bits",
+                            "give a value of at most 64 bits")
 
 
 def _check_arch(locate: _Locator, table: tuple[str, ...], key: str, name: str) -> None:
@@ -193,6 +281,10 @@ def _expect(locate: _Locator, table: tuple[str, ...], key: str, value: Any, expe
     return value
 
 
+_DOTTED_PART = re.compile(r'"[^"]*"|\'[^\']*\'|[^."\'\s]+')
+"""One part of a dotted TOML key: bare, or quoted (and then it may hold dots)."""
+
+
 class _Locator:
     """Finds the line of a key in the TOML text, for error messages."""
 
@@ -206,7 +298,7 @@ class _Locator:
         for number, line in enumerate(self.lines, 1):
             match = header.match(line)
             if match:
-                current = tuple(part.strip().strip('"') for part in match.group(1).split("."))
+                current = tuple(part.strip("\"'") for part in _DOTTED_PART.findall(match.group(1)))
                 if current == table + (key,):
                     return number
                 continue

@@ -24,7 +24,7 @@ from .actions import content_md5
 from ..arch import Arch, host_arch
 from ..errors import BpfBuildError, ToolchainError
 from .layout import state_dir
-from .project import Project, load_project
+from .project import Project, load_project, check_own_folders
 from .tasks import project_tasks
 from .toolchain import Toolchain, find_toolchain
 
@@ -130,6 +130,10 @@ def doit_config(root: Path, jobs: int | None = None, verbose: bool = False,
 
     steps_to_stderr: print the step lines on stderr, keeping stdout for a machine
     format (`bpfbuild verify --format json`)."""
+    try:
+        check_own_folders(root)   # doit opens its database in the state folder
+    except BpfBuildError as err:
+        raise InvalidDodoFile(err.message + (f"\nhint: {err.hint}" if err.hint else "")) from None
     state = state_dir(root)
     state.mkdir(exist_ok=True)
     KbuildReporter.verbose = verbose
@@ -156,6 +160,7 @@ def acquire_lock(root: Path) -> None:
     path = state_dir(root) / "lock"
     if path in _held_locks:
         return
+    check_own_folders(root)   # the lock would be written through the link
     path.parent.mkdir(exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:

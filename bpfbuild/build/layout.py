@@ -9,6 +9,32 @@ OUTPUT_DIR = "output"
 STATE_DIR = ".bpfbuild"
 """Build state (doit database, lock): never shipped, safe to delete."""
 
+INCLUDE, BPF, USER, TOOLS, VERIFY = "include", "bpf", "user", "tools", "verify"
+"""The folders bpfbuild writes in output/<arch>/, beside the apps' executables."""
+RESERVED_NAMES = frozenset({INCLUDE, BPF, USER, TOOLS, VERIFY, "libbpf"})
+"""Names no app may take: output/<arch>/<app> would be one of bpfbuild's own folders
+("libbpf" is kept for a libbpf built per arch). A folder added under output/<arch>/
+must be added here."""
+
+
+def name_problem(name: str, kind: str = "app") -> str | None:
+    """Why name cannot name an app (or a BPF object), or None when it can.
+
+    It becomes a file name under output/<arch>/ and part of C identifiers (the
+    skeleton's type NAME_bpf): an ASCII C identifier that is none of bpfbuild's own
+    output folders, so it can neither leave output/<arch>/ nor replace a folder."""
+    if not (name.isascii() and name.isidentifier()):
+        return f"'{name}' is not a valid {kind} name: it must be a C identifier"
+    if kind == "app" and name in RESERVED_NAMES:
+        return (f"'{name}' is not a valid app name: output/<arch>/{name}/ is a folder "
+                "bpfbuild writes")
+    return None
+
+
+NAME_HINT = ("use letters, digits and underscores, not starting with a digit, and none of: "
+             + ", ".join(sorted(RESERVED_NAMES)))
+"""The hint of every name_problem."""
+
 
 class Layout:
     """Paths of one project's outputs for one arch."""
@@ -24,56 +50,56 @@ class Layout:
 
     @property
     def vmlinux_header(self) -> Path:
-        return self.arch_dir / "include" / "vmlinux.h"
+        return self.arch_dir / INCLUDE / "vmlinux.h"
 
     @property
     def vmlinux_pch(self) -> Path:
         """vmlinux.h precompiled with this arch's BPF flags."""
-        return self.arch_dir / "include" / "vmlinux.h.pch"
+        return self.arch_dir / INCLUDE / "vmlinux.h.pch"
 
     @property
     def vmlinux_pch_key(self) -> Path:
         """What the PCH was built from (flags, clang, vmlinux.h's MD5); written after it."""
-        return self.arch_dir / "include" / "vmlinux.h.pch.key"
+        return self.arch_dir / INCLUDE / "vmlinux.h.pch.key"
 
     @property
     def include_dir(self) -> Path:
         """Generated headers: vmlinux.h and every NAME.skel.h."""
-        return self.arch_dir / "include"
+        return self.arch_dir / INCLUDE
 
     def bpf_object(self, name: str) -> Path:
         """The linked BPF object (after `bpftool gen object`)."""
-        return self.arch_dir / "bpf" / f"{name}.bpf.o"
+        return self.arch_dir / BPF / f"{name}.bpf.o"
 
     def bpf_compiled(self, name: str) -> Path:
         """clang's output before `bpftool gen object`."""
-        return self.arch_dir / "bpf" / f"{name}.tmp.bpf.o"
+        return self.arch_dir / BPF / f"{name}.tmp.bpf.o"
 
     def bpf_depfile(self, name: str) -> Path:
-        return self.arch_dir / "bpf" / f"{name}.bpf.d"
+        return self.arch_dir / BPF / f"{name}.bpf.d"
 
     def skeleton_header(self, name: str) -> Path:
         return self.include_dir / f"{name}.skel.h"
 
     def user_object(self, source: str) -> Path:
         """Object of a user-space source, named by its path relative to the root."""
-        return self.arch_dir / "user" / (source.replace("/", "__") + ".o")
+        return self.arch_dir / USER / (source.replace("/", "__") + ".o")
 
     def user_depfile(self, source: str) -> Path:
-        return self.arch_dir / "user" / (source.replace("/", "__") + ".d")
+        return self.arch_dir / USER / (source.replace("/", "__") + ".d")
 
     def verify_dir(self, name: str) -> Path:
         """Full verifier logs of one object: verify/<object>/<program>.log."""
-        return self.arch_dir / "verify" / name
+        return self.arch_dir / VERIFY / name
 
     def verify_report(self, name: str) -> Path:
         """The saved verdicts and statistics of one object's programs."""
-        return self.arch_dir / "verify" / f"{name}.json"
+        return self.arch_dir / VERIFY / f"{name}.json"
 
     @property
     def verifier_runner(self) -> Path:
         """bpfverify: the static runner that loads programs in the kernel."""
-        return self.arch_dir / "tools" / "bpfverify"
+        return self.arch_dir / TOOLS / "bpfverify"
 
 
 def state_dir(root: Path) -> Path:

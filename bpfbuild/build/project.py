@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..arch import Arch, get_arch, host_arch
-from .config import CONFIG_NAME, ProjectConfig, load_config
+from .config import CONFIG_NAME, ProjectConfig, is_kernel_reference, load_config
 from ..errors import ConfigError, ProjectError
 from ..kernels.host import KERNEL_BTF
+from .layout import NAME_HINT, OUTPUT_DIR, RESERVED_NAMES, STATE_DIR, name_problem
 
+USER_SUFFIXES = (".c", ".S", ".s")
+"""What the C compiler builds for user space: C and assembly."""
 
 
 @dataclass(frozen=True)
@@ -83,33 +87,45 @@ def load_project(root: Path) -> Project:
     """Read bpfbuild.toml and discover the project's sources."""
     config = load_config(root / CONFIG_NAME)
     arches = [get_arch(name) for name in config.build.arches] or [host_arch()]
+    check_own_folders(root, arches)
     src = root / "src"
     if not src.is_dir():
         raise ProjectError(
             f"{root}: no src/ folder",
             hint="put NAME.bpf.c and NAME.c in src/ (see `bpfbuild init`)",
         )
-    bpf_sources = sorted(p.name for p in src.glob("*.bpf.c"))
-    user_sources = sorted(p.name for p in src.glob("*.c") if not p.name.endswith(".bpf.c"))
+    found = sorted(src.glob("*.c"))
+    for path in [src, *found]:
+        _refuse_outside(root, path)
+    for path in found:
+        if not path.is_file():
+            what = "a folder" if path.is_dir() else "a symbolic link to nothing"
+            raise ProjectError(f"src/{path.name} is {what}, not a source file",
+                               hint=f"remove or rename src/{path.name}: every src/*.c is compiled")
+    bpf_sources = [p.name for p in found if p.name.endswith(".bpf.c")]
+    user_sources = [p.name for p in found if not p.name.endswith(".bpf.c")]
     objects: dict[str, BpfObject] = {}
     for name in bpf_sources:
         _add_object(objects, f"src/{name}", config.path)
 
     apps: dict[str, App] = {}
-    mains: set[str] = set()
+    mains: set[str] = set()   # sources that hold an app's main(): never shared
     for name in user_sources:
         stem = name[: -len(".c")]
         if stem in objects:
+            problem = name_problem(stem)
+            if problem:
+                raise ProjectError(f"src/{name}: {problem}",
+                                   hint=f"rename src/{stem}.c and src/{stem}.bpf.c; {NAME_HINT}")
             apps[stem] = App(stem, (stem,), (f"src/{name}",))
             mains.add(f"src/{name}")
     for app_name, table in config.apps.items():
-        for path in (*table.bpf, *table.sources):
-            if not (root / path).is_file():
-                raise ConfigError(
-                    f"{config.path}: app '{app_name}' lists '{path}', which does not exist",
-                    hint=f"fix [app.{app_name}] or create {path}",
-                )
-        mains.update(table.sources)
+        for key, paths in (("bpf", table.bpf), ("sources", table.sources)):
+            for path in paths:
+                _check_listed_file(root, config.path, app_name, key, path)
+        # The first source of an [app] table is its main; the others may be shared
+        # sources, which stay linked into the discovered apps too.
+        mains.update(table.sources[:1])
         bpf = tuple(_add_object(objects, path, config.path).name for path in table.bpf)
         default = apps.get(app_name)
         apps[app_name] = App(
@@ -132,12 +148,27 @@ def load_project(root: Path) -> Project:
             f"{src}: no *.bpf.c source",
             hint="add src/NAME.bpf.c (and src/NAME.c for an app); see `bpfbuild init`",
         )
+    for obj in config.verify.rodata:
+        if obj not in objects:
+            raise ConfigError(
+                f"{config.path}: [verify.rodata.{obj}] names no BPF object of this project",
+                hint="BPF objects: " + ", ".join(objects),
+            )
 
     vmlinux = {}
     host = host_arch().name
+    configured = {get_arch(name).name: source for name, source in config.vmlinux.items()}
     for arch in arches:
-        if arch.name in config.vmlinux:
-            vmlinux[arch.name] = VmlinuxSource(config.vmlinux[arch.name])
+        if arch.name in configured:
+            source = configured[arch.name]
+            if not is_kernel_reference(source) and not (root / source).is_file():
+                what = "a folder" if (root / source).is_dir() else "not found"
+                raise ConfigError(
+                    f"{config.path}: [vmlinux] {arch.name} = \"{source}\": {what}",
+                    hint="give a BTF file (an ELF vmlinux or raw BTF) or a ready vmlinux.h, "
+                    "relative to the project folder",
+                )
+            vmlinux[arch.name] = VmlinuxSource(source)
         elif arch.name == host:
             vmlinux[arch.name] = VmlinuxSource(KERNEL_BTF)
         else:
@@ -146,8 +177,69 @@ def load_project(root: Path) -> Project:
                 hint=f"add `{arch.name} = \"path/to/BTF-or-vmlinux.h\"` under [vmlinux]; "
                 "the host's kernel BTF is only right for the host arch",
             )
+    if (root / config.verify.baseline).is_dir():
+        raise ConfigError(f"{config.path}: [verify] baseline = \"{config.verify.baseline}\" "
+                          "is a folder", hint="name a file, e.g. \"verify-baseline.json\"")
     include_dirs = [d for d in config.build.include_dirs if (root / d).is_dir()]
+    for folder in include_dirs:
+        _refuse_outside(root, root / folder)
     return Project(root, config, arches, objects, apps, include_dirs, vmlinux)
+
+
+def check_own_folders(root: Path, arches: Sequence[Arch] = ()) -> None:
+    """output/, .bpfbuild/ and the folders in them are bpfbuild's own: a symlink there
+    would make a build write outside the project, and a file there fail it."""
+    folders = [root / OUTPUT_DIR, root / STATE_DIR]
+    for arch in arches:
+        folders.append(root / OUTPUT_DIR / arch.name)
+        folders += [root / OUTPUT_DIR / arch.name / name for name in sorted(RESERVED_NAMES)]
+    for folder in folders:
+        if folder.is_symlink():
+            raise ProjectError(
+                f"{folder} is a symbolic link: bpfbuild writes nothing outside the project",
+                hint="remove the link (`bpfbuild clean` does, and leaves its target alone); "
+                f"bpfbuild then makes {folder.name}/ a real folder",
+            )
+        if folder.exists() and not folder.is_dir():
+            raise ProjectError(
+                f"{folder} is a file, where bpfbuild keeps a folder of its own",
+                hint=f"move the file away (`bpfbuild clean` removes it); bpfbuild then makes "
+                f"{folder.name}/ a folder",
+            )
+
+
+def _refuse_outside(root: Path, path: Path) -> None:
+    """A discovered source or folder that is a link out of the project is an error:
+    bpfbuild reads nothing outside the project."""
+    resolved = path.resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        relative = path.relative_to(root)
+        raise ProjectError(
+            f"{relative} is a symbolic link out of the project (to {resolved})",
+            hint="bpfbuild reads only inside the project folder: copy or move what it "
+            f"points to into the project, in place of the link {relative}",
+        )
+
+
+def _check_listed_file(root: Path, config_path: Path, app: str, key: str, path: str) -> None:
+    """A file an [app] table lists exists, is a file, and is of the kind its key takes."""
+    where = f"{config_path}: app '{app}' lists '{path}'"
+    if (root / path).is_dir():
+        raise ConfigError(f"{where}, which is a folder, not a file",
+                          hint=f"list the files in [app.{app}] {key}, e.g. "
+                          f"\"{path}/{app}{'.bpf.c' if key == 'bpf' else '.c'}\"")
+    if not (root / path).is_file():
+        raise ConfigError(f"{where}, which does not exist",
+                          hint=f"fix [app.{app}] or create {path}")
+    if key == "sources" and path.endswith(".bpf.c"):
+        raise ConfigError(f"{where} under `sources`, but it is a BPF program",
+                          hint=f"move it to `bpf = [...]` in [app.{app}]: BPF sources are "
+                          "built by clang, `sources` by the C compiler")
+    if key == "sources" and not path.endswith(USER_SUFFIXES):
+        raise ConfigError(f"{where} under `sources`, which takes C sources ("
+                          + ", ".join(USER_SUFFIXES) + ")",
+                          hint=f"list only the files to compile in [app.{app}] sources; "
+                          "headers are found through include_dirs")
 
 
 def _add_object(objects: dict[str, BpfObject], source: str, config_path: Path) -> BpfObject:
@@ -159,7 +251,7 @@ def _add_object(objects: dict[str, BpfObject], source: str, config_path: Path) -
             hint="rename the file, or list it under `sources` if it is user space",
         )
     name = base[: -len(".bpf.c")]
-    if not name.isidentifier():
+    if name_problem(name, "BPF object"):
         raise ProjectError(
             f"{source}: '{name}' is not a valid C identifier, needed for the skeleton type",
             hint="rename the file using letters, digits and underscores",

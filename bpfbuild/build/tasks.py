@@ -14,6 +14,7 @@ from pathlib import Path
 from doit.tools import config_changed
 
 from . import actions
+from .bpfcheck import require_programs
 from .depfile import existing_deps
 from .elfcheck import bpf_expectation, bpftool_expectation, native_expectation
 from .layout import Layout
@@ -196,7 +197,8 @@ class TaskFactory:
         return self._task(
             "bpf", obj.name, "BPF", obj.source, [tuple(argv)],
             actions=[(actions.compile_bpf, (tuple(argv), direct_argv, str(self.project.root),
-                                            tuple(targets), targets[1], pch), self._expect["bpf"])],
+                                            tuple(targets), targets[1], pch), self._expect["bpf"]),
+                     (require_programs, (targets[0], obj.source))],
             file_dep=file_dep,
             task_dep=[self.name("vmlinux", "vmlinux.h")],
             targets=targets,

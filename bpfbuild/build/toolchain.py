@@ -198,8 +198,24 @@ def _capture(argv: list[str], env: dict | None = None) -> str:
         raise ToolchainError(
             f"`{shlex.join(argv)}` failed with exit code {done.returncode}: "
             + (done.stderr.strip().splitlines() or ["no output"])[-1],
+            hint=f"check that {argv[0]} is the tool bpfbuild expects (`bpfbuild doctor` "
+            "lists each tool it found)",
         )
     return done.stdout
+
+
+def _not_the_tool(path: str, what: str, argv: list[str], output: str, env: str,
+                  label: str | None = None) -> ToolchainError:
+    """A tool that ran but did not answer as `what` (shown as label) does: name what it
+    printed."""
+    lines = output.strip().splitlines()
+    said = f"printed {lines[0].strip()!r}" if lines else "printed nothing"
+    label = label or what
+    return ToolchainError(
+        f"{path} is not {label}: `{shlex.join(argv)}` {said}",
+        hint=f"set ${env} to {label}'s path, or unset it; or apt-get install "
+        f"{DEBIAN_PACKAGE[what]}",
+    )
 
 
 def _find(name: str, env: str | None, candidates: list[str]) -> str:
@@ -225,10 +241,12 @@ def find_clang(cache: _VersionCache) -> Tool:
 
     def probe() -> dict:
         version_text = _capture([path, "--version"])
-        targets = _capture([path, "-print-targets"])
         match = re.search(r"clang version (\d+)\.(\d+)\.(\d+)", version_text)
+        if not match:
+            raise _not_the_tool(path, "clang", [path, "--version"], version_text, "CLANG")
+        targets = _capture([path, "-print-targets"])
         return {
-            "version": ".".join(match.groups()) if match else "unknown",
+            "version": ".".join(match.groups()),
             "bpf": bool(re.search(r"^\s*bpf\b", targets, re.M)),
         }
 
@@ -253,7 +271,9 @@ def find_bpftool(cache: _VersionCache) -> Tool:
     def probe() -> dict:
         text = _capture([path, "version"])
         match = re.search(r"v?(\d+\.\d+\.\d+)", text)
-        return {"version": match.group(1) if match else "unknown"}
+        if "bpftool" not in text or not match:
+            raise _not_the_tool(path, "bpftool", [path, "version"], text, "BPFTOOL")
+        return {"version": match.group(1)}
 
     return Tool("bpftool", path, cache.get("bpftool:" + path, [path], probe)["version"])
 
@@ -287,6 +307,13 @@ def find_cc(arch: Arch, cache: _VersionCache) -> Tool:
                 f"no C compiler for {arch.name} (looked for {cross}, $CC_{arch.name})",
                 hint=f"apt-get install gcc-{arch.gnu_triplet}",
             )
+    env = "CC" if arch == host_arch() else f"CC_{arch.name}"
+    # gcc and clang name their target; a program that is no C compiler prints nothing.
+    machine = cache.get(f"cc-machine:{path}", [path], lambda: {
+        "machine": _capture([path, "-dumpmachine"]).strip()})["machine"]
+    if not machine:
+        raise _not_the_tool(path, "cc", [path, "-dumpmachine"], machine, env,
+                            label="a C compiler")
     return Tool("cc", path, _version_of(path, cache, "cc"))
 
 
@@ -311,9 +338,7 @@ def find_libbpf(arch: Arch, cache: _VersionCache, library_dirs: list[str] | None
     PKG_CONFIG_LIBDIR, PKG_CONFIG_SYSROOT_DIR: part of the key; their dirs: stamped)
     or a .pc file it read changes. With library_dirs (the compiler's), a libbpf found only as an archive
     links with the --static list even in a dynamic link."""
-    pkg_config = _which([os.environ.get("PKG_CONFIG", "pkg-config")])
-    if not pkg_config:
-        raise _missing("pkg-config", ["pkg-config"], "PKG_CONFIG")
+    pkg_config = _find("pkg-config", "PKG_CONFIG", ["pkg-config"])
     env = dict(os.environ)
     if arch != host_arch():
         env["PKG_CONFIG_LIBDIR"] = f"/usr/lib/{arch.gnu_triplet}/pkgconfig"
@@ -327,13 +352,17 @@ def find_libbpf(arch: Arch, cache: _VersionCache, library_dirs: list[str] | None
     def probe() -> dict:
         def ask(*args: str) -> str:
             try:
-                return _capture([pkg_config, *args, "libbpf"], env=env).strip()
+                answer = _capture([pkg_config, *args, "libbpf"], env=env).strip()
             except ToolchainError:
                 raise ToolchainError(
                     f"libbpf not found by pkg-config for {arch.name}",
                     hint="apt-get install libbpf-dev libelf-dev zlib1g-dev"
                     + (f" (for :{arch.name} multiarch)" if arch != host_arch() else ""),
                 ) from None
+            if not answer and args == ("--modversion",):
+                raise _not_the_tool(pkg_config, "pkg-config", [pkg_config, *args, "libbpf"],
+                                    answer, "PKG_CONFIG")
+            return answer
 
         return {
             "version": ask("--modversion"),
@@ -373,6 +402,15 @@ def _pc_files(pkg_config: str, env: dict[str, str]) -> list[str]:
     return files
 
 
+def _split_env(name: str) -> list[str]:
+    """$CFLAGS or $LDFLAGS split as a shell would."""
+    try:
+        return shlex.split(os.environ.get(name, ""))
+    except ValueError as err:
+        raise ToolchainError(f"${name} cannot be split into flags: {err}",
+                             hint=f"balance the quotes in ${name}, or unset it") from None
+
+
 def find_toolchain(arch: Arch, state_dir: Path | None = None) -> Toolchain:
     """The whole toolchain for one arch; versions cached under state_dir."""
     cache = _VersionCache(state_dir / "toolchain.json" if state_dir else None)
@@ -386,8 +424,8 @@ def find_toolchain(arch: Arch, state_dir: Path | None = None) -> Toolchain:
             cc=cc,
             libbpf=find_libbpf(arch, cache, library_dirs),
             strip=find_strip(arch, cache),
-            cflags=shlex.split(os.environ.get("CFLAGS", "")),
-            ldflags=shlex.split(os.environ.get("LDFLAGS", "")),
+            cflags=_split_env("CFLAGS"),
+            ldflags=_split_env("LDFLAGS"),
             library_dirs=library_dirs,
         )
     finally:

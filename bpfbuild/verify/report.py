@@ -489,23 +489,25 @@ def baseline_key(result: ProgramResult) -> str:
 
 
 def load_baseline(path: Path) -> dict[str, dict[str, object]]:
+    rewrite = "rewrite it with `bpfbuild verify --update-baseline` (and commit it)"
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_bytes())
     except FileNotFoundError:
         raise VerifyError(
             f"no verifier baseline at {path}",
-            hint="write one first (verify with the write-baseline option) and commit it",
+            hint="write one first with `bpfbuild verify --update-baseline` and commit it",
         ) from None
     except json.JSONDecodeError as exc:
         raise VerifyError(
-            f"{path}:{exc.lineno}: not a verifier baseline: {exc.msg}",
-            hint="rewrite it with the write-baseline option",
+            f"{path}:{exc.lineno}: not a verifier baseline: {exc.msg}", hint=rewrite,
         ) from None
-    if not isinstance(data, dict) or data.get("format") != BASELINE_FORMAT:
-        raise VerifyError(
-            f"{path}: unknown baseline format {data.get('format') if isinstance(data, dict) else '?'}",
-            hint="rewrite it with the write-baseline option",
-        )
+    except UnicodeDecodeError:
+        raise VerifyError(f"{path}: not a verifier baseline: not UTF-8 text", hint=rewrite) from None
+    if not isinstance(data, dict) or data.get("format") != BASELINE_FORMAT \
+            or not isinstance(data.get("programs"), dict) \
+            or not all(isinstance(entry, dict) for entry in data["programs"].values()):
+        found = data.get("format") if isinstance(data, dict) else "?"
+        raise VerifyError(f"{path}: unknown baseline format {found}", hint=rewrite)
     return data["programs"]
 
 
