@@ -8,6 +8,7 @@ from pathlib import Path
 from ..arch import Arch, get_arch, host_arch
 from .config import CONFIG_NAME, ProjectConfig, load_config
 from ..errors import ConfigError, ProjectError
+from ..kernels.debian import Kernel, KernelError, get_kernel, is_kernel_spec
 from ..kernels.host import KERNEL_BTF
 
 
@@ -39,13 +40,22 @@ class VmlinuxSource:
     """Where one arch's vmlinux.h comes from."""
 
     path: str
-    """A BTF file (kernel /sys/kernel/btf/vmlinux or an ELF vmlinux), or a header."""
+    """The [vmlinux] value: a BTF file (kernel /sys/kernel/btf/vmlinux or an ELF
+    vmlinux), a header, or a Debian kernel ("debian:6.1", a package name)."""
+    kernel: Kernel | None = None
+    """The Debian kernel, fetched into the user's cache, when path names one."""
 
     @property
     def is_header(self) -> bool:
-        return self.path.endswith(".h")
+        return self.kernel is None and self.path.endswith(".h")
+
+    def file(self, root: Path) -> Path:
+        """The BTF file or header to read (a kernel's BTF lives in the cache)."""
+        return self.kernel.btf if self.kernel else root / self.path
 
     def describe(self) -> str:
+        if self.kernel:
+            return f"Debian kernel {self.kernel.describe()}, BTF {self.kernel.btf}"
         kind = "header" if self.is_header else "BTF"
         return f"{kind} {self.path}"
 
@@ -136,18 +146,31 @@ def load_project(root: Path) -> Project:
     vmlinux = {}
     host = host_arch().name
     for arch in arches:
-        if arch.name in config.vmlinux:
-            vmlinux[arch.name] = VmlinuxSource(config.vmlinux[arch.name])
+        value = config.vmlinux.get(arch.name)
+        if value is not None and is_kernel_spec(value):
+            vmlinux[arch.name] = VmlinuxSource(value, _kernel(config.path, value, arch))
+        elif value is not None:
+            vmlinux[arch.name] = VmlinuxSource(value)
         elif arch.name == host:
             vmlinux[arch.name] = VmlinuxSource(KERNEL_BTF)
         else:
             raise ConfigError(
                 f"{config.path}: no vmlinux source for arch '{arch.name}'",
-                hint=f"add `{arch.name} = \"path/to/BTF-or-vmlinux.h\"` under [vmlinux]; "
+                hint=f"add `{arch.name} = \"path/to/BTF-or-vmlinux.h\"`, or `{arch.name} = "
+                "\"debian:6.12\"` for a Debian kernel's BTF (fetched once), under [vmlinux]; "
                 "the host's kernel BTF is only right for the host arch",
             )
     include_dirs = [d for d in config.build.include_dirs if (root / d).is_dir()]
     return Project(root, config, arches, objects, apps, include_dirs, vmlinux)
+
+
+def _kernel(config_path: Path, spec: str, arch: Arch) -> Kernel:
+    """The Debian kernel a [vmlinux] value names; errors say which key."""
+    try:
+        return get_kernel(spec, arch)
+    except KernelError as err:
+        raise KernelError(f"{config_path}: [vmlinux] {arch.name} = \"{spec}\": {err.message}",
+                          hint=err.hint) from None
 
 
 def _add_object(objects: dict[str, BpfObject], source: str, config_path: Path) -> BpfObject:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import platform
 import re
 from collections.abc import Iterator
@@ -74,10 +75,15 @@ class TaskFactory:
     # -- tasks ---------------------------------------------------------------
 
     def vmlinux(self) -> TaskDict:
-        """vmlinux.h from BTF (bpftool btf dump) or copied from a ready header."""
+        """vmlinux.h from BTF (bpftool btf dump) or copied from a ready header. For a
+        Debian kernel ([vmlinux] arm64 = "debian:6.1"), the BTF is the one cut out of
+        its image in the user's cache, and the kernel's provenance (package, version,
+        the .deb's SHA-256) is part of the task's state and written beside the header
+        as vmlinux.h.source.json."""
         source = self.project.vmlinux[self.arch.name]
         header = str(self.layout.vmlinux_header)
-        source_path = str(self.project.root / source.path)
+        source_path = str(source.file(self.project.root))
+        targets = [header]
         if source.is_header:
             action = (actions.copy_file, (source_path, header))
             commands = [("cp", source_path, header)]
@@ -86,10 +92,16 @@ class TaskFactory:
             argv = [self.toolchain.bpftool.path, "btf", "dump", "file", source_path, "format", "c"]
             action = (actions.run_tool, (tuple(argv), str(self.project.root), (header,), header))
             commands = [(*argv, ">", header)]
-            changed = self._changed("bpftool", argv)
+            kernel = {"kernel": source.kernel.provenance()} if source.kernel else {}
+            changed = self._changed("bpftool", argv, **kernel)
+        task_actions = [action]
+        if source.kernel:
+            record = header + ".source.json"
+            targets.append(record)
+            task_actions.append((write_provenance, (record, source.kernel.provenance())))
         return self._task(
             "vmlinux", "vmlinux.h", "GEN", self.rel(self.layout.vmlinux_header), commands,
-            actions=[action], file_dep=[source_path], targets=[header], uptodate=[changed],
+            actions=task_actions, file_dep=[source_path], targets=targets, uptodate=[changed],
         )
 
     def bpf_flags(self) -> list[str]:
@@ -374,6 +386,13 @@ def includes_vmlinux_first(source: Path) -> bool:
         if line:
             return bool(_VMLINUX_INCLUDE.match(line))
     return False
+
+
+def write_provenance(path: str, provenance: dict) -> None:
+    """Record where vmlinux.h came from (a doit action; written atomically)."""
+    partial = actions.partial(path)
+    Path(partial).write_text(json.dumps(provenance, indent=1, sort_keys=True) + "\n")
+    os.replace(partial, path)
 
 
 def task_title(task) -> str:
