@@ -92,15 +92,24 @@ class Arch:
         return (f"linux-libc-dev:{self.debian.arch}",)
 
     @property
+    def library_packages(self) -> tuple[str, ...]:
+        """Debian packages of the static libraries an app links (libbpf and its deps)."""
+        return tuple(f"{name}:{self.debian.arch}"
+                     for name in ("libbpf-dev", "libelf-dev", "zlib1g-dev", "libzstd-dev"))
+
+    @property
+    def binutils_package(self) -> str:
+        """The Debian package of this arch's binutils (strip)."""
+        return "binutils" if self.name == host_arch_name() else f"binutils-{self.gnu_triplet}"
+
+    @property
     def user_space_packages(self) -> tuple[str, ...]:
         """Debian packages that link this arch's static executables (cross or not)."""
-        d = self.debian.arch
-        libraries = tuple(f"{name}:{d}" for name in ("libbpf-dev", "libelf-dev", "zlib1g-dev",
-                                                     "libzstd-dev"))
         if self.name == host_arch_name():
-            return ("gcc", "libc6-dev", "binutils", *libraries)
-        return (f"gcc-{self.gnu_triplet}", f"libc6-dev-{d}-cross", f"binutils-{self.gnu_triplet}",
-                *libraries)
+            compilers: tuple[str, ...] = ("gcc", "libc6-dev")
+        else:
+            compilers = (f"gcc-{self.gnu_triplet}", f"libc6-dev-{self.debian.arch}-cross")
+        return (*compilers, self.binutils_package, *self.library_packages)
 
     @property
     def run_packages(self) -> tuple[str, ...]:

@@ -20,6 +20,7 @@ from ..arch import host_arch
 from .config import PCH_AUTO_MIN
 from .project import KERNEL_BTF, BpfObject, Project
 from .toolchain import Toolchain
+from ..errors import ToolchainError
 
 TaskDict = dict
 
@@ -202,9 +203,24 @@ class TaskFactory:
             uptodate=[self._changed("clang", argv)],
         )
 
+    @property
+    def cross_endian(self) -> bool:
+        """BPF objects of the other byte order (s390x's bpfeb on a little-endian host):
+        libbpf 1.1's linker and skeleton generator refuse them."""
+        return self.arch.bpf_target != host_arch().bpf_target
+
     def bpf_link(self, obj: BpfObject) -> TaskDict:
-        """`bpftool gen object`: static linking of BPF; also drops DWARF, keeps BTF."""
+        """`bpftool gen object`: static linking of BPF; also drops DWARF, keeps BTF.
+        A cross-endian object is the compiled one as is (with its DWARF)."""
         compiled, linked = self.layout.bpf_compiled(obj.name), self.layout.bpf_object(obj.name)
+        if self.cross_endian:
+            return self._task(
+                "bpfobj", obj.name, "GENOBJ", self.rel(linked),
+                [("cp", self.rel(compiled), self.rel(linked))],
+                actions=[(actions.copy_file, (str(compiled), str(linked)))],
+                file_dep=[str(compiled)], targets=[str(linked)],
+                uptodate=[config_changed({"copy": "cross-endian"})],
+            )
         argv = [self.toolchain.bpftool.path, "gen", "object",
                 actions.partial(self.rel(linked)), self.rel(compiled)]
         return self._task(
@@ -355,10 +371,17 @@ class TaskFactory:
         yield self.vmlinux()
         if self.needs_pch():
             yield self.vmlinux_pch()
+        if self.cross_endian and self.project.apps:
+            raise ToolchainError(
+                f"bpftool cannot generate skeletons of {self.arch.name}'s "
+                f"{self.arch.bpf_target} objects on this {host_arch().bpf_target} host, "
+                "so apps cannot be built for it",
+                hint=f"build only BPF objects for {self.arch.name} (a project without apps)")
         for obj in self.project.bpf_objects.values():
             yield self.bpf_compile(obj)
             yield self.bpf_link(obj)
-            yield self.skeleton(obj)
+            if not self.cross_endian:
+                yield self.skeleton(obj)
         sources = sorted({s for app in self.project.apps.values() for s in app.sources})
         for source in sources:
             yield self.user_compile(source)

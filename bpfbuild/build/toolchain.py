@@ -51,8 +51,11 @@ class Toolchain:
     arch: Arch
     clang: Tool
     bpftool: Tool
-    cc: Tool
+    cc: Tool | None
+    """None when the build links nothing for this arch (a project with no app):
+    BPF objects need no user-space (cross) toolchain."""
     libbpf: Libbpf
+    """For BPF-only builds, the host's libbpf: its headers are the same for every arch."""
     strip: Tool | None
     """binutils strip for the executables (llvm-strip 14 rejects static glibc binaries)."""
     cflags: list[str] = field(default_factory=list)
@@ -64,7 +67,7 @@ class Toolchain:
     def system_include_dirs(self) -> list[str]:
         """Added with -idirafter to BPF compiles: -target bpf drops the multiarch dir,
         so <linux/*.h> uapi headers (which include <asm/*.h>) would not be found."""
-        return [f"/usr/include/{self.arch.gnu_triplet}", "/usr/include"]
+        return [self.arch.multiarch_include_dir, "/usr/include"]
 
 
 class _VersionCache:
@@ -212,12 +215,14 @@ def find_cc(arch: Arch, cache: _VersionCache) -> Tool:
     if arch == host_arch():
         path = _find("cc", "CC", ["cc", "gcc"])
     else:
-        cross = f"{arch.gnu_triplet}-gcc"
+        cross = arch.cross_cc
         path = _which([os.environ.get(f"CC_{arch.name}", cross)])
         if not path:
             raise ToolchainError(
                 f"no C compiler for {arch.name} (looked for {cross}, $CC_{arch.name})",
-                hint=f"apt-get install gcc-{arch.gnu_triplet}",
+                hint=f"apt-get install {' '.join(arch.user_space_packages)}, or run "
+                     f"`scripts/setup --arch {arch.name}` (`bpfbuild doctor --arch "
+                     f"{arch.name}` lists what is missing)",
             )
     return Tool("cc", path, _version_of(path, cache, "cc"))
 
@@ -232,7 +237,7 @@ def find_llvm_strip(cache: _VersionCache) -> Tool | None:
 
 def find_strip(arch: Arch, cache: _VersionCache) -> Tool | None:
     """$STRIP, or binutils' strip for the arch; None when absent (only `strip = true` needs it)."""
-    name = "strip" if arch == host_arch() else f"{arch.gnu_triplet}-strip"
+    name = "strip" if arch == host_arch() else arch.cross_strip
     path = _which([os.environ.get("STRIP", name)])
     return Tool("strip", path, _version_of(path, cache, "strip")) if path else None
 
@@ -244,9 +249,9 @@ def find_libbpf(arch: Arch, cache: _VersionCache) -> Libbpf:
         raise _missing("pkg-config", ["pkg-config"], "PKG_CONFIG")
     env = dict(os.environ)
     if arch != host_arch():
-        env["PKG_CONFIG_LIBDIR"] = f"/usr/lib/{arch.gnu_triplet}/pkgconfig"
+        env["PKG_CONFIG_LIBDIR"] = arch.pkg_config_libdir
     key = f"libbpf:{arch.name}:{env.get('PKG_CONFIG_PATH', '')}:{env.get('PKG_CONFIG_LIBDIR', '')}"
-    pc_dirs = [f"/usr/lib/{arch.gnu_triplet}/pkgconfig", "/usr/lib/pkgconfig",
+    pc_dirs = [f"{arch.multiarch_lib_dir}/pkgconfig", "/usr/lib/pkgconfig",
                "/usr/share/pkgconfig"]
 
     def probe() -> dict:
@@ -254,10 +259,11 @@ def find_libbpf(arch: Arch, cache: _VersionCache) -> Libbpf:
             try:
                 return _capture([pkg_config, *args, "libbpf"], env=env).strip()
             except ToolchainError:
+                add = "" if arch == host_arch() else \
+                    f"dpkg --add-architecture {arch.debian_arch} && apt-get update && "
                 raise ToolchainError(
                     f"libbpf not found by pkg-config for {arch.name}",
-                    hint="apt-get install libbpf-dev libelf-dev zlib1g-dev"
-                    + (f" (for :{arch.name} multiarch)" if arch != host_arch() else ""),
+                    hint=f"{add}apt-get install {' '.join(arch.library_packages)}",
                 ) from None
 
         return {
@@ -271,17 +277,21 @@ def find_libbpf(arch: Arch, cache: _VersionCache) -> Libbpf:
     return Libbpf(info["version"], info["cflags"], info["libs"], info["static_libs"])
 
 
-def find_toolchain(arch: Arch, state_dir: Path | None = None) -> Toolchain:
-    """The whole toolchain for one arch; versions cached under state_dir."""
+def find_toolchain(arch: Arch, state_dir: Path | None = None,
+                   user_space: bool = True) -> Toolchain:
+    """The whole toolchain for one arch; versions cached under state_dir.
+    user_space=False (nothing to link for a cross arch): no C compiler, strip or
+    cross libbpf is needed, and none is looked for."""
     cache = _VersionCache(state_dir / "toolchain.json" if state_dir else None)
+    user_space = user_space or arch == host_arch()
     try:
         return Toolchain(
             arch=arch,
             clang=find_clang(cache),
             bpftool=find_bpftool(cache),
-            cc=find_cc(arch, cache),
-            libbpf=find_libbpf(arch, cache),
-            strip=find_strip(arch, cache),
+            cc=find_cc(arch, cache) if user_space else None,
+            libbpf=find_libbpf(arch if user_space else host_arch(), cache),
+            strip=find_strip(arch, cache) if user_space else None,
             cflags=shlex.split(os.environ.get("CFLAGS", "")),
             ldflags=shlex.split(os.environ.get("LDFLAGS", "")),
         )
