@@ -84,9 +84,11 @@ def run_doctor(directory: str | None, arch_names: tuple[str, ...] = ()) -> int:
     """Print one line per check; return 1 when a build cannot work."""
     arches = [host_arch()]
     cache_dir = None
+    has_apps = True
     try:
         project = load_project(find_root(Path(directory) if directory else Path.cwd()))
         arches, cache_dir = project.arches, state_dir(project.root)
+        has_apps = bool(project.apps) or bool(arch_names)
         click.echo(f"project:    {project.root}")
     except BpfBuildError:
         pass
@@ -117,7 +119,10 @@ def run_doctor(directory: str | None, arch_names: tuple[str, ...] = ()) -> int:
     check("bpftool:", lambda: find_bpftool(cache))
     check("llvm-strip:", lambda: find_llvm_strip(cache), required=False)
     for arch in arches:
-        if arch != host_arch() and arch_names:
+        if arch != host_arch() and not has_apps:
+            click.echo(f"{arch.name + ':':<11} BPF objects only: no cross toolchain needed")
+            continue
+        if arch != host_arch():
             failures += _report_cross(arch)
             continue
         check(f"cc/{arch.name}:", lambda arch=arch: find_cc(arch, cache))
