@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..arch import Arch, get_arch, host_arch
 from .config import CONFIG_NAME, ProjectConfig, load_config
 from ..errors import ConfigError, ProjectError
-from ..kernels.debian import Kernel, KernelError, get_kernel, is_kernel_spec
 from ..kernels.host import KERNEL_BTF
+from ..kernels.spec import is_kernel_spec
+
+if TYPE_CHECKING:
+    from ..kernels.debian import Kernel
 
 
 
@@ -166,6 +170,8 @@ def load_project(root: Path) -> Project:
 
 def _kernel(config_path: Path, spec: str, arch: Arch) -> Kernel:
     """The Debian kernel a [vmlinux] value names; errors say which key."""
+    from ..kernels.debian import KernelError, get_kernel
+
     try:
         return get_kernel(spec, arch)
     except KernelError as err:

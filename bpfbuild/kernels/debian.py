@@ -29,6 +29,9 @@ from ..cache import cache_root, locked, read_entry, sha256_file, write_entry
 from ..errors import BpfBuildError
 from .apt import Apt, AptError, extract_deb
 from .image import check_btf_file, extract_btf
+from .spec import is_kernel_spec
+
+__all__ = ["Kernel", "KernelError", "get_kernel", "is_kernel_spec"]
 
 SPECS_KIND = "kernel-specs"
 KERNELS_KIND = "kernels"
@@ -82,11 +85,6 @@ class Kernel:
     def describe(self) -> str:
         return (f"{self.spec}: {self.package} {self.version} ({self.suite}), "
                 f".deb sha256 {self.deb_sha256}")
-
-
-def is_kernel_spec(value: str) -> bool:
-    """True for `[vmlinux]` values that name a Debian kernel rather than a file."""
-    return value.startswith("debian:") or value.startswith("linux-image-")
 
 
 def _spec_hint() -> str:
