@@ -18,6 +18,7 @@ from elftools.elf.elffile import ELFFile
 from bpfbuild.arch import get_arch, host_arch
 from bpfbuild.errors import BpfBuildError
 from bpfbuild.kernels import get_kernel
+from bpfbuild.kernels.image import parse_btf_header
 from bpfbuild.scaffold import available_templates
 
 from buildutil import REPO, bpfbuild, build, copy_project
@@ -160,6 +161,9 @@ def test_s390x_bpf_only_project_is_big_endian(tmp_path: Path) -> None:
         assert elf["e_machine"] == "EM_BPF"
         assert elf.get_section_by_name(".BTF") is not None
     assert "struct user_pt_regs {" not in (root / "output/s390x/include/vmlinux.h").read_text()
+    btf = get_kernel("debian:6.12", get_arch("s390x")).btf.read_bytes()
+    header = parse_btf_header(btf)
+    assert header is not None and header.big_endian and header.size == len(btf)
 
 
 def test_cross_arch_without_vmlinux_suggests_a_debian_kernel(tmp_path: Path) -> None:

@@ -139,3 +139,15 @@ def test_truncated_and_corrupt_images(kernels: dict[str, Kernel], tmp_path: Path
     tiny.write_bytes(b"MZ")
     with pytest.raises(KernelImageError, match="not a kernel image"):
         extract_btf(tiny)
+
+
+def test_exact_package_pin_reuses_the_cached_kernel(kernels: dict[str, Kernel],
+                                                    capfd: pytest.CaptureFixture) -> None:
+    """Entries are keyed by package, version and arch: naming the same kernel by its
+    package and version resolves again, but downloads nothing."""
+    by_series = kernels["arm64-6.1"]
+    pinned = get_kernel(f"{by_series.package}={by_series.version}", get_arch("arm64"))
+    assert (pinned.btf, pinned.image, pinned.deb_sha256) == (
+        by_series.btf, by_series.image, by_series.deb_sha256)
+    assert pinned.provenance()["spec"] == f"{by_series.package}={by_series.version}"
+    assert "downloading" not in capfd.readouterr().err
