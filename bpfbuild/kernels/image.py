@@ -209,6 +209,6 @@ def check_btf_file(path: Path, bpftool: str | None = None) -> None:
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if done.returncode != 0:
         raise KernelImageError(
-            f"the BTF cut out of the kernel image is unreadable: "
+            "the BTF cut out of the kernel image is unreadable: "
             + (done.stderr.strip().splitlines() or ["bpftool failed"])[-1],
             hint="the image is corrupt: `bpfbuild cache clean` and fetch it again")
