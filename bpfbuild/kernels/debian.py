@@ -28,7 +28,7 @@ from ..arch import Arch
 from ..cache import cache_root, locked, read_entry, sha256_file, write_entry
 from ..errors import BpfBuildError
 from .apt import Apt, AptError, extract_deb
-from .image import check_btf_file, extract_btf
+from .image import KernelImageError, check_btf_file, extract_btf
 from .spec import is_kernel_spec
 
 __all__ = ["Kernel", "KernelError", "get_kernel", "is_kernel_spec"]
@@ -202,9 +202,18 @@ def _fetch(suite: str, package: str, version: str, arch: Arch) -> dict:
                                   hint="name the image package itself, e.g. "
                                        f"{arch.kernel_packages[-1]}")
             image = images[0]
+            config = work / "root" / "boot" / f"config-{release}"
+            if config.is_file() and "# CONFIG_DEBUG_INFO_BTF is not set" in config.read_text():
+                raise KernelError(
+                    f"{package} {version} was built without CONFIG_DEBUG_INFO_BTF: it has no BTF",
+                    hint="take a series whose kernel for this arch has BTF (debian:6.12 has "
+                         "it for amd64, arm64, riscv64 and s390x), or name a BTF file")
             btf = work / BTF_FILE
-            btf.write_bytes(extract_btf(image))
-            check_btf_file(btf)
+            try:
+                btf.write_bytes(extract_btf(image))
+                check_btf_file(btf)
+            except KernelImageError as err:
+                raise KernelImageError(f"{package} {version}: {err.message}", hint=err.hint) from None
             meta = {"package": package, "version": version, "arch": arch.name,
                     "debian_arch": arch.debian_arch, "suite": suite, "release": release,
                     "deb_sha256": deb_sha256, "deb": deb.name, "image": image.name}
