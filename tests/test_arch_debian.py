@@ -7,8 +7,10 @@ import pytest
 
 from bpfbuild.arch import ARCHES, DEBIAN, get_arch, host_arch
 from bpfbuild.doctor import cross_checks, install_commands
+from bpfbuild.errors import BpfBuildError
+from bpfbuild.kernels import get_kernel
 
-from buildutil import REPO, bpfbuild
+from buildutil import REPO, bpfbuild, copy_project
 
 # name, dpkg arch, qemu-user, qemu-system, kernel packages (preferred first)
 TABLE = [
@@ -85,3 +87,16 @@ def test_doctor_unknown_arch_is_one_error() -> None:
     assert run.returncode == 1
     assert run.stderr.splitlines() == ["error: unknown arch 'sparc'",
                                        "hint: valid arches: " + ", ".join(ARCHES)]
+
+
+def test_doctor_bpf_only_cross_arch_needs_no_toolchain(tmp_path) -> None:
+    try:
+        get_kernel("debian:6.12", get_arch("s390x"))
+    except BpfBuildError as err:
+        pytest.skip(f"cannot fetch debian:6.12 for s390x from Debian: {err.message}")
+    root = copy_project("bpfonly", tmp_path)
+    with open(root / "bpfbuild.toml", "a") as config:
+        config.write('\n[build]\narches = ["s390x"]\n\n[vmlinux]\ns390x = "debian:6.12"\n')
+    run = bpfbuild(root, "doctor")
+    assert "s390x:      BPF objects only: no cross toolchain needed" in run.stdout
+    assert "MISSING" not in run.stdout
