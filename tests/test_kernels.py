@@ -16,6 +16,8 @@ from bpfbuild.errors import BpfBuildError
 from bpfbuild.kernels import Kernel, KernelError, KernelImageError, extract_btf, get_kernel, is_kernel_spec
 from bpfbuild.kernels.image import parse_btf_header
 
+from buildutil import bpfbuild, copy_project
+
 KERNELS = {  # id: (spec, arch, what the image is)
     "arm64-6.1": ("debian:6.1", "arm64", "uncompressed"),
     "x86_64-6.1": ("debian:6.1", "x86_64", "lz4"),
@@ -151,3 +153,19 @@ def test_exact_package_pin_reuses_the_cached_kernel(kernels: dict[str, Kernel],
         by_series.btf, by_series.image, by_series.deb_sha256)
     assert pinned.provenance()["spec"] == f"{by_series.package}={by_series.version}"
     assert "downloading" not in capfd.readouterr().err
+
+
+def test_offline_build_is_an_error_and_a_hint(tmp_path: Path) -> None:
+    root = copy_project("bpfonly", tmp_path)
+    with open(root / "bpfbuild.toml", "a") as config:
+        config.write('\n[build]\narches = ["arm64"]\n\n[vmlinux]\narm64 = "debian:5.10"\n')
+    env = dict(os.environ, BPFBUILD_CACHE_DIR=str(tmp_path / "cache"),
+               BPFBUILD_DEBIAN_MIRROR="http://127.0.0.1:9/debian")
+    run = bpfbuild(root, "build", env=env)
+    assert run.returncode == 1, run.describe()
+    lines = [l for l in run.stderr.splitlines() if not l.startswith("bpfbuild: resolving")]
+    assert len(lines) == 2, run.describe()
+    assert lines[0].startswith(f"error: {root}/bpfbuild.toml: [vmlinux] arm64 = \"debian:5.10\": "
+                               "cannot resolve debian:5.10 for arm64")
+    assert lines[1].startswith("hint: ") and "http://127.0.0.1:9/debian bullseye main" in lines[1]
+    assert not (root / "output").exists()
