@@ -217,13 +217,16 @@ def list_(directory: str | None) -> None:
 
 
 @main.command()
+@click.option("--arch", "arches", multiple=True, metavar="ARCH",
+              help="Check what building for ARCH needs, with the Debian commands that "
+                   "install it (default: the project's arches, or the host's).")
 @dir_option
 @handle_errors
-def doctor(directory: str | None) -> None:
+def doctor(arches: tuple[str, ...], directory: str | None) -> None:
     """Check the toolchain and the kernel; exit non-zero when a build cannot work."""
     from .doctor import run_doctor
 
-    sys.exit(run_doctor(directory))
+    sys.exit(run_doctor(directory, arches))
 
 
 @main.command()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
+import subprocess
 from pathlib import Path
 
 import click
 
-from .arch import host_arch
+from .arch import Arch, get_arch, host_arch
 from .errors import BpfBuildError
 from .kernels.host import KERNEL_BTF, can_load_bpf, kernel_btf_status, tracefs_mount
 from .build.layout import state_dir
@@ -16,20 +18,90 @@ from .build.project import find_root, load_project
 from .build.toolchain import find_bpftool, find_cc, find_clang, find_libbpf, find_llvm_strip, _VersionCache
 
 
-def run_doctor(directory: str | None, btf_path: str = KERNEL_BTF) -> int:
+def cross_checks(arch: Arch) -> list[tuple[str, bool, str, bool]]:
+    """(what, present, Debian package, required) for what building (and testing) a
+    cross arch needs beyond clang and bpftool, read from the arch table."""
+    lib = arch.multiarch_lib_dir
+    sysroot = arch.cross_libc_dir
+    d = arch.debian_arch
+    return [
+        (f"C compiler {arch.cross_cc}", bool(shutil.which(arch.cross_cc)),
+         f"gcc-{arch.gnu_triplet}", True),
+        (f"C library {sysroot}/lib/libc.a", Path(sysroot, "lib/libc.a").is_file(),
+         f"libc6-dev-{d}-cross", True),
+        (f"strip {arch.cross_strip}", bool(shutil.which(arch.cross_strip)),
+         arch.binutils_package, False),
+        (f"uapi headers {arch.multiarch_include_dir}/asm", Path(arch.multiarch_include_dir,
+         "asm/types.h").is_file(), f"linux-libc-dev:{d}", True),
+        (f"libbpf {lib}/libbpf.a", Path(lib, "libbpf.a").is_file()
+         and Path(lib, "pkgconfig/libbpf.pc").is_file(), f"libbpf-dev:{d}", True),
+        (f"libelf {lib}/libelf.a", Path(lib, "libelf.a").is_file(), f"libelf-dev:{d}", True),
+        (f"zlib {lib}/libz.a", Path(lib, "libz.a").is_file(), f"zlib1g-dev:{d}", True),
+        (f"zstd {lib}/libzstd.a", Path(lib, "libzstd.a").is_file(), f"libzstd-dev:{d}", True),
+        (f"runner {arch.qemu_user}", bool(shutil.which(arch.qemu_user)), "qemu-user-static",
+         False),
+    ]
+
+
+def install_commands(arch: Arch, packages: list[str]) -> list[str]:
+    """The Debian commands that install packages (adding the dpkg arch if needed)."""
+    commands = []
+    foreign = any(p.endswith(f":{arch.debian_arch}") for p in packages)
+    if foreign and arch != host_arch() and arch.debian_arch not in _dpkg_arches():
+        commands.append(f"dpkg --add-architecture {arch.debian_arch}")
+    commands += ["apt-get update", "apt-get install -y " + " ".join(packages)]
+    return commands
+
+
+def _dpkg_arches() -> set[str]:
+    try:
+        native = subprocess.run(["dpkg", "--print-architecture"], capture_output=True,
+                                text=True).stdout.split()
+        foreign = subprocess.run(["dpkg", "--print-foreign-architectures"],
+                                 capture_output=True, text=True).stdout.split()
+    except OSError:
+        return set()
+    return set(native) | set(foreign)
+
+
+def _report_cross(arch: Arch) -> int:
+    """Print the cross checks of arch; the number of required items missing."""
+    missing, optional = [], []
+    for what, present, package, required in cross_checks(arch):
+        state = "ok" if present else ("MISSING" if required else "missing (optional)")
+        click.echo(f"{arch.name + ':':<11} {what}: {state} ({package})")
+        if not present:
+            (missing if required else optional).append(package)
+    if missing or optional:
+        click.echo(f"{'':<11} to build apps for {arch.name} (BPF objects alone need none of "
+                   "these but the uapi headers, and those only for <linux/*.h>), run:")
+        for command in install_commands(arch, missing + optional):
+            click.echo(f"{'':<11}   {command}")
+        click.echo(f"{'':<11} or: scripts/setup --arch {arch.name}")
+    return len(missing)
+
+
+def run_doctor(directory: str | None, arch_names: tuple[str, ...] = (),
+               btf_path: str = KERNEL_BTF) -> int:
     """Print one line per check; return 1 when a build cannot work.
-    btf_path: where the running kernel's BTF is read (tests point it elsewhere)."""
+    arch_names: check these arches (a cross arch: what its build needs, with the
+    Debian commands); btf_path: where the running kernel's BTF is read (tests point it
+    elsewhere)."""
     arches = [host_arch()]
     cache_dir = None
+    has_apps = True
     btf_needed = True
     try:
         project = load_project(find_root(Path(directory) if directory else Path.cwd()))
         arches, cache_dir = project.arches, state_dir(project.root)
+        has_apps = bool(project.apps) or bool(arch_names)
         host_source = project.vmlinux.get(host_arch().name)
         btf_needed = host_source is not None and host_source.path == KERNEL_BTF
         click.echo(f"project:    {project.root}")
     except BpfBuildError:
         pass
+    if arch_names:
+        arches = [get_arch(name) for name in arch_names]
     failures = 0
     if cache_dir is not None:
         folder = cache_dir if cache_dir.exists() else cache_dir.parent
@@ -62,6 +134,12 @@ def run_doctor(directory: str | None, btf_path: str = KERNEL_BTF) -> int:
     check("bpftool:", lambda: find_bpftool(cache))
     check("llvm-strip:", lambda: find_llvm_strip(cache), required=False)
     for arch in arches:
+        if arch != host_arch() and not has_apps:
+            click.echo(f"{arch.name + ':':<11} BPF objects only: no cross toolchain needed")
+            continue
+        if arch != host_arch():
+            failures += _report_cross(arch)
+            continue
         check(f"cc/{arch.name}:", lambda arch=arch: find_cc(arch, cache))
         check(f"libbpf/{arch.name}:",
               lambda arch=arch: "libbpf {0.version}: {1}".format(

@@ -12,6 +12,7 @@ from typing import Any, get_type_hints
 
 from ..arch import get_arch
 from ..errors import ConfigError
+from ..kernels.spec import is_kernel_spec
 from .layout import NAME_HINT, name_problem
 
 CONFIG_NAME = "bpfbuild.toml"
@@ -148,7 +149,7 @@ def load_config(path: Path) -> ProjectConfig:
             locate.fail(("vmlinux",), arch, f"arch '{arch}' is given twice in [vmlinux] "
                         f"(as '{canonical_vmlinux[canonical]}')", "keep one entry per arch")
         canonical_vmlinux[canonical] = arch
-        if not is_kernel_reference(source) and not os.path.normpath(source).startswith(KERNEL_BTF_DIR):
+        if not is_kernel_spec(source) and not os.path.normpath(source).startswith(KERNEL_BTF_DIR):
             _check_path(locate, ("vmlinux",), arch, source)
     apps_table = _expect(locate, (), "app", data.get("app", {}), dict)
     apps = {}
@@ -172,11 +173,6 @@ def load_config(path: Path) -> ProjectConfig:
 
 KERNEL_BTF_DIR = "/sys/kernel/btf/"
 """The running kernel's BTF: the one place outside the project [vmlinux] may read."""
-
-
-def is_kernel_reference(value: str) -> bool:
-    """A [vmlinux] value such as "debian:6.1" names a kernel, not a path."""
-    return re.match(r"^[a-z][a-z0-9]*:", value) is not None
 
 
 def _check_path(locate: _Locator, table: tuple[str, ...], key: str, value: str) -> None:

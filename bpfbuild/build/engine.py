@@ -178,12 +178,13 @@ def acquire_lock(root: Path) -> None:
 def toolchains_for(project: Project) -> list[Toolchain]:
     """Every arch's toolchain, with the optional tools the config asks for."""
     state = state_dir(project.root)
-    toolchains = [find_toolchain(arch, state) for arch in project.arches]
+    toolchains = [find_toolchain(arch, state, user_space=bool(project.apps))
+                  for arch in project.arches]
     for toolchain in toolchains:
-        if project.config.build.strip and toolchain.strip is None:
+        if project.config.build.strip and project.apps and toolchain.strip is None:
             raise ToolchainError(
                 f"no strip for {toolchain.arch.name}, needed by `strip = true` in [build]",
-                hint=f"apt-get install {'binutils' if toolchain.arch == host_arch() else 'binutils-' + toolchain.arch.gnu_triplet}"
+                hint=f"apt-get install {toolchain.arch.binutils_package}"
                 ", or set strip = false")
     return toolchains
 

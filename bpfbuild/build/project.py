@@ -5,12 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..arch import Arch, get_arch, host_arch
-from .config import CONFIG_NAME, ProjectConfig, is_kernel_reference, load_config
+from .config import CONFIG_NAME, ProjectConfig, load_config
 from ..errors import ConfigError, ProjectError
 from ..kernels.host import KERNEL_BTF
+from ..kernels.spec import is_kernel_spec
 from .layout import NAME_HINT, OUTPUT_DIR, RESERVED_NAMES, STATE_DIR, name_problem
+
+if TYPE_CHECKING:
+    from ..kernels.debian import Kernel
 
 USER_SUFFIXES = (".c", ".S", ".s")
 """What the C compiler builds for user space: C and assembly."""
@@ -43,13 +48,22 @@ class VmlinuxSource:
     """Where one arch's vmlinux.h comes from."""
 
     path: str
-    """A BTF file (kernel /sys/kernel/btf/vmlinux or an ELF vmlinux), or a header."""
+    """The [vmlinux] value: a BTF file (kernel /sys/kernel/btf/vmlinux or an ELF
+    vmlinux), a header, or a Debian kernel ("debian:6.1", a package name)."""
+    kernel: Kernel | None = None
+    """The Debian kernel, fetched into the user's cache, when path names one."""
 
     @property
     def is_header(self) -> bool:
-        return self.path.endswith(".h")
+        return self.kernel is None and self.path.endswith(".h")
+
+    def file(self, root: Path) -> Path:
+        """The BTF file or header to read (a kernel's BTF lives in the cache)."""
+        return self.kernel.btf if self.kernel else root / self.path
 
     def describe(self) -> str:
+        if self.kernel:
+            return f"Debian kernel {self.kernel.describe()}, BTF {self.kernel.btf}"
         kind = "header" if self.is_header else "BTF"
         return f"{kind} {self.path}"
 
@@ -159,22 +173,25 @@ def load_project(root: Path) -> Project:
     host = host_arch().name
     configured = {get_arch(name).name: source for name, source in config.vmlinux.items()}
     for arch in arches:
-        if arch.name in configured:
-            source = configured[arch.name]
-            if not is_kernel_reference(source) and not (root / source).is_file():
-                what = "a folder" if (root / source).is_dir() else "not found"
+        value = configured.get(arch.name)
+        if value is not None and is_kernel_spec(value):
+            vmlinux[arch.name] = VmlinuxSource(value, _kernel(config.path, value, arch))
+        elif value is not None:
+            if not (root / value).is_file():
+                what = "a folder" if (root / value).is_dir() else "not found"
                 raise ConfigError(
-                    f"{config.path}: [vmlinux] {arch.name} = \"{source}\": {what}",
-                    hint="give a BTF file (an ELF vmlinux or raw BTF) or a ready vmlinux.h, "
-                    "relative to the project folder",
+                    f"{config.path}: [vmlinux] {arch.name} = \"{value}\": {what}",
+                    hint="give a BTF file (an ELF vmlinux or raw BTF), a ready vmlinux.h, "
+                    "relative to the project folder, or a Debian kernel such as \"debian:6.12\"",
                 )
-            vmlinux[arch.name] = VmlinuxSource(source)
+            vmlinux[arch.name] = VmlinuxSource(value)
         elif arch.name == host:
             vmlinux[arch.name] = VmlinuxSource(KERNEL_BTF)
         else:
             raise ConfigError(
                 f"{config.path}: no vmlinux source for arch '{arch.name}'",
-                hint=f"add `{arch.name} = \"path/to/BTF-or-vmlinux.h\"` under [vmlinux]; "
+                hint=f"add `{arch.name} = \"path/to/BTF-or-vmlinux.h\"`, or `{arch.name} = "
+                "\"debian:6.12\"` for a Debian kernel's BTF (fetched once), under [vmlinux]; "
                 "the host's kernel BTF is only right for the host arch",
             )
     if (root / config.verify.baseline).is_dir():
@@ -240,6 +257,17 @@ def _check_listed_file(root: Path, config_path: Path, app: str, key: str, path: 
                           + ", ".join(USER_SUFFIXES) + ")",
                           hint=f"list only the files to compile in [app.{app}] sources; "
                           "headers are found through include_dirs")
+
+
+def _kernel(config_path: Path, spec: str, arch: Arch) -> Kernel:
+    """The Debian kernel a [vmlinux] value names; errors say which key."""
+    from ..kernels.debian import KernelError, get_kernel
+
+    try:
+        return get_kernel(spec, arch)
+    except KernelError as err:
+        raise KernelError(f"{config_path}: [vmlinux] {arch.name} = \"{spec}\": {err.message}",
+                          hint=err.hint) from None
 
 
 def _add_object(objects: dict[str, BpfObject], source: str, config_path: Path) -> BpfObject:

@@ -22,6 +22,7 @@ from ..arch import host_arch
 from .config import PCH_AUTO_MIN
 from .project import KERNEL_BTF, BpfObject, Project
 from .toolchain import Toolchain
+from ..errors import ToolchainError
 
 TaskDict = dict
 
@@ -88,10 +89,15 @@ class TaskFactory:
     # -- tasks ---------------------------------------------------------------
 
     def vmlinux(self) -> TaskDict:
-        """vmlinux.h from BTF (bpftool btf dump) or copied from a ready header."""
+        """vmlinux.h from BTF (bpftool btf dump) or copied from a ready header. For a
+        Debian kernel ([vmlinux] arm64 = "debian:6.1"), the BTF is the one cut out of
+        its image in the user's cache, and the kernel's provenance (package, version,
+        the .deb's SHA-256) is part of the task's state and written beside the header
+        as vmlinux.h.source.json."""
         source = self.project.vmlinux[self.arch.name]
         header = str(self.layout.vmlinux_header)
-        source_path = str(self.project.root / source.path)
+        source_path = str(source.file(self.project.root))
+        targets = [header]
         if source.is_header:
             action = (actions.copy_file, (source_path, header))
             commands = [("cp", source_path, header)]
@@ -100,10 +106,16 @@ class TaskFactory:
             argv = [self.toolchain.bpftool.path, "btf", "dump", "file", source_path, "format", "c"]
             action = (actions.run_tool, (tuple(argv), str(self.project.root), (header,), header))
             commands = [(*argv, ">", header)]
-            changed = self._changed("bpftool", argv)
+            kernel = {"kernel": source.kernel.provenance()} if source.kernel else {}
+            changed = self._changed("bpftool", argv, **kernel)
+        task_actions = [action]
+        if source.kernel:
+            record = header + ".source.json"
+            targets.append(record)
+            task_actions.append((write_provenance, (record, source.kernel.provenance())))
         return self._task(
             "vmlinux", "vmlinux.h", "GEN", self.rel(self.layout.vmlinux_header), commands,
-            actions=[action], file_dep=[source_path], targets=[header], uptodate=[changed],
+            actions=task_actions, file_dep=[source_path], targets=targets, uptodate=[changed],
         )
 
     def bpf_flags(self) -> list[str]:
@@ -205,9 +217,24 @@ class TaskFactory:
             uptodate=[self._changed("clang", argv)],
         )
 
+    @property
+    def cross_endian(self) -> bool:
+        """BPF objects of the other byte order (s390x's bpfeb on a little-endian host):
+        libbpf 1.1's linker and skeleton generator refuse them."""
+        return self.arch.bpf_target != host_arch().bpf_target
+
     def bpf_link(self, obj: BpfObject) -> TaskDict:
-        """`bpftool gen object`: static linking of BPF; also drops DWARF, keeps BTF."""
+        """`bpftool gen object`: static linking of BPF; also drops DWARF, keeps BTF.
+        A cross-endian object is the compiled one as is (with its DWARF)."""
         compiled, linked = self.layout.bpf_compiled(obj.name), self.layout.bpf_object(obj.name)
+        if self.cross_endian:
+            return self._task(
+                "bpfobj", obj.name, "GENOBJ", self.rel(linked),
+                [("cp", self.rel(compiled), self.rel(linked))],
+                actions=[(actions.copy_file, (str(compiled), str(linked)))],
+                file_dep=[str(compiled)], targets=[str(linked)],
+                uptodate=[config_changed({"copy": "cross-endian"})],
+            )
         argv = [self.toolchain.bpftool.path, "gen", "object",
                 actions.partial(self.rel(linked)), self.rel(compiled)]
         return self._task(
@@ -365,10 +392,17 @@ class TaskFactory:
         yield self.vmlinux()
         if self.needs_pch():
             yield self.vmlinux_pch()
+        if self.cross_endian and self.project.apps:
+            raise ToolchainError(
+                f"bpftool cannot generate skeletons of {self.arch.name}'s "
+                f"{self.arch.bpf_target} objects on this {host_arch().bpf_target} host, "
+                "so apps cannot be built for it",
+                hint=f"build only BPF objects for {self.arch.name} (a project without apps)")
         for obj in self.project.bpf_objects.values():
             yield self.bpf_compile(obj)
             yield self.bpf_link(obj)
-            yield self.skeleton(obj)
+            if not self.cross_endian:
+                yield self.skeleton(obj)
         sources = sorted({s for app in self.project.apps.values() for s in app.sources})
         for source in sources:
             yield self.user_compile(source)
@@ -396,6 +430,13 @@ def includes_vmlinux_first(source: Path) -> bool:
         if line:
             return bool(_VMLINUX_INCLUDE.match(line))
     return False
+
+
+def write_provenance(path: str, provenance: dict) -> None:
+    """Record where vmlinux.h came from (a doit action; written atomically)."""
+    partial = actions.partial(path)
+    Path(partial).write_text(json.dumps(provenance, indent=1, sort_keys=True) + "\n")
+    os.replace(partial, path)
 
 
 def task_title(task) -> str:

@@ -53,8 +53,11 @@ class Toolchain:
     arch: Arch
     clang: Tool
     bpftool: Tool
-    cc: Tool
+    cc: Tool | None
+    """None when the build links nothing for this arch (a project with no app):
+    BPF objects need no user-space (cross) toolchain."""
     libbpf: Libbpf
+    """For BPF-only builds, the host's libbpf: its headers are the same for every arch."""
     strip: Tool | None
     """binutils strip for the executables (llvm-strip 14 rejects static glibc binaries)."""
     cflags: list[str] = field(default_factory=list)
@@ -75,7 +78,7 @@ class Toolchain:
     def system_include_dirs(self) -> list[str]:
         """Added with -idirafter to BPF compiles: -target bpf drops the multiarch dir,
         so <linux/*.h> uapi headers (which include <asm/*.h>) would not be found."""
-        return [f"/usr/include/{self.arch.gnu_triplet}", "/usr/include"]
+        return [self.arch.multiarch_include_dir, "/usr/include"]
 
 
 def resolve_libraries(flags: list[str], library_dirs: list[str], static: bool) -> list[str]:
@@ -300,12 +303,14 @@ def find_cc(arch: Arch, cache: _VersionCache) -> Tool:
     if arch == host_arch():
         path = _find("cc", "CC", ["cc", "gcc"])
     else:
-        cross = f"{arch.gnu_triplet}-gcc"
+        cross = arch.cross_cc
         path = _which([os.environ.get(f"CC_{arch.name}", cross)])
         if not path:
             raise ToolchainError(
                 f"no C compiler for {arch.name} (looked for {cross}, $CC_{arch.name})",
-                hint=f"apt-get install gcc-{arch.gnu_triplet}",
+                hint=f"apt-get install {' '.join(arch.user_space_packages)}, or run "
+                     f"`scripts/setup --arch {arch.name}` (`bpfbuild doctor --arch "
+                     f"{arch.name}` lists what is missing)",
             )
     env = "CC" if arch == host_arch() else f"CC_{arch.name}"
     # gcc and clang name their target; a program that is no C compiler prints nothing.
@@ -327,7 +332,7 @@ def find_llvm_strip(cache: _VersionCache) -> Tool | None:
 
 def find_strip(arch: Arch, cache: _VersionCache) -> Tool | None:
     """$STRIP, or binutils' strip for the arch; None when absent (only `strip = true` needs it)."""
-    name = "strip" if arch == host_arch() else f"{arch.gnu_triplet}-strip"
+    name = "strip" if arch == host_arch() else arch.cross_strip
     path = _which([os.environ.get("STRIP", name)])
     return Tool("strip", path, _version_of(path, cache, "strip")) if path else None
 
@@ -341,10 +346,10 @@ def find_libbpf(arch: Arch, cache: _VersionCache, library_dirs: list[str] | None
     pkg_config = _find("pkg-config", "PKG_CONFIG", ["pkg-config"])
     env = dict(os.environ)
     if arch != host_arch():
-        env["PKG_CONFIG_LIBDIR"] = f"/usr/lib/{arch.gnu_triplet}/pkgconfig"
+        env["PKG_CONFIG_LIBDIR"] = arch.pkg_config_libdir
     key = ":".join(["libbpf", arch.name, *(env.get(var, "") for var in (
         "PKG_CONFIG_PATH", "PKG_CONFIG_LIBDIR", "PKG_CONFIG_SYSROOT_DIR"))])
-    pc_dirs = [f"/usr/lib/{arch.gnu_triplet}/pkgconfig", "/usr/lib/pkgconfig",
+    pc_dirs = [f"{arch.multiarch_lib_dir}/pkgconfig", "/usr/lib/pkgconfig",
                "/usr/share/pkgconfig"]
     pc_dirs += [d for var in ("PKG_CONFIG_PATH", "PKG_CONFIG_LIBDIR")
                 for d in env.get(var, "").split(":") if d]
@@ -354,10 +359,11 @@ def find_libbpf(arch: Arch, cache: _VersionCache, library_dirs: list[str] | None
             try:
                 answer = _capture([pkg_config, *args, "libbpf"], env=env).strip()
             except ToolchainError:
+                add = "" if arch == host_arch() else \
+                    f"dpkg --add-architecture {arch.debian_arch} && apt-get update && "
                 raise ToolchainError(
                     f"libbpf not found by pkg-config for {arch.name}",
-                    hint="apt-get install libbpf-dev libelf-dev zlib1g-dev"
-                    + (f" (for :{arch.name} multiarch)" if arch != host_arch() else ""),
+                    hint=f"{add}apt-get install {' '.join(arch.library_packages)}",
                 ) from None
             if not answer and args == ("--modversion",):
                 raise _not_the_tool(pkg_config, "pkg-config", [pkg_config, *args, "libbpf"],
@@ -411,19 +417,25 @@ def _split_env(name: str) -> list[str]:
                              hint=f"balance the quotes in ${name}, or unset it") from None
 
 
-def find_toolchain(arch: Arch, state_dir: Path | None = None) -> Toolchain:
-    """The whole toolchain for one arch; versions cached under state_dir."""
+def find_toolchain(arch: Arch, state_dir: Path | None = None,
+                   user_space: bool = True) -> Toolchain:
+    """The whole toolchain for one arch; versions cached under state_dir.
+    user_space=False (nothing to link for a cross arch): no C compiler, strip or
+    cross libbpf is needed, and none is looked for."""
     cache = _VersionCache(state_dir / "toolchain.json" if state_dir else None)
+    user_space = user_space or arch == host_arch()
     try:
-        clang, bpftool, cc = find_clang(cache), find_bpftool(cache), find_cc(arch, cache)
-        library_dirs = compiler_library_dirs(cc.path, cache)
+        clang, bpftool = find_clang(cache), find_bpftool(cache)
+        cc = find_cc(arch, cache) if user_space else None
+        library_dirs = compiler_library_dirs(cc.path, cache) if cc else []
         return Toolchain(
             arch=arch,
             clang=clang,
             bpftool=bpftool,
             cc=cc,
-            libbpf=find_libbpf(arch, cache, library_dirs),
-            strip=find_strip(arch, cache),
+            libbpf=find_libbpf(arch if user_space else host_arch(), cache,
+                               library_dirs if cc else None),
+            strip=find_strip(arch, cache) if user_space else None,
             cflags=_split_env("CFLAGS"),
             ldflags=_split_env("LDFLAGS"),
             library_dirs=library_dirs,

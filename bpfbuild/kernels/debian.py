@@ -1,0 +1,277 @@
+"""Debian kernels: resolve `debian:6.1` (or an exact package) for an arch, fetch the
+.deb with bpfbuild's own apt, cut out the bootable image and its BTF, and keep both
+in the user's cache with their provenance.
+
+    kernel = get_kernel("debian:6.12", get_arch("arm64"))
+    kernel.btf      # raw BTF: what vmlinux.h is generated from
+    kernel.image    # the bootable image a VM boots
+
+Cache (see bpfbuild.cache), two kinds of entries:
+- `kernel-specs/<spec>_<arch>`: what a spec resolved to (package, version, suite).
+  A spec is resolved once and then pinned: later builds, online or not, take the
+  same kernel and run no apt at all. `bpfbuild cache clean` (or deleting the entry)
+  makes the next use resolve again and take a newer kernel.
+- `kernels/<package>_<version>_<arch>`: the image and the BTF, with the .deb's
+  SHA-256, package, version and `uname -r` in the manifest.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..arch import Arch
+from ..cache import cache_root, locked, read_entry, sha256_file, write_entry
+from ..errors import BpfBuildError
+from .apt import Apt, AptError, extract_deb
+from .image import KernelImageError, check_btf_file, extract_btf
+from .spec import is_kernel_spec
+
+__all__ = ["Kernel", "KernelError", "get_kernel", "is_kernel_spec"]
+
+SPECS_KIND = "kernel-specs"
+KERNELS_KIND = "kernels"
+BTF_FILE = "vmlinux.btf"
+
+SUITES: dict[str, tuple[str, ...]] = {
+    "5.10": ("bullseye",),
+    "6.1": ("bookworm",),
+    "6.12": ("trixie", "bookworm-backports"),
+}
+"""Kernel series -> Debian suites that carry it, tried in order (a mirror may lack a
+suite's file for one arch: the next suite's build of the series is taken then)."""
+PACKAGE_SUITES = ("bookworm", "trixie", "bookworm-backports", "bullseye")
+"""Where an exact package name is looked for."""
+_PACKAGE = re.compile(r"^linux-image-[a-z0-9][a-z0-9.+~-]*$")
+_VERSION = re.compile(r"^[0-9][A-Za-z0-9.+~-]*$")
+
+
+class KernelError(BpfBuildError):
+    """A kernel spec is invalid, or its kernel cannot be resolved or fetched."""
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """One Debian kernel for one arch, fetched and extracted into the cache."""
+
+    spec: str
+    """What the user named: "debian:6.1", or an exact package name."""
+    arch: str
+    """bpfbuild arch name (x86_64, arm64, ...)."""
+    package: str
+    """The image package, e.g. linux-image-6.1.0-50-cloud-arm64."""
+    version: str
+    """Its Debian version, e.g. 6.1.176-1."""
+    deb_sha256: str
+    release: str
+    """`uname -r` of that kernel, e.g. 6.1.0-50-cloud-arm64."""
+    image: Path
+    """The bootable image (vmlinuz, Image) in the cache, verified."""
+    btf: Path
+    """The raw BTF cut out of the image, in the cache."""
+    suite: str = ""
+    """The Debian suite the package came from."""
+
+    def provenance(self) -> dict:
+        """What a build records about where its vmlinux.h came from."""
+        return {"spec": self.spec, "arch": self.arch, "package": self.package,
+                "version": self.version, "deb_sha256": self.deb_sha256,
+                "release": self.release, "suite": self.suite}
+
+    def describe(self) -> str:
+        return (f"{self.spec}: {self.package} {self.version} ({self.suite}), "
+                f".deb sha256 {self.deb_sha256}")
+
+
+def _spec_hint() -> str:
+    return ('use "debian:5.10", "debian:6.1" or "debian:6.12", or an exact package '
+            'name such as "linux-image-6.1.0-50-cloud-arm64" (optionally =VERSION)')
+
+
+def _parse_spec(spec: str) -> tuple[tuple[str, ...], str | None, str | None]:
+    """(suites, exact package or None, exact version or None)."""
+    if spec.startswith("debian:"):
+        series = spec[len("debian:"):]
+        if series not in SUITES:
+            raise KernelError(f"unknown Debian kernel series {spec!r}", hint=_spec_hint())
+        return SUITES[series], None, None
+    package, _, version = spec.partition("=")
+    if not _PACKAGE.match(package) or (version and not _VERSION.match(version)):
+        raise KernelError(f"invalid kernel package name {spec!r}", hint=_spec_hint())
+    return PACKAGE_SUITES, package, version or None
+
+
+def _spec_key(spec: str, arch: Arch) -> str:
+    return re.sub(r"[^A-Za-z0-9._+~-]", "-", spec) + "_" + arch.name
+
+
+def _kernel_key(package: str, version: str, arch: Arch) -> str:
+    return f"{package}_{version}_{arch.name}"
+
+
+def _progress(text: str) -> None:
+    print(f"bpfbuild: {text}", file=sys.stderr, flush=True)
+
+
+def _image_package(apt: Apt, name: str, version: str | None) -> tuple[str, str] | None:
+    """(package, version) of the real image package behind name: a metapackage
+    (linux-image-cloud-arm64) depends on exactly one linux-image-X (= version)."""
+    record = apt.show(name, version)
+    if record is None:
+        return None
+    for alternative in record.fields.get("Depends", "").split(","):
+        match = re.match(r"\s*(linux-image-\S+)\s*\(=\s*([^)\s]+)\)", alternative)
+        if match:
+            return _image_package(apt, match[1], match[2])
+    return record.name, record.version
+
+
+def _check_lists(apt: Apt) -> None:
+    """`apt-get update` exits 0 when it could not fetch a single list (it only warns):
+    no Packages file means the suite was not reached; the stamp is dropped so that
+    the next use tries again."""
+    lists = apt.dir / "lists"
+    if not any(lists.glob("*_Packages*")):
+        (lists / ".updated").unlink(missing_ok=True)
+        raise AptError(f"no package list of Debian {', '.join(apt.suites)} could be fetched",
+                       hint=apt.network_hint())
+
+
+def _resolve(spec: str, arch: Arch) -> list[tuple[str, str, str]]:
+    """Every (suite, package, version) the spec may mean for arch, preferred first.
+    Raises when none of the suites has it."""
+    suites, package, version = _parse_spec(spec)
+    names = (package,) if package else arch.kernel_packages
+    found: list[tuple[str, str, str]] = []
+    last_error: AptError | None = None
+    for suite in suites:
+        apt = Apt([suite], arch.debian_arch)
+        try:
+            apt.update()
+            _check_lists(apt)
+        except AptError as err:
+            last_error = err
+            continue
+        for name in names:
+            resolved = _image_package(apt, name, version)
+            if resolved:
+                found.append((suite, *resolved))
+                break
+    if not found:
+        if last_error is not None:
+            raise KernelError(f"cannot resolve {spec} for {arch.name}: {last_error.message}",
+                              hint=last_error.hint)
+        raise KernelError(
+            f"{spec}: no {' or '.join(names)} for {arch.debian_arch} in Debian "
+            + ", ".join(suites),
+            hint=_spec_hint())
+    return found
+
+
+def _fetch(suite: str, package: str, version: str, arch: Arch) -> dict:
+    """Download one image package and store its image and BTF; the entry's meta."""
+    key = _kernel_key(package, version, arch)
+    with locked(KERNELS_KIND, key):
+        entry = read_entry(KERNELS_KIND, key)
+        if entry:
+            return entry.meta
+        apt = Apt([suite], arch.debian_arch)
+        _progress(f"downloading {package} {version} ({arch.debian_arch}, {suite}) "
+                  "for its BTF and image")
+        parent = cache_root() / KERNELS_KIND
+        with tempfile.TemporaryDirectory(prefix=".fetch-", dir=parent) as scratch:
+            work = Path(scratch)
+            deb = apt.download(package, version, work / "deb")
+            deb_sha256 = sha256_file(deb)
+            record = apt.show(package, version)
+            expected = record.fields.get("SHA256") if record else None
+            if expected and expected != deb_sha256:
+                raise KernelError(f"{deb.name}: SHA-256 {deb_sha256} differs from the "
+                                  f"signed package list's {expected}",
+                                  hint=apt.network_hint())
+            release = package[len("linux-image-"):].removesuffix("-unsigned")
+            extract_deb(deb, work / "root")
+            images = [p for name in ("vmlinuz", "vmlinux", "Image")
+                      for p in (work / "root" / "boot").glob(f"{name}-{release}")]
+            if not images:
+                raise KernelError(f"{deb.name} holds no /boot/vmlinuz-{release}",
+                                  hint="name the image package itself, e.g. "
+                                       f"{arch.kernel_packages[-1]}")
+            image = images[0]
+            config = work / "root" / "boot" / f"config-{release}"
+            if config.is_file() and "# CONFIG_DEBUG_INFO_BTF is not set" in config.read_text():
+                raise KernelError(
+                    f"{package} {version} was built without CONFIG_DEBUG_INFO_BTF: it has no BTF",
+                    hint="take a series whose kernel for this arch has BTF (debian:6.12 has "
+                         "it for amd64, arm64, riscv64 and s390x), or name a BTF file")
+            btf = work / BTF_FILE
+            try:
+                btf.write_bytes(extract_btf(image))
+                check_btf_file(btf)
+            except KernelImageError as err:
+                raise KernelImageError(f"{package} {version}: {err.message}", hint=err.hint) from None
+            meta = {"package": package, "version": version, "arch": arch.name,
+                    "debian_arch": arch.debian_arch, "suite": suite, "release": release,
+                    "deb_sha256": deb_sha256, "deb": deb.name, "image": image.name}
+            write_entry(KERNELS_KIND, key, {image.name: image, BTF_FILE: btf}, meta, move=True)
+        return meta
+
+
+def get_kernel(spec: str, arch: Arch) -> Kernel:
+    """The kernel spec names for arch, from the cache when it is there (no network,
+    no apt, no work); else resolved, downloaded and extracted once."""
+    _parse_spec(spec)
+    spec_key = _spec_key(spec, arch)
+    resolution = read_entry(SPECS_KIND, spec_key)
+    if resolution is not None:
+        kernel = _cached_kernel(spec, arch, resolution.meta)
+        if kernel is not None:
+            return kernel
+    with locked(SPECS_KIND, spec_key):
+        resolution = read_entry(SPECS_KIND, spec_key)
+        if resolution is None:
+            _progress(f"resolving {spec} for {arch.name} with apt (once; pinned in "
+                      f"{cache_root()})")
+            candidates = _resolve(spec, arch)
+        else:
+            meta = resolution.meta
+            candidates = [(meta["suite"], meta["package"], meta["version"])]
+        first_error: BpfBuildError | None = None
+        for suite, package, version in candidates:
+            try:
+                _fetch(suite, package, version, arch)
+            except AptError as err:
+                first_error = first_error or err
+                continue
+            meta = {"spec": spec, "arch": arch.name, "suite": suite, "package": package,
+                    "version": version, "resolved_at": int(time.time())}
+            write_entry(SPECS_KIND, spec_key, {}, meta)
+            kernel = _cached_kernel(spec, arch, meta)
+            if kernel is not None:
+                return kernel
+        assert first_error is not None
+        raise KernelError(f"cannot fetch {spec} for {arch.name}: {first_error.message}",
+                          hint=first_error.hint)
+
+
+def _cached_kernel(spec: str, arch: Arch, resolution: dict) -> Kernel | None:
+    """The Kernel of a resolution when its files are in the cache and intact."""
+    try:
+        key = _kernel_key(resolution["package"], resolution["version"], arch)
+    except (KeyError, BpfBuildError):
+        return None
+    entry = read_entry(KERNELS_KIND, key)
+    if entry is None:
+        return None
+    meta = entry.meta
+    try:
+        return Kernel(spec=spec, arch=arch.name, package=meta["package"],
+                      version=meta["version"], deb_sha256=meta["deb_sha256"],
+                      release=meta["release"], image=entry.file(meta["image"]),
+                      btf=entry.file(BTF_FILE), suite=meta.get("suite", ""))
+    except KeyError:
+        return None
