@@ -76,8 +76,10 @@ class TaskFactory:
         return {
             "bpf": {"expect": bpf_expectation(self.arch, toolchain.clang.path, env)},
             "bpftool": {"expect": bpftool_expectation(self.arch, toolchain.bpftool.path)},
+            # no C compiler for a cross arch without apps: nothing native to check
             "cc": {"expect": native_expectation(self.arch, toolchain.cc.path,
-                                                self.arch == host_arch(), env)},
+                                                self.arch == host_arch(), env)}
+            if toolchain.cc else {},
         }
 
     def _changed(self, tool: str, argv: list[str], **extra) -> config_changed:
