@@ -61,6 +61,9 @@ dir_option = click.option("-C", "--directory", metavar="DIR",
 jobs_option = click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
                            help="Parallel jobs (default: number of cores).")
 verbose_option = click.option("-v", "--verbose", is_flag=True, help="Show full commands.")
+keep_going_option = click.option(
+    "-k", "--keep-going", is_flag=True,
+    help="Build everything that does not depend on a failed step, then list what failed.")
 arch_option = click.option("--arch", "arches", multiple=True, metavar="ARCH",
                            help="Only these arches (default: all of the project's).")
 
@@ -69,15 +72,16 @@ arch_option = click.option("--arch", "arches", multiple=True, metavar="ARCH",
 @click.argument("apps", nargs=-1)
 @jobs_option
 @verbose_option
+@keep_going_option
 @arch_option
 @dir_option
 @handle_errors
-def build(apps: tuple[str, ...], jobs: int | None, verbose: bool, arches: tuple[str, ...],
-          directory: str | None) -> None:
+def build(apps: tuple[str, ...], jobs: int | None, verbose: bool, keep_going: bool,
+          arches: tuple[str, ...], directory: str | None) -> None:
     """Build every app (or APPS) for every arch."""
     from .commands import build_project
 
-    sys.exit(build_project(_project_root(directory), apps, jobs, verbose, arches))
+    sys.exit(build_project(_project_root(directory), apps, jobs, verbose, arches, keep_going))
 
 
 @main.command()

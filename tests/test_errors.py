@@ -140,7 +140,7 @@ def test_c_syntax_error_shows_clangs_diagnostic(tmp_path: Path) -> None:
     run = bpfbuild(root, "build")
     assert run.returncode == 1, run.describe()
     assert "Traceback" not in run.output
-    assert "error: BPF     src/hello.bpf.c failed" in run.stdout
+    assert "error: BPF src/hello.bpf.c failed" in run.stdout
     assert f"src/hello.bpf.c:{len(lines)}:14: error: expected expression" in run.stdout
     assert "clang exited with 1" in run.stdout
     assert not (root / f"output/{ARCH}/bpf/hello.tmp.bpf.o").exists()
