@@ -126,9 +126,14 @@ class TargetsAsRecorded:
         return all(has_recorded_content(target, recorded.get(target)) for target in task.targets)
 
 
+LEFTOVER_SUFFIXES = (PARTIAL, PARTIAL + ".tmp")
+"""OUTPUT.partial, and the temporary a tool writes before renaming it to its -o
+(clang: `x.tmp.bpf.o-1a2b3c4d.partial.tmp` for `-o x.tmp.bpf.o.partial`)."""
+
+
 def remove_partials(root: Path) -> list[str]:
-    """Delete the OUTPUT.partial files a killed build left under root/output/, never
-    following a symlink (a symlinked output/ is not searched). Call it holding the
+    """Delete the temporaries (LEFTOVER_SUFFIXES) a killed build left under root/output/,
+    never following a symlink (a symlinked output/ is not searched). Call it holding the
     project's lock, so that no running build owns them. Returns what it deleted."""
     output = root / OUTPUT_DIR
     if output.is_symlink() or not output.is_dir():
@@ -136,7 +141,7 @@ def remove_partials(root: Path) -> list[str]:
     removed = []
     for folder, _dirs, files in os.walk(output):   # os.walk does not enter symlinked folders
         for name in files:
-            if name.endswith(PARTIAL):
+            if name.endswith(LEFTOVER_SUFFIXES):
                 path = os.path.join(folder, name)
                 os.unlink(path)                    # a symlink itself, not what it points to
                 removed.append(path)
