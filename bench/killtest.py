@@ -24,7 +24,8 @@ STEP_LINES = ("  GEN ", "  PCH ", "  BPF ", "  GENOBJ ", "  SKEL ", "  CC ", "  
 
 def random_kill(rng: random.Random, lab: KillLab) -> Kill:
     """Half the kills come a random time after a random step starts, half at a random
-    time into the build (up to how long such a build took)."""
+    time into the build (up to how long such a build took: a clean one, or the one
+    after the edit)."""
     scenario, edit, signal = rng.choice(SCENARIOS), rng.choice(list(EDITS)), rng.choice(list(SIGNALS))
     if rng.random() < 0.5:
         return Kill(scenario, edit, signal, rng.choice(STEP_LINES), rng.uniform(0, 0.3))
@@ -42,6 +43,9 @@ def main() -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bpfbuild-killtest-") as workdir:
         lab = KillLab(Path(workdir), jobs=args.jobs)
+        lab.measure_rebuilds()
+        print("builds take " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds
+                                         in lab.durations.items()), flush=True)
         failures = 0
         for number in range(1, args.count + 1):
             kill = random_kill(rng, lab)

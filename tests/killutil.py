@@ -87,6 +87,17 @@ class KillLab:
                 for name in ("output", ".bpfbuild"):
                     shutil.copytree(self.root / name, self.snapshot / name, symlinks=True)
 
+    def measure_rebuilds(self) -> None:
+        """Also time the build after each edit (from a complete build): durations[edit]
+        becomes that time, the window a random kill after an edit should fall in."""
+        for edit in self.edits:
+            self._reset_sources()
+            self._restore_built()
+            edit_sources(self.root, edit)
+            started = time.monotonic()
+            _must_build(self.root, f"-j{self.jobs}")
+            self.durations[edit] = time.monotonic() - started
+
     def _reset_sources(self) -> None:
         if self.root.exists():
             shutil.rmtree(self.root)

@@ -123,8 +123,18 @@ def keep_going_summary(failed: list[str], not_run: list[str], executables: list[
 
 
 def doit_config(root: Path, options: RunOptions | None = None) -> dict[str, Any]:
-    """DOIT_CONFIG shared by `bpfbuild build` and a project's own dodo.py."""
-    options = options or RunOptions()
+    """DOIT_CONFIG for a project's own dodo.py (plain `doit` reads it; `bpfbuild build`
+    makes its own with the command's options)."""
+    from importlib.metadata import entry_points
+
+    if not any(p.name == BACKEND_NAME for p in entry_points(group="doit.BACKEND")):
+        raise InvalidDodoFile(f"doit does not know bpfbuild's build state backend ({BACKEND_NAME})"
+                              "\nhint: reinstall bpfbuild (pip install bpfbuild, or pip install -e "
+                              "in its source tree) so that its doit.BACKEND entry point is registered")
+    return _doit_config(root, options or RunOptions())
+
+
+def _doit_config(root: Path, options: RunOptions) -> dict[str, Any]:
     state = state_dir(root)
     state.mkdir(exist_ok=True)
     outstream = sys.stderr if options.steps_to_stderr else sys.stdout
@@ -230,7 +240,7 @@ class _Loader(TaskLoader2):
         pass
 
     def load_doit_config(self) -> dict:
-        return doit_config(self.project.root, self.options)
+        return _doit_config(self.project.root, self.options)
 
     def load_tasks(self, cmd, pos_args) -> list:
         project, toolchains, verify = self.project, self.toolchains, self.options.verify
