@@ -64,10 +64,12 @@ class KbuildReporter(ConsoleReporter):
     def execute_task(self, task) -> None:
         if not task.actions or not task.meta:
             return
-        self.write(step_line(task.meta) + "\n")
+        lines = [step_line(task.meta)]
         if self.options.verbose:
-            for command in task.meta["commands"]:
-                self.write(f"    cd {shlex.quote(task.meta['cwd'])} && {command.shell()}\n")
+            cd = f"    cd {shlex.quote(task.meta['cwd'])} && "
+            lines += [cd + command.shell() for command in task.meta["commands"]]
+        # one write: jobs' threads call this at the same time
+        self.write("\n".join(lines) + "\n")
         self.outstream.flush()
 
     def add_success(self, task) -> None:
