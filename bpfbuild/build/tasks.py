@@ -77,7 +77,7 @@ class TaskFactory:
         return str(path.relative_to(self.project.root))
 
     def _task(self, kind: str, item: str, label: str, shown: str, commands: list[Command],
-              uptodate: list, **task) -> TaskDict:
+              uptodate: list | None = None, **task) -> TaskDict:
         """A task dict; its meta holds what the reporter shows (see step_line), and its
         uptodate always ends with the check that its targets are as recorded."""
         basename = f"{self.prefix}{kind}"
@@ -88,7 +88,7 @@ class TaskFactory:
             "meta": {"kind": kind, "label": label, "shown": shown, "arch": self.arch.name,
                      "several_arches": self.show_arch, "commands": commands,
                      "cwd": str(self.project.root)},
-            "uptodate": [*uptodate, TargetsAsRecorded()],
+            "uptodate": [*(uptodate or []), TargetsAsRecorded()],
             **task,
         }
 
