@@ -110,15 +110,17 @@ def verify(objects: tuple[str, ...], fmt: str, update_baseline: bool, require: b
 @click.option("--require", is_flag=True, help="Fail when BPF programs cannot be loaded.")
 @jobs_option
 @verbose_option
+@keep_going_option
 @dir_option
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
 @handle_errors
-def test(junit_xml: str | None, require: bool, jobs: int | None, verbose: bool,
+def test(junit_xml: str | None, require: bool, jobs: int | None, verbose: bool, keep_going: bool,
          directory: str | None, pytest_args: tuple[str, ...]) -> None:
     """Build, verify, then run the project's tests/ with pytest (args after -- go to pytest)."""
     from .commands import test_project
 
-    sys.exit(test_project(_project_root(directory), jobs, verbose, junit_xml, pytest_args, require))
+    sys.exit(test_project(_project_root(directory), jobs, verbose, junit_xml, pytest_args, require,
+                          keep_going))
 
 
 @main.command()

@@ -103,13 +103,14 @@ def verify_project(root: Path, objects: Sequence[str] = (), jobs: int | None = N
 
 def test_project(root: Path, jobs: int | None = None, verbose: bool = False,
                  junit_xml: str | None = None, pytest_args: Sequence[str] = (),
-                 require: bool = False) -> int:
-    """What a project's CI runs: build, verify, then the project's tests/ with pytest."""
+                 require: bool = False, keep_going: bool = False) -> int:
+    """What a project's CI runs: build, verify, then the project's tests/ with pytest.
+    keep_going: the build step lists every failure, not the first only."""
     if junit_xml:
         # Relative to where the user ran bpfbuild: the build changes into the root.
         junit_xml = str(Path(junit_xml).resolve())
     steps = (
-        ("build", lambda: build_project(root, (), jobs, verbose)),
+        ("build", lambda: build_project(root, (), jobs, verbose, keep_going=keep_going)),
         ("verify", lambda: verify_project(root, (), jobs, verbose, require=require)),
     )
     for name, step in steps:

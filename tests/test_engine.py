@@ -104,6 +104,12 @@ def test_keep_going_builds_every_app_that_does_not_depend_on_the_failure(tmp_pat
     assert f"built: output/{ARCH}/alpha, output/{ARCH}/gamma\n" in summary
     assert "expected ';'" in run.stdout          # clang's own diagnostic
 
+    # bpfbuild test -k: the build step lists the failures the same way, and the run stops
+    tested = bpfbuild(root, "test", "-k")
+    assert tested.returncode != 0, tested.describe()
+    assert "  BPF src/broken.bpf.c\n" in tested.stdout, tested.describe()
+    assert "==> bpfbuild test: build failed" in tested.stdout
+
     # without -k the build stops at the failure, and says nothing of what was built
     again = bpfbuild(root, "build", "-j1", "broken")
     assert again.returncode != 0 and "built:" not in again.stdout, again.describe()
