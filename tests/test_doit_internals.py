@@ -85,11 +85,27 @@ def test_a_task_is_committed_as_soon_as_it_succeeds(tmp_path: Path) -> None:
 def test_a_record_interrupted_halfway_is_not_written(tmp_path: Path) -> None:
     db = tmp_path / "state.sqlite"
     state = StateDB(str(db), codec=JSONCodec())
-    state.set("t", FIRST_KEY_OF_A_RECORD, {"v": 1})
+    state.set("t", FIRST_KEY_OF_A_RECORD, {"v": 1, TARGETS_KEY: {}})
     state.set("t", LAST_KEY_OF_A_RECORD, [])
-    state.set("t", FIRST_KEY_OF_A_RECORD, {"v": 2})   # a new record, never finished
+    assert committed_record(db, "t")[FIRST_KEY_OF_A_RECORD]["v"] == 1   # at once
+    state.set("t", FIRST_KEY_OF_A_RECORD, {"v": 2, TARGETS_KEY: {}})   # never finished
     state.dump()
-    assert committed_record(db, "t")[FIRST_KEY_OF_A_RECORD] == {"v": 1}
+    assert committed_record(db, "t")[FIRST_KEY_OF_A_RECORD]["v"] == 1
+
+
+def test_records_without_targets_wait_and_unchanged_ones_are_not_written(tmp_path: Path) -> None:
+    """doit saves its group tasks (no targets) on every run: no commit each time."""
+    db = tmp_path / "state.sqlite"
+    state = StateDB(str(db), codec=JSONCodec())
+    state.set("group", FIRST_KEY_OF_A_RECORD, {})
+    state.set("group", LAST_KEY_OF_A_RECORD, ("a", "b"))
+    assert committed_record(db, "group") == {}          # not yet: it vouches for no file
+    state.dump()
+    assert committed_record(db, "group")[LAST_KEY_OF_A_RECORD] == ["a", "b"]
+    again = StateDB(str(db), codec=JSONCodec())
+    again.set("group", FIRST_KEY_OF_A_RECORD, {})
+    again.set("group", LAST_KEY_OF_A_RECORD, ("a", "b"))
+    assert not again._dirty
 
 
 def test_a_target_changed_after_its_record_makes_the_task_run(tmp_path: Path) -> None:

@@ -30,8 +30,11 @@ FIRST_KEY_OF_A_RECORD = "_values_:"
 
 
 class StateDB(SqliteDB):
-    """doit's sqlite3 backend, but a task's record is written and committed the moment
-    doit finishes saving it, instead of all records at the end of the run.
+    """doit's sqlite3 backend, but the record of a task that has targets is written and
+    committed the moment doit finishes saving it, instead of all records at the end of
+    the run. (Records without targets, such as doit's group tasks, vouch for no file:
+    they are written at the end, as doit does.) A value equal to the stored one is not
+    written again, so a build that runs nothing writes nothing.
 
     A record doit started but did not finish (an interrupt inside save_success) is never
     written: the previous record stays, and its target states no longer match. WAL with
@@ -50,15 +53,18 @@ class StateDB(SqliteDB):
         if task_id not in self._cache:
             # keep the rest of the record: a row is replaced whole
             self._cache[task_id] = self._get_task_data(task_id)
-        super().set(task_id, dependency, value)
+        record = self._cache[task_id]
         if dependency == FIRST_KEY_OF_A_RECORD:
             self._recording.add(task_id)
-        elif dependency == LAST_KEY_OF_A_RECORD:
+        if dependency not in record or record[dependency] != self.codec.decode(self.codec.encode(value)):
+            super().set(task_id, dependency, value)
+        if dependency == LAST_KEY_OF_A_RECORD:
             self._recording.discard(task_id)
-            self._conn.execute("insert or replace into doit values (?,?)",
-                               (task_id, self.codec.encode(self._cache[task_id])))
-            self._conn.commit()
-            self._dirty.discard(task_id)
+            if task_id in self._dirty and TARGETS_KEY in (record.get(FIRST_KEY_OF_A_RECORD) or {}):
+                self._conn.execute("insert or replace into doit values (?,?)",
+                                   (task_id, self.codec.encode(record)))
+                self._conn.commit()
+                self._dirty.discard(task_id)
 
     def remove(self, task_id: str) -> None:
         super().remove(task_id)
