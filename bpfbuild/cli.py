@@ -107,6 +107,9 @@ MAX_JOBS = 1024
 jobs_option = click.option("-j", "--jobs", type=click.IntRange(min=1, max=MAX_JOBS), default=None,
                            help="Parallel jobs (default: number of cores).")
 verbose_option = click.option("-v", "--verbose", is_flag=True, help="Show full commands.")
+keep_going_option = click.option(
+    "-k", "--keep-going", is_flag=True,
+    help="Build everything that does not depend on a failed step, then list what failed.")
 arch_option = click.option("--arch", "arches", multiple=True, metavar="ARCH",
                            help="Only these arches (default: all of the project's).")
 
@@ -115,15 +118,16 @@ arch_option = click.option("--arch", "arches", multiple=True, metavar="ARCH",
 @click.argument("apps", nargs=-1)
 @jobs_option
 @verbose_option
+@keep_going_option
 @arch_option
 @dir_option
 @handle_errors
-def build(apps: tuple[str, ...], jobs: int | None, verbose: bool, arches: tuple[str, ...],
-          directory: str | None) -> None:
+def build(apps: tuple[str, ...], jobs: int | None, verbose: bool, keep_going: bool,
+          arches: tuple[str, ...], directory: str | None) -> None:
     """Build every app (or APPS) for every arch."""
     from .commands import build_project
 
-    sys.exit(build_project(_project_root(directory), apps, jobs, verbose, arches))
+    sys.exit(build_project(_project_root(directory), apps, jobs, verbose, arches, keep_going))
 
 
 @main.command()
@@ -152,15 +156,17 @@ def verify(objects: tuple[str, ...], fmt: str, update_baseline: bool, require: b
 @click.option("--require", is_flag=True, help="Fail when BPF programs cannot be loaded.")
 @jobs_option
 @verbose_option
+@keep_going_option
 @dir_option
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
 @handle_errors
-def test(junit_xml: str | None, require: bool, jobs: int | None, verbose: bool,
+def test(junit_xml: str | None, require: bool, jobs: int | None, verbose: bool, keep_going: bool,
          directory: str | None, pytest_args: tuple[str, ...]) -> None:
     """Build, verify, then run the project's tests/ with pytest (args after -- go to pytest)."""
     from .commands import test_project
 
-    sys.exit(test_project(_project_root(directory), jobs, verbose, junit_xml, pytest_args, require))
+    sys.exit(test_project(_project_root(directory), jobs, verbose, junit_xml, pytest_args, require,
+                          keep_going))
 
 
 @main.command()

@@ -11,10 +11,11 @@ from pathlib import Path
 import click
 
 from .arch import get_arch, host_arch
-from .build.engine import preload, run_doit, select_arches
+from .build.engine import RunOptions, run_doit, select_arches
 from .errors import BpfBuildError, VerifyError
 from .build.layout import Layout
 from .build.project import Project, load_project
+from .build.tasks import task_name
 
 
 def _load(root: Path, arches: Sequence[str]) -> Project:
@@ -22,15 +23,17 @@ def _load(root: Path, arches: Sequence[str]) -> Project:
 
 
 def build_project(root: Path, apps: Sequence[str] = (), jobs: int | None = None,
-                  verbose: bool = False, arches: Sequence[str] = ()) -> int:
-    """Validate the project, then run its build tasks; doit's exit code."""
+                  verbose: bool = False, arches: Sequence[str] = (),
+                  keep_going: bool = False) -> int:
+    """Validate the project, then run its build tasks; doit's exit code. With
+    keep_going, build all that does not depend on a failed step, then summarize."""
     project = _load(root, arches)
     unknown = [a for a in apps if a not in project.apps]
     if unknown:
         raise BpfBuildError(f"no app named {', '.join(unknown)}",
                             hint="apps: " + (", ".join(project.apps) or "none"))
-    preload(project)
-    return run_doit(root, ["run", *[f"app:{a}" for a in apps]], jobs, verbose)
+    return run_doit(project, ["run", *[task_name("app", a) for a in apps]],
+                    RunOptions(jobs=jobs, verbose=verbose, keep_going=keep_going))
 
 
 def verify_project(root: Path, objects: Sequence[str] = (), jobs: int | None = None,
@@ -56,9 +59,8 @@ def verify_project(root: Path, objects: Sequence[str] = (), jobs: int | None = N
         raise BpfBuildError(f"no BPF object named {', '.join(unknown)}",
                             hint="objects: " + ", ".join(project.bpf_objects))
     selected = list(objects) or list(project.bpf_objects)
-    preload(project)
-    code = run_doit(root, ["run", *[f"verify:{host.name}/{name}" for name in selected]],
-                    jobs, verbose, verify=True, steps_to_stderr=fmt != "table")
+    code = run_doit(project, ["run", *[task_name("verify", name, host.name) for name in selected]],
+                    RunOptions(jobs=jobs, verbose=verbose, verify=True, steps_to_stderr=fmt != "table"))
     if code:
         return code
     layout = Layout(root, host.name)
@@ -101,13 +103,14 @@ def verify_project(root: Path, objects: Sequence[str] = (), jobs: int | None = N
 
 def test_project(root: Path, jobs: int | None = None, verbose: bool = False,
                  junit_xml: str | None = None, pytest_args: Sequence[str] = (),
-                 require: bool = False) -> int:
-    """What a project's CI runs: build, verify, then the project's tests/ with pytest."""
+                 require: bool = False, keep_going: bool = False) -> int:
+    """What a project's CI runs: build, verify, then the project's tests/ with pytest.
+    keep_going: the build step lists every failure, not the first only."""
     if junit_xml:
         # Relative to where the user ran bpfbuild: the build changes into the root.
         junit_xml = str(Path(junit_xml).resolve())
     steps = (
-        ("build", lambda: build_project(root, (), jobs, verbose)),
+        ("build", lambda: build_project(root, (), jobs, verbose, keep_going=keep_going)),
         ("verify", lambda: verify_project(root, (), jobs, verbose, require=require)),
     )
     for name, step in steps:

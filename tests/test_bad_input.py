@@ -362,9 +362,9 @@ CASES = [
     Case("strip-missing", ["build"], f"no strip for {ARCH}, needed by `strip = true`", "set strip = false",
          files={TOML: "[build]\nstrip = true\n"}, env={"STRIP": "/nonexistent"}),
     # -- BPF sources with no program: caught after their compile
-    Case("empty-bpf-source", ["build"], "BPF     src/hello.bpf.c failed", 'add a program: a function marked SEC(',
+    Case("empty-bpf-source", ["build"], "BPF src/hello.bpf.c failed", 'add a program: a function marked SEC(',
          files={"src/hello.bpf.c": ""}, subprocess=True),
-    Case("bpf-source-without-a-program", ["build"], "BPF     src/hello.bpf.c failed", "add a program",
+    Case("bpf-source-without-a-program", ["build"], "BPF src/hello.bpf.c failed", "add a program",
          files={"src/hello.bpf.c": '#include "vmlinux.h"\nint counter;\n'
                 "static int add(int a) { return a + 1; }\nint twice(int a) { return add(a) * 2; }\n"},
          subprocess=True),
@@ -510,7 +510,7 @@ def test_c_syntax_error_shows_clangs_diagnostic(tmp_path: Path) -> None:
     run = bpfbuild(root, "build")
     assert run.returncode == 1, run.describe()
     assert "Traceback" not in run.output
-    assert "error: BPF     src/hello.bpf.c failed" in run.stdout
+    assert "error: BPF src/hello.bpf.c failed" in run.stdout
     assert f"src/hello.bpf.c:{len(lines)}:14: error: expected expression" in run.stdout
     assert "clang exited with 1" in run.stdout
     assert not (root / f"output/{ARCH}/bpf/hello.tmp.bpf.o").exists()

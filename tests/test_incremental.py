@@ -101,7 +101,7 @@ def test_deleted_header_still_included_is_the_compilers_error(multi: Path) -> No
     run = bpfbuild(multi, "build", "-j1")
     assert run.returncode == 1, run.describe()
     assert "Traceback" not in run.output
-    assert "error: BPF     src/alpha.bpf.c failed" in run.stdout
+    assert "error: BPF src/alpha.bpf.c failed" in run.stdout
     assert "src/alpha.bpf.c:5:10: fatal error: 'common.h' file not found" in run.stdout
     (multi / "common.h.saved").rename(multi / "src/common.h")
     run = build(multi)

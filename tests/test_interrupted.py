@@ -1,10 +1,12 @@
-"""Builds killed with SIGKILL, and two builds at once: outputs are never truncated files
-that look up to date, and a rebuild gives the bytes of a clean build."""
+"""Builds killed (SIGKILL or SIGINT of the process group) at many points, after a clean,
+an edit, or an edit then undone, and two builds at once: a normal build afterwards gives
+the bytes of a clean build, and no output is a truncated file that looks up to date."""
 
 from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -14,6 +16,7 @@ import pytest
 
 from buildutil import (ARCH, assert_build_is_noop, bpfbuild, bpfbuild_command, build,
                        copy_project, output_hashes, partial_files, steps_of)
+from killutil import Kill, KillLab, edit_sources
 
 pytestmark = pytest.mark.slow
 
@@ -40,30 +43,76 @@ def clean_build_hashes(root: Path, env: dict[str, str] | None = None) -> dict[st
     return output_hashes(root)
 
 
-@pytest.mark.parametrize("kill_at", ["  BPF ", "  CC "])
-def test_sigkill_then_rebuild_equals_clean_build(tmp_path: Path, kill_at: str) -> None:
-    root = copy_project("multi", tmp_path)
-    process = start_build(root, "-j1")
-    seen = []
-    for line in process.stdout:
-        seen.append(line)
-        if line.startswith(kill_at):
-            break
-    kill_build(process)
-    assert seen and seen[-1].startswith(kill_at), seen
-    after_kill = output_hashes(root)
+@pytest.fixture(scope="module")
+def kill_lab(tmp_path_factory: pytest.TempPathFactory) -> KillLab:
+    """tests/projects/multi with clean-build references of its original sources and of
+    the `bpf` edit (src/alpha.bpf.c changed), and a snapshot of a complete build."""
+    return KillLab(tmp_path_factory.mktemp("kills"), edits=("bpf",))
 
-    rebuild = build(root, "-j1")
-    assert steps_of(rebuild, "LD") == {f"output/{ARCH}/alpha", f"output/{ARCH}/gamma"}
-    assert partial_files(root) == []
-    rebuilt = output_hashes(root)
+
+KILLS = [
+    # from nothing
+    Kill("clean", "bpf", "SIGKILL", "  BPF ", 0.02),
+    Kill("clean", "bpf", "SIGINT", "  CC ", 0.02),
+    Kill("clean", "bpf", "SIGKILL", "  LD ", 0.0),
+    # after an edit of a BPF source
+    Kill("edit", "bpf", "SIGKILL", "  BPF ", 0.05),
+    Kill("edit", "bpf", "SIGINT", "  GENOBJ ", 0.0),
+    # after an edit, then the edit undone: what was built from the edit must go
+    Kill("revert", "bpf", "SIGKILL", "  BPF ", 0.1),
+    Kill("revert", "bpf", "SIGKILL", "  GENOBJ ", 0.0),
+    Kill("revert", "bpf", "SIGINT", "  SKEL ", 0.0),
+    Kill("revert", "bpf", "SIGINT", "  LD ", 0.0),
+]
+
+
+@pytest.mark.parametrize("kill", KILLS, ids=[kill.describe() for kill in KILLS])
+def test_killed_build_then_a_build_equals_a_clean_build(kill_lab: KillLab, kill: Kill) -> None:
+    """The process group of a real build killed at a step; a normal build then gives
+    every output byte for byte as a clean build of the same sources, leaves no .partial,
+    and the build after it runs nothing. (bench/killtest.py: the same at random times.)"""
+    assert kill_lab.run(kill) == []
+
+
+def test_outputs_newer_than_the_recorded_state_are_rebuilt(tmp_path: Path) -> None:
+    """The kill that fooled doit alone: outputs made from an edit are in place, but the
+    build state is the one from before the edit (killed before it was saved), and the
+    edit is undone. The state's sources match, the targets do not: rebuild them."""
+    root = copy_project("multi", tmp_path)
+    build(root)
+    reference = output_hashes(root)
+    saved_state = tmp_path / "state"
+    shutil.copytree(root / ".bpfbuild", saved_state)
+    edit_sources(root, "bpf")
+    assert steps_of(build(root), "BPF") == {"src/alpha.bpf.c"}
+    shutil.rmtree(root / ".bpfbuild")
+    shutil.copytree(saved_state, root / ".bpfbuild")
+    edit_sources(root, "bpf", undo=True)
+
+    run = build(root)
+    assert steps_of(run, "BPF") == {"src/alpha.bpf.c"}
+    assert steps_of(run, "LD") == {f"output/{ARCH}/alpha"}
+    assert output_hashes(root) == reference
     assert_build_is_noop(root)
 
-    reference = clean_build_hashes(root)
-    assert rebuilt == reference
-    # Whatever the killed build left under its final name is complete: no truncated file.
-    for path, digest in after_kill.items():
-        assert digest == reference[path], f"{path} was left truncated or stale by the kill"
+
+def test_partials_left_by_a_kill_are_removed_and_links_not_followed(tmp_path: Path) -> None:
+    root = copy_project("multi", tmp_path / "project")
+    build(root)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.partial").write_text("not bpfbuild's")
+    stray = root / "output" / ARCH / "bpf" / "alpha.bpf.o.partial"
+    stray.write_text("half-written")
+    clangs_own = root / "output" / ARCH / "bpf" / "beta.tmp.bpf.o-50bb4837.partial.tmp"
+    clangs_own.write_text("half-written by clang")
+    (root / "output" / ARCH / "elsewhere").symlink_to(outside)
+    (root / "output" / ARCH / "link.partial").symlink_to(outside / "keep.partial")
+    assert_build_is_noop(root)
+    assert partial_files(root) == []
+    assert not stray.exists() and not clangs_own.exists()
+    assert not (root / "output" / ARCH / "link.partial").is_symlink()
+    assert (outside / "keep.partial").read_text() == "not bpfbuild's"
 
 
 CLANG_THAT_HOLDS = """#!/bin/sh

@@ -10,11 +10,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from doit.tools import config_changed
 
 from bpfbuild.arch import ARCHES, Arch, get_arch, host_arch
 from bpfbuild.build.layout import Layout
 from bpfbuild.build.project import load_project
-from bpfbuild.build.tasks import TaskFactory, project_tasks
+from bpfbuild.build.tasks import TaskFactory, project_tasks, step_line
 from bpfbuild.build.toolchain import Libbpf, Tool, Toolchain, find_toolchain
 
 from buildutil import copy_project
@@ -40,7 +41,7 @@ def tasks_by_name(factory: TaskFactory) -> dict[str, dict]:
 
 def argv_of(task: dict) -> list[str]:
     """The (first) command a task runs."""
-    return list(task["meta"]["commands"][0])
+    return list(task["meta"]["commands"][0].argv)
 
 
 def contains_run(argv: list[str], run: list[str]) -> bool:
@@ -72,7 +73,8 @@ def test_no_target_is_a_partial_file(multi: Path, host_toolchain: Toolchain) -> 
         for target in task.get("targets", []):
             assert not target.endswith(".partial"), target
         for command in (task.get("meta") or {}).get("commands", []):
-            outputs = [command[i + 1] for i, word in enumerate(command[:-1]) if word in ("-o", "-MF")]
+            argv = command.argv
+            outputs = [argv[i + 1] for i, word in enumerate(argv[:-1]) if word in ("-o", "-MF")]
             assert all(o.endswith(".partial") for o in outputs), command
 
 
@@ -92,7 +94,10 @@ def test_task_names_and_the_app_group(multi: Path, host_toolchain: Toolchain) ->
     pch = f"pch:{arch}/vmlinux.h.pch"
     assert tasks["app:alpha"]["task_dep"] == [pch, f"link:{arch}/alpha"]
     assert tasks["app:gamma"]["task_dep"] == [pch, f"link:{arch}/gamma"]
-    assert tasks[f"bpf:{arch}/alpha"]["task_dep"] == [f"vmlinux:{arch}/vmlinux.h"]
+    # The compiles wait for vmlinux.h through a task that queues them after the PCH.
+    assert tasks[f"bpf:{arch}/alpha"]["task_dep"] == [f"order:{arch}/pch-first"]
+    assert tasks[f"order:{arch}/pch-first"]["task_dep"] == [f"vmlinux:{arch}/vmlinux.h"]
+    assert tasks[f"order:{arch}/pch-first"]["actions"] is None
     link = tasks[f"link:{arch}/alpha"]
     assert link["targets"] == [str(multi / "output" / arch / "alpha")]
     archives = host_toolchain.link_libraries(True, [])[1]
@@ -226,7 +231,7 @@ def test_toolchain_environment_overrides(multi: Path, tmp_path: Path,
 
 def changed_config(task: dict) -> dict:
     """What a task's config_changed compares between builds."""
-    (checker,) = task["uptodate"]
+    (checker,) = [item for item in task["uptodate"] if isinstance(item, config_changed)]
     return checker.config
 
 
@@ -266,7 +271,7 @@ def test_several_arches_name_the_arch_on_each_line(multi: Path) -> None:
     (multi / f"vmlinux-{other.name}.h").write_text("")   # a [vmlinux] file must exist
     project = load_project(multi)
     tasks = list(project_tasks(project, [fake_toolchain(HOST), fake_toolchain(other)]))
-    lines = [t["meta"]["line"] for t in tasks if t.get("meta")]
+    lines = [step_line(t["meta"]) for t in tasks if t.get("meta")]
     assert f"  BPF     src/alpha.bpf.c ({other.name})" in lines
     assert f"  BPF     src/alpha.bpf.c ({HOST.name})" in lines
     app = next(t for t in tasks if t["basename"] == "app" and t["name"] == "alpha")

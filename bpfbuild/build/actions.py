@@ -143,12 +143,15 @@ def _prepare(outputs: tuple[str, ...]) -> None:
 
 
 def _finish(outputs: tuple[str, ...], failed: TaskFailed | None) -> TaskFailed | None:
-    """On success rename every OUTPUT.partial into place; on failure delete them."""
+    """On success rename every OUTPUT.partial into place; on failure delete them.
+    Each output is hashed here, in the job's thread, so that recording it in the build
+    state (state.TargetsAsRecorded, in doit's main thread) finds the hash cached."""
     for output in outputs:
         if failed:
             Path(partial(output)).unlink(missing_ok=True)
         else:
             os.replace(partial(output), output)
+            content_md5(output)
     return failed
 
 

@@ -1,71 +1,106 @@
-"""Run the task graph with doit embedded as a library: loader, kbuild-style reporter, lock."""
+"""Run the task graph with doit embedded as a library: run options, kbuild-style reporter,
+loader, lock. The build state (what makes an interrupted build safe) is in state.py."""
 
 from __future__ import annotations
 
 import fcntl
-import functools
 import importlib.util
 import inspect
 import os
 import shlex
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from doit.cmd_base import TaskLoader2
-from doit.control import ExecNode
-from doit.dependency import MD5Checker
 from doit.doit_cmd import DoitMain
-from doit.exceptions import InvalidDodoFile
+from doit.exceptions import InvalidDodoFile, UnmetDependency
 from doit.loader import load_tasks
 from doit.reporter import ConsoleReporter
 
-from .actions import content_md5
 from ..arch import Arch, host_arch
 from ..errors import BpfBuildError, ToolchainError
 from .layout import state_dir
-from .project import Project, load_project, check_own_folders
-from .tasks import project_tasks
+from .project import Project, check_own_folders, load_project
+from .state import BACKEND_LOCATION, BACKEND_NAME, SharedMD5Checker, remove_partials
+from .tasks import project_tasks, step_line
 from .toolchain import Toolchain, find_toolchain
 
 DB_NAME = "doit.sqlite"
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How one bpfbuild command runs the graph; handed to the loader and the reporter."""
+
+    jobs: int | None = None
+    """Parallel jobs; None: one per core."""
+    verbose: bool = False
+    """Print each step's commands, as lines that paste into a shell."""
+    keep_going: bool = False
+    """Build everything that does not depend on a failed step, then print a summary."""
+    steps_to_stderr: bool = False
+    """Step lines on stderr, keeping stdout for a machine format (verify --format json)."""
+    verify: bool = False
+    """The graph also holds the verification tasks (of the running kernel's arch)."""
+
+
 class KbuildReporter(ConsoleReporter):
     """One short line per step (`  BPF     src/hello.bpf.c`); with -v also the commands.
-    Failures show the tool's own diagnostics; up-to-date tasks print nothing."""
+    Failures show the tool's own diagnostics; up-to-date tasks print nothing. With
+    keep-going, a summary at the end: what failed, what was not run, what was built."""
 
     desc = "bpfbuild kbuild-style output"
-    verbose = False
+
+    def __init__(self, outstream: TextIO, options: RunOptions) -> None:
+        super().__init__(outstream, {})
+        self.options = options
+        self.failed: list[str] = []        # steps that failed
+        self.not_run: list[str] = []       # steps skipped: they depend on a failed one
+        self.executables: list[str] = []   # apps linked or up to date
 
     def execute_task(self, task) -> None:
         if not task.actions or not task.meta:
             return
-        self.write(task.title() + "\n")
-        if self.verbose:
-            for command in task.meta["commands"]:
-                self.write(f"    cd {shlex.quote(task.meta['cwd'])} && {shlex.join(command)}\n")
+        lines = [step_line(task.meta)]
+        if self.options.verbose:
+            cd = f"    cd {shlex.quote(task.meta['cwd'])} && "
+            lines += [cd + command.shell() for command in task.meta["commands"]]
+        # one write: jobs' threads call this at the same time
+        self.write("\n".join(lines) + "\n")
         self.outstream.flush()
 
     def add_success(self, task) -> None:
-        if self.verbose and task.values.get("pch") is False and task.meta \
-                and "-include-pch" in task.meta["commands"][0]:
-            self.write(f"    {task.meta['line'].split()[-1]}: vmlinux.h.pch was not ready yet, "
+        if not task.meta:
+            return
+        meta = task.meta
+        if self.options.verbose and task.values.get("pch") is False \
+                and "-include-pch" in meta["commands"][0].argv:
+            self.write(f"    {meta['shown']}: vmlinux.h.pch was not ready yet, "
                        "compiled without -include-pch (same object)\n")
-        size = task.values.get("size") if task.meta else None
-        if size is not None:
-            needed = task.values.get("needed") or []
-            linkage = "dynamic: " + ", ".join(needed) if needed else "static, no NEEDED entry"
-            target = task.meta["line"].split()[-1]
-            self.write(f"  BIN     {target}: {size / 1024:.0f} KiB, {linkage}\n")
+        if meta["kind"] == "link":
+            self.executables.append(meta["shown"])
+            size = task.values.get("size")
+            if size is not None:
+                needed = task.values.get("needed") or []
+                linkage = "dynamic: " + ", ".join(needed) if needed else "static, no NEEDED entry"
+                self.write(f"  BIN     {meta['shown']}: {size / 1024:.0f} KiB, {linkage}\n")
+
+    def skip_uptodate(self, task) -> None:
+        if task.meta and task.meta["kind"] == "link":
+            self.executables.append(task.meta["shown"])
 
     def add_failure(self, task, fail) -> None:
         self.failures.append({"task": task, "exception": fail})
-        line = task.meta["line"].strip() if task.meta else task.name
-        self.write(f"error: {line} failed\n{fail.get_msg().rstrip()}\n")
-
-    def skip_uptodate(self, task) -> None:
-        pass
+        step = step_line(task.meta, indent="") if task.meta else task.name
+        if isinstance(fail, UnmetDependency):
+            if task.meta:       # an app group that waited for a failed link says nothing
+                self.not_run.append(step)
+            return
+        self.failed.append(step)
+        self.write(f"error: {step} failed\n{fail.get_msg().rstrip()}\n")
 
     def skip_ignore(self, task) -> None:
         pass
@@ -73,86 +108,61 @@ class KbuildReporter(ConsoleReporter):
     def complete_run(self) -> None:
         if self.runtime_errors:
             self.write("error: " + "\n".join(self.runtime_errors) + "\n")
+        if self.options.keep_going and self.failed:
+            self.write(keep_going_summary(self.failed, self.not_run, self.executables))
+        self.outstream.flush()
 
 
-class _OrderedSet(dict):
-    """The `set` API doit's dispatcher uses (add, in, iteration), in insertion order."""
-
-    def add(self, item) -> None:
-        self[item] = None
-
-
-def _dispatch_in_definition_order(init):
-    """doit keeps the tasks that wait for a task in a set, so when vmlinux.h is done
-    the next ones start in an arbitrary order. Insertion order is definition order:
-    the PCH starts first, and the other jobs compile without it meanwhile. Only the
-    order changes; should a doit release drop the attribute, nothing breaks."""
-
-    @functools.wraps(init)
-    def wrapper(self, *args, **kwargs) -> None:
-        init(self, *args, **kwargs)
-        if type(getattr(self, "waiting_me", None)) is set and not self.waiting_me:
-            self.waiting_me = _OrderedSet()
-
-    return wrapper
+def keep_going_summary(failed: list[str], not_run: list[str], executables: list[str]) -> str:
+    """What a keep-going build that failed says last."""
+    lines = [f"error: {len(failed)} step{'s' if len(failed) > 1 else ''} failed:"]
+    lines += [f"  {step}" for step in failed]
+    if not_run:
+        lines.append(f"not run, because they depend on a failed step: {len(not_run)}")
+        lines += [f"  {step}" for step in not_run]
+    lines.append("built: " + (", ".join(sorted(executables)) or "no executable"))
+    return "\n".join(lines) + "\n"
 
 
-ExecNode.__init__ = _dispatch_in_definition_order(ExecNode.__init__)
+def doit_config(root: Path, options: RunOptions | None = None) -> dict[str, Any]:
+    """DOIT_CONFIG for a project's own dodo.py (plain `doit` reads it; `bpfbuild build`
+    makes its own with the command's options)."""
+    from importlib.metadata import entry_points
 
-
-class SharedMD5Checker(MD5Checker):
-    """doit's content check, hashing each file once per run: every BPF object depends
-    on vmlinux.h and libbpf's headers, which doit would otherwise hash again after
-    each object, in the main thread, holding back the next job."""
-
-    def _hash(self, path: str) -> tuple[float, int, str]:
-        st = os.stat(path)
-        return st.st_mtime, st.st_size, content_md5(path)
-
-    def check_modified(self, file_path, file_stat, state) -> bool:
-        timestamp, size, file_md5 = state
-        if file_stat.st_mtime == timestamp:
-            return False
-        if file_stat.st_size != size:
-            return True
-        return file_md5 != self._hash(file_path)[2]
-
-    def get_state(self, dep, current_state):
-        timestamp = os.path.getmtime(dep)
-        if current_state and current_state[0] == timestamp:
-            return None
-        return self._hash(dep)
-
-
-def doit_config(root: Path, jobs: int | None = None, verbose: bool = False,
-                steps_to_stderr: bool = False) -> dict[str, Any]:
-    """DOIT_CONFIG shared by `bpfbuild build` and a project's own dodo.py.
-
-    steps_to_stderr: print the step lines on stderr, keeping stdout for a machine
-    format (`bpfbuild verify --format json`)."""
+    if not any(p.name == BACKEND_NAME for p in entry_points(group="doit.BACKEND")):
+        raise InvalidDodoFile(f"doit does not know bpfbuild's build state backend ({BACKEND_NAME})"
+                              "\nhint: reinstall bpfbuild (pip install bpfbuild, or pip install -e "
+                              "in its source tree) so that its doit.BACKEND entry point is registered")
     try:
         check_own_folders(root)   # doit opens its database in the state folder
     except BpfBuildError as err:
         raise InvalidDodoFile(err.message + (f"\nhint: {err.hint}" if err.hint else "")) from None
+    return _doit_config(root, options or RunOptions())
+
+
+def _doit_config(root: Path, options: RunOptions) -> dict[str, Any]:
     state = state_dir(root)
     state.mkdir(exist_ok=True)
-    KbuildReporter.verbose = verbose
+    outstream = sys.stderr if options.steps_to_stderr else sys.stdout
     return {
         "dep_file": str(state / DB_NAME),
-        "backend": "sqlite3",          # tolerates concurrent readers, one file
+        # sqlite3 (tolerates concurrent readers, one file), each task committed as soon
+        # as it succeeds; registered as a doit.BACKEND plugin (pyproject.toml)
+        "backend": BACKEND_NAME,
         "check_file_uptodate": SharedMD5Checker,  # content: a touch rebuilds nothing
-        "reporter": KbuildReporter,
-        "outfile": sys.stderr if steps_to_stderr else sys.stdout,
+        "reporter": KbuildReporter(outstream, options),
         # No capture: doit captures a Python action's output by swapping sys.stdout
         # without a lock, which threads race on. Actions print nothing themselves;
         # a failure carries the tool's diagnostics in its TaskFailed.
         "verbosity": 2,
-        "num_process": jobs or os.cpu_count() or 1,
+        "num_process": options.jobs or os.cpu_count() or 1,
         "par_type": "thread",          # actions are subprocesses; no pickling
+        "continue": options.keep_going,
     }
 
 
 _held_locks: dict[Path, int] = {}
+"""The lock file descriptors this process holds (one per project), for its whole life."""
 
 
 def acquire_lock(root: Path) -> None:
@@ -203,51 +213,55 @@ def select_arches(project: Project, arches: list[Arch] | None) -> Project:
     return project
 
 
-_preloaded: dict[Path, tuple[Project, list[Toolchain]]] = {}
-_with_verify_tasks = False
-"""Set by `bpfbuild verify`/`test`: task_bpfbuild then adds the verification tasks."""
+def prepare(project: Project) -> list[Toolchain]:
+    """Before any task of a project is created: hold its lock, delete what killed
+    builds left half-written, and find the toolchains (a missing tool is a clean error)."""
+    acquire_lock(project.root)
+    remove_partials(project.root)
+    return toolchains_for(project)
 
 
-def preload(project: Project) -> None:
-    """Find the toolchains before doit starts, so that a missing tool is a clean
-    error, and so that task_bpfbuild reuses this project rather than reloading it."""
-    _preloaded[project.root] = (project, toolchains_for(project))
-
-
-def task_bpfbuild(root: Path | None = None, prefix: str = ""):
-    """doit task creator for a project: import it in a dodo.py to extend the graph."""
+def task_bpfbuild(root: Path | None = None, prefix: str = "", verify: bool = False) -> Iterator[dict]:
+    """doit task creator for a project: import it in a dodo.py to extend the graph.
+    verify: also the verification tasks of the running kernel's arch."""
     root = (root or Path.cwd()).resolve()
-    acquire_lock(root)
-    if root not in _preloaded:
-        try:
-            preload(load_project(root))
-        except BpfBuildError as err:
-            # Under plain `doit`, an error doit knows prints as one line, no traceback.
-            raise InvalidDodoFile(err.message + (f"\nhint: {err.hint}" if err.hint else "")) from None
-    project, toolchains = _preloaded[root]
-    yield from project_tasks(project, toolchains, prefix, verify=_with_verify_tasks)
+    try:
+        project = load_project(root)
+        toolchains = prepare(project)
+    except BpfBuildError as err:
+        # Under plain `doit`, an error doit knows prints as one line, no traceback.
+        raise InvalidDodoFile(err.message + (f"\nhint: {err.hint}" if err.hint else "")) from None
+    yield from project_tasks(project, toolchains, prefix, verify=verify)
 
 
 class _Loader(TaskLoader2):
-    """Loads the project's tasks, and those of its own dodo.py when it has one."""
+    """Loads the project's tasks, and those of its own dodo.py when it has one. The
+    project and toolchains are those the command already checked; where the dodo.py
+    names bpfbuild's `task_bpfbuild`, that graph is this one (with the verification
+    tasks when the command asks for them)."""
 
-    def __init__(self, root: Path, jobs: int | None, verbose: bool, steps_to_stderr: bool) -> None:
+    def __init__(self, project: Project, toolchains: list[Toolchain], options: RunOptions) -> None:
         super().__init__()
-        self.root, self.jobs, self.verbose = root, jobs, verbose
-        self.steps_to_stderr = steps_to_stderr
+        self.project, self.toolchains, self.options = project, toolchains, options
 
     def setup(self, opt_values) -> None:
         pass
 
     def load_doit_config(self) -> dict:
-        return doit_config(self.root, self.jobs, self.verbose, self.steps_to_stderr)
+        return _doit_config(self.project.root, self.options)
 
     def load_tasks(self, cmd, pos_args) -> list:
-        dodo = self.root / "dodo.py"
+        project, toolchains, verify = self.project, self.toolchains, self.options.verify
+
+        def task_bpfbuild_of_this_run():
+            yield from project_tasks(project, toolchains, verify=verify)
+
+        namespace = {"task_bpfbuild": task_bpfbuild_of_this_run}
+        dodo = project.root / "dodo.py"
         if dodo.is_file():
             namespace = dict(inspect.getmembers(_import_dodo(dodo)))
-        else:
-            namespace = {"task_bpfbuild": lambda: task_bpfbuild(self.root)}
+            if namespace.get("task_bpfbuild") is task_bpfbuild:
+                namespace["task_bpfbuild"] = task_bpfbuild_of_this_run
         return load_tasks(namespace, self.cmd_names, allow_delayed=cmd.execute_tasks)
 
 
@@ -258,14 +272,13 @@ def _import_dodo(path: Path):
     return module
 
 
-def run_doit(root: Path, doit_args: list[str], jobs: int | None = None, verbose: bool = False,
-             verify: bool = False, steps_to_stderr: bool = False) -> int:
-    """Run a doit command (`run`, `clean`, `list`...) on the project; doit's exit code.
-    With verify, the graph also holds the verification tasks."""
-    global _with_verify_tasks
-    _with_verify_tasks = verify
-    acquire_lock(root)
-    os.chdir(root)
-    main = DoitMain(_Loader(root, jobs, verbose, steps_to_stderr), config_filenames=())
+def run_doit(project: Project, doit_args: list[str], options: RunOptions) -> int:
+    """Run a doit command (`run`, `clean`, `list`...) on the project; doit's exit code."""
+    toolchains = prepare(project)
+    os.chdir(project.root)
+    # StateDB is also a doit.BACKEND entry point (for plain `doit` on a project's
+    # dodo.py); naming it here keeps bpfbuild working from a source tree.
+    main = DoitMain(_Loader(project, toolchains, options), config_filenames=(),
+                    extra_config={"BACKEND": {BACKEND_NAME: BACKEND_LOCATION}})
     main.BIN_NAME = "bpfbuild"
     return main.run(doit_args)

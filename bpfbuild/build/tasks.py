@@ -8,7 +8,9 @@ import json
 import os
 import platform
 import re
+import shlex
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from doit.tools import config_changed
@@ -21,10 +23,30 @@ from .layout import Layout
 from ..arch import host_arch
 from .config import PCH_AUTO_MIN
 from .project import KERNEL_BTF, BpfObject, Project
+from .state import TargetsAsRecorded
 from .toolchain import Toolchain
 from ..errors import ToolchainError
 
 TaskDict = dict
+
+
+def task_name(kind: str, item: str, arch: str | None = None, prefix: str = "") -> str:
+    """The full doit name of a bpfbuild task: `bpf:x86_64/hello`; with no arch, `app:hello`.
+    prefix names the project when a dodo.py holds several (`execsnoop.bpf:...`)."""
+    return f"{prefix}{kind}:{arch}/{item}" if arch else f"{prefix}{kind}:{item}"
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command of a step, as `-v` prints it: a line that pastes into a shell."""
+
+    argv: tuple[str, ...]
+    stdout: str | None = None
+    """The file the command's stdout is written to (bpftool btf dump, gen skeleton)."""
+
+    def shell(self) -> str:
+        line = shlex.join(self.argv)
+        return f"{line} > {shlex.quote(self.stdout)}" if self.stdout else line
 
 
 class TaskFactory:
@@ -52,20 +74,25 @@ class TaskFactory:
     # -- naming and display -------------------------------------------------
 
     def name(self, kind: str, item: str) -> str:
-        """Full doit task name, e.g. `bpf:x86_64/hello`."""
-        return f"{self.prefix}{kind}:{self.arch.name}/{item}"
+        """Full doit task name of this arch, e.g. `bpf:x86_64/hello`."""
+        return task_name(kind, item, self.arch.name, self.prefix)
 
     def rel(self, path: Path) -> str:
         return str(path.relative_to(self.project.root))
 
-    def _task(self, kind: str, item: str, label: str, shown: str, commands: list[tuple], **task) -> TaskDict:
-        suffix = f" ({self.arch.name})" if self.show_arch else ""
+    def _task(self, kind: str, item: str, label: str, shown: str, commands: list[Command],
+              uptodate: list | None = None, **task) -> TaskDict:
+        """A task dict; its meta holds what the reporter shows (see step_line), and its
+        uptodate always ends with the check that its targets are as recorded."""
+        basename = f"{self.prefix}{kind}"
         return {
-            "basename": f"{self.prefix}{kind}",
-            "name": f"{self.arch.name}/{item}",
+            "basename": basename,
+            "name": self.name(kind, item)[len(basename) + 1:],
             "title": task_title,
-            "meta": {"line": f"  {label:<8}{shown}{suffix}", "commands": commands,
+            "meta": {"kind": kind, "label": label, "shown": shown, "arch": self.arch.name,
+                     "several_arches": self.show_arch, "commands": commands,
                      "cwd": str(self.project.root)},
+            "uptodate": [*(uptodate or []), TargetsAsRecorded()],
             **task,
         }
 
@@ -102,12 +129,12 @@ class TaskFactory:
         targets = [header]
         if source.is_header:
             action = (actions.copy_file, (source_path, header))
-            commands = [("cp", source_path, header)]
+            commands = [Command(("cp", source_path, header))]
             changed = config_changed({"copy": source.path})
         else:
             argv = [self.toolchain.bpftool.path, "btf", "dump", "file", source_path, "format", "c"]
             action = (actions.run_tool, (tuple(argv), str(self.project.root), (header,), header))
-            commands = [(*argv, ">", header)]
+            commands = [Command(tuple(argv), stdout=self.rel(self.layout.vmlinux_header))]
             kernel = {"kernel": source.kernel.provenance()} if source.kernel else {}
             changed = self._changed("bpftool", argv, **kernel)
         task_actions = [action]
@@ -148,13 +175,27 @@ class TaskFactory:
         argv = [*self.bpf_flags(), "-x", "c-header", self.rel(layout.vmlinux_header),
                 "-o", actions.partial(self.rel(pch))]
         return self._task(
-            "pch", "vmlinux.h.pch", "PCH", self.rel(pch), [tuple(argv)],
+            "pch", "vmlinux.h.pch", "PCH", self.rel(pch), [Command(tuple(argv))],
             actions=[(actions.build_pch, (tuple(argv), str(self.project.root), str(pch),
                                           str(key_file), self.pch_key,
                                           str(layout.vmlinux_header)))],
             file_dep=[str(layout.vmlinux_header)], targets=[str(pch), str(key_file)],
             uptodate=[self._changed("clang", argv)],
         )
+
+    def pch_first(self) -> TaskDict:
+        """No action: the BPF compiles wait for this task, and it for vmlinux.h, as the
+        PCH does. When vmlinux.h is done, doit queues the ready tasks FIFO, so the PCH
+        is queued before this task releases the compiles: it starts first, and the
+        other jobs compile without it meanwhile. Always up to date: it runs nothing."""
+        return {
+            "basename": f"{self.prefix}order",
+            "name": self.name("order", "pch-first")[len(f"{self.prefix}order") + 1:],
+            "actions": None,
+            "task_dep": [self.name("vmlinux", "vmlinux.h")],
+            "uptodate": [True],
+            "doc": f"starts the PCH of {self.arch.name} before the BPF compiles",
+        }
 
     @functools.cached_property
     def pch_key(self) -> str:
@@ -209,12 +250,13 @@ class TaskFactory:
             direct_argv = tuple(self.bpf_compile_argv(obj, pch=False))
             pch = (str(layout.vmlinux_pch_key), self.pch_key, str(layout.vmlinux_header))
         return self._task(
-            "bpf", obj.name, "BPF", obj.source, [tuple(argv)],
+            "bpf", obj.name, "BPF", obj.source, [Command(tuple(argv))],
             actions=[(actions.compile_bpf, (tuple(argv), direct_argv, str(self.project.root),
                                             tuple(targets), targets[1], pch), self._expect["bpf"]),
                      (require_programs, (targets[0], obj.source))],
             file_dep=file_dep,
-            task_dep=[self.name("vmlinux", "vmlinux.h")],
+            task_dep=[self.name("order", "pch-first") if self.needs_pch() else
+                      self.name("vmlinux", "vmlinux.h")],
             targets=targets,
             uptodate=[self._changed("clang", argv)],
         )
@@ -240,7 +282,7 @@ class TaskFactory:
         argv = [self.toolchain.bpftool.path, "gen", "object",
                 actions.partial(self.rel(linked)), self.rel(compiled)]
         return self._task(
-            "bpfobj", obj.name, "GENOBJ", self.rel(linked), [tuple(argv)],
+            "bpfobj", obj.name, "GENOBJ", self.rel(linked), [Command(tuple(argv))],
             actions=[(actions.run_tool, (tuple(argv), str(self.project.root), (str(linked),)),
                       self._expect["bpftool"])],
             file_dep=[str(compiled)], targets=[str(linked)],
@@ -251,7 +293,7 @@ class TaskFactory:
         linked, header = self.layout.bpf_object(obj.name), self.layout.skeleton_header(obj.name)
         argv = [self.toolchain.bpftool.path, "gen", "skeleton", self.rel(linked), "name", obj.skeleton_name]
         return self._task(
-            "skel", obj.name, "SKEL", self.rel(header), [(*argv, ">", self.rel(header))],
+            "skel", obj.name, "SKEL", self.rel(header), [Command(tuple(argv), stdout=self.rel(header))],
             actions=[(actions.run_tool, (tuple(argv), str(self.project.root), (str(header),), str(header)))],
             file_dep=[str(linked)], targets=[str(header)],
             uptodate=[self._changed("bpftool", argv[3:])],
@@ -277,7 +319,7 @@ class TaskFactory:
         argv = self.user_compile_argv(source)
         targets = [str(layout.user_object(source)), str(layout.user_depfile(source))]
         return self._task(
-            "cc", source, "CC", source, [tuple(argv)],
+            "cc", source, "CC", source, [Command(tuple(argv))],
             actions=[(actions.compile_with_depfile,
                       (tuple(argv), str(self.project.root), tuple(targets), targets[1]),
                       self._expect["cc"])],
@@ -320,10 +362,10 @@ class TaskFactory:
             *libs,
         ]
         strip_argv = None
-        commands = [tuple(argv)]
+        commands = [Command(tuple(argv))]
         if build.strip:  # toolchains_for() checked that strip exists
             strip_argv = (toolchain.strip.path, "--strip-all", actions.partial(self.rel(executable)))
-            commands.append(strip_argv)
+            commands.append(Command(strip_argv))
         return self._task(
             "link", app_name, "LD", self.rel(executable), commands,
             actions=[(actions.link_executable,
@@ -347,7 +389,7 @@ class TaskFactory:
             self.toolchain.cc.path, Path(actions.partial(self.rel(runner))), RUNNER_SOURCE,
             cflags=self.toolchain.libbpf.cflags, ldflags=self.toolchain.libbpf.static_libs)
         return self._task(
-            "tool", "bpfverify", "CC", self.rel(runner), [tuple(argv)],
+            "tool", "bpfverify", "CC", self.rel(runner), [Command(tuple(argv))],
             actions=[(actions.run_tool, (tuple(argv), str(self.project.root), (str(runner),)),
                       self._expect["cc"])],
             file_dep=[str(RUNNER_SOURCE), *self.toolchain.link_libraries(True, [])[1]],
@@ -364,8 +406,8 @@ class TaskFactory:
         bpf_object, runner = layout.bpf_object(obj.name), layout.verifier_runner
         return self._task(
             "verify", obj.name, "VERIFY", self.rel(bpf_object),
-            [(self.rel(runner), "--log-dir", self.rel(layout.verify_dir(obj.name)),
-              *[f"--set={k}={v}" for k, v in rodata.items()], self.rel(bpf_object))],
+            [Command((self.rel(runner), "--log-dir", self.rel(layout.verify_dir(obj.name)),
+                      *[f"--set={k}={v}" for k, v in rodata.items()], self.rel(bpf_object)))],
             actions=[(actions.verify_object, (str(runner), str(bpf_object),
                       str(layout.verify_dir(obj.name)), rodata, obj.name, self.arch.name,
                       str(report)))],
@@ -394,6 +436,7 @@ class TaskFactory:
         yield self.vmlinux()
         if self.needs_pch():
             yield self.vmlinux_pch()
+            yield self.pch_first()
         if self.cross_endian and self.project.apps:
             raise ToolchainError(
                 f"bpftool cannot generate skeletons of {self.arch.name}'s "
@@ -441,9 +484,18 @@ def write_provenance(path: str, provenance: dict) -> None:
     os.replace(partial, path)
 
 
+def step_line(meta: dict, indent: str = "  ") -> str:
+    """The kbuild-style line of a step, from its task's meta: `  BPF     src/x.bpf.c`,
+    naming the arch when the project builds several. With indent="", one space
+    separates label and path (`BPF src/x.bpf.c`), as inside a sentence."""
+    label = f"{meta['label']:<8}" if indent else f"{meta['label']} "
+    suffix = f" ({meta['arch']})" if meta["several_arches"] else ""
+    return f"{indent}{label}{meta['shown']}{suffix}"
+
+
 def task_title(task) -> str:
     """doit title of every bpfbuild task: its kbuild-style line."""
-    return task.meta["line"] if task.meta else task.name
+    return step_line(task.meta) if task.meta else task.name
 
 
 def project_tasks(project: Project, toolchains: list[Toolchain], prefix: str = "",
@@ -459,6 +511,6 @@ def project_tasks(project: Project, toolchains: list[Toolchain], prefix: str = "
             "basename": f"{prefix}app",
             "name": app_name,
             "actions": None,
-            "task_dep": pch_tasks + [f"{prefix}link:{t.arch.name}/{app_name}" for t in toolchains],
+            "task_dep": pch_tasks + [task_name("link", app_name, t.arch.name, prefix) for t in toolchains],
             "doc": f"build app {app_name} for " + ", ".join(t.arch.name for t in toolchains),
         }

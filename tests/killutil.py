@@ -1,0 +1,178 @@
+"""Fault injection for builds: kill a real `bpfbuild build` of tests/projects/multi (its whole
+process group, SIGKILL or SIGINT) at a chosen moment, after a clean, an edit, or an edit that
+is then reverted; build again normally; compare every output with a clean build of the same
+sources. Used by tests/test_interrupted.py (fixed points) and bench/killtest.py (random)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from buildutil import bpfbuild, bpfbuild_command, copy_project, output_hashes, partial_files
+
+EDITS = {
+    # name: (file, old text, new text); each changes some outputs
+    "bpf": ("src/alpha.bpf.c", "__sync_fetch_and_add(count, 1);", "__sync_fetch_and_add(count, 2);"),
+    "header": ("src/common.h", "#define COMMON_SLOTS 4", "#define COMMON_SLOTS 8"),
+    "user": ("src/util.c", '"util ok"', '"util OK"'),
+}
+SCENARIOS = ("clean", "edit", "revert")
+"""clean: kill a build from nothing. edit: build, edit, kill the rebuild. revert: build,
+edit, kill the rebuild, undo the edit. Each is followed by a normal build."""
+SIGNALS = {"SIGKILL": signal.SIGKILL, "SIGINT": signal.SIGINT}
+
+
+@dataclass(frozen=True)
+class Kill:
+    """One fault: where the build starts from, and when and how it is killed."""
+
+    scenario: str           # one of SCENARIOS
+    edit: str               # a key of EDITS (unused for "clean")
+    signal: str             # a key of SIGNALS
+    after_line: str | None  # kill when a printed line starts with this ...
+    delay: float            # ... or, with after_line None, this long after the start; then wait this much
+
+    def describe(self) -> str:
+        when = f"after {self.after_line.strip()!r} + {self.delay:.3f} s" if self.after_line \
+            else f"at {self.delay:.3f} s"
+        edit = "" if self.scenario == "clean" else f" ({self.edit})"
+        return f"{self.scenario}{edit}, {self.signal} {when}"
+
+
+def edit_sources(root: Path, edit: str, undo: bool = False) -> None:
+    path, old, new = EDITS[edit]
+    source = root / path
+    text = source.read_text()
+    before, after = (new, old) if undo else (old, new)
+    assert before in text, f"{before!r} not in {source}"
+    source.write_text(text.replace(before, after))
+
+
+def _must_build(root: Path, *args: str) -> None:
+    run = bpfbuild(root, "build", *args)
+    if run.returncode != 0:
+        raise AssertionError(f"a normal build failed:\n{run.describe()}")
+
+
+class KillLab:
+    """A copy of tests/projects/multi in workdir, always at the same path (debug info
+    names it), with the clean-build outputs of each source state to compare with."""
+
+    def __init__(self, workdir: Path, edits: tuple[str, ...] = tuple(EDITS), jobs: int = 2) -> None:
+        self.workdir = workdir
+        self.edits = edits
+        self.jobs = jobs
+        self.root = workdir / "multi"
+        self.snapshot = workdir / "built"      # output/ and .bpfbuild/ of a full build
+        self.references: dict[str, dict[str, str]] = {}
+        self.durations: dict[str, float] = {}
+        self._reset_sources()
+        for edit in (None, *edits):
+            self._clean()
+            if edit:
+                edit_sources(self.root, edit)
+            started = time.monotonic()
+            _must_build(self.root, f"-j{jobs}")
+            self.durations[edit or "original"] = time.monotonic() - started
+            self.references[edit or "original"] = output_hashes(self.root)
+            if edit:
+                edit_sources(self.root, edit, undo=True)
+            else:
+                self.snapshot.mkdir()
+                for name in ("output", ".bpfbuild"):
+                    shutil.copytree(self.root / name, self.snapshot / name, symlinks=True)
+
+    def measure_rebuilds(self) -> None:
+        """Also time the build after each edit (from a complete build): durations[edit]
+        becomes that time, the window a random kill after an edit should fall in."""
+        for edit in self.edits:
+            self._reset_sources()
+            self._restore_built()
+            edit_sources(self.root, edit)
+            started = time.monotonic()
+            _must_build(self.root, f"-j{self.jobs}")
+            self.durations[edit] = time.monotonic() - started
+
+    def _reset_sources(self) -> None:
+        if self.root.exists():
+            shutil.rmtree(self.root)
+        copy_project("multi", self.workdir)
+
+    def _clean(self) -> None:
+        for name in ("output", ".bpfbuild"):
+            shutil.rmtree(self.root / name, ignore_errors=True)
+
+    def _restore_built(self) -> None:
+        self._clean()
+        for name in ("output", ".bpfbuild"):
+            shutil.copytree(self.snapshot / name, self.root / name, symlinks=True)
+
+    def run(self, kill: Kill) -> list[str]:
+        """Inflict one kill, rebuild, and return what is wrong (empty: all good)."""
+        self._reset_sources()
+        if kill.scenario == "clean":
+            self._clean()
+        else:
+            self._restore_built()
+            edit_sources(self.root, kill.edit)
+        notes = self._start_and_kill(kill)
+        if kill.scenario == "revert":
+            edit_sources(self.root, kill.edit, undo=True)
+        expected = self.references["original" if kill.scenario != "edit" else kill.edit]
+
+        problems = notes
+        rebuild = bpfbuild(self.root, "build", f"-j{self.jobs}")
+        if rebuild.returncode != 0 or "Traceback" in rebuild.output:
+            return [f"the build after the kill failed:\n{rebuild.describe()}"]
+        if partial_files(self.root):
+            problems.append(f".partial files left: {partial_files(self.root)}")
+        rebuilt = output_hashes(self.root)
+        for path in sorted(set(expected) | set(rebuilt)):
+            if expected.get(path) != rebuilt.get(path):
+                problems.append(f"{path} differs from a clean build"
+                                if path in rebuilt and path in expected else
+                                f"{path} {'missing' if path in expected else 'extra'}")
+        again = bpfbuild(self.root, "build", f"-j{self.jobs}")
+        if again.returncode != 0 or again.stdout:
+            problems.append(f"the next build was not a no-op:\n{again.describe()}")
+        return problems
+
+    def _start_and_kill(self, kill: Kill) -> list[str]:
+        """Start the build in its own process group, kill the group as told; notes on
+        how it ended (a SIGINT'ed bpfbuild that does not exit is a problem)."""
+        process = subprocess.Popen([*bpfbuild_command(), "build", f"-j{self.jobs}"], cwd=self.root,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   start_new_session=True)
+        try:
+            if kill.after_line is not None:
+                for line in process.stdout:
+                    if line.startswith(kill.after_line):
+                        break
+            time.sleep(kill.delay)
+            try:
+                os.killpg(process.pid, SIGNALS[kill.signal])
+            except ProcessLookupError:
+                pass                     # the build was already over
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                return [f"bpfbuild did not exit within 30 s of {kill.signal}"]
+            return []
+        finally:
+            process.stdout.close()
+            process.stderr.close()
+            # a SIGINT leaves the tools it started to exit on their own: wait for the group
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    os.killpg(process.pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.02)

@@ -1,0 +1,155 @@
+"""What bpfbuild relies on in doit beyond its documented API, checked against the installed
+doit: if a doit release changes any of it, these tests fail loudly (widen the pin in
+pyproject.toml only when they pass)."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import io
+import json
+import sqlite3
+import time
+from importlib.metadata import entry_points, requires, version
+from pathlib import Path
+
+import doit
+from doit.control import TaskControl
+from doit.dependency import Dependency, JSONCodec, SqliteDB
+from doit.reporter import ConsoleReporter
+from doit.runner import MThreadRunner, Runner
+from doit.task import Task
+from packaging.requirements import Requirement
+
+from bpfbuild.build.state import (BACKEND_LOCATION, BACKEND_NAME, FIRST_KEY_OF_A_RECORD,
+                                  LAST_KEY_OF_A_RECORD, TARGETS_KEY, SharedMD5Checker, StateDB,
+                                  TargetsAsRecorded)
+
+
+def test_installed_doit_is_in_the_pinned_range() -> None:
+    (pin,) = [Requirement(r) for r in requires("bpfbuild") if Requirement(r).name == "doit"]
+    assert pin.specifier.contains(version("doit")), (version("doit"), str(pin))
+    assert doit.__version__ == tuple(int(p) for p in version("doit").split("."))[:len(doit.__version__)]
+
+
+def test_sqlite_backend_has_what_state_db_uses() -> None:
+    for name in ("_conn", "_cache", "_dirty"):
+        assert name in SqliteDB.__init__.__code__.co_names, name
+    assert callable(SqliteDB._get_task_data)
+
+
+def test_the_backend_plugin_is_registered_for_plain_doit() -> None:
+    (point,) = [p for p in entry_points(group="doit.BACKEND") if p.name == BACKEND_NAME]
+    assert f"{point.module}:{point.attr}" == BACKEND_LOCATION
+
+
+def make_task(tmp_path: Path) -> Task:
+    source, target = tmp_path / "in.txt", tmp_path / "out.txt"
+    source.write_text("input\n")
+
+    def copy() -> None:
+        target.write_text(source.read_text())
+
+    return Task("copy", actions=[copy], file_dep=[str(source)], targets=[str(target)],
+                uptodate=[TargetsAsRecorded()])
+
+
+def run_without_finishing(task: Task, db: Path) -> Dependency:
+    """Run one task as doit's runner does, but never close the state (as a killed build)."""
+    dep_manager = Dependency(StateDB, str(db), checker_cls=SharedMD5Checker)
+    control = TaskControl([task])
+    control.process(None)
+    Runner(dep_manager, ConsoleReporter(io.StringIO(), {})).run_tasks(control.task_dispatcher())
+    return dep_manager
+
+
+def committed_record(db: Path, task_id: str) -> dict:
+    """The record another process reads now: only what is committed."""
+    with sqlite3.connect(db) as conn:
+        row = conn.execute("select task_data from doit where task_id=?", (task_id,)).fetchone()
+    return json.loads(row[0]) if row else {}
+
+
+def test_a_task_is_committed_as_soon_as_it_succeeds(tmp_path: Path) -> None:
+    """doit's runner calls the value savers, then Dependency.save_success, which sets the
+    values first and `deps:` last: StateDB commits there, before the run ends."""
+    task = make_task(tmp_path)
+    run_without_finishing(task, tmp_path / "state.sqlite")
+    record = committed_record(tmp_path / "state.sqlite", "copy")
+    assert FIRST_KEY_OF_A_RECORD in record and LAST_KEY_OF_A_RECORD in record
+    (target,) = task.targets
+    assert record[FIRST_KEY_OF_A_RECORD][TARGETS_KEY][target][1:] == [6, hashlib.md5(b"input\n").hexdigest()]
+    assert list(record)[0] == FIRST_KEY_OF_A_RECORD and list(record)[-1] == LAST_KEY_OF_A_RECORD
+
+
+def test_a_record_interrupted_halfway_is_not_written(tmp_path: Path) -> None:
+    db = tmp_path / "state.sqlite"
+    state = StateDB(str(db), codec=JSONCodec())
+    state.set("t", FIRST_KEY_OF_A_RECORD, {"v": 1, TARGETS_KEY: {}})
+    state.set("t", LAST_KEY_OF_A_RECORD, [])
+    assert committed_record(db, "t")[FIRST_KEY_OF_A_RECORD]["v"] == 1   # at once
+    state.set("t", FIRST_KEY_OF_A_RECORD, {"v": 2, TARGETS_KEY: {}})   # never finished
+    state.dump()
+    assert committed_record(db, "t")[FIRST_KEY_OF_A_RECORD]["v"] == 1
+
+
+def test_records_without_targets_wait_and_unchanged_ones_are_not_written(tmp_path: Path) -> None:
+    """doit saves its group tasks (no targets) on every run: no commit each time."""
+    db = tmp_path / "state.sqlite"
+    state = StateDB(str(db), codec=JSONCodec())
+    state.set("group", FIRST_KEY_OF_A_RECORD, {})
+    state.set("group", LAST_KEY_OF_A_RECORD, ("a", "b"))
+    assert committed_record(db, "group") == {}          # not yet: it vouches for no file
+    state.dump()
+    assert committed_record(db, "group")[LAST_KEY_OF_A_RECORD] == ["a", "b"]
+    again = StateDB(str(db), codec=JSONCodec())
+    again.set("group", FIRST_KEY_OF_A_RECORD, {})
+    again.set("group", LAST_KEY_OF_A_RECORD, ("a", "b"))
+    assert not again._dirty
+
+
+def test_a_target_changed_after_its_record_makes_the_task_run(tmp_path: Path) -> None:
+    db = tmp_path / "state.sqlite"
+    run_without_finishing(make_task(tmp_path), db)
+    (tmp_path / "out.txt").write_text("other\n")          # same size, other content
+    task = make_task(tmp_path)
+    dep_manager = Dependency(StateDB, str(db), checker_cls=SharedMD5Checker)
+    assert dep_manager.get_status(task, {"copy": task}).status == "run"
+    (tmp_path / "out.txt").write_text("input\n")          # the recorded content again
+    assert dep_manager.get_status(task, {"copy": task}).status == "up-to-date"
+
+
+def test_the_pch_starts_before_the_compiles_that_wait_with_it(tmp_path: Path) -> None:
+    """tasks.TaskFactory.pch_first: in doit's threaded runner all of them wait for
+    vmlinux.h, in a set (arbitrary order). doit queues ready tasks first in, first out,
+    so the PCH is queued before the no-op task that releases the compiles: it is among
+    the first two jobs of two workers whatever the set's order (which of the two
+    threads starts first is up to the threads)."""
+    started = []
+
+    def run(name: str, seconds: float) -> None:
+        started.append(name)
+        time.sleep(seconds)
+
+    for trial in range(10):
+        started.clear()
+        compiles = [Task(f"bpf{i}", actions=[(run, (f"bpf{i}", 0.05))], task_dep=["order"])
+                    for i in range(trial % 5 + 3)]
+        tasks = [Task("vmlinux", actions=[(run, ("vmlinux", 0.1))]),
+                 Task("pch", actions=[(run, ("pch", 0.05))], task_dep=["vmlinux"]),
+                 Task("order", actions=None, task_dep=["vmlinux"], uptodate=[True]),
+                 *compiles]
+        control = TaskControl(tasks)
+        control.process(None)         # all, in definition order: `bpfbuild build`
+        dep_manager = Dependency(StateDB, str(tmp_path / f"{trial}.sqlite"))
+        MThreadRunner(dep_manager, ConsoleReporter(io.StringIO(), {}), num_process=2).run_all(
+            control.task_dispatcher())
+        assert started[0] == "vmlinux" and "pch" in started[1:3], started
+        assert len(started) == len(tasks) - 1
+
+
+def test_run_accepts_a_reporter_instance() -> None:
+    """engine.doit_config hands doit a KbuildReporter instance, holding the run's options."""
+    from doit.cmd_run import Run
+
+    assert "also accepts reporter instances" in inspect.getsource(Run._execute)
