@@ -144,10 +144,17 @@ def list_(directory: str | None) -> None:
     click.echo(f"project {project.name} ({project.root})")
     for arch in project.arches:
         click.echo(f"arch {arch.name}: vmlinux.h from {project.vmlinux[arch.name].describe()}")
+    if project.libbpf:
+        click.echo(f"libbpf {project.libbpf.version}: built from "
+                   f"{project.libbpf.root.relative_to(project.root)} ([libbpf] source)")
+    else:
+        click.echo("libbpf: the system's, through pkg-config")
     for app in project.apps.values():
         click.echo(f"app {app.name}")
         click.echo(f"  bpf objects: {', '.join(app.bpf_objects) or '-'}")
         click.echo(f"  sources:     {', '.join(app.sources)}")
+        if app.aliases:
+            click.echo(f"  aliases:     {', '.join(app.aliases)}")
         for arch in project.arches:
             click.echo(f"  output:      {Layout(project.root, arch.name).executable(app.name).relative_to(project.root)}")
     for obj in project.bpf_objects.values():

@@ -86,7 +86,7 @@ CONFIG_ERRORS = [
     ("bare-word-value", "[build]\nstatic = yes\n",
      "2: invalid TOML", "fix the TOML syntax"),
     ("unknown-table", '[project]\nname = "x"\n\n[bogus]\nkey = 1\n',
-     "4: unknown table or key 'bogus'", "valid top-level tables: app, build, project"),
+     "4: unknown table or key 'bogus'", "valid top-level tables: app, build, libbpf, object, project, toolchain"),
     ("unknown-top-key", 'name = "x"\n',
      "1: unknown table or key 'name'", "valid top-level tables"),
     ("unknown-project-key", '[project]\nname = "x"\nversion = "1.0"\n',

@@ -11,9 +11,18 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from ..arch import Arch, host_arch
 from ..errors import ToolchainError
+from .layout import Layout
+from .libbpf_source import LibbpfTree
 
+if TYPE_CHECKING:
+    from .project import Project
+
+KFUNC_BPFTOOL = (7, 3)
+"""bpftool from 7.3 on emits kfunc prototypes in the vmlinux.h it dumps."""
 MIN_CLANG = 11
 """Oldest clang whose BTF and CO-RE relocations libbpf can rely on."""
 
@@ -36,12 +45,16 @@ class Tool:
 
 @dataclass
 class Libbpf:
-    """Compile and link flags for libbpf, from pkg-config."""
+    """Compile and link flags for libbpf, from pkg-config or from a source tree."""
 
     version: str
     cflags: list[str]
     libs: list[str]
     static_libs: list[str]
+    tree: LibbpfTree | None = None
+    """[libbpf] source: the tree built into output/<arch>/libbpf/ (None: pkg-config)."""
+    archive: str | None = None
+    """With a tree: libbpf.a, relative to the project root (first in libs)."""
 
 
 @dataclass
@@ -55,6 +68,8 @@ class Toolchain:
     libbpf: Libbpf
     strip: Tool | None
     """binutils strip for the executables (llvm-strip 14 rejects static glibc binaries)."""
+    ar: Tool | None = None
+    """The arch's binutils ar: archives libbpf.a when libbpf is built from source."""
     cflags: list[str] = field(default_factory=list)
     """$CFLAGS, split like a shell would."""
     ldflags: list[str] = field(default_factory=list)
@@ -187,8 +202,19 @@ def find_clang(cache: _VersionCache) -> Tool:
     return Tool("clang", path, info["version"])
 
 
-def find_bpftool(cache: _VersionCache) -> Tool:
-    path = _find("bpftool", "BPFTOOL", ["bpftool"])
+def find_bpftool(cache: _VersionCache, configured: str = "", root: Path | None = None) -> Tool:
+    """$BPFTOOL, else [toolchain] bpftool (a path relative to the project, or a name in
+    PATH), else bpftool in PATH."""
+    if configured and not os.environ.get("BPFTOOL"):
+        candidate = str(root / configured) if root and "/" in configured else configured
+        path = _which([candidate])
+        if not path:
+            raise ToolchainError(
+                f"[toolchain] bpftool = '{configured}' is not an executable",
+                hint="fix the path in [toolchain] of bpfbuild.toml (relative to the project, "
+                "or a name in PATH), or remove the key to use bpftool from PATH")
+    else:
+        path = _find("bpftool", "BPFTOOL", ["bpftool"])
 
     def probe() -> dict:
         text = _capture([path, "version"])
@@ -237,6 +263,52 @@ def find_strip(arch: Arch, cache: _VersionCache) -> Tool | None:
     return Tool("strip", path, _version_of(path, cache, "strip")) if path else None
 
 
+def find_ar(arch: Arch) -> Tool | None:
+    """binutils ar for the arch (<triplet>-ar for a cross arch); $AR for the host."""
+    name = "ar" if arch == host_arch() else f"{arch.gnu_triplet}-ar"
+    path = _which([os.environ.get("AR", name) if arch == host_arch() else name])
+    return Tool("ar", path, "") if path else None
+
+
+def libbpf_from_source(arch: Arch, tree: LibbpfTree, root: Path, cache: _VersionCache) -> Libbpf:
+    """libbpf built from tree into output/<arch>/libbpf/: its headers ahead of the
+    system's, libbpf.a, and only libelf and zlib (and what they need) from the system."""
+    layout = Layout(root, arch.name)
+    rel = lambda path: str(path.relative_to(root))  # noqa: E731 - commands run in the root
+    archive = rel(layout.libbpf_archive)
+    cflags = ["-I", rel(layout.libbpf_include_dir),     # <bpf/*.h> of this tree first
+              "-I", rel(tree.root / "include" / "uapi")]  # the uapi its headers expect
+    libs, static_libs = _system_libs(arch, ["libelf", "zlib"], ["-lelf", "-lz"], cache)
+    return Libbpf(tree.version, cflags, [archive, *libs], [archive, *static_libs],
+                  tree=tree, archive=archive)
+
+
+def _system_libs(arch: Arch, packages: list[str], fallback: list[str],
+                 cache: _VersionCache) -> tuple[list[str], list[str]]:
+    """pkg-config's (--libs, --static --libs) of packages for arch; fallback when
+    pkg-config or the .pc files are absent."""
+    pkg_config = _which([os.environ.get("PKG_CONFIG", "pkg-config")])
+    if not pkg_config:
+        return fallback, fallback
+    env = dict(os.environ)
+    if arch != host_arch():
+        env["PKG_CONFIG_LIBDIR"] = f"/usr/lib/{arch.gnu_triplet}/pkgconfig"
+    pc_dirs = [f"/usr/lib/{arch.gnu_triplet}/pkgconfig", "/usr/lib/pkgconfig",
+               "/usr/share/pkgconfig"]
+
+    def probe() -> dict:
+        try:
+            return {"libs": shlex.split(_capture([pkg_config, "--libs", *packages], env=env)),
+                    "static": shlex.split(_capture([pkg_config, "--static", "--libs", *packages],
+                                                   env=env))}
+        except ToolchainError:
+            return {"libs": fallback, "static": fallback}
+
+    key = f"syslibs:{arch.name}:{' '.join(packages)}:{env.get('PKG_CONFIG_PATH', '')}"
+    info = cache.get(key, [pkg_config, *pc_dirs], probe)
+    return info["libs"], info["static"]
+
+
 def find_libbpf(arch: Arch, cache: _VersionCache) -> Libbpf:
     """libbpf's flags through pkg-config; for a cross arch, the multiarch .pc files."""
     pkg_config = _which([os.environ.get("PKG_CONFIG", "pkg-config")])
@@ -271,17 +343,29 @@ def find_libbpf(arch: Arch, cache: _VersionCache) -> Libbpf:
     return Libbpf(info["version"], info["cflags"], info["libs"], info["static_libs"])
 
 
-def find_toolchain(arch: Arch, state_dir: Path | None = None) -> Toolchain:
-    """The whole toolchain for one arch; versions cached under state_dir."""
+def find_toolchain(arch: Arch, state_dir: Path | None = None,
+                   project: Project | None = None) -> Toolchain:
+    """The whole toolchain for one arch; versions cached under state_dir. A project
+    may choose bpftool ([toolchain]) and build libbpf from source ([libbpf])."""
     cache = _VersionCache(state_dir / "toolchain.json" if state_dir else None)
+    tree = project.libbpf if project else None
     try:
+        ar = find_ar(arch)
+        if tree and ar is None:
+            raise ToolchainError(
+                f"no ar for {arch.name}, needed to archive libbpf.a from [libbpf] source",
+                hint="apt-get install " + ("binutils" if arch == host_arch()
+                                           else f"binutils-{arch.gnu_triplet}"))
         return Toolchain(
             arch=arch,
             clang=find_clang(cache),
-            bpftool=find_bpftool(cache),
+            bpftool=find_bpftool(cache, project.config.toolchain.bpftool if project else "",
+                                 project.root if project else None),
             cc=find_cc(arch, cache),
-            libbpf=find_libbpf(arch, cache),
+            libbpf=(libbpf_from_source(arch, tree, project.root, cache) if tree
+                    else find_libbpf(arch, cache)),
             strip=find_strip(arch, cache),
+            ar=ar,
             cflags=shlex.split(os.environ.get("CFLAGS", "")),
             ldflags=shlex.split(os.environ.get("LDFLAGS", "")),
         )
