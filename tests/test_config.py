@@ -94,7 +94,7 @@ CONFIG_ERRORS = [
     ("unknown-build-key", "[build]\nstatic = true\noptimise = 3\n",
      "3: unknown key 'build.optimise'", "valid keys: arches, bpf_cflags, cflags"),
     ("unknown-app-key", '[app.tool]\nsources = ["src/t.c"]\nmain = "src/t.c"\n',
-     "3: unknown key 'app.tool.main'", "valid keys: bpf, sources"),
+     "3: unknown key 'app.tool.main'", "valid keys: aliases, bpf, cflags, ldflags, libs, sources"),
     ("unknown-dotted-key", "build.optimize = 2\n",
      "1: unknown key 'build.optimize'", "valid keys"),
     ("bool-as-string", '[build]\nstatic = "yes"\n',
