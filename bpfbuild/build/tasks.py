@@ -245,7 +245,7 @@ class TaskFactory:
         argv = self.user_compile_argv(source, app)
         depfile = layout.user_depfile(source, app)
         targets = [str(layout.user_object(source, app)), str(depfile)]
-        shown = f"{source} [{app}]" if app else source
+        shown = f"{app}:{source}" if app else source   # an app's own object of source
         return self._task(
             "cc", f"{app}/{source}" if app else source, "CC", shown, [tuple(argv)],
             actions=[(actions.compile_with_depfile,
@@ -424,7 +424,7 @@ class TaskFactory:
         """output/<arch>/ALIAS -> APP, a relative link beside the executable."""
         link = self.layout.executable(alias)
         return self._task(
-            "alias", alias, "LN", f"{self.rel(link)} -> {app_name}",
+            "alias", alias, "LN", self.rel(link),
             [("ln", "-sfn", app_name, self.rel(link))],
             actions=[(aliases.make_alias, (str(link), app_name))],
             task_dep=[self.name("link", app_name)],
@@ -439,7 +439,7 @@ class TaskFactory:
         keep = tuple(a for app in apps.values() for a in app.aliases)
         args = (str(self.layout.arch_dir), keep, tuple(apps))
         return self._task(
-            "unalias", "stale", "RM", f"{self.rel(self.layout.arch_dir)}/: stale aliases",
+            "unalias", "stale", "UNALIAS", f"{self.rel(self.layout.arch_dir)}/",
             [("rm", "<links to apps that are no longer aliases>")],
             actions=[(aliases.remove_stale_aliases, args)],
             uptodate=[(aliases.no_stale_aliases, args)],
