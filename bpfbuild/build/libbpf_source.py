@@ -124,10 +124,26 @@ def compile_flags(tree_rel: str) -> list[str]:
 
 # -- Debian's libbpf source package, for tests and CI --------------------------
 
-def fetch_debian_libbpf(suite: str = "trixie", root: Path | None = None) -> Path:
-    """A libbpf source tree from Debian's source package of suite, extracted into the
-    user's cache once (apt with bpfbuild's own sources list; the machine's is never
-    read or changed). Returns the tree's folder (it holds src/ and include/)."""
+def fetch_debian_libbpf(suite: str | None = None, root: Path | None = None) -> Path:
+    """A libbpf source tree from Debian's source package of suite (default: the first
+    of DEBIAN_SUITES that can be fetched), extracted into the user's cache once (apt
+    with bpfbuild's own sources list; the machine's is never read or changed).
+    Returns the tree's folder (it holds src/ and include/)."""
+    from ..kernels.apt import AptError
+
+    if suite is None:
+        failures = []
+        for candidate in DEBIAN_SUITES:
+            try:
+                return fetch_debian_libbpf(candidate, root)
+            except AptError as err:
+                failures.append(f"{candidate}: {err.message}")
+        raise AptError("cannot fetch Debian's libbpf source: " + "; ".join(failures),
+                       hint="check that deb.debian.org (or $BPFBUILD_DEBIAN_MIRROR) is reachable")
+    return _fetch_suite(suite, root)
+
+
+def _fetch_suite(suite: str, root: Path | None) -> Path:
     from ..kernels.apt import Apt, AptError
 
     if suite not in DEBIAN_SUITES:
