@@ -10,7 +10,6 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from ..arch import Arch, host_arch
@@ -278,15 +277,16 @@ def libbpf_from_source(arch: Arch, tree: LibbpfTree, root: Path, cache: _Version
     archive = rel(layout.libbpf_archive)
     cflags = ["-I", rel(layout.libbpf_include_dir),     # <bpf/*.h> of this tree first
               "-I", rel(tree.root / "include" / "uapi")]  # the uapi its headers expect
-    libs, static_libs = _system_libs(arch, ["libelf", "zlib"], ["-lelf", "-lz"], cache)
+    libs, static_libs = _system_libs(arch, ["libelf", "zlib"], ["-lelf", "-lz"], cache,
+                                     "libelf-dev zlib1g-dev")
     return Libbpf(tree.version, cflags, [archive, *libs], [archive, *static_libs],
                   tree=tree, archive=archive)
 
 
-def _system_libs(arch: Arch, packages: list[str], fallback: list[str],
-                 cache: _VersionCache) -> tuple[list[str], list[str]]:
-    """pkg-config's (--libs, --static --libs) of packages for arch; fallback when
-    pkg-config or the .pc files are absent."""
+def _system_libs(arch: Arch, packages: list[str], fallback: list[str], cache: _VersionCache,
+                 debian_packages: str) -> tuple[list[str], list[str]]:
+    """pkg-config's (--libs, --static --libs) of packages for arch; fallback when there
+    is no pkg-config; an error naming the Debian packages when their .pc files are absent."""
     pkg_config = _which([os.environ.get("PKG_CONFIG", "pkg-config")])
     if not pkg_config:
         return fallback, fallback
@@ -302,7 +302,11 @@ def _system_libs(arch: Arch, packages: list[str], fallback: list[str],
                     "static": shlex.split(_capture([pkg_config, "--static", "--libs", *packages],
                                                    env=env))}
         except ToolchainError:
-            return {"libs": fallback, "static": fallback}
+            multiarch = "" if arch == host_arch() else f" (for :{arch.name} multiarch)"
+            raise ToolchainError(
+                f"{' and '.join(packages)} not found by pkg-config for {arch.name}, "
+                "needed to link libbpf built from [libbpf] source",
+                hint=f"apt-get install {debian_packages}{multiarch}") from None
 
     key = f"syslibs:{arch.name}:{' '.join(packages)}:{env.get('PKG_CONFIG_PATH', '')}"
     info = cache.get(key, [pkg_config, *pc_dirs], probe)
