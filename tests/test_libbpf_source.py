@@ -134,3 +134,55 @@ def test_arm64_apps_link_the_arm64_libbpf_built_from_the_same_tree(project: Path
         done = subprocess.run([qemu, out / "version"], capture_output=True, text=True, timeout=60)
         assert done.stdout.startswith("libbpf 1.5\n"), done.stdout + done.stderr
     assert_build_is_noop(project)
+
+
+def _fake_tree(root: Path, map_text: str, version_h: str | None = None,
+               makefile: str | None = None) -> Path:
+    (root / "src").mkdir(parents=True)
+    (root / "src" / "libbpf.c").write_text("")
+    (root / "src" / "libbpf.map").write_text(map_text)
+    for header in ("bpf.h", "libbpf.h", "bpf_helpers.h"):
+        (root / "src" / header).write_text("")
+    if version_h is not None:
+        (root / "src" / "libbpf_version.h").write_text(version_h)
+    if makefile is not None:
+        (root / "src" / "Makefile").write_text(makefile)
+    return root
+
+
+@pytest.mark.parametrize("map_text, version_h, expected", [
+    ("LIBBPF_0.0.1 {\n};\nLIBBPF_1.2.0 {\n} LIBBPF_0.0.1;\nLIBBPF_1.10.0 {\n} LIBBPF_1.2.0;\n",
+     None, "1.10.0"),
+    ("LIBBPF_1.4.0 {\n};\n", "#define LIBBPF_MAJOR_VERSION 1\n#define LIBBPF_MINOR_VERSION 5\n",
+     "1.5.0"),
+    ("LIBBPF_1.4.0 {\n};\n", "#define LIBBPF_MAJOR_VERSION 1\n#define LIBBPF_MINOR_VERSION 3\n",
+     "1.4.0"),
+])
+def test_tree_version_is_the_newest_map_node_or_version_header(
+        tmp_path: Path, map_text: str, version_h: str | None, expected: str) -> None:
+    assert tree_version(_fake_tree(tmp_path / "t", map_text, version_h)) == expected
+
+
+def test_installed_headers_follow_the_makefile_list(tmp_path: Path) -> None:
+    makefile = "HEADERS := bpf.h libbpf.h \\\n\t   bpf_helpers.h absent.h\nOTHER := x.h\n"
+    tree = _fake_tree(tmp_path / "t", "LIBBPF_1.0.0 {\n};\n", makefile=makefile)
+    assert installed_headers(tree) == ("bpf.h", "libbpf.h", "bpf_helpers.h")
+    no_makefile = _fake_tree(tmp_path / "u", "LIBBPF_1.0.0 {\n};\n")
+    assert installed_headers(no_makefile) == ("bpf.h", "libbpf.h", "bpf_helpers.h")
+
+
+def test_a_tarball_escaping_its_folder_is_refused(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    from bpfbuild.build.libbpf_source import _extract
+
+    orig = tmp_path / "libbpf_9.9.9.orig.tar.gz"
+    with tarfile.open(orig, "w:gz") as archive:
+        info = tarfile.TarInfo("../escape")
+        info.size = 1
+        archive.addfile(info, io.BytesIO(b"x"))
+    with pytest.raises(tarfile.OutsideDestinationError):
+        _extract(orig, tmp_path / "tree")
+    assert not (tmp_path.parent / "escape").exists() and not (tmp_path / "tree").exists()
+    assert not list(tmp_path.glob(".tree.*"))
