@@ -186,3 +186,36 @@ def test_toolchain_bpftool_is_found_relative_to_the_project(
     _set_config(project, '"tools/bpftool"', '"tools/none"')
     with pytest.raises(BpfBuildError, match=r"\[toolchain\] bpftool = 'tools/none'"):
         find_toolchain(host_arch(), None, load_project(project))
+
+
+def test_doctor_warns_about_bpftool_before_7_3_and_not_after(
+        project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """bpftool 7.5 from bookworm-backports, unpacked into the project (never installed),
+    chosen with [toolchain] bpftool: no warning, and its vmlinux.h declares kfuncs."""
+    from bpfbuild.kernels.apt import Apt, AptError, extract_deb
+
+    monkeypatch.delenv("BPFTOOL", raising=False)
+    doctor = bpfbuild(project, "doctor")
+    system = next(line for line in doctor.stdout.splitlines() if line.startswith("bpftool:"))
+    old = tuple(int(p) for p in system.rsplit("(", 1)[1].rstrip(")").split(".")[:2]) < (7, 3)
+    assert ("older than 7.3" in doctor.stdout) == old, doctor.describe()
+    try:
+        apt = Apt(["bookworm-backports"], "amd64")
+        version = apt.candidate("bpftool")
+        deb = apt.download("bpftool", version, tmp_path / "debs") if version else None
+    except AptError as err:
+        pytest.skip(f"cannot fetch bpftool from bookworm-backports: {err.message}")
+    if deb is None or host_arch().name != "x86_64":
+        pytest.skip("no amd64 bpftool in bookworm-backports for this machine")
+    extract_deb(deb, tmp_path / "bpftool", ["./usr/sbin/bpftool"])
+    (project / "tools").mkdir()
+    shutil.copy(tmp_path / "bpftool/usr/sbin/bpftool", project / "tools" / "bpftool")
+    _set_config(project, "[object.softcount]", '[toolchain]\nbpftool = "tools/bpftool"\n\n'
+                "[object.softcount]")
+    doctor = bpfbuild(project, "doctor")
+    assert f"bpftool:    {project}/tools/bpftool (7." in doctor.stdout, doctor.describe()
+    assert "older than 7.3" not in doctor.stdout
+    if Path("/sys/kernel/btf/vmlinux").is_file():
+        build(project)
+        header = (project / "output" / ARCH / "include" / "vmlinux.h").read_text()
+        assert "extern struct task_struct *bpf_task_from_pid(" in header

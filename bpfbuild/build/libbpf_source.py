@@ -9,9 +9,13 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..cache import locked, read_entry, write_entry
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from doit.exceptions import TaskFailed
 
 MIN_VERSION = (0, 6)
 """libbpf 0.6 is the oldest whose BPF-side headers have everything CO-RE programs use
@@ -190,7 +194,7 @@ def _extract(orig: Path, tree: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def archive(argv: tuple[str, ...], cwd: str, output: str) -> object:
+def archive(argv: tuple[str, ...], cwd: str, output: str) -> TaskFailed | None:
     """doit action: `ar rcsD OUTPUT.partial OBJECTS...` then rename. ar adds to an
     existing archive, so a partial one a killed build left behind goes first."""
     from .actions import partial, run_tool
