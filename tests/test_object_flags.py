@@ -219,3 +219,11 @@ def test_doctor_warns_about_bpftool_before_7_3_and_not_after(
         build(project)
         header = (project / "output" / ARCH / "include" / "vmlinux.h").read_text()
         assert "extern struct task_struct *bpf_task_from_pid(" in header
+
+
+def test_list_shows_the_settings(project: Path) -> None:
+    listing = bpfbuild(project, "list")
+    assert listing.returncode == 0, listing.describe()
+    for line in ("  aliases:     hi, hey", "  cflags:      -DSHOUT", "  libs:        -lm",
+                 "  bpf_cflags:  -mcpu=v3", "libbpf: the system's, through pkg-config"):
+        assert line in listing.stdout.splitlines(), listing.stdout
