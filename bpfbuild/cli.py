@@ -210,14 +210,26 @@ def list_(directory: str | None) -> None:
     click.echo(f"project {project.name} ({project.root})")
     for arch in project.arches:
         click.echo(f"arch {arch.name}: vmlinux.h from {project.vmlinux[arch.name].describe()}")
+    if project.libbpf:
+        click.echo(f"libbpf {project.libbpf.version}: built from "
+                   f"{project.libbpf.root.relative_to(project.root)} ([libbpf] source)")
+    else:
+        click.echo("libbpf: the system's, through pkg-config")
     for app in project.apps.values():
         click.echo(f"app {app.name}")
         click.echo(f"  bpf objects: {', '.join(app.bpf_objects) or '-'}")
         click.echo(f"  sources:     {', '.join(app.sources)}")
+        if app.aliases:
+            click.echo(f"  aliases:     {', '.join(app.aliases)}")
+        for label, flags in (("cflags", app.cflags), ("ldflags", app.ldflags), ("libs", app.libs)):
+            if flags:
+                click.echo(f"  {label + ':':<12} {' '.join(flags)}")
         for arch in project.arches:
             click.echo(f"  output:      {Layout(project.root, arch.name).executable(app.name).relative_to(project.root)}")
     for obj in project.bpf_objects.values():
         click.echo(f"bpf object {obj.name}: {obj.source} -> skeleton {obj.name}.skel.h ({obj.skeleton_name})")
+        if obj.bpf_cflags:
+            click.echo(f"  bpf_cflags:  {' '.join(obj.bpf_cflags)}")
         for arch in project.arches:
             click.echo(f"  output:      {Layout(project.root, arch.name).bpf_object(obj.name).relative_to(project.root)}")
 

@@ -15,7 +15,25 @@ from .errors import BpfBuildError
 from .kernels.host import KERNEL_BTF, can_load_bpf, kernel_btf_status, tracefs_mount
 from .build.layout import state_dir
 from .build.project import find_root, load_project
-from .build.toolchain import find_bpftool, find_cc, find_clang, find_libbpf, find_llvm_strip, _VersionCache
+from .build.toolchain import (
+    KFUNC_BPFTOOL, find_bpftool, find_cc, find_clang, find_libbpf, find_llvm_strip,
+    libbpf_from_source, _VersionCache,
+)
+
+
+def warn_old_bpftool(cache: _VersionCache, configured: str, root: Path | None) -> None:
+    """bpftool before 7.3 writes vmlinux.h without kfunc prototypes (__ksym externs)."""
+    try:
+        tool = find_bpftool(cache, configured, root)
+        version = tuple(int(p) for p in tool.version.split(".")[:2])
+    except (BpfBuildError, ValueError):
+        return
+    if version < KFUNC_BPFTOOL:
+        click.echo(f"{'':<11} warning: bpftool {tool.version} is older than "
+                   f"{'.'.join(map(str, KFUNC_BPFTOOL))}: the vmlinux.h it generates has no "
+                   "kfunc prototypes (programs calling kfuncs must declare them)")
+        click.echo(f"{'':<11} hint: ./scripts/setup --backports installs bpftool 7.5 from "
+                   "bookworm-backports; or set [toolchain] bpftool or $BPFTOOL")
 
 
 def cross_checks(arch: Arch) -> list[tuple[str, bool, str, bool]]:
@@ -91,6 +109,7 @@ def run_doctor(directory: str | None, arch_names: tuple[str, ...] = (),
     cache_dir = None
     has_apps = True
     btf_needed = True
+    project = None
     try:
         project = load_project(find_root(Path(directory) if directory else Path.cwd()))
         arches, cache_dir = project.arches, state_dir(project.root)
@@ -131,7 +150,9 @@ def run_doctor(directory: str | None, arch_names: tuple[str, ...] = (),
             click.echo(f"{label:<11} {result}")
 
     check("clang:", lambda: find_clang(cache))
-    check("bpftool:", lambda: find_bpftool(cache))
+    configured = project.config.toolchain.bpftool if project else ""
+    check("bpftool:", lambda: find_bpftool(cache, configured, project.root if project else None))
+    warn_old_bpftool(cache, configured, project.root if project else None)
     check("llvm-strip:", lambda: find_llvm_strip(cache), required=False)
     for arch in arches:
         if arch != host_arch() and not has_apps:
@@ -141,9 +162,16 @@ def run_doctor(directory: str | None, arch_names: tuple[str, ...] = (),
             failures += _report_cross(arch)
             continue
         check(f"cc/{arch.name}:", lambda arch=arch: find_cc(arch, cache))
-        check(f"libbpf/{arch.name}:",
-              lambda arch=arch: "libbpf {0.version}: {1}".format(
-                  lib := find_libbpf(arch, cache), " ".join(lib.static_libs)))
+        if project and project.libbpf:
+            check(f"libbpf/{arch.name}:",
+                  lambda arch=arch: "libbpf {0.version} from source {1}: {2}".format(
+                      project.libbpf, project.libbpf.root.relative_to(project.root),
+                      " ".join(libbpf_from_source(arch, project.libbpf, project.root,
+                                                  cache).static_libs)))
+        else:
+            check(f"libbpf/{arch.name}:",
+                  lambda arch=arch: "libbpf {0.version}: {1}".format(
+                      lib := find_libbpf(arch, cache), " ".join(lib.static_libs)))
     cache.save()
     click.echo(f"kernel:     {platform.release()} ({platform.machine()})")
     btf_readable, btf_status = kernel_btf_status(btf_path)

@@ -52,6 +52,41 @@ class AppConfig:
     """BPF sources (*.bpf.c) whose skeletons the app includes."""
     sources: list[str] = field(default_factory=list)
     """User-space C sources linked into the app's executable."""
+    cflags: list[str] = field(default_factory=list)
+    """Extra C flags for this app's own sources (after [build] cflags). An app with
+    flags compiles its shared sources too, into objects of its own."""
+    ldflags: list[str] = field(default_factory=list)
+    """Extra link flags for this app (after [build] ldflags)."""
+    libs: list[str] = field(default_factory=list)
+    """Extra libraries for this app, after libbpf's (e.g. ["-lm"])."""
+    aliases: list[str] = field(default_factory=list)
+    """Other names of the app: links output/<arch>/ALIAS -> the app's executable."""
+
+
+@dataclass
+class ObjectConfig:
+    """[object.NAME]: settings of one BPF object."""
+
+    bpf_cflags: list[str] = field(default_factory=list)
+    """Extra clang flags for this object only, after [build] bpf_cflags (e.g.
+    ["-mcpu=v3"]). Such an object compiles without the shared precompiled vmlinux.h."""
+
+
+@dataclass
+class LibbpfConfig:
+    """[libbpf]: where libbpf comes from."""
+
+    source: str = ""
+    """A libbpf source tree inside the project (typically a git submodule), built into
+    output/<arch>/libbpf/; empty: the system's libbpf through pkg-config."""
+
+
+@dataclass
+class ToolchainConfig:
+    """[toolchain]: tools chosen by the project ($BPFTOOL still wins)."""
+
+    bpftool: str = ""
+    """bpftool to run: a path relative to the project, or a name looked up in PATH."""
 
 
 @dataclass
@@ -79,9 +114,17 @@ class ProjectConfig:
     """Per arch: where vmlinux.h comes from (a BTF file, or a ready *.h)."""
     apps: dict[str, AppConfig]
     verify: VerifyConfig
+    libbpf: LibbpfConfig = field(default_factory=LibbpfConfig)
+    toolchain: ToolchainConfig = field(default_factory=ToolchainConfig)
+    objects: dict[str, ObjectConfig] = field(default_factory=dict)
+    """[object.NAME] tables, by object name (checked against the project's objects)."""
+
+    def fail_at(self, table: tuple[str, ...], key: str, message: str, hint: str) -> None:
+        """Raise a ConfigError naming the line of table.key in this file."""
+        _Locator(self.path, self.path.read_text()).fail(table, key, message, hint)
 
 
-_TOP_KEYS = {"project", "build", "vmlinux", "app", "verify"}
+_TOP_KEYS = {"project", "build", "vmlinux", "app", "verify", "libbpf", "toolchain", "object"}
 
 
 def load_config(path: Path) -> ProjectConfig:
@@ -168,7 +211,20 @@ def load_config(path: Path) -> ProjectConfig:
                             f"list each file once in 'app.{app}.{key}'")
     verify = _dataclass_from(locate, ("verify",), data.get("verify", {}), VerifyConfig)
     _check_verify(locate, verify)
-    return ProjectConfig(path, name, build, vmlinux, apps, verify)
+    libbpf = _dataclass_from(locate, ("libbpf",), data.get("libbpf", {}), LibbpfConfig)
+    toolchain = _dataclass_from(locate, ("toolchain",), data.get("toolchain", {}), ToolchainConfig)
+    objects_table = _expect(locate, (), "object", data.get("object", {}), dict)
+    objects = {
+        obj: _dataclass_from(locate, ("object", obj), table, ObjectConfig)
+        for obj, table in objects_table.items()
+    }
+    for app, table in apps.items():
+        for alias in table.aliases:
+            if not alias.isidentifier():
+                locate.fail(("app", app), "aliases",
+                            f"alias '{alias}' of app '{app}' is not a C identifier",
+                            "use letters, digits and underscores (it becomes a file name)")
+    return ProjectConfig(path, name, build, vmlinux, apps, verify, libbpf, toolchain, objects)
 
 
 KERNEL_BTF_DIR = "/sys/kernel/btf/"

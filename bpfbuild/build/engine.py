@@ -188,7 +188,7 @@ def acquire_lock(root: Path) -> None:
 def toolchains_for(project: Project) -> list[Toolchain]:
     """Every arch's toolchain, with the optional tools the config asks for."""
     state = state_dir(project.root)
-    toolchains = [find_toolchain(arch, state, user_space=bool(project.apps))
+    toolchains = [find_toolchain(arch, state, project, user_space=bool(project.apps))
                   for arch in project.arches]
     for toolchain in toolchains:
         if project.config.build.strip and project.apps and toolchain.strip is None:

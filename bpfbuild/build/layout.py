@@ -81,12 +81,34 @@ class Layout:
     def skeleton_header(self, name: str) -> Path:
         return self.include_dir / f"{name}.skel.h"
 
-    def user_object(self, source: str) -> Path:
-        """Object of a user-space source, named by its path relative to the root."""
-        return self.arch_dir / USER / (source.replace("/", "__") + ".o")
+    def user_object(self, source: str, app: str | None = None) -> Path:
+        """Object of a user-space source, named by its path relative to the root; in
+        user/<app>/ when the app has flags of its own."""
+        return self.arch_dir / USER / (app or "") / (source.replace("/", "__") + ".o")
 
-    def user_depfile(self, source: str) -> Path:
-        return self.arch_dir / USER / (source.replace("/", "__") + ".d")
+    def user_depfile(self, source: str, app: str | None = None) -> Path:
+        return self.arch_dir / USER / (app or "") / (source.replace("/", "__") + ".d")
+
+    @property
+    def libbpf_dir(self) -> Path:
+        """libbpf built from [libbpf] source: libbpf.a, include/bpf/, obj/."""
+        return self.arch_dir / "libbpf"
+
+    @property
+    def libbpf_include_dir(self) -> Path:
+        """Holds bpf/*.h, found with -I ahead of the system's <bpf/...>."""
+        return self.libbpf_dir / "include"
+
+    @property
+    def libbpf_archive(self) -> Path:
+        return self.libbpf_dir / "libbpf.a"
+
+    def libbpf_object(self, source: str) -> Path:
+        """Object of one libbpf source (src/NAME.c of the tree)."""
+        return self.libbpf_dir / "obj" / (Path(source).stem + ".o")
+
+    def libbpf_depfile(self, source: str) -> Path:
+        return self.libbpf_dir / "obj" / (Path(source).stem + ".d")
 
     def verify_dir(self, name: str) -> Path:
         """Full verifier logs of one object: verify/<object>/<program>.log."""

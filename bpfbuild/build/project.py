@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from ..errors import ConfigError, ProjectError
 from ..kernels.host import KERNEL_BTF
 from ..kernels.spec import is_kernel_spec
 from .layout import NAME_HINT, OUTPUT_DIR, RESERVED_NAMES, STATE_DIR, name_problem
+from .libbpf_source import LibbpfTree, load_tree
 
 if TYPE_CHECKING:
     from ..kernels.debian import Kernel
@@ -28,6 +30,8 @@ class BpfObject:
     name: str
     source: str
     """Path relative to the project root."""
+    bpf_cflags: tuple[str, ...] = ()
+    """[object.NAME] bpf_cflags: clang flags of this object only, after [build]'s."""
 
     @property
     def skeleton_name(self) -> str:
@@ -41,6 +45,14 @@ class App:
     name: str
     bpf_objects: tuple[str, ...]
     sources: tuple[str, ...]
+    cflags: tuple[str, ...] = ()
+    """[app.NAME] cflags, after [build] cflags; non-empty: the app's objects are its own."""
+    ldflags: tuple[str, ...] = ()
+    """[app.NAME] ldflags, after [build] ldflags."""
+    libs: tuple[str, ...] = ()
+    """[app.NAME] libs, after libbpf's libraries."""
+    aliases: tuple[str, ...] = ()
+    """Other names: links in output/<arch>/ to the app's executable."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +91,8 @@ class Project:
     """Header folders relative to the root that exist."""
     vmlinux: dict[str, VmlinuxSource]
     """Per arch name."""
+    libbpf: LibbpfTree | None = None
+    """[libbpf] source: the libbpf tree built per arch; None: pkg-config's libbpf."""
 
     @property
     def name(self) -> str:
@@ -200,7 +214,61 @@ def load_project(root: Path) -> Project:
     include_dirs = [d for d in config.build.include_dirs if (root / d).is_dir()]
     for folder in include_dirs:
         _refuse_outside(root, root / folder)
-    return Project(root, config, arches, objects, apps, include_dirs, vmlinux)
+    _apply_object_settings(config, objects)
+    _apply_app_settings(config, apps)
+    libbpf = _libbpf_tree(root, config)
+    return Project(root, config, arches, objects, apps, include_dirs, vmlinux, libbpf)
+
+
+def _apply_object_settings(config: ProjectConfig, objects: dict[str, BpfObject]) -> None:
+    """[object.NAME] tables: each must name an object of the project."""
+    for name, settings in config.objects.items():
+        if name not in objects:
+            config.fail_at(("object",), name, f"[object.{name}]: no BPF object named '{name}'",
+                           "objects: " + (", ".join(sorted(objects)) or "none")
+                           + f"; rename or remove [object.{name}]")
+        objects[name] = BpfObject(name, objects[name].source, tuple(settings.bpf_cflags))
+
+
+def _apply_app_settings(config: ProjectConfig, apps: dict[str, App]) -> None:
+    """[app.NAME] flags, libraries and aliases; aliases must not collide with an app,
+    another alias or one of bpfbuild's folders in output/<arch>/."""
+    taken = {name: f"app '{name}'" for name in apps}
+    taken.update((folder, f"bpfbuild's output folder '{folder}/'") for folder in RESERVED_NAMES)
+    for name, app in list(apps.items()):
+        settings = config.apps.get(name)
+        if settings is None:
+            continue
+        for alias in settings.aliases:
+            if alias in taken:
+                config.fail_at(("app", name), "aliases",
+                               f"alias '{alias}' of app '{name}' collides with {taken[alias]}",
+                               f"choose another name in [app.{name}] aliases")
+            taken[alias] = f"alias '{alias}' of app '{name}'"
+        apps[name] = App(name, app.bpf_objects, app.sources, tuple(settings.cflags),
+                         tuple(settings.ldflags), tuple(settings.libs), tuple(settings.aliases))
+
+
+def _libbpf_tree(root: Path, config: ProjectConfig) -> LibbpfTree | None:
+    """[libbpf] source: a libbpf tree inside the project, checked."""
+    source = config.libbpf.source
+    if not source:
+        return None
+    resolved = (root / source).resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        config.fail_at(("libbpf",), "source",
+                       f"[libbpf] source '{source}' is outside the project",
+                       "put libbpf inside the project (e.g. `git submodule add "
+                       "https://github.com/libbpf/libbpf`) and give its relative path")
+    if not resolved.is_dir():
+        config.fail_at(("libbpf",), "source", f"[libbpf] source '{source}' is not a folder",
+                       "run `git submodule update --init`, or fix the path in [libbpf] source")
+    try:
+        # Not resolved: commands name the tree relative to the project root.
+        return load_tree(root / os.path.normpath(source))
+    except ConfigError as err:
+        config.fail_at(("libbpf",), "source", err.message, err.hint or "")
+    return None
 
 
 def check_own_folders(root: Path, arches: Sequence[Arch] = ()) -> None:

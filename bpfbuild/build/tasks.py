@@ -15,7 +15,7 @@ from pathlib import Path
 
 from doit.tools import config_changed
 
-from . import actions
+from . import actions, aliases, libbpf_source
 from .bpfcheck import require_programs
 from .depfile import existing_deps
 from .elfcheck import bpf_expectation, bpftool_expectation, native_expectation
@@ -147,9 +147,10 @@ class TaskFactory:
             actions=task_actions, file_dep=[source_path], targets=targets, uptodate=[changed],
         )
 
-    def bpf_flags(self) -> list[str]:
+    def bpf_flags(self, obj: BpfObject | None = None) -> list[str]:
         """clang and its flags for every BPF compile of this arch (and for the
-        precompiled vmlinux.h, which must be built with the very same flags)."""
+        precompiled vmlinux.h, which must be built with the very same flags); with
+        obj, that object's own [object.NAME] bpf_cflags come last."""
         toolchain = self.toolchain
         argv = [
             toolchain.clang.path,
@@ -164,7 +165,7 @@ class TaskFactory:
         ]
         for directory in toolchain.system_include_dirs:
             argv += ["-idirafter", directory]      # <linux/*.h>: -target bpf drops multiarch dirs
-        return argv + self.project.config.build.bpf_cflags
+        return argv + self.project.config.build.bpf_cflags + list(obj.bpf_cflags if obj else ())
 
     def vmlinux_pch(self) -> TaskDict:
         """vmlinux.h precompiled once per arch and flag set: parsing its ~3 MB is most
@@ -212,7 +213,10 @@ class TaskFactory:
         does when fewer than PCH_AUTO_MIN can. Each source is read once."""
         if not self._uses_pch:
             pch = self.project.config.build.pch
-            takers = {name: pch is not False and includes_vmlinux_first(self.project.root / o.source)
+            # An object with flags of its own would need a PCH of its own: it parses
+            # vmlinux.h itself (the PCH key holds the flags it was built with).
+            takers = {name: pch is not False and not o.bpf_cflags
+                      and includes_vmlinux_first(self.project.root / o.source)
                       for name, o in self.project.bpf_objects.items()}
             if pch == "auto" and sum(takers.values()) < PCH_AUTO_MIN:
                 takers = dict.fromkeys(takers, False)
@@ -230,7 +234,7 @@ class TaskFactory:
                          # content instead (actions.pch_ready), so a touch cannot fail
                          "-Xclang", "-fno-validate-pch"]
         return [
-            *self.bpf_flags(),
+            *self.bpf_flags(obj),
             *pch_flags,
             "-MD", "-MP", "-MF", actions.partial(self.rel(layout.bpf_depfile(obj.name))),
             "-c", obj.source,
@@ -256,7 +260,7 @@ class TaskFactory:
                      (require_programs, (targets[0], obj.source))],
             file_dep=file_dep,
             task_dep=[self.name("order", "pch-first") if self.needs_pch() else
-                      self.name("vmlinux", "vmlinux.h")],
+                      self.name("vmlinux", "vmlinux.h"), *self.libbpf_header_tasks()],
             targets=targets,
             uptodate=[self._changed("clang", argv)],
         )
@@ -299,8 +303,10 @@ class TaskFactory:
             uptodate=[self._changed("bpftool", argv[3:])],
         )
 
-    def user_compile_argv(self, source: str) -> list[str]:
+    def user_compile_argv(self, source: str, app: str | None = None) -> list[str]:
+        """The cc command for one user source; with app, for that app's own flags."""
         layout, toolchain, build = self.layout, self.toolchain, self.project.config.build
+        app_cflags = list(self.project.apps[app].cflags) if app else []
         return [
             toolchain.cc.path,
             "-g", "-O2", "-Wall",
@@ -309,24 +315,33 @@ class TaskFactory:
             *toolchain.libbpf.cflags,
             *toolchain.cflags,                     # $CFLAGS, then bpfbuild.toml: later wins
             *build.cflags,
-            "-MD", "-MP", "-MF", actions.partial(self.rel(layout.user_depfile(source))),
+            *app_cflags,                           # [app.NAME] cflags: last
+            "-MD", "-MP", "-MF", actions.partial(self.rel(layout.user_depfile(source, app))),
             "-c", source,
-            "-o", actions.partial(self.rel(layout.user_object(source))),
+            "-o", actions.partial(self.rel(layout.user_object(source, app))),
         ]
 
-    def user_compile(self, source: str) -> TaskDict:
+    def object_app(self, app_name: str) -> str | None:
+        """Whose objects an app links: its own (user/<app>/) when it has cflags, else
+        the shared ones every app without flags links."""
+        return app_name if self.project.apps[app_name].cflags else None
+
+    def user_compile(self, source: str, app: str | None = None) -> TaskDict:
         layout = self.layout
-        argv = self.user_compile_argv(source)
-        targets = [str(layout.user_object(source)), str(layout.user_depfile(source))]
+        argv = self.user_compile_argv(source, app)
+        depfile = layout.user_depfile(source, app)
+        targets = [str(layout.user_object(source, app)), str(depfile)]
+        shown = f"{app}:{source}" if app else source   # an app's own object of source
         return self._task(
-            "cc", source, "CC", source, [Command(tuple(argv))],
+            "cc", f"{app}/{source}" if app else source, "CC", shown, [Command(tuple(argv))],
             actions=[(actions.compile_with_depfile,
                       (tuple(argv), str(self.project.root), tuple(targets), targets[1]),
                       self._expect["cc"])],
-            file_dep=self._header_deps(source, layout.user_depfile(source)),
+            file_dep=self._header_deps(source, depfile),
             # Order only: on a first build there is no depfile yet to say which
             # skeletons a source includes; afterwards the depfile has them.
-            task_dep=[self.name("skel", name) for name in self.skeletons_needed(source)],
+            task_dep=[self.name("skel", name) for name in self.skeletons_needed(source)]
+            + self.libbpf_header_tasks(),
             targets=targets,
             uptodate=[self._changed("cc", argv)],
         )
@@ -349,17 +364,20 @@ class TaskFactory:
         app, layout, toolchain = self.project.apps[app_name], self.layout, self.toolchain
         build = self.project.config.build
         executable = layout.executable(app_name)
-        objects = [self.rel(layout.user_object(source)) for source in app.sources]
+        owner = self.object_app(app_name)
+        objects = [self.rel(layout.user_object(source, owner)) for source in app.sources]
         # --static also lists libbpf's private deps (libelf, zlib) for static linking;
         # the archives they resolve to are inputs of the link (a rebuilt libbpf.a relinks)
-        libs, libraries = toolchain.link_libraries(build.static, [*toolchain.ldflags, *build.ldflags])
+        other_flags = [*toolchain.ldflags, *build.ldflags, *app.ldflags]
+        libs, libraries = toolchain.link_libraries(build.static, [*other_flags, *app.libs])
         argv = [
             toolchain.cc.path,
             "-o", actions.partial(self.rel(executable)),
             *objects,
             *(["-static"] if build.static else []),  # one file to deploy, no runtime deps
-            *toolchain.ldflags, *build.ldflags,
+            *toolchain.ldflags, *build.ldflags, *app.ldflags,
             *libs,
+            *app.libs,                             # [app.NAME] libs, after libbpf's
         ]
         strip_argv = None
         commands = [Command(tuple(argv))]
@@ -371,7 +389,8 @@ class TaskFactory:
             actions=[(actions.link_executable,
                       (tuple(argv), str(self.project.root), str(executable), build.static, strip_argv),
                       self._expect["cc"])],
-            file_dep=[str(layout.user_object(source)) for source in app.sources] + libraries,
+            file_dep=[str(layout.user_object(source, owner)) for source in app.sources]
+            + libraries + self.libbpf_archive_dep(),
             targets=[str(executable)],
             uptodate=[self._changed("cc", argv, strip=bool(strip_argv))],
         )
@@ -392,8 +411,10 @@ class TaskFactory:
             "tool", "bpfverify", "CC", self.rel(runner), [Command(tuple(argv))],
             actions=[(actions.run_tool, (tuple(argv), str(self.project.root), (str(runner),)),
                       self._expect["cc"])],
-            file_dep=[str(RUNNER_SOURCE), *self.toolchain.link_libraries(True, [])[1]],
+            file_dep=[str(RUNNER_SOURCE), *self.toolchain.link_libraries(True, [])[1],
+                      *self.libbpf_archive_dep()],
             targets=[str(runner)],
+            task_dep=self.libbpf_header_tasks(),
             uptodate=[self._changed("cc", argv)],
         )
 
@@ -432,7 +453,98 @@ class TaskFactory:
         run of only some tasks (an app, the verification) has to name it."""
         return [self.name("pch", "vmlinux.h.pch")] if self.needs_pch() else []
 
+    # -- libbpf from [libbpf] source, and aliases ----------------------------
+
+    def libbpf_header_tasks(self) -> list[str]:
+        """Names of the tasks that install libbpf's headers (none with pkg-config):
+        every compile waits for them before its first run."""
+        tree = self.toolchain.libbpf.tree
+        return [self.name("libbpf-h", header) for header in tree.headers] if tree else []
+
+    def libbpf_archive_dep(self) -> list[str]:
+        """libbpf.a as a link dependency: a libbpf edit relinks every app."""
+        archive = self.toolchain.libbpf.archive
+        return [str(self.project.root / archive)] if archive else []
+
+    def libbpf_header(self, header: str) -> TaskDict:
+        """One public header copied to output/<arch>/libbpf/include/bpf/ (make
+        install_headers), where -I finds it ahead of the system's <bpf/...>."""
+        tree = self.toolchain.libbpf.tree
+        source = str(tree.src / header)
+        installed = str(self.layout.libbpf_include_dir / "bpf" / header)
+        return self._task(
+            "libbpf-h", header, "INSTALL", self.rel(Path(installed)), [Command(("cp", source, installed))],
+            actions=[(actions.copy_file, (source, installed))],
+            file_dep=[source], targets=[installed],
+        )
+
+    def libbpf_compile(self, source: str) -> TaskDict:
+        """One libbpf source compiled as libbpf's Makefile does, for this arch."""
+        tree, layout = self.toolchain.libbpf.tree, self.layout
+        path = self.rel(tree.root / source)
+        depfile = layout.libbpf_depfile(source)
+        targets = [str(layout.libbpf_object(source)), str(depfile)]
+        argv = [
+            self.toolchain.cc.path,
+            *libbpf_source.compile_flags(self.rel(tree.root)),
+            "-MD", "-MP", "-MF", actions.partial(self.rel(depfile)),
+            "-c", path,
+            "-o", actions.partial(self.rel(layout.libbpf_object(source))),
+        ]
+        return self._task(
+            "libbpf-cc", Path(source).name, "CC", path, [Command(tuple(argv))],
+            actions=[(actions.compile_with_depfile,
+                      (tuple(argv), str(self.project.root), tuple(targets), targets[1]),
+                      self._expect["cc"])],
+            file_dep=self._header_deps(path, depfile),
+            targets=targets,
+            uptodate=[self._changed("cc", argv)],
+        )
+
+    def libbpf_archive(self) -> TaskDict:
+        """libbpf.a from this arch's libbpf objects."""
+        tree, layout = self.toolchain.libbpf.tree, self.layout
+        archive = layout.libbpf_archive
+        objects = [self.rel(layout.libbpf_object(source)) for source in tree.sources]
+        argv = [self.toolchain.ar.path, "rcsD", actions.partial(self.rel(archive)), *objects]
+        return self._task(
+            "libbpf-ar", "libbpf.a", "AR", self.rel(archive), [Command(tuple(argv))],
+            actions=[(libbpf_source.archive, (tuple(argv), str(self.project.root), str(archive)))],
+            file_dep=[str(layout.libbpf_object(source)) for source in tree.sources],
+            targets=[str(archive)],
+            uptodate=[config_changed({"ar": self.toolchain.ar.path, "argv": argv})],
+        )
+
+    def alias(self, app_name: str, alias: str) -> TaskDict:
+        """output/<arch>/ALIAS -> APP, a relative link beside the executable."""
+        link = self.layout.executable(alias)
+        return self._task(
+            "alias", alias, "LN", self.rel(link),
+            [Command(("ln", "-sfn", app_name, self.rel(link)))],
+            actions=[(aliases.make_alias, (str(link), app_name))],
+            task_dep=[self.name("link", app_name)],
+            targets=[str(link)],
+            uptodate=[config_changed({"alias_of": app_name}),
+                      (_link_points_at, (str(link), app_name))],
+        )
+
+    def stale_alias_removal(self) -> TaskDict:
+        """Removes the alias links a former config made (only links to an app)."""
+        apps = self.project.apps
+        keep = tuple(a for app in apps.values() for a in app.aliases)
+        args = (str(self.layout.arch_dir), keep, tuple(apps))
+        return self._task(
+            "unalias", "stale", "UNALIAS", f"{self.rel(self.layout.arch_dir)}/",
+            [Command(("find", self.rel(self.layout.arch_dir), "-maxdepth", "1", "-type", "l",
+                      "-delete"))],
+            actions=[(aliases.remove_stale_aliases, args)],
+            uptodate=[(aliases.no_stale_aliases, args)],
+        )
+
     def tasks(self) -> Iterator[TaskDict]:
+        tree = self.toolchain.libbpf.tree
+        for header in tree.headers if tree else ():
+            yield self.libbpf_header(header)
         yield self.vmlinux()
         if self.needs_pch():
             yield self.vmlinux_pch()
@@ -443,16 +555,24 @@ class TaskFactory:
                 f"{self.arch.bpf_target} objects on this {host_arch().bpf_target} host, "
                 "so apps cannot be built for it",
                 hint=f"build only BPF objects for {self.arch.name} (a project without apps)")
+        if tree:  # defined before the BPF objects: the bulk of a clean build's work
+            for source in tree.sources:
+                yield self.libbpf_compile(source)
+            yield self.libbpf_archive()
         for obj in self.project.bpf_objects.values():
             yield self.bpf_compile(obj)
             yield self.bpf_link(obj)
             if not self.cross_endian:
                 yield self.skeleton(obj)
-        sources = sorted({s for app in self.project.apps.values() for s in app.sources})
-        for source in sources:
-            yield self.user_compile(source)
-        for app_name in self.project.apps:
+        units = {(source, self.object_app(app.name)) for app in self.project.apps.values()
+                 for source in app.sources}
+        for source, app in sorted(units, key=lambda unit: (unit[1] or "", unit[0])):
+            yield self.user_compile(source, app)
+        for app_name, app in self.project.apps.items():
             yield self.link(app_name)
+            for alias in app.aliases:
+                yield self.alias(app_name, alias)
+        yield self.stale_alias_removal()
         if self.verify_tasks:
             yield self.verifier_runner()
             for obj in self.project.bpf_objects.values():
@@ -493,6 +613,11 @@ def step_line(meta: dict, indent: str = "  ") -> str:
     return f"{indent}{label}{meta['shown']}{suffix}"
 
 
+def _link_points_at(link: str, target: str) -> bool:
+    """Up to date only while the alias is still our link to its app."""
+    return os.path.islink(link) and os.readlink(link) == target
+
+
 def task_title(task) -> str:
     """doit title of every bpfbuild task: its kbuild-style line."""
     return step_line(task.meta) if task.meta else task.name
@@ -511,6 +636,8 @@ def project_tasks(project: Project, toolchains: list[Toolchain], prefix: str = "
             "basename": f"{prefix}app",
             "name": app_name,
             "actions": None,
-            "task_dep": pch_tasks + [task_name("link", app_name, t.arch.name, prefix) for t in toolchains],
+            "task_dep": pch_tasks + [task_name("link", app_name, t.arch.name, prefix) for t in toolchains]
+            + [task_name("alias", alias, t.arch.name, prefix) for t in toolchains
+               for alias in project.apps[app_name].aliases],
             "doc": f"build app {app_name} for " + ", ".join(t.arch.name for t in toolchains),
         }

@@ -10,10 +10,18 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..arch import Arch, host_arch
 from ..errors import ToolchainError
+from .layout import Layout
+from .libbpf_source import LibbpfTree
 
+if TYPE_CHECKING:
+    from .project import Project
+
+KFUNC_BPFTOOL = (7, 3)
+"""bpftool from 7.3 on emits kfunc prototypes in the vmlinux.h it dumps."""
 MIN_CLANG = 11
 """Oldest clang whose BTF and CO-RE relocations libbpf can rely on."""
 
@@ -36,7 +44,7 @@ class Tool:
 
 @dataclass
 class Libbpf:
-    """Compile and link flags for libbpf, from pkg-config."""
+    """Compile and link flags for libbpf, from pkg-config or from a source tree."""
 
     version: str
     cflags: list[str]
@@ -44,6 +52,10 @@ class Libbpf:
     """`pkg-config --libs`; the --static list instead when libbpf is only an archive
     (a dynamic link of libbpf.a needs its private deps, libelf and zlib, too)."""
     static_libs: list[str]
+    tree: LibbpfTree | None = None
+    """[libbpf] source: the tree built into output/<arch>/libbpf/ (None: pkg-config)."""
+    archive: str | None = None
+    """With a tree: libbpf.a, relative to the project root (first in libs)."""
 
 
 @dataclass
@@ -60,6 +72,8 @@ class Toolchain:
     """For BPF-only builds, the host's libbpf: its headers are the same for every arch."""
     strip: Tool | None
     """binutils strip for the executables (llvm-strip 14 rejects static glibc binaries)."""
+    ar: Tool | None = None
+    """The arch's binutils ar: archives libbpf.a when libbpf is built from source."""
     cflags: list[str] = field(default_factory=list)
     """$CFLAGS, split like a shell would."""
     ldflags: list[str] = field(default_factory=list)
@@ -268,8 +282,19 @@ def find_clang(cache: _VersionCache) -> Tool:
     return Tool("clang", path, info["version"])
 
 
-def find_bpftool(cache: _VersionCache) -> Tool:
-    path = _find("bpftool", "BPFTOOL", ["bpftool"])
+def find_bpftool(cache: _VersionCache, configured: str = "", root: Path | None = None) -> Tool:
+    """$BPFTOOL, else [toolchain] bpftool (a path relative to the project, or a name in
+    PATH), else bpftool in PATH."""
+    if configured and not os.environ.get("BPFTOOL"):
+        candidate = str(root / configured) if root and "/" in configured else configured
+        path = _which([candidate])
+        if not path:
+            raise ToolchainError(
+                f"[toolchain] bpftool = '{configured}' is not an executable",
+                hint="fix the path in [toolchain] of bpfbuild.toml (relative to the project, "
+                "or a name in PATH), or remove the key to use bpftool from PATH")
+    else:
+        path = _find("bpftool", "BPFTOOL", ["bpftool"])
 
     def probe() -> dict:
         text = _capture([path, "version"])
@@ -335,6 +360,57 @@ def find_strip(arch: Arch, cache: _VersionCache) -> Tool | None:
     name = "strip" if arch == host_arch() else arch.cross_strip
     path = _which([os.environ.get("STRIP", name)])
     return Tool("strip", path, _version_of(path, cache, "strip")) if path else None
+
+
+def find_ar(arch: Arch) -> Tool | None:
+    """binutils ar for the arch (<triplet>-ar for a cross arch); $AR for the host."""
+    name = "ar" if arch == host_arch() else arch.cross_tool("ar")
+    path = _which([os.environ.get("AR", name) if arch == host_arch() else name])
+    return Tool("ar", path, "") if path else None
+
+
+def libbpf_from_source(arch: Arch, tree: LibbpfTree, root: Path, cache: _VersionCache) -> Libbpf:
+    """libbpf built from tree into output/<arch>/libbpf/: its headers ahead of the
+    system's, libbpf.a, and only libelf and zlib (and what they need) from the system."""
+    layout = Layout(root, arch.name)
+    rel = lambda path: str(path.relative_to(root))  # noqa: E731 - commands run in the root
+    archive = rel(layout.libbpf_archive)
+    cflags = ["-I", rel(layout.libbpf_include_dir),     # <bpf/*.h> of this tree first
+              "-I", rel(tree.root / "include" / "uapi")]  # the uapi its headers expect
+    libs, static_libs = _system_libs(arch, ["libelf", "zlib"], ["-lelf", "-lz"], cache,
+                                     "libelf-dev zlib1g-dev")
+    return Libbpf(tree.version, cflags, [archive, *libs], [archive, *static_libs],
+                  tree=tree, archive=archive)
+
+
+def _system_libs(arch: Arch, packages: list[str], fallback: list[str], cache: _VersionCache,
+                 debian_packages: str) -> tuple[list[str], list[str]]:
+    """pkg-config's (--libs, --static --libs) of packages for arch; fallback when there
+    is no pkg-config; an error naming the Debian packages when their .pc files are absent."""
+    pkg_config = _which([os.environ.get("PKG_CONFIG", "pkg-config")])
+    if not pkg_config:
+        return fallback, fallback
+    env = dict(os.environ)
+    if arch != host_arch():
+        env["PKG_CONFIG_LIBDIR"] = arch.pkg_config_libdir
+    pc_dirs = [f"{arch.multiarch_lib_dir}/pkgconfig", "/usr/lib/pkgconfig",
+               "/usr/share/pkgconfig"]
+
+    def probe() -> dict:
+        try:
+            return {"libs": shlex.split(_capture([pkg_config, "--libs", *packages], env=env)),
+                    "static": shlex.split(_capture([pkg_config, "--static", "--libs", *packages],
+                                                   env=env))}
+        except ToolchainError:
+            multiarch = "" if arch == host_arch() else f" (for :{arch.name} multiarch)"
+            raise ToolchainError(
+                f"{' and '.join(packages)} not found by pkg-config for {arch.name}, "
+                "needed to link libbpf built from [libbpf] source",
+                hint=f"apt-get install {debian_packages}{multiarch}") from None
+
+    key = f"syslibs:{arch.name}:{' '.join(packages)}:{env.get('PKG_CONFIG_PATH', '')}"
+    info = cache.get(key, [pkg_config, *pc_dirs], probe)
+    return info["libs"], info["static"]
 
 
 def find_libbpf(arch: Arch, cache: _VersionCache, library_dirs: list[str] | None = None) -> Libbpf:
@@ -417,25 +493,39 @@ def _split_env(name: str) -> list[str]:
                              hint=f"balance the quotes in ${name}, or unset it") from None
 
 
-def find_toolchain(arch: Arch, state_dir: Path | None = None,
+def find_toolchain(arch: Arch, state_dir: Path | None = None, project: Project | None = None,
                    user_space: bool = True) -> Toolchain:
-    """The whole toolchain for one arch; versions cached under state_dir.
+    """The whole toolchain for one arch; versions cached under state_dir. A project
+    may choose bpftool ([toolchain]) and build libbpf from source ([libbpf]).
     user_space=False (nothing to link for a cross arch): no C compiler, strip or
     cross libbpf is needed, and none is looked for."""
     cache = _VersionCache(state_dir / "toolchain.json" if state_dir else None)
     user_space = user_space or arch == host_arch()
+    tree = project.libbpf if project and user_space else None
     try:
-        clang, bpftool = find_clang(cache), find_bpftool(cache)
+        ar = find_ar(arch) if tree else None
+        if tree and ar is None:
+            raise ToolchainError(
+                f"no ar for {arch.name}, needed to archive libbpf.a from [libbpf] source",
+                hint=f"apt-get install {arch.binutils_package}")
+        clang = find_clang(cache)
+        bpftool = find_bpftool(cache, project.config.toolchain.bpftool if project else "",
+                               project.root if project else None)
         cc = find_cc(arch, cache) if user_space else None
         library_dirs = compiler_library_dirs(cc.path, cache) if cc else []
+        if tree:
+            libbpf = libbpf_from_source(arch, tree, project.root, cache)
+        else:
+            libbpf = find_libbpf(arch if user_space else host_arch(), cache,
+                                 library_dirs if cc else None)
         return Toolchain(
             arch=arch,
             clang=clang,
             bpftool=bpftool,
             cc=cc,
-            libbpf=find_libbpf(arch if user_space else host_arch(), cache,
-                               library_dirs if cc else None),
+            libbpf=libbpf,
             strip=find_strip(arch, cache) if user_space else None,
+            ar=ar,
             cflags=_split_env("CFLAGS"),
             ldflags=_split_env("LDFLAGS"),
             library_dirs=library_dirs,

@@ -1,0 +1,49 @@
+"""App aliases: relative links output/<arch>/ALIAS -> APP, made atomically; links that
+an older config made and the current one no longer names are removed."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection
+from pathlib import Path
+
+from .actions import PARTIAL
+
+
+def make_alias(link: str, app: str) -> None:
+    """Create link as a relative symlink to app (a file beside it): written as
+    LINK.partial, then renamed over link, so a reader never sees it missing or wrong."""
+    partial = link + PARTIAL
+    if os.path.lexists(partial):
+        os.unlink(partial)
+    Path(link).parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(app, partial)
+    os.replace(partial, link)
+
+
+def stale_aliases(arch_dir: str, aliases: Collection[str], apps: Collection[str]) -> list[Path]:
+    """Links in arch_dir that point at one of the apps' executables (a bare name: the
+    only kind make_alias creates) but are no longer a configured alias. Nothing else,
+    and no link that points elsewhere, is ever listed."""
+    folder = Path(arch_dir)
+    if not folder.is_dir():
+        return []
+    stale = []
+    for entry in folder.iterdir():
+        if entry.name in aliases or not entry.is_symlink():
+            continue
+        target = os.readlink(entry)
+        if "/" not in target and target in apps:
+            stale.append(entry)
+    return sorted(stale)
+
+
+def no_stale_aliases(arch_dir: str, aliases: tuple[str, ...], apps: tuple[str, ...]) -> bool:
+    """doit up-to-date check of the removal task: nothing to remove."""
+    return not stale_aliases(arch_dir, aliases, apps)
+
+
+def remove_stale_aliases(arch_dir: str, aliases: tuple[str, ...], apps: tuple[str, ...]) -> None:
+    """Unlink the stale alias links (the links themselves, never what they point at)."""
+    for link in stale_aliases(arch_dir, aliases, apps):
+        os.unlink(link)
