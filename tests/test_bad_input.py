@@ -155,7 +155,7 @@ CASES = [
          "valid top-level tables: app, build", files={TOML: "[bogus]\nx = 1\n"}),
     Case("unknown-key", ["build"], "{root}/bpfbuild.toml:2: unknown key 'build.optimise'",
          "valid keys: arches,", files={TOML: "[build]\noptimise = 3\n"}),
-    Case("unknown-app-key", ["build"], "unknown key 'app.hello.main'", "valid keys: bpf, sources",
+    Case("unknown-app-key", ["build"], "unknown key 'app.hello.main'", "valid keys: aliases, bpf, cflags, ldflags, libs, sources",
          append='[app.hello]\nmain = "src/hello.c"\n'),
     Case("wrong-type-bool", ["list"], "bpfbuild.toml:2: 'build.static' must be true or false",
          "change the value of 'build.static'", files={TOML: '[build]\nstatic = "no"\n'}),

@@ -97,7 +97,11 @@ class SharedMD5Checker(MD5Checker):
 
 
 def file_state(path: str) -> list:
-    """[mtime_ns, size, md5] of a file: what a target's record holds."""
+    """[mtime_ns, size, md5] of a file: what a target's record holds. A symlink target
+    (an app's alias) is recorded as the link itself, ["link", its text], not as what it
+    points to: relinking the app must not make its aliases out of date."""
+    if os.path.islink(path):
+        return ["link", os.readlink(path)]
     st = os.stat(path)
     return [st.st_mtime_ns, st.st_size, content_md5(path)]
 
@@ -105,6 +109,8 @@ def file_state(path: str) -> list:
 def has_recorded_content(path: str, recorded: list | None) -> bool:
     """True when path still has the content recorded for it (same mtime and size, or
     the same MD5 when the mtime moved)."""
+    if recorded and recorded[0] == "link":
+        return os.path.islink(path) and os.readlink(path) == recorded[1]
     try:
         st = os.stat(path)
     except OSError:
