@@ -63,6 +63,13 @@ class VerifyConfig:
     """Baseline file, relative to the project; meant to be committed."""
     rodata: dict[str, dict[str, int]] = field(default_factory=dict)
     """Per object: .rodata globals to set before verification."""
+    kernels: list[str] = field(default_factory=list)
+    """Kernels to verify on (`bpfbuild verify --kernel`): "host", "debian:6.1", a Debian
+    kernel package, or a bootable image; empty: the running kernel only."""
+    arches: list[str] = field(default_factory=list)
+    """Arches to verify in VMs (`--arch`); empty: every arch of the project a VM can boot."""
+    timeout: float = 300.0
+    """Seconds a verification VM may run before it is killed and reported."""
 
 
 @dataclass
@@ -128,6 +135,8 @@ def load_config(path: Path) -> ProjectConfig:
         for app, table in apps_table.items()
     }
     verify = _dataclass_from(locate, ("verify",), data.get("verify", {}), VerifyConfig)
+    for arch in verify.arches:
+        _check_arch(locate, ("verify",), "arches", arch)
     return ProjectConfig(path, name, build, vmlinux, apps, verify)
 
 

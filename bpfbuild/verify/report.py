@@ -9,7 +9,7 @@ import json
 import math
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from ..arch import ARCHES
@@ -186,6 +186,8 @@ class ObjectReport:
     progs_loaded_before: int | None = None
     progs_loaded_after: int | None = None
     """Programs loaded in the whole kernel around the run (None without privilege)."""
+    kernel_spec: str = "host"
+    """The kernel as the user named it: `host`, `debian:6.1`, a package, an image path."""
 
 
 @dataclass
@@ -271,7 +273,25 @@ def verify_object(
     for stale in log_dir.glob("*.log"):
         stale.unlink()
     command = [*launcher, *runner_command(runner, bpf_object, log_dir, rodata, rejected_log_level)]
-    output = parse_runner_output(_run_runner(command, timeout))
+    return object_report(_run_runner(command, timeout), bpf_object, log_dir, name=name,
+                         arch=arch, require=require, rerun=" ".join(command))
+
+
+def object_report(
+    runner_stdout: str,
+    bpf_object: Path,
+    log_dir: Path,
+    *,
+    name: str,
+    arch: str | None = None,
+    require: bool = False,
+    rerun: str = "",
+    kernel_spec: str = "host",
+) -> ObjectReport:
+    """Turn the runner's output for one object into its report. The runner named each
+    log `<log-dir>/<program>.log`; they are read from log_dir (where a VM's logs
+    were brought back). kernel_spec: the kernel as the user named it."""
+    output = parse_runner_output(runner_stdout)
     if output.error is not None:
         raise VerifyError(
             f"{bpf_object}: {output.error}",
@@ -280,7 +300,7 @@ def verify_object(
     if output.header is None or output.done is None:
         raise VerifyError(
             f"bpfverify stopped before the end of {bpf_object}",
-            hint="this is a bug in bpfbuild: run the runner's command by hand: " + " ".join(command),
+            hint="this is a bug in bpfbuild: run the runner's command by hand: " + rerun,
         )
     header = output.header
     arch = arch or _arch_name(header.machine)
@@ -288,15 +308,18 @@ def verify_object(
         raise VerifyError(_skip_message(), hint=NO_PRIVILEGE_HINT)
     before = header.progs_loaded_before
     after = output.done.progs_loaded_after
+    programs = [replace(p, log_path=str(log_dir / Path(p.log_path).name)) if p.log_path else p
+                for p in output.programs]
     return ObjectReport(
         object=name,
         path=bpf_object,
         arch=arch,
         kernel=header.kernel,
         privileged=header.privileged,
-        results=[_program_result(arch, name, p) for p in output.programs],
+        results=[_program_result(arch, name, p) for p in programs],
         progs_loaded_before=None if before < 0 else before,
         progs_loaded_after=None if after < 0 else after,
+        kernel_spec=kernel_spec,
     )
 
 
@@ -426,8 +449,9 @@ def failures(
     """Every reason to fail: rejections, budget overruns, baseline regressions.
     Unsupported and skipped programs are not failures."""
     problems = [
-        f"{r.name}: rejected by the verifier: {_headline(r.error)}"
-        for r in report.results
+        f"{r.name}{_on_kernel(o)}: rejected by the verifier: {_headline(r.error)}"
+        for o in report.objects
+        for r in o.results
         if r.verdict is Verdict.REJECTED
     ]
     problems += check_budget(report.results, max_share)
@@ -696,6 +720,7 @@ def format_json(report: VerifyReport) -> str:
                 "path": str(o.path),
                 "arch": o.arch,
                 "kernel": o.kernel,
+                "kernel_spec": o.kernel_spec,
                 "privileged": o.privileged,
                 "programs": [r.to_dict() for r in o.results],
             }
@@ -703,6 +728,65 @@ def format_json(report: VerifyReport) -> str:
         ],
     }
     return json.dumps(data, indent=2, sort_keys=True)
+
+
+def report_from_json(text: str, origin: str = "<json>") -> VerifyReport:
+    """Read back a document printed by format_json (e.g. one CI job's result)."""
+    try:
+        data = json.loads(text)
+        objects = []
+        for o in data["objects"]:
+            results = []
+            for entry in o["programs"]:
+                entry = dict(entry)
+                entry["verdict"] = Verdict(entry["verdict"])
+                entry["log_path"] = Path(entry["log_path"]) if entry.get("log_path") else None
+                results.append(ProgramResult(**entry))
+            objects.append(ObjectReport(
+                object=o["object"], path=Path(o["path"]), arch=o["arch"], kernel=o["kernel"],
+                privileged=o["privileged"], results=results,
+                kernel_spec=o.get("kernel_spec", "host")))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise VerifyError(
+            f"{origin}: not a result of `bpfbuild verify --format json` ({exc})",
+            hint="give the files that each matrix job wrote with --format json",
+        ) from None
+    return VerifyReport(objects)
+
+
+MATRIX_CELLS = {
+    Verdict.PASSED: "ok",
+    Verdict.REJECTED: "REJECTED",
+    Verdict.UNSUPPORTED: "unsupported",
+    Verdict.SKIPPED: "skipped",
+}
+"""One word per verdict in the matrix: a rejection stands out."""
+
+
+def format_matrix(report: VerifyReport) -> str:
+    """Programs x (kernel, arch): every verdict at a glance; `-` where a program was
+    not verified (its object is not built for that arch)."""
+    columns: dict[tuple[str, str], str] = {}
+    cells: dict[tuple[str, tuple[str, str]], str] = {}
+    for o in report.objects:
+        column = (o.kernel_spec, o.arch)
+        columns.setdefault(column, f"{o.kernel_spec} {o.arch}")
+        for r in o.results:
+            cells[(r.name, column)] = MATRIX_CELLS[r.verdict]
+    programs = sorted({name for name, _ in cells})
+    order = sorted(columns, key=lambda c: (kernel_order(c[0]), c[1]))
+    rows = [(name, *(cells.get((name, c), "-") for c in order)) for name in programs]
+    return _columns(("Program", *(columns[c] for c in order)), rows, numeric=())
+
+
+def kernel_order(spec: str) -> tuple:
+    """host first, then Debian series by version, then the rest by name."""
+    if spec == "host":
+        return (0,)
+    if spec.startswith("debian:"):
+        version = spec.split(":", 1)[1]
+        return (1, tuple(int(p) if p.isdigit() else 0 for p in version.split(".")), spec)
+    return (2, (), spec)
 
 
 def format_csv(results: Iterable[ProgramResult]) -> str:
@@ -734,6 +818,11 @@ def format_rejection(result: ProgramResult) -> str:
         truncated = " (tail only: the log outgrew the buffer)" if result.log_truncated else ""
         lines.append(f"  full log: {result.log_path}{truncated}")
     return "\n".join(lines)
+
+
+def _on_kernel(report: ObjectReport) -> str:
+    """` on debian:6.1 (arm64)` for a result from a VM; empty for the host's."""
+    return "" if report.kernel_spec == "host" else f" on {report.kernel_spec} ({report.arch})"
 
 
 def _headline(error: str | None) -> str:
