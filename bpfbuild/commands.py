@@ -164,8 +164,8 @@ def _report(project: Project, plan, selected: Sequence[str], fmt: str, update_ba
     for o in objects:
         for result in o.results:
             if result.verdict is Verdict.REJECTED:
-                where = "" if o.kernel_spec == "host" else f" [{o.kernel_spec} {o.arch}]"
-                notes("\n" + format_rejection(result).rstrip() + where)
+                where = "" if o.kernel_spec == "host" else f"on {o.kernel_spec} ({o.arch}): "
+                notes("\n" + where + format_rejection(result).rstrip())
             elif result.verdict is Verdict.UNSUPPORTED:
                 kernel = "this kernel" if o.kernel_spec == "host" else f"{o.kernel_spec} ({o.arch})"
                 notes(f"note: {result.name}: not supported by {kernel}: {result.error}")
@@ -195,8 +195,8 @@ def format_report(report, fmt: str) -> str:
     cells: dict[tuple[str, str], list] = {}
     for o in report.objects:
         cells.setdefault((o.kernel_spec, o.arch), []).append(o)
-    if len(cells) == 1:
-        return format_table(report.results)
+    if len(cells) == 1 and next(iter(cells))[0] == "host":
+        return format_table(report.results)  # as before VMs: the running kernel only
     from .verify.report import kernel_order
 
     parts = []
@@ -204,7 +204,8 @@ def format_report(report, fmt: str) -> str:
         kernel = group[0].kernel
         parts.append(f"== {spec} {arch} ({kernel})\n"
                      + format_table([r for o in group for r in o.results]))
-    parts.append("== matrix\n" + format_matrix(report))
+    if len(cells) > 1:
+        parts.append("== matrix\n" + format_matrix(report))
     return "\n\n".join(parts)
 
 
@@ -226,10 +227,6 @@ def merge_results(paths: Sequence[Path], fmt: str = "table") -> int:
         objects += report_from_json(text, str(path)).objects
     report = VerifyReport(objects)
     click.echo(format_report(report, fmt))
-    if fmt == "table" and len({(o.kernel_spec, o.arch) for o in objects}) == 1:
-        from .verify.report import format_matrix
-
-        click.echo("\n== matrix\n" + format_matrix(report))
     raise_for_failures(report)
     return 0
 
