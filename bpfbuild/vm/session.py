@@ -104,8 +104,10 @@ def run_vm_job(job: VmJob, progress: VmProgress = default_progress) -> dict[str,
     programs = sum(len(r.results) for r in reports)
     timings["total"] = time.monotonic() - started
     progress.finish(job.label, f"done, {total} objects, {programs} programs in "
-                               f"{timings['total']:.1f} s (boot {timings['boot']:.1f} s, "
-                               f"verify {timings['verify']:.1f} s, {'kvm' if kvm else 'tcg'})")
+                               f"{timings['total']:.1f} s (" + ", ".join(
+                                   f"{step} {timings[step]:.1f} s"
+                                   for step in ("fetch", "initramfs", "boot", "verify"))
+                    + f", {'kvm' if kvm else 'tcg'})")
     return timings
 
 
