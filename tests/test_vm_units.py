@@ -116,3 +116,36 @@ def test_matrix_orders_kernels_and_marks_what_was_not_verified() -> None:
     header, _, *rows = text.splitlines()
     assert header.split() == ["Program", "host", "x86_64", "debian:6.1", "x86_64", "debian:6.12", "x86_64"]
     assert [row.split() for row in rows] == [["o/p", "-", "REJECTED", "ok"], ["o/q", "unsupported", "-", "-"]]
+
+
+def test_progress_redraws_one_line_per_vm_on_a_terminal_and_prints_once_otherwise() -> None:
+    from bpfbuild.vm.progress import VmProgress
+
+    live = VmProgress(io.StringIO(), live=True)
+    live.update("debian:6.1 x86_64", "booting (tcg)")
+    live.update("debian:6.12 x86_64", "booting (tcg)")
+    live.update("debian:6.1 x86_64", "verifying 1/3")
+    live.finish("debian:6.1 x86_64", "done")
+    text = live.stream.getvalue()
+    assert text.count("\x1b[2F") == 2  # moved up over both lines before each redraw
+    assert text.rsplit("\x1b[2F", 1)[1] == ("\x1b[2K  VM      debian:6.1 x86_64: done\n"
+                                           "\x1b[2K  VM      debian:6.12 x86_64: booting (tcg)\n")
+    quiet = VmProgress(io.StringIO(), live=False)
+    quiet.update("debian:6.1 x86_64", "booting (tcg)")
+    quiet.finish("debian:6.1 x86_64", "done, 1 objects")
+    assert quiet.stream.getvalue() == "  VM      debian:6.1 x86_64: done, 1 objects\n"
+
+
+def test_kvm_only_for_the_hosts_arch_and_when_forced(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bpfbuild.arch import host_arch
+    from bpfbuild.vm import qemu
+
+    other = next(m for m in qemu.MACHINES.values() if m.arch != host_arch().name)
+    monkeypatch.delenv(qemu.ACCEL_ENV, raising=False)
+    assert qemu.use_kvm(other, Path("/nonexistent")) is False  # no probe: another arch
+    monkeypatch.setenv(qemu.ACCEL_ENV, "tcg")
+    assert qemu.use_kvm(qemu.MACHINES[host_arch().name], Path("/nonexistent")) is False
+    command = qemu.qemu_command(other, Path("/k"), Path("/i"), kvm=False) \
+        if shutil.which(other.qemu) else []
+    if command:
+        assert "-enable-kvm" not in command and command[command.index("-kernel") + 1] == "/k"
