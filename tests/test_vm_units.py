@@ -149,3 +149,12 @@ def test_kvm_only_for_the_hosts_arch_and_when_forced(monkeypatch: pytest.MonkeyP
         if shutil.which(other.qemu) else []
     if command:
         assert "-enable-kvm" not in command and command[command.index("-kernel") + 1] == "/k"
+
+
+def test_a_garbled_log_is_reported_not_dropped() -> None:
+    markers = Markers("feed")
+    reader = ConsoleReader(markers)
+    for line in (markers.line("object", "core"), markers.line("exit", "core", "0"),
+                 markers.line("log", "core", "read.log"), "not base64 !!", markers.line("end")):
+        reader.feed(line)
+    assert reader.bad_logs == ["core/read.log"] and reader.objects["core"].logs == {}

@@ -64,6 +64,7 @@ class ConsoleReader:
         self._current: GuestObjectOutput | None = None
         self._log: tuple[GuestObjectOutput, str, list[str]] | None = None
         self.bad_logs: list[str] = []
+        """`object/file` of each log whose text did not decode."""
 
     def feed(self, raw: str) -> str | None:
         """Take one console line; returns the event it marks (`boot`, `object`,

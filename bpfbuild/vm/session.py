@@ -94,6 +94,13 @@ def run_vm_job(job: VmJob, progress: VmProgress = default_progress) -> dict[str,
             hint="raise `timeout` in [verify] of bpfbuild.toml if the VM is only slow"
             if run.timed_out else "check that the image is a bootable kernel of that arch",
         )
+    if reader.bad_logs:
+        # A log missing would change verdicts (a rejection without its log reads as
+        # "no verifier log"): never report from a garbled console.
+        progress.finish(job.label, "failed")
+        raise VerifyError(f"VM {job.label}: the console garbled the logs of "
+                          + ", ".join(reader.bad_logs),
+                          hint="run the verification again; report it if it recurs")
     reports = [_object_report(job, obj, reader.objects.get(obj.name), log_root)
                for obj in job.objects]
     for report in reports:
