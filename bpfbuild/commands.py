@@ -55,12 +55,19 @@ def verify_project(root: Path, objects: Sequence[str] = (), jobs: int | None = N
     names += [f"vmverify:{t.arch}/{t.kernel.release}" for t in plan.targets if t.kernel]
     from .vm.qemu import stop_all
 
+    vms = any(t.kernel for t in plan.targets)
     try:
-        code = run_doit(root, ["run", *names], jobs, verbose,
-                        verify=plan if any(t.kernel for t in plan.targets) else True,
-                        steps_to_stderr=fmt != "table")
+        # With VMs, one that fails does not stop the others (vmtest's lesson).
+        code = run_doit(root, ["run", *(["--continue"] if vms else []), *names], jobs, verbose,
+                        verify=plan if vms else True, steps_to_stderr=fmt != "table")
     finally:
         stop_all()  # a Ctrl-C leaves no VM behind
+    if code and vms:
+        # Show the verdicts of the cells that finished; a failed VM left no report.
+        try:
+            _report(project, plan, selected, fmt, False, False, partial=True)
+        except VerifyError as err:
+            click.echo(f"error: {err.message}", err=True)
     if code:
         return code
     return _report(project, plan, selected, fmt, update_baseline, require)
@@ -126,8 +133,9 @@ def _resolve_plan(project: Project, specs: Sequence[str], arch_names: Sequence[s
 
 
 def _report(project: Project, plan, selected: Sequence[str], fmt: str, update_baseline: bool,
-            require: bool) -> int:
-    """Read the saved reports of the run, print them, and judge them."""
+            require: bool, partial: bool = False) -> int:
+    """Read the saved reports of the run, print them, and judge them. partial: some
+    VMs failed; print the reports there are."""
     from .verify.report import (
         NO_PRIVILEGE_HINT, Verdict, VerifyReport, compare_baseline, format_rejection,
         load_object_report, raise_for_failures, write_baseline,
@@ -142,7 +150,11 @@ def _report(project: Project, plan, selected: Sequence[str], fmt: str, update_ba
                 path = layout.verify_report(name)
             else:
                 path = layout.vm_verify_dir(target.kernel.release) / f"{name}.json"
+            if partial and not path.is_file():
+                continue
             objects.append(load_object_report(path))
+    if not objects:
+        return 1
     report = VerifyReport(objects)
     sources = {Path(obj.source).name: obj.source for obj in project.bpf_objects.values()}
     for result in report.results:

@@ -183,3 +183,17 @@ def test_interrupted_verify_leaves_no_qemu(tmp_path: Path, how: signal.Signals) 
             process.wait()
         process.stderr.close()
         kill_leftovers(root)
+
+
+def test_a_failed_vm_does_not_hide_the_verdicts_of_the_others(verified: Verified) -> None:
+    image = verified.root / "not-a-kernel"
+    image.write_bytes(b"\0" * 4096)
+    try:
+        run = bpfbuild(verified.root, "verify", "--kernel", "debian:6.12", "--kernel", str(image),
+                       timeout=300)
+    finally:
+        kill_leftovers(verified.root)
+    assert run.returncode != 0, run.describe()
+    assert f"VM {image} {ARCH} ({image}) stopped before the end" in run.output, run.describe()
+    assert f"== debian:6.12 {ARCH} ({verified.releases['debian:6.12']})" in run.stdout
+    assert "Traceback" not in run.output

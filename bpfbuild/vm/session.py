@@ -49,6 +49,8 @@ def run_vm_job(job: VmJob, progress: VmProgress = default_progress) -> dict[str,
     Returns where the time went (seconds). Raises VerifyError when the VM fails."""
     timings: dict[str, float] = {}
     started = time.monotonic()
+    for stale in job.reports.values():  # a VM that fails leaves no report behind
+        Path(stale).unlink(missing_ok=True)
     machine = qemu.machine_for(job.arch)
     progress.update(job.label, "preparing")
     busybox = busybox_for(machine.debian_arch)
