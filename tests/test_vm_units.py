@@ -158,3 +158,38 @@ def test_a_garbled_log_is_reported_not_dropped() -> None:
                  markers.line("log", "core", "read.log"), "not base64 !!", markers.line("end")):
         reader.feed(line)
     assert reader.bad_logs == ["core/read.log"] and reader.objects["core"].logs == {}
+
+
+def test_vm_tasks_one_per_cell_with_objects_runner_and_image_as_file_dep(tmp_path: Path) -> None:
+    from bpfbuild.arch import get_arch
+    from bpfbuild.build.layout import Layout
+    from bpfbuild.build.project import load_project
+    from bpfbuild.build.tasks import TaskFactory
+    from bpfbuild.build.toolchain import Libbpf, Tool, Toolchain
+    from bpfbuild.vm.targets import ImageKernel, Target, VerifyPlan
+    from buildutil import copy_project
+
+    root = copy_project("vm_kernels", tmp_path)
+    (root / "arm64.btf").write_bytes(b"")
+    toml = root / "bpfbuild.toml"
+    toml.write_text(toml.read_text().replace(
+        "[verify]", '[build]\narches = ["arm64"]\n\n[vmlinux]\narm64 = "arm64.btf"\n\n[verify]'))
+    project = load_project(root)
+    arm64 = get_arch("arm64")
+    toolchain = Toolchain(arm64, Tool("clang", "/c", "17"), Tool("bpftool", "/b", "7"),
+                          Tool("cc", "/usr/bin/aarch64-linux-gnu-gcc", "12"),
+                          Libbpf("1.3", [], ["-lbpf"], ["-lbpf", "-lelf", "-lz"]), None)
+    image = tmp_path / "Image"
+    kernel = ImageKernel("Image", "arm64", "6.12.1-arm64", image)
+    plan = VerifyPlan((Target("Image", "arm64", kernel), Target("host", "x86_64", None)))
+    tasks = {f"{t['basename']}:{t['name']}": t for t in TaskFactory(project, toolchain, verify=plan).tasks()}
+    assert "tool:arm64/bpfverify" in tasks  # the runner, cross-compiled
+    assert tasks["tool:arm64/bpfverify"]["meta"]["commands"][0][0] == "/usr/bin/aarch64-linux-gnu-gcc"
+    assert not [name for name in tasks if name.startswith("verify:")]  # not the host's arch
+    vm = tasks["vmverify:arm64/6.12.1-arm64"]
+    layout = Layout(root, "arm64")
+    assert sorted(vm["file_dep"]) == sorted(
+        [str(layout.bpf_object(n)) for n in ("core", "hooks", "kfunc")]
+        + [str(layout.verifier_runner), str(image)])
+    assert vm["targets"] == [str(layout.vm_verify_dir("6.12.1-arm64") / f"{n}.json")
+                             for n in ("core", "hooks", "kfunc")]
