@@ -44,3 +44,13 @@ def test_verify_config_keys_are_checked(tmp_path: Path) -> None:
     toml.write_text(toml.read_text().replace('arches = ["sparc"]', 'kernels = ["debian:6.12"]'))
     run = bpfbuild(root, "verify", "--matrix-json")
     assert json.loads(run.stdout) == {"include": [{"kernel": "debian:6.12", "arch": ARCH}]}
+
+
+def test_a_timeout_that_is_not_positive_is_refused_with_its_line(tmp_path: Path) -> None:
+    root = copy_project("verify_pass", tmp_path)
+    toml = root / "bpfbuild.toml"
+    toml.write_text(toml.read_text() + '\n[verify]\ntimeout = 0\n')
+    run = bpfbuild(root, "verify", "--matrix-json")
+    assert run.returncode == 1, run.describe()
+    assert "must be a positive number of seconds" in run.stderr and "hint:" in run.stderr
+    assert "bpfbuild.toml:" in run.stderr

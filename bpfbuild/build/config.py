@@ -137,6 +137,9 @@ def load_config(path: Path) -> ProjectConfig:
     verify = _dataclass_from(locate, ("verify",), data.get("verify", {}), VerifyConfig)
     for arch in verify.arches:
         _check_arch(locate, ("verify",), "arches", arch)
+    if verify.timeout <= 0:
+        locate.fail(("verify",), "timeout", "'verify.timeout' must be a positive number of seconds",
+                    "change the value of 'verify.timeout'")
     return ProjectConfig(path, name, build, vmlinux, apps, verify)
 
 
