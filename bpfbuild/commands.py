@@ -47,6 +47,9 @@ def verify_project(root: Path, objects: Sequence[str] = (), jobs: int | None = N
         raise BpfBuildError(f"no BPF object named {', '.join(unknown)}",
                             hint="objects: " + ", ".join(project.bpf_objects))
     selected = list(objects) or list(project.bpf_objects)
+    if update_baseline and "host" not in specs:
+        raise BpfBuildError("--update-baseline records the running kernel's verdicts",
+                            hint="add --kernel host, or drop --update-baseline")
     plan = _resolve_plan(project, specs, arch_names)
     project.arches = [get_arch(a) for a in dict.fromkeys(t.arch for t in plan.targets)]
     preload(project)

@@ -17,6 +17,8 @@ from buildutil import ARCH, bpfbuild, copy_project
     (("--kernel", "images/vmlinuz-none"), "kernel image images/vmlinuz-none not found",
      "give a bootable image"),
     (("--merge",), "--merge needs result files", "bpfbuild verify --merge results/*.json"),
+    (("--kernel", "debian:6.1", "--update-baseline"), "--update-baseline records the running kernel",
+     "add --kernel host"),
 ])
 def test_vm_errors_are_one_line_with_a_hint(tmp_path: Path, args, message, hint) -> None:
     root = copy_project("verify_pass", tmp_path)
