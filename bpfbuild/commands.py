@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -15,6 +16,10 @@ from .build.engine import preload, run_doit, select_arches
 from .errors import BpfBuildError, VerifyError
 from .build.layout import Layout
 from .build.project import Project, load_project
+
+if TYPE_CHECKING:
+    from .verify.report import VerifyReport
+    from .vm.targets import VerifyPlan
 
 
 def _load(root: Path, arches: Sequence[str]) -> Project:
@@ -116,7 +121,8 @@ def matrix_cells(project: Project, kernels: Sequence[str],
     return [{"kernel": spec, "arch": arch} for spec, arch in cells(specs, names, host_arch().name)]
 
 
-def _resolve_plan(project: Project, specs: Sequence[str], arch_names: Sequence[str]):
+def _resolve_plan(project: Project, specs: Sequence[str],
+                  arch_names: Sequence[str]) -> VerifyPlan:
     """Each cell's kernel, fetched into the cache when needed; two names of one kernel
     boot it once."""
     from .vm.targets import HOST, Target, VerifyPlan, matrix_cells as cells, resolve
@@ -135,7 +141,7 @@ def _resolve_plan(project: Project, specs: Sequence[str], arch_names: Sequence[s
     return VerifyPlan(tuple(targets))
 
 
-def _report(project: Project, plan, selected: Sequence[str], fmt: str, update_baseline: bool,
+def _report(project: Project, plan: VerifyPlan, selected: Sequence[str], fmt: str, update_baseline: bool,
             require: bool, partial: bool = False) -> int:
     """Read the saved reports of the run, print them, and judge them. partial: some
     VMs failed; print the reports there are."""
@@ -198,7 +204,7 @@ def _report(project: Project, plan, selected: Sequence[str], fmt: str, update_ba
     return 0
 
 
-def format_report(report, fmt: str) -> str:
+def format_report(report: VerifyReport, fmt: str) -> str:
     """The report in a format: json and csv as always; a table per (kernel, arch),
     then the matrix when there is more than one."""
     from .verify.report import format_csv, format_json, format_matrix, format_table
