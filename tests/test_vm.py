@@ -197,3 +197,15 @@ def test_a_failed_vm_does_not_hide_the_verdicts_of_the_others(verified: Verified
     assert f"VM {image} {ARCH} ({image}) stopped before the end" in run.output, run.describe()
     assert f"== debian:6.12 {ARCH} ({verified.releases['debian:6.12']})" in run.stdout
     assert "Traceback" not in run.output
+
+
+def test_csv_rows_name_their_kernel(verified: Verified) -> None:
+    import csv
+    import io
+
+    run = bpfbuild(verified.root, "verify", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(run.stdout)))
+    assert len(rows) == 8, run.describe()
+    keyed = {(row["kernel_spec"], row["object"], row["program"]): row for row in rows}
+    assert keyed[("debian:6.1", "core", "read_mtime")]["verdict"] == "rejected"
+    assert keyed[("debian:6.12", "core", "read_mtime")]["kernel"] == verified.releases["debian:6.12"]

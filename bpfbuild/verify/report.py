@@ -789,14 +789,21 @@ def kernel_order(spec: str) -> tuple:
     return (2, (), spec)
 
 
-def format_csv(results: Iterable[ProgramResult]) -> str:
-    """One row per program, every ProgramResult field, header first."""
+def format_csv(results: Iterable[ProgramResult], report: VerifyReport | None = None) -> str:
+    """One row per program, every ProgramResult field, header first. With the report
+    of a run on several kernels, each row starts with its kernel_spec and kernel."""
     names = [f.name for f in fields(ProgramResult)]
+    rows = [(None, r) for r in results]
+    if report is not None:
+        names = ["kernel_spec", "kernel", *names]
+        rows = [(o, r) for o in report.objects for r in o.results]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=names, lineterminator="\n")
     writer.writeheader()
-    for r in results:
+    for o, r in rows:
         row = r.to_dict()
+        if o is not None:
+            row.update(kernel_spec=o.kernel_spec, kernel=o.kernel)
         writer.writerow({k: "" if row[k] is None else row[k] for k in names})
     return buffer.getvalue()
 
