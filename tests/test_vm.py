@@ -209,3 +209,25 @@ def test_csv_rows_name_their_kernel(verified: Verified) -> None:
     keyed = {(row["kernel_spec"], row["object"], row["program"]): row for row in rows}
     assert keyed[("debian:6.1", "core", "read_mtime")]["verdict"] == "rejected"
     assert keyed[("debian:6.12", "core", "read_mtime")]["kernel"] == verified.releases["debian:6.12"]
+
+
+def test_kvm_probe_boots_a_kernel_once_and_keeps_its_verdict(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from bpfbuild.vm import qemu
+
+    kernel = require_vm("debian:6.12")
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        pytest.skip("no usable /dev/kvm: TCG is chosen without a probe")
+    monkeypatch.setenv("BPFBUILD_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv(qemu.ACCEL_ENV, raising=False)
+    monkeypatch.setattr(qemu, "_kvm_verdicts", {})
+    machine = qemu.MACHINES[ARCH]
+    started = time.monotonic()
+    works = qemu.use_kvm(machine, kernel.image)
+    assert time.monotonic() - started < qemu.KVM_PROBE_SECONDS + 5  # a hanging KVM is cut short
+    saved = json.loads((tmp_path / "vm" / f"kvm-{ARCH}.json").read_text())
+    assert saved["works"] is works
+    monkeypatch.setattr(qemu, "_kvm_verdicts", {})
+    monkeypatch.setattr(qemu, "_probe_kvm", lambda *args: pytest.fail("probed again"))
+    assert qemu.use_kvm(machine, kernel.image) is works
+    assert qemu_processes(Path(kernel.image)) == []

@@ -179,6 +179,7 @@ def run(command: Sequence[str], timeout: float, on_line: Callable[[str], object]
 # --------------------------------------------------------------------------
 
 _kvm_verdicts: dict[str, bool] = {}
+_kvm_lock = threading.Lock()
 
 
 def use_kvm(machine: Machine, image: Path) -> bool:
@@ -190,6 +191,11 @@ def use_kvm(machine: Machine, image: Path) -> bool:
         return forced == "kvm"
     if machine.arch != host_arch().name or not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return False
+    with _kvm_lock:  # VMs start in parallel: probe once
+        return _kvm_verdict(machine, image)
+
+
+def _kvm_verdict(machine: Machine, image: Path) -> bool:
     if machine.arch in _kvm_verdicts:
         return _kvm_verdicts[machine.arch]
     record = cache_root() / "vm" / f"kvm-{machine.arch}.json"
