@@ -469,7 +469,11 @@ def raise_for_failures(
     """Raise one VerifyError listing every failure, if any."""
     problems = failures(report, max_share=max_share, comparison=comparison)
     if problems:
-        logs = sorted({str(r.log_path.parent) for r in report.results if r.log_path})
+        # The logs of the programs at fault (all of them for a baseline regression):
+        # with VMs, a run has a log folder per kernel and object.
+        at_fault = [r for r in report.results if r.verdict is Verdict.REJECTED
+                    or (r.verdict is Verdict.PASSED and (r.insn_share or 0) > max_share)]
+        logs = sorted({str(r.log_path.parent) for r in at_fault or report.results if r.log_path})
         raise VerifyError(
             f"verification failed ({len(problems)} problem{'s' if len(problems) > 1 else ''}):\n  "
             + "\n  ".join(problems),

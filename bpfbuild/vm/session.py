@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,20 +68,40 @@ def run_vm_job(job: VmJob, progress: VmProgress = default_progress) -> dict[str,
         timings["initramfs"] = time.monotonic() - mark
         kvm = qemu.use_kvm(machine, Path(job.image))
         command = qemu.qemu_command(machine, Path(job.image), initramfs, kvm)
-        progress.update(job.label, f"booting ({'kvm' if kvm else 'tcg'})")
+        accel = "kvm" if kvm else "tcg"
         boot_started = time.monotonic()
         seen: dict[str, float] = {}
+        state = ["booting"]
+
+        def show() -> None:
+            progress.update(job.label, f"{state[0]} ({accel}, {time.monotonic() - boot_started:.0f} s)")
 
         def on_line(line: str) -> None:
             event = reader.feed(line)
             if event == "boot":
                 seen["boot"] = time.monotonic()
             if event == "object":
-                progress.update(job.label, f"verifying {len(reader.objects)}/{total}")
+                state[0] = f"verifying {len(reader.objects)}/{total}"
+                show()
             elif event == "done":
                 seen["done"] = time.monotonic()
 
-        run = qemu.run(command, job.timeout, on_line)
+        stop_ticking = threading.Event()
+
+        def tick() -> None:  # the seconds count on a terminal
+            while not stop_ticking.wait(1):
+                show()
+
+        show()
+        ticker = threading.Thread(target=tick, daemon=True)
+        if progress.live:
+            ticker.start()
+        try:
+            run = qemu.run(command, job.timeout, on_line)
+        finally:
+            stop_ticking.set()
+            if ticker.is_alive():
+                ticker.join()
     boot_end = seen.get("boot", boot_started)
     timings["boot"] = boot_end - boot_started
     timings["verify"] = seen.get("done", time.monotonic()) - boot_end
