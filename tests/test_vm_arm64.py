@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bpfbuild.build.actions import needed_libraries
 from bpfbuild.scaffold import available_templates, create_project
 from buildutil import bpfbuild
 from vmutil import kill_leftovers, require_vm
@@ -52,3 +53,4 @@ def test_templates_verify_on_debian_6_12_arm64(tmp_path: Path) -> None:
             assert program["verdict"] == "passed", (obj["object"], program)
     runner = root / "output" / "arm64" / "tools" / "bpfverify"
     assert runner.read_bytes()[18:20] == (183).to_bytes(2, "little")  # EM_AARCH64
+    assert needed_libraries(str(runner)) == []  # static: runs in a bare initramfs
