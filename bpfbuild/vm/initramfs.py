@@ -102,7 +102,7 @@ def init_script(objects: Sequence[GuestObject], markers: Markers) -> str:
             say("object", obj.name),
             f"{GUEST_RUNNER} --log-dir {logs} {sets} {GUEST_OBJECTS}/{obj.name}.bpf.o"
             f" 2>{logs}.stderr",
-            f"status=$?",
+            "status=$?",
             say("exit", obj.name, "$status"),
             f"for log in {logs}/*.log {logs}.stderr; do",
             '  [ -s "$log" ] || continue',
