@@ -101,8 +101,14 @@ def resolve(spec: str, arch: str, root: Path) -> BootableKernel:
                                 hint="give a bootable image (vmlinuz, Image), `debian:6.1` "
                                      "or a Debian kernel package name")
         return ImageKernel(spec, arch, image_release(candidate), candidate)
-    from ..kernels import get_kernel  # the Debian kernel cache (issue 10)
     from ..arch import get_arch
+
+    try:
+        from ..kernels import get_kernel  # the Debian kernel cache
+    except ImportError:
+        raise BpfBuildError(f"cannot resolve kernel {spec}: this bpfbuild has no Debian "
+                            "kernel cache (bpfbuild.kernels.get_kernel)",
+                            hint="give a kernel image path instead, or update bpfbuild") from None
 
     kernel = get_kernel(spec, get_arch(arch))
     if not _RELEASE.fullmatch(kernel.release):
