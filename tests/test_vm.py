@@ -231,3 +231,11 @@ def test_kvm_probe_boots_a_kernel_once_and_keeps_its_verdict(tmp_path: Path,
     monkeypatch.setattr(qemu, "_probe_kvm", lambda *args: pytest.fail("probed again"))
     assert qemu.use_kvm(machine, kernel.image) is works
     assert qemu_processes(Path(kernel.image)) == []
+
+
+def test_bpfbuild_test_verifies_the_configured_kernels(verified: Verified) -> None:
+    run = bpfbuild(verified.root, "test")
+    assert run.returncode == 1, run.describe()
+    assert "==> bpfbuild test: verify\n" in run.stdout
+    assert "core/read_mtime on debian:6.1 (x86_64): rejected" in run.stderr
+    assert "  VM " not in run.output  # up to date: nothing boots
