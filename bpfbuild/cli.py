@@ -138,17 +138,39 @@ def build(apps: tuple[str, ...], jobs: int | None, verbose: bool, keep_going: bo
               help="Write the baseline file (commit it) instead of comparing with it.")
 @click.option("--require", is_flag=True,
               help="Fail instead of skipping when BPF programs cannot be loaded (CI).")
+@click.option("--kernel", "kernels", multiple=True, metavar="KERNEL",
+              help="Verify on this kernel: host, debian:5.10, debian:6.1, debian:6.12, a Debian "
+                   "kernel package, or a kernel image; repeatable (default: [verify] kernels, "
+                   "else host). Other kernels than host boot in a VM.")
+@click.option("--arch", "arches", multiple=True, metavar="ARCH[,ARCH]",
+              help="Verify for these arches (default: [verify] arches, else the project's).")
+@click.option("--matrix-json", is_flag=True,
+              help="Print the (kernel, arch) matrix for GitHub Actions' strategy.matrix and exit.")
+@click.option("--merge", "merge", is_flag=True,
+              help="Treat the arguments as --format json results of matrix jobs: print them "
+                   "combined with the matrix, exit non-zero on any failure.")
 @jobs_option
 @verbose_option
 @dir_option
 @handle_errors
 def verify(objects: tuple[str, ...], fmt: str, update_baseline: bool, require: bool,
+           kernels: tuple[str, ...], arches: tuple[str, ...], matrix_json: bool, merge: bool,
            jobs: int | None, verbose: bool, directory: str | None) -> None:
-    """Load every program (of OBJECTS) in the running kernel and check the verifier."""
-    from .commands import verify_project
+    """Load every program (of OBJECTS) in the running kernel, or in VMs of other
+    kernels and arches, and check the verifier's verdicts."""
+    from . import commands
 
-    sys.exit(verify_project(_project_root(directory), objects, jobs, verbose, fmt,
-                            update_baseline, require))
+    if merge:
+        sys.exit(commands.merge_results([Path(o) for o in objects], fmt))
+    root = _project_root(directory)
+    if matrix_json:
+        import json
+
+        cells = commands.matrix_cells(load_project(root), kernels, arches)
+        click.echo(json.dumps({"include": cells}))
+        return
+    sys.exit(commands.verify_project(root, objects, jobs, verbose, fmt, update_baseline,
+                                     require, kernels, arches))
 
 
 @main.command(context_settings={"ignore_unknown_options": True})

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,6 +17,10 @@ from .errors import BpfBuildError, VerifyError
 from .build.layout import Layout
 from .build.project import Project, load_project
 from .build.tasks import task_name
+
+if TYPE_CHECKING:
+    from .verify.report import VerifyReport
+    from .vm.targets import VerifyPlan
 
 
 def _load(root: Path, arches: Sequence[str]) -> Project:
@@ -38,66 +43,217 @@ def build_project(root: Path, apps: Sequence[str] = (), jobs: int | None = None,
 
 def verify_project(root: Path, objects: Sequence[str] = (), jobs: int | None = None,
                    verbose: bool = False, fmt: str = "table", update_baseline: bool = False,
-                   require: bool = False) -> int:
-    """Build the objects, load each program in the running kernel, report, and check
-    budgets and the baseline. Raises VerifyError listing every failure."""
-    from .verify.report import (
-        Verdict, VerifyReport, compare_baseline, format_csv, format_json,
-        format_rejection, format_table, load_object_report, raise_for_failures, write_baseline,
-    )
-
-    host = host_arch()
+                   require: bool = False, kernels: Sequence[str] = (),
+                   arches: Sequence[str] = ()) -> int:
+    """Build the objects, load each program in the running kernel and in a VM of each
+    other kernel and arch, report, and check budgets and the baseline. Raises
+    VerifyError listing every failure."""
     project = load_project(root)
-    if host not in project.arches:
-        raise BpfBuildError(
-            f"this project does not build for {host.name}, the running kernel's arch",
-            hint=f"add \"{host.name}\" to `arches` in [build] of bpfbuild.toml",
-        )
-    project.arches = [host]
+    specs, arch_names = verify_matrix(project, kernels, arches)
     unknown = [o for o in objects if o not in project.bpf_objects]
     if unknown:
         raise BpfBuildError(f"no BPF object named {', '.join(unknown)}",
                             hint="objects: " + ", ".join(project.bpf_objects))
     selected = list(objects) or list(project.bpf_objects)
-    code = run_doit(project, ["run", *[task_name("verify", name, host.name) for name in selected]],
-                    RunOptions(jobs=jobs, verbose=verbose, verify=True, steps_to_stderr=fmt != "table"))
+    if update_baseline and "host" not in specs:
+        raise BpfBuildError("--update-baseline records the running kernel's verdicts",
+                            hint="add --kernel host, or drop --update-baseline")
+    plan = _resolve_plan(project, specs, arch_names)
+    project.arches = [get_arch(a) for a in dict.fromkeys(t.arch for t in plan.targets)]
+    host = host_arch()
+    names = [task_name("verify", name, host.name) for name in selected] if plan.host else []
+    names += [task_name("vmverify", t.kernel.release, t.arch) for t in plan.targets if t.kernel]
+    from .vm.qemu import stop_all
+
+    vms = any(t.kernel for t in plan.targets)
+    try:
+        # With VMs, one that fails does not stop the others (vmtest's lesson).
+        code = run_doit(project, ["run", *names],
+                        RunOptions(jobs=jobs, verbose=verbose, verify=plan if vms else True,
+                                   steps_to_stderr=fmt != "table", continue_on_failure=vms))
+    finally:
+        stop_all()  # a Ctrl-C leaves no VM behind
+    if code and vms:
+        # Show the verdicts of the cells that finished; a failed VM left no report.
+        try:
+            _report(project, plan, selected, fmt, False, False, partial=True)
+        except VerifyError as err:
+            click.echo(f"error: {err.message}", err=True)
     if code:
         return code
-    layout = Layout(root, host.name)
-    report = VerifyReport([load_object_report(layout.verify_report(name)) for name in selected])
+    return _report(project, plan, selected, fmt, update_baseline, require)
+
+
+def verify_matrix(project: Project, kernels: Sequence[str],
+                  arches: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The kernels and arches to verify on: the command line's, else [verify]'s, else
+    the running kernel. VM arches default to every arch of the project a VM boots."""
+    from .vm.qemu import MACHINES
+    from .vm.targets import HOST, check_vm_arch, split_list
+
+    settings = project.config.verify
+    specs = split_list(kernels) or list(settings.kernels) or [HOST]
+    host = host_arch().name
+    names = [get_arch(a).name for a in split_list(arches) or settings.arches]
+    project_arches = [a.name for a in project.arches]
+    for name in names:
+        if name not in project_arches:
+            raise BpfBuildError(
+                f"arch {name} is not in this project's arches ({', '.join(project_arches)})",
+                hint="add it to `arches` in [build] of bpfbuild.toml")
+    if not names:
+        names = [a for a in project_arches if (a == host and HOST in specs)
+                 or (a in MACHINES and specs != [HOST])]
+    if specs == [HOST] and host not in project_arches:
+        raise BpfBuildError(
+            f"this project does not build for {host}, the running kernel's arch",
+            hint=f"add \"{host}\" to `arches` in [build] of bpfbuild.toml, or verify in a VM "
+                 "(--kernel debian:6.12)")
+    for name in names:
+        if any(spec != HOST for spec in specs):
+            check_vm_arch(name)
+    return specs, names
+
+
+def matrix_cells(project: Project, kernels: Sequence[str],
+                 arches: Sequence[str]) -> list[dict[str, str]]:
+    """The (kernel, arch) cells of the matrix, as a GitHub Actions matrix includes them."""
+    from .vm.targets import matrix_cells as cells
+
+    specs, names = verify_matrix(project, kernels, arches)
+    return [{"kernel": spec, "arch": arch} for spec, arch in cells(specs, names, host_arch().name)]
+
+
+def _resolve_plan(project: Project, specs: Sequence[str],
+                  arch_names: Sequence[str]) -> VerifyPlan:
+    """Each cell's kernel, fetched into the cache when needed; two names of one kernel
+    boot it once."""
+    from .vm.targets import HOST, Target, VerifyPlan, matrix_cells as cells, resolve
+
+    targets, seen = [], set()
+    for spec, arch in cells(specs, arch_names, host_arch().name):
+        kernel = None if spec == HOST else resolve(spec, arch, project.root)
+        key = (arch, kernel.release if kernel else HOST)
+        if key not in seen:
+            seen.add(key)
+            targets.append(Target(spec, arch, kernel))
+    if not targets:
+        raise BpfBuildError("nothing to verify: no kernel runs any of the selected arches",
+                            hint="the running kernel verifies only its own arch; name a VM "
+                                 "kernel with --kernel debian:6.12")
+    return VerifyPlan(tuple(targets))
+
+
+def _report(project: Project, plan: VerifyPlan, selected: Sequence[str], fmt: str, update_baseline: bool,
+            require: bool, partial: bool = False) -> int:
+    """Read the saved reports of the run, print them, and judge them. partial: some
+    VMs failed; print the reports there are."""
+    from .verify.report import (
+        Verdict, VerifyReport, compare_baseline, format_rejection,
+        load_object_report, raise_for_failures, write_baseline,
+    )
+
+    root = project.root
+    objects = []
+    for target in plan.targets:
+        layout = Layout(root, target.arch)
+        for name in selected:
+            if target.kernel is None:
+                path = layout.verify_report(name)
+            else:
+                path = layout.vm_verify_dir(target.kernel.release) / f"{name}.json"
+            if partial and not path.is_file():
+                continue
+            objects.append(load_object_report(path))
+    if not objects:
+        return 1
+    report = VerifyReport(objects)
     sources = {Path(obj.source).name: obj.source for obj in project.bpf_objects.values()}
     for result in report.results:
         # The kernel names a source by its base name; show the project's path.
         result.source_file = sources.get(result.source_file or "", result.source_file)
     machine = fmt != "table"
     notes = lambda text: click.echo(text, err=machine)  # noqa: E731 - keep stdout parseable
-    formatted = {"table": lambda: format_table(report.results), "json": lambda: format_json(report),
-                 "csv": lambda: format_csv(report.results)}[fmt]().rstrip("\n")
-    if not report.privileged:
+    host_objects = [o for o in objects if o.kernel_spec == "host"]
+    host_report = VerifyReport(host_objects)
+    if host_objects and not host_report.privileged:
         if require:
-            raise VerifyError(report.skip_message, hint=report.skip_hint)
-        notes(report.skip_message)
-        if machine:  # still a document: status "no privilege" (or "no bpf syscall"), all skipped
-            click.echo(formatted)
-        return 0
-
-    click.echo(formatted)
-    for result in report.results:
-        if result.verdict is Verdict.REJECTED:
-            notes("\n" + format_rejection(result).rstrip())
-        elif result.verdict is Verdict.UNSUPPORTED:
-            notes(f"note: {result.name}: not supported by this kernel: {result.error}")
+            raise VerifyError(host_report.skip_message, hint=host_report.skip_hint)
+        notes(host_report.skip_message)
+        if len(plan.targets) == 1:
+            if machine:  # still a document: status "no privilege", every program skipped
+                click.echo(format_report(report, fmt))
+            return 0
+    click.echo(format_report(report, fmt))
+    for o in objects:
+        for result in o.results:
+            if result.verdict is Verdict.REJECTED:
+                where = "" if o.kernel_spec == "host" else f"on {o.kernel_spec} ({o.arch}): "
+                notes("\n" + where + format_rejection(result).rstrip())
+            elif result.verdict is Verdict.UNSUPPORTED:
+                kernel = "this kernel" if o.kernel_spec == "host" else f"{o.kernel_spec} ({o.arch})"
+                notes(f"note: {result.name}: not supported by {kernel}: {result.error}")
 
     settings = project.config.verify
     baseline = root / settings.baseline
     comparison = None
-    if update_baseline:
-        write_baseline(baseline, report.results)
-        notes(f"wrote baseline {baseline.relative_to(root)} ({len(report.results)} programs)")
-    elif baseline.is_file():
-        comparison = compare_baseline(baseline, report.results, settings.max_growth)
+    if host_objects and update_baseline:
+        write_baseline(baseline, host_report.results)
+        notes(f"wrote baseline {baseline.relative_to(root)} ({len(host_report.results)} programs)")
+    elif host_objects and baseline.is_file():
+        comparison = compare_baseline(baseline, host_report.results, settings.max_growth)
         notes(f"\ncompared with {baseline.relative_to(root)}:\n{comparison.format().rstrip()}")
     raise_for_failures(report, max_share=settings.max_insn_share, comparison=comparison)
+    return 0
+
+
+def format_report(report: VerifyReport, fmt: str) -> str:
+    """The report in a format: json and csv as always; a table per (kernel, arch),
+    then the matrix when there is more than one."""
+    from .verify.report import format_csv, format_json, format_matrix, format_table
+
+    if fmt == "json":
+        return format_json(report)
+    cells: dict[tuple[str, str], list] = {}
+    for o in report.objects:
+        cells.setdefault((o.kernel_spec, o.arch), []).append(o)
+    if fmt == "csv":
+        # The columns of before VMs when only the running kernel was asked.
+        only_host = all(spec == "host" for spec, _ in cells)
+        return format_csv(report.results, None if only_host else report).rstrip("\n")
+    if len(cells) == 1 and next(iter(cells))[0] == "host":
+        return format_table(report.results)  # as before VMs: the running kernel only
+    from .verify.report import kernel_order
+
+    parts = []
+    for (spec, arch), group in sorted(cells.items(), key=lambda c: (kernel_order(c[0][0]), c[0][1])):
+        kernel = group[0].kernel
+        parts.append(f"== {spec} {arch} ({kernel})\n"
+                     + format_table([r for o in group for r in o.results]))
+    if len(cells) > 1:
+        parts.append("== matrix\n" + format_matrix(report))
+    return "\n\n".join(parts)
+
+
+def merge_results(paths: Sequence[Path], fmt: str = "table") -> int:
+    """Combine the --format json results of matrix jobs: print them with the matrix,
+    and fail on any failure."""
+    from .verify.report import VerifyReport, raise_for_failures, report_from_json
+
+    if not paths:
+        raise BpfBuildError("--merge needs result files",
+                            hint="bpfbuild verify --merge results/*.json")
+    objects = []
+    for path in paths:
+        try:
+            text = Path(path).read_text()
+        except OSError as err:
+            raise BpfBuildError(f"cannot read {path}: {err.strerror}",
+                                hint="give the files the matrix jobs wrote") from None
+        objects += report_from_json(text, str(path)).objects
+    report = VerifyReport(objects)
+    click.echo(format_report(report, fmt))
+    raise_for_failures(report)
     return 0
 
 

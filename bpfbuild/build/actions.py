@@ -218,3 +218,15 @@ def report_complete(report: str) -> bool:
         return load_object_report(Path(report)).privileged
     except (OSError, ValueError, KeyError, TypeError):
         return False
+
+
+def verify_in_vm(job) -> TaskFailed | dict:
+    """Boot one VM that verifies every object of its arch (bpfbuild.vm.session.VmJob)
+    and save their reports; returns where the time went, saved as the task's values."""
+    from ..errors import BpfBuildError
+    from ..vm.session import run_vm_job
+
+    try:
+        return run_vm_job(job)
+    except BpfBuildError as err:
+        return TaskFailed(err.message + (f"\nhint: {err.hint}" if err.hint else ""))

@@ -101,6 +101,13 @@ class VerifyConfig:
     """Baseline file, relative to the project; meant to be committed."""
     rodata: dict[str, dict[str, int]] = field(default_factory=dict)
     """Per object: .rodata globals to set before verification."""
+    kernels: list[str] = field(default_factory=list)
+    """Kernels to verify on (`bpfbuild verify --kernel`): "host", "debian:6.1", a Debian
+    kernel package, or a bootable image; empty: the running kernel only."""
+    arches: list[str] = field(default_factory=list)
+    """Arches to verify in VMs (`--arch`); empty: every arch of the project a VM can boot."""
+    timeout: float = 300.0
+    """Seconds a verification VM may run before it is killed and reported."""
 
 
 @dataclass
@@ -211,6 +218,11 @@ def load_config(path: Path) -> ProjectConfig:
                             f"list each file once in 'app.{app}.{key}'")
     verify = _dataclass_from(locate, ("verify",), data.get("verify", {}), VerifyConfig)
     _check_verify(locate, verify)
+    for arch in verify.arches:
+        _check_arch(locate, ("verify",), "arches", arch)
+    if verify.timeout <= 0:
+        locate.fail(("verify",), "timeout", "'verify.timeout' must be a positive number of seconds",
+                    "change the value of 'verify.timeout'")
     libbpf = _dataclass_from(locate, ("libbpf",), data.get("libbpf", {}), LibbpfConfig)
     toolchain = _dataclass_from(locate, ("toolchain",), data.get("toolchain", {}), ToolchainConfig)
     objects_table = _expect(locate, (), "object", data.get("object", {}), dict)

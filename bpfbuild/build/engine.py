@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from doit.cmd_base import TaskLoader2
 from doit.doit_cmd import DoitMain
@@ -27,6 +27,9 @@ from .project import Project, check_own_folders, load_project
 from .state import BACKEND_LOCATION, BACKEND_NAME, SharedMD5Checker, remove_partials
 from .tasks import project_tasks, step_line
 from .toolchain import Toolchain, find_toolchain
+
+if TYPE_CHECKING:
+    from ..vm.targets import VerifyPlan
 
 DB_NAME = "doit.sqlite"
 
@@ -43,8 +46,12 @@ class RunOptions:
     """Build everything that does not depend on a failed step, then print a summary."""
     steps_to_stderr: bool = False
     """Step lines on stderr, keeping stdout for a machine format (verify --format json)."""
-    verify: bool = False
-    """The graph also holds the verification tasks (of the running kernel's arch)."""
+    verify: bool | VerifyPlan = False
+    """The graph also holds the verification tasks: of the running kernel's arch
+    (True), or of the kernels and arches of a VerifyPlan (VMs)."""
+    continue_on_failure: bool = False
+    """Run every task that does not depend on a failed one, with no summary (one VM
+    that fails does not stop the others)."""
 
 
 class KbuildReporter(ConsoleReporter):
@@ -157,7 +164,7 @@ def _doit_config(root: Path, options: RunOptions) -> dict[str, Any]:
         "verbosity": 2,
         "num_process": options.jobs or os.cpu_count() or 1,
         "par_type": "thread",          # actions are subprocesses; no pickling
-        "continue": options.keep_going,
+        "continue": options.keep_going or options.continue_on_failure,
     }
 
 

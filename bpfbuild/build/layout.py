@@ -118,6 +118,11 @@ class Layout:
         """The saved verdicts and statistics of one object's programs."""
         return self.arch_dir / VERIFY / f"{name}.json"
 
+    def vm_verify_dir(self, release: str) -> Path:
+        """Reports and logs of a VM's kernel: verify/<release>/<object>.json and
+        verify/<release>/<object>/<program>.log."""
+        return self.arch_dir / "verify" / release
+
     @property
     def verifier_runner(self) -> Path:
         """bpfverify: the static runner that loads programs in the kernel."""

@@ -26,6 +26,7 @@ from .project import KERNEL_BTF, BpfObject, Project
 from .state import TargetsAsRecorded
 from .toolchain import Toolchain
 from ..errors import ToolchainError
+from ..vm.targets import Target, VerifyPlan
 
 TaskDict = dict
 
@@ -59,7 +60,7 @@ class TaskFactory:
     """
 
     def __init__(self, project: Project, toolchain: Toolchain, prefix: str = "",
-                 verify: bool = False) -> None:
+                 verify: bool | VerifyPlan = False) -> None:
         self.project = project
         self.toolchain = toolchain
         self.arch = toolchain.arch
@@ -68,8 +69,12 @@ class TaskFactory:
         self.show_arch = len(project.arches) > 1
         self._headers_include_skeletons: bool | None = None
         self._uses_pch: dict[str, bool] = {}
-        # Verification loads programs in the running kernel: only its own arch.
-        self.verify_tasks = verify and self.arch == host_arch()
+        # verify: True (the running kernel) or a VerifyPlan (kernels x arches).
+        self.plan = verify if isinstance(verify, VerifyPlan) else None
+        # Loading programs in the running kernel: only its own arch.
+        self.verify_tasks = bool(verify) and self.arch == host_arch() and (
+            self.plan is None or self.plan.host)
+        self.vm_targets = self.plan.vms(self.arch.name) if self.plan else []
 
     # -- naming and display -------------------------------------------------
 
@@ -440,6 +445,35 @@ class TaskFactory:
                       (actions.report_complete, (str(report),))],
         )
 
+    def vm_verify(self, target: Target) -> TaskDict:
+        """Boot target's kernel once with every object of this arch and save their
+        reports. Up to date while the objects, the runner and the kernel image are."""
+        from ..vm.initramfs import GuestObject
+        from ..vm.session import VmJob
+
+        layout, kernel = self.layout, target.kernel
+        folder = layout.vm_verify_dir(kernel.release)
+        rodata = self.project.config.verify.rodata
+        objects = tuple(GuestObject(name, layout.bpf_object(name), rodata.get(name, {}))
+                        for name in self.project.bpf_objects)
+        job = VmJob(spec=target.spec, arch=self.arch.name, image=str(kernel.image),
+                    runner=str(layout.verifier_runner), objects=objects, log_root=str(folder),
+                    reports={o.name: str(folder / f"{o.name}.json") for o in objects},
+                    timeout=self.project.config.verify.timeout)
+        return {
+            "basename": f"{self.prefix}vmverify",
+            "name": f"{self.arch.name}/{kernel.release}",
+            "doc": f"verify every object of {self.arch.name} in a VM of {target.spec}",
+            # No kbuild line: the VM's progress line (bpfbuild.vm.progress) says it all.
+            "actions": [(actions.verify_in_vm, (job,))],
+            "file_dep": [str(o.path) for o in objects] + [str(layout.verifier_runner),
+                                                          str(kernel.image)],
+            "task_dep": self.pch_tasks(),
+            "targets": list(job.reports.values()),
+            "uptodate": [config_changed({"kernel": kernel.provenance(), "release": kernel.release,
+                                         "rodata": {o.name: o.rodata for o in objects}})],
+        }
+
     def _header_deps(self, source: str, depfile: Path) -> list[str]:
         """The source plus every file its previous compile read (see existing_deps)."""
         root = self.project.root
@@ -573,10 +607,13 @@ class TaskFactory:
             for alias in app.aliases:
                 yield self.alias(app_name, alias)
         yield self.stale_alias_removal()
-        if self.verify_tasks:
+        if self.verify_tasks or self.vm_targets:
             yield self.verifier_runner()
+        if self.verify_tasks:
             for obj in self.project.bpf_objects.values():
                 yield self.verify(obj)
+        for target in self.vm_targets:
+            yield self.vm_verify(target)
 
 
 _SKELETON_INCLUDE = re.compile(r'#\s*include\s*[<"](\w+)\.skel\.h[>"]')
@@ -624,9 +661,10 @@ def task_title(task) -> str:
 
 
 def project_tasks(project: Project, toolchains: list[Toolchain], prefix: str = "",
-                  verify: bool = False) -> Iterator[TaskDict]:
+                  verify: bool | VerifyPlan = False) -> Iterator[TaskDict]:
     """All tasks of a project for every arch, plus one `app:NAME` group per app;
-    with verify, also the verification tasks of the host arch."""
+    with verify, also the verification tasks of the host arch, and with a
+    VerifyPlan those of its kernels and arches."""
     factories = [TaskFactory(project, toolchain, prefix, verify) for toolchain in toolchains]
     for factory in factories:
         yield from factory.tasks()

@@ -413,6 +413,10 @@ def classify_failure(load_errno: int, log: str, libbpf_lines: Sequence[str]) -> 
                 if pattern.search(rejection.headline):
                     return Classification(Verdict.UNSUPPORTED, f"{reason}: {rejection.headline}", rejection)
         return Classification(Verdict.REJECTED, rejection.headline, rejection)
+    if m := re.search(r"extern \(func ksym\) '([^']+)': not found", "\n".join(libbpf_lines)):
+        return Classification(
+            Verdict.UNSUPPORTED, f"this kernel lacks the kfunc '{m[1]}' the program calls"
+        )
     if m := re.search(r"failed to find kernel BTF type ID of '([^']+)'", "\n".join(libbpf_lines)):
         return Classification(
             Verdict.UNSUPPORTED, f"attach target '{m[1]}' is not in the running kernel's BTF"

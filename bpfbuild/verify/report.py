@@ -9,7 +9,7 @@ import json
 import math
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from ..arch import ARCHES
@@ -187,6 +187,8 @@ class ObjectReport:
     skip_reason: str | None = None
     """Without privilege: why (no bpf() syscall, capabilities dropped, not root)."""
     skip_hint: str | None = None
+    kernel_spec: str = "host"
+    """The kernel as the user named it: `host`, `debian:6.1`, a package, an image path."""
 
 
 @dataclass
@@ -282,7 +284,25 @@ def verify_object(
     for stale in log_dir.glob("*.log"):
         stale.unlink()
     command = [*launcher, *runner_command(runner, bpf_object, log_dir, rodata, rejected_log_level)]
-    output = parse_runner_output(_run_runner(command, timeout))
+    return object_report(_run_runner(command, timeout), bpf_object, log_dir, name=name,
+                         arch=arch, require=require, rerun=" ".join(command))
+
+
+def object_report(
+    runner_stdout: str,
+    bpf_object: Path,
+    log_dir: Path,
+    *,
+    name: str,
+    arch: str | None = None,
+    require: bool = False,
+    rerun: str = "",
+    kernel_spec: str = "host",
+) -> ObjectReport:
+    """Turn the runner's output for one object into its report. The runner named each
+    log `<log-dir>/<program>.log`; they are read from log_dir (where a VM's logs
+    were brought back). kernel_spec: the kernel as the user named it."""
+    output = parse_runner_output(runner_stdout)
     if output.error is not None:
         raise VerifyError(
             f"{bpf_object}: {output.error}",
@@ -291,7 +311,7 @@ def verify_object(
     if output.header is None or output.done is None:
         raise VerifyError(
             f"bpfverify stopped before the end of {bpf_object}",
-            hint="this is a bug in bpfbuild: run the runner's command by hand: " + " ".join(command),
+            hint="this is a bug in bpfbuild: run the runner's command by hand: " + rerun,
         )
     header = output.header
     arch = arch or _arch_name(header.machine)
@@ -300,17 +320,20 @@ def verify_object(
         raise VerifyError(_skip_message(skip_reason), hint=skip_hint)
     before = header.progs_loaded_before
     after = output.done.progs_loaded_after
+    programs = [replace(p, log_path=str(log_dir / Path(p.log_path).name)) if p.log_path else p
+                for p in output.programs]
     return ObjectReport(
         object=name,
         path=bpf_object,
         arch=arch,
         kernel=header.kernel,
         privileged=header.privileged,
-        results=[_program_result(arch, name, p, skip_reason) for p in output.programs],
+        results=[_program_result(arch, name, p, skip_reason) for p in programs],
         progs_loaded_before=None if before < 0 else before,
         progs_loaded_after=None if after < 0 else after,
         skip_reason=skip_reason,
         skip_hint=skip_hint,
+        kernel_spec=kernel_spec,
     )
 
 
@@ -441,8 +464,9 @@ def failures(
     """Every reason to fail: rejections, budget overruns, baseline regressions.
     Unsupported and skipped programs are not failures."""
     problems = [
-        f"{r.name}: rejected by the verifier: {_headline(r.error)}"
-        for r in report.results
+        f"{r.name}{_on_kernel(o)}: rejected by the verifier: {_headline(r.error)}"
+        for o in report.objects
+        for r in o.results
         if r.verdict is Verdict.REJECTED
     ]
     problems += check_budget(report.results, max_share)
@@ -460,7 +484,11 @@ def raise_for_failures(
     """Raise one VerifyError listing every failure, if any."""
     problems = failures(report, max_share=max_share, comparison=comparison)
     if problems:
-        logs = sorted({str(r.log_path.parent) for r in report.results if r.log_path})
+        # The logs of the programs at fault (all of them for a baseline regression):
+        # with VMs, a run has a log folder per kernel and object.
+        at_fault = [r for r in report.results if r.verdict is Verdict.REJECTED
+                    or (r.verdict is Verdict.PASSED and (r.insn_share or 0) > max_share)]
+        logs = sorted({str(r.log_path.parent) for r in at_fault or report.results if r.log_path})
         raise VerifyError(
             f"verification failed ({len(problems)} problem{'s' if len(problems) > 1 else ''}):\n  "
             + "\n  ".join(problems),
@@ -713,6 +741,7 @@ def format_json(report: VerifyReport) -> str:
                 "path": str(o.path),
                 "arch": o.arch,
                 "kernel": o.kernel,
+                "kernel_spec": o.kernel_spec,
                 "privileged": o.privileged,
                 "programs": [r.to_dict() for r in o.results],
             }
@@ -722,14 +751,80 @@ def format_json(report: VerifyReport) -> str:
     return json.dumps(data, indent=2, sort_keys=True)
 
 
-def format_csv(results: Iterable[ProgramResult]) -> str:
-    """One row per program, every ProgramResult field, header first."""
+def report_from_json(text: str, origin: str = "<json>") -> VerifyReport:
+    """Read back a document printed by format_json (e.g. one CI job's result)."""
+    try:
+        data = json.loads(text)
+        objects = []
+        for o in data["objects"]:
+            results = []
+            for entry in o["programs"]:
+                entry = dict(entry)
+                entry["verdict"] = Verdict(entry["verdict"])
+                entry["log_path"] = Path(entry["log_path"]) if entry.get("log_path") else None
+                results.append(ProgramResult(**entry))
+            objects.append(ObjectReport(
+                object=o["object"], path=Path(o["path"]), arch=o["arch"], kernel=o["kernel"],
+                privileged=o["privileged"], results=results,
+                kernel_spec=o.get("kernel_spec", "host")))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise VerifyError(
+            f"{origin}: not a result of `bpfbuild verify --format json` ({exc})",
+            hint="give the files that each matrix job wrote with --format json",
+        ) from None
+    return VerifyReport(objects)
+
+
+MATRIX_CELLS = {
+    Verdict.PASSED: "ok",
+    Verdict.REJECTED: "REJECTED",
+    Verdict.UNSUPPORTED: "unsupported",
+    Verdict.SKIPPED: "skipped",
+}
+"""One word per verdict in the matrix: a rejection stands out."""
+
+
+def format_matrix(report: VerifyReport) -> str:
+    """Programs x (kernel, arch): every verdict at a glance; `-` where a program was
+    not verified (its object is not built for that arch)."""
+    columns: dict[tuple[str, str], str] = {}
+    cells: dict[tuple[str, tuple[str, str]], str] = {}
+    for o in report.objects:
+        column = (o.kernel_spec, o.arch)
+        columns.setdefault(column, f"{o.kernel_spec} {o.arch}")
+        for r in o.results:
+            cells[(r.name, column)] = MATRIX_CELLS[r.verdict]
+    programs = sorted({name for name, _ in cells})
+    order = sorted(columns, key=lambda c: (kernel_order(c[0]), c[1]))
+    rows = [(name, *(cells.get((name, c), "-") for c in order)) for name in programs]
+    return _columns(("Program", *(columns[c] for c in order)), rows, numeric=())
+
+
+def kernel_order(spec: str) -> tuple:
+    """host first, then Debian series by version, then the rest by name."""
+    if spec == "host":
+        return (0,)
+    if spec.startswith("debian:"):
+        version = spec.split(":", 1)[1]
+        return (1, tuple(int(p) if p.isdigit() else 0 for p in version.split(".")), spec)
+    return (2, (), spec)
+
+
+def format_csv(results: Iterable[ProgramResult], report: VerifyReport | None = None) -> str:
+    """One row per program, every ProgramResult field, header first. With the report
+    of a run on several kernels, each row starts with its kernel_spec and kernel."""
     names = [f.name for f in fields(ProgramResult)]
+    rows = [(None, r) for r in results]
+    if report is not None:
+        names = ["kernel_spec", "kernel", *names]
+        rows = [(o, r) for o in report.objects for r in o.results]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=names, lineterminator="\n")
     writer.writeheader()
-    for r in results:
+    for o, r in rows:
         row = r.to_dict()
+        if o is not None:
+            row.update(kernel_spec=o.kernel_spec, kernel=o.kernel)
         writer.writerow({k: "" if row[k] is None else row[k] for k in names})
     return buffer.getvalue()
 
@@ -751,6 +846,11 @@ def format_rejection(result: ProgramResult) -> str:
         truncated = " (tail only: the log outgrew the buffer)" if result.log_truncated else ""
         lines.append(f"  full log: {result.log_path}{truncated}")
     return "\n".join(lines)
+
+
+def _on_kernel(report: ObjectReport) -> str:
+    """` on debian:6.1 (arm64)` for a result from a VM; empty for the host's."""
+    return "" if report.kernel_spec == "host" else f" on {report.kernel_spec} ({report.arch})"
 
 
 def _headline(error: str | None) -> str:

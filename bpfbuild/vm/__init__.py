@@ -1,0 +1,1 @@
+"""Verification in small emulated VMs: guest initramfs, qemu per arch, console protocol, timeouts."""
