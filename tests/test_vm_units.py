@@ -184,7 +184,7 @@ def test_vm_tasks_one_per_cell_with_objects_runner_and_image_as_file_dep(tmp_pat
     plan = VerifyPlan((Target("Image", "arm64", kernel), Target("host", "x86_64", None)))
     tasks = {f"{t['basename']}:{t['name']}": t for t in TaskFactory(project, toolchain, verify=plan).tasks()}
     assert "tool:arm64/bpfverify" in tasks  # the runner, cross-compiled
-    assert tasks["tool:arm64/bpfverify"]["meta"]["commands"][0][0] == "/usr/bin/aarch64-linux-gnu-gcc"
+    assert tasks["tool:arm64/bpfverify"]["meta"]["commands"][0].argv[0] == "/usr/bin/aarch64-linux-gnu-gcc"
     assert not [name for name in tasks if name.startswith("verify:")]  # not the host's arch
     vm = tasks["vmverify:arm64/6.12.1-arm64"]
     layout = Layout(root, "arm64")
