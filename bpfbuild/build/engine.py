@@ -173,7 +173,8 @@ def acquire_lock(root: Path) -> None:
 def toolchains_for(project: Project) -> list[Toolchain]:
     """Every arch's toolchain, with the optional tools the config asks for."""
     state = state_dir(project.root)
-    toolchains = [find_toolchain(arch, state) for arch in project.arches]
+    toolchains = [find_toolchain(arch, state, project.config.build.linker)
+                  for arch in project.arches]
     for toolchain in toolchains:
         if project.config.build.strip and toolchain.strip is None:
             raise ToolchainError(

@@ -262,8 +262,10 @@ class TaskFactory:
         build = self.project.config.build
         executable = layout.executable(app_name)
         objects = [self.rel(layout.user_object(source)) for source in app.sources]
+        linker = toolchain.linker
         argv = [
             toolchain.cc.path,
+            *(linker.flags if linker else ()),     # [build] linker: -fuse-ld=mold...
             "-o", actions.partial(self.rel(executable)),
             *objects,
             *(["-static"] if build.static else []),  # one file to deploy, no runtime deps
@@ -282,7 +284,8 @@ class TaskFactory:
                       (tuple(argv), str(self.project.root), str(executable), build.static, strip_argv))],
             file_dep=[str(layout.user_object(source)) for source in app.sources],
             targets=[str(executable)],
-            uptodate=[self._changed("cc", argv, strip=bool(strip_argv))],
+            uptodate=[self._changed("cc", argv, strip=bool(strip_argv),
+                                    linker=[linker.path, linker.version] if linker else None)],
         )
 
     # -- verification (only for the running kernel's arch) -----------------

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..arch import Arch, host_arch
 from ..errors import ToolchainError
+from . import linker as linkers
 
 MIN_CLANG = 11
 """Oldest clang whose BTF and CO-RE relocations libbpf can rely on."""
@@ -59,6 +60,8 @@ class Toolchain:
     """$CFLAGS, split like a shell would."""
     ldflags: list[str] = field(default_factory=list)
     """$LDFLAGS."""
+    linker: linkers.Linker | None = None
+    """The linker of the apps ([build] linker); None: the compiler's default, unprobed."""
 
     @property
     def system_include_dirs(self) -> list[str]:
@@ -271,7 +274,14 @@ def find_libbpf(arch: Arch, cache: _VersionCache) -> Libbpf:
     return Libbpf(info["version"], info["cflags"], info["libs"], info["static_libs"])
 
 
-def find_toolchain(arch: Arch, state_dir: Path | None = None) -> Toolchain:
+def find_linker(choice: str, cc: Tool, cache: _VersionCache) -> linkers.Linker:
+    """The linker for `[build] linker = choice`, probed once per compiler and install."""
+    found = cache.get(f"linker:{choice}:{cc.path}", linkers.stamp_paths(cc.path),
+                      lambda: linkers.to_dict(linkers.choose(choice, cc.path)))
+    return linkers.from_dict(found)
+
+
+def find_toolchain(arch: Arch, state_dir: Path | None = None, linker: str = "auto") -> Toolchain:
     """The whole toolchain for one arch; versions cached under state_dir."""
     cache = _VersionCache(state_dir / "toolchain.json" if state_dir else None)
     try:
@@ -284,6 +294,7 @@ def find_toolchain(arch: Arch, state_dir: Path | None = None) -> Toolchain:
             strip=find_strip(arch, cache),
             cflags=shlex.split(os.environ.get("CFLAGS", "")),
             ldflags=shlex.split(os.environ.get("LDFLAGS", "")),
+            linker=find_linker(linker, find_cc(arch, cache), cache),
         )
     finally:
         cache.save()
