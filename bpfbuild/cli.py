@@ -188,5 +188,60 @@ def init(directory: str, name: str | None, template: str, list_templates: bool, 
                f"sudo ./output/{created.arch}/{created.name}")
 
 
+@main.group()
+def cache() -> None:
+    """Show or empty the user's cache (vmlinux.h, PCH, kernels), shared by every project."""
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+@cache.command("info")
+@handle_errors
+def cache_info() -> None:
+    """The cache's folder, its size per kind and its entries, least recently used first."""
+    import time
+
+    from .cache import CACHE_ENV, SIZE_ENV, cache_root, entries, size_limit
+
+    present = entries()
+    total = sum(e.size for e in present)
+    click.echo(f"cache {cache_root()} (${CACHE_ENV}): {_size(total)} of {_size(size_limit())} "
+               f"(${SIZE_ENV}), {len(present)} entries")
+    for kind in sorted({e.kind for e in present}):
+        of_kind = [e for e in present if e.kind == kind]
+        click.echo(f"{kind}: {len(of_kind)} entries, {_size(sum(e.size for e in of_kind))}")
+        for entry in of_kind:
+            used = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.last_used))
+            click.echo(f"  {entry.key}  {_size(entry.size):>10}  last used {used}")
+
+
+@cache.command("clean")
+@click.option("--kind", shell_complete=lambda ctx, param, incomplete: _cache_kinds(incomplete),
+              help="Only this kind of entry (see `bpfbuild cache info`).")
+@handle_errors
+def cache_clean(kind: str | None) -> None:
+    """Delete every entry of the cache (or of one kind); builds refill it as needed."""
+    from .cache import cache_root, clean
+
+    if kind is not None and (not kind or "/" in kind or kind.startswith(".")):
+        raise BpfBuildError(f"invalid cache kind '{kind}'",
+                            hint="kinds: " + (", ".join(_cache_kinds("")) or "none yet"))
+    removed = clean(kind)
+    click.echo(f"removed {len(removed)} entries, {_size(sum(e.size for e in removed))} "
+               f"from {cache_root()}")
+
+
+def _cache_kinds(incomplete: str) -> list[str]:
+    from .cache import entries
+
+    return sorted({e.kind for e in entries() if e.kind.startswith(incomplete)})
+
+
 if __name__ == "__main__":
     main()

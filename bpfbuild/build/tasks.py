@@ -28,8 +28,9 @@ class TaskFactory:
 
     Every file_dep and target is absolute (doit may run from another folder, as the
     repo's dodo.py does); commands run in the project root with relative paths, so
-    diagnostics, depfiles and debug info name `src/...` and the outputs are the
-    same wherever the project lives.
+    diagnostics and depfiles name `src/...`; -ffile-prefix-map turns the root that
+    the compilers still record (DW_AT_comp_dir, BTF line info) into `.`, so objects,
+    skeletons and executables are the same bytes wherever the project lives.
     """
 
     def __init__(self, project: Project, toolchain: Toolchain, prefix: str = "",
@@ -84,13 +85,21 @@ class TaskFactory:
             changed = config_changed({"copy": source.path})
         else:
             argv = [self.toolchain.bpftool.path, "btf", "dump", "file", source_path, "format", "c"]
-            action = (actions.run_tool, (tuple(argv), str(self.project.root), (header,), header))
+            bpftool = self.toolchain.bpftool
+            action = (actions.generate_vmlinux, (tuple(argv), str(self.project.root), header,
+                                                 source_path, (bpftool.path, bpftool.version)))
             commands = [(*argv, ">", header)]
             changed = self._changed("bpftool", argv)
         return self._task(
             "vmlinux", "vmlinux.h", "GEN", self.rel(self.layout.vmlinux_header), commands,
             actions=[action], file_dep=[source_path], targets=[header], uptodate=[changed],
         )
+
+    def reproducible_flags(self) -> list[str]:
+        """The same bytes wherever the project lives (as bpf2go pins them): debug info
+        and __FILE__ name the root `.`, not its absolute path (DW_AT_comp_dir, BTF line
+        info); no compiler version string in a .comment section."""
+        return [f"-ffile-prefix-map={self.project.root}=.", "-fno-ident"]
 
     def bpf_flags(self) -> list[str]:
         """clang and its flags for every BPF compile of this arch (and for the
@@ -101,6 +110,7 @@ class TaskFactory:
             "-g",                                  # BTF + line info: CO-RE and verifier source lines
             "-O2",                                 # the verifier rejects unoptimized BPF
             "-Wall",
+            *self.reproducible_flags(),
             "-target", self.arch.bpf_target,       # BPF byte order must match the kernel's
             f"-D__TARGET_ARCH_{self.arch.target_arch}",  # bpf_tracing.h picks PT_REGS by arch
             "-I", self.rel(self.layout.include_dir),     # vmlinux.h for this arch
@@ -117,8 +127,8 @@ class TaskFactory:
         No compile waits for it (see actions.compile_bpf)."""
         layout = self.layout
         pch, key_file = layout.vmlinux_pch, layout.vmlinux_pch_key
-        argv = [*self.bpf_flags(), "-x", "c-header", self.rel(layout.vmlinux_header),
-                "-o", actions.partial(self.rel(pch))]
+        argv = [*self.bpf_flags(), *self.relocatable_pch_flags(), "-x", "c-header",
+                self.rel(layout.vmlinux_header), "-o", actions.partial(self.rel(pch))]
         return self._task(
             "pch", "vmlinux.h.pch", "PCH", self.rel(pch), [tuple(argv)],
             actions=[(actions.build_pch, (tuple(argv), str(self.project.root), str(pch),
@@ -128,12 +138,29 @@ class TaskFactory:
             uptodate=[self._changed("clang", argv)],
         )
 
+    def relocatable_pch_flags(self, use: bool = False) -> list[str]:
+        """A PCH records the path of vmlinux.h, and the compiles that take it need that
+        file. Made relocatable, with the project as its sysroot, it records
+        `output/<arch>/include/vmlinux.h` and finds it in the project that uses it,
+        so one PCH serves every project (the machine-wide cache) and a moved one.
+        Objects are the same bytes. A compile that takes it (use) names the same
+        sysroot, and keeps /usr/local/include, which a sysroot drops, in its place
+        among the system folders."""
+        sysroot = ["-isysroot", str(self.project.root)]
+        if use:
+            return [*sysroot, "-isystem", "/usr/local/include"]
+        return ["-Xclang", "-relocatable-pch", *sysroot]
+
     @functools.cached_property
     def pch_key(self) -> str:
         """Names the flags and clang a PCH was built with; the key file adds vmlinux.h's
         MD5. Once per arch: every BPF task of the arch passes it to its action."""
         clang = self.toolchain.clang
-        text = json.dumps([clang.path, clang.version, self.bpf_flags()])
+        # Without the project's folder (-ffile-prefix-map): the machine-wide cache
+        # shares one relocatable PCH between projects.
+        flags = [flag.replace(str(self.project.root), "<root>")
+                 for flag in [*self.bpf_flags(), *self.relocatable_pch_flags()]]
+        text = json.dumps([clang.path, clang.version, flags])
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
     def uses_pch(self, obj: BpfObject) -> bool:
@@ -156,7 +183,8 @@ class TaskFactory:
         layout = self.layout
         pch_flags = []
         if pch and self.uses_pch(obj):
-            pch_flags = ["-include-pch", self.rel(layout.vmlinux_pch),
+            pch_flags = [*self.relocatable_pch_flags(use=True),
+                         "-include-pch", self.rel(layout.vmlinux_pch),
                          # clang checks the header's mtime; the key file checks its
                          # content instead (actions.pch_ready), so a touch cannot fail
                          "-Xclang", "-fno-validate-pch"]
@@ -217,6 +245,7 @@ class TaskFactory:
         return [
             toolchain.cc.path,
             "-g", "-O2", "-Wall",
+            *self.reproducible_flags(),
             "-I", self.rel(layout.include_dir),    # NAME.skel.h
             *[f"-I{d}" for d in self.project.include_dirs],
             *toolchain.libbpf.cflags,
