@@ -9,11 +9,16 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import __version__
 from .arch import host_arch
 from .errors import BpfBuildError
 
 PLACEHOLDER = "{{name}}"
 """Replaced by the app name in file contents and file names."""
+VERSION_PLACEHOLDER = "{{bpfbuild_version}}"
+"""Replaced by the version of bpfbuild that makes the project (its CI installs it)."""
+COMMON = "_common"
+"""Files every template gets (the CI workflow), unless it has its own at that path."""
 # Template file names: a trailing ".tmpl" is dropped and a leading "dot-" becomes
 # ".", so that the template folder's tests, CI files and .gitignore stay inert in
 # this repo (pytest, GitHub and git would otherwise act on them).
@@ -80,13 +85,15 @@ def create_project(target: Path, name: str | None, template: str, force: bool) -
     if target.is_dir() and any(target.iterdir()) and not force:
         raise BpfBuildError(f"{target} is not empty",
                             hint="use an empty folder, or --force to write into it")
-    source = templates[template].path
-    files = [p for p in sorted(source.rglob("*")) if p.is_file() and p.name != "template.toml"
-             and "__pycache__" not in p.parts]
-    for path in files:
-        output = target / _output_name(path.relative_to(source), name)
+    files: dict[Path, Path] = {}
+    for source in (templates_root() / COMMON, templates[template].path):
+        for path in sorted(source.rglob("*")):
+            if path.is_file() and path.name != "template.toml" and "__pycache__" not in path.parts:
+                files[path.relative_to(source)] = path
+    for relative, path in sorted(files.items()):
+        output = target / _output_name(relative, name)
         output.parent.mkdir(parents=True, exist_ok=True)
-        text = path.read_text().replace(PLACEHOLDER, name)
+        text = path.read_text().replace(PLACEHOLDER, name).replace(VERSION_PLACEHOLDER, __version__)
         partial = output.with_name(output.name + ".partial")
         partial.write_text(text)
         os.replace(partial, output)
