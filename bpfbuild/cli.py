@@ -10,6 +10,7 @@ import traceback
 from pathlib import Path
 
 import click
+import click.shell_completion
 
 from . import __version__
 from .errors import BpfBuildError
@@ -56,17 +57,60 @@ def _project_root(directory: str | None) -> Path:
     return find_root(Path(directory) if directory else Path.cwd())
 
 
-dir_option = click.option("-C", "--directory", metavar="DIR",
+# -- shell completion (click's: `_BPFBUILD_COMPLETE=bash_source bpfbuild`) --------------
+
+def _completing_project(ctx: click.Context):
+    """The project the command line names (-C) or the one around the current folder;
+    None when there is none or it does not load: completion never prints an error."""
+    try:
+        return load_project(_project_root(ctx.params.get("directory")))
+    except (BpfBuildError, OSError):
+        return None
+
+
+def _complete_apps(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    project = _completing_project(ctx)
+    return [name for name in (project.apps if project else ()) if name.startswith(incomplete)]
+
+
+def _complete_objects(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    project = _completing_project(ctx)
+    return [name for name in (project.bpf_objects if project else ())
+            if name.startswith(incomplete)]
+
+
+def _complete_arches(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    from .arch import ARCHES
+
+    project = _completing_project(ctx)
+    names = [a.name for a in project.arches] if project else list(ARCHES)
+    return [name for name in names if name.startswith(incomplete)]
+
+
+def _complete_templates(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    from .scaffold import available_templates
+
+    return [t.name for t in available_templates() if t.name.startswith(incomplete)]
+
+
+def _complete_folders(ctx: click.Context, param: click.Parameter,
+                      incomplete: str) -> list[click.shell_completion.CompletionItem]:
+    """Let the shell complete folder names."""
+    return [click.shell_completion.CompletionItem(incomplete, type="dir")]
+
+
+dir_option = click.option("-C", "--directory", metavar="DIR", shell_complete=_complete_folders,
                           help="Project folder (default: the nearest with bpfbuild.toml).")
 jobs_option = click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
                            help="Parallel jobs (default: number of cores).")
 verbose_option = click.option("-v", "--verbose", is_flag=True, help="Show full commands.")
 arch_option = click.option("--arch", "arches", multiple=True, metavar="ARCH",
+                           shell_complete=_complete_arches,
                            help="Only these arches (default: all of the project's).")
 
 
 @main.command()
-@click.argument("apps", nargs=-1)
+@click.argument("apps", nargs=-1, shell_complete=_complete_apps)
 @jobs_option
 @verbose_option
 @arch_option
@@ -81,7 +125,7 @@ def build(apps: tuple[str, ...], jobs: int | None, verbose: bool, arches: tuple[
 
 
 @main.command()
-@click.argument("objects", nargs=-1)
+@click.argument("objects", nargs=-1, shell_complete=_complete_objects)
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
               show_default=True, help="Output format.")
 @click.option("--update-baseline", is_flag=True,
@@ -167,9 +211,10 @@ def doctor(directory: str | None) -> None:
 
 
 @main.command()
-@click.argument("directory", required=False, default=".")
+@click.argument("directory", required=False, default=".", shell_complete=_complete_folders)
 @click.option("--name", help="App name, a C identifier (default: the folder's name).")
 @click.option("--template", "-t", default="tracepoint", show_default=True,
+              shell_complete=_complete_templates,
               help="Program type to start from (see --list).")
 @click.option("--list", "list_templates", is_flag=True, help="List templates and exit.")
 @click.option("--force", is_flag=True, help="Write into a non-empty folder.")
