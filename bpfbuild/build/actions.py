@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -99,6 +100,13 @@ def compile_bpf(argv: tuple[str, ...], direct_argv: tuple[str, ...] | None, cwd:
     use_pch = direct_argv is None or (pch is not None and pch_ready(*pch))
     failed = compile_with_depfile(argv if use_pch else direct_argv, cwd, outputs, depfile, task)
     return failed or {"pch": use_pch}
+
+
+def write_json(output: str, data: object) -> None:
+    """Write data as JSON to output atomically."""
+    _prepare((output,))
+    Path(partial(output)).write_text(json.dumps(data, indent=1) + "\n")
+    _finish((output,), None)
 
 
 def copy_file(source: str, output: str) -> None:

@@ -358,6 +358,37 @@ class TaskFactory:
                       (actions.report_complete, (str(report),))],
         )
 
+    # -- the compile database for editors (clangd) --------------------------
+
+    def compile_commands(self) -> TaskDict:
+        """compile_commands.json at the project root: one entry per BPF and user
+        source, from the argv builders the compile tasks use. BPF entries are the
+        commands without the PCH (the same object; an editor's clang may not read
+        clang 14's PCH). One task for the project whatever the arch, so a build for
+        another arch rewrites the file (its commands differ)."""
+        root = str(self.project.root)
+        entries = [
+            {"directory": root, "file": str(self.project.root / obj.source),
+             "arguments": self.bpf_compile_argv(obj, pch=False),
+             "output": str(self.layout.bpf_compiled(obj.name))}
+            for obj in self.project.bpf_objects.values()
+        ] + [
+            {"directory": root, "file": str(self.project.root / source),
+             "arguments": self.user_compile_argv(source),
+             "output": str(self.layout.user_object(source))}
+            for source in sorted({s for app in self.project.apps.values() for s in app.sources})
+        ]
+        database = self.project.root / COMPILE_COMMANDS
+        return {
+            "basename": f"{self.prefix}compdb",
+            "name": COMPILE_COMMANDS,
+            "title": task_title,
+            "meta": {"line": f"  {'GEN':<8}{COMPILE_COMMANDS}", "commands": [], "cwd": root},
+            "actions": [(actions.write_json, (str(database), entries))],
+            "targets": [str(database)],
+            "uptodate": [config_changed({"entries": entries})],
+        }
+
     def _header_deps(self, source: str, depfile: Path) -> list[str]:
         """The source plus every file its previous compile read (see existing_deps)."""
         root = self.project.root
@@ -390,6 +421,8 @@ class TaskFactory:
                 yield self.verify(obj)
 
 
+COMPILE_COMMANDS = "compile_commands.json"
+"""The compile database at the project root, for the arch built (the host's first)."""
 _SKELETON_INCLUDE = re.compile(r'#\s*include\s*[<"](\w+)\.skel\.h[>"]')
 _VMLINUX_INCLUDE = re.compile(r'\s*#\s*include\s*[<"]vmlinux\.h[>"]')
 
@@ -420,6 +453,8 @@ def project_tasks(project: Project, toolchains: list[Toolchain], prefix: str = "
     factories = [TaskFactory(project, toolchain, prefix, verify) for toolchain in toolchains]
     for factory in factories:
         yield from factory.tasks()
+    if factories:
+        yield next((f for f in factories if f.arch == host_arch()), factories[0]).compile_commands()
     pch_tasks = [name for factory in factories for name in factory.pch_tasks()]  # first
     for app_name in project.apps:
         yield {
