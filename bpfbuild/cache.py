@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -91,7 +92,9 @@ def read_entry(kind: str, key: str, root: Path | None = None) -> Entry | None:
     except (OSError, ValueError, KeyError, TypeError, CacheError):
         _remove(path)
         return None
-    return Entry(path, files, meta)
+    entry = Entry(path, files, meta)
+    mark_used(entry)
+    return entry
 
 
 def write_entry(kind: str, key: str, files: Mapping[str, Path], meta: Mapping | None = None,
@@ -174,6 +177,9 @@ def _remove(path: Path) -> None:
 SIZE_ENV = "BPFBUILD_CACHE_SIZE"
 """The cache's size bound, e.g. 2G, 500M or 0 (0: do not cache generated headers)."""
 DEFAULT_SIZE = 2 * 1024**3
+KEEP_RECENT = 600
+"""Seconds during which a used entry is never evicted: a running build or VM may
+still open its files."""
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
 
@@ -203,7 +209,7 @@ def size_limit() -> int:
 
 
 def mark_used(entry: Entry) -> None:
-    """Record a use of entry, for the least-recently-used eviction."""
+    """Record a use of entry (read_entry does), for the least-recently-used eviction."""
     try:
         os.utime(entry.path)
     except OSError:
@@ -231,15 +237,17 @@ def entries(kind: str | None = None, root: Path | None = None) -> list[EntryInfo
 
 def evict(limit: int, keep: tuple[str, str] | None = None, root: Path | None = None) -> list[EntryInfo]:
     """Remove least recently used entries until the cache holds at most limit bytes;
-    keep (kind, key) is never removed. An entry is renamed away before it is deleted,
-    so a reader sees it whole or not at all. Returns what was removed."""
+    keep (kind, key) and the entries used in the last KEEP_RECENT seconds are never
+    removed. An entry is renamed away before it is deleted, so a reader sees it whole
+    or not at all. Returns what was removed."""
     present = entries(root=root)
     total = sum(e.size for e in present)
+    recent = time.time() - KEEP_RECENT
     removed = []
     for entry in present:
         if total <= limit:
             break
-        if keep and (entry.kind, entry.key) == keep:
+        if (keep and (entry.kind, entry.key) == keep) or entry.last_used > recent:
             continue
         if _discard(entry.path):
             total -= entry.size

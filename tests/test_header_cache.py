@@ -7,11 +7,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from bpfbuild.cache import entries, read_entry
+from bpfbuild.cache import entries, evict, read_entry, write_entry
 
 from buildutil import ARCH, bpfbuild, bpfbuild_command, build, copy_project, output_hashes
 
@@ -113,15 +114,37 @@ def test_corrupt_entry_is_detected_and_rebuilt(tmp_path: Path, reference: dict) 
 
 
 def test_size_bound_evicts_least_recently_used(tmp_path: Path) -> None:
-    """A bound below one PCH keeps only the entry just written."""
+    """Over the bound, a build's new entry pushes out the entries used longest ago."""
     cache = tmp_path / "cache"
     root = copy_project("multi", tmp_path)
+    build(root, "-j1", env=cache_env(cache))
+    (old_pch,) = entries("pch", root=cache)
+    for entry in entries(root=cache):
+        os.utime(entry.path, (1, 1))
+    config = root / "bpfbuild.toml"
+    config.write_text(config.read_text() + 'bpf_cflags = ["-DOTHER"]\n')   # a new PCH key
     build(root, "-j1", env=cache_env(cache, BPFBUILD_CACHE_SIZE="5M"))
-    assert kinds(cache) == {"pch": 1}       # vmlinux.h (2-3 MB) came first, so went first
+    # vmlinux.h was up to date, so its entry went unused: both old entries went.
+    assert kinds(cache) == {"pch": 1}
+    assert old_pch.key not in {e.key for e in entries("pch", root=cache)}
     run = bpfbuild(root, "cache", "info", env=cache_env(cache, BPFBUILD_CACHE_SIZE="5M"))
     assert run.returncode == 0, run.describe()
-    assert f"cache {cache} ($BPFBUILD_CACHE_DIR): " in run.stdout
+    assert f"cache {cache} ($BPFBUILD_CACHE_DIR): " in run.stdout and "of 5.0 MiB" in run.stdout
     assert "pch: 1 entries" in run.stdout and "vmlinux" not in run.stdout
+
+
+def test_evict_order_and_what_it_keeps(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    blob = tmp_path / "blob"
+    blob.write_bytes(b"x" * 1000)
+    for key, age in (("old", 10_000), ("older", 20_000), ("recent", 5), ("kept", 30_000)):
+        entry = write_entry("things", key, {"blob": blob}, root=cache)
+        os.utime(entry.path, (time.time() - age,) * 2)
+    removed = evict(1500, keep=("things", "kept"), root=cache)
+    assert [e.key for e in removed] == ["older", "old"]
+    assert {e.key for e in entries(root=cache)} == {"recent", "kept"}
+    assert read_entry("things", "recent", root=cache) is not None
+    assert not list(cache.rglob("*.partial"))
 
 
 def test_cache_info_and_clean(tmp_path: Path) -> None:

@@ -53,7 +53,6 @@ def fetch_or_make(kind: str, key: str, name: str, output: str, make: Callable[[]
             except OSError:
                 entry = None    # evicted by another process after it was verified
             else:
-                cache.mark_used(entry)
                 Path(partial).replace(output)
                 return None
         failed = make()
