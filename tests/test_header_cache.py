@@ -162,5 +162,9 @@ def test_cache_info_and_clean(tmp_path: Path) -> None:
     bad = bpfbuild(root, "cache", "clean", "--kind", "../etc", env=cache_env(cache))
     assert bad.returncode == 1 and "error: invalid cache kind '../etc'" in bad.stderr
     assert "hint: " in bad.stderr
-    size = bpfbuild(root, "cache", "info", env=cache_env(cache, BPFBUILD_CACHE_SIZE="lots"))
-    assert size.returncode == 1 and "error: $BPFBUILD_CACHE_SIZE is 'lots', not a size" in size.stderr
+    for command in (("cache", "info"), ("build",)):
+        size = bpfbuild(root, *command, env=cache_env(cache, BPFBUILD_CACHE_SIZE="lots"))
+        assert size.returncode == 1, size.describe()
+        assert size.stderr.splitlines() == [
+            "error: $BPFBUILD_CACHE_SIZE is 'lots', not a size",
+            "hint: set $BPFBUILD_CACHE_SIZE to a size such as 2G, 500M or 0, or unset it"]

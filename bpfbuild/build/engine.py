@@ -21,6 +21,7 @@ from doit.loader import load_tasks
 from doit.reporter import ConsoleReporter
 
 from .actions import content_md5
+from ..cache import size_limit
 from ..arch import Arch, host_arch
 from ..errors import BpfBuildError, ToolchainError
 from .layout import state_dir
@@ -206,6 +207,7 @@ _with_verify_tasks = False
 def preload(project: Project) -> None:
     """Find the toolchains before doit starts, so that a missing tool is a clean
     error, and so that task_bpfbuild reuses this project rather than reloading it."""
+    size_limit()  # a malformed $BPFBUILD_CACHE_SIZE is an error now, not in a task
     _preloaded[project.root] = (project, toolchains_for(project))
 
 
