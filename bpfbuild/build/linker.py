@@ -52,10 +52,13 @@ def candidate_flags(name: str) -> list[tuple[str, ...]]:
     return ways
 
 
-def probe(cc: str, name: str, flags: tuple[str, ...]) -> Linker | None:
-    """Link a program with no libc for cc's target with these flags; the linker that
-    did it, or None when the compiler cannot use it."""
-    with tempfile.TemporaryDirectory(prefix="bpfbuild-ld.") as folder:
+def probe(cc: str, name: str, flags: tuple[str, ...], workdir: Path | None = None) -> Linker | None:
+    """Link a program with no libc for cc's target with these flags (in a temporary
+    folder under workdir, the project's state folder); the linker that did it, or None
+    when the compiler cannot use it."""
+    if workdir:
+        workdir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="ld-probe.", dir=workdir) as folder:
         source, output = Path(folder, "probe.c"), Path(folder, "probe")
         source.write_text(_PROBE_SOURCE)
         try:
@@ -73,13 +76,13 @@ def probe(cc: str, name: str, flags: tuple[str, ...]) -> Linker | None:
     return Linker(name, flags, os.path.realpath(path) if os.path.isabs(path) else path, version)
 
 
-def choose(choice: str, cc: str) -> Linker:
+def choose(choice: str, cc: str, workdir: Path | None = None) -> Linker:
     """The linker for `[build] linker = choice` with compiler cc; an explicit choice the
     compiler cannot use is an error naming the package to install."""
     names = [*AUTO_ORDER, "default"] if choice == "auto" else [choice]
     for name in names:
         for flags in candidate_flags(name):
-            found = probe(cc, name, flags)
+            found = probe(cc, name, flags, workdir)
             if found:
                 return found
     if choice == "default":

@@ -277,7 +277,8 @@ def find_libbpf(arch: Arch, cache: _VersionCache) -> Libbpf:
 def find_linker(choice: str, cc: Tool, cache: _VersionCache) -> linkers.Linker:
     """The linker for `[build] linker = choice`, probed once per compiler and install."""
     found = cache.get(f"linker:{choice}:{cc.path}", linkers.stamp_paths(cc.path),
-                      lambda: linkers.to_dict(linkers.choose(choice, cc.path)))
+                      lambda: linkers.to_dict(linkers.choose(
+                          choice, cc.path, cache.path.parent if cache.path else None)))
     return linkers.from_dict(found)
 
 
