@@ -238,12 +238,15 @@ def cache() -> None:
     """Show or empty the user's cache (vmlinux.h, PCH, kernels), shared by every project."""
 
 
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+def _size(n: float) -> str:
+    """Bytes for people: 812 B, 2.7 MiB, 1.9 GiB."""
+    if n < 1024:
+        return f"{n:.0f} B"
+    for unit in ("KiB", "MiB", "GiB"):
         n /= 1024
-    return f"{n} B"
+        if n < 1024 or unit == "GiB":
+            break
+    return f"{n:.1f} {unit}"
 
 
 @cache.command("info")
@@ -267,7 +270,7 @@ def cache_info() -> None:
 
 
 @cache.command("clean")
-@click.option("--kind", shell_complete=lambda ctx, param, incomplete: _cache_kinds(incomplete),
+@click.option("--kind", shell_complete=lambda _ctx, _param, incomplete: _cache_kinds(incomplete),
               help="Only this kind of entry (see `bpfbuild cache info`).")
 @handle_errors
 def cache_clean(kind: str | None) -> None:
