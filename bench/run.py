@@ -35,7 +35,9 @@ HEADER_EDIT = "\n#define BENCH_HEADER_EDIT 1\n"
 """Appended to the shared header: the objects come out the same, the sources must
 still be recompiled to know that."""
 
-TOOL_ENV = dict(os.environ, PATH=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+TOOL_ENV = dict(os.environ, PATH=os.environ.get("PATH", "") + ":/usr/sbin:/sbin",
+                # no user cache of vmlinux.h and PCHs: every clean build makes them
+                BPFBUILD_CACHE_SIZE="0")
 """bpftool lives in /usr/sbin on Debian, which a user's PATH may lack."""
 COMPILE_KINDS = ("BPF", "PCH", "CC")
 """Steps that run a compiler (clang or cc on a source); LD links, the rest is bpftool."""
@@ -372,7 +374,8 @@ def classify(tool: str, args: str) -> str:
     if tool == "bpftool":
         return "vmlinux" if words[:2] == ["btf", "dump"] else \
             "bpftool" if words[:1] == ["gen"] else "probe"
-    return "cc" if "-c" in words else "ld" if "-o" in words else "probe"
+    # bpfbuild's linker probe links a tiny program with -Wl,-v: not an app's link
+    return "cc" if "-c" in words else "ld" if "-o" in words and "-Wl,-v" not in words else "probe"
 
 
 @dataclass

@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -91,7 +92,9 @@ def read_entry(kind: str, key: str, root: Path | None = None) -> Entry | None:
     except (OSError, ValueError, KeyError, TypeError, CacheError):
         _remove(path)
         return None
-    return Entry(path, files, meta)
+    entry = Entry(path, files, meta)
+    mark_used(entry)
+    return entry
 
 
 def write_entry(kind: str, key: str, files: Mapping[str, Path], meta: Mapping | None = None,
@@ -167,3 +170,107 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
     elif path.is_dir():
         shutil.rmtree(path, ignore_errors=True)
+
+
+# -- size accounting: what `bpfbuild cache info|clean` show and the size bound ---------
+
+SIZE_ENV = "BPFBUILD_CACHE_SIZE"
+"""The cache's size bound, e.g. 2G, 500M or 0 (0: do not cache generated headers)."""
+DEFAULT_SIZE = 2 * 1024**3
+KEEP_RECENT = 600
+"""Seconds during which a used entry is never evicted: a running build or VM may
+still open its files."""
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+@dataclass(frozen=True)
+class EntryInfo:
+    """One entry as `bpfbuild cache info` lists it."""
+
+    kind: str
+    key: str
+    path: Path
+    size: int
+    """Bytes of every file in the entry."""
+    last_used: float
+    """When a build last wrote or read it (the folder's mtime)."""
+
+
+def size_limit() -> int:
+    """The size bound from $BPFBUILD_CACHE_SIZE (default 2 GiB)."""
+    text = os.environ.get(SIZE_ENV, "").strip().upper().removesuffix("IB").removesuffix("B")
+    if not text:
+        return DEFAULT_SIZE
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT]?)", text)
+    if not match:
+        raise CacheError(f"${SIZE_ENV} is '{os.environ[SIZE_ENV]}', not a size",
+                         hint=f"set ${SIZE_ENV} to a size such as 2G, 500M or 0, or unset it")
+    return int(float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def mark_used(entry: Entry) -> None:
+    """Record a use of entry (read_entry does), for the least-recently-used eviction."""
+    try:
+        os.utime(entry.path)
+    except OSError:
+        pass
+
+
+def entries(kind: str | None = None, root: Path | None = None) -> list[EntryInfo]:
+    """Every whole entry (of one kind), least recently used first."""
+    root = root or cache_root()
+    found = []
+    kinds = [root / kind] if kind else sorted(p for p in root.glob("*") if p.is_dir())
+    for folder in kinds:
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        for path in folder.iterdir():
+            if path.name.startswith(".") or path.is_symlink() or not (path / MANIFEST).is_file():
+                continue
+            try:
+                size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+                found.append(EntryInfo(folder.name, path.name, path, size, path.stat().st_mtime))
+            except OSError:
+                continue  # removed meanwhile by another process
+    return sorted(found, key=lambda e: (e.last_used, e.kind, e.key))
+
+
+def evict(limit: int, keep: tuple[str, str] | None = None, root: Path | None = None) -> list[EntryInfo]:
+    """Remove least recently used entries until the cache holds at most limit bytes;
+    keep (kind, key) and the entries used in the last KEEP_RECENT seconds are never
+    removed. An entry is renamed away before it is deleted, so a reader sees it whole
+    or not at all. Returns what was removed."""
+    present = entries(root=root)
+    total = sum(e.size for e in present)
+    recent = time.time() - KEEP_RECENT
+    removed = []
+    for entry in present:
+        if total <= limit:
+            break
+        if (keep and (entry.kind, entry.key) == keep) or entry.last_used > recent:
+            continue
+        if _discard(entry.path):
+            total -= entry.size
+            removed.append(entry)
+    return removed
+
+
+def clean(kind: str | None = None, root: Path | None = None) -> list[EntryInfo]:
+    """Remove every entry (of one kind) and the staging folders of killed writers."""
+    removed = [e for e in entries(kind, root) if _discard(e.path)]
+    root = root or cache_root()
+    for folder in ([root / kind] if kind else [p for p in root.glob("*") if p.is_dir()]):
+        if folder.is_dir() and not folder.is_symlink():
+            remove_partials(folder.name, root)
+    return removed
+
+
+def _discard(path: Path) -> bool:
+    """Rename an entry to a staging name (atomic for readers), then delete it."""
+    gone = path.with_name(f".{path.name}.{os.getpid()}.evicted.partial")
+    try:
+        os.rename(path, gone)
+    except OSError:
+        return False
+    _remove(gone)
+    return True

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+import click.shell_completion
 
 from . import __version__
 from .errors import BpfBuildError
@@ -99,7 +100,49 @@ def _project_root(directory: str | None) -> Path:
     return find_root(Path(directory) if directory else Path.cwd())
 
 
-dir_option = click.option("-C", "--directory", metavar="DIR",
+# -- shell completion (click's: `_BPFBUILD_COMPLETE=bash_source bpfbuild`) --------------
+
+def _completing_project(ctx: click.Context):
+    """The project the command line names (-C) or the one around the current folder;
+    None when there is none or it does not load: completion never prints an error."""
+    try:
+        return load_project(_project_root(ctx.params.get("directory")))
+    except (BpfBuildError, OSError):
+        return None
+
+
+def _complete_apps(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    project = _completing_project(ctx)
+    return [name for name in (project.apps if project else ()) if name.startswith(incomplete)]
+
+
+def _complete_objects(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    project = _completing_project(ctx)
+    return [name for name in (project.bpf_objects if project else ())
+            if name.startswith(incomplete)]
+
+
+def _complete_arches(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    from .arch import ARCHES
+
+    project = _completing_project(ctx)
+    names = [a.name for a in project.arches] if project else list(ARCHES)
+    return [name for name in names if name.startswith(incomplete)]
+
+
+def _complete_templates(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    from .scaffold import available_templates
+
+    return [t.name for t in available_templates() if t.name.startswith(incomplete)]
+
+
+def _complete_folders(ctx: click.Context, param: click.Parameter,
+                      incomplete: str) -> list[click.shell_completion.CompletionItem]:
+    """Let the shell complete folder names."""
+    return [click.shell_completion.CompletionItem(incomplete, type="dir")]
+
+
+dir_option = click.option("-C", "--directory", metavar="DIR", shell_complete=_complete_folders,
                           type=click.Path(exists=True, file_okay=False),
                           help="Project folder (default: the nearest with bpfbuild.toml).")
 MAX_JOBS = 1024
@@ -111,11 +154,12 @@ keep_going_option = click.option(
     "-k", "--keep-going", is_flag=True,
     help="Build everything that does not depend on a failed step, then list what failed.")
 arch_option = click.option("--arch", "arches", multiple=True, metavar="ARCH",
+                           shell_complete=_complete_arches,
                            help="Only these arches (default: all of the project's).")
 
 
 @main.command()
-@click.argument("apps", nargs=-1)
+@click.argument("apps", nargs=-1, shell_complete=_complete_apps)
 @jobs_option
 @verbose_option
 @keep_going_option
@@ -131,7 +175,7 @@ def build(apps: tuple[str, ...], jobs: int | None, verbose: bool, keep_going: bo
 
 
 @main.command()
-@click.argument("objects", nargs=-1)
+@click.argument("objects", nargs=-1, shell_complete=_complete_objects)
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
               show_default=True, help="Output format.")
 @click.option("--update-baseline", is_flag=True,
@@ -270,9 +314,10 @@ def doctor(arches: tuple[str, ...], directory: str | None) -> None:
 
 
 @main.command()
-@click.argument("directory", required=False, default=".")
+@click.argument("directory", required=False, default=".", shell_complete=_complete_folders)
 @click.option("--name", help="App name, a C identifier (default: the folder's name).")
 @click.option("--template", "-t", default="tracepoint", show_default=True,
+              shell_complete=_complete_templates,
               help="Program type to start from (see --list).")
 @click.option("--list", "list_templates", is_flag=True, help="List templates and exit.")
 @click.option("--force", is_flag=True,
@@ -294,6 +339,64 @@ def init(directory: str, name: str | None, template: str, list_templates: bool, 
         click.echo(f"overwrote {path}")
     click.echo(f"created {created.name} in {target}: cd {target} && bpfbuild build && "
                f"sudo ./output/{created.arch}/{created.name}")
+
+
+@main.group()
+def cache() -> None:
+    """Show or empty the user's cache (vmlinux.h, PCH, kernels), shared by every project."""
+
+
+def _size(n: float) -> str:
+    """Bytes for people: 812 B, 2.7 MiB, 1.9 GiB."""
+    if n < 1024:
+        return f"{n:.0f} B"
+    for unit in ("KiB", "MiB", "GiB"):
+        n /= 1024
+        if n < 1024 or unit == "GiB":
+            break
+    return f"{n:.1f} {unit}"
+
+
+@cache.command("info")
+@handle_errors
+def cache_info() -> None:
+    """The cache's folder, its size per kind and its entries, least recently used first."""
+    import time
+
+    from .cache import CACHE_ENV, SIZE_ENV, cache_root, entries, size_limit
+
+    present = entries()
+    total = sum(e.size for e in present)
+    click.echo(f"cache {cache_root()} (${CACHE_ENV}): {_size(total)} of {_size(size_limit())} "
+               f"(${SIZE_ENV}), {len(present)} entries")
+    for kind in sorted({e.kind for e in present}):
+        of_kind = [e for e in present if e.kind == kind]
+        click.echo(f"{kind}: {len(of_kind)} entries, {_size(sum(e.size for e in of_kind))}")
+        for entry in of_kind:
+            used = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.last_used))
+            click.echo(f"  {entry.key}  {_size(entry.size):>10}  last used {used}")
+
+
+@cache.command("clean")
+@click.option("--kind", shell_complete=lambda _ctx, _param, incomplete: _cache_kinds(incomplete),
+              help="Only this kind of entry (see `bpfbuild cache info`).")
+@handle_errors
+def cache_clean(kind: str | None) -> None:
+    """Delete every entry of the cache (or of one kind); builds refill it as needed."""
+    from .cache import cache_root, clean
+
+    if kind is not None and (not kind or "/" in kind or kind.startswith(".")):
+        raise BpfBuildError(f"invalid cache kind '{kind}'",
+                            hint="kinds: " + (", ".join(_cache_kinds("")) or "none yet"))
+    removed = clean(kind)
+    click.echo(f"removed {len(removed)} entries, {_size(sum(e.size for e in removed))} "
+               f"from {cache_root()}")
+
+
+def _cache_kinds(incomplete: str) -> list[str]:
+    from .cache import entries
+
+    return sorted({e.kind for e in entries() if e.kind.startswith(incomplete)})
 
 
 if __name__ == "__main__":

@@ -10,12 +10,17 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import __version__
 from .arch import host_arch
 from .build.layout import NAME_HINT, name_problem
 from .errors import BpfBuildError
 
 PLACEHOLDER = "{{name}}"
 """Replaced by the app name in file contents and file names."""
+VERSION_PLACEHOLDER = "{{bpfbuild_version}}"
+"""Replaced by the version of bpfbuild that makes the project (its CI installs it)."""
+COMMON = "_common"
+"""Files every template gets (the CI workflow), unless it has its own at that path."""
 # Template file names: a trailing ".tmpl" is dropped and a leading "dot-" becomes
 # ".", so that the template folder's tests, CI files and .gitignore stay inert in
 # this repo (pytest, GitHub and git would otherwise act on them).
@@ -88,14 +93,15 @@ def create_project(target: Path, name: str | None, template: str, force: bool) -
                             hint="templates: " + ", ".join(templates))
     if target.exists() and not target.is_dir():
         raise BpfBuildError(f"{target} exists and is not a folder", hint="choose another DIR")
-    source = templates[template].path
-    files = {_output_name(path.relative_to(source), name): path
-             for path in sorted(source.rglob("*")) if path.is_file()
-             and path.name != "template.toml" and "__pycache__" not in path.parts}
+    files: dict[Path, Path] = {}
+    for source in (templates_root() / COMMON, templates[template].path):
+        for path in sorted(source.rglob("*")):
+            if path.is_file() and path.name != "template.toml" and "__pycache__" not in path.parts:
+                files[_output_name(path.relative_to(source), name)] = path
     for relative in files:
         _refuse_links_out(target, relative)
     created = Created(name, host_arch().name)
-    for relative, path in files.items():
+    for relative, path in sorted(files.items()):
         output = target / relative
         if os.path.lexists(output):
             if not force:
@@ -106,7 +112,8 @@ def create_project(target: Path, name: str | None, template: str, force: bool) -
                                     hint="move it away, or init another folder")
             created.overwritten.append(str(relative))
         output.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomically(output, path.read_text().replace(PLACEHOLDER, name))
+        text = path.read_text().replace(PLACEHOLDER, name).replace(VERSION_PLACEHOLDER, __version__)
+        _write_atomically(output, text)
     return created
 
 

@@ -28,7 +28,7 @@ def multi(tmp_path_factory: pytest.TempPathFactory):
 
 def test_first_build_runs_every_step_once(multi) -> None:
     root, run = multi
-    assert steps_of(run, "GEN") == {f"output/{ARCH}/include/vmlinux.h"}
+    assert steps_of(run, "GEN") == {f"output/{ARCH}/include/vmlinux.h", "compile_commands.json"}
     assert steps_of(run, "BPF") == {"src/alpha.bpf.c", "src/beta.bpf.c", "src/gamma.bpf.c"}
     assert steps_of(run, "GENOBJ") == {f"output/{ARCH}/bpf/{n}.bpf.o" for n in ("alpha", "beta", "gamma")}
     assert steps_of(run, "SKEL") == {f"output/{ARCH}/include/{n}.skel.h" for n in ("alpha", "beta", "gamma")}

@@ -237,12 +237,11 @@ def changed_config(task: dict) -> dict:
 
 def test_bpf_cflags_change_only_bpf_tasks(tmp_path: Path) -> None:
     """config_changed of BPF compiles holds bpf_cflags; that of user compiles does not."""
-    before = copy_project("multi", tmp_path / "before")
-    after = copy_project("multi", tmp_path / "after")
-    (after / "bpfbuild.toml").write_text('[build]\nbpf_cflags = ["-DFOO"]\n')
+    root = copy_project("multi", tmp_path)  # one folder: the commands name it
     toolchain = fake_toolchain(HOST)
-    old = tasks_by_name(TaskFactory(load_project(before), toolchain))
-    new = tasks_by_name(TaskFactory(load_project(after), toolchain))
+    old = tasks_by_name(TaskFactory(load_project(root), toolchain))
+    (root / "bpfbuild.toml").write_text('[build]\nbpf_cflags = ["-DFOO"]\n')
+    new = tasks_by_name(TaskFactory(load_project(root), toolchain))
     arch = HOST.name
     for name in ("alpha", "beta", "gamma"):
         assert changed_config(old[f"bpf:{arch}/{name}"]) != changed_config(new[f"bpf:{arch}/{name}"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from doit.exceptions import TaskFailed
 
+from . import header_cache
 from .depfile import existing_deps
 from .elfcheck import ElfExpectation, check_elf
 
@@ -57,17 +59,39 @@ def compile_with_depfile(argv: tuple[str, ...], cwd: str, outputs: tuple[str, ..
     return failed
 
 
+def generate_vmlinux(argv: tuple[str, ...], cwd: str, header: str, btf: str,
+                     tool: tuple[str, str]) -> TaskFailed | None:
+    """`bpftool btf dump file BTF format c > HEADER`, or the same header from the
+    machine-wide cache: keyed by the BTF's content, bpftool (tool: path, version) and
+    the command's other words."""
+    if not header_cache.enabled():
+        return run_tool(argv, cwd, (header,), header)
+    words = [word for word in argv[1:] if word != btf]
+    key = header_cache.key_of(header_cache.content_sha256(btf), *tool, words)
+    return header_cache.fetch_or_make(header_cache.VMLINUX_KIND, key, "vmlinux.h", header,
+                                      lambda: _execute(argv, cwd, header),
+                                      header_cache.stamp(btf=btf, bpftool=tool[1]))
+
+
 def build_pch(argv: tuple[str, ...], cwd: str, pch: str, key_file: str, key: str,
               header: str) -> TaskFailed | None:
-    """Precompile vmlinux.h, then write KEY_FILE, which says what the PCH was built
-    from. The key goes first and comes back last: a compile that reads a matching
-    key finds the PCH of those very inputs in place (see pch_ready)."""
+    """Precompile vmlinux.h, or take the same PCH from the machine-wide cache (it is
+    relocatable: see TaskFactory.vmlinux_pch), then write KEY_FILE, which says what
+    the PCH was built from. The key goes first and comes back last: a compile that
+    reads a matching key finds the PCH of those very inputs in place (see pch_ready)."""
     Path(key_file).unlink(missing_ok=True)
-    failed = run_tool(argv, cwd, (pch,))
-    if not failed:
-        Path(partial(key_file)).write_text(f"{key} {content_md5(header)}\n")
-        os.replace(partial(key_file), key_file)
-    return failed
+    if header_cache.enabled():
+        cache_key = header_cache.key_of(key, header_cache.content_sha256(header))
+        failed = header_cache.fetch_or_make(header_cache.PCH_KIND, cache_key, "vmlinux.h.pch",
+                                            pch, lambda: _execute(argv, cwd),
+                                            header_cache.stamp(built_in=cwd))
+    else:
+        failed = run_tool(argv, cwd, (pch,))
+    if failed:
+        return failed
+    Path(partial(key_file)).write_text(f"{key} {content_md5(header)}\n")
+    os.replace(partial(key_file), key_file)
+    return None
 
 
 def pch_ready(key_file: str, key: str, header: str) -> bool:
@@ -90,6 +114,13 @@ def compile_bpf(argv: tuple[str, ...], direct_argv: tuple[str, ...] | None, cwd:
     failed = compile_with_depfile(argv if use_pch else direct_argv, cwd, outputs, depfile, task,
                                   expect)
     return failed or {"pch": use_pch}
+
+
+def write_json(output: str, data: object) -> None:
+    """Write data as JSON to output atomically."""
+    _prepare((output,))
+    Path(partial(output)).write_text(json.dumps(data, indent=1) + "\n")
+    _finish((output,), None)
 
 
 def copy_file(source: str, output: str) -> None:

@@ -14,6 +14,7 @@ from ..arch import get_arch
 from ..errors import ConfigError
 from ..kernels.spec import is_kernel_spec
 from .layout import NAME_HINT, name_problem
+from .linker import LINKERS
 
 CONFIG_NAME = "bpfbuild.toml"
 PCH_AUTO_MIN = 4
@@ -42,6 +43,9 @@ class BuildConfig:
     true, false, or "auto": when at least PCH_AUTO_MIN sources of an arch can take it."""
     include_dirs: list[str] = field(default_factory=lambda: ["src", "include"])
     """Header folders, relative to the project; missing ones are ignored."""
+    linker: str = "auto"
+    """Linker of the apps: "auto" (mold, then lld, when they link for the arch, else the
+    compiler's default), "mold", "lld", "bfd", "gold" or "default"."""
 
 
 @dataclass
@@ -186,6 +190,10 @@ def load_config(path: Path) -> ProjectConfig:
     if isinstance(build.pch, str) and build.pch != "auto":
         locate.fail(("build",), "pch", f"'build.pch' must be true, false or \"auto\", not {build.pch!r}",
                     "change the value of 'build.pch'")
+    if build.linker not in LINKERS:
+        locate.fail(("build",), "linker", f"'build.linker' must be one of "
+                    + ", ".join(f'"{v}"' for v in LINKERS) + f", not {build.linker!r}",
+                    "change the value of 'build.linker'")
     vmlinux_table = _expect(locate, (), "vmlinux", data.get("vmlinux", {}), dict)
     vmlinux = {
         arch: _expect(locate, ("vmlinux",), arch, source, str)

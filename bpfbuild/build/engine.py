@@ -20,6 +20,7 @@ from doit.exceptions import InvalidDodoFile, UnmetDependency
 from doit.loader import load_tasks
 from doit.reporter import ConsoleReporter
 
+from ..cache import size_limit
 from ..arch import Arch, host_arch
 from ..errors import BpfBuildError, ToolchainError
 from .layout import state_dir
@@ -195,7 +196,8 @@ def acquire_lock(root: Path) -> None:
 def toolchains_for(project: Project) -> list[Toolchain]:
     """Every arch's toolchain, with the optional tools the config asks for."""
     state = state_dir(project.root)
-    toolchains = [find_toolchain(arch, state, project, user_space=bool(project.apps))
+    toolchains = [find_toolchain(arch, state, project, user_space=bool(project.apps),
+                                 linker=project.config.build.linker)
                   for arch in project.arches]
     for toolchain in toolchains:
         if project.config.build.strip and project.apps and toolchain.strip is None:
@@ -225,6 +227,7 @@ def prepare(project: Project) -> list[Toolchain]:
     builds left half-written, and find the toolchains (a missing tool is a clean error)."""
     acquire_lock(project.root)
     remove_partials(project.root)
+    size_limit()  # a malformed $BPFBUILD_CACHE_SIZE is an error now, not in a task
     return toolchains_for(project)
 
 

@@ -55,8 +55,9 @@ class TaskFactory:
 
     Every file_dep and target is absolute (doit may run from another folder, as the
     repo's dodo.py does); commands run in the project root with relative paths, so
-    diagnostics, depfiles and debug info name `src/...` and the outputs are the
-    same wherever the project lives.
+    diagnostics and depfiles name `src/...`; -ffile-prefix-map turns the root that
+    the compilers still record (DW_AT_comp_dir, BTF line info) into `.`, so objects,
+    skeletons and executables are the same bytes wherever the project lives.
     """
 
     def __init__(self, project: Project, toolchain: Toolchain, prefix: str = "",
@@ -138,7 +139,9 @@ class TaskFactory:
             changed = config_changed({"copy": source.path})
         else:
             argv = [self.toolchain.bpftool.path, "btf", "dump", "file", source_path, "format", "c"]
-            action = (actions.run_tool, (tuple(argv), str(self.project.root), (header,), header))
+            bpftool = self.toolchain.bpftool
+            action = (actions.generate_vmlinux, (tuple(argv), str(self.project.root), header,
+                                                 source_path, (bpftool.path, bpftool.version)))
             commands = [Command(tuple(argv), stdout=self.rel(self.layout.vmlinux_header))]
             kernel = {"kernel": source.kernel.provenance()} if source.kernel else {}
             changed = self._changed("bpftool", argv, **kernel)
@@ -152,6 +155,12 @@ class TaskFactory:
             actions=task_actions, file_dep=[source_path], targets=targets, uptodate=[changed],
         )
 
+    def reproducible_flags(self) -> list[str]:
+        """The same bytes wherever the project lives (as bpf2go pins them): debug info
+        and __FILE__ name the root `.`, not its absolute path (DW_AT_comp_dir, BTF line
+        info); no compiler version string in a .comment section."""
+        return [f"-ffile-prefix-map={self.project.root}=.", "-fno-ident"]
+
     def bpf_flags(self, obj: BpfObject | None = None) -> list[str]:
         """clang and its flags for every BPF compile of this arch (and for the
         precompiled vmlinux.h, which must be built with the very same flags); with
@@ -162,6 +171,7 @@ class TaskFactory:
             "-g",                                  # BTF + line info: CO-RE and verifier source lines
             "-O2",                                 # the verifier rejects unoptimized BPF
             "-Wall",
+            *self.reproducible_flags(),
             "-target", self.arch.bpf_target,       # BPF byte order must match the kernel's
             f"-D__TARGET_ARCH_{self.arch.target_arch}",  # bpf_tracing.h picks PT_REGS by arch
             "-I", self.rel(self.layout.include_dir),     # vmlinux.h for this arch
@@ -178,8 +188,8 @@ class TaskFactory:
         No compile waits for it (see actions.compile_bpf)."""
         layout = self.layout
         pch, key_file = layout.vmlinux_pch, layout.vmlinux_pch_key
-        argv = [*self.bpf_flags(), "-x", "c-header", self.rel(layout.vmlinux_header),
-                "-o", actions.partial(self.rel(pch))]
+        argv = [*self.bpf_flags(), *self.relocatable_pch_flags(), "-x", "c-header",
+                self.rel(layout.vmlinux_header), "-o", actions.partial(self.rel(pch))]
         return self._task(
             "pch", "vmlinux.h.pch", "PCH", self.rel(pch), [Command(tuple(argv))],
             actions=[(actions.build_pch, (tuple(argv), str(self.project.root), str(pch),
@@ -203,12 +213,29 @@ class TaskFactory:
             "doc": f"starts the PCH of {self.arch.name} before the BPF compiles",
         }
 
+    def relocatable_pch_flags(self, use: bool = False) -> list[str]:
+        """A PCH records the path of vmlinux.h, and the compiles that take it need that
+        file. Made relocatable, with the project as its sysroot, it records
+        `output/<arch>/include/vmlinux.h` and finds it in the project that uses it,
+        so one PCH serves every project (the machine-wide cache) and a moved one.
+        Objects are the same bytes. A compile that takes it (use) names the same
+        sysroot, and keeps /usr/local/include, which a sysroot drops, in its place
+        among the system folders."""
+        sysroot = ["-isysroot", str(self.project.root)]
+        if use:
+            return [*sysroot, "-isystem", "/usr/local/include"]
+        return ["-Xclang", "-relocatable-pch", *sysroot]
+
     @functools.cached_property
     def pch_key(self) -> str:
         """Names the flags and clang a PCH was built with; the key file adds vmlinux.h's
         MD5. Once per arch: every BPF task of the arch passes it to its action."""
         clang = self.toolchain.clang
-        text = json.dumps([clang.path, clang.version, self.bpf_flags()])
+        # Without the project's folder (-ffile-prefix-map): the machine-wide cache
+        # shares one relocatable PCH between projects.
+        flags = [flag.replace(str(self.project.root), "<root>")
+                 for flag in [*self.bpf_flags(), *self.relocatable_pch_flags()]]
+        text = json.dumps([clang.path, clang.version, flags])
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
     def uses_pch(self, obj: BpfObject) -> bool:
@@ -234,7 +261,8 @@ class TaskFactory:
         layout = self.layout
         pch_flags = []
         if pch and self.uses_pch(obj):
-            pch_flags = ["-include-pch", self.rel(layout.vmlinux_pch),
+            pch_flags = [*self.relocatable_pch_flags(use=True),
+                         "-include-pch", self.rel(layout.vmlinux_pch),
                          # clang checks the header's mtime; the key file checks its
                          # content instead (actions.pch_ready), so a touch cannot fail
                          "-Xclang", "-fno-validate-pch"]
@@ -315,6 +343,7 @@ class TaskFactory:
         return [
             toolchain.cc.path,
             "-g", "-O2", "-Wall",
+            *self.reproducible_flags(),
             "-I", self.rel(layout.include_dir),    # NAME.skel.h
             *[f"-I{d}" for d in self.project.include_dirs],
             *toolchain.libbpf.cflags,
@@ -330,6 +359,13 @@ class TaskFactory:
         """Whose objects an app links: its own (user/<app>/) when it has cflags, else
         the shared ones every app without flags links."""
         return app_name if self.project.apps[app_name].cflags else None
+
+    def user_units(self) -> list[tuple[str, str | None]]:
+        """Each user-space object to compile: (source, the app whose own flags it takes,
+        or None for the shared object of every app without flags of its own)."""
+        units = {(source, self.object_app(app.name)) for app in self.project.apps.values()
+                 for source in app.sources}
+        return sorted(units, key=lambda unit: (unit[1] or "", unit[0]))
 
     def user_compile(self, source: str, app: str | None = None) -> TaskDict:
         layout = self.layout
@@ -375,8 +411,10 @@ class TaskFactory:
         # the archives they resolve to are inputs of the link (a rebuilt libbpf.a relinks)
         other_flags = [*toolchain.ldflags, *build.ldflags, *app.ldflags]
         libs, libraries = toolchain.link_libraries(build.static, [*other_flags, *app.libs])
+        linker = toolchain.linker
         argv = [
             toolchain.cc.path,
+            *(linker.flags if linker else ()),     # [build] linker: -fuse-ld=mold...
             "-o", actions.partial(self.rel(executable)),
             *objects,
             *(["-static"] if build.static else []),  # one file to deploy, no runtime deps
@@ -397,7 +435,8 @@ class TaskFactory:
             file_dep=[str(layout.user_object(source, owner)) for source in app.sources]
             + libraries + self.libbpf_archive_dep(),
             targets=[str(executable)],
-            uptodate=[self._changed("cc", argv, strip=bool(strip_argv))],
+            uptodate=[self._changed("cc", argv, strip=bool(strip_argv),
+                                    linker=[linker.path, linker.version] if linker else None)],
         )
 
     # -- verification (only for the running kernel's arch) -----------------
@@ -472,6 +511,39 @@ class TaskFactory:
             "targets": list(job.reports.values()),
             "uptodate": [config_changed({"kernel": kernel.provenance(), "release": kernel.release,
                                          "rodata": {o.name: o.rodata for o in objects}})],
+        }
+
+    # -- the compile database for editors (clangd) --------------------------
+
+    def compile_commands(self) -> TaskDict:
+        """compile_commands.json at the project root: one entry per BPF and user
+        source, from the argv builders the compile tasks use. BPF entries are the
+        commands without the PCH (the same object; an editor's clang may not read
+        clang 14's PCH). One task for the project whatever the arch, so a build for
+        another arch rewrites the file (its commands differ)."""
+        root = str(self.project.root)
+        entries = [
+            {"directory": root, "file": str(self.project.root / obj.source),
+             "arguments": self.bpf_compile_argv(obj, pch=False),
+             "output": str(self.layout.bpf_compiled(obj.name))}
+            for obj in self.project.bpf_objects.values()
+        ] + [
+            {"directory": root, "file": str(self.project.root / source),
+             "arguments": self.user_compile_argv(source, app),
+             "output": str(self.layout.user_object(source, app))}
+            for source, app in self.user_units()
+        ]
+        database = self.project.root / COMPILE_COMMANDS
+        return {
+            "basename": f"{self.prefix}compdb",
+            "name": COMPILE_COMMANDS,
+            "title": task_title,
+            "meta": {"kind": "compdb", "label": "GEN", "shown": COMPILE_COMMANDS,
+                     "arch": self.arch.name, "several_arches": False, "commands": [],
+                     "cwd": root},
+            "actions": [(actions.write_json, (str(database), entries))],
+            "targets": [str(database)],
+            "uptodate": [config_changed({"entries": entries})],
         }
 
     def _header_deps(self, source: str, depfile: Path) -> list[str]:
@@ -598,9 +670,7 @@ class TaskFactory:
             yield self.bpf_link(obj)
             if not self.cross_endian:
                 yield self.skeleton(obj)
-        units = {(source, self.object_app(app.name)) for app in self.project.apps.values()
-                 for source in app.sources}
-        for source, app in sorted(units, key=lambda unit: (unit[1] or "", unit[0])):
+        for source, app in self.user_units():
             yield self.user_compile(source, app)
         for app_name, app in self.project.apps.items():
             yield self.link(app_name)
@@ -616,6 +686,8 @@ class TaskFactory:
             yield self.vm_verify(target)
 
 
+COMPILE_COMMANDS = "compile_commands.json"
+"""The compile database at the project root, for the arch built (the host's first)."""
 _SKELETON_INCLUDE = re.compile(r'#\s*include\s*[<"](\w+)\.skel\.h[>"]')
 _VMLINUX_INCLUDE = re.compile(r'\s*#\s*include\s*[<"]vmlinux\.h[>"]')
 
@@ -668,6 +740,8 @@ def project_tasks(project: Project, toolchains: list[Toolchain], prefix: str = "
     factories = [TaskFactory(project, toolchain, prefix, verify) for toolchain in toolchains]
     for factory in factories:
         yield from factory.tasks()
+    if factories:
+        yield next((f for f in factories if f.arch == host_arch()), factories[0]).compile_commands()
     pch_tasks = [name for factory in factories for name in factory.pch_tasks()]  # first
     for app_name in project.apps:
         yield {

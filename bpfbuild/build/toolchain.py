@@ -16,6 +16,7 @@ from ..arch import Arch, host_arch
 from ..errors import ToolchainError
 from .layout import Layout
 from .libbpf_source import LibbpfTree
+from . import linker as linkers
 
 if TYPE_CHECKING:
     from .project import Project
@@ -80,6 +81,8 @@ class Toolchain:
     """$LDFLAGS."""
     library_dirs: list[str] = field(default_factory=list)
     """Where cc looks for -l libraries after the -L dirs (`cc -print-search-dirs`)."""
+    linker: linkers.Linker | None = None
+    """The linker of the apps ([build] linker); None: the compiler's default, unprobed."""
 
     def link_libraries(self, static: bool, ldflags: list[str]) -> tuple[list[str], list[str]]:
         """libbpf's link flags for a static or dynamic link, and the library files they
@@ -463,6 +466,14 @@ def find_libbpf(arch: Arch, cache: _VersionCache, library_dirs: list[str] | None
     return Libbpf(info["version"], info["cflags"], libs, info["static_libs"])
 
 
+def find_linker(choice: str, cc: Tool, cache: _VersionCache) -> linkers.Linker:
+    """The linker for `[build] linker = choice`, probed once per compiler and install."""
+    found = cache.get(f"linker:{choice}:{cc.path}", linkers.stamp_paths(cc.path),
+                      lambda: linkers.to_dict(linkers.choose(
+                          choice, cc.path, cache.path.parent if cache.path else None)))
+    return linkers.from_dict(found)
+
+
 def _pc_files(pkg_config: str, env: dict[str, str]) -> list[str]:
     """The .pc files pkg-config reads for libbpf: its own and, transitively, those of
     its Requires and Requires.private (libelf, zlib)."""
@@ -494,11 +505,11 @@ def _split_env(name: str) -> list[str]:
 
 
 def find_toolchain(arch: Arch, state_dir: Path | None = None, project: Project | None = None,
-                   user_space: bool = True) -> Toolchain:
+                   user_space: bool = True, linker: str = "auto") -> Toolchain:
     """The whole toolchain for one arch; versions cached under state_dir. A project
     may choose bpftool ([toolchain]) and build libbpf from source ([libbpf]).
     user_space=False (nothing to link for a cross arch): no C compiler, strip or
-    cross libbpf is needed, and none is looked for."""
+    cross libbpf is needed, and none is looked for. linker: [build] linker."""
     cache = _VersionCache(state_dir / "toolchain.json" if state_dir else None)
     user_space = user_space or arch == host_arch()
     tree = project.libbpf if project and user_space else None
@@ -529,6 +540,7 @@ def find_toolchain(arch: Arch, state_dir: Path | None = None, project: Project |
             cflags=_split_env("CFLAGS"),
             ldflags=_split_env("LDFLAGS"),
             library_dirs=library_dirs,
+            linker=find_linker(linker, cc, cache) if cc else None,
         )
     finally:
         cache.save()

@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* Loader for execsnoop: prints one line per execve seen by the BPF program. */
+/* Loader for execsnoop: prints one line per execve seen by the BPF program; with a
+ * COMMAND, runs it once the program is attached and exits when it ends. */
 #include <errno.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/wait.h>
 #include <bpf/libbpf.h>
 #include "execsnoop.h"
 #include "execsnoop.skel.h"
@@ -14,13 +17,16 @@
 static volatile sig_atomic_t exiting;
 static int verbose;
 
-static void usage(const char *prog)
+static void usage(FILE *out, const char *prog)
 {
-	fprintf(stderr,
-		"usage: %s [-v] [-p PPID] [-d SECONDS]\n"
-		"  -p PPID     only report processes whose parent is PPID\n"
-		"  -d SECONDS  exit after SECONDS (default: run until Ctrl-C)\n"
-		"  -v          print libbpf's debug log\n", prog);
+	fprintf(out,
+		"usage: %s [-v] [-p PPID] [-d SECONDS] [--] [COMMAND [ARG]...]\n"
+		"Print one line per execve on the machine; with COMMAND, run it once tracing\n"
+		"has started and exit with its status when it ends.\n"
+		"  -p, --ppid=PPID           only report processes whose parent is PPID\n"
+		"  -d, --duration=SECONDS    exit after SECONDS (default: run until Ctrl-C)\n"
+		"  -v, --verbose             print libbpf's debug log\n"
+		"  -h, --help                show this help and exit\n", prog);
 }
 
 static int print_libbpf_log(enum libbpf_print_level level, const char *format, va_list args)
@@ -47,16 +53,26 @@ static int handle_event(void *ctx, void *data, size_t size)
 	return 0;
 }
 
+static const struct option long_options[] = {
+	{"ppid", required_argument, NULL, 'p'},
+	{"duration", required_argument, NULL, 'd'},
+	{"verbose", no_argument, NULL, 'v'},
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
+};
+
 int main(int argc, char **argv)
 {
 	struct execsnoop_bpf *skel;
 	struct ring_buffer *rb = NULL;
 	long ppid = 0, duration = 0;
 	time_t deadline = 0;
-	int opt, err;
+	int opt, err, status = 0;
+	pid_t child = 0;
 	char *end;
 
-	while ((opt = getopt(argc, argv, "hvp:d:")) != -1) {
+	/* "+": options end at COMMAND, whose own options are its own. */
+	while ((opt = getopt_long(argc, argv, "+hvp:d:", long_options, NULL)) != -1) {
 		switch (opt) {
 		case 'v':
 			verbose = 1;
@@ -76,10 +92,10 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'h':
-			usage(argv[0]);
+			usage(stdout, argv[0]);
 			return 0;
 		default:
-			usage(argv[0]);
+			usage(stderr, argv[0]);
 			return 2;
 		}
 	}
@@ -122,6 +138,19 @@ int main(int argc, char **argv)
 	if (duration)
 		deadline = time(NULL) + duration;
 	printf("%-7s %-7s %-6s %-16s %s\n", "PID", "PPID", "UID", "COMM", "FILENAME");
+	if (optind < argc) {
+		child = fork();
+		if (child < 0) {
+			err = -errno;
+			fprintf(stderr, "execsnoop: cannot fork: %s\n", strerror(errno));
+			goto cleanup;
+		}
+		if (child == 0) {
+			execvp(argv[optind], &argv[optind]);
+			fprintf(stderr, "execsnoop: cannot run %s: %s\n", argv[optind], strerror(errno));
+			_exit(127);
+		}
+	}
 
 	while (!exiting && (!deadline || time(NULL) < deadline)) {
 		err = ring_buffer__poll(rb, 100 /* ms */);
@@ -134,13 +163,22 @@ int main(int argc, char **argv)
 			break;
 		}
 		err = 0;
+		if (child && waitpid(child, &status, WNOHANG) == child) {
+			child = 0;
+			status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+			break;
+		}
 	}
-	/* What arrived between the last poll and the signal. */
+	/* What arrived between the last poll and the signal (or COMMAND's end). */
 	if (!err)
 		ring_buffer__consume(rb);
 
 cleanup:
+	if (child > 0) {	/* stopped by Ctrl-C or -d: COMMAND does not outlive us */
+		kill(child, SIGTERM);
+		waitpid(child, NULL, 0);
+	}
 	ring_buffer__free(rb);
 	execsnoop_bpf__destroy(skel);
-	return err ? 1 : 0;
+	return err ? 1 : status;
 }

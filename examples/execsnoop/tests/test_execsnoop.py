@@ -58,9 +58,10 @@ def loader(bpf_project):
 
 
 def test_loader_usage(loader):
-    result = subprocess.run([loader, "-h"], capture_output=True, text=True, check=False)
-    assert result.returncode == 0
-    assert "usage:" in result.stderr
+    for flag in ("-h", "--help"):
+        result = subprocess.run([loader, flag], capture_output=True, text=True, check=False)
+        assert result.returncode == 0
+        assert result.stdout.startswith("usage:")
     result = subprocess.run([loader, "-d", "soon"], capture_output=True, text=True, check=False)
     assert result.returncode == 2
     assert "invalid duration 'soon'" in result.stderr

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* pktcount: attach the XDP counter to an interface and print the counts. */
 #include <errno.h>
+#include <getopt.h>
 #include <net/if.h>
 #include <stdio.h>
 #include <string.h>
@@ -33,6 +34,23 @@ static void print_counts(struct pktcount_bpf *skel)
 	}
 }
 
+static void usage(FILE *out, const char *prog)
+{
+	fprintf(out,
+		"usage: %s [-v] [-d SECONDS] IFNAME\n"
+		"Count the packets arriving on IFNAME by class (XDP), then print the counts.\n"
+		"  -d, --duration=SECONDS    count for SECONDS (default: 5)\n"
+		"  -v, --verbose             print libbpf's debug log\n"
+		"  -h, --help                show this help and exit\n", prog);
+}
+
+static const struct option long_options[] = {
+	{"duration", required_argument, NULL, 'd'},
+	{"verbose", no_argument, NULL, 'v'},
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
+};
+
 int main(int argc, char **argv)
 {
 	struct pktcount_bpf *skel;
@@ -40,16 +58,23 @@ int main(int argc, char **argv)
 	long seconds = 5;
 	int opt, ifindex, err = 0, verbose = 0;
 
-	while ((opt = getopt(argc, argv, "vd:")) != -1) {
-		if (opt == 'v')
+	while ((opt = getopt_long(argc, argv, "hvd:", long_options, NULL)) != -1) {
+		if (opt == 'v') {
 			verbose = 1;
-		else if (opt == 'd')
+		} else if (opt == 'd') {
 			seconds = parse_positive(argv[0], "duration", optarg);
-		else
-			goto usage;
+		} else if (opt == 'h') {
+			usage(stdout, argv[0]);
+			return 0;
+		} else {
+			usage(stderr, argv[0]);
+			return 2;
+		}
 	}
-	if (optind != argc - 1)
-		goto usage;
+	if (optind != argc - 1) {
+		usage(stderr, argv[0]);
+		return 2;
+	}
 	ifindex = if_nametoindex(argv[optind]);
 	if (!ifindex) {
 		fprintf(stderr, "pktcount: no interface '%s'\n", argv[optind]);
@@ -78,7 +103,4 @@ cleanup:
 	bpf_link__destroy(link);
 	pktcount_bpf__destroy(skel);
 	return err ? 1 : 0;
-usage:
-	fprintf(stderr, "usage: %s [-v] [-d SECONDS] IFNAME\n", argv[0]);
-	return 2;
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* syscount: count system calls for a while, then print the busiest ones. */
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -9,21 +10,43 @@
 #include "util.h"
 #include "syscount.skel.h"
 
+static void usage(FILE *out, const char *prog)
+{
+	fprintf(out,
+		"usage: %s [-v] [-d SECONDS] [-p PID]\n"
+		"Count system calls for a while, then print the busiest ones.\n"
+		"  -d, --duration=SECONDS    count for SECONDS (default: 5)\n"
+		"  -p, --pid=PID             count only this process's calls\n"
+		"  -v, --verbose             print libbpf's debug log\n"
+		"  -h, --help                show this help and exit\n", prog);
+}
+
+static const struct option long_options[] = {
+	{"duration", required_argument, NULL, 'd'},
+	{"pid", required_argument, NULL, 'p'},
+	{"verbose", no_argument, NULL, 'v'},
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
+};
+
 int main(int argc, char **argv)
 {
 	struct syscount_bpf *skel;
 	long seconds = 5, pid = 0;
 	int opt, err, verbose = 0;
 
-	while ((opt = getopt(argc, argv, "vd:p:")) != -1) {
+	while ((opt = getopt_long(argc, argv, "hvd:p:", long_options, NULL)) != -1) {
 		if (opt == 'v')
 			verbose = 1;
 		else if (opt == 'd')
 			seconds = parse_positive(argv[0], "duration", optarg);
 		else if (opt == 'p')
 			pid = parse_positive(argv[0], "pid", optarg);
-		else {
-			fprintf(stderr, "usage: %s [-v] [-d SECONDS] [-p PID]\n", argv[0]);
+		else if (opt == 'h') {
+			usage(stdout, argv[0]);
+			return 0;
+		} else {
+			usage(stderr, argv[0]);
 			return 2;
 		}
 	}

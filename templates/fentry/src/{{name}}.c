@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* Loader for {{name}}: prints one line per file deletion seen by fentry/fexit. */
 #include <errno.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,13 +17,14 @@
 static volatile sig_atomic_t exiting;
 static int verbose;
 
-static void usage(const char *prog)
+static void usage(FILE *out, const char *prog)
 {
-	fprintf(stderr,
+	fprintf(out,
 		"usage: %s [-p PID] [-d SECONDS] [-v]\n"
-		"  -p PID      only report this process\n"
-		"  -d SECONDS  exit after SECONDS (default: run until Ctrl-C)\n"
-		"  -v          print libbpf's debug log\n", prog);
+		"  -p, --pid=PID             only report this process\n"
+		"  -d, --duration=SECONDS    exit after SECONDS (default: run until Ctrl-C)\n"
+		"  -v, --verbose             print libbpf's debug log\n"
+		"  -h, --help                show this help and exit\n", prog);
 }
 
 static int print_libbpf_log(enum libbpf_print_level level, const char *format, va_list args)
@@ -61,6 +63,14 @@ static int handle_event(void *ctx, void *data, size_t size)
 	return 0;
 }
 
+static const struct option long_options[] = {
+	{"pid", required_argument, NULL, 'p'},
+	{"duration", required_argument, NULL, 'd'},
+	{"verbose", no_argument, NULL, 'v'},
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
+};
+
 int main(int argc, char **argv)
 {
 	struct {{name}}_bpf *skel;
@@ -69,7 +79,7 @@ int main(int argc, char **argv)
 	time_t deadline = 0;
 	int opt, err;
 
-	while ((opt = getopt(argc, argv, "hvp:d:")) != -1) {
+	while ((opt = getopt_long(argc, argv, "hvp:d:", long_options, NULL)) != -1) {
 		switch (opt) {
 		case 'v':
 			verbose = 1;
@@ -81,15 +91,15 @@ int main(int argc, char **argv)
 			duration = parse_number(optarg, "duration");
 			break;
 		case 'h':
-			usage(argv[0]);
+			usage(stdout, argv[0]);
 			return 0;
 		default:
-			usage(argv[0]);
+			usage(stderr, argv[0]);
 			return 2;
 		}
 	}
 	if (optind != argc) {
-		usage(argv[0]);
+		usage(stderr, argv[0]);
 		return 2;
 	}
 

@@ -2,6 +2,7 @@
 /* Loader for {{name}}: runs the task iterator and copies its output to stdout, once
  * or every few seconds. */
 #include <errno.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,14 +16,15 @@
 static volatile sig_atomic_t exiting;
 static int verbose;
 
-static void usage(const char *prog)
+static void usage(FILE *out, const char *prog)
 {
-	fprintf(stderr,
+	fprintf(out,
 		"usage: %s [-t] [-i SECONDS [-d SECONDS]] [-v]\n"
-		"  -t          list every thread, not only processes\n"
-		"  -i SECONDS  list again every SECONDS (default: once)\n"
-		"  -d SECONDS  with -i: exit after SECONDS (default: run until Ctrl-C)\n"
-		"  -v          print libbpf's debug log\n", prog);
+		"  -t, --threads             list every thread, not only processes\n"
+		"  -i, --interval=SECONDS    list again every SECONDS (default: once)\n"
+		"  -d, --duration=SECONDS    with -i: exit after SECONDS (default: run until Ctrl-C)\n"
+		"  -v, --verbose             print libbpf's debug log\n"
+		"  -h, --help                show this help and exit\n", prog);
 }
 
 static int print_libbpf_log(enum libbpf_print_level level, const char *format, va_list args)
@@ -71,6 +73,15 @@ static int list_once(struct bpf_link *link)
 	return len < 0 ? -errno : 0;
 }
 
+static const struct option long_options[] = {
+	{"threads", no_argument, NULL, 't'},
+	{"interval", required_argument, NULL, 'i'},
+	{"duration", required_argument, NULL, 'd'},
+	{"verbose", no_argument, NULL, 'v'},
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
+};
+
 int main(int argc, char **argv)
 {
 	struct {{name}}_bpf *skel;
@@ -78,7 +89,7 @@ int main(int argc, char **argv)
 	int opt, err, threads = 0;
 	time_t deadline = 0;
 
-	while ((opt = getopt(argc, argv, "hvti:d:")) != -1) {
+	while ((opt = getopt_long(argc, argv, "hvti:d:", long_options, NULL)) != -1) {
 		switch (opt) {
 		case 'v':
 			verbose = 1;
@@ -93,15 +104,15 @@ int main(int argc, char **argv)
 			duration = parse_seconds(optarg, "duration");
 			break;
 		case 'h':
-			usage(argv[0]);
+			usage(stdout, argv[0]);
 			return 0;
 		default:
-			usage(argv[0]);
+			usage(stderr, argv[0]);
 			return 2;
 		}
 	}
 	if (optind != argc) {
-		usage(argv[0]);
+		usage(stderr, argv[0]);
 		return 2;
 	}
 

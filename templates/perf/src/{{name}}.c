@@ -3,6 +3,7 @@
  * prints the processes that used the CPU most and, with -s, their hottest stacks
  * (kernel frames named from /proc/kallsyms, user frames as addresses). */
 #include <errno.h>
+#include <getopt.h>
 #include <linux/perf_event.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,16 +20,17 @@
 static volatile sig_atomic_t exiting;
 static int verbose;
 
-static void usage(const char *prog)
+static void usage(FILE *out, const char *prog)
 {
-	fprintf(stderr,
+	fprintf(out,
 		"usage: %s [-F HZ] [-p PID] [-s] [-n TOP] [-d SECONDS] [-v]\n"
-		"  -F HZ       samples per second on each CPU (default: 49)\n"
-		"  -p PID      profile only this process (default: every process)\n"
-		"  -s          also print the hottest stacks\n"
-		"  -n TOP      how many processes (and stacks) to print (default: 10)\n"
-		"  -d SECONDS  profile for SECONDS (default: until Ctrl-C)\n"
-		"  -v          print libbpf's debug log\n", prog);
+		"  -F, --frequency=HZ        samples per second on each CPU (default: 49)\n"
+		"  -p, --pid=PID             profile only this process (default: every process)\n"
+		"  -s, --stacks              also print the hottest stacks\n"
+		"  -n, --top=TOP             how many processes (and stacks) to print (default: 10)\n"
+		"  -d, --duration=SECONDS    profile for SECONDS (default: until Ctrl-C)\n"
+		"  -v, --verbose             print libbpf's debug log\n"
+		"  -h, --help                show this help and exit\n", prog);
 }
 
 static int print_libbpf_log(enum libbpf_print_level level, const char *format, va_list args)
@@ -201,6 +203,17 @@ static void print_stacks(int stacks_fd, struct entry *entries, size_t n, long to
 	}
 }
 
+static const struct option long_options[] = {
+	{"frequency", required_argument, NULL, 'F'},
+	{"pid", required_argument, NULL, 'p'},
+	{"stacks", no_argument, NULL, 's'},
+	{"top", required_argument, NULL, 'n'},
+	{"duration", required_argument, NULL, 'd'},
+	{"verbose", no_argument, NULL, 'v'},
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
+};
+
 int main(int argc, char **argv)
 {
 	static struct entry entries[MAX_SAMPLE_KEYS];
@@ -217,7 +230,7 @@ int main(int argc, char **argv)
 	time_t deadline = 0;
 	size_t n;
 
-	while ((opt = getopt(argc, argv, "hvsF:p:n:d:")) != -1) {
+	while ((opt = getopt_long(argc, argv, "hvsF:p:n:d:", long_options, NULL)) != -1) {
 		switch (opt) {
 		case 'v':
 			verbose = 1;
@@ -238,15 +251,15 @@ int main(int argc, char **argv)
 			duration = parse_number(optarg, "duration", 1, 0x7fffffff);
 			break;
 		case 'h':
-			usage(argv[0]);
+			usage(stdout, argv[0]);
 			return 0;
 		default:
-			usage(argv[0]);
+			usage(stderr, argv[0]);
 			return 2;
 		}
 	}
 	if (optind != argc) {
-		usage(argv[0]);
+		usage(stderr, argv[0]);
 		return 2;
 	}
 	attr.sample_freq = (__u64)freq;

@@ -3,6 +3,7 @@
  * one line per packet the filter keeps, then the per-protocol counts. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <getopt.h>
 #include <net/if.h>
 #include <net/if_arp.h>
 #include <netinet/in.h>
@@ -33,15 +34,16 @@ static const struct {
 	{ "icmp6", IPPROTO_ICMPV6 }, { "sctp", IPPROTO_SCTP },
 };
 
-static void usage(const char *prog)
+static void usage(FILE *out, const char *prog)
 {
-	fprintf(stderr,
+	fprintf(out,
 		"usage: %s [-i IFACE] [-P PROTOCOL] [-d SECONDS] [-v]\n"
-		"  -i IFACE     capture on this interface only (default: all)\n"
-		"  -P PROTOCOL  keep only this IP protocol: icmp, tcp, udp, icmp6, sctp or a number\n"
-		"               (default: every IPv4 and IPv6 packet)\n"
-		"  -d SECONDS   exit after SECONDS (default: run until Ctrl-C)\n"
-		"  -v           print libbpf's debug log\n", prog);
+		"  -i, --interface=IFACE     capture on this interface only (default: all)\n"
+		"  -P, --protocol=PROTOCOL   keep only this IP protocol: icmp, tcp, udp, icmp6, sctp or a number\n"
+		"                            (default: every IPv4 and IPv6 packet)\n"
+		"  -d, --duration=SECONDS    exit after SECONDS (default: run until Ctrl-C)\n"
+		"  -v, --verbose             print libbpf's debug log\n"
+		"  -h, --help                show this help and exit\n", prog);
 }
 
 static int print_libbpf_log(enum libbpf_print_level level, const char *format, va_list args)
@@ -140,6 +142,15 @@ static void print_protocols(int map_fd)
 	free(values);
 }
 
+static const struct option long_options[] = {
+	{"interface", required_argument, NULL, 'i'},
+	{"protocol", required_argument, NULL, 'P'},
+	{"duration", required_argument, NULL, 'd'},
+	{"verbose", no_argument, NULL, 'v'},
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
+};
+
 int main(int argc, char **argv)
 {
 	struct sockaddr_ll addr = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL) };
@@ -151,7 +162,7 @@ int main(int argc, char **argv)
 	time_t deadline = 0;
 	char *end;
 
-	while ((opt = getopt(argc, argv, "hvi:P:d:")) != -1) {
+	while ((opt = getopt_long(argc, argv, "hvi:P:d:", long_options, NULL)) != -1) {
 		switch (opt) {
 		case 'v':
 			verbose = 1;
@@ -174,15 +185,15 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'h':
-			usage(argv[0]);
+			usage(stdout, argv[0]);
 			return 0;
 		default:
-			usage(argv[0]);
+			usage(stderr, argv[0]);
 			return 2;
 		}
 	}
 	if (optind != argc) {
-		usage(argv[0]);
+		usage(stderr, argv[0]);
 		return 2;
 	}
 	if (ifname) {

@@ -3,6 +3,7 @@
  * through a clsact qdisc, blocks the given ports, and prints the counters every
  * second until stopped. */
 #include <errno.h>
+#include <getopt.h>
 #include <net/if.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -21,15 +22,16 @@
 static volatile sig_atomic_t exiting;
 static int verbose;
 
-static void usage(const char *prog)
+static void usage(FILE *out, const char *prog)
 {
-	fprintf(stderr,
+	fprintf(out,
 		"usage: %s -i IFACE [-e] [-p PORT]... [-d SECONDS] [-v]\n"
-		"  -i IFACE    the network interface to attach to (e.g. eth0)\n"
-		"  -e          filter egress (outgoing) packets instead of ingress\n"
-		"  -p PORT     drop TCP and UDP packets to this destination port (repeatable)\n"
-		"  -d SECONDS  exit after SECONDS (default: run until Ctrl-C)\n"
-		"  -v          print libbpf's debug log\n", prog);
+		"  -i, --interface=IFACE     the network interface to attach to (e.g. eth0)\n"
+		"  -e, --egress              filter egress (outgoing) packets instead of ingress\n"
+		"  -p, --port=PORT           drop TCP and UDP packets to this destination port (repeatable)\n"
+		"  -d, --duration=SECONDS    exit after SECONDS (default: run until Ctrl-C)\n"
+		"  -v, --verbose             print libbpf's debug log\n"
+		"  -h, --help                show this help and exit\n", prog);
 }
 
 static int print_libbpf_log(enum libbpf_print_level level, const char *format, va_list args)
@@ -79,6 +81,16 @@ static void print_stats(int map_fd)
 	       passed.packets, passed.bytes, dropped.packets, dropped.bytes);
 }
 
+static const struct option long_options[] = {
+	{"interface", required_argument, NULL, 'i'},
+	{"egress", no_argument, NULL, 'e'},
+	{"port", required_argument, NULL, 'p'},
+	{"duration", required_argument, NULL, 'd'},
+	{"verbose", no_argument, NULL, 'v'},
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
+};
+
 int main(int argc, char **argv)
 {
 	LIBBPF_OPTS(bpf_tc_hook, hook, .attach_point = BPF_TC_INGRESS);
@@ -93,7 +105,7 @@ int main(int argc, char **argv)
 	__u64 zero = 0;
 	char *end;
 
-	while ((opt = getopt(argc, argv, "hvei:p:d:")) != -1) {
+	while ((opt = getopt_long(argc, argv, "hvei:p:d:", long_options, NULL)) != -1) {
 		switch (opt) {
 		case 'v':
 			verbose = 1;
@@ -124,15 +136,15 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'h':
-			usage(argv[0]);
+			usage(stdout, argv[0]);
 			return 0;
 		default:
-			usage(argv[0]);
+			usage(stderr, argv[0]);
 			return 2;
 		}
 	}
 	if (!ifname || optind != argc) {
-		usage(argv[0]);
+		usage(stderr, argv[0]);
 		return 2;
 	}
 	hook.ifindex = if_nametoindex(ifname);

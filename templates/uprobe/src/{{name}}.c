@@ -2,6 +2,7 @@
 /* Loader for {{name}}: attaches the uprobe to a function (libc's malloc by default)
  * and prints, per process, how often it was called and the bytes asked for. */
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -38,18 +39,19 @@
 static volatile sig_atomic_t exiting;
 static int verbose;
 
-static void usage(const char *prog)
+static void usage(FILE *out, const char *prog)
 {
-	fprintf(stderr,
+	fprintf(out,
 		"usage: %s [-b BINARY] [-f FUNCTION] [-p PID] [-m MIN_SIZE] [-i SECONDS] [-d SECONDS] [-v]\n"
-		"  -b BINARY    the executable or library to probe (default: libc, found at run time)\n"
-		"  -f FUNCTION  the function to probe; its first argument is counted as a size\n"
-		"               (default: malloc)\n"
-		"  -p PID       trace only this process (default: every process using BINARY)\n"
-		"  -m MIN_SIZE  count only calls asking for at least MIN_SIZE bytes\n"
-		"  -i SECONDS   print the table every SECONDS (default: only at exit)\n"
-		"  -d SECONDS   exit after SECONDS (default: run until Ctrl-C)\n"
-		"  -v           print libbpf's debug log\n", prog);
+		"  -b, --binary=BINARY       the executable or library to probe (default: libc, found at run time)\n"
+		"  -f, --function=FUNCTION   the function to probe; its first argument is counted as a size\n"
+		"                            (default: malloc)\n"
+		"  -p, --pid=PID             trace only this process (default: every process using BINARY)\n"
+		"  -m, --min-size=MIN_SIZE   count only calls asking for at least MIN_SIZE bytes\n"
+		"  -i, --interval=SECONDS    print the table every SECONDS (default: only at exit)\n"
+		"  -d, --duration=SECONDS    exit after SECONDS (default: run until Ctrl-C)\n"
+		"  -v, --verbose             print libbpf's debug log\n"
+		"  -h, --help                show this help and exit\n", prog);
 }
 
 static int print_libbpf_log(enum libbpf_print_level level, const char *format, va_list args)
@@ -148,6 +150,18 @@ static void print_table(int map_fd)
 		       rows[i].stats.calls, rows[i].stats.bytes);
 }
 
+static const struct option long_options[] = {
+	{"binary", required_argument, NULL, 'b'},
+	{"function", required_argument, NULL, 'f'},
+	{"pid", required_argument, NULL, 'p'},
+	{"min-size", required_argument, NULL, 'm'},
+	{"interval", required_argument, NULL, 'i'},
+	{"duration", required_argument, NULL, 'd'},
+	{"verbose", no_argument, NULL, 'v'},
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
+};
+
 int main(int argc, char **argv)
 {
 	LIBBPF_OPTS(bpf_uprobe_opts, uprobe_opts);
@@ -159,7 +173,7 @@ int main(int argc, char **argv)
 	time_t deadline = 0, next_print = 0;
 	int opt, err = 0;
 
-	while ((opt = getopt(argc, argv, "hvb:f:p:m:i:d:")) != -1) {
+	while ((opt = getopt_long(argc, argv, "hvb:f:p:m:i:d:", long_options, NULL)) != -1) {
 		switch (opt) {
 		case 'v':
 			verbose = 1;
@@ -183,15 +197,15 @@ int main(int argc, char **argv)
 			duration = parse_number(optarg, "duration", 1);
 			break;
 		case 'h':
-			usage(argv[0]);
+			usage(stdout, argv[0]);
 			return 0;
 		default:
-			usage(argv[0]);
+			usage(stderr, argv[0]);
 			return 2;
 		}
 	}
 	if (optind != argc) {
-		usage(argv[0]);
+		usage(stderr, argv[0]);
 		return 2;
 	}
 	if (!binary) {

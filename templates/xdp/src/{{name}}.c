@@ -3,6 +3,7 @@
  * IPv4 sources, and prints the packet counters every second until stopped. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <getopt.h>
 #include <net/if.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,14 +22,15 @@
 static volatile sig_atomic_t exiting;
 static int verbose;
 
-static void usage(const char *prog)
+static void usage(FILE *out, const char *prog)
 {
-	fprintf(stderr,
+	fprintf(out,
 		"usage: %s -i IFACE [-b IPV4]... [-d SECONDS] [-v]\n"
-		"  -i IFACE    the network interface to attach to (e.g. eth0)\n"
-		"  -b IPV4     drop packets from this source address (repeatable)\n"
-		"  -d SECONDS  exit after SECONDS (default: run until Ctrl-C)\n"
-		"  -v          print libbpf's debug log\n", prog);
+		"  -i, --interface=IFACE     the network interface to attach to (e.g. eth0)\n"
+		"  -b, --block=IPV4          drop packets from this source address (repeatable)\n"
+		"  -d, --duration=SECONDS    exit after SECONDS (default: run until Ctrl-C)\n"
+		"  -v, --verbose             print libbpf's debug log\n"
+		"  -h, --help                show this help and exit\n", prog);
 }
 
 static int print_libbpf_log(enum libbpf_print_level level, const char *format, va_list args)
@@ -78,6 +80,15 @@ static void print_stats(int map_fd)
 	       passed.packets, passed.bytes, dropped.packets, dropped.bytes);
 }
 
+static const struct option long_options[] = {
+	{"interface", required_argument, NULL, 'i'},
+	{"block", required_argument, NULL, 'b'},
+	{"duration", required_argument, NULL, 'd'},
+	{"verbose", no_argument, NULL, 'v'},
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
+};
+
 int main(int argc, char **argv)
 {
 	const char *blocked[MAX_ARGS_BLOCKED];
@@ -90,7 +101,7 @@ int main(int argc, char **argv)
 	time_t deadline = 0;
 	char *end;
 
-	while ((opt = getopt(argc, argv, "hvi:b:d:")) != -1) {
+	while ((opt = getopt_long(argc, argv, "hvi:b:d:", long_options, NULL)) != -1) {
 		switch (opt) {
 		case 'v':
 			verbose = 1;
@@ -113,15 +124,15 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'h':
-			usage(argv[0]);
+			usage(stdout, argv[0]);
 			return 0;
 		default:
-			usage(argv[0]);
+			usage(stderr, argv[0]);
 			return 2;
 		}
 	}
 	if (!ifname || optind != argc) {
-		usage(argv[0]);
+		usage(stderr, argv[0]);
 		return 2;
 	}
 	ifindex = if_nametoindex(ifname);

@@ -1,0 +1,79 @@
+"""The machine-wide cache of generated headers: vmlinux.h and its PCH, shared by every
+project of a user (through bpfbuild.cache: atomic, verified entries).
+
+A vmlinux.h entry is keyed by the BTF's content, bpftool (path and version) and the
+command; a PCH entry by clang (path and version), the BPF flags without the project's
+folder, and vmlinux.h's content. A hit is copied into output/<arch>/include/ (never
+linked: an edit there must not reach the cache). A miss runs the tool under the key's
+lock, so two builds needing the same entry run it once, and stores the result.
+`BPFBUILD_CACHE_SIZE=0` turns the cache off for these headers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from .. import cache
+
+VMLINUX_KIND = "vmlinux"
+PCH_KIND = "pch"
+F = TypeVar("F")
+
+
+def key_of(*parts: object) -> str:
+    """A cache key: the SHA-256 (32 hex digits) of the parts, as JSON."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def enabled() -> bool:
+    """False when $BPFBUILD_CACHE_SIZE is 0 (an invalid value is an error)."""
+    return cache.size_limit() > 0
+
+
+def fetch_or_make(kind: str, key: str, name: str, output: str, make: Callable[[], F | None],
+                  meta: dict) -> F | None:
+    """Copy the cached file `name` of (kind, key) to output; on a miss call make(),
+    which writes OUTPUT.partial and returns a failure or None, then store the file.
+    Returns make's failure, or None when output is in place (renamed from
+    OUTPUT.partial, as every action's)."""
+    partial = output + ".partial"
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    with cache.locked(kind, key):
+        entry = cache.read_entry(kind, key)
+        if entry:
+            try:
+                shutil.copyfile(entry.file(name), partial)
+            except OSError:
+                entry = None    # evicted by another process after it was verified
+            else:
+                Path(partial).replace(output)
+                return None
+        failed = make()
+        if failed:
+            Path(partial).unlink(missing_ok=True)
+            return failed
+        try:
+            cache.write_entry(kind, key, {name: Path(partial)}, meta)
+            cache.evict(cache.size_limit(), keep=(kind, key))
+        except cache.CacheError as err:
+            # The build goes on without the cache: its output is right either way.
+            sys.stderr.write(f"warning: {err.message} ({err.hint})\n")
+    Path(partial).replace(output)
+    return None
+
+
+def content_sha256(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def stamp(**meta: object) -> dict:
+    """Provenance recorded in an entry's manifest."""
+    return {**meta, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
