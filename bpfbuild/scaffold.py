@@ -100,6 +100,10 @@ def create_project(target: Path, name: str | None, template: str, force: bool) -
                 files[_output_name(path.relative_to(source), name)] = path
     for relative in files:
         _refuse_links_out(target, relative)
+        output = target / relative
+        if force and output.is_dir() and not output.is_symlink():
+            raise BpfBuildError(f"{output} is a folder, where the template has a file",
+                                hint="move it away, or init another folder")
     created = Created(name, host_arch().name)
     for relative, path in sorted(files.items()):
         output = target / relative
@@ -107,9 +111,6 @@ def create_project(target: Path, name: str | None, template: str, force: bool) -
             if not force:
                 created.kept.append(str(relative))
                 continue
-            if output.is_dir() and not output.is_symlink():
-                raise BpfBuildError(f"{output} is a folder, where the template has a file",
-                                    hint="move it away, or init another folder")
             created.overwritten.append(str(relative))
         output.parent.mkdir(parents=True, exist_ok=True)
         text = path.read_text().replace(PLACEHOLDER, name).replace(VERSION_PLACEHOLDER, __version__)

@@ -106,6 +106,8 @@ def test_host_arch_first_else_the_arch_built(tmp_path: Path) -> None:
                          strip=None)
 
     root = copy_project("multi", tmp_path)
+    (root / "btf").mkdir()
+    (root / "btf/vmlinux").write_bytes(b"")   # a [vmlinux] file must exist; never read here
     (root / "bpfbuild.toml").write_text('[build]\narches = ["x86_64", "arm64"]\n'
                                         '[vmlinux]\narm64 = "btf/vmlinux"\n')
     project = load_project(root)

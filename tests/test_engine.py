@@ -120,7 +120,9 @@ def test_verbose_build_with_a_projects_own_dodo_prints_the_commands(tmp_path: Pa
     root = copy_project("withdodo", tmp_path)
     run = build(root, "-v")
     commands = [line[4:] for line in run.stdout.splitlines() if line.startswith("    cd ")]
-    assert len(commands) == len(run.steps), run.describe()
+    # every step runs a command, but bpfbuild's own compile_commands.json
+    tool_steps = [step for step in run.steps if step[1] != "compile_commands.json"]
+    assert len(commands) == len(tool_steps), run.describe()
     skeleton = next(c for c in commands if " gen skeleton " in c)
     assert re.search(r" > output/\S+/tiny\.skel\.h$", skeleton), skeleton
     # pasted into a shell, the command makes the same file

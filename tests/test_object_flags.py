@@ -54,6 +54,7 @@ def test_changing_one_objects_flags_rebuilds_that_object_only(project: Path) -> 
     run = build(project)
     assert sorted(run.steps) == [
         ("BPF", "src/softcount.bpf.c"),
+        ("GEN", "compile_commands.json"),     # its command changed
         ("GENOBJ", f"output/{ARCH}/bpf/softcount.bpf.o"),
         ("SKEL", f"output/{ARCH}/include/softcount.skel.h"),
     ], run.describe()
@@ -83,6 +84,7 @@ def test_app_flags_compile_shared_sources_apart_and_link_the_apps_libs(project: 
     _set_config(project, 'cflags = ["-DSHOUT"]', 'cflags = ["-DSHOUT", "-O1"]')
     again = build(project)
     assert sorted(again.steps) == [("CC", "loud:src/loud.c"), ("CC", "loud:src/util.c"),
+                                   ("GEN", "compile_commands.json"),
                                    ("LD", f"output/{ARCH}/loud")], again.describe()
 
 
