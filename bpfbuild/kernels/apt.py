@@ -154,7 +154,13 @@ class Apt:
                 return
             self._prepare()
             self._run("apt-get", "update", "-q")
-            (self.dir / "lists" / ".updated").touch()
+            # apt-get update exits 0 when it fetched no list at all (it only warns).
+            lists = self.dir / "lists"
+            kinds = ["*_Packages*"] + (["*_Sources*"] if self.sources else [])
+            if not all(any(lists.glob(kind)) for kind in kinds):
+                raise AptError(f"no package list of Debian {', '.join(self.suites)} could "
+                               "be fetched", hint=self.network_hint())
+            (lists / ".updated").touch()
 
     def show(self, package: str, version: str | None = None) -> Package | None:
         """The record of package (at version, else the candidate), or None if unknown."""

@@ -130,17 +130,6 @@ def _image_package(apt: Apt, name: str, version: str | None) -> tuple[str, str] 
     return record.name, record.version
 
 
-def _check_lists(apt: Apt) -> None:
-    """`apt-get update` exits 0 when it could not fetch a single list (it only warns):
-    no Packages file means the suite was not reached; the stamp is dropped so that
-    the next use tries again."""
-    lists = apt.dir / "lists"
-    if not any(lists.glob("*_Packages*")):
-        (lists / ".updated").unlink(missing_ok=True)
-        raise AptError(f"no package list of Debian {', '.join(apt.suites)} could be fetched",
-                       hint=apt.network_hint())
-
-
 def _resolve(spec: str, arch: Arch) -> list[tuple[str, str, str]]:
     """Every (suite, package, version) the spec may mean for arch, preferred first.
     Raises when none of the suites has it."""
@@ -152,7 +141,6 @@ def _resolve(spec: str, arch: Arch) -> list[tuple[str, str, str]]:
         apt = Apt([suite], arch.debian_arch)
         try:
             apt.update()
-            _check_lists(apt)
         except AptError as err:
             last_error = err
             continue
