@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from .arch import get_arch, host_arch
+from .build import fastpath
 from .build.engine import preload, run_doit, select_arches
 from .errors import BpfBuildError, VerifyError
 from .build.layout import Layout
@@ -24,13 +25,15 @@ def _load(root: Path, arches: Sequence[str]) -> Project:
 def build_project(root: Path, apps: Sequence[str] = (), jobs: int | None = None,
                   verbose: bool = False, arches: Sequence[str] = ()) -> int:
     """Validate the project, then run its build tasks; doit's exit code."""
+    stamp = fastpath.Recorder(root, apps, arches)  # first: inputs edited from now are suspect
     project = _load(root, arches)
     unknown = [a for a in apps if a not in project.apps]
     if unknown:
         raise BpfBuildError(f"no app named {', '.join(unknown)}",
                             hint="apps: " + (", ".join(project.apps) or "none"))
     preload(project)
-    return run_doit(root, ["run", *[f"app:{a}" for a in apps]], jobs, verbose)
+    return run_doit(root, ["run", *[f"app:{a}" for a in apps]], jobs, verbose,
+                    on_success=lambda tasks: stamp.write(project, tasks))
 
 
 def verify_project(root: Path, objects: Sequence[str] = (), jobs: int | None = None,

@@ -10,6 +10,7 @@ import os
 import shlex
 import sys
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from doit.cmd_base import TaskLoader2
@@ -20,6 +21,7 @@ from doit.exceptions import InvalidDodoFile
 from doit.loader import load_tasks
 from doit.reporter import ConsoleReporter
 
+from . import fastpath
 from .actions import content_md5
 from ..arch import Arch, host_arch
 from ..errors import BpfBuildError, ToolchainError
@@ -242,7 +244,8 @@ class _Loader(TaskLoader2):
             namespace = dict(inspect.getmembers(_import_dodo(dodo)))
         else:
             namespace = {"task_bpfbuild": lambda: task_bpfbuild(self.root)}
-        return load_tasks(namespace, self.cmd_names, allow_delayed=cmd.execute_tasks)
+        self.tasks = load_tasks(namespace, self.cmd_names, allow_delayed=cmd.execute_tasks)
+        return self.tasks
 
 
 def _import_dodo(path: Path):
@@ -253,13 +256,20 @@ def _import_dodo(path: Path):
 
 
 def run_doit(root: Path, doit_args: list[str], jobs: int | None = None, verbose: bool = False,
-             verify: bool = False, steps_to_stderr: bool = False) -> int:
+             verify: bool = False, steps_to_stderr: bool = False,
+             on_success: Callable[[list], None] | None = None) -> int:
     """Run a doit command (`run`, `clean`, `list`...) on the project; doit's exit code.
-    With verify, the graph also holds the verification tasks."""
+    With verify, the graph also holds the verification tasks. on_success gets doit's
+    tasks after a run that succeeded (bpfbuild build writes the no-op stamp)."""
     global _with_verify_tasks
     _with_verify_tasks = verify
     acquire_lock(root)
+    fastpath.invalidate(root)  # before any task runs: see fastpath.py
     os.chdir(root)
-    main = DoitMain(_Loader(root, jobs, verbose, steps_to_stderr), config_filenames=())
+    loader = _Loader(root, jobs, verbose, steps_to_stderr)
+    main = DoitMain(loader, config_filenames=())
     main.BIN_NAME = "bpfbuild"
-    return main.run(doit_args)
+    code = main.run(doit_args)
+    if code == 0 and on_success:
+        on_success(loader.tasks)
+    return code
