@@ -56,6 +56,10 @@ to a timer tick (1-10 ms), hence the margin."""
 COARSE_RACE_MARGIN_NS = 2_000_000_000
 """The same for a file system that keeps whole seconds (FAT keeps 2 s)."""
 
+NO_EFFECT_FLAGS = ("-v", "--verbose")
+"""Options of `bpfbuild build` that change nothing in a build that has nothing to do
+(-j N is parsed apart, since it takes a value). Any other option falls back."""
+
 Signature = tuple[int, int, int, int, int, int]
 
 
@@ -98,7 +102,7 @@ def parse_build_args(args: list[str]) -> tuple[str | None, tuple[str, ...], tupl
     while i < len(rest):
         word = rest[i]
         i += 1
-        if word in ("-v", "--verbose"):
+        if word in NO_EFFECT_FLAGS:
             continue
         if not word.startswith("-") or word == "-":
             apps.append(word)
