@@ -49,10 +49,12 @@ IGNORED_ENV = frozenset({"PWD", "OLDPWD", "SHLVL", "_", "COLUMNS", "LINES", "PYT
 the key. The toolchain reads CC, CC_<arch>, CLANG, BPFTOOL, CFLAGS, LDFLAGS, STRIP,
 PKG_CONFIG* and PATH, the compilers read more (CPATH, SOURCE_DATE_EPOCH...): rather
 than list them, any change of the environment falls back to the full graph."""
-RACE_MARGIN_NS = 50_000_000
+RACE_MARGIN_NS = 20_000_000
 """An input whose ctime is this close to the build's start, or later, may have changed
 after the build read it: no stamp then. File times come from a clock that lags by up
-to a timer tick (1-10 ms), hence the margin."""
+to a timer tick (1-10 ms), hence the margin. (The build's start is taken when
+build_project starts, after Python and click have started: an input edited just
+before the command ran is older than that by much more.)"""
 COARSE_RACE_MARGIN_NS = 2_000_000_000
 """The same for a file system that keeps whole seconds (FAT keeps 2 s)."""
 
