@@ -10,6 +10,7 @@ import shutil
 import stat
 import subprocess
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -172,11 +173,26 @@ def test_modified_output_with_its_old_size_and_mtime_is_seen(multi: Path) -> Non
     assert_missed(run, f"output/{ARCH}/bpf/gamma.bpf.o changed")
 
 
-def test_touch_rebuilds_nothing_and_the_next_build_is_fast(multi: Path) -> None:
+def test_touch_is_answered_by_content(multi: Path) -> None:
+    """A touched source or header has its recorded size: the check reads it, finds the
+    recorded content, answers, and records the new stat for the next no-op."""
     (multi / "src/alpha.bpf.c").touch()
     (multi / "src/common.h").touch()
+    (multi / "bpfbuild.toml").touch()
+    time.sleep(0.1)   # older than a clock tick: the new stats can be recorded
     run = traced(multi)
-    assert_missed(run, "changed")
+    assert "fastpath: 3 touched, same content" in run.stderr, run.describe()
+    assert "fastpath: hit" in run.stderr and run.stdout == "", run.describe()
+    run = traced(multi)
+    assert run.stderr == "fastpath: hit\n", run.describe()   # nothing read this time
+
+
+def test_touch_of_an_output_falls_through_and_rebuilds_nothing(multi: Path) -> None:
+    """Outputs have no digest in the stamp: the full graph decides, runs nothing
+    (it compares contents), and writes a new stamp."""
+    (multi / f"output/{ARCH}/bpf/gamma.bpf.o").touch()
+    run = traced(multi)
+    assert_missed(run, f"output/{ARCH}/bpf/gamma.bpf.o changed")
     assert run.steps == [] and run.stdout == "", run.describe()
     assert "fastpath: recorded" in run.stderr, run.describe()
     assert_fast(multi)

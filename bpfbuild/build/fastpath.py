@@ -12,10 +12,13 @@ a later `bpfbuild build` when every one of those is unchanged; any other case, a
 doubt, falls back to the full graph, which rewrites the stamp when it succeeds.
 
 A stat is (inode, device, mode, size, mtime_ns, ctime_ns). Nobody can set a ctime, so
-rewriting a file, even with the same size and `os.utime` to its old mtime, is seen. A
-`touch` changes the mtime too: the full graph then runs, rebuilds nothing (it compares
-contents) and writes a new stamp. The stamp holds no content hashes: doit's state has
-them, and the fast path never reads a file.
+rewriting a file, even with the same size and `os.utime` to its old mtime, is seen.
+The stamp also holds the SHA-256 of the project's own inputs (sources, headers,
+bpfbuild.toml: the files a user edits, or touches). When one of those no longer has
+its recorded stat but has its recorded size, the check reads it: the same content
+means a `touch`, after which the full graph would rebuild nothing either (it compares
+contents). The check then answers, and records the new stat so that the next no-op
+reads nothing. Any other mismatch (an output, a tool, a system header) falls back.
 
 The stamp vouches only for what was true after a build that succeeded: every full
 build deletes it before any task runs (`invalidate`), it is written atomically, and
@@ -40,7 +43,7 @@ STATE_DIR = ".bpfbuild"
 """As layout.STATE_DIR; not imported from there so that the check imports nothing more."""
 CONFIG_NAME = "bpfbuild.toml"
 """As config.CONFIG_NAME (config.py imports tomllib and the arch table)."""
-FORMAT = 1
+FORMAT = 2
 TRACE_ENV = "BPFBUILD_TRACE"
 """Set to 1: `bpfbuild build` says on stderr whether the fast path answered, and why not."""
 IGNORED_ENV = frozenset({"PWD", "OLDPWD", "SHLVL", "_", "COLUMNS", "LINES", "PYTEST_CURRENT_TEST",
@@ -57,6 +60,8 @@ build_project starts, after Python and click have started: an input edited just
 before the command ran is older than that by much more.)"""
 COARSE_RACE_MARGIN_NS = 2_000_000_000
 """The same for a file system that keeps whole seconds (FAT keeps 2 s)."""
+DIGEST_MAX_SIZE = 1 << 20
+"""Project inputs up to this size get a content digest (a touch of one stays a no-op)."""
 
 NO_EFFECT_FLAGS = ("-v", "--verbose")
 """Options of `bpfbuild build` that change nothing in a build that has nothing to do
@@ -169,13 +174,72 @@ def _compare(stamp, root: str, apps: tuple[str, ...], arches: tuple[str, ...],
         return "other apps or arches"
     if stamp.get("environment") != environment_digest(environ):
         return "the environment changed"
-    files = stamp.get("files")
-    if not isinstance(files, dict):
+    files, digests = stamp.get("files"), stamp.get("digests")
+    if not isinstance(files, dict) or not isinstance(digests, dict):
         return "no stamp"
+    touched: dict[str, Signature] = {}
     for path, recorded in files.items():
-        if signature(path) != recorded:
+        current = signature(path)
+        if current == recorded:
+            continue
+        if not (current and recorded and path in digests and current[3] == recorded[3]
+                and _same_content(path, current, digests[path])):
             return f"{path} changed"
+        touched[path] = current
+    if touched:
+        _refresh(root, stamp, touched)
     return None
+
+
+def _same_content(path: str, current: Signature, digest: str) -> bool:
+    """True when path holds the content the stamp's digest names, and did not change
+    while it was read."""
+    try:
+        actual = file_digest(path)
+    except OSError:
+        return False
+    return actual == digest and signature(path) == current
+
+
+def file_digest(path: str) -> str:
+    import hashlib  # only when a file was touched: its import costs a few ms
+
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _refresh(root: str, stamp: dict, touched: dict[str, Signature]) -> None:
+    """Record the new stat of files touched with their content unchanged, so that the
+    next no-op reads nothing; not for one changed within a clock tick of now (it
+    could change again within that tick and keep this stat), and never an error."""
+    trace(f"{len(touched)} touched, same content")
+    now = time.time_ns()
+    if any(sig[5] >= now - _margin(sig) for sig in touched.values()):
+        return
+    stamp["files"].update(touched)
+    _write(os.path.join(root, STATE_DIR, STAMP_NAME), stamp)
+
+
+def _margin(sig: Signature) -> int:
+    return COARSE_RACE_MARGIN_NS if sig[5] % 1_000_000_000 == 0 else RACE_MARGIN_NS
+
+
+def _write(path: str, stamp: dict) -> bool:
+    """Write the stamp atomically; False (and no stamp) when that fails."""
+    partial = f"{path}.{os.getpid()}.partial"
+    try:
+        with open(partial, "wb") as f:
+            marshal.dump(stamp, f)
+        os.replace(partial, path)
+    except OSError as err:
+        trace(f"not recorded: {err}")
+        for leftover in (partial, path):
+            try:
+                os.unlink(leftover)
+            except OSError:
+                pass
+        return False
+    return True
 
 
 # -- the stamp (full-build side) ---------------------------------------------------
@@ -204,6 +268,7 @@ class Recorder:
 
     def __init__(self, root, apps, arches) -> None:
         self.root = str(root)
+        self.targets: set[str] = set()
         self.selection = (tuple(sorted(set(apps))), tuple(sorted(set(arches))))
         self.started_ns = time.time_ns()
 
@@ -212,25 +277,15 @@ class Recorder:
         line saying why) when something cannot be vouched for."""
         try:
             files = self._files(project, tasks)
+            digests = self._digests(files)
         except _NoStamp as reason:
             trace(f"not recorded: {reason}")
             return
         stamp = {"running": _running(), "root": signature(self.root)[:2],
                  "selection": self.selection, "environment": environment_digest(os.environ),
-                 "files": files}
-        path = stamp_path(self.root)
-        partial = f"{path}.{os.getpid()}.partial"
-        try:
-            with open(partial, "wb") as f:
-                marshal.dump(stamp, f)
-            os.replace(partial, path)
-        except OSError as err:  # the build succeeded; only the next no-op is slower
-            trace(f"not recorded: {err}")
-            invalidate(self.root)
-            if os.path.exists(partial):
-                os.unlink(partial)
-            return
-        trace(f"recorded {len(files)} paths")
+                 "files": files, "digests": digests}
+        if _write(stamp_path(self.root), stamp):  # else only the next no-op is slower
+            trace(f"recorded {len(files)} paths")
 
     def _files(self, project, tasks: list) -> dict[str, Signature | None]:
         root = self.root
@@ -257,16 +312,32 @@ class Recorder:
             files[path] = signature(path)
             if files[path] is None:
                 raise _NoStamp(f"target {path} does not exist")
+        self.targets = targets
         watched = sorted(inputs - targets) + self._settings(project, tools)
-        margin_start = self.started_ns
         for path in watched:
             sig = signature(path)
-            if sig is not None and path not in files:
-                margin = COARSE_RACE_MARGIN_NS if sig[5] % 1_000_000_000 == 0 else RACE_MARGIN_NS
-                if sig[5] >= margin_start - margin:
-                    raise _NoStamp(f"{path} changed while the build ran")
+            if sig is not None and path not in files and sig[5] >= self.started_ns - _margin(sig):
+                raise _NoStamp(f"{path} changed while the build ran")
             files.setdefault(path, sig)
         return files
+
+    def _digests(self, files: dict[str, Signature | None]) -> dict[str, str]:
+        """SHA-256 of the project's own inputs: regular files under the root, not
+        made by the build, not in .bpfbuild/, at most DIGEST_MAX_SIZE bytes."""
+        import stat
+
+        inside = os.path.join(self.root, "")
+        state = os.path.join(self.root, STATE_DIR, "")
+        digests = {}
+        for path, sig in files.items():
+            if (sig and path.startswith(inside) and not path.startswith(state)
+                    and path not in self.targets and stat.S_ISREG(sig[2])
+                    and sig[3] <= DIGEST_MAX_SIZE):
+                digest = file_digest(path)
+                if signature(path) != sig:
+                    raise _NoStamp(f"{path} changed while the build ran")
+                digests[path] = digest
+        return digests
 
     def _settings(self, project, tools: set[str]) -> list[str]:
         """Paths besides the tasks' own that decide what the graph would do."""
