@@ -9,8 +9,8 @@ import inspect
 import os
 import shlex
 import sys
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from doit.cmd_base import TaskLoader2
