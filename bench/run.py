@@ -446,7 +446,8 @@ def classify(tool: str, args: str) -> str:
         return "probe"
     if tool == "strip":
         return "probe" if "--version" in words else "ld"
-    return "cc" if "-c" in words else "ld" if "-o" in words else "probe"
+    # bpfbuild's linker probe links a tiny program with -Wl,-v: not an app's link
+    return "cc" if "-c" in words else "ld" if "-o" in words and "-Wl,-v" not in words else "probe"
 
 
 def build_logger(folder: Path, name: str, real: str) -> Path:
