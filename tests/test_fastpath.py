@@ -212,6 +212,15 @@ def test_failed_build_leaves_no_stamp(multi: Path) -> None:
     assert_fast(multi)
 
 
+def test_corrupt_stamp_falls_through(multi: Path) -> None:
+    stamp = multi / ".bpfbuild" / fastpath.STAMP_NAME
+    stamp.write_bytes(b"\x00not a stamp" * 10)
+    run = traced(multi)
+    assert_missed(run, "no stamp")
+    assert run.steps == [], run.describe()
+    assert_fast(multi)
+
+
 def test_input_changed_during_the_build_leaves_no_stamp(tmp_path: Path) -> None:
     """A cc that edits a header the build already read: the stamp cannot vouch for it."""
     root = copy_project("multi", tmp_path)
