@@ -16,8 +16,9 @@ def parse_depfile(text: str) -> list[str]:
     deps: list[str] = []
     seen: set[str] = set()
     for rule in _rules(text):
-        if ":" not in rule:
-            continue
+        colons = rule.count(":")
+        if not colons or (colons == 1 and rule.endswith(":")):
+            continue  # no rule, or one with no prerequisites (-MP's `header.h:`)
         _, prerequisites = _split_rule(rule)
         for word in _words(prerequisites):
             if word not in seen:
