@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 from .arch import get_arch, host_arch
+from .build import fastpath
 from .build.engine import RunOptions, run_doit, select_arches
 from .errors import BpfBuildError, VerifyError
 from .build.layout import Layout
@@ -32,13 +33,15 @@ def build_project(root: Path, apps: Sequence[str] = (), jobs: int | None = None,
                   keep_going: bool = False) -> int:
     """Validate the project, then run its build tasks; doit's exit code. With
     keep_going, build all that does not depend on a failed step, then summarize."""
+    stamp = fastpath.Recorder(root, apps, arches)  # first: inputs edited from now are suspect
     project = _load(root, arches)
     unknown = [a for a in apps if a not in project.apps]
     if unknown:
         raise BpfBuildError(f"no app named {', '.join(unknown)}",
                             hint="apps: " + (", ".join(project.apps) or "none"))
     return run_doit(project, ["run", *[task_name("app", a) for a in apps]],
-                    RunOptions(jobs=jobs, verbose=verbose, keep_going=keep_going))
+                    RunOptions(jobs=jobs, verbose=verbose, keep_going=keep_going,
+                               on_success=lambda tasks: stamp.write(project, tasks)))
 
 
 def verify_project(root: Path, objects: Sequence[str] = (), jobs: int | None = None,

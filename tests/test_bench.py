@@ -2,7 +2,8 @@
 
 No timing is asserted: CI machines are too noisy. What is asserted is what the
 benchmark exists to show: every row of its table, bpfbuild rebuilding exactly the
-dependents of an edited header and running nothing after a `touch`, and the
+dependents of an edited header and running nothing after a `touch`, its no-op builds
+answered by the fast path, every command of a -j1 build accounted for, and the
 reference Makefile missing those dependents (so the comparison measures something).
 """
 
@@ -21,9 +22,11 @@ REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench" / "run.py"
 
 TABLE_ROWS = (
-    "| clean build",
+    "| clean build, empty cache",
+    "| clean build, warm cache",
     "| CPU time",
     "| no-op build",
+    "| `python -c pass`",
     "| touch `src/app1.bpf.c`",
     "| edit `src/common.h`",
     "| peak RSS",
@@ -60,7 +63,7 @@ def bench_results(tmp_path_factory) -> tuple[str, dict]:
 @pytest.mark.slow
 def test_table_has_every_row(bench_results):
     table, _ = bench_results
-    assert "| | make -j2 | bpfbuild -j2 | make / bpfbuild |" in table
+    assert "| | make -j2 | bpfbuild -j2 | make / bpfbuild | target |" in table
     for row in TABLE_ROWS:
         assert any(line.startswith(row) for line in table.splitlines()), (row, table)
 
@@ -85,6 +88,31 @@ def test_bpfbuild_touch_and_noop_run_nothing(bench_results):
 
 
 @pytest.mark.slow
+def test_bpfbuild_noop_takes_the_fast_path(bench_results):
+    """Every no-op build of the benchmark is answered from the stamp (the no-op row
+    measures the fast path), and so is the touch (same content)."""
+    _, results = bench_results
+    assert all(run["fast_path"] for run in results["bpfbuild"]["noop"]["runs"]), results["bpfbuild"]["noop"]
+    assert results["bpfbuild"]["touch"]["fast_path"]
+    assert results["python"]["startup_seconds"] > 0
+
+
+@pytest.mark.slow
+def test_warm_cache_builds_are_clean_builds(bench_results):
+    """The warm-cache row compiles and links everything again: only the cache is kept
+    (vmlinux.h and its PCH may come from it)."""
+    _, results = bench_results
+
+    def compiles_and_links(run: dict) -> set[str]:
+        return {step for step in run["steps"] if step.split()[0] in ("BPF", "CC", "LD")}
+
+    cold = compiles_and_links(results["bpfbuild"]["clean"]["runs"][0])
+    assert len(cold) == 3 + 4 + 3, cold
+    for run in results["bpfbuild"]["warm"]["runs"]:
+        assert compiles_and_links(run) == cold
+
+
+@pytest.mark.slow
 def test_reference_makefile_shows_its_flaws(bench_results):
     """The counting works for make too: it rebuilds after a touch, and misses every
     dependent of the edited header (libbpf-bootstrap's Makefile tracks no headers)."""
@@ -101,11 +129,16 @@ def test_steps_table_accounts_for_every_command(bench_results):
     """The -j1 profile of each tool times every command it ran, by kind; the counts
     are those of the workload, so nothing was left out."""
     table, results = bench_results
-    assert "| clean build at -j1, by step | make | bpfbuild |" in table
+    assert ("| clean build at -j1, by step | make | bpfbuild, empty cache | "
+            "bpfbuild, warm cache |") in table
+    assert "| the build tool itself: its own CPU (user + sys) |" in table
     assert "no schedule of this work can make bpfbuild more than" in table
-    for tool in ("make", "bpfbuild"):
-        steps = results["steps"][tool]["steps"]
-        assert steps["vmlinux"]["commands"] == 1, steps
+    for tool in ("make", "bpfbuild", "bpfbuild-warm"):
+        profile = results["steps"][tool]
+        assert 0 < profile["own_cpu_seconds"] < profile["cpu_seconds"], profile
+        steps = profile["steps"]
+        if tool != "bpfbuild-warm":  # a warm cache may hold vmlinux.h
+            assert steps["vmlinux"]["commands"] == 1, steps
         assert steps["bpf"]["commands"] == 3, steps       # 2 tracing apps + the XDP app
         assert steps["bpftool"]["commands"] == 6, steps   # gen object + gen skeleton each
         assert steps["cc"]["commands"] == 4, steps        # 3 loaders + util.c

@@ -15,6 +15,7 @@ from doit.exceptions import TaskFailed
 from . import header_cache
 from .depfile import existing_deps
 from .elfcheck import ElfExpectation, check_elf
+from .elfdynamic import needed_libraries
 
 PARTIAL = ".partial"
 """Suffix of an output being written; renamed to its final name only on success,
@@ -206,22 +207,6 @@ def _execute(argv: tuple[str, ...], cwd: str, stdout_to: str | None = None) -> T
         diagnostics = (done.stdout.decode(errors="replace").rstrip() + "\n" + diagnostics).strip()
     status = f"{Path(argv[0]).name} exited with {done.returncode} (run with -v to see the command)"
     return TaskFailed(f"{diagnostics}\n{status}".lstrip())
-
-
-def needed_libraries(path: str) -> list[str]:
-    """The DT_NEEDED entries of an ELF executable (empty for a static one)."""
-    from elftools.elf.dynamic import DynamicSection
-    from elftools.elf.elffile import ELFFile
-
-    with open(path, "rb") as f:
-        elf = ELFFile(f)
-        return [
-            tag.needed
-            for section in elf.iter_sections()
-            if isinstance(section, DynamicSection)
-            for tag in section.iter_tags()
-            if tag.entry.d_tag == "DT_NEEDED"
-        ]
 
 
 def verify_object(runner: str, bpf_object: str, log_dir: str, rodata: dict, name: str,

@@ -16,8 +16,9 @@ def parse_depfile(text: str) -> list[str]:
     deps: list[str] = []
     seen: set[str] = set()
     for rule in _rules(text):
-        if ":" not in rule:
-            continue
+        colons = rule.count(":")
+        if not colons or (colons == 1 and rule.endswith(":")):
+            continue  # no rule, or one with no prerequisites (-MP's `header.h:`)
         _, prerequisites = _split_rule(rule)
         for word in _words(prerequisites):
             if word not in seen:
@@ -49,16 +50,18 @@ def _rules(text: str) -> list[str]:
 
 
 def _split_rule(rule: str) -> tuple[str, str]:
-    """Split at the first unescaped colon that is not part of a Windows drive."""
-    i = 0
-    while i < len(rule):
-        if rule[i] == "\\":
-            i += 2
-            continue
-        if rule[i] == ":" and not (i == 1 and rule[0].isalpha()):
+    """Split at the first unescaped colon that is not part of a Windows drive. A regex
+    jumps from one backslash or colon to the next: -MP writes one `header.h:` rule
+    per header, a few hundred a user source, and a loop over characters cost more
+    than the rest of the parse."""
+    for match in _SEPARATOR.finditer(rule):
+        i = match.start()
+        if match.group() == ":" and not (i == 1 and rule[0].isalpha()):
             return rule[:i], rule[i + 1:]
-        i += 1
     return rule, ""
+
+
+_SEPARATOR = re.compile(r"\\.|:", re.S)
 
 
 def _words(text: str) -> list[str]:

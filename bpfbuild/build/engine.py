@@ -9,7 +9,7 @@ import inspect
 import os
 import shlex
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -20,6 +20,7 @@ from doit.exceptions import InvalidDodoFile, UnmetDependency
 from doit.loader import load_tasks
 from doit.reporter import ConsoleReporter
 
+from . import fastpath
 from ..cache import size_limit
 from ..arch import Arch, host_arch
 from ..errors import BpfBuildError, ToolchainError
@@ -50,6 +51,9 @@ class RunOptions:
     verify: bool | VerifyPlan = False
     """The graph also holds the verification tasks: of the running kernel's arch
     (True), or of the kernels and arches of a VerifyPlan (VMs)."""
+    on_success: Callable[[list], None] | None = None
+    """Called with doit's tasks after a run that succeeded (bpfbuild build writes the
+    no-op stamp, see fastpath.py)."""
     continue_on_failure: bool = False
     """Run every task that does not depend on a failed one, with no summary (one VM
     that fails does not stop the others)."""
@@ -253,6 +257,7 @@ class _Loader(TaskLoader2):
     def __init__(self, project: Project, toolchains: list[Toolchain], options: RunOptions) -> None:
         super().__init__()
         self.project, self.toolchains, self.options = project, toolchains, options
+        self.tasks: list = []
 
     def setup(self, opt_values) -> None:
         pass
@@ -272,7 +277,8 @@ class _Loader(TaskLoader2):
             namespace = dict(inspect.getmembers(_import_dodo(dodo)))
             if namespace.get("task_bpfbuild") is task_bpfbuild:
                 namespace["task_bpfbuild"] = task_bpfbuild_of_this_run
-        return load_tasks(namespace, self.cmd_names, allow_delayed=cmd.execute_tasks)
+        self.tasks = load_tasks(namespace, self.cmd_names, allow_delayed=cmd.execute_tasks)
+        return self.tasks
 
 
 def _import_dodo(path: Path):
@@ -285,10 +291,15 @@ def _import_dodo(path: Path):
 def run_doit(project: Project, doit_args: list[str], options: RunOptions) -> int:
     """Run a doit command (`run`, `clean`, `list`...) on the project; doit's exit code."""
     toolchains = prepare(project)
+    fastpath.invalidate(project.root)  # before any task runs: see fastpath.py
     os.chdir(project.root)
     # StateDB is also a doit.BACKEND entry point (for plain `doit` on a project's
     # dodo.py); naming it here keeps bpfbuild working from a source tree.
-    main = DoitMain(_Loader(project, toolchains, options), config_filenames=(),
+    loader = _Loader(project, toolchains, options)
+    main = DoitMain(loader, config_filenames=(),
                     extra_config={"BACKEND": {BACKEND_NAME: BACKEND_LOCATION}})
     main.BIN_NAME = "bpfbuild"
-    return main.run(doit_args)
+    code = main.run(doit_args)
+    if code == 0 and options.on_success:
+        options.on_success(loader.tasks)
+    return code

@@ -630,8 +630,8 @@ class TaskFactory:
             actions=[(aliases.make_alias, (str(link), app_name))],
             task_dep=[self.name("link", app_name)],
             targets=[str(link)],
-            uptodate=[config_changed({"alias_of": app_name}),
-                      (_link_points_at, (str(link), app_name))],
+            # the target check records the link itself (state.file_state)
+            uptodate=[config_changed({"alias_of": app_name})],
         )
 
     def stale_alias_removal(self) -> TaskDict:
@@ -720,11 +720,6 @@ def step_line(meta: dict, indent: str = "  ") -> str:
     label = f"{meta['label']:<8}" if indent else f"{meta['label']} "
     suffix = f" ({meta['arch']})" if meta["several_arches"] else ""
     return f"{indent}{label}{meta['shown']}{suffix}"
-
-
-def _link_points_at(link: str, target: str) -> bool:
-    """Up to date only while the alias is still our link to its app."""
-    return os.path.islink(link) and os.readlink(link) == target
 
 
 def task_title(task) -> str:
