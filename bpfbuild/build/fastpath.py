@@ -404,15 +404,22 @@ def _probed_paths(toolchain_json: str) -> set[str]:
 
     try:
         with open(toolchain_json) as f:
-            entries = json.load(f)
+            data = json.load(f)
     except (OSError, ValueError):
         return set()
+    # {"format": N, "entries": {key: {"stamp": [[path, size, mtime], ...], "value": {...,
+    # "stamp_paths": [files the probe found, e.g. the .pc files pkg-config read]}}}}
+    entries = data.get("entries", data) if isinstance(data, dict) else {}
     paths = set()
     for entry in entries.values() if isinstance(entries, dict) else ():
         stamp = entry.get("stamp") if isinstance(entry, dict) else None
         for item in stamp if isinstance(stamp, list) else ():
             if isinstance(item, list) and item and isinstance(item[0], str):
                 paths.add(item[0])
+        value = entry.get("value") if isinstance(entry, dict) else None
+        found = value.get("stamp_paths") if isinstance(value, dict) else None
+        if isinstance(found, list):
+            paths.update(p for p in found if isinstance(p, str))
     return paths
 
 
