@@ -95,22 +95,26 @@ def _clang_targets() -> str:
 
 @pytest.mark.parametrize("arch", ARCHES.values(), ids=list(ARCHES))
 def test_objects_compiled_by_clang_for_each_arch(tmp_path: Path, arch: Arch) -> None:
-    """Real objects: clang -target for the arch, and -target bpfel/bpfeb for BPF."""
+    """Real objects: -target bpfel/bpfeb for BPF, and clang -target for the arch where
+    this clang has that backend (Debian 12's clang 14 has no loongarch64: that arch's
+    native header is covered by the constructed headers above)."""
     targets = _clang_targets()
     llvm_name = {"x86_64": "x86-64", "arm64": "aarch64", "arm": "arm", "riscv64": "riscv64",
                  "ppc64le": "ppc64le", "s390x": "systemz", "loongarch64": "loongarch64"}[arch.name]
-    if f" {llvm_name} " not in targets:
-        pytest.skip(f"this clang has no {llvm_name} target (clang -print-targets)")
     source = tmp_path / "x.c"
     source.write_text("int answer(void) { return 42; }\n")
     native, bpf = tmp_path / "native.o", tmp_path / "bpf.o"
-    for target, output in ((CLANG_TARGET[arch.name], native), (arch.bpf_target, bpf)):
+    builds = [(arch.bpf_target, bpf)]
+    if f" {llvm_name} " in targets:
+        builds.append((CLANG_TARGET[arch.name], native))
+    for target, output in builds:
         subprocess.run(["clang", "-target", target, "-c", str(source), "-o", str(output)],
                        check=True)
-    assert check_elf(str(native), ElfExpectation.native(arch, "h")) is None
     assert check_elf(str(bpf), ElfExpectation.bpf_object(arch, "h")) is None
     assert check_elf(str(bpf), ElfExpectation.native(arch, "h")) is not None
-    assert check_elf(str(native), ElfExpectation.bpf_object(arch, "h")) is not None
+    if native.exists():
+        assert check_elf(str(native), ElfExpectation.native(arch, "h")) is None
+        assert check_elf(str(native), ElfExpectation.bpf_object(arch, "h")) is not None
 
 
 def test_hints_name_the_compiler_variable() -> None:
