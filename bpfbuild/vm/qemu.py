@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..arch import host_arch
+from ..arch import get_arch, host_arch
 from ..cache import cache_root
 from ..errors import BpfBuildError
 
@@ -34,12 +34,8 @@ class Machine:
 
     arch: str
     """bpfbuild's arch name."""
-    qemu: str
-    """The qemu system emulator."""
     package: str
-    """The Debian package that provides it."""
-    debian_arch: str
-    """Debian's name of the arch: busybox-static and kernel packages."""
+    """The Debian package that provides its qemu system emulator."""
     console: str
     """The kernel's name of the serial console the board has."""
     tcg_args: tuple[str, ...]
@@ -47,14 +43,24 @@ class Machine:
     kvm_args: tuple[str, ...]
     """Board and CPU under KVM."""
 
+    @property
+    def qemu(self) -> str:
+        """The qemu system emulator (from the arch table)."""
+        return get_arch(self.arch).qemu_system
+
+    @property
+    def debian_arch(self) -> str:
+        """Debian's name of the arch: busybox-static and kernel packages."""
+        return get_arch(self.arch).debian_arch
+
 
 MACHINES: dict[str, Machine] = {
     m.arch: m
     for m in (
-        Machine("x86_64", "qemu-system-x86_64", "qemu-system-x86", "amd64", "ttyS0",
+        Machine("x86_64", "qemu-system-x86", "ttyS0",
                 ("-M", "pc", "-cpu", "max"), ("-M", "pc", "-enable-kvm", "-cpu", "host")),
         # pauth-impdef: the architected pointer-auth algorithm costs TCG 4x the boot time
-        Machine("arm64", "qemu-system-aarch64", "qemu-system-arm", "arm64", "ttyAMA0",
+        Machine("arm64", "qemu-system-arm", "ttyAMA0",
                 ("-M", "virt", "-cpu", "max,pauth-impdef=on"),
                 ("-M", "virt", "-enable-kvm", "-cpu", "host")),
     )
