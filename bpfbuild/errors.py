@@ -14,6 +14,10 @@ class BpfBuildError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def describe(self) -> str:
+        """The message and, on its own line, the hint: how a failed step shows it."""
+        return self.message + (f"\nhint: {self.hint}" if self.hint else "")
+
 
 class ConfigError(BpfBuildError):
     """bpfbuild.toml is malformed, has an unknown key or a wrong type."""

@@ -220,7 +220,7 @@ def verify_object(runner: str, bpf_object: str, log_dir: str, rodata: dict, name
         result = run_verifier(Path(runner), Path(bpf_object), Path(log_dir), rodata,
                               name=name, arch=arch)
     except BpfBuildError as err:
-        return TaskFailed(err.message + (f"\nhint: {err.hint}" if err.hint else ""))
+        return TaskFailed(err.describe())
     _prepare((report,))
     save_object_report(result, Path(partial(report)))
     return _finish((report,), None)
@@ -245,4 +245,4 @@ def verify_in_vm(job) -> TaskFailed | dict:
     try:
         return run_vm_job(job)
     except BpfBuildError as err:
-        return TaskFailed(err.message + (f"\nhint: {err.hint}" if err.hint else ""))
+        return TaskFailed(err.describe())

@@ -148,7 +148,7 @@ def doit_config(root: Path, options: RunOptions | None = None) -> dict[str, Any]
     try:
         check_own_folders(root)   # doit opens its database in the state folder
     except BpfBuildError as err:
-        raise InvalidDodoFile(err.message + (f"\nhint: {err.hint}" if err.hint else "")) from None
+        raise InvalidDodoFile(err.describe()) from None
     return _doit_config(root, options or RunOptions())
 
 
@@ -244,7 +244,7 @@ def task_bpfbuild(root: Path | None = None, prefix: str = "", verify: bool = Fal
         toolchains = prepare(project)
     except BpfBuildError as err:
         # Under plain `doit`, an error doit knows prints as one line, no traceback.
-        raise InvalidDodoFile(err.message + (f"\nhint: {err.hint}" if err.hint else "")) from None
+        raise InvalidDodoFile(err.describe()) from None
     yield from project_tasks(project, toolchains, prefix, verify=verify)
 
 

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-from ..arch import ARCHES
-from ..errors import VerifyError
+from ..arch import get_arch
+from ..errors import ConfigError, VerifyError
 from ..kernels.host import ENOSYS_REASON
 from .runner import RUNNER_SOURCE
 from .log import (
@@ -372,10 +372,11 @@ def _runner_error_hint(message: str, name: str) -> str:
 
 
 def _arch_name(machine: str) -> str:
-    for arch in ARCHES.values():
-        if machine in arch.machines:
-            return arch.name
-    return machine
+    """bpfbuild's name of the arch `uname -m` names; the machine itself if unknown."""
+    try:
+        return get_arch(machine).name
+    except ConfigError:
+        return machine
 
 
 def _program_result(arch: str, object_name: str, program: RunnerProgram,
