@@ -111,6 +111,21 @@ def test_arm64_executables_are_static_aarch64_and_run(cross_projects: dict[str, 
             assert elf["e_machine"] == "EM_BPF" and elf.little_endian
 
 
+def test_arm64_loaders_say_there_is_no_bpf_syscall_under_qemu_user(
+        cross_projects: dict[str, Path]) -> None:
+    """qemu-user implements no bpf(): a loader says so (ENOSYS), not "run as root"."""
+    for name, args in (("tracepoint", ["-d", "1"]), ("netwatch", [])):
+        root = cross_projects[name]
+        executable = next(p for p in _executables(root, "arm64")
+                          if name != "netwatch" or p.name == "syscount")
+        done = subprocess.run([ARM64.qemu_user, str(executable), *args],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode != 0, done.stdout + done.stderr
+        assert "Function not implemented (this system has no bpf() syscall" in done.stderr, \
+            done.stderr
+        assert "root" not in done.stderr.splitlines()[-1], done.stderr
+
+
 def test_arm64_provenance_recorded_and_listed(cross_projects: dict[str, Path]) -> None:
     root = cross_projects["netwatch"]
     kernel = get_kernel("debian:6.1", ARM64)

@@ -85,8 +85,9 @@ int main(int argc, char **argv)
 	setup_signals();
 	skel = pktcount_bpf__open_and_load();
 	if (!skel) {
-		fprintf(stderr, "pktcount: failed to load BPF program: %s (root needed)\n",
-			strerror(errno));
+		err = errno;
+		fprintf(stderr, "pktcount: failed to load BPF program: %s%s\n", strerror(err),
+			load_hint(err));
 		return 1;
 	}
 	link = bpf_program__attach_xdp(skel->progs.count_packets, ifindex);

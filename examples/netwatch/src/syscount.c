@@ -62,8 +62,8 @@ int main(int argc, char **argv)
 	if (!err)
 		err = syscount_bpf__attach(skel);
 	if (err) {
-		fprintf(stderr, "syscount: failed to load or attach: %s (root needed)\n",
-			strerror(-err));
+		fprintf(stderr, "syscount: failed to load or attach: %s%s\n", strerror(-err),
+			load_hint(-err));
 		goto cleanup;
 	}
 	while (!exiting && seconds-- > 0)

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* Shared user-space code linked into every netwatch app. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,4 +45,14 @@ long parse_positive(const char *prog, const char *what, const char *text)
 		exit(2);
 	}
 	return value;
+}
+
+const char *load_hint(int err)
+{
+	if (err == ENOSYS)
+		return " (this system has no bpf() syscall: a kernel without CONFIG_BPF_SYSCALL, "
+		       "or an emulator such as qemu-user)";
+	if (err == EPERM)
+		return " (run as root, or with CAP_BPF and CAP_PERFMON)";
+	return " (rerun with -v for libbpf's log)";
 }

@@ -14,4 +14,7 @@ void setup_signals(void);
 /* Parse a positive integer option or exit with a message naming it. */
 long parse_positive(const char *prog, const char *what, const char *text);
 
+/* Why loading failed, for a message: errno (positive) -> a hint in parentheses. */
+const char *load_hint(int err);
+
 #endif /* __NETWATCH_UTIL_H */

@@ -131,6 +131,9 @@ int main(int argc, char **argv)
 	err = {{name}}_bpf__load(skel);
 	if (err) {
 		fprintf(stderr, "{{name}}: failed to load BPF programs: %s%s\n", strerror(-err),
+			err == -ENOSYS ? " (this system has no bpf() syscall: a kernel without "
+			"CONFIG_BPF_SYSCALL, or an emulator such as qemu-user)" :
+			err == -EPERM ? " (run as root, or with CAP_BPF and CAP_PERFMON)" :
 			verbose ? "" : " (rerun with -v for the verifier log)");
 		goto cleanup;
 	}
