@@ -26,7 +26,7 @@ from ..arch import Arch, host_arch
 from ..errors import BpfBuildError, ToolchainError
 from .layout import state_dir
 from .project import Project, check_own_folders, load_project
-from .state import BACKEND_LOCATION, BACKEND_NAME, SharedMD5Checker, remove_partials
+from .state import BACKEND_LOCATION, BACKEND_NAME, SharedDigestChecker, remove_partials
 from .tasks import project_tasks, step_line
 from .toolchain import Toolchain, find_toolchain
 
@@ -161,7 +161,7 @@ def _doit_config(root: Path, options: RunOptions) -> dict[str, Any]:
         # sqlite3 (tolerates concurrent readers, one file), each task committed as soon
         # as it succeeds; registered as a doit.BACKEND plugin (pyproject.toml)
         "backend": BACKEND_NAME,
-        "check_file_uptodate": SharedMD5Checker,  # content: a touch rebuilds nothing
+        "check_file_uptodate": SharedDigestChecker,  # content: a touch rebuilds nothing
         "reporter": KbuildReporter(outstream, options),
         # No capture: doit captures a Python action's output by swapping sys.stdout
         # without a lock, which threads race on. Actions print nothing themselves;

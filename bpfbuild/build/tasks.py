@@ -229,7 +229,8 @@ class TaskFactory:
     @functools.cached_property
     def pch_key(self) -> str:
         """Names the flags and clang a PCH was built with; the key file adds vmlinux.h's
-        MD5. Once per arch: every BPF task of the arch passes it to its action."""
+        digest (actions.CONTENT_DIGEST). Once per arch: every BPF task of the arch
+        passes it to its action."""
         clang = self.toolchain.clang
         # Without the project's folder (-ffile-prefix-map): the machine-wide cache
         # shares one relocatable PCH between projects.
