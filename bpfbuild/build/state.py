@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from doit.dependency import MD5Checker, SqliteDB
+from doit.tools import config_changed
 
-from .actions import PARTIAL, content_digest
+from .actions import PARTIAL, call_signature, content_digest
 from .layout import OUTPUT_DIR
 
 BACKEND_NAME = "bpfbuild-sqlite3"
@@ -143,6 +144,16 @@ class TargetsAsRecorded:
     def __call__(self, task, values: dict) -> bool:
         recorded = values.get(TARGETS_KEY) or {}
         return all(has_recorded_content(target, recorded.get(target)) for target in task.targets)
+
+
+TargetsAsRecorded.__signature__ = call_signature(TargetsAsRecorded)
+
+
+class ConfigChanged(config_changed):
+    """doit's config_changed, with the signature doit inspects at each call stored
+    (see actions.signature_once)."""
+
+    __signature__ = call_signature(config_changed)
 
 
 LEFTOVER_SUFFIXES = (PARTIAL, PARTIAL + ".tmp")

@@ -13,8 +13,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from doit.tools import config_changed
-
 from . import actions, aliases, libbpf_source
 from .bpfcheck import require_programs
 from .depfile import existing_deps
@@ -23,7 +21,7 @@ from .layout import Layout
 from ..arch import host_arch
 from .config import PCH_AUTO_MIN
 from .project import KERNEL_BTF, BpfObject, Project
-from .state import TargetsAsRecorded
+from .state import ConfigChanged, TargetsAsRecorded
 from .toolchain import Toolchain
 from ..errors import ToolchainError
 from ..vm.targets import Target, VerifyPlan
@@ -115,10 +113,10 @@ class TaskFactory:
             if toolchain.cc else {},
         }
 
-    def _changed(self, tool: str, argv: list[str], **extra) -> config_changed:
+    def _changed(self, tool: str, argv: list[str], **extra) -> ConfigChanged:
         """Rebuild when the tool's path or version, the arch or the command change."""
         found = getattr(self.toolchain, tool.replace("-", "_"))
-        return config_changed({"tool": found.path, "version": found.version,
+        return ConfigChanged({"tool": found.path, "version": found.version,
                                "arch": self.arch.name, "argv": argv, **extra})
 
     # -- tasks ---------------------------------------------------------------
@@ -136,7 +134,7 @@ class TaskFactory:
         if source.is_header:
             action = (actions.copy_file, (source_path, header))
             commands = [Command(("cp", source_path, header))]
-            changed = config_changed({"copy": source.path})
+            changed = ConfigChanged({"copy": source.path})
         else:
             argv = [self.toolchain.bpftool.path, "btf", "dump", "file", source_path, "format", "c"]
             bpftool = self.toolchain.bpftool
@@ -315,7 +313,7 @@ class TaskFactory:
                 [("cp", self.rel(compiled), self.rel(linked))],
                 actions=[(actions.copy_file, (str(compiled), str(linked)))],
                 file_dep=[str(compiled)], targets=[str(linked)],
-                uptodate=[config_changed({"copy": "cross-endian"})],
+                uptodate=[ConfigChanged({"copy": "cross-endian"})],
             )
         argv = [self.toolchain.bpftool.path, "gen", "object",
                 actions.partial(self.rel(linked)), self.rel(compiled)]
@@ -481,7 +479,7 @@ class TaskFactory:
             # `bpfbuild verify` on a fresh tree: the PCH (no compile waits for it)
             task_dep=self.pch_tasks(),
             targets=[str(report)],
-            uptodate=[config_changed({"kernel": platform.release(), "rodata": rodata}),
+            uptodate=[ConfigChanged({"kernel": platform.release(), "rodata": rodata}),
                       (actions.report_complete, (str(report),))],
         )
 
@@ -510,7 +508,7 @@ class TaskFactory:
                                                           str(kernel.image)],
             "task_dep": self.pch_tasks(),
             "targets": list(job.reports.values()),
-            "uptodate": [config_changed({"kernel": kernel.provenance(), "release": kernel.release,
+            "uptodate": [ConfigChanged({"kernel": kernel.provenance(), "release": kernel.release,
                                          "rodata": {o.name: o.rodata for o in objects}})],
         }
 
@@ -544,7 +542,7 @@ class TaskFactory:
                      "cwd": root},
             "actions": [(actions.write_json, (str(database), entries))],
             "targets": [str(database)],
-            "uptodate": [config_changed({"entries": entries})],
+            "uptodate": [ConfigChanged({"entries": entries})],
         }
 
     def _header_deps(self, source: str, depfile: Path) -> list[str]:
@@ -619,7 +617,7 @@ class TaskFactory:
             actions=[(libbpf_source.archive, (tuple(argv), str(self.project.root), str(archive)))],
             file_dep=[str(layout.libbpf_object(source)) for source in tree.sources],
             targets=[str(archive)],
-            uptodate=[config_changed({"ar": self.toolchain.ar.path, "argv": argv})],
+            uptodate=[ConfigChanged({"ar": self.toolchain.ar.path, "argv": argv})],
         )
 
     def alias(self, app_name: str, alias: str) -> TaskDict:
@@ -632,7 +630,7 @@ class TaskFactory:
             task_dep=[self.name("link", app_name)],
             targets=[str(link)],
             # the target check records the link itself (state.file_state)
-            uptodate=[config_changed({"alias_of": app_name})],
+            uptodate=[ConfigChanged({"alias_of": app_name})],
         )
 
     def stale_alias_removal(self) -> TaskDict:
