@@ -153,3 +153,19 @@ def test_run_accepts_a_reporter_instance() -> None:
     from doit.cmd_run import Run
 
     assert "also accepts reporter instances" in inspect.getsource(Run._execute)
+
+
+def test_one_creator_loads_as_generate_tasks_makes_it() -> None:
+    """engine._Loader, for a project without dodo.py, calls generate_tasks with its one
+    creator instead of load_tasks (which reads the creator's source to order creators)."""
+    from doit.loader import generate_tasks, load_tasks
+
+    def task_bpfbuild():
+        yield {"name": "a", "actions": None, "file_dep": ["x"]}
+        yield {"name": "b", "actions": None, "task_dep": ["bpfbuild:a"]}
+
+    loaded = load_tasks({"task_bpfbuild": task_bpfbuild}, ("run", "list"))
+    generated = generate_tasks("bpfbuild", task_bpfbuild(), task_bpfbuild.__doc__)
+    assert [(t.name, t.file_dep, t.task_dep, t.subtask_of, t.doc) for t in loaded] == \
+        [(t.name, t.file_dep, t.task_dep, t.subtask_of, t.doc) for t in generated]
+    assert "getsourcelines" in inspect.getsource(load_tasks.__globals__["_get_task_creators"])
