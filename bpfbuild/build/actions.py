@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 import os
@@ -15,6 +14,7 @@ from typing import Callable, TypeVar
 from doit.exceptions import TaskFailed
 
 from . import header_cache
+from .content import content_digest
 from .depfile import existing_deps
 from .elfcheck import ElfExpectation, check_elf
 from .elfdynamic import needed_libraries
@@ -182,27 +182,6 @@ def link_executable(argv: tuple[str, ...], cwd: str, output: str, static: bool,
         return _finish((output,), failed)
     _finish((output,), None)
     return {"size": os.path.getsize(output), "needed": needed}
-
-
-CONTENT_DIGEST = "sha256"
-"""The digest of every file content bpfbuild records (inputs, targets, the PCH's key):
-SHA-256 hashes about 2.5 times as fast as MD5 here (SHA extensions), and a clean build
-hashes every output it makes (~50 MB on the benchmark). Changing it needs a new name for
-state.SharedDigestChecker: doit records the checker's name and runs again every task
-recorded under another one, which rewrites the PCH's key with the new digest too."""
-
-_digests: dict[tuple[str, int, int], str] = {}
-
-
-def content_digest(path: str) -> str:
-    """CONTENT_DIGEST of a file's content, computed once per process for each (mtime,
-    size): doit's up-to-date checks and pch_ready both hash vmlinux.h (~3 MB)."""
-    st = os.stat(path)
-    key = (path, st.st_mtime_ns, st.st_size)
-    if key not in _digests:
-        with open(path, "rb") as f:
-            _digests[key] = hashlib.file_digest(f, CONTENT_DIGEST).hexdigest()
-    return _digests[key]
 
 
 def _prepare(outputs: tuple[str, ...]) -> None:

@@ -15,7 +15,8 @@ from typing import Any
 from doit.dependency import MD5Checker, SqliteDB
 from doit.tools import config_changed
 
-from .actions import PARTIAL, call_signature, content_digest
+from .actions import PARTIAL, call_signature
+from .content import content_digest
 from .layout import OUTPUT_DIR
 
 BACKEND_NAME = "bpfbuild-sqlite3"
@@ -78,7 +79,7 @@ class StateDB(SqliteDB):
 
 
 class SharedDigestChecker(MD5Checker):
-    """doit's content check, with actions.CONTENT_DIGEST instead of MD5, hashing each
+    """doit's content check, with content.CONTENT_DIGEST instead of MD5, hashing each
     file once per run: every BPF object depends on vmlinux.h and libbpf's headers, which
     doit would otherwise hash again after each object, in the main thread, holding back
     the next job. doit records this class's name with each task and runs again a task

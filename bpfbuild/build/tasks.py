@@ -227,7 +227,7 @@ class TaskFactory:
     @functools.cached_property
     def pch_key(self) -> str:
         """Names the flags and clang a PCH was built with; the key file adds vmlinux.h's
-        digest (actions.CONTENT_DIGEST). Once per arch: every BPF task of the arch
+        digest (content.CONTENT_DIGEST). Once per arch: every BPF task of the arch
         passes it to its action."""
         clang = self.toolchain.clang
         # Without the project's folder (-ffile-prefix-map): the machine-wide cache
