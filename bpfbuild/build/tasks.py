@@ -12,6 +12,7 @@ import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import actions, aliases, libbpf_source
 from .bpfcheck import require_programs
@@ -24,7 +25,9 @@ from .project import KERNEL_BTF, BpfObject, Project
 from .state import ConfigChanged, TargetsAsRecorded
 from .toolchain import Toolchain
 from ..errors import ToolchainError
-from ..vm.targets import Target, VerifyPlan
+
+if TYPE_CHECKING:  # bpfbuild.vm is imported only by the commands that verify in VMs
+    from ..vm.targets import Target, VerifyPlan
 
 TaskDict = dict
 
@@ -69,7 +72,7 @@ class TaskFactory:
         self._headers_include_skeletons: bool | None = None
         self._uses_pch: dict[str, bool] = {}
         # verify: True (the running kernel) or a VerifyPlan (kernels x arches).
-        self.plan = verify if isinstance(verify, VerifyPlan) else None
+        self.plan = None if isinstance(verify, bool) else verify
         # Loading programs in the running kernel: only its own arch.
         self.verify_tasks = bool(verify) and self.arch == host_arch() and (
             self.plan is None or self.plan.host)
