@@ -15,10 +15,12 @@ recorded under another one, which rewrites the PCH's key with the new digest too
 _digests: dict[tuple[str, int, int], str] = {}
 
 
-def content_digest(path: str) -> str:
+def content_digest(path: str, st: os.stat_result | None = None) -> str:
     """CONTENT_DIGEST of a file's content, computed once per process for each (mtime,
-    size): doit's up-to-date checks and pch_ready both hash vmlinux.h (~3 MB)."""
-    st = os.stat(path)
+    size): doit's up-to-date checks and pch_ready both hash vmlinux.h (~3 MB).
+    st: the os.stat of path its caller just made (one stat less a dependency)."""
+    if st is None:
+        st = os.stat(path)
     key = (path, st.st_mtime_ns, st.st_size)
     if key not in _digests:
         with open(path, "rb") as f:

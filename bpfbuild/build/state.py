@@ -92,13 +92,13 @@ class SharedDigestChecker(MD5Checker):
             return False
         if file_stat.st_size != size:
             return True
-        return file_digest != content_digest(file_path)
+        return file_digest != content_digest(file_path, file_stat)
 
     def get_state(self, dep, current_state):
         st = os.stat(dep)
         if current_state and current_state[0] == st.st_mtime:
             return None
-        return st.st_mtime, st.st_size, content_digest(dep)
+        return st.st_mtime, st.st_size, content_digest(dep, st)
 
 
 def file_state(path: str) -> list:
@@ -108,7 +108,7 @@ def file_state(path: str) -> list:
     if os.path.islink(path):
         return ["link", os.readlink(path)]
     st = os.stat(path)
-    return [st.st_mtime_ns, st.st_size, content_digest(path)]
+    return [st.st_mtime_ns, st.st_size, content_digest(path, st)]
 
 
 def has_recorded_content(path: str, recorded: list | None) -> bool:
@@ -125,7 +125,7 @@ def has_recorded_content(path: str, recorded: list | None) -> bool:
     mtime_ns, size, digest = recorded
     if st.st_size != size:
         return False
-    return st.st_mtime_ns == mtime_ns or content_digest(path) == digest
+    return st.st_mtime_ns == mtime_ns or content_digest(path, st) == digest
 
 
 class TargetsAsRecorded:
