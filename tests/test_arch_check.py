@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from bpfbuild.arch import ARCHES, Arch, host_arch
-from bpfbuild.build.elfcheck import (ElfExpectation, bpf_expectation, check_elf,
-                                     native_expectation, parse_elf_header)
+from bpfbuild.build.elfcheck import (BUILT_MACHINES, ElfExpectation, bpf_expectation,
+                                     check_elf, machine_name, native_expectation,
+                                     parse_elf_header)
 from bpfbuild.build.layout import Layout
 
 from buildutil import ARCH, bpfbuild, copy_project, partial_files
@@ -44,6 +45,16 @@ def test_every_arch_has_elf_facts() -> None:
         assert arch.elf_machine in MACHINE_NUMBERS, arch
         assert arch.elf_class in (32, 64) and arch.elf_data in ("little", "big"), arch
         assert arch.bpf_elf_data == {"bpfel": "little", "bpfeb": "big"}[arch.bpf_target]
+
+
+def test_built_machines_are_named_as_pyelftools_names_them() -> None:
+    from elftools.elf.enums import ENUM_E_MACHINE
+
+    assert {number: name for name, number in MACHINE_NUMBERS.items()} == BUILT_MACHINES
+    assert all(ENUM_E_MACHINE[name] == number for number, name in BUILT_MACHINES.items())
+    assert {a.elf_machine for a in ARCHES.values()} | {"EM_BPF"} == set(BUILT_MACHINES.values())
+    assert machine_name(ENUM_E_MACHINE["EM_MIPS"]) == "EM_MIPS"   # from pyelftools
+    assert machine_name(0xFEDC) == "e_machine 65244"
 
 
 @pytest.mark.parametrize("arch", ARCHES.values(), ids=list(ARCHES))

@@ -22,7 +22,7 @@ from doit.task import Task
 from packaging.requirements import Requirement
 
 from bpfbuild.build.state import (BACKEND_LOCATION, BACKEND_NAME, FIRST_KEY_OF_A_RECORD,
-                                  LAST_KEY_OF_A_RECORD, TARGETS_KEY, SharedMD5Checker, StateDB,
+                                  LAST_KEY_OF_A_RECORD, TARGETS_KEY, SharedDigestChecker, StateDB,
                                   TargetsAsRecorded)
 
 
@@ -56,7 +56,7 @@ def make_task(tmp_path: Path) -> Task:
 
 def run_without_finishing(task: Task, db: Path) -> Dependency:
     """Run one task as doit's runner does, but never close the state (as a killed build)."""
-    dep_manager = Dependency(StateDB, str(db), checker_cls=SharedMD5Checker)
+    dep_manager = Dependency(StateDB, str(db), checker_cls=SharedDigestChecker)
     control = TaskControl([task])
     control.process(None)
     Runner(dep_manager, ConsoleReporter(io.StringIO(), {})).run_tasks(control.task_dispatcher())
@@ -78,7 +78,7 @@ def test_a_task_is_committed_as_soon_as_it_succeeds(tmp_path: Path) -> None:
     record = committed_record(tmp_path / "state.sqlite", "copy")
     assert FIRST_KEY_OF_A_RECORD in record and LAST_KEY_OF_A_RECORD in record
     (target,) = task.targets
-    assert record[FIRST_KEY_OF_A_RECORD][TARGETS_KEY][target][1:] == [6, hashlib.md5(b"input\n").hexdigest()]
+    assert record[FIRST_KEY_OF_A_RECORD][TARGETS_KEY][target][1:] == [6, hashlib.sha256(b"input\n").hexdigest()]
     assert list(record)[0] == FIRST_KEY_OF_A_RECORD and list(record)[-1] == LAST_KEY_OF_A_RECORD
 
 
@@ -113,7 +113,7 @@ def test_a_target_changed_after_its_record_makes_the_task_run(tmp_path: Path) ->
     run_without_finishing(make_task(tmp_path), db)
     (tmp_path / "out.txt").write_text("other\n")          # same size, other content
     task = make_task(tmp_path)
-    dep_manager = Dependency(StateDB, str(db), checker_cls=SharedMD5Checker)
+    dep_manager = Dependency(StateDB, str(db), checker_cls=SharedDigestChecker)
     assert dep_manager.get_status(task, {"copy": task}).status == "run"
     (tmp_path / "out.txt").write_text("input\n")          # the recorded content again
     assert dep_manager.get_status(task, {"copy": task}).status == "up-to-date"
@@ -153,3 +153,19 @@ def test_run_accepts_a_reporter_instance() -> None:
     from doit.cmd_run import Run
 
     assert "also accepts reporter instances" in inspect.getsource(Run._execute)
+
+
+def test_one_creator_loads_as_generate_tasks_makes_it() -> None:
+    """engine._Loader, for a project without dodo.py, calls generate_tasks with its one
+    creator instead of load_tasks (which reads the creator's source to order creators)."""
+    from doit.loader import generate_tasks, load_tasks
+
+    def task_bpfbuild():
+        yield {"name": "a", "actions": None, "file_dep": ["x"]}
+        yield {"name": "b", "actions": None, "task_dep": ["bpfbuild:a"]}
+
+    loaded = load_tasks({"task_bpfbuild": task_bpfbuild}, ("run", "list"))
+    generated = generate_tasks("bpfbuild", task_bpfbuild(), task_bpfbuild.__doc__)
+    assert [(t.name, t.file_dep, t.task_dep, t.subtask_of, t.doc) for t in loaded] == \
+        [(t.name, t.file_dep, t.task_dep, t.subtask_of, t.doc) for t in generated]
+    assert "getsourcelines" in inspect.getsource(load_tasks.__globals__["_get_task_creators"])

@@ -7,9 +7,10 @@ import os
 from collections.abc import Collection
 from pathlib import Path
 
-from .actions import PARTIAL
+from .actions import PARTIAL, signature_once
 
 
+@signature_once
 def make_alias(link: str, app: str) -> None:
     """Create link as a relative symlink to app (a file beside it): written as
     LINK.partial, then renamed over link, so a reader never sees it missing or wrong."""
@@ -38,6 +39,7 @@ def stale_aliases(arch_dir: str, aliases: Collection[str], apps: Collection[str]
     return sorted(stale)
 
 
+@signature_once
 def no_stale_aliases(arch_dir: str, aliases: tuple[str, ...], apps: tuple[str, ...]) -> bool:
     """doit up-to-date check of the removal task: nothing to remove."""
     return not stale_aliases(arch_dir, aliases, apps)
@@ -46,6 +48,7 @@ def no_stale_aliases(arch_dir: str, aliases: tuple[str, ...], apps: tuple[str, .
 no_stale_aliases.fastpath_covered = True  # stale links come from a bpfbuild.toml edit, which the stamp sees
 
 
+@signature_once
 def remove_stale_aliases(arch_dir: str, aliases: tuple[str, ...], apps: tuple[str, ...]) -> None:
     """Unlink the stale alias links (the links themselves, never what they point at)."""
     for link in stale_aliases(arch_dir, aliases, apps):

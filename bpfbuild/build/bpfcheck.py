@@ -6,6 +6,7 @@ import struct
 
 from doit.exceptions import TaskFailed
 
+from .actions import signature_once
 
 SHF_EXECINSTR = 0x4
 SHN_XINDEX = 0xFFFF
@@ -45,6 +46,7 @@ def program_sections(path: str) -> list[str]:
             if s[2] & SHF_EXECINSTR and s[5] and name_of(s[0]) != ".text"]
 
 
+@signature_once
 def require_programs(compiled: str, source: str) -> TaskFailed | None:
     """doit action: fail, naming the source, when its object holds no program."""
     try:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from .. import cache
+from . import content
 
 VMLINUX_KIND = "vmlinux"
 PCH_KIND = "pch"
@@ -54,6 +55,7 @@ def fetch_or_make(kind: str, key: str, name: str, output: str, make: Callable[[]
                 entry = None    # evicted by another process after it was verified
             else:
                 Path(partial).replace(output)
+                content.remember(output, "sha256", entry.files[name])
                 return None
         failed = make()
         if failed:
@@ -70,6 +72,10 @@ def fetch_or_make(kind: str, key: str, name: str, output: str, make: Callable[[]
 
 
 def content_sha256(path: str) -> str:
+    """SHA-256 of a file: the one the build state computes (BTF and vmlinux.h are task
+    inputs, hashed once a build), as long as that is SHA-256."""
+    if content.CONTENT_DIGEST == "sha256":
+        return content.content_digest(path)
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
 

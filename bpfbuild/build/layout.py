@@ -59,7 +59,7 @@ class Layout:
 
     @property
     def vmlinux_pch_key(self) -> Path:
-        """What the PCH was built from (flags, clang, vmlinux.h's MD5); written after it."""
+        """What the PCH was built from (flags, clang, vmlinux.h's digest); written after it."""
         return self.arch_dir / INCLUDE / "vmlinux.h.pch.key"
 
     @property

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,6 +181,8 @@ def _store(suite: str, key: str, apt, root: Path | None):
 def _extract(orig: Path, tree: Path) -> None:
     """Unpack the orig tarball's single top folder as tree, atomically (the data filter
     keeps every path inside; a killed run leaves only a .partial folder)."""
+    import tarfile  # only when a tarball is unpacked, not at every build
+
     staging = Path(tempfile.mkdtemp(prefix=".tree.", suffix=".partial", dir=tree.parent))
     try:
         with tarfile.open(orig) as archive:

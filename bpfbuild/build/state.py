@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from doit.dependency import MD5Checker, SqliteDB
+from doit.tools import config_changed
 
-from .actions import PARTIAL, content_md5
+from .actions import PARTIAL, call_signature
+from .content import content_digest
 from .layout import OUTPUT_DIR
 
 BACKEND_NAME = "bpfbuild-sqlite3"
@@ -76,39 +78,42 @@ class StateDB(SqliteDB):
         super().dump()
 
 
-class SharedMD5Checker(MD5Checker):
-    """doit's content check, hashing each file once per run: every BPF object depends
-    on vmlinux.h and libbpf's headers, which doit would otherwise hash again after
-    each object, in the main thread, holding back the next job."""
+class SharedDigestChecker(MD5Checker):
+    """doit's content check, with content.CONTENT_DIGEST instead of MD5, hashing each
+    file once per run: every BPF object depends on vmlinux.h and libbpf's headers, which
+    doit would otherwise hash again after each object, in the main thread, holding back
+    the next job. doit records this class's name with each task and runs again a task
+    recorded under another checker: a state written with MD5 (SharedMD5Checker) is never
+    compared with these digests."""
 
     def check_modified(self, file_path, file_stat, state) -> bool:
-        timestamp, size, file_md5 = state
+        timestamp, size, file_digest = state
         if file_stat.st_mtime == timestamp:
             return False
         if file_stat.st_size != size:
             return True
-        return file_md5 != content_md5(file_path)
+        return file_digest != content_digest(file_path, file_stat)
 
     def get_state(self, dep, current_state):
         st = os.stat(dep)
         if current_state and current_state[0] == st.st_mtime:
             return None
-        return st.st_mtime, st.st_size, content_md5(dep)
+        return st.st_mtime, st.st_size, content_digest(dep, st)
 
 
 def file_state(path: str) -> list:
-    """[mtime_ns, size, md5] of a file: what a target's record holds. A symlink target
+    """[mtime_ns, size, digest] of a file: what a target's record holds. A symlink target
     (an app's alias) is recorded as the link itself, ["link", its text], not as what it
     points to: relinking the app must not make its aliases out of date."""
     if os.path.islink(path):
         return ["link", os.readlink(path)]
     st = os.stat(path)
-    return [st.st_mtime_ns, st.st_size, content_md5(path)]
+    return [st.st_mtime_ns, st.st_size, content_digest(path, st)]
 
 
 def has_recorded_content(path: str, recorded: list | None) -> bool:
     """True when path still has the content recorded for it (same mtime and size, or
-    the same MD5 when the mtime moved)."""
+    the same digest when the mtime moved)."""
     if recorded and recorded[0] == "link":
         return os.path.islink(path) and os.readlink(path) == recorded[1]
     try:
@@ -117,10 +122,10 @@ def has_recorded_content(path: str, recorded: list | None) -> bool:
         return False
     if not recorded or len(recorded) != 3:
         return False
-    mtime_ns, size, md5 = recorded
+    mtime_ns, size, digest = recorded
     if st.st_size != size:
         return False
-    return st.st_mtime_ns == mtime_ns or content_md5(path) == md5
+    return st.st_mtime_ns == mtime_ns or content_digest(path, st) == digest
 
 
 class TargetsAsRecorded:
@@ -140,6 +145,16 @@ class TargetsAsRecorded:
     def __call__(self, task, values: dict) -> bool:
         recorded = values.get(TARGETS_KEY) or {}
         return all(has_recorded_content(target, recorded.get(target)) for target in task.targets)
+
+
+TargetsAsRecorded.__signature__ = call_signature(TargetsAsRecorded)
+
+
+class ConfigChanged(config_changed):
+    """doit's config_changed, with the signature doit inspects at each call stored
+    (see actions.signature_once)."""
+
+    __signature__ = call_signature(config_changed)
 
 
 LEFTOVER_SUFFIXES = (PARTIAL, PARTIAL + ".tmp")

@@ -12,8 +12,7 @@ import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-from doit.tools import config_changed
+from typing import TYPE_CHECKING
 
 from . import actions, aliases, libbpf_source
 from .bpfcheck import require_programs
@@ -23,10 +22,12 @@ from .layout import Layout
 from ..arch import host_arch
 from .config import PCH_AUTO_MIN
 from .project import KERNEL_BTF, BpfObject, Project
-from .state import TargetsAsRecorded
+from .state import ConfigChanged, TargetsAsRecorded
 from .toolchain import Toolchain
 from ..errors import ToolchainError
-from ..vm.targets import Target, VerifyPlan
+
+if TYPE_CHECKING:  # bpfbuild.vm is imported only by the commands that verify in VMs
+    from ..vm.targets import Target, VerifyPlan
 
 TaskDict = dict
 
@@ -71,7 +72,7 @@ class TaskFactory:
         self._headers_include_skeletons: bool | None = None
         self._uses_pch: dict[str, bool] = {}
         # verify: True (the running kernel) or a VerifyPlan (kernels x arches).
-        self.plan = verify if isinstance(verify, VerifyPlan) else None
+        self.plan = None if isinstance(verify, bool) else verify
         # Loading programs in the running kernel: only its own arch.
         self.verify_tasks = bool(verify) and self.arch == host_arch() and (
             self.plan is None or self.plan.host)
@@ -115,10 +116,10 @@ class TaskFactory:
             if toolchain.cc else {},
         }
 
-    def _changed(self, tool: str, argv: list[str], **extra) -> config_changed:
+    def _changed(self, tool: str, argv: list[str], **extra) -> ConfigChanged:
         """Rebuild when the tool's path or version, the arch or the command change."""
         found = getattr(self.toolchain, tool.replace("-", "_"))
-        return config_changed({"tool": found.path, "version": found.version,
+        return ConfigChanged({"tool": found.path, "version": found.version,
                                "arch": self.arch.name, "argv": argv, **extra})
 
     # -- tasks ---------------------------------------------------------------
@@ -136,7 +137,7 @@ class TaskFactory:
         if source.is_header:
             action = (actions.copy_file, (source_path, header))
             commands = [Command(("cp", source_path, header))]
-            changed = config_changed({"copy": source.path})
+            changed = ConfigChanged({"copy": source.path})
         else:
             argv = [self.toolchain.bpftool.path, "btf", "dump", "file", source_path, "format", "c"]
             bpftool = self.toolchain.bpftool
@@ -229,7 +230,8 @@ class TaskFactory:
     @functools.cached_property
     def pch_key(self) -> str:
         """Names the flags and clang a PCH was built with; the key file adds vmlinux.h's
-        MD5. Once per arch: every BPF task of the arch passes it to its action."""
+        digest (content.CONTENT_DIGEST). Once per arch: every BPF task of the arch
+        passes it to its action."""
         clang = self.toolchain.clang
         # Without the project's folder (-ffile-prefix-map): the machine-wide cache
         # shares one relocatable PCH between projects.
@@ -314,7 +316,7 @@ class TaskFactory:
                 [("cp", self.rel(compiled), self.rel(linked))],
                 actions=[(actions.copy_file, (str(compiled), str(linked)))],
                 file_dep=[str(compiled)], targets=[str(linked)],
-                uptodate=[config_changed({"copy": "cross-endian"})],
+                uptodate=[ConfigChanged({"copy": "cross-endian"})],
             )
         argv = [self.toolchain.bpftool.path, "gen", "object",
                 actions.partial(self.rel(linked)), self.rel(compiled)]
@@ -480,7 +482,7 @@ class TaskFactory:
             # `bpfbuild verify` on a fresh tree: the PCH (no compile waits for it)
             task_dep=self.pch_tasks(),
             targets=[str(report)],
-            uptodate=[config_changed({"kernel": platform.release(), "rodata": rodata}),
+            uptodate=[ConfigChanged({"kernel": platform.release(), "rodata": rodata}),
                       (actions.report_complete, (str(report),))],
         )
 
@@ -509,7 +511,7 @@ class TaskFactory:
                                                           str(kernel.image)],
             "task_dep": self.pch_tasks(),
             "targets": list(job.reports.values()),
-            "uptodate": [config_changed({"kernel": kernel.provenance(), "release": kernel.release,
+            "uptodate": [ConfigChanged({"kernel": kernel.provenance(), "release": kernel.release,
                                          "rodata": {o.name: o.rodata for o in objects}})],
         }
 
@@ -543,7 +545,7 @@ class TaskFactory:
                      "cwd": root},
             "actions": [(actions.write_json, (str(database), entries))],
             "targets": [str(database)],
-            "uptodate": [config_changed({"entries": entries})],
+            "uptodate": [ConfigChanged({"entries": entries})],
         }
 
     def _header_deps(self, source: str, depfile: Path) -> list[str]:
@@ -618,7 +620,7 @@ class TaskFactory:
             actions=[(libbpf_source.archive, (tuple(argv), str(self.project.root), str(archive)))],
             file_dep=[str(layout.libbpf_object(source)) for source in tree.sources],
             targets=[str(archive)],
-            uptodate=[config_changed({"ar": self.toolchain.ar.path, "argv": argv})],
+            uptodate=[ConfigChanged({"ar": self.toolchain.ar.path, "argv": argv})],
         )
 
     def alias(self, app_name: str, alias: str) -> TaskDict:
@@ -631,7 +633,7 @@ class TaskFactory:
             task_dep=[self.name("link", app_name)],
             targets=[str(link)],
             # the target check records the link itself (state.file_state)
-            uptodate=[config_changed({"alias_of": app_name})],
+            uptodate=[ConfigChanged({"alias_of": app_name})],
         )
 
     def stale_alias_removal(self) -> TaskDict:
