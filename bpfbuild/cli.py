@@ -385,9 +385,13 @@ def cache_clean(kind: str | None) -> None:
     """Delete every entry of the cache (or of one kind); builds refill it as needed."""
     from .cache import cache_root, clean
 
+    kinds = ", ".join(_cache_kinds("")) or "none yet"
     if kind is not None and (not kind or "/" in kind or kind.startswith(".")):
-        raise BpfBuildError(f"invalid cache kind '{kind}'",
-                            hint="kinds: " + (", ".join(_cache_kinds("")) or "none yet"))
+        raise BpfBuildError(f"invalid cache kind '{kind}'", hint=f"kinds: {kinds}")
+    if kind is not None and kind not in _cache_kinds(""):
+        # a typo must not read as "removed 0 entries"
+        raise BpfBuildError(f"the cache has no entries of kind '{kind}'",
+                            hint=f"kinds in the cache: {kinds} (see `bpfbuild cache info`)")
     removed = clean(kind)
     click.echo(f"removed {len(removed)} entries, {_size(sum(e.size for e in removed))} "
                f"from {cache_root()}")

@@ -162,6 +162,8 @@ def test_cache_info_and_clean(tmp_path: Path) -> None:
     bad = bpfbuild(root, "cache", "clean", "--kind", "../etc", env=cache_env(cache))
     assert bad.returncode == 1 and "error: invalid cache kind '../etc'" in bad.stderr
     assert "hint: " in bad.stderr
+    typo = bpfbuild(root, "cache", "clean", "--kind", "pchs", env=cache_env(cache))
+    assert typo.returncode == 1 and "error: the cache has no entries of kind 'pchs'" in typo.stderr
     for command in (("cache", "info"), ("build",)):
         size = bpfbuild(root, *command, env=cache_env(cache, BPFBUILD_CACHE_SIZE="lots"))
         assert size.returncode == 1, size.describe()
