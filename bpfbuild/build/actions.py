@@ -244,11 +244,12 @@ def verify_object(runner: str, bpf_object: str, log_dir: str, rodata: dict, name
 
 def report_complete(report: str) -> bool:
     """False when the saved report was made without BPF privilege: verify again."""
+    from ..errors import VerifyError
     from ..verify.report import load_object_report
 
     try:
         return load_object_report(Path(report)).privileged
-    except (OSError, ValueError, KeyError, TypeError):
+    except VerifyError:   # missing or corrupt: verify again
         return False
 
 

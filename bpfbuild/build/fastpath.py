@@ -305,7 +305,7 @@ class Recorder:
             inputs.update(os.path.join(root, p) for p in task.file_dep)
             targets.update(os.path.join(root, p) for p in task.targets)
             for command in (task.meta or {}).get("commands", ()):
-                argv = getattr(command, "argv", command)   # tasks.Command, or a plain argv
+                argv = command.argv                          # a tasks.Command
                 if argv and os.path.isabs(str(argv[0])):
                     tools.add(str(argv[0]))
         files: dict[str, Signature | None] = {}

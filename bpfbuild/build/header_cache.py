@@ -11,6 +11,7 @@ lock, so two builds needing the same entry run it once, and stores the result.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -46,7 +47,18 @@ def fetch_or_make(kind: str, key: str, name: str, output: str, make: Callable[[]
     OUTPUT.partial, as every action's)."""
     partial = output + ".partial"
     Path(output).parent.mkdir(parents=True, exist_ok=True)
-    with cache.locked(kind, key):
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(cache.locked(kind, key))
+        except cache.CacheError as err:
+            # An unwritable cache: the build goes on without it (its output is the same).
+            sys.stderr.write(f"warning: {err.message} ({err.hint})\n")
+            failed = make()
+            if failed:
+                Path(partial).unlink(missing_ok=True)
+                return failed
+            Path(partial).replace(output)
+            return None
         entry = cache.read_entry(kind, key)
         if entry:
             try:

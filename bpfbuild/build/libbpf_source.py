@@ -153,13 +153,12 @@ def _fetch_suite(suite: str, root: Path | None) -> Path:
         raise AptError(f"no libbpf source known for suite {suite!r}",
                        hint="suites: " + ", ".join(DEBIAN_SUITES))
     key = f"{suite}-{DEBIAN_SUITES[suite]}"
-    with locked(CACHE_KIND, key, root):
+    with locked(CACHE_KIND, key, root):   # one process fetches and unpacks; the others wait
         entry = read_entry(CACHE_KIND, key, root)
         if entry is None:
             entry = _store(suite, key, Apt([suite], "amd64", sources=True, root=root), root)
-    tree = entry.path / "tree"
-    if not tree.is_dir():
-        with locked(CACHE_KIND, key, root):
+        tree = entry.path / "tree"
+        if not tree.is_dir():
             _extract(entry.file(entry.meta["orig"]), tree)
     return tree
 
@@ -183,10 +182,17 @@ def _extract(orig: Path, tree: Path) -> None:
     keeps every path inside; a killed run leaves only a .partial folder)."""
     import tarfile  # only when a tarball is unpacked, not at every build
 
+    from ..kernels.apt import AptError
+
     staging = Path(tempfile.mkdtemp(prefix=".tree.", suffix=".partial", dir=tree.parent))
     try:
-        with tarfile.open(orig) as archive:
-            archive.extractall(staging, filter="data")
+        try:
+            with tarfile.open(orig) as archive:
+                archive.extractall(staging, filter="data")
+        except (tarfile.TarError, OSError) as err:
+            raise AptError(f"cannot unpack Debian's libbpf source {orig.name}: {err}",
+                           hint="delete it with `bpfbuild cache clean --kind libbpf-src`; "
+                                "the next use fetches it again") from None
         tops = [p for p in staging.iterdir()]
         top = tops[0] if len(tops) == 1 and tops[0].is_dir() else staging
         load_tree(top)

@@ -313,7 +313,7 @@ class TaskFactory:
         if self.cross_endian:
             return self._task(
                 "bpfobj", obj.name, "GENOBJ", self.rel(linked),
-                [("cp", self.rel(compiled), self.rel(linked))],
+                [Command(("cp", self.rel(compiled), self.rel(linked)))],
                 actions=[(actions.copy_file, (str(compiled), str(linked)))],
                 file_dep=[str(compiled)], targets=[str(linked)],
                 uptodate=[ConfigChanged({"copy": "cross-endian"})],
@@ -420,7 +420,7 @@ class TaskFactory:
             "-o", actions.partial(self.rel(executable)),
             *objects,
             *(["-static"] if build.static else []),  # one file to deploy, no runtime deps
-            *toolchain.ldflags, *build.ldflags, *app.ldflags,
+            *other_flags,
             *libs,
             *app.libs,                             # [app.NAME] libs, after libbpf's
         ]
@@ -643,8 +643,7 @@ class TaskFactory:
         args = (str(self.layout.arch_dir), keep, tuple(apps))
         return self._task(
             "unalias", "stale", "UNALIAS", f"{self.rel(self.layout.arch_dir)}/",
-            [Command(("find", self.rel(self.layout.arch_dir), "-maxdepth", "1", "-type", "l",
-                      "-delete"))],
+            [],   # which links are stale is known only when it runs (no command to show)
             actions=[(aliases.remove_stale_aliases, args)],
             uptodate=[(aliases.no_stale_aliases, args)],
         )

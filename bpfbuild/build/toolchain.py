@@ -174,12 +174,17 @@ class _VersionCache:
 
     def save(self) -> None:
         if self.dirty and self.path:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             # One temporary file per process: two builds starting at once both save.
             tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
             data = {"format": self.FORMAT, "entries": self.entries}
-            tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-            os.replace(tmp, self.path)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+                os.replace(tmp, self.path)
+            except OSError:
+                # Only a cache of probes: the next run probes again. An error being
+                # raised (a missing tool) is what the user must see.
+                tmp.unlink(missing_ok=True)
             self.dirty = False
 
 
@@ -359,9 +364,10 @@ def find_llvm_strip(cache: _VersionCache) -> Tool | None:
 
 
 def find_strip(arch: Arch, cache: _VersionCache) -> Tool | None:
-    """$STRIP, or binutils' strip for the arch; None when absent (only `strip = true` needs it)."""
+    """$STRIP (host arch) or binutils' strip for the arch; None when absent (only
+    `strip = true` needs it)."""
     name = "strip" if arch == host_arch() else arch.cross_strip
-    path = _which([os.environ.get("STRIP", name)])
+    path = _which([os.environ.get("STRIP", name) if arch == host_arch() else name])
     return Tool("strip", path, _version_of(path, cache, "strip")) if path else None
 
 
@@ -405,11 +411,15 @@ def _system_libs(arch: Arch, packages: list[str], fallback: list[str], cache: _V
                     "static": shlex.split(_capture([pkg_config, "--static", "--libs", *packages],
                                                    env=env))}
         except ToolchainError:
-            multiarch = "" if arch == host_arch() else f" (for :{arch.name} multiarch)"
+            wanted = debian_packages.split()
+            add = ""
+            if arch != host_arch():
+                wanted = [f"{p}:{arch.debian_arch}" for p in wanted]
+                add = f"dpkg --add-architecture {arch.debian_arch} && apt-get update && "
             raise ToolchainError(
                 f"{' and '.join(packages)} not found by pkg-config for {arch.name}, "
                 "needed to link libbpf built from [libbpf] source",
-                hint=f"apt-get install {debian_packages}{multiarch}") from None
+                hint=f"{add}apt-get install {' '.join(wanted)}") from None
 
     key = f"syslibs:{arch.name}:{' '.join(packages)}:{env.get('PKG_CONFIG_PATH', '')}"
     info = cache.get(key, [pkg_config, *pc_dirs], probe)

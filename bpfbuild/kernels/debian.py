@@ -241,7 +241,9 @@ def get_kernel(spec: str, arch: Arch) -> Kernel:
             kernel = _cached_kernel(spec, arch, meta)
             if kernel is not None:
                 return kernel
-        assert first_error is not None
+        if first_error is None:  # fetched, but the entry went (a concurrent cache clean)
+            raise KernelError(f"fetched {spec} for {arch.name}, but its cache entry is gone",
+                              hint="run the command again")
         raise KernelError(f"cannot fetch {spec} for {arch.name}: {first_error.message}",
                           hint=first_error.hint)
 
@@ -250,7 +252,7 @@ def _cached_kernel(spec: str, arch: Arch, resolution: dict) -> Kernel | None:
     """The Kernel of a resolution when its files are in the cache and intact."""
     try:
         key = _kernel_key(resolution["package"], resolution["version"], arch)
-    except (KeyError, BpfBuildError):
+    except KeyError:
         return None
     entry = read_entry(KERNELS_KIND, key)
     if entry is None:

@@ -242,14 +242,19 @@ def save_object_report(report: ObjectReport, path: Path) -> None:
 
 
 def load_object_report(path: Path) -> ObjectReport:
-    """Read a report written by save_object_report."""
-    data = json.loads(path.read_text())
-    results = []
-    for entry in data.pop("results"):
-        entry["verdict"] = Verdict(entry["verdict"])
-        entry["log_path"] = Path(entry["log_path"]) if entry["log_path"] else None
-        results.append(ProgramResult(**entry))
-    return ObjectReport(**{**data, "path": Path(data["path"]), "results": results})
+    """Read a report written by save_object_report; a corrupt or older one is an error
+    that says how to make it again."""
+    try:
+        data = json.loads(path.read_text())
+        results = []
+        for entry in data.pop("results"):
+            entry["verdict"] = Verdict(entry["verdict"])
+            entry["log_path"] = Path(entry["log_path"]) if entry["log_path"] else None
+            results.append(ProgramResult(**entry))
+        return ObjectReport(**{**data, "path": Path(data["path"]), "results": results})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise VerifyError(f"{path}: unreadable verify report ({type(err).__name__}: {err})",
+                          hint=f"delete {path} (or run `bpfbuild clean`); verify makes it again") from None
 
 
 # --------------------------------------------------------------------------
@@ -339,9 +344,14 @@ def object_report(
 
 def _run_runner(command: list[str], timeout: float | None) -> str:
     """Run bpfverify; kill it on KeyboardInterrupt or timeout. Returns its stdout."""
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace"
-    )
+    try:
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace"
+        )
+    except OSError as err:
+        raise VerifyError(f"cannot run {command[0]}: {err.strerror}",
+                          hint="build it again: `bpfbuild verify` rebuilds the runner "
+                               "(delete output/<arch>/tools/bpfverify)") from None
     try:
         stdout, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

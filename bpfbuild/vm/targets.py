@@ -120,6 +120,14 @@ def resolve(spec: str, arch: str, root: Path) -> BootableKernel:
 def image_release(image: Path) -> str:
     """`uname -r` of a kernel image: from an x86 bzImage's header, else a `Linux
     version` string in an uncompressed image, else the file name."""
+    try:
+        return _release_in(image)
+    except OSError as err:
+        raise BpfBuildError(f"cannot read kernel image {image}: {err.strerror}",
+                            hint="give a readable bootable image (vmlinuz, Image)") from None
+
+
+def _release_in(image: Path) -> str:
     with open(image, "rb") as f:
         head = f.read(1 << 16)
         if head[0x202:0x206] == b"HdrS":
