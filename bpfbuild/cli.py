@@ -15,6 +15,7 @@ import click
 import click.shell_completion
 
 from . import __version__
+from .build.fastpath import MAX_JOBS
 from .errors import BpfBuildError
 from .build.layout import OUTPUT_DIR, Layout, state_dir
 from .build.project import find_root, load_project
@@ -47,13 +48,17 @@ def handle_errors(func):
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
         except OSError as err:
-            if err.errno not in _NO_PERMISSION:
+            if err.errno in _NO_PERMISSION:
+                # A folder bpfbuild must write (.bpfbuild/, output/, an init target)
+                # is read-only or belongs to another user.
+                fail(f"cannot access {err.filename or 'a file'}: {err.strerror}",
+                     "run bpfbuild as a user who can write the project folder, "
+                     "or fix its permissions (it may be on a read-only mount)")
+            if err.filename is None:
                 _report_bug(err)
-            # A folder bpfbuild must write (.bpfbuild/, output/, an init target)
-            # is read-only or belongs to another user.
-            fail(f"cannot access {err.filename or 'a file'}: {err.strerror}",
-                 "run bpfbuild as a user who can write the project folder, "
-                 "or fix its permissions (it may be on a read-only mount)")
+            # A full disk, a file removed while bpfbuild ran, a link loop...
+            fail(f"cannot access {err.filename}: {err.strerror}",
+                 "check that file and the free space of its file system, then run again")
         except Exception as err:  # noqa: BLE001 - the last resort: report a bug
             _report_bug(err)
 
@@ -145,8 +150,6 @@ def _complete_folders(ctx: click.Context, param: click.Parameter,
 dir_option = click.option("-C", "--directory", metavar="DIR", shell_complete=_complete_folders,
                           type=click.Path(exists=True, file_okay=False),
                           help="Project folder (default: the nearest with bpfbuild.toml).")
-MAX_JOBS = 1024
-"""More jobs than this only starts threads that wait: an error rather than a crash."""
 jobs_option = click.option("-j", "--jobs", type=click.IntRange(min=1, max=MAX_JOBS), default=None,
                            help="Parallel jobs (default: number of cores).")
 verbose_option = click.option("-v", "--verbose", is_flag=True, help="Show full commands.")

@@ -81,7 +81,7 @@ def verify_project(root: Path, objects: Sequence[str] = (), jobs: int | None = N
         try:
             _report(project, plan, selected, fmt, False, False, partial=True)
         except VerifyError as err:
-            click.echo(f"error: {err.message}", err=True)
+            click.echo(f"error: {err.describe()}", err=True)
     if code:
         return code
     return _report(project, plan, selected, fmt, update_baseline, require)

@@ -95,8 +95,12 @@ def steps_of(run: Run, kind: str) -> set[str]:
 
 
 def assert_build_is_noop(root: Path, *args: str) -> None:
-    """As meson's assertBuildIsNoop: a build that runs no command at all."""
-    run = build(root, *args)
+    """As meson's assertBuildIsNoop: a build that runs no command at all. The no-op
+    stamp is removed first, so that the build graph and its recorded state answer, not
+    the fast path (which tests/test_fastpath.py covers)."""
+    (root / ".bpfbuild" / "fastpath.stamp").unlink(missing_ok=True)
+    run = build(root, *args, env=dict(os.environ, BPFBUILD_TRACE="1"))
+    assert "fastpath: miss" in run.stderr, run.describe()
     assert run.steps == [], run.describe()
     assert run.stdout == "", run.describe()
 

@@ -70,6 +70,8 @@ class KillLab:
         self.root = workdir / "multi"
         self.snapshot = workdir / "built"      # output/ and .bpfbuild/ of a full build
         self.references: dict[str, dict[str, str]] = {}
+        self.last_interrupted = False
+        """Whether the last killed build ended by the kill rather than by finishing."""
         self.durations: dict[str, float] = {}
         self._reset_sources()
         for edit in (None, *edits):
@@ -137,6 +139,8 @@ class KillLab:
                 problems.append(f"{path} differs from a clean build"
                                 if path in rebuilt and path in expected else
                                 f"{path} {'missing' if path in expected else 'extra'}")
+        # the build graph's state must say "nothing to do", not only the no-op stamp
+        (self.root / ".bpfbuild" / "fastpath.stamp").unlink(missing_ok=True)
         again = bpfbuild(self.root, "build", f"-j{self.jobs}")
         if again.returncode != 0 or again.stdout:
             problems.append(f"the next build was not a no-op:\n{again.describe()}")
@@ -148,11 +152,17 @@ class KillLab:
         process = subprocess.Popen([*bpfbuild_command(), "build", f"-j{self.jobs}"], cwd=self.root,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                    start_new_session=True)
+        notes = []
         try:
             if kill.after_line is not None:
+                seen = False
                 for line in process.stdout:
                     if line.startswith(kill.after_line):
+                        seen = True
                         break
+                if not seen:
+                    notes.append(f"the build never printed {kill.after_line.strip()!r}: "
+                                 "nothing was killed there")
             time.sleep(kill.delay)
             try:
                 os.killpg(process.pid, SIGNALS[kill.signal])
@@ -164,7 +174,8 @@ class KillLab:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
                 return [f"bpfbuild did not exit within 30 s of {kill.signal}"]
-            return []
+            self.last_interrupted = process.returncode != 0
+            return notes
         finally:
             process.stdout.close()
             process.stderr.close()

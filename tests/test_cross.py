@@ -105,7 +105,9 @@ def test_arm64_executables_are_static_aarch64_and_run(cross_projects: dict[str, 
         assert "Exec format error" not in output and "qemu:" not in output, output
         assert done.returncode == 0, output
         assert "usage" in done.stdout.lower(), output
-    for obj in (root / "output" / "arm64" / "bpf").glob("*.bpf.o"):
+    objects = sorted((root / "output" / "arm64" / "bpf").glob("*.bpf.o"))
+    assert objects
+    for obj in objects:
         with open(obj, "rb") as f:
             elf = ELFFile(f)
             assert elf["e_machine"] == "EM_BPF" and elf.little_endian

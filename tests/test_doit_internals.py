@@ -78,7 +78,7 @@ def test_a_task_is_committed_as_soon_as_it_succeeds(tmp_path: Path) -> None:
     record = committed_record(tmp_path / "state.sqlite", "copy")
     assert FIRST_KEY_OF_A_RECORD in record and LAST_KEY_OF_A_RECORD in record
     (target,) = task.targets
-    assert record[FIRST_KEY_OF_A_RECORD][TARGETS_KEY][target][1:] == [6, hashlib.sha256(b"input\n").hexdigest()]
+    assert record[FIRST_KEY_OF_A_RECORD][TARGETS_KEY][target][1:3] == [6, hashlib.sha256(b"input\n").hexdigest()]
     assert list(record)[0] == FIRST_KEY_OF_A_RECORD and list(record)[-1] == LAST_KEY_OF_A_RECORD
 
 

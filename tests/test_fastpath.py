@@ -164,13 +164,15 @@ def test_modified_output_with_its_old_size_and_mtime_is_seen(multi: Path) -> Non
     nobody can set, still changes, so the full graph decides."""
     obj = multi / f"output/{ARCH}/bpf/gamma.bpf.o"
     before = obj.stat()
-    data = bytearray(obj.read_bytes())
+    original = obj.read_bytes()
+    data = bytearray(original)
     data[-1] ^= 0xFF
     obj.write_bytes(data)
     os.utime(obj, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert (obj.stat().st_size, obj.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
     run = traced(multi)
     assert_missed(run, f"output/{ARCH}/bpf/gamma.bpf.o changed")
+    assert obj.read_bytes() == original, run.describe()   # the full graph made it again
 
 
 def test_touch_is_answered_by_content(multi: Path) -> None:
@@ -292,6 +294,8 @@ def test_launcher_imports_neither_click_nor_doit(multi: Path) -> None:
     (["build", "-vj2"], None),
     (["build", "--", "app"], None),
     (["build", "--keep-going"], (None, (), ())),   # nothing to do: nothing fails
+    (["build", "-j", "100000"], None),            # the CLI's usage error, not a no-op
+    (["build", "--directory="], None),
     (["verify"], None),
     ([], None),
     (["--version"], None),

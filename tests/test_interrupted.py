@@ -72,6 +72,7 @@ def test_killed_build_then_a_build_equals_a_clean_build(kill_lab: KillLab, kill:
     every output byte for byte as a clean build of the same sources, leaves no .partial,
     and the build after it runs nothing. (bench/killtest.py: the same at random times.)"""
     assert kill_lab.run(kill) == []
+    assert kill_lab.last_interrupted, "the build finished before the kill reached it"
 
 
 def test_outputs_newer_than_the_recorded_state_are_rebuilt(tmp_path: Path) -> None:

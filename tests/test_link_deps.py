@@ -113,6 +113,8 @@ def test_changed_pkg_config_path_reprobes(tmp_path: Path) -> None:
     # The new -D reaches every compile: they all rerun, and so do the links.
     assert steps_of(switched, "CC") == {"src/alpha.c", "src/gamma.c", "src/util.c"}, \
         switched.describe()
+    assert steps_of(switched, "LD") == {f"output/{ARCH}/alpha", f"output/{ARCH}/gamma"}, \
+        switched.describe()
     assert "1.1.99" in cached_libbpf_version(root)
 
 

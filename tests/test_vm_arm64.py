@@ -49,6 +49,7 @@ def test_templates_verify_on_debian_6_12_arm64(tmp_path: Path) -> None:
     assert {o["object"] for o in data["objects"]} == names
     for obj in data["objects"]:
         assert (obj["arch"], obj["kernel"], obj["kernel_spec"]) == ("arm64", kernel.release, "debian:6.12")
+        assert obj["programs"], obj
         for program in obj["programs"]:
             assert program["verdict"] == "passed", (obj["object"], program)
     runner = root / "output" / "arm64" / "tools" / "bpfverify"

@@ -6,6 +6,7 @@ import inspect
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -172,7 +173,13 @@ def link_executable(argv: tuple[str, ...], cwd: str, output: str, static: bool,
         failed = _execute(strip_argv, cwd)
     if not failed:
         failed = check_arch(output, cwd, expect)
-    needed = [] if failed else needed_libraries(partial(output))
+    needed: list[str] = []
+    if not failed:
+        try:
+            needed = needed_libraries(partial(output))
+        except (OSError, ValueError, struct.error) as err:   # NotElf is a ValueError
+            failed = TaskFailed(f"{output}: the linker wrote no readable ELF executable "
+                                f"({err})\nhint: check ldflags in bpfbuild.toml and $LDFLAGS")
     if not failed and static and needed:
         failed = TaskFailed(
             f"{output} should be static but needs {', '.join(needed)}; "

@@ -16,12 +16,12 @@ _digests: dict[tuple[str, int, int], str] = {}
 
 
 def content_digest(path: str, st: os.stat_result | None = None) -> str:
-    """CONTENT_DIGEST of a file's content, computed once per process for each (mtime,
-    size): doit's up-to-date checks and pch_ready both hash vmlinux.h (~3 MB).
+    """CONTENT_DIGEST of a file's content, computed once per process for each stat of it
+    (mtime, size, ctime, inode): doit's up-to-date checks and pch_ready both hash vmlinux.h (~3 MB).
     st: the os.stat of path its caller just made (one stat less a dependency)."""
     if st is None:
         st = os.stat(path)
-    key = (path, st.st_mtime_ns, st.st_size)
+    key = (path, st.st_mtime_ns, st.st_size, st.st_ctime_ns, st.st_ino)
     if key not in _digests:
         with open(path, "rb") as f:
             _digests[key] = hashlib.file_digest(f, CONTENT_DIGEST).hexdigest()
@@ -34,4 +34,4 @@ def remember(path: str, algorithm: str, digest: str) -> None:
     Ignored when the algorithm is not CONTENT_DIGEST."""
     if algorithm == CONTENT_DIGEST:
         st = os.stat(path)
-        _digests[(path, st.st_mtime_ns, st.st_size)] = digest
+        _digests[(path, st.st_mtime_ns, st.st_size, st.st_ctime_ns, st.st_ino)] = digest

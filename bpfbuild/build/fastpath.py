@@ -63,6 +63,10 @@ COARSE_RACE_MARGIN_NS = 2_000_000_000
 DIGEST_MAX_SIZE = 1 << 20
 """Project inputs up to this size get a content digest (a touch of one stays a no-op)."""
 
+MAX_JOBS = 1024
+"""The most jobs `-j` takes: more only starts threads that wait. The CLI refuses more
+with a usage error; the fast path leaves such a command to it."""
+
 NO_EFFECT_FLAGS = ("-v", "--verbose", "-k", "--keep-going")
 """Options of `bpfbuild build` that change nothing in a build that has nothing to do
 (-j N is parsed apart, since it takes a value). Any other option falls back."""
@@ -126,9 +130,11 @@ def parse_build_args(args: list[str]) -> tuple[str | None, tuple[str, ...], tupl
         else:
             return None
         if name in ("-j", "--jobs"):
-            if not value.isdigit() or int(value) < 1:
-                return None
+            if not value.isdigit() or not 1 <= int(value) <= MAX_JOBS:
+                return None   # the CLI's usage error
         elif name in ("-C", "--directory"):
+            if not value:
+                return None
             directory = value
         else:
             arches.append(value)

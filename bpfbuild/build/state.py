@@ -102,30 +102,33 @@ class SharedDigestChecker(MD5Checker):
 
 
 def file_state(path: str) -> list:
-    """[mtime_ns, size, digest] of a file: what a target's record holds. A symlink target
-    (an app's alias) is recorded as the link itself, ["link", its text], not as what it
-    points to: relinking the app must not make its aliases out of date."""
+    """[mtime_ns, size, digest, ctime_ns] of a file: what a target's record holds. A
+    symlink target (an app's alias) is recorded as the link itself, ["link", its text],
+    not as what it points to: relinking the app must not make its aliases out of date."""
     if os.path.islink(path):
         return ["link", os.readlink(path)]
     st = os.stat(path)
-    return [st.st_mtime_ns, st.st_size, content_digest(path, st)]
+    return [st.st_mtime_ns, st.st_size, content_digest(path, st), st.st_ctime_ns]
 
 
 def has_recorded_content(path: str, recorded: list | None) -> bool:
-    """True when path still has the content recorded for it (same mtime and size, or
-    the same digest when the mtime moved)."""
+    """True when path still has the content recorded for it: the same size, mtime and
+    ctime (a rewrite that puts the mtime back still moves the ctime), else the same
+    digest."""
     if recorded and recorded[0] == "link":
         return os.path.islink(path) and os.readlink(path) == recorded[1]
     try:
         st = os.stat(path)
     except OSError:
         return False
-    if not recorded or len(recorded) != 3:
+    if not recorded or len(recorded) != 4:
         return False
-    mtime_ns, size, digest = recorded
+    mtime_ns, size, digest, ctime_ns = recorded
     if st.st_size != size:
         return False
-    return st.st_mtime_ns == mtime_ns or content_digest(path, st) == digest
+    if st.st_mtime_ns == mtime_ns and st.st_ctime_ns == ctime_ns:
+        return True
+    return content_digest(path, st) == digest
 
 
 class TargetsAsRecorded:
