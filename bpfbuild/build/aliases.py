@@ -31,8 +31,8 @@ def stale_aliases(arch_dir: str, aliases: Collection[str], apps: Collection[str]
         return []
     stale = []
     for entry in folder.iterdir():
-        if entry.name in aliases or not entry.is_symlink():
-            continue
+        if entry.name in aliases or entry.name.endswith(PARTIAL) or not entry.is_symlink():
+            continue   # a configured alias, or one being made (removed by the next build)
         target = os.readlink(entry)
         if "/" not in target and target in apps:
             stale.append(entry)

@@ -645,6 +645,8 @@ class TaskFactory:
             "unalias", "stale", "UNALIAS", f"{self.rel(self.layout.arch_dir)}/",
             [],   # which links are stale is known only when it runs (no command to show)
             actions=[(aliases.remove_stale_aliases, args)],
+            # after the alias links are made: never beside one being renamed into place
+            task_dep=[self.name("alias", a) for a in keep],
             uptodate=[(aliases.no_stale_aliases, args)],
         )
 
