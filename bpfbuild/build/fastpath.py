@@ -297,7 +297,9 @@ class Recorder:
         root = self.root
         if os.path.exists(os.path.join(root, "dodo.py")):
             raise _NoStamp("the project has its own dodo.py")
-        selected = _selected_tasks(tasks, [f"app:{a}" for a in self.selection[0]])
+        from .tasks import task_name   # the build imported it already
+
+        selected = _selected_tasks(tasks, [task_name("app", a) for a in self.selection[0]])
         inputs: set[str] = set()
         targets: set[str] = set()
         tools: set[str] = set()

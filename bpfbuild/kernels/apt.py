@@ -179,15 +179,6 @@ class Apt:
         record = self.show(package)
         return record.version if record else None
 
-    def versions(self, package: str) -> list[str]:
-        """Every version of package in the configured suites, newest first."""
-        self.update()
-        try:
-            text = self._run("apt-cache", "madison", package)
-        except AptError:
-            return []
-        return [line.split("|")[1].strip() for line in text.splitlines() if line.count("|") >= 2]
-
     def download(self, package: str, version: str, folder: Path) -> Path:
         """Download one .deb into folder (apt checks it against the signed lists)."""
         self.update()

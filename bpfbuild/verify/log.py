@@ -18,9 +18,6 @@ RUNNER_FORMAT = 1
 LIBBPF_PREFIX = "libbpf: "
 """libbpf prefixes each of its messages so; the runner appends them to each log."""
 
-CORE_POISON_HELPER = 195896080
-"""The call number libbpf writes over an instruction whose CO-RE relocation failed."""
-
 ENOTSUPP = 524
 """The kernel-internal "operation not supported" errno the bpf() syscall can leak."""
 
