@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bpfbuild.archive import ArchiveError
 from bpfbuild.kernels.apt import Apt, AptError, extract_deb
 
 
@@ -50,7 +51,7 @@ def test_extract_deb_keeps_paths_inside(tmp_path: Path) -> None:
     assert (tmp_path / "out/boot/vmlinuz-1").read_bytes() == b"image"
     assert not (tmp_path / "out/usr").exists()
     evil = _deb(tmp_path / "evil.deb", {"../../escape": b"x"})
-    with pytest.raises(tarfile.OutsideDestinationError):
+    with pytest.raises(ArchiveError, match="a '..' component"):
         extract_deb(evil, tmp_path / "out2")
     (tmp_path / "bad.deb").write_bytes(b"not a deb")
     with pytest.raises(AptError, match="not a Debian package"):

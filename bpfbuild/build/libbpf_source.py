@@ -178,17 +178,20 @@ def _store(suite: str, key: str, apt, root: Path | None):
 
 
 def _extract(orig: Path, tree: Path) -> None:
-    """Unpack the orig tarball's single top folder as tree, atomically (the data filter
+    """Unpack the orig tarball's single top folder as tree, atomically (bpfbuild.archive
     keeps every path inside; a killed run leaves only a .partial folder)."""
     import tarfile  # only when a tarball is unpacked, not at every build
 
+    from ..archive import unpack
     from ..kernels.apt import AptError
 
     staging = Path(tempfile.mkdtemp(prefix=".tree.", suffix=".partial", dir=tree.parent))
     try:
+        hint = ("delete it with `bpfbuild cache clean --kind libbpf-src`; the next use "
+                "fetches it again")
         try:
             with tarfile.open(orig) as archive:
-                archive.extractall(staging, filter="data")
+                unpack(archive, staging, origin=orig.name, hint=hint)
         except (tarfile.TarError, OSError) as err:
             raise AptError(f"cannot unpack Debian's libbpf source {orig.name}: {err}",
                            hint="delete it with `bpfbuild cache clean --kind libbpf-src`; "

@@ -219,15 +219,20 @@ def _parse_record(text: str) -> dict[str, str]:
 
 
 def extract_deb(deb: Path, destination: Path, members: Sequence[str] = ()) -> None:
-    """Extract a .deb's data archive (or only the named members) into destination,
-    with Python's tarfile under the `data` filter: no path escapes the folder."""
+    """Extract a .deb's data archive (or only the named members) into destination;
+    bpfbuild.archive refuses any member that would leave the folder."""
+    from ..archive import unpack
+
     data = _deb_member(deb, "data.tar")
-    with tarfile.open(fileobj=data) as archive:
-        names = None
-        if members:
-            wanted = {m.lstrip("./") for m in members}
-            names = [m for m in archive.getmembers() if m.name.lstrip("./") in wanted]
-        archive.extractall(destination, members=names, filter="data")
+    try:
+        archive = tarfile.open(fileobj=data)
+    except tarfile.TarError as err:
+        raise AptError(f"{deb.name}: its data archive is unreadable ({err})",
+                       hint="delete it and fetch again (`bpfbuild cache clean`)") from None
+    with archive:
+        unpack(archive, destination, members or None, origin=deb.name,
+               hint="this package is not a Debian package bpfbuild can use: delete it "
+                    "(`bpfbuild cache clean`) and fetch again from a trusted mirror")
 
 
 def _deb_member(deb: Path, prefix: str):
