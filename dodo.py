@@ -1,7 +1,7 @@
 """Build every project under examples/ with plain `doit`, through bpfbuild's task API.
 
-    doit            # build all examples
-    doit list       # see the tasks: <example>.bpf:x86_64/<object>, <example>.app:<app>, ...
+doit            # build all examples
+doit list       # see the tasks: <example>.bpf:x86_64/<object>, <example>.app:<app>, ...
 """
 
 from pathlib import Path

@@ -42,8 +42,11 @@ def configure(root: Path, arches: list[str], vmlinux: dict[str, str]) -> None:
     config = root / "bpfbuild.toml"
     text = config.read_text()
     line = "arches = [" + ", ".join(f'"{a}"' for a in arches) + "]\n"
-    text = text.replace("[build]\n", "[build]\n" + line) if "[build]\n" in text \
+    text = (
+        text.replace("[build]\n", "[build]\n" + line)
+        if "[build]\n" in text
         else text + "\n[build]\n" + line
+    )
     if vmlinux:
         text += "\n[vmlinux]\n" + "".join(f'{a} = "{v}"\n' for a, v in vmlinux.items())
     config.write_text(text)
@@ -90,15 +93,18 @@ def main() -> int:
         for name, (arches, vmlinux) in CONFIGS.items():
             for example in args.examples:
                 root = Path(scratch) / name.replace(" + ", "-") / example
-                shutil.copytree(REPO / "examples" / example, root,
-                                ignore=shutil.ignore_patterns("output", ".bpfbuild"))
+                shutil.copytree(
+                    REPO / "examples" / example,
+                    root,
+                    ignore=shutil.ignore_patterns("output", ".bpfbuild"),
+                )
                 configure(root, arches, vmlinux)
                 trees.setdefault(name, []).append(root)
         walls: dict[str, list[float]] = {name: [] for name in CONFIGS}
         cpus: dict[str, list[float]] = {name: [] for name in CONFIGS}
         counts: dict[str, Counter] = {}
         for _ in range(args.repeat):
-            for name in CONFIGS:          # alternate, so that noise hits both
+            for name in CONFIGS:  # alternate, so that noise hits both
                 wall = cpu = 0.0
                 total: Counter = Counter()
                 for root in trees[name]:
@@ -110,24 +116,33 @@ def main() -> int:
                 cpus[name].append(cpu)
                 counts[name] = total
         for name in CONFIGS:
-            results[name] = {"wall": statistics.median(walls[name]),
-                             "cpu": statistics.median(cpus[name]), "counts": counts[name]}
+            results[name] = {
+                "wall": statistics.median(walls[name]),
+                "cpu": statistics.median(cpus[name]),
+                "counts": counts[name],
+            }
 
     kinds = sorted({kind for r in results.values() for _, kind in r["counts"]})
-    print(f"Clean builds of examples/{', examples/'.join(args.examples)} at -j{args.jobs}, "
-          f"median of {args.repeat}; arm64 vmlinux.h from {kernel.package} {kernel.version}.\n")
+    print(
+        f"Clean builds of examples/{', examples/'.join(args.examples)} at -j{args.jobs}, "
+        f"median of {args.repeat}; arm64 vmlinux.h from {kernel.package} {kernel.version}.\n"
+    )
     print("| arches | wall | CPU (user + sys) | commands per arch (" + ", ".join(kinds) + ") |")
     print("| --- | --- | --- | --- |")
     for name, r in results.items():
         per_arch = "; ".join(
             f"{arch}: {sum(n for (a, _), n in r['counts'].items() if a == arch)} ("
-            + ", ".join(str(r["counts"].get((arch, k), 0)) for k in kinds) + ")"
-            for arch in sorted({a for a, _ in r["counts"]}, key=lambda a: a != "x86_64"))
+            + ", ".join(str(r["counts"].get((arch, k), 0)) for k in kinds)
+            + ")"
+            for arch in sorted({a for a, _ in r["counts"]}, key=lambda a: a != "x86_64")
+        )
         print(f"| {name} | {r['wall']:.2f} s | {r['cpu']:.2f} s | {per_arch} |")
     one, two = results["x86_64"], results["x86_64 + arm64"]
-    print(f"\nthe second arch adds {two['wall'] - one['wall']:.2f} s wall "
-          f"({(two['wall'] - one['wall']) / one['wall']:.0%} of the first) and "
-          f"{two['cpu'] - one['cpu']:.2f} s CPU ({(two['cpu'] - one['cpu']) / one['cpu']:.0%})")
+    print(
+        f"\nthe second arch adds {two['wall'] - one['wall']:.2f} s wall "
+        f"({(two['wall'] - one['wall']) / one['wall']:.0%} of the first) and "
+        f"{two['cpu'] - one['cpu']:.2f} s CPU ({(two['cpu'] - one['cpu']) / one['cpu']:.0%})"
+    )
     return 0
 
 

@@ -26,7 +26,11 @@ def random_kill(rng: random.Random, lab: KillLab) -> Kill:
     """Half the kills come a random time after a random step starts, half at a random
     time into the build (up to how long such a build took: a clean one, or the one
     after the edit)."""
-    scenario, edit, signal = rng.choice(SCENARIOS), rng.choice(list(EDITS)), rng.choice(list(SIGNALS))
+    scenario, edit, signal = (
+        rng.choice(SCENARIOS),
+        rng.choice(list(EDITS)),
+        rng.choice(list(SIGNALS)),
+    )
     if rng.random() < 0.5:
         return Kill(scenario, edit, signal, rng.choice(STEP_LINES), rng.uniform(0, 0.3))
     longest = lab.durations["original" if scenario == "clean" else edit]
@@ -44,19 +48,26 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bpfbuild-killtest-") as workdir:
         lab = KillLab(Path(workdir), jobs=args.jobs)
         lab.measure_rebuilds()
-        print("builds take " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds
-                                         in lab.durations.items()), flush=True)
+        print(
+            "builds take "
+            + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in lab.durations.items()),
+            flush=True,
+        )
         failures = 0
         for number in range(1, args.count + 1):
             kill = random_kill(rng, lab)
             problems = lab.run(kill)
             failures += bool(problems)
-            print(f"{number:3}/{args.count} {kill.describe()}: {'FAILED' if problems else 'ok'}",
-                  flush=True)
+            print(
+                f"{number:3}/{args.count} {kill.describe()}: {'FAILED' if problems else 'ok'}",
+                flush=True,
+            )
             for problem in problems:
                 print("      " + problem.replace("\n", "\n      "), flush=True)
-    print(f"{failures} of {args.count} kills left a wrong output "
-          f"(seed {args.seed}, {time.monotonic() - started:.0f} s)")
+    print(
+        f"{failures} of {args.count} kills left a wrong output "
+        f"(seed {args.seed}, {time.monotonic() - started:.0f} s)"
+    )
     return 1 if failures else 0
 
 

@@ -83,10 +83,15 @@ class Run:
         return {step.path for step in self.steps if step.kind in ("BPF", "CC")}
 
     def summary(self) -> dict:
-        return {"seconds": round(self.seconds, 4), "cpu_seconds": round(self.cpu_seconds, 4),
-                "max_rss_kib": self.max_rss_kib,
-                "commands": self.commands, "compiles": self.compiles,
-                "fast_path": self.fast_path, "steps": [f"{s.kind} {s.path}" for s in self.steps]}
+        return {
+            "seconds": round(self.seconds, 4),
+            "cpu_seconds": round(self.cpu_seconds, 4),
+            "max_rss_kib": self.max_rss_kib,
+            "commands": self.commands,
+            "compiles": self.compiles,
+            "fast_path": self.fast_path,
+            "steps": [f"{s.kind} {s.path}" for s in self.steps],
+        }
 
 
 class BuildFailed(Exception):
@@ -94,6 +99,7 @@ class BuildFailed(Exception):
 
 
 # -- the two build tools -----------------------------------------------------------
+
 
 class Tool:
     """A build tool under test: how to run it, how to read which commands it ran."""
@@ -224,6 +230,7 @@ def interpreter_of(command: list[str]) -> str:
 
 # -- running and measuring ---------------------------------------------------------
 
+
 def tool_env(cache: Path | None = None, **extra: str) -> dict[str, str]:
     """The builds' environment, with bpfbuild's cache in the folder given."""
     env = dict(TOOL_ENV, **extra)
@@ -232,15 +239,17 @@ def tool_env(cache: Path | None = None, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_build(tool: Tool, root: Path, jobs: int, logs: Path, label: str,
-              env: dict[str, str] | None = None) -> Run:
+def run_build(
+    tool: Tool, root: Path, jobs: int, logs: Path, label: str, env: dict[str, str] | None = None
+) -> Run:
     """Run one build of root; time it, take its max RSS from wait4, parse its commands."""
     out_path = logs / f"{tool.name}-{label}.out"
     err_path = logs / f"{tool.name}-{label}.err"
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(tool.argv(jobs), cwd=root, stdout=out, stderr=err,
-                                env=env or TOOL_ENV)
+        proc = subprocess.Popen(
+            tool.argv(jobs), cwd=root, stdout=out, stderr=err, env=env or TOOL_ENV
+        )
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -248,10 +257,13 @@ def run_build(tool: Tool, root: Path, jobs: int, logs: Path, label: str,
     if proc.returncode != 0:
         raise BuildFailed(
             f"{tool.name} ({label}) failed with exit code {proc.returncode} in {root}:\n"
-            + stderr[-4000:] + out_path.read_text(errors="replace")[-2000:])
+            + stderr[-4000:]
+            + out_path.read_text(errors="replace")[-2000:]
+        )
     steps = tool.parse_steps(out_path.read_text(errors="replace"))
-    return Run(seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, steps,
-               "fastpath: hit" in stderr)
+    return Run(
+        seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, steps, "fastpath: hit" in stderr
+    )
 
 
 def median_seconds(argv: list[str], repeat: int, env: dict[str, str] | None = None) -> float:
@@ -259,8 +271,9 @@ def median_seconds(argv: list[str], repeat: int, env: dict[str, str] | None = No
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
-        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       env=env or TOOL_ENV)
+        subprocess.run(
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env or TOOL_ENV
+        )
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -310,26 +323,46 @@ class ToolResult:
 
     def as_dict(self) -> dict:
         data = {
-            "tool": self.tool, "version": self.version,
-            "clean": {"median_seconds": round(self.clean_median, 4),
-                      "median_cpu_seconds": round(self.clean_cpu_median, 4),
-                      "max_rss_kib": self.clean_max_rss_kib,
-                      "runs": [r.summary() for r in self.clean]},
-            "noop": {"median_seconds": round(self.noop_median, 4),
-                     "runs": [r.summary() for r in self.noop]},
+            "tool": self.tool,
+            "version": self.version,
+            "clean": {
+                "median_seconds": round(self.clean_median, 4),
+                "median_cpu_seconds": round(self.clean_cpu_median, 4),
+                "max_rss_kib": self.clean_max_rss_kib,
+                "runs": [r.summary() for r in self.clean],
+            },
+            "noop": {
+                "median_seconds": round(self.noop_median, 4),
+                "runs": [r.summary() for r in self.noop],
+            },
             "touch": {**self.touch.summary(), "file": workload.TOUCHED_SOURCE},
-            "header_edit": {**self.header_edit.summary(), "file": workload.SHARED_HEADER,
-                            "expected": self.header_expected, "missed": self.header_missed,
-                            "extra": self.header_extra, "exact": self.header_exact},
+            "header_edit": {
+                **self.header_edit.summary(),
+                "file": workload.SHARED_HEADER,
+                "expected": self.header_expected,
+                "missed": self.header_missed,
+                "extra": self.header_extra,
+                "exact": self.header_exact,
+            },
         }
         if self.warm:
-            data["warm"] = {"median_seconds": round(self.warm_median, 4),
-                            "runs": [r.summary() for r in self.warm]}
+            data["warm"] = {
+                "median_seconds": round(self.warm_median, 4),
+                "runs": [r.summary() for r in self.warm],
+            }
         return data
 
 
-def clean_build(tool: Tool, source: Path, root: Path, apps: list[str], jobs: int,
-                logs: Path, label: str, env: dict[str, str] | None = None) -> Run:
+def clean_build(
+    tool: Tool,
+    source: Path,
+    root: Path,
+    apps: list[str],
+    jobs: int,
+    logs: Path,
+    label: str,
+    env: dict[str, str] | None = None,
+) -> Run:
     """Build a fresh copy of the workload in root (deleted first if it exists)."""
     if root.exists():
         shutil.rmtree(root)
@@ -338,12 +371,22 @@ def clean_build(tool: Tool, source: Path, root: Path, apps: list[str], jobs: int
     run = run_build(tool, root, jobs, logs, label, env)
     missing = [app for app in apps if not tool.executable(root, app).is_file()]
     if missing:
-        raise BuildFailed(f"{tool.name}: no executable for {', '.join(missing)} after a clean build")
+        raise BuildFailed(
+            f"{tool.name}: no executable for {', '.join(missing)} after a clean build"
+        )
     return run
 
 
-def incremental_builds(tool: Tool, root: Path, jobs: int, repeat: int, logs: Path,
-                       clean: list[Run], env: dict[str, str], warm: list[Run]) -> ToolResult:
+def incremental_builds(
+    tool: Tool,
+    root: Path,
+    jobs: int,
+    repeat: int,
+    logs: Path,
+    clean: list[Run],
+    env: dict[str, str],
+    warm: list[Run],
+) -> ToolResult:
     """On a built tree: no-op builds, then a touch, then a shared header edit; all in
     the environment of the build that made the tree (bpfbuild's no-op key holds it)."""
     progress(f"{tool.name}: {repeat} no-op builds")
@@ -359,12 +402,31 @@ def incremental_builds(tool: Tool, root: Path, jobs: int, repeat: int, logs: Pat
         header.write(HEADER_EDIT)
     edit = run_build(tool, root, jobs, logs, "header", env)
     compiled = edit.compiled_sources()
-    return ToolResult(tool.name, tool.version(), clean, noop, touch, edit, sorted(expected),
-                      sorted(expected - compiled), sorted(compiled - expected), warm)
+    return ToolResult(
+        tool.name,
+        tool.version(),
+        clean,
+        noop,
+        touch,
+        edit,
+        sorted(expected),
+        sorted(expected - compiled),
+        sorted(compiled - expected),
+        warm,
+    )
 
 
-def bench(make: Tool, bpf: Tool, source: Path, out: Path, apps: list[str], jobs: int,
-          clean_repeat: int, repeat: int, logs: Path) -> list[ToolResult]:
+def bench(
+    make: Tool,
+    bpf: Tool,
+    source: Path,
+    out: Path,
+    apps: list[str],
+    jobs: int,
+    clean_repeat: int,
+    repeat: int,
+    logs: Path,
+) -> list[ToolResult]:
     """Clean builds: make's; bpfbuild's with an empty cache (a new folder each time)
     and with a warm one (the folder the first empty-cache build filled). The order
     alternates so that none always gets the warmer page cache or the quieter
@@ -379,35 +441,68 @@ def bench(make: Tool, bpf: Tool, source: Path, out: Path, apps: list[str], jobs:
             n = f"{i + 1}/{clean_repeat}"
             if kind == "make":
                 progress(f"make: clean build {n}")
-                runs[kind].append(clean_build(make, source, out / "make", apps, jobs, logs,
-                                              f"clean{i + 1}"))
+                runs[kind].append(
+                    clean_build(make, source, out / "make", apps, jobs, logs, f"clean{i + 1}")
+                )
             elif kind == "cold":
                 progress(f"bpfbuild: clean build {n}, empty cache")
                 cold_env = tool_env(caches / f"cold{i + 1}", **{TRACE_ENV: "1"})
-                runs[kind].append(clean_build(bpf, source, out / "bpfbuild", apps, jobs, logs,
-                                              f"clean{i + 1}", cold_env))
+                runs[kind].append(
+                    clean_build(
+                        bpf, source, out / "bpfbuild", apps, jobs, logs, f"clean{i + 1}", cold_env
+                    )
+                )
             else:
                 progress(f"bpfbuild: clean build {n}, warm cache")
-                runs[kind].append(clean_build(bpf, source, out / "bpfbuild-warm", apps, jobs,
-                                              logs, f"warm{i + 1}", tool_env(warm_cache)))
-    return [incremental_builds(make, out / "make", jobs, repeat, logs, runs["make"], TOOL_ENV, []),
-            incremental_builds(bpf, out / "bpfbuild", jobs, repeat, logs, runs["cold"], cold_env,
-                               runs["warm"])]
+                runs[kind].append(
+                    clean_build(
+                        bpf,
+                        source,
+                        out / "bpfbuild-warm",
+                        apps,
+                        jobs,
+                        logs,
+                        f"warm{i + 1}",
+                        tool_env(warm_cache),
+                    )
+                )
+    return [
+        incremental_builds(make, out / "make", jobs, repeat, logs, runs["make"], TOOL_ENV, []),
+        incremental_builds(
+            bpf, out / "bpfbuild", jobs, repeat, logs, runs["cold"], cold_env, runs["warm"]
+        ),
+    ]
 
 
 def warm_up(source: Path, scratch: Path) -> None:
     """Load the compilers and the headers into the page cache, so that the first
     timed build does not pay for it alone."""
     scratch.mkdir()
-    for argv in (["clang", "-g", "-O2", "-target", "bpf", "-I", "src",
-                  "-idirafter", f"/usr/include/{platform.machine()}-linux-gnu",
-                  "-idirafter", "/usr/include",
-                  "-c", f"src/{workload.XDP_APP}.bpf.c", "-o", str(scratch / "warm.o")],
-                 ["cc", "-O2", "-c", "src/util.c", "-o", str(scratch / "util.o")],
-                 ["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "c"]):
+    for argv in (
+        [
+            "clang",
+            "-g",
+            "-O2",
+            "-target",
+            "bpf",
+            "-I",
+            "src",
+            "-idirafter",
+            f"/usr/include/{platform.machine()}-linux-gnu",
+            "-idirafter",
+            "/usr/include",
+            "-c",
+            f"src/{workload.XDP_APP}.bpf.c",
+            "-o",
+            str(scratch / "warm.o"),
+        ],
+        ["cc", "-O2", "-c", "src/util.c", "-o", str(scratch / "util.o")],
+        ["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "c"],
+    ):
         try:
-            subprocess.run(argv, cwd=source, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, env=TOOL_ENV)
+            subprocess.run(
+                argv, cwd=source, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=TOOL_ENV
+            )
         except OSError:
             pass  # a missing tool fails the timed build, with its own message
 
@@ -427,8 +522,13 @@ STEP_KINDS = {
     "ld": "links (cc -o)",
     "probe": "tool probes (versions, pkg-config)",
 }
-LOGGED_TOOLS = (("clang", "CLANG"), ("bpftool", "BPFTOOL"), ("cc", "CC"),
-                ("pkg-config", "PKG_CONFIG"), ("strip", "STRIP"))
+LOGGED_TOOLS = (
+    ("clang", "CLANG"),
+    ("bpftool", "BPFTOOL"),
+    ("cc", "CC"),
+    ("pkg-config", "PKG_CONFIG"),
+    ("strip", "STRIP"),
+)
 """The tools a build runs, and the variable both tools take each one's path from."""
 LOG_ENV = "BENCH_CMDLOG"
 """The command log the logger (cmdlog.c) appends to; as named there."""
@@ -440,8 +540,13 @@ def classify(tool: str, args: str) -> str:
     if tool == "clang":
         return "pch" if "c-header" in words else "bpf" if "-c" in words else "probe"
     if tool == "bpftool":
-        return "vmlinux" if words[:2] == ["btf", "dump"] else \
-            "bpftool" if words[:1] == ["gen"] else "probe"
+        return (
+            "vmlinux"
+            if words[:2] == ["btf", "dump"]
+            else "bpftool"
+            if words[:1] == ["gen"]
+            else "probe"
+        )
     if tool in ("pkg-config", "true"):
         return "probe"
     if tool == "strip":
@@ -456,9 +561,12 @@ def build_logger(folder: Path, name: str, real: str) -> Path:
     logger = folder / name
     defines = [f"-DREAL={json.dumps(real)}", f"-DNAME={json.dumps(name)}"]
     for static in (["-static"], []):
-        done = subprocess.run(["cc", "-O2", *static, *defines, "-o", str(logger),
-                               str(BENCH_DIR / "cmdlog.c")], capture_output=True, text=True,
-                              env=TOOL_ENV)
+        done = subprocess.run(
+            ["cc", "-O2", *static, *defines, "-o", str(logger), str(BENCH_DIR / "cmdlog.c")],
+            capture_output=True,
+            text=True,
+            env=TOOL_ENV,
+        )
         if done.returncode == 0:
             return logger
     raise BuildFailed(f"cannot build the command logger:\n{done.stderr}")
@@ -526,20 +634,34 @@ class StepProfile:
         return max(self.cpu_seconds - self.commands_cpu_seconds, 0.0)
 
     def as_dict(self) -> dict:
-        return {"seconds": round(self.seconds, 4), "work_seconds": round(self.work_seconds, 4),
-                "itself_seconds": round(self.itself_seconds, 4),
-                "cpu_seconds": round(self.cpu_seconds, 4),
-                "own_cpu_seconds": round(self.own_cpu_seconds, 4),
-                "own_cpu_share": round(self.own_cpu_seconds / self.work_seconds, 4)
-                if self.work_seconds else None,
-                "logger_overhead_seconds": round(self.overhead, 5),
-                "steps": {kind: {"commands": len(times), "seconds": round(sum(times), 4)}
-                          for kind, times in self.steps.items()}}
+        return {
+            "seconds": round(self.seconds, 4),
+            "work_seconds": round(self.work_seconds, 4),
+            "itself_seconds": round(self.itself_seconds, 4),
+            "cpu_seconds": round(self.cpu_seconds, 4),
+            "own_cpu_seconds": round(self.own_cpu_seconds, 4),
+            "own_cpu_share": round(self.own_cpu_seconds / self.work_seconds, 4)
+            if self.work_seconds
+            else None,
+            "logger_overhead_seconds": round(self.overhead, 5),
+            "steps": {
+                kind: {"commands": len(times), "seconds": round(sum(times), 4)}
+                for kind, times in self.steps.items()
+            },
+        }
 
 
-def profile_steps(tool: Tool, source: Path, root: Path, apps: list[str], logs: Path,
-                  label: str, loggers: dict[str, str], overhead: float,
-                  cache: Path | None = None) -> StepProfile:
+def profile_steps(
+    tool: Tool,
+    source: Path,
+    root: Path,
+    apps: list[str],
+    logs: Path,
+    label: str,
+    loggers: dict[str, str],
+    overhead: float,
+    cache: Path | None = None,
+) -> StepProfile:
     """A clean build at -j1 with clang, bpftool, cc, pkg-config and strip run
     through the logger. One job, so the commands do not slow each other down."""
     log = logs / f"commands-{label}.log"
@@ -568,34 +690,57 @@ def steps_table(profiles: list[StepProfile], make_clean: float, jobs: int) -> st
     """Where each clean build goes, what the tool itself costs, and the best ratio
     that each build's work allows against make's measured time."""
     names = {"make": "make", "cold": "bpfbuild, empty cache", "warm": "bpfbuild, warm cache"}
-    lines = ["| clean build at -j1, by step | " + " | ".join(names[p.label] for p in profiles) + " |",
-             "| --- |" + " --- |" * len(profiles)]
+    lines = [
+        "| clean build at -j1, by step | " + " | ".join(names[p.label] for p in profiles) + " |",
+        "| --- |" + " --- |" * len(profiles),
+    ]
     for kind, label in STEP_KINDS.items():
         if any(kind in p.steps for p in profiles):
-            lines.append(f"| {label} | " + " | ".join(_steps_cell(p.steps.get(kind, []))
-                                                      for p in profiles) + " |")
-    lines.append("| the build tool itself: wall time between commands | "
-                 + " | ".join(f"{p.itself_seconds:.2f} s" for p in profiles) + " |")
-    lines.append("| the build tool itself: its own CPU (user + sys) | "
-                 + " | ".join(f"{p.own_cpu_seconds:.2f} s = {100 * p.own_cpu_seconds / p.work_seconds:.1f}%"
-                              for p in profiles) + " |")
+            lines.append(
+                f"| {label} | "
+                + " | ".join(_steps_cell(p.steps.get(kind, [])) for p in profiles)
+                + " |"
+            )
+    lines.append(
+        "| the build tool itself: wall time between commands | "
+        + " | ".join(f"{p.itself_seconds:.2f} s" for p in profiles)
+        + " |"
+    )
+    lines.append(
+        "| the build tool itself: its own CPU (user + sys) | "
+        + " | ".join(
+            f"{p.own_cpu_seconds:.2f} s = {100 * p.own_cpu_seconds / p.work_seconds:.1f}%"
+            for p in profiles
+        )
+        + " |"
+    )
     lines.append("| total | " + " | ".join(f"{p.work_seconds:.2f} s" for p in profiles) + " |")
     overhead = profiles[0].overhead
     lines.append("")
-    lines.append(f"Each command ran through a logger (bench/cmdlog.c); its own cost, "
-                 f"{overhead * 1000:.1f} ms a command, is left out of every figure. "
-                 "The percentage is the tool's own CPU over its -j1 build time.")
+    lines.append(
+        f"Each command ran through a logger (bench/cmdlog.c); its own cost, "
+        f"{overhead * 1000:.1f} ms a command, is left out of every figure. "
+        "The percentage is the tool's own CPU over its -j1 build time."
+    )
     floors = [f"{names[p.label]} {p.work_seconds / jobs:.2f} s" for p in profiles]
-    best = [f"{make_clean / (p.work_seconds / jobs):.2f}x ({names[p.label]})"
-            for p in profiles if p.label != "make"]
-    lines.append(f"With {jobs} jobs a build takes at least its work / {jobs}: "
-                 + ", ".join(floors) + f". Against make -j{jobs}'s measured "
-                 f"{make_clean:.2f} s, no schedule of this work can make bpfbuild more than "
-                 + " or ".join(best) + " faster.")
+    best = [
+        f"{make_clean / (p.work_seconds / jobs):.2f}x ({names[p.label]})"
+        for p in profiles
+        if p.label != "make"
+    ]
+    lines.append(
+        f"With {jobs} jobs a build takes at least its work / {jobs}: "
+        + ", ".join(floors)
+        + f". Against make -j{jobs}'s measured "
+        f"{make_clean:.2f} s, no schedule of this work can make bpfbuild more than "
+        + " or ".join(best)
+        + " faster."
+    )
     return "\n".join(lines)
 
 
 # -- reporting ---------------------------------------------------------------------
+
 
 def _ratio(make_seconds: float, bpfbuild_seconds: float) -> str:
     return f"{make_seconds / bpfbuild_seconds:.2f}x" if bpfbuild_seconds > 0 else "-"
@@ -620,9 +765,15 @@ def _clean_cell(seconds: float, commands: int, floor: float | None) -> str:
     return cell + (f" (floor {floor:.2f} s)" if floor else "")
 
 
-def markdown_table(make: ToolResult, bpf: ToolResult, jobs: int, clean_repeat: int,
-                   repeat: int, python_startup: float,
-                   floors: dict[str, float] | None = None) -> str:
+def markdown_table(
+    make: ToolResult,
+    bpf: ToolResult,
+    jobs: int,
+    clean_repeat: int,
+    repeat: int,
+    python_startup: float,
+    floors: dict[str, float] | None = None,
+) -> str:
     """The results side by side with make, with the floor (work / jobs, from the -j1
     profiles) next to each clean build and the issue's target for each row."""
     floors = floors or {}
@@ -634,70 +785,155 @@ def markdown_table(make: ToolResult, bpf: ToolResult, jobs: int, clean_repeat: i
 
     noop_share = bpf.noop_median / python_startup if python_startup else 0.0
     rows = [
-        (f"clean build, empty cache (median of {clean_repeat})",
-         _clean_cell(make.clean_median, make.clean_commands, floors.get("make")),
-         _clean_cell(bpf.clean_median, bpf.clean_commands, floors.get("cold")),
-         _ratio(make.clean_median, bpf.clean_median) + best("cold"), "1.5x"),
-        (f"clean build, warm cache (median of {clean_repeat})",
-         _clean_cell(make.clean_median, make.clean_commands, floors.get("make")),
-         _clean_cell(bpf.warm_median, bpf.warm[-1].commands if bpf.warm else 0, floors.get("warm")),
-         _ratio(make.clean_median, bpf.warm_median) + best("warm"), "2x"),
-        ("CPU time (user + sys), clean build, empty cache", f"{make.clean_cpu_median:.2f} s",
-         f"{bpf.clean_cpu_median:.2f} s", _ratio(make.clean_cpu_median, bpf.clean_cpu_median), "-"),
-        (f"no-op build (median of {repeat})", f"{make.noop_median:.3f} s",
-         f"{bpf.noop_median:.3f} s = {noop_share:.1f}x `python -c pass`",
-         _ratio(make.noop_median, bpf.noop_median), "under 4x `python -c pass`"),
-        (f"`python -c pass` (median of {max(repeat, 5)})", "-", f"{python_startup:.3f} s", "-", "-"),
-        (f"touch `{workload.TOUCHED_SOURCE}`", _run_cell(make.touch), _run_cell(bpf.touch),
-         _ratio(make.touch.seconds, bpf.touch.seconds), "0 commands"),
-        (f"edit `{workload.SHARED_HEADER}` ({expected} sources include it)",
-         _header_cell(make), _header_cell(bpf), "-", "exact"),
-        ("peak RSS, clean build (largest process)", f"{make.clean_max_rss_kib / 1024:.0f} MiB",
-         f"{bpf.clean_max_rss_kib / 1024:.0f} MiB", "-", "-"),
+        (
+            f"clean build, empty cache (median of {clean_repeat})",
+            _clean_cell(make.clean_median, make.clean_commands, floors.get("make")),
+            _clean_cell(bpf.clean_median, bpf.clean_commands, floors.get("cold")),
+            _ratio(make.clean_median, bpf.clean_median) + best("cold"),
+            "1.5x",
+        ),
+        (
+            f"clean build, warm cache (median of {clean_repeat})",
+            _clean_cell(make.clean_median, make.clean_commands, floors.get("make")),
+            _clean_cell(
+                bpf.warm_median, bpf.warm[-1].commands if bpf.warm else 0, floors.get("warm")
+            ),
+            _ratio(make.clean_median, bpf.warm_median) + best("warm"),
+            "2x",
+        ),
+        (
+            "CPU time (user + sys), clean build, empty cache",
+            f"{make.clean_cpu_median:.2f} s",
+            f"{bpf.clean_cpu_median:.2f} s",
+            _ratio(make.clean_cpu_median, bpf.clean_cpu_median),
+            "-",
+        ),
+        (
+            f"no-op build (median of {repeat})",
+            f"{make.noop_median:.3f} s",
+            f"{bpf.noop_median:.3f} s = {noop_share:.1f}x `python -c pass`",
+            _ratio(make.noop_median, bpf.noop_median),
+            "under 4x `python -c pass`",
+        ),
+        (
+            f"`python -c pass` (median of {max(repeat, 5)})",
+            "-",
+            f"{python_startup:.3f} s",
+            "-",
+            "-",
+        ),
+        (
+            f"touch `{workload.TOUCHED_SOURCE}`",
+            _run_cell(make.touch),
+            _run_cell(bpf.touch),
+            _ratio(make.touch.seconds, bpf.touch.seconds),
+            "0 commands",
+        ),
+        (
+            f"edit `{workload.SHARED_HEADER}` ({expected} sources include it)",
+            _header_cell(make),
+            _header_cell(bpf),
+            "-",
+            "exact",
+        ),
+        (
+            "peak RSS, clean build (largest process)",
+            f"{make.clean_max_rss_kib / 1024:.0f} MiB",
+            f"{bpf.clean_max_rss_kib / 1024:.0f} MiB",
+            "-",
+            "-",
+        ),
     ]
-    lines = [f"| | make -j{jobs} | bpfbuild -j{jobs} | make / bpfbuild | target |",
-             "| --- | --- | --- | --- | --- |"]
+    lines = [
+        f"| | make -j{jobs} | bpfbuild -j{jobs} | make / bpfbuild | target |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     lines += [f"| {' | '.join(row)} |" for row in rows]
     return "\n".join(lines)
 
 
 def machine_line(jobs: int, apps: list[str], load: float) -> str:
     clang = _first_line(["clang", "--version"])
-    return (f"{len(apps)} apps ({len(apps) - 1} tracing + 1 XDP), {jobs} jobs, "
-            f"{os.cpu_count()} CPUs, {clang}, kernel {platform.release()}, "
-            f"load average {load:.2f} at start")
+    return (
+        f"{len(apps)} apps ({len(apps) - 1} tracing + 1 XDP), {jobs} jobs, "
+        f"{os.cpu_count()} CPUs, {clang}, kernel {platform.release()}, "
+        f"load average {load:.2f} at start"
+    )
 
 
 # -- command line ------------------------------------------------------------------
 
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--apps", type=int, default=workload.DEFAULT_TRACING_APPS,
-                        help="tracing apps in the workload, plus one XDP app (default: %(default)s)")
-    parser.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1,
-                        help="parallel jobs for both tools (default: the number of CPUs, %(default)s)")
-    parser.add_argument("--repeat", type=int, default=5,
-                        help="no-op builds to take the median of (default: %(default)s)")
-    parser.add_argument("--clean-repeat", type=int, default=3,
-                        help="clean builds of each kind to take the median of (default: %(default)s)")
-    parser.add_argument("--out", type=Path, metavar="DIR",
-                        help="keep the workload, the build trees, caches and logs here "
-                        "(default: a temporary folder, deleted)")
-    parser.add_argument("--json", type=Path, metavar="FILE",
-                        help="also write the results as JSON to FILE ('-': stdout, instead of the table)")
-    parser.add_argument("--bpfbuild", help="the bpfbuild command (default: the console script "
-                        "beside this Python, else the one in PATH)")
+    parser.add_argument(
+        "--apps",
+        type=int,
+        default=workload.DEFAULT_TRACING_APPS,
+        help="tracing apps in the workload, plus one XDP app (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--jobs",
+        "-j",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="parallel jobs for both tools (default: the number of CPUs, %(default)s)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=5,
+        help="no-op builds to take the median of (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--clean-repeat",
+        type=int,
+        default=3,
+        help="clean builds of each kind to take the median of (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="keep the workload, the build trees, caches and logs here "
+        "(default: a temporary folder, deleted)",
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        metavar="FILE",
+        help="also write the results as JSON to FILE ('-': stdout, instead of the table)",
+    )
+    parser.add_argument(
+        "--bpfbuild",
+        help="the bpfbuild command (default: the console script "
+        "beside this Python, else the one in PATH)",
+    )
     parser.add_argument("--make", default="make", help="the make command (default: %(default)s)")
-    parser.add_argument("--no-steps", dest="steps", action="store_false",
-                        help="skip the -j1 clean builds that time every command")
+    parser.add_argument(
+        "--no-steps",
+        dest="steps",
+        action="store_false",
+        help="skip the -j1 clean builds that time every command",
+    )
     args = parser.parse_args(argv)
     if min(args.apps, args.jobs, args.repeat, args.clean_repeat) < 1:
         parser.error("--apps, --jobs, --repeat and --clean-repeat must be at least 1")
     return args
 
 
-OURS = {"workload", "make", "bpfbuild", "bpfbuild-warm", "cache", "logs", "loggers",
-        "warm-up", "profile", "results.json"}
+OURS = {
+    "workload",
+    "make",
+    "bpfbuild",
+    "bpfbuild-warm",
+    "cache",
+    "logs",
+    "loggers",
+    "warm-up",
+    "profile",
+    "results.json",
+}
 """What the benchmark writes in --out; anything else there is a stranger's."""
 
 
@@ -706,8 +942,10 @@ def prepare_out(out: Path) -> None:
     if out.exists():
         strangers = [p.name for p in out.iterdir() if p.name not in OURS]
         if strangers:
-            sys.exit(f"error: {out} holds files this benchmark did not make "
-                     f"({', '.join(sorted(strangers)[:3])}); pick an empty folder")
+            sys.exit(
+                f"error: {out} holds files this benchmark did not make "
+                f"({', '.join(sorted(strangers)[:3])}); pick an empty folder"
+            )
         for name in OURS:
             path = out / name
             if path.is_dir():
@@ -717,19 +955,26 @@ def prepare_out(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def run_profiles(make: Tool, bpf: Tool, source: Path, out: Path, apps: list[str],
-                 logs: Path) -> list[StepProfile]:
+def run_profiles(
+    make: Tool, bpf: Tool, source: Path, out: Path, apps: list[str], logs: Path
+) -> list[StepProfile]:
     """-j1 clean builds with every command logged: make, bpfbuild with an empty
     cache, then bpfbuild with the cache that build filled (same logged tool paths)."""
     loggers = build_loggers(out / "loggers")
     overhead = logger_overhead(out / "loggers")
     profile_cache = out / "cache" / "profile"
     profiles = []
-    for tool, label, cache in ((make, "make", None), (bpf, "cold", profile_cache),
-                               (bpf, "warm", profile_cache)):
+    for tool, label, cache in (
+        (make, "make", None),
+        (bpf, "cold", profile_cache),
+        (bpf, "warm", profile_cache),
+    ):
         progress(f"{tool.name}: clean build at -j1, timing each command ({label})")
-        profiles.append(profile_steps(tool, source, out / "profile" / label, apps, logs, label,
-                                      loggers, overhead, cache))
+        profiles.append(
+            profile_steps(
+                tool, source, out / "profile" / label, apps, logs, label, loggers, overhead, cache
+            )
+        )
     return profiles
 
 
@@ -751,7 +996,9 @@ def main(argv: list[str] | None = None) -> int:
         make, bpf = Make(args.make), Bpfbuild(bpfbuild_command)
         python = interpreter_of(bpfbuild_command)
         python_startup = median_seconds([python, "-c", "pass"], max(args.repeat, 5))
-        results = bench(make, bpf, source, out, apps, args.jobs, args.clean_repeat, args.repeat, logs)
+        results = bench(
+            make, bpf, source, out, apps, args.jobs, args.clean_repeat, args.repeat, logs
+        )
         profiles = run_profiles(make, bpf, source, out, apps, logs) if args.steps else []
     except BuildFailed as err:
         print(f"error: {err}", file=sys.stderr)
@@ -759,25 +1006,38 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     make_result, bpf_result = results
     floors = {p.label: p.work_seconds / args.jobs for p in profiles}
-    table = markdown_table(make_result, bpf_result, args.jobs, args.clean_repeat, args.repeat,
-                           python_startup, floors)
+    table = markdown_table(
+        make_result, bpf_result, args.jobs, args.clean_repeat, args.repeat, python_startup, floors
+    )
     data = {
-        "machine": {"cpus": os.cpu_count(), "kernel": platform.release(), "load_average": load,
-                    "clang": _first_line(["clang", "--version"])},
-        "apps": len(apps), "tracing_apps": args.apps, "jobs": args.jobs,
-        "repeat": args.repeat, "clean_repeat": args.clean_repeat,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "kernel": platform.release(),
+            "load_average": load,
+            "clang": _first_line(["clang", "--version"]),
+        },
+        "apps": len(apps),
+        "tracing_apps": args.apps,
+        "jobs": args.jobs,
+        "repeat": args.repeat,
+        "clean_repeat": args.clean_repeat,
         "python": {"interpreter": python, "startup_seconds": round(python_startup, 4)},
-        "make": make_result.as_dict(), "bpfbuild": bpf_result.as_dict(),
-        "ratios": {"clean": make_result.clean_median / bpf_result.clean_median,
-                   "warm": make_result.clean_median / bpf_result.warm_median,
-                   "noop": make_result.noop_median / bpf_result.noop_median,
-                   "noop_over_python": bpf_result.noop_median / python_startup},
+        "make": make_result.as_dict(),
+        "bpfbuild": bpf_result.as_dict(),
+        "ratios": {
+            "clean": make_result.clean_median / bpf_result.clean_median,
+            "warm": make_result.clean_median / bpf_result.warm_median,
+            "noop": make_result.noop_median / bpf_result.noop_median,
+            "noop_over_python": bpf_result.noop_median / python_startup,
+        },
         "floors": {label: round(floor, 4) for label, floor in floors.items()},
         "table": table,
     }
     if profiles:
-        data["steps"] = {{"make": "make", "cold": "bpfbuild", "warm": "bpfbuild-warm"}[p.label]:
-                         p.as_dict() for p in profiles}
+        data["steps"] = {
+            {"make": "make", "cold": "bpfbuild", "warm": "bpfbuild-warm"}[p.label]: p.as_dict()
+            for p in profiles
+        }
         data["steps_table"] = steps_table(profiles, make_result.clean_median, args.jobs)
     (out / "results.json").write_text(json.dumps(data, indent=1) + "\n")
     if args.json and str(args.json) == "-":

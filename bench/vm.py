@@ -30,7 +30,8 @@ ARM64_KERNELS = ("debian:6.12",)
 _VM_LINE = re.compile(
     r"^  VM +(?P<spec>\S+) (?P<arch>\S+): done, (?P<objects>\d+) objects, (?P<programs>\d+) "
     r"programs in (?P<total>[\d.]+) s \(fetch (?P<fetch>[\d.]+) s, initramfs (?P<initramfs>[\d.]+) s, "
-    r"boot (?P<boot>[\d.]+) s, verify (?P<verify>[\d.]+) s, (?P<accel>\w+)\)$")
+    r"boot (?P<boot>[\d.]+) s, verify (?P<verify>[\d.]+) s, (?P<accel>\w+)\)$"
+)
 
 
 def bpfbuild_command() -> list[str]:
@@ -52,7 +53,8 @@ def make_project(root: Path, arm64_btf: Path) -> Path:
     shutil.copy(arm64_btf, root / "arm64.btf")
     (root / "bpfbuild.toml").write_text(
         '[project]\nname = "vmbench"\n\n[build]\narches = ["x86_64", "arm64"]\n\n'
-        '[vmlinux]\narm64 = "arm64.btf"\n')
+        '[vmlinux]\narm64 = "arm64.btf"\n'
+    )
     return root
 
 
@@ -96,18 +98,30 @@ def main() -> int:
         if done.returncode:
             print(done.stdout + done.stderr, file=sys.stderr)
             return 1
-        vm_lines += [m.groupdict() for line in done.stderr.splitlines() if (m := _VM_LINE.match(line))]
-        steps[f"verify {arch} again (no-op)"], _ = run(root, "verify", *kernel_args, "--arch", arch, *jobs)
+        vm_lines += [
+            m.groupdict() for line in done.stderr.splitlines() if (m := _VM_LINE.match(line))
+        ]
+        steps[f"verify {arch} again (no-op)"], _ = run(
+            root, "verify", *kernel_args, "--arch", arch, *jobs
+        )
 
-    print(f"VM verification of {vm_lines[0]['objects'] if vm_lines else 0} objects "
-          f"(examples/netwatch + {len(available_templates())} templates), warm kernel cache\n")
-    print("| VM | objects | programs | kernel lookup | busybox | initramfs | boot | verify | total |")
-    print("|----|--------:|---------:|--------------:|--------:|----------:|-----:|-------:|------:|")
+    print(
+        f"VM verification of {vm_lines[0]['objects'] if vm_lines else 0} objects "
+        f"(examples/netwatch + {len(available_templates())} templates), warm kernel cache\n"
+    )
+    print(
+        "| VM | objects | programs | kernel lookup | busybox | initramfs | boot | verify | total |"
+    )
+    print(
+        "|----|--------:|---------:|--------------:|--------:|----------:|-----:|-------:|------:|"
+    )
     for vm in vm_lines:
         lookup = lookups[(vm["spec"], vm["arch"])][0]
-        print(f"| {vm['spec']} {vm['arch']} ({vm['accel']}) | {vm['objects']} | {vm['programs']} | "
-              f"{lookup:.2f} s | {float(vm['fetch']):.2f} s | {float(vm['initramfs']):.2f} s | "
-              f"{vm['boot']} s | {vm['verify']} s | {vm['total']} s |")
+        print(
+            f"| {vm['spec']} {vm['arch']} ({vm['accel']}) | {vm['objects']} | {vm['programs']} | "
+            f"{lookup:.2f} s | {float(vm['fetch']):.2f} s | {float(vm['initramfs']):.2f} s | "
+            f"{vm['boot']} s | {vm['verify']} s | {vm['total']} s |"
+        )
     print("\n| step | wall-clock |")
     print("|------|-----------:|")
     for name, seconds in steps.items():

@@ -326,25 +326,33 @@ def _ringbuf(name: str, with_maps_h: bool, k: int) -> str:
     """A ring buffer; its size must be a power of two pages, 64 to 512 KiB here."""
     if with_maps_h:
         return f"RINGBUF_MAP({name}, RINGBUF_SIZE);\n"
-    return (f"struct {{\n\t__uint(type, BPF_MAP_TYPE_RINGBUF);\n"
-            f"\t__uint(max_entries, {64 << (k % 4)} * 1024);\n}} {name} SEC(\".maps\");\n")
+    return (
+        f"struct {{\n\t__uint(type, BPF_MAP_TYPE_RINGBUF);\n"
+        f'\t__uint(max_entries, {64 << (k % 4)} * 1024);\n}} {name} SEC(".maps");\n'
+    )
 
 
 def _hash(name: str, key: str, value: str, size: str, with_maps_h: bool) -> str:
     if with_maps_h:
         return f"HASH_MAP({name}, {key}, {value}, {size});\n"
-    return (f"struct {{\n\t__uint(type, BPF_MAP_TYPE_HASH);\n\t__uint(max_entries, {size});\n"
-            f"\t__type(key, {key});\n\t__type(value, {value});\n}} {name} SEC(\".maps\");\n")
+    return (
+        f"struct {{\n\t__uint(type, BPF_MAP_TYPE_HASH);\n\t__uint(max_entries, {size});\n"
+        f'\t__type(key, {key});\n\t__type(value, {value});\n}} {name} SEC(".maps");\n'
+    )
 
 
 def _array(name: str, value: str, size: str, with_maps_h: bool) -> str:
     if with_maps_h:
         return f"ARRAY_MAP({name}, {value}, {size});\n"
-    return (f"struct {{\n\t__uint(type, BPF_MAP_TYPE_ARRAY);\n\t__uint(max_entries, {size});\n"
-            f"\t__type(key, u32);\n\t__type(value, {value});\n}} {name} SEC(\".maps\");\n")
+    return (
+        f"struct {{\n\t__uint(type, BPF_MAP_TYPE_ARRAY);\n\t__uint(max_entries, {size});\n"
+        f'\t__type(key, u32);\n\t__type(value, {value});\n}} {name} SEC(".maps");\n'
+    )
 
 
-def _count_one(map_name: str, key: str, with_maps_h: bool, result: str | None = None) -> tuple[str, str]:
+def _count_one(
+    map_name: str, key: str, with_maps_h: bool, result: str | None = None
+) -> tuple[str, str]:
     """Declarations, then statements, that add one to map[key] (new count in result)."""
     if with_maps_h:
         decl = f"\tu64 {result};\n" if result else ""
@@ -355,18 +363,23 @@ def _count_one(map_name: str, key: str, with_maps_h: bool, result: str | None = 
         return decl + "\n", (
             f"\tslot = bpf_map_lookup_elem(&{map_name}, &{key});\n\tif (slot)\n"
             f"\t\t__sync_fetch_and_add(slot, 1);\n\telse\n"
-            f"\t\tbpf_map_update_elem(&{map_name}, &{key}, &one, BPF_NOEXIST);\n")
+            f"\t\tbpf_map_update_elem(&{map_name}, &{key}, &one, BPF_NOEXIST);\n"
+        )
     return decl + "\n", (
         f"\tslot = bpf_map_lookup_elem(&{map_name}, &{key});\n"
         f"\tif (slot) {{\n\t\t{result} = __sync_fetch_and_add(slot, 1) + 1;\n\t}} else {{\n"
-        f"\t\t{result} = 1;\n\t\tbpf_map_update_elem(&{map_name}, &{key}, &{result}, BPF_NOEXIST);\n\t}}\n")
+        f"\t\t{result} = 1;\n\t\tbpf_map_update_elem(&{map_name}, &{key}, &{result}, BPF_NOEXIST);\n\t}}\n"
+    )
 
 
 # -- BPF programs: (what it does, body), one per kind ---------------------------
 
+
 def bpf_exec(k: int, m: bool) -> tuple[str, str]:
     return "report every exec with its parent and filename (tracepoint, ring buffer).", (
-        "const volatile int targ_ppid = 0;\n\n" + _ringbuf("events", m, k) + """
+        "const volatile int targ_ppid = 0;\n\n"
+        + _ringbuf("events", m, k)
+        + """
 SEC("tp/sched/sched_process_exec")
 int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
 {
@@ -388,12 +401,15 @@ int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
 	bpf_ringbuf_submit(e, 0);
 	return 0;
 }
-""")
+"""
+    )
 
 
 def bpf_exit(k: int, m: bool) -> tuple[str, str]:
     return "report process exits with exit code and lifetime (tracepoint, ring buffer).", (
-        "const volatile bool ignore_threads = true;\n\n" + _ringbuf("events", m, k) + """
+        "const volatile bool ignore_threads = true;\n\n"
+        + _ringbuf("events", m, k)
+        + """
 SEC("tp/sched/sched_process_exit")
 int handle_exit(struct trace_event_raw_sched_process_template *ctx)
 {
@@ -415,26 +431,34 @@ int handle_exit(struct trace_event_raw_sched_process_template *ctx)
 	bpf_ringbuf_submit(e, 0);
 	return 0;
 }
-""")
+"""
+    )
 
 
 def bpf_syscount(k: int, m: bool) -> tuple[str, str]:
     decl, count = _count_one("counts", "key", m)
     return "count system calls by number (raw_tp, hash map).", (
-        "const volatile int targ_pid = 0;\n\n" + _hash("counts", "u32", "u64", "MAX_SYSCALLS", m) + """
+        "const volatile int targ_pid = 0;\n\n"
+        + _hash("counts", "u32", "u64", "MAX_SYSCALLS", m)
+        + """
 SEC("raw_tp/sys_enter")
 int BPF_PROG(count_sys_enter, struct pt_regs *regs, long id)
 {
 	u32 key = (u32)id;
-""" + decl + """\
+"""
+        + decl
+        + """\
 	if (id < 0)
 		return 0;
 	if (targ_pid && (bpf_get_current_pid_tgid() >> 32) != targ_pid)
 		return 0;
-""" + count + """\
+"""
+        + count
+        + """\
 	return 0;
 }
-""")
+"""
+    )
 
 
 def bpf_opensnoop(k: int, m: bool) -> tuple[str, str]:
@@ -442,7 +466,9 @@ def bpf_opensnoop(k: int, m: bool) -> tuple[str, str]:
         "struct open_args {\n\tconst char *fname;\n\tint flags;\n};\n\n"
         "const volatile int targ_pid = 0;\n\n"
         + _hash("start", "u32", "struct open_args", "MAX_ENTRIES", m)
-        + "\n" + _ringbuf("events", m, k) + """
+        + "\n"
+        + _ringbuf("events", m, k)
+        + """
 SEC("tp/syscalls/sys_enter_openat")
 int handle_openat_enter(struct trace_event_raw_sys_enter *ctx)
 {
@@ -480,19 +506,26 @@ int handle_openat_exit(struct trace_event_raw_sys_exit *ctx)
 	bpf_map_delete_elem(&start, &tid);
 	return 0;
 }
-""")
+"""
+    )
 
 
 def bpf_forks(k: int, m: bool) -> tuple[str, str]:
     decl, count = _count_one("fork_counts", "parent", m, result="count")
     return "report forks with a per-parent count (tracepoint, hash map, ring buffer).", (
-        _hash("fork_counts", "u32", "u64", "MAX_ENTRIES", m) + "\n" + _ringbuf("events", m, k) + """
+        _hash("fork_counts", "u32", "u64", "MAX_ENTRIES", m)
+        + "\n"
+        + _ringbuf("events", m, k)
+        + """
 SEC("tp/sched/sched_process_fork")
 int handle_fork(struct trace_event_raw_sched_process_fork *ctx)
 {
 	u32 parent = ctx->parent_pid;
 	struct fork_event *e;
-""" + decl + count + """\
+"""
+        + decl
+        + count
+        + """\
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e)
 		return 0;
@@ -503,14 +536,17 @@ int handle_fork(struct trace_event_raw_sched_process_fork *ctx)
 	bpf_ringbuf_submit(e, 0);
 	return 0;
 }
-""")
+"""
+    )
 
 
 def bpf_syslat(k: int, m: bool) -> tuple[str, str]:
     return "histogram of system call latency in microseconds (raw_tp, hash map, array).", (
         "const volatile int targ_pid = 0;\n\n"
         + _hash("start", "u32", "u64", "MAX_ENTRIES", m)
-        + "\n" + _array("hist", "u32", "MAX_SLOTS", m) + """
+        + "\n"
+        + _array("hist", "u32", "MAX_SLOTS", m)
+        + """
 static __always_inline u32 log2_u32(u32 v)
 {
 	u32 shift, r;
@@ -561,12 +597,15 @@ int BPF_PROG(lat_sys_exit, struct pt_regs *regs, long ret)
 	bpf_map_delete_elem(&start, &tid);
 	return 0;
 }
-""")
+"""
+    )
 
 
 def bpf_signals(k: int, m: bool) -> tuple[str, str]:
     return "report signals as they are generated (tracepoint, ring buffer).", (
-        "const volatile int targ_sig = 0;\n\n" + _ringbuf("events", m, k) + """
+        "const volatile int targ_sig = 0;\n\n"
+        + _ringbuf("events", m, k)
+        + """
 SEC("tp/signal/signal_generate")
 int handle_signal(struct trace_event_raw_signal_generate *ctx)
 {
@@ -585,7 +624,8 @@ int handle_signal(struct trace_event_raw_signal_generate *ctx)
 	bpf_ringbuf_submit(e, 0);
 	return 0;
 }
-""")
+"""
+    )
 
 
 # -- loaders ----------------------------------------------------------------------
@@ -704,8 +744,11 @@ static int handle_event(void *ctx, void *data, size_t size)
 	return 0;
 }
 """ + RINGBUF_MAIN.substitute(
-        name=name, what="print every exec", header='"%-8s %-16s %-7s %-7s %s\\n", "TIME", "COMM", "PID", "PPID", "FILENAME"',
-        set_rodata="\tskel->rodata->targ_ppid = (int)opts.target;\n")
+        name=name,
+        what="print every exec",
+        header='"%-8s %-16s %-7s %-7s %s\\n", "TIME", "COMM", "PID", "PPID", "FILENAME"',
+        set_rodata="\tskel->rodata->targ_ppid = (int)opts.target;\n",
+    )
 
 
 def user_exit(name: str) -> str:
@@ -724,9 +767,11 @@ static int handle_event(void *ctx, void *data, size_t size)
 	return 0;
 }
 """ + RINGBUF_MAIN.substitute(
-        name=name, what="print every process exit",
+        name=name,
+        what="print every process exit",
         header='"%-8s %-16s %-7s %-7s %-5s %s\\n", "TIME", "COMM", "PID", "PPID", "CODE", "LIFETIME"',
-        set_rodata="\tskel->rodata->ignore_threads = !opts.verbose;\n")
+        set_rodata="\tskel->rodata->ignore_threads = !opts.verbose;\n",
+    )
 
 
 def user_syscount(name: str) -> str:
@@ -765,9 +810,11 @@ static int handle_event(void *ctx, void *data, size_t size)
 	return 0;
 }
 """ + RINGBUF_MAIN.substitute(
-        name=name, what="trace openat() calls",
+        name=name,
+        what="trace openat() calls",
         header='"%-8s %-16s %-7s %-4s %-6s %s\\n", "TIME", "COMM", "PID", "FD", "FLAGS", "PATH"',
-        set_rodata="\tskel->rodata->targ_pid = (int)opts.target;\n")
+        set_rodata="\tskel->rodata->targ_pid = (int)opts.target;\n",
+    )
 
 
 def user_forks(name: str) -> str:
@@ -786,9 +833,11 @@ static int handle_event(void *ctx, void *data, size_t size)
 	return 0;
 }
 """ + RINGBUF_MAIN.substitute(
-        name=name, what="print every fork",
+        name=name,
+        what="print every fork",
         header='"%-8s %-16s %-7s %-7s %s\\n", "TIME", "COMM", "PARENT", "CHILD", "FORKS"',
-        set_rodata="")
+        set_rodata="",
+    )
 
 
 def user_syslat(name: str) -> str:
@@ -821,9 +870,11 @@ static int handle_event(void *ctx, void *data, size_t size)
 	return 0;
 }
 """ + RINGBUF_MAIN.substitute(
-        name=name, what="print signals as they are sent",
+        name=name,
+        what="print signals as they are sent",
         header='"%-8s %-16s %-7s %-7s %-4s %s\\n", "TIME", "COMM", "SENDER", "TARGET", "SIG", "RESULT"',
-        set_rodata="\tskel->rodata->targ_sig = (int)opts.target;\n")
+        set_rodata="\tskel->rodata->targ_sig = (int)opts.target;\n",
+    )
 
 
 KINDS = [
@@ -864,7 +915,9 @@ struct class_stats {
 #endif /* __BENCH_XDPFILTER_H */
 """
 
-XDP_BPF = SPDX + """\
+XDP_BPF = (
+    SPDX
+    + """\
 /* xdpfilter: count packets and bytes per class, drop UDP to one port (XDP). */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -954,8 +1007,11 @@ out:
 	return action;
 }
 """
+)
 
-XDP_USER = SPDX + """\
+XDP_USER = (
+    SPDX
+    + """\
 /* xdpfilter: attach the XDP program to an interface and print per-class counters. */
 #include <errno.h>
 #include <net/if.h>
@@ -1041,6 +1097,7 @@ cleanup:
 	return err ? 1 : 0;
 }
 """
+)
 
 
 def app_names(tracing_apps: int) -> list[str]:
@@ -1065,12 +1122,16 @@ def generate(root: Path, tracing_apps: int = DEFAULT_TRACING_APPS) -> list[str]:
         with_maps_h = k % 2 == 0
         what, body = bpf_kind(k, with_maps_h)
         prelude = BPF_PRELUDE.substitute(
-            spdx=SPDX, name=name, what=what,
-            maps_include='#include "maps.h"\n' if with_maps_h else "")
+            spdx=SPDX,
+            name=name,
+            what=what,
+            maps_include='#include "maps.h"\n' if with_maps_h else "",
+        )
         (src / f"{name}.bpf.c").write_text(prelude + body)
         (src / f"{name}.c").write_text(
             LOADER_HEAD.substitute(spdx=SPDX, name=name, what=f"loader for {name}.bpf.c: {what}")
-            + user_kind(name))
+            + user_kind(name)
+        )
     (src / f"{XDP_APP}.h").write_text(XDP_H)
     (src / f"{XDP_APP}.bpf.c").write_text(XDP_BPF)
     (src / f"{XDP_APP}.c").write_text(XDP_USER)

@@ -9,13 +9,17 @@ A project's own dodo.py extends the build graph with:
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["doit_config", "task_bpfbuild", "__version__"]
+__all__ = ["TargetsAsRecorded", "doit_config", "task_bpfbuild", "__version__"]
 
 
 def __getattr__(name: str):
     # Lazy, so that importing the pytest plugin does not import doit.
     if name in ("doit_config", "task_bpfbuild"):
-        from .build import engine
+        from .pipeline import engine
 
         return getattr(engine, name)
+    if name == "TargetsAsRecorded":  # for a dodo.py's own tasks: see docs
+        from .pipeline.state import TargetsAsRecorded
+
+        return TargetsAsRecorded
     raise AttributeError(name)

@@ -107,8 +107,10 @@ class Arch:
     @property
     def library_packages(self) -> tuple[str, ...]:
         """Debian packages of the static libraries an app links (libbpf and its deps)."""
-        return tuple(f"{name}:{self.debian.arch}"
-                     for name in ("libbpf-dev", "libelf-dev", "zlib1g-dev", "libzstd-dev"))
+        return tuple(
+            f"{name}:{self.debian.arch}"
+            for name in ("libbpf-dev", "libelf-dev", "zlib1g-dev", "libzstd-dev")
+        )
 
     @property
     def binutils_package(self) -> str:
@@ -166,20 +168,59 @@ DEBIAN: dict[str, DebianFacts] = {
 ARCHES: dict[str, Arch] = {
     a.name: a
     for a in (
-        Arch("x86_64", "x86", "bpfel", "x86_64-linux-gnu", ("x86_64", "amd64"),
-             elf_machine="EM_X86_64"),
-        Arch("arm64", "arm64", "bpfel", "aarch64-linux-gnu", ("aarch64", "arm64"),
-             elf_machine="EM_AARCH64"),
-        Arch("arm", "arm", "bpfel", "arm-linux-gnueabihf", ("armv7l", "armv6l"),
-             elf_machine="EM_ARM", elf_class=32),
-        Arch("riscv64", "riscv", "bpfel", "riscv64-linux-gnu", ("riscv64",),
-             elf_machine="EM_RISCV"),
-        Arch("ppc64le", "powerpc", "bpfel", "powerpc64le-linux-gnu", ("ppc64le",),
-             elf_machine="EM_PPC64"),
-        Arch("s390x", "s390", "bpfeb", "s390x-linux-gnu", ("s390x",),
-             elf_machine="EM_S390", elf_data="big"),
-        Arch("loongarch64", "loongarch", "bpfel", "loongarch64-linux-gnu", ("loongarch64",),
-             elf_machine="EM_LOONGARCH"),
+        Arch(
+            "x86_64",
+            "x86",
+            "bpfel",
+            "x86_64-linux-gnu",
+            ("x86_64", "amd64"),
+            elf_machine="EM_X86_64",
+        ),
+        Arch(
+            "arm64",
+            "arm64",
+            "bpfel",
+            "aarch64-linux-gnu",
+            ("aarch64", "arm64"),
+            elf_machine="EM_AARCH64",
+        ),
+        Arch(
+            "arm",
+            "arm",
+            "bpfel",
+            "arm-linux-gnueabihf",
+            ("armv7l", "armv6l"),
+            elf_machine="EM_ARM",
+            elf_class=32,
+        ),
+        Arch(
+            "riscv64", "riscv", "bpfel", "riscv64-linux-gnu", ("riscv64",), elf_machine="EM_RISCV"
+        ),
+        Arch(
+            "ppc64le",
+            "powerpc",
+            "bpfel",
+            "powerpc64le-linux-gnu",
+            ("ppc64le",),
+            elf_machine="EM_PPC64",
+        ),
+        Arch(
+            "s390x",
+            "s390",
+            "bpfeb",
+            "s390x-linux-gnu",
+            ("s390x",),
+            elf_machine="EM_S390",
+            elf_data="big",
+        ),
+        Arch(
+            "loongarch64",
+            "loongarch",
+            "bpfel",
+            "loongarch64-linux-gnu",
+            ("loongarch64",),
+            elf_machine="EM_LOONGARCH",
+        ),
     )
 }
 
@@ -212,6 +253,4 @@ def get_arch(name: str) -> Arch:
     for arch in ARCHES.values():
         if name in arch.machines:
             return arch
-    raise ConfigError(
-        f"unknown arch '{name}'", hint="valid arches: " + ", ".join(ARCHES)
-    )
+    raise ConfigError(f"unknown arch '{name}'", hint="valid arches: " + ", ".join(ARCHES))

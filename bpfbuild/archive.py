@@ -39,8 +39,13 @@ def member_name(name: str) -> str:
     return "/".join(parts)
 
 
-def unpack(archive: tarfile.TarFile, destination: Path, wanted: Iterable[str] | None = None,
-           origin: str = "the archive", hint: str = "delete the file and fetch it again") -> None:
+def unpack(
+    archive: tarfile.TarFile,
+    destination: Path,
+    wanted: Iterable[str] | None = None,
+    origin: str = "the archive",
+    hint: str = "delete the file and fetch it again",
+) -> None:
     """Unpack the members of archive (or only those named in wanted) into destination,
     a folder the caller owns (it is created; what it holds may be removed on error).
     ArchiveError names the first member refused and why, with hint."""
@@ -56,16 +61,17 @@ def unpack(archive: tarfile.TarFile, destination: Path, wanted: Iterable[str] | 
             except ValueError as why:
                 raise _refused(origin, member.name, str(why), hint) from None
             if not name and member.isdir():
-                continue     # `./`: the destination itself
+                continue  # `./`: the destination itself
             if not name:
                 raise _refused(origin, member.name, "an empty name", hint)
             if selected is not None and name not in selected:
                 continue
             _unpack_one(archive, member, name, destination, files, links, origin, hint)
-        for name in links:   # after all members: a later link can change where one leads
+        for name in links:  # after all members: a later link can change where one leads
             if not _inside(os.path.realpath(destination / name), destination):
-                raise _refused(origin, name, "a symbolic link that leads out of the "
-                               "destination", hint)
+                raise _refused(
+                    origin, name, "a symbolic link that leads out of the destination", hint
+                )
     except (tarfile.TarError, EOFError, OSError) as err:
         raise ArchiveError(f"cannot unpack {origin}: {err}", hint=hint) from None
     except ArchiveError:
@@ -73,8 +79,16 @@ def unpack(archive: tarfile.TarFile, destination: Path, wanted: Iterable[str] | 
         raise
 
 
-def _unpack_one(archive: tarfile.TarFile, member: tarfile.TarInfo, name: str, destination: Path,
-                files: set[str], links: list[str], origin: str, hint: str) -> None:
+def _unpack_one(
+    archive: tarfile.TarFile,
+    member: tarfile.TarInfo,
+    name: str,
+    destination: Path,
+    files: set[str],
+    links: list[str],
+    origin: str,
+    hint: str,
+) -> None:
     path = destination / name
     _real_parents(destination, name, origin, hint)
     if member.isdir():
@@ -88,20 +102,26 @@ def _unpack_one(archive: tarfile.TarFile, member: tarfile.TarInfo, name: str, de
         target = member.linkname
         if target.startswith("/"):
             raise _refused(origin, name, f"a symbolic link to the absolute path {target}", hint)
-        if not _inside(os.path.normpath(os.path.join(os.path.dirname(path), target)),
-                       destination):
-            raise _refused(origin, name, f"a symbolic link to {target}, outside the "
-                           "destination", hint)
+        if not _inside(os.path.normpath(os.path.join(os.path.dirname(path), target)), destination):
+            raise _refused(
+                origin, name, f"a symbolic link to {target}, outside the destination", hint
+            )
         os.symlink(target, path)
         links.append(name)
     elif member.islnk():
         try:
             source = member_name(member.linkname)
         except ValueError as why:
-            raise _refused(origin, name, f"a hard link to {member.linkname} ({why})", hint) from None
+            raise _refused(
+                origin, name, f"a hard link to {member.linkname} ({why})", hint
+            ) from None
         if source not in files:
-            raise _refused(origin, name, f"a hard link to {member.linkname}, which is not a "
-                           "file unpacked before it", hint)
+            raise _refused(
+                origin,
+                name,
+                f"a hard link to {member.linkname}, which is not a file unpacked before it",
+                hint,
+            )
         os.link(destination / source, path, follow_symlinks=False)
         files.add(name)
     elif member.isreg():
@@ -111,11 +131,16 @@ def _unpack_one(archive: tarfile.TarFile, member: tarfile.TarInfo, name: str, de
         with os.fdopen(fd, "wb") as out:
             if data is not None:
                 shutil.copyfileobj(data, out)
-        os.chmod(path, mode)   # whatever the umask took away
+        os.chmod(path, mode)  # whatever the umask took away
         files.add(name)
     else:
-        kind = ("a device node" if member.ischr() or member.isblk()
-                else "a FIFO" if member.isfifo() else "a member of an unknown type")
+        kind = (
+            "a device node"
+            if member.ischr() or member.isblk()
+            else "a FIFO"
+            if member.isfifo()
+            else "a member of an unknown type"
+        )
         raise _refused(origin, name, kind, hint)
 
 
@@ -130,8 +155,13 @@ def _real_parents(destination: Path, name: str, origin: str, hint: str) -> None:
             current.mkdir(mode=0o755)
             continue
         if not stat.S_ISDIR(mode):
-            raise _refused(origin, name, f"a member under {current.relative_to(destination)}, "
-                           "which is not a folder (a link or a file)", hint)
+            raise _refused(
+                origin,
+                name,
+                f"a member under {current.relative_to(destination)}, "
+                "which is not a folder (a link or a file)",
+                hint,
+            )
 
 
 def _inside(path: str, destination: Path) -> bool:

@@ -65,8 +65,10 @@ def sha256_file(path: Path) -> str:
 
 def _check_name(what: str, name: str) -> str:
     if not _KEY.match(name) or name in (".", ".."):
-        raise CacheError(f"invalid cache {what} {name!r}",
-                         hint="use letters, digits and . _ + ~ - only (this is a bug in bpfbuild)")
+        raise CacheError(
+            f"invalid cache {what} {name!r}",
+            hint="use letters, digits and . _ + ~ - only (this is a bug in bpfbuild)",
+        )
     return name
 
 
@@ -97,8 +99,14 @@ def read_entry(kind: str, key: str, root: Path | None = None) -> Entry | None:
     return entry
 
 
-def write_entry(kind: str, key: str, files: Mapping[str, Path], meta: Mapping | None = None,
-                root: Path | None = None, move: bool = False) -> Entry:
+def write_entry(
+    kind: str,
+    key: str,
+    files: Mapping[str, Path],
+    meta: Mapping | None = None,
+    root: Path | None = None,
+    move: bool = False,
+) -> Entry:
     """Store files (name -> source path) as one entry, atomically. When another process
     stored the same key meanwhile, its verified entry is kept and returned.
     move: rename the sources into the entry instead of copying them (same file system)."""
@@ -108,8 +116,10 @@ def write_entry(kind: str, key: str, files: Mapping[str, Path], meta: Mapping | 
         parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{key}.", suffix=".partial", dir=parent))
     except OSError as err:
-        raise CacheError(f"cannot write the cache in {parent}: {err.strerror}",
-                         hint=f"make it writable, or set ${CACHE_ENV} to another folder") from None
+        raise CacheError(
+            f"cannot write the cache in {parent}: {err.strerror}",
+            hint=f"make it writable, or set ${CACHE_ENV} to another folder",
+        ) from None
     try:
         digests = {}
         for name, source in files.items():
@@ -130,8 +140,10 @@ def write_entry(kind: str, key: str, files: Mapping[str, Path], meta: Mapping | 
                 return existing
             os.rename(staging, final)
     except OSError as err:
-        raise CacheError(f"cannot write the cache entry {final}: {err.strerror}",
-                         hint=f"check free space and permissions, or set ${CACHE_ENV}") from None
+        raise CacheError(
+            f"cannot write the cache entry {final}: {err.strerror}",
+            hint=f"check free space and permissions, or set ${CACHE_ENV}",
+        ) from None
     finally:
         if staging.exists():
             _remove(staging)
@@ -147,8 +159,10 @@ def locked(kind: str, key: str, root: Path | None = None) -> Iterator[None]:
         parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(parent / f".{_check_name('key', key)}.lock", os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as err:
-        raise CacheError(f"cannot write the cache in {parent}: {err.strerror}",
-                         hint=f"make it writable, or set ${CACHE_ENV} to another folder") from None
+        raise CacheError(
+            f"cannot write the cache in {parent}: {err.strerror}",
+            hint=f"make it writable, or set ${CACHE_ENV} to another folder",
+        ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -203,8 +217,10 @@ def size_limit() -> int:
         return DEFAULT_SIZE
     match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT]?)", text)
     if not match:
-        raise CacheError(f"${SIZE_ENV} is '{os.environ[SIZE_ENV]}', not a size",
-                         hint=f"set ${SIZE_ENV} to a size such as 2G, 500M or 0, or unset it")
+        raise CacheError(
+            f"${SIZE_ENV} is '{os.environ[SIZE_ENV]}', not a size",
+            hint=f"set ${SIZE_ENV} to a size such as 2G, 500M or 0, or unset it",
+        )
     return int(float(match.group(1)) * _UNITS[match.group(2)])
 
 
@@ -235,7 +251,9 @@ def entries(kind: str | None = None, root: Path | None = None) -> list[EntryInfo
     return sorted(found, key=lambda e: (e.last_used, e.kind, e.key))
 
 
-def evict(limit: int, keep: tuple[str, str] | None = None, root: Path | None = None) -> list[EntryInfo]:
+def evict(
+    limit: int, keep: tuple[str, str] | None = None, root: Path | None = None
+) -> list[EntryInfo]:
     """Remove least recently used entries until the cache holds at most limit bytes;
     keep (kind, key) and the entries used in the last KEEP_RECENT seconds are never
     removed. An entry is renamed away before it is deleted, so a reader sees it whole
@@ -259,7 +277,7 @@ def clean(kind: str | None = None, root: Path | None = None) -> list[EntryInfo]:
     """Remove every entry (of one kind) and the staging folders of killed writers."""
     removed = [e for e in entries(kind, root) if _discard(e.path)]
     root = root or cache_root()
-    for folder in ([root / kind] if kind else [p for p in root.glob("*") if p.is_dir()]):
+    for folder in [root / kind] if kind else [p for p in root.glob("*") if p.is_dir()]:
         if folder.is_dir() and not folder.is_symlink():
             remove_partials(folder.name, root)
     return removed

@@ -15,10 +15,10 @@ import click
 import click.shell_completion
 
 from . import __version__
-from .build.fastpath import MAX_JOBS
 from .errors import BpfBuildError
-from .build.layout import OUTPUT_DIR, Layout, state_dir
-from .build.project import find_root, load_project
+from .pipeline.fastpath import MAX_JOBS
+from .pipeline.layout import OUTPUT_DIR, Layout, state_dir
+from .pipeline.project import find_root, load_project
 
 
 def fail(message: str, hint: str | None, code: int = 1) -> NoReturn:
@@ -51,14 +51,18 @@ def handle_errors(func):
             if err.errno in _NO_PERMISSION:
                 # A folder bpfbuild must write (.bpfbuild/, output/, an init target)
                 # is read-only or belongs to another user.
-                fail(f"cannot access {err.filename or 'a file'}: {err.strerror}",
-                     "run bpfbuild as a user who can write the project folder, "
-                     "or fix its permissions (it may be on a read-only mount)")
+                fail(
+                    f"cannot access {err.filename or 'a file'}: {err.strerror}",
+                    "run bpfbuild as a user who can write the project folder, "
+                    "or fix its permissions (it may be on a read-only mount)",
+                )
             if err.filename is None:
                 _report_bug(err)
             # A full disk, a file removed while bpfbuild ran, a link loop...
-            fail(f"cannot access {err.filename}: {err.strerror}",
-                 "check that file and the free space of its file system, then run again")
+            fail(
+                f"cannot access {err.filename}: {err.strerror}",
+                "check that file and the free space of its file system, then run again",
+            )
         except Exception as err:  # noqa: BLE001 - the last resort: report a bug
             _report_bug(err)
 
@@ -68,8 +72,11 @@ def handle_errors(func):
 def _report_bug(err: Exception) -> NoReturn:
     if os.environ.get("BPFBUILD_DEBUG"):
         traceback.print_exception(err)
-    fail(f"internal error: {type(err).__name__}: {err}",
-         "this is a bug in bpfbuild; rerun with BPFBUILD_DEBUG=1 and report the traceback", 2)
+    fail(
+        f"internal error: {type(err).__name__}: {err}",
+        "this is a bug in bpfbuild; rerun with BPFBUILD_DEBUG=1 and report the traceback",
+        2,
+    )
 
 
 _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
@@ -87,7 +94,7 @@ class _Group(click.Group):
             click.echo("interrupted", err=True)
             sys.exit(130)
         except _NO_ARGS_IS_HELP as err:
-            click.echo(err.format_message(), err=True)   # the help text, as click shows it
+            click.echo(err.format_message(), err=True)  # the help text, as click shows it
             sys.exit(err.exit_code)
         except click.ClickException as err:
             context = getattr(err, "ctx", None)
@@ -107,6 +114,7 @@ def _project_root(directory: str | None) -> Path:
 
 # -- shell completion (click's: `_BPFBUILD_COMPLETE=bash_source bpfbuild`) --------------
 
+
 def _completing_project(ctx: click.Context):
     """The project the command line names (-C) or the one around the current folder;
     None when there is none or it does not load: completion never prints an error."""
@@ -123,8 +131,9 @@ def _complete_apps(ctx: click.Context, param: click.Parameter, incomplete: str) 
 
 def _complete_objects(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
     project = _completing_project(ctx)
-    return [name for name in (project.bpf_objects if project else ())
-            if name.startswith(incomplete)]
+    return [
+        name for name in (project.bpf_objects if project else ()) if name.startswith(incomplete)
+    ]
 
 
 def _complete_arches(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
@@ -141,24 +150,43 @@ def _complete_templates(ctx: click.Context, param: click.Parameter, incomplete: 
     return [t.name for t in available_templates() if t.name.startswith(incomplete)]
 
 
-def _complete_folders(ctx: click.Context, param: click.Parameter,
-                      incomplete: str) -> list[click.shell_completion.CompletionItem]:
+def _complete_folders(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[click.shell_completion.CompletionItem]:
     """Let the shell complete folder names."""
     return [click.shell_completion.CompletionItem(incomplete, type="dir")]
 
 
-dir_option = click.option("-C", "--directory", metavar="DIR", shell_complete=_complete_folders,
-                          type=click.Path(exists=True, file_okay=False),
-                          help="Project folder (default: the nearest with bpfbuild.toml).")
-jobs_option = click.option("-j", "--jobs", type=click.IntRange(min=1, max=MAX_JOBS), default=None,
-                           help="Parallel jobs (default: number of cores).")
+dir_option = click.option(
+    "-C",
+    "--directory",
+    metavar="DIR",
+    shell_complete=_complete_folders,
+    type=click.Path(exists=True, file_okay=False),
+    help="Project folder (default: the nearest with bpfbuild.toml).",
+)
+jobs_option = click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1, max=MAX_JOBS),
+    default=None,
+    help="Parallel jobs (default: number of cores).",
+)
 verbose_option = click.option("-v", "--verbose", is_flag=True, help="Show full commands.")
 keep_going_option = click.option(
-    "-k", "--keep-going", is_flag=True,
-    help="Build everything that does not depend on a failed step, then list what failed.")
-arch_option = click.option("--arch", "arches", multiple=True, metavar="ARCH",
-                           shell_complete=_complete_arches,
-                           help="Only these arches (default: all of the project's).")
+    "-k",
+    "--keep-going",
+    is_flag=True,
+    help="Build everything that does not depend on a failed step, then list what failed.",
+)
+arch_option = click.option(
+    "--arch",
+    "arches",
+    multiple=True,
+    metavar="ARCH",
+    shell_complete=_complete_arches,
+    help="Only these arches (default: all of the project's).",
+)
 
 
 @main.command()
@@ -169,8 +197,14 @@ arch_option = click.option("--arch", "arches", multiple=True, metavar="ARCH",
 @arch_option
 @dir_option
 @handle_errors
-def build(apps: tuple[str, ...], jobs: int | None, verbose: bool, keep_going: bool,
-          arches: tuple[str, ...], directory: str | None) -> None:
+def build(
+    apps: tuple[str, ...],
+    jobs: int | None,
+    verbose: bool,
+    keep_going: bool,
+    arches: tuple[str, ...],
+    directory: str | None,
+) -> None:
     """Build every app (or APPS) for every arch."""
     from .commands import build_project
 
@@ -179,30 +213,69 @@ def build(apps: tuple[str, ...], jobs: int | None, verbose: bool, keep_going: bo
 
 @main.command()
 @click.argument("objects", nargs=-1, shell_complete=_complete_objects)
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
-              show_default=True, help="Output format.")
-@click.option("--update-baseline", is_flag=True,
-              help="Write the baseline file (commit it) instead of comparing with it.")
-@click.option("--require", is_flag=True,
-              help="Fail instead of skipping when BPF programs cannot be loaded (CI).")
-@click.option("--kernel", "kernels", multiple=True, metavar="KERNEL",
-              help="Verify on this kernel: host, debian:5.10, debian:6.1, debian:6.12, a Debian "
-                   "kernel package, or a kernel image; repeatable (default: [verify] kernels, "
-                   "else host). Other kernels than host boot in a VM.")
-@click.option("--arch", "arches", multiple=True, metavar="ARCH[,ARCH]",
-              help="Verify for these arches (default: [verify] arches, else the project's).")
-@click.option("--matrix-json", is_flag=True,
-              help="Print the (kernel, arch) matrix for GitHub Actions' strategy.matrix and exit.")
-@click.option("--merge", "merge", is_flag=True,
-              help="Treat the arguments as --format json results of matrix jobs: print them "
-                   "combined with the matrix, exit non-zero on any failure.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+@click.option(
+    "--update-baseline",
+    is_flag=True,
+    help="Write the baseline file (commit it) instead of comparing with it.",
+)
+@click.option(
+    "--require",
+    is_flag=True,
+    help="Fail instead of skipping when BPF programs cannot be loaded (CI).",
+)
+@click.option(
+    "--kernel",
+    "kernels",
+    multiple=True,
+    metavar="KERNEL",
+    help="Verify on this kernel: host, debian:5.10, debian:6.1, debian:6.12, a Debian "
+    "kernel package, or a kernel image; repeatable (default: [verify] kernels, "
+    "else host). Other kernels than host boot in a VM.",
+)
+@click.option(
+    "--arch",
+    "arches",
+    multiple=True,
+    metavar="ARCH[,ARCH]",
+    help="Verify for these arches (default: [verify] arches, else the project's).",
+)
+@click.option(
+    "--matrix-json",
+    is_flag=True,
+    help="Print the (kernel, arch) matrix for GitHub Actions' strategy.matrix and exit.",
+)
+@click.option(
+    "--merge",
+    "merge",
+    is_flag=True,
+    help="Treat the arguments as --format json results of matrix jobs: print them "
+    "combined with the matrix, exit non-zero on any failure.",
+)
 @jobs_option
 @verbose_option
 @dir_option
 @handle_errors
-def verify(objects: tuple[str, ...], fmt: str, update_baseline: bool, require: bool,
-           kernels: tuple[str, ...], arches: tuple[str, ...], matrix_json: bool, merge: bool,
-           jobs: int | None, verbose: bool, directory: str | None) -> None:
+def verify(
+    objects: tuple[str, ...],
+    fmt: str,
+    update_baseline: bool,
+    require: bool,
+    kernels: tuple[str, ...],
+    arches: tuple[str, ...],
+    matrix_json: bool,
+    merge: bool,
+    jobs: int | None,
+    verbose: bool,
+    directory: str | None,
+) -> None:
     """Load every program (of OBJECTS) in the running kernel, or in VMs of other
     kernels and arches, and check the verifier's verdicts."""
     from . import commands
@@ -216,8 +289,11 @@ def verify(objects: tuple[str, ...], fmt: str, update_baseline: bool, require: b
         cells = commands.matrix_cells(load_project(root), kernels, arches)
         click.echo(json.dumps({"include": cells}))
         return
-    sys.exit(commands.verify_project(root, objects, jobs, verbose, fmt, update_baseline,
-                                     require, kernels, arches))
+    sys.exit(
+        commands.verify_project(
+            root, objects, jobs, verbose, fmt, update_baseline, require, kernels, arches
+        )
+    )
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
@@ -229,13 +305,23 @@ def verify(objects: tuple[str, ...], fmt: str, update_baseline: bool, require: b
 @dir_option
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
 @handle_errors
-def test(junit_xml: str | None, require: bool, jobs: int | None, verbose: bool, keep_going: bool,
-         directory: str | None, pytest_args: tuple[str, ...]) -> None:
+def test(
+    junit_xml: str | None,
+    require: bool,
+    jobs: int | None,
+    verbose: bool,
+    keep_going: bool,
+    directory: str | None,
+    pytest_args: tuple[str, ...],
+) -> None:
     """Build, verify, then run the project's tests/ with pytest (args after -- go to pytest)."""
     from .commands import test_project
 
-    sys.exit(test_project(_project_root(directory), jobs, verbose, junit_xml, pytest_args, require,
-                          keep_going))
+    sys.exit(
+        test_project(
+            _project_root(directory), jobs, verbose, junit_xml, pytest_args, require, keep_going
+        )
+    )
 
 
 @main.command()
@@ -247,11 +333,11 @@ def clean(directory: str | None) -> None:
     A symbolic link is removed as a link, never followed: what it points to is left
     alone, wherever it is."""
     root = _project_root(directory)
-    from .build.engine import acquire_lock
+    from .pipeline.engine import acquire_lock
 
     folders = (root / OUTPUT_DIR, state_dir(root))
     for path in folders:
-        if path.is_symlink():   # before the lock, which would be written through it
+        if path.is_symlink():  # before the lock, which would be written through it
             path.unlink()
             click.echo(f"  CLEAN   {path.name} (a symbolic link; removed, its target left alone)")
         elif path.exists() and not path.is_dir():
@@ -264,7 +350,7 @@ def clean(directory: str | None) -> None:
                 if path == state_dir(root) and child.name == "lock":
                     continue
                 if child.is_dir() and not child.is_symlink():
-                    shutil.rmtree(child)   # never follows the links inside
+                    shutil.rmtree(child)  # never follows the links inside
                 else:
                     child.unlink()
             click.echo(f"  CLEAN   {path.relative_to(root)}/")
@@ -280,8 +366,10 @@ def list_(directory: str | None) -> None:
     for arch in project.arches:
         click.echo(f"arch {arch.name}: vmlinux.h from {project.vmlinux[arch.name].describe()}")
     if project.libbpf:
-        click.echo(f"libbpf {project.libbpf.version}: built from "
-                   f"{project.libbpf.root.relative_to(project.root)} ([libbpf] source)")
+        click.echo(
+            f"libbpf {project.libbpf.version}: built from "
+            f"{project.libbpf.root.relative_to(project.root)} ([libbpf] source)"
+        )
     else:
         click.echo("libbpf: the system's, through pkg-config")
     for app in project.apps.values():
@@ -294,19 +382,30 @@ def list_(directory: str | None) -> None:
             if flags:
                 click.echo(f"  {label + ':':<12} {' '.join(flags)}")
         for arch in project.arches:
-            click.echo(f"  output:      {Layout(project.root, arch.name).executable(app.name).relative_to(project.root)}")
+            click.echo(
+                f"  output:      {Layout(project.root, arch.name).executable(app.name).relative_to(project.root)}"
+            )
     for obj in project.bpf_objects.values():
-        click.echo(f"bpf object {obj.name}: {obj.source} -> skeleton {obj.name}.skel.h ({obj.skeleton_name})")
+        click.echo(
+            f"bpf object {obj.name}: {obj.source} -> skeleton {obj.name}.skel.h ({obj.skeleton_name})"
+        )
         if obj.bpf_cflags:
             click.echo(f"  bpf_cflags:  {' '.join(obj.bpf_cflags)}")
         for arch in project.arches:
-            click.echo(f"  output:      {Layout(project.root, arch.name).bpf_object(obj.name).relative_to(project.root)}")
+            click.echo(
+                f"  output:      {Layout(project.root, arch.name).bpf_object(obj.name).relative_to(project.root)}"
+            )
 
 
 @main.command()
-@click.option("--arch", "arches", multiple=True, metavar="ARCH",
-              help="Check what building for ARCH needs, with the Debian commands that "
-                   "install it (default: the project's arches, or the host's).")
+@click.option(
+    "--arch",
+    "arches",
+    multiple=True,
+    metavar="ARCH",
+    help="Check what building for ARCH needs, with the Debian commands that "
+    "install it (default: the project's arches, or the host's).",
+)
 @dir_option
 @handle_errors
 def doctor(arches: tuple[str, ...], directory: str | None) -> None:
@@ -319,14 +418,24 @@ def doctor(arches: tuple[str, ...], directory: str | None) -> None:
 @main.command()
 @click.argument("directory", required=False, default=".", shell_complete=_complete_folders)
 @click.option("--name", help="App name, a C identifier (default: the folder's name).")
-@click.option("--template", "-t", default="tracepoint", show_default=True,
-              shell_complete=_complete_templates,
-              help="Program type to start from (see --list).")
+@click.option(
+    "--template",
+    "-t",
+    default="tracepoint",
+    show_default=True,
+    shell_complete=_complete_templates,
+    help="Program type to start from (see --list).",
+)
 @click.option("--list", "list_templates", is_flag=True, help="List templates and exit.")
-@click.option("--force", is_flag=True,
-              help="Overwrite the template's files that already exist (default: keep them).")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Overwrite the template's files that already exist (default: keep them).",
+)
 @handle_errors
-def init(directory: str, name: str | None, template: str, list_templates: bool, force: bool) -> None:
+def init(
+    directory: str, name: str | None, template: str, list_templates: bool, force: bool
+) -> None:
     """Create a project that builds and runs as is."""
     from .scaffold import available_templates, create_project
 
@@ -340,8 +449,10 @@ def init(directory: str, name: str | None, template: str, list_templates: bool, 
         click.echo(f"kept      {path} (it exists; --force overwrites it)")
     for path in created.overwritten:
         click.echo(f"overwrote {path}")
-    click.echo(f"created {created.name} in {target}: cd {target} && bpfbuild build && "
-               f"sudo ./output/{created.arch}/{created.name}")
+    click.echo(
+        f"created {created.name} in {target}: cd {target} && bpfbuild build && "
+        f"sudo ./output/{created.arch}/{created.name}"
+    )
 
 
 @main.group()
@@ -370,8 +481,10 @@ def cache_info() -> None:
 
     present = entries()
     total = sum(e.size for e in present)
-    click.echo(f"cache {cache_root()} (${CACHE_ENV}): {_size(total)} of {_size(size_limit())} "
-               f"(${SIZE_ENV}), {len(present)} entries")
+    click.echo(
+        f"cache {cache_root()} (${CACHE_ENV}): {_size(total)} of {_size(size_limit())} "
+        f"(${SIZE_ENV}), {len(present)} entries"
+    )
     for kind in sorted({e.kind for e in present}):
         of_kind = [e for e in present if e.kind == kind]
         click.echo(f"{kind}: {len(of_kind)} entries, {_size(sum(e.size for e in of_kind))}")
@@ -381,8 +494,11 @@ def cache_info() -> None:
 
 
 @cache.command("clean")
-@click.option("--kind", shell_complete=lambda _ctx, _param, incomplete: _cache_kinds(incomplete),
-              help="Only this kind of entry (see `bpfbuild cache info`).")
+@click.option(
+    "--kind",
+    shell_complete=lambda _ctx, _param, incomplete: _cache_kinds(incomplete),
+    help="Only this kind of entry (see `bpfbuild cache info`).",
+)
 @handle_errors
 def cache_clean(kind: str | None) -> None:
     """Delete every entry of the cache (or of one kind); builds refill it as needed."""
@@ -393,11 +509,14 @@ def cache_clean(kind: str | None) -> None:
         raise BpfBuildError(f"invalid cache kind '{kind}'", hint=f"kinds: {kinds}")
     if kind is not None and kind not in _cache_kinds(""):
         # a typo must not read as "removed 0 entries"
-        raise BpfBuildError(f"the cache has no entries of kind '{kind}'",
-                            hint=f"kinds in the cache: {kinds} (see `bpfbuild cache info`)")
+        raise BpfBuildError(
+            f"the cache has no entries of kind '{kind}'",
+            hint=f"kinds in the cache: {kinds} (see `bpfbuild cache info`)",
+        )
     removed = clean(kind)
-    click.echo(f"removed {len(removed)} entries, {_size(sum(e.size for e in removed))} "
-               f"from {cache_root()}")
+    click.echo(
+        f"removed {len(removed)} entries, {_size(sum(e.size for e in removed))} from {cache_root()}"
+    )
 
 
 def _cache_kinds(incomplete: str) -> list[str]:

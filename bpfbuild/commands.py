@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING
 import click
 
 from .arch import get_arch, host_arch
-from .build import fastpath
-from .build.engine import RunOptions, run_doit, select_arches
 from .errors import BpfBuildError, VerifyError
-from .build.layout import Layout
-from .build.project import Project, load_project
-from .build.tasks import task_name
+from .pipeline import fastpath
+from .pipeline.engine import RunOptions, run_doit, select_arches
+from .pipeline.layout import Layout
+from .pipeline.project import Project, load_project
+from .pipeline.tasks import task_name
 
 if TYPE_CHECKING:
     from .verify.report import VerifyReport
@@ -28,26 +28,47 @@ def _load(root: Path, arches: Sequence[str]) -> Project:
     return select_arches(load_project(root), [get_arch(a) for a in arches])
 
 
-def build_project(root: Path, apps: Sequence[str] = (), jobs: int | None = None,
-                  verbose: bool = False, arches: Sequence[str] = (),
-                  keep_going: bool = False) -> int:
+def build_project(
+    root: Path,
+    apps: Sequence[str] = (),
+    jobs: int | None = None,
+    verbose: bool = False,
+    arches: Sequence[str] = (),
+    keep_going: bool = False,
+) -> int:
     """Validate the project, then run its build tasks; doit's exit code. With
     keep_going, build all that does not depend on a failed step, then summarize."""
     stamp = fastpath.Recorder(root, apps, arches)  # first: inputs edited from now are suspect
     project = _load(root, arches)
     unknown = [a for a in apps if a not in project.apps]
     if unknown:
-        raise BpfBuildError(f"no app named {', '.join(unknown)}",
-                            hint="apps: " + (", ".join(project.apps) or "none"))
-    return run_doit(project, ["run", *[task_name("app", a) for a in apps]],
-                    RunOptions(jobs=jobs, verbose=verbose, keep_going=keep_going,
-                               on_success=lambda tasks: stamp.write(project, tasks)))
+        raise BpfBuildError(
+            f"no app named {', '.join(unknown)}",
+            hint="apps: " + (", ".join(project.apps) or "none"),
+        )
+    return run_doit(
+        project,
+        ["run", *[task_name("app", a) for a in apps]],
+        RunOptions(
+            jobs=jobs,
+            verbose=verbose,
+            keep_going=keep_going,
+            on_success=lambda tasks: stamp.write(project, tasks),
+        ),
+    )
 
 
-def verify_project(root: Path, objects: Sequence[str] = (), jobs: int | None = None,
-                   verbose: bool = False, fmt: str = "table", update_baseline: bool = False,
-                   require: bool = False, kernels: Sequence[str] = (),
-                   arches: Sequence[str] = ()) -> int:
+def verify_project(
+    root: Path,
+    objects: Sequence[str] = (),
+    jobs: int | None = None,
+    verbose: bool = False,
+    fmt: str = "table",
+    update_baseline: bool = False,
+    require: bool = False,
+    kernels: Sequence[str] = (),
+    arches: Sequence[str] = (),
+) -> int:
     """Build the objects, load each program in the running kernel and in a VM of each
     other kernel and arch, report, and check budgets and the baseline. Raises
     VerifyError listing every failure."""
@@ -55,12 +76,16 @@ def verify_project(root: Path, objects: Sequence[str] = (), jobs: int | None = N
     specs, arch_names = verify_matrix(project, kernels, arches)
     unknown = [o for o in objects if o not in project.bpf_objects]
     if unknown:
-        raise BpfBuildError(f"no BPF object named {', '.join(unknown)}",
-                            hint="objects: " + ", ".join(project.bpf_objects))
+        raise BpfBuildError(
+            f"no BPF object named {', '.join(unknown)}",
+            hint="objects: " + ", ".join(project.bpf_objects),
+        )
     selected = list(objects) or list(project.bpf_objects)
     if update_baseline and "host" not in specs:
-        raise BpfBuildError("--update-baseline records the running kernel's verdicts",
-                            hint="add --kernel host, or drop --update-baseline")
+        raise BpfBuildError(
+            "--update-baseline records the running kernel's verdicts",
+            hint="add --kernel host, or drop --update-baseline",
+        )
     plan = _resolve_plan(project, specs, arch_names)
     project.arches = [get_arch(a) for a in dict.fromkeys(t.arch for t in plan.targets)]
     host = host_arch()
@@ -71,9 +96,17 @@ def verify_project(root: Path, objects: Sequence[str] = (), jobs: int | None = N
     vms = any(t.kernel for t in plan.targets)
     try:
         # With VMs, one that fails does not stop the others (vmtest's lesson).
-        code = run_doit(project, ["run", *names],
-                        RunOptions(jobs=jobs, verbose=verbose, verify=plan if vms else True,
-                                   steps_to_stderr=fmt != "table", continue_on_failure=vms))
+        code = run_doit(
+            project,
+            ["run", *names],
+            RunOptions(
+                jobs=jobs,
+                verbose=verbose,
+                verify=plan if vms else True,
+                steps_to_stderr=fmt != "table",
+                continue_on_failure=vms,
+            ),
+        )
     finally:
         stop_all()  # a Ctrl-C leaves no VM behind
     if code and vms:
@@ -87,8 +120,9 @@ def verify_project(root: Path, objects: Sequence[str] = (), jobs: int | None = N
     return _report(project, plan, selected, fmt, update_baseline, require)
 
 
-def verify_matrix(project: Project, kernels: Sequence[str],
-                  arches: Sequence[str]) -> tuple[list[str], list[str]]:
+def verify_matrix(
+    project: Project, kernels: Sequence[str], arches: Sequence[str]
+) -> tuple[list[str], list[str]]:
     """The kernels and arches to verify on: the command line's, else [verify]'s, else
     the running kernel. VM arches default to every arch of the project a VM boots."""
     from .vm.qemu import MACHINES
@@ -103,23 +137,29 @@ def verify_matrix(project: Project, kernels: Sequence[str],
         if name not in project_arches:
             raise BpfBuildError(
                 f"arch {name} is not in this project's arches ({', '.join(project_arches)})",
-                hint="add it to `arches` in [build] of bpfbuild.toml")
+                hint="add it to `arches` in [build] of bpfbuild.toml",
+            )
     if not names:
-        names = [a for a in project_arches if (a == host and HOST in specs)
-                 or (a in MACHINES and specs != [HOST])]
+        names = [
+            a
+            for a in project_arches
+            if (a == host and HOST in specs) or (a in MACHINES and specs != [HOST])
+        ]
     if specs == [HOST] and host not in project_arches:
         raise BpfBuildError(
             f"this project does not build for {host}, the running kernel's arch",
-            hint=f"add \"{host}\" to `arches` in [build] of bpfbuild.toml, or verify in a VM "
-                 "(--kernel debian:6.12)")
+            hint=f'add "{host}" to `arches` in [build] of bpfbuild.toml, or verify in a VM '
+            "(--kernel debian:6.12)",
+        )
     for name in names:
         if any(spec != HOST for spec in specs):
             check_vm_arch(name)
     return specs, names
 
 
-def matrix_cells(project: Project, kernels: Sequence[str],
-                 arches: Sequence[str]) -> list[dict[str, str]]:
+def matrix_cells(
+    project: Project, kernels: Sequence[str], arches: Sequence[str]
+) -> list[dict[str, str]]:
     """The (kernel, arch) cells of the matrix, as a GitHub Actions matrix includes them."""
     from .vm.targets import matrix_cells as cells
 
@@ -127,11 +167,11 @@ def matrix_cells(project: Project, kernels: Sequence[str],
     return [{"kernel": spec, "arch": arch} for spec, arch in cells(specs, names, host_arch().name)]
 
 
-def _resolve_plan(project: Project, specs: Sequence[str],
-                  arch_names: Sequence[str]) -> VerifyPlan:
+def _resolve_plan(project: Project, specs: Sequence[str], arch_names: Sequence[str]) -> VerifyPlan:
     """Each cell's kernel, fetched into the cache when needed; two names of one kernel
     boot it once."""
-    from .vm.targets import HOST, Target, VerifyPlan, matrix_cells as cells, resolve
+    from .vm.targets import HOST, Target, VerifyPlan, resolve
+    from .vm.targets import matrix_cells as cells
 
     targets, seen = [], set()
     for spec, arch in cells(specs, arch_names, host_arch().name):
@@ -141,19 +181,33 @@ def _resolve_plan(project: Project, specs: Sequence[str],
             seen.add(key)
             targets.append(Target(spec, arch, kernel))
     if not targets:
-        raise BpfBuildError("nothing to verify: no kernel runs any of the selected arches",
-                            hint="the running kernel verifies only its own arch; name a VM "
-                                 "kernel with --kernel debian:6.12")
+        raise BpfBuildError(
+            "nothing to verify: no kernel runs any of the selected arches",
+            hint="the running kernel verifies only its own arch; name a VM "
+            "kernel with --kernel debian:6.12",
+        )
     return VerifyPlan(tuple(targets))
 
 
-def _report(project: Project, plan: VerifyPlan, selected: Sequence[str], fmt: str, update_baseline: bool,
-            require: bool, partial: bool = False) -> int:
+def _report(
+    project: Project,
+    plan: VerifyPlan,
+    selected: Sequence[str],
+    fmt: str,
+    update_baseline: bool,
+    require: bool,
+    partial: bool = False,
+) -> int:
     """Read the saved reports of the run, print them, and judge them. partial: some
     VMs failed; print the reports there are."""
     from .verify.report import (
-        Verdict, VerifyReport, compare_baseline, format_rejection,
-        load_object_report, raise_for_failures, write_baseline,
+        Verdict,
+        VerifyReport,
+        compare_baseline,
+        format_rejection,
+        load_object_report,
+        raise_for_failures,
+        write_baseline,
     )
 
     root = project.root
@@ -229,10 +283,13 @@ def format_report(report: VerifyReport, fmt: str) -> str:
     from .verify.report import kernel_order
 
     parts = []
-    for (spec, arch), group in sorted(cells.items(), key=lambda c: (kernel_order(c[0][0]), c[0][1])):
+    for (spec, arch), group in sorted(
+        cells.items(), key=lambda c: (kernel_order(c[0][0]), c[0][1])
+    ):
         kernel = group[0].kernel
-        parts.append(f"== {spec} {arch} ({kernel})\n"
-                     + format_table([r for o in group for r in o.results]))
+        parts.append(
+            f"== {spec} {arch} ({kernel})\n" + format_table([r for o in group for r in o.results])
+        )
     if len(cells) > 1:
         parts.append("== matrix\n" + format_matrix(report))
     return "\n\n".join(parts)
@@ -244,15 +301,17 @@ def merge_results(paths: Sequence[Path], fmt: str = "table") -> int:
     from .verify.report import VerifyReport, raise_for_failures, report_from_json
 
     if not paths:
-        raise BpfBuildError("--merge needs result files",
-                            hint="bpfbuild verify --merge results/*.json")
+        raise BpfBuildError(
+            "--merge needs result files", hint="bpfbuild verify --merge results/*.json"
+        )
     objects = []
     for path in paths:
         try:
             text = Path(path).read_text()
         except OSError as err:
-            raise BpfBuildError(f"cannot read {path}: {err.strerror}",
-                                hint="give the files the matrix jobs wrote") from None
+            raise BpfBuildError(
+                f"cannot read {path}: {err.strerror}", hint="give the files the matrix jobs wrote"
+            ) from None
         objects += report_from_json(text, str(path)).objects
     report = VerifyReport(objects)
     click.echo(format_report(report, fmt))
@@ -260,9 +319,15 @@ def merge_results(paths: Sequence[Path], fmt: str = "table") -> int:
     return 0
 
 
-def test_project(root: Path, jobs: int | None = None, verbose: bool = False,
-                 junit_xml: str | None = None, pytest_args: Sequence[str] = (),
-                 require: bool = False, keep_going: bool = False) -> int:
+def test_project(
+    root: Path,
+    jobs: int | None = None,
+    verbose: bool = False,
+    junit_xml: str | None = None,
+    pytest_args: Sequence[str] = (),
+    require: bool = False,
+    keep_going: bool = False,
+) -> int:
     """What a project's CI runs: build, verify, then the project's tests/ with pytest.
     keep_going: the build step lists every failure, not the first only."""
     if junit_xml:

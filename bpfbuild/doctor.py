@@ -13,11 +13,18 @@ import click
 from .arch import Arch, get_arch, host_arch
 from .errors import BpfBuildError
 from .kernels.host import KERNEL_BTF, can_load_bpf, kernel_btf_status, tracefs_mount
-from .build.layout import state_dir
-from .build.project import find_root, load_project
-from .build.toolchain import (
-    KFUNC_BPFTOOL, find_bpftool, find_cc, find_clang, find_libbpf, find_llvm_strip,
-    libbpf_from_source, _VersionCache,
+from .pipeline.layout import state_dir
+from .pipeline.project import Project, find_root, load_project
+from .pipeline.toolchain import (
+    KFUNC_BPFTOOL,
+    Libbpf,
+    _VersionCache,
+    find_bpftool,
+    find_cc,
+    find_clang,
+    find_libbpf,
+    find_llvm_strip,
+    libbpf_from_source,
 )
 
 
@@ -29,11 +36,15 @@ def warn_old_bpftool(cache: _VersionCache, configured: str, root: Path | None) -
     except (BpfBuildError, ValueError):
         return
     if version < KFUNC_BPFTOOL:
-        click.echo(f"{'':<11} warning: bpftool {tool.version} is older than "
-                   f"{'.'.join(map(str, KFUNC_BPFTOOL))}: the vmlinux.h it generates has no "
-                   "kfunc prototypes (programs calling kfuncs must declare them)")
-        click.echo(f"{'':<11} hint: ./scripts/setup --backports installs bpftool 7.5 from "
-                   "bookworm-backports; or set [toolchain] bpftool or $BPFTOOL")
+        click.echo(
+            f"{'':<11} warning: bpftool {tool.version} is older than "
+            f"{'.'.join(map(str, KFUNC_BPFTOOL))}: the vmlinux.h it generates has no "
+            "kfunc prototypes (programs calling kfuncs must declare them)"
+        )
+        click.echo(
+            f"{'':<11} hint: ./scripts/setup --backports installs bpftool 7.5 from "
+            "bookworm-backports; or set [toolchain] bpftool or $BPFTOOL"
+        )
 
 
 def cross_checks(arch: Arch) -> list[tuple[str, bool, str, bool]]:
@@ -43,21 +54,40 @@ def cross_checks(arch: Arch) -> list[tuple[str, bool, str, bool]]:
     sysroot = arch.cross_libc_dir
     d = arch.debian_arch
     return [
-        (f"C compiler {arch.cross_cc}", bool(shutil.which(arch.cross_cc)),
-         f"gcc-{arch.gnu_triplet}", True),
-        (f"C library {sysroot}/lib/libc.a", Path(sysroot, "lib/libc.a").is_file(),
-         f"libc6-dev-{d}-cross", True),
-        (f"strip {arch.cross_strip}", bool(shutil.which(arch.cross_strip)),
-         arch.binutils_package, False),
-        (f"uapi headers {arch.multiarch_include_dir}/asm", Path(arch.multiarch_include_dir,
-         "asm/types.h").is_file(), f"linux-libc-dev:{d}", True),
-        (f"libbpf {lib}/libbpf.a", Path(lib, "libbpf.a").is_file()
-         and Path(lib, "pkgconfig/libbpf.pc").is_file(), f"libbpf-dev:{d}", True),
+        (
+            f"C compiler {arch.cross_cc}",
+            bool(shutil.which(arch.cross_cc)),
+            f"gcc-{arch.gnu_triplet}",
+            True,
+        ),
+        (
+            f"C library {sysroot}/lib/libc.a",
+            Path(sysroot, "lib/libc.a").is_file(),
+            f"libc6-dev-{d}-cross",
+            True,
+        ),
+        (
+            f"strip {arch.cross_strip}",
+            bool(shutil.which(arch.cross_strip)),
+            arch.binutils_package,
+            False,
+        ),
+        (
+            f"uapi headers {arch.multiarch_include_dir}/asm",
+            Path(arch.multiarch_include_dir, "asm/types.h").is_file(),
+            f"linux-libc-dev:{d}",
+            True,
+        ),
+        (
+            f"libbpf {lib}/libbpf.a",
+            Path(lib, "libbpf.a").is_file() and Path(lib, "pkgconfig/libbpf.pc").is_file(),
+            f"libbpf-dev:{d}",
+            True,
+        ),
         (f"libelf {lib}/libelf.a", Path(lib, "libelf.a").is_file(), f"libelf-dev:{d}", True),
         (f"zlib {lib}/libz.a", Path(lib, "libz.a").is_file(), f"zlib1g-dev:{d}", True),
         (f"zstd {lib}/libzstd.a", Path(lib, "libzstd.a").is_file(), f"libzstd-dev:{d}", True),
-        (f"runner {arch.qemu_user}", bool(shutil.which(arch.qemu_user)), "qemu-user-static",
-         False),
+        (f"runner {arch.qemu_user}", bool(shutil.which(arch.qemu_user)), "qemu-user-static", False),
     ]
 
 
@@ -73,10 +103,12 @@ def install_commands(arch: Arch, packages: list[str]) -> list[str]:
 
 def _dpkg_arches() -> set[str]:
     try:
-        native = subprocess.run(["dpkg", "--print-architecture"], capture_output=True,
-                                text=True).stdout.split()
-        foreign = subprocess.run(["dpkg", "--print-foreign-architectures"],
-                                 capture_output=True, text=True).stdout.split()
+        native = subprocess.run(
+            ["dpkg", "--print-architecture"], capture_output=True, text=True
+        ).stdout.split()
+        foreign = subprocess.run(
+            ["dpkg", "--print-foreign-architectures"], capture_output=True, text=True
+        ).stdout.split()
     except OSError:
         return set()
     return set(native) | set(foreign)
@@ -91,16 +123,19 @@ def _report_cross(arch: Arch) -> int:
         if not present:
             (missing if required else optional).append(package)
     if missing or optional:
-        click.echo(f"{'':<11} to build apps for {arch.name} (BPF objects alone need none of "
-                   "these but the uapi headers, and those only for <linux/*.h>), run:")
+        click.echo(
+            f"{'':<11} to build apps for {arch.name} (BPF objects alone need none of "
+            "these but the uapi headers, and those only for <linux/*.h>), run:"
+        )
         for command in install_commands(arch, missing + optional):
             click.echo(f"{'':<11}   {command}")
         click.echo(f"{'':<11} or: scripts/setup --arch {arch.name}")
     return len(missing)
 
 
-def run_doctor(directory: str | None, arch_names: tuple[str, ...] = (),
-               btf_path: str = KERNEL_BTF) -> int:
+def run_doctor(
+    directory: str | None, arch_names: tuple[str, ...] = (), btf_path: str = KERNEL_BTF
+) -> int:
     """Print one line per check; return 1 when a build cannot work.
     arch_names: check these arches (a cross arch: what its build needs, with the
     Debian commands); btf_path: where the running kernel's BTF is read (tests point it
@@ -126,7 +161,9 @@ def run_doctor(directory: str | None, arch_names: tuple[str, ...] = (),
         folder = cache_dir if cache_dir.exists() else cache_dir.parent
         if not os.access(folder, os.W_OK):
             failures += 1
-            click.echo(f"{'state:':<11} MISSING: cannot write {folder} (builds keep their state there)")
+            click.echo(
+                f"{'state:':<11} MISSING: cannot write {folder} (builds keep their state there)"
+            )
             click.echo(f"{'':<11} hint: run bpfbuild as a user who can write the project folder")
             cache_dir = None
     cache = _VersionCache(cache_dir / "toolchain.json" if cache_dir else None)
@@ -163,23 +200,25 @@ def run_doctor(directory: str | None, arch_names: tuple[str, ...] = (),
             continue
         check(f"cc/{arch.name}:", lambda arch=arch: find_cc(arch, cache))
         if project and project.libbpf:
-            check(f"libbpf/{arch.name}:",
-                  lambda arch=arch: "libbpf {0.version} from source {1}: {2}".format(
-                      project.libbpf, project.libbpf.root.relative_to(project.root),
-                      " ".join(libbpf_from_source(arch, project.libbpf, project.root,
-                                                  cache).static_libs)))
+            check(
+                f"libbpf/{arch.name}:",
+                lambda arch=arch: _libbpf_source_line(project, arch, cache),
+            )
         else:
-            check(f"libbpf/{arch.name}:",
-                  lambda arch=arch: "libbpf {0.version}: {1}".format(
-                      lib := find_libbpf(arch, cache), " ".join(lib.static_libs)))
+            check(
+                f"libbpf/{arch.name}:",
+                lambda arch=arch: _libbpf_line(find_libbpf(arch, cache)),
+            )
     cache.save()
     click.echo(f"kernel:     {platform.release()} ({platform.machine()})")
     btf_readable, btf_status = kernel_btf_status(btf_path)
     click.echo(f"kernel BTF: {btf_status}")
     if btf_needed and not btf_readable:
         failures += 1  # the host arch's vmlinux.h is made from it
-        click.echo(f"{'':<11} hint: vmlinux.h for {host_arch().name} is generated from it: "
-                   "make it readable, or set [vmlinux] in bpfbuild.toml to a BTF file or a header")
+        click.echo(
+            f"{'':<11} hint: vmlinux.h for {host_arch().name} is generated from it: "
+            "make it readable, or set [vmlinux] in bpfbuild.toml to a BTF file or a header"
+        )
     loadable, how = can_load_bpf()
     click.echo(f"load BPF:   {how}")
     mount = tracefs_mount()
@@ -189,3 +228,16 @@ def run_doctor(directory: str | None, arch_names: tuple[str, ...] = (),
         return 1
     click.echo("doctor: builds can work" + ("" if loadable else "; loading BPF here cannot"))
     return 0
+
+
+def _libbpf_line(libbpf: Libbpf) -> str:
+    return f"libbpf {libbpf.version}: {' '.join(libbpf.static_libs)}"
+
+
+def _libbpf_source_line(project: Project, arch: Arch, cache: _VersionCache) -> str:
+    assert project.libbpf is not None
+    tree = project.libbpf
+    libs = libbpf_from_source(arch, tree, project.root, cache).static_libs
+    return (
+        f"libbpf {tree.version} from source {tree.root.relative_to(project.root)}: {' '.join(libs)}"
+    )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 
-from .build import fastpath
+from .pipeline import fastpath
 
 
 def main() -> int | None:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from . import __version__
 from .arch import host_arch
-from .build.layout import NAME_HINT, name_problem
 from .errors import BpfBuildError
+from .pipeline.layout import NAME_HINT, name_problem
 
 PLACEHOLDER = "{{name}}"
 """Replaced by the app name in file contents and file names."""
@@ -26,10 +26,41 @@ COMMON = "_common"
 # this repo (pytest, GitHub and git would otherwise act on them).
 
 C_KEYWORDS = {
-    "auto", "break", "case", "char", "const", "continue", "default", "do", "double",
-    "else", "enum", "extern", "float", "for", "goto", "if", "inline", "int", "long",
-    "register", "restrict", "return", "short", "signed", "sizeof", "static", "struct",
-    "switch", "typedef", "union", "unsigned", "void", "volatile", "while", "main",
+    "auto",
+    "break",
+    "case",
+    "char",
+    "const",
+    "continue",
+    "default",
+    "do",
+    "double",
+    "else",
+    "enum",
+    "extern",
+    "float",
+    "for",
+    "goto",
+    "if",
+    "inline",
+    "int",
+    "long",
+    "register",
+    "restrict",
+    "return",
+    "short",
+    "signed",
+    "sizeof",
+    "static",
+    "struct",
+    "switch",
+    "typedef",
+    "union",
+    "unsigned",
+    "void",
+    "volatile",
+    "while",
+    "main",
 }
 
 
@@ -85,12 +116,15 @@ def create_project(target: Path, name: str | None, template: str, force: bool) -
     if not problem and (name in C_KEYWORDS or keyword.iskeyword(name)):
         problem = f"'{name}' is not a valid app name: it is a keyword of C or Python"
     if problem:
-        raise BpfBuildError(problem + ("" if given else " (taken from the folder's name)"),
-                            hint=f"{NAME_HINT}; e.g. --name my_tool")
+        raise BpfBuildError(
+            problem + ("" if given else " (taken from the folder's name)"),
+            hint=f"{NAME_HINT}; e.g. --name my_tool",
+        )
     templates = {t.name: t for t in available_templates()}
     if template not in templates:
-        raise BpfBuildError(f"unknown template '{template}'",
-                            hint="templates: " + ", ".join(templates))
+        raise BpfBuildError(
+            f"unknown template '{template}'", hint="templates: " + ", ".join(templates)
+        )
     if target.exists() and not target.is_dir():
         raise BpfBuildError(f"{target} exists and is not a folder", hint="choose another DIR")
     files: dict[Path, Path] = {}
@@ -102,8 +136,10 @@ def create_project(target: Path, name: str | None, template: str, force: bool) -
         _refuse_links_out(target, relative)
         output = target / relative
         if force and output.is_dir() and not output.is_symlink():
-            raise BpfBuildError(f"{output} is a folder, where the template has a file",
-                                hint="move it away, or init another folder")
+            raise BpfBuildError(
+                f"{output} is a folder, where the template has a file",
+                hint="move it away, or init another folder",
+            )
     created = Created(name, host_arch().name)
     for relative, path in sorted(files.items()):
         output = target / relative
@@ -128,7 +164,8 @@ def _refuse_links_out(target: Path, relative: Path) -> None:
             raise BpfBuildError(
                 f"{folder} is a symbolic link out of {target} (to {folder.resolve()}): "
                 "init writes nothing outside the project folder",
-                hint=f"remove the link {folder}, or init another folder")
+                hint=f"remove the link {folder}, or init another folder",
+            )
 
 
 def _write_atomically(output: Path, text: str) -> None:
@@ -152,6 +189,6 @@ def _output_name(relative: Path, name: str) -> Path:
     for part in relative.parts:
         part = part.replace(PLACEHOLDER, name).removesuffix(".tmpl")
         if part.startswith("dot-"):
-            part = "." + part[len("dot-"):]
+            part = "." + part[len("dot-") :]
         parts.append(part)
     return Path(*parts)

@@ -30,9 +30,14 @@ def bpf_unavailable_reason() -> str | None:
 def run(command: Sequence[str | Path], **kwargs: object) -> subprocess.CompletedProcess[str]:
     """Run a command; on failure the assertion shows its output."""
     result = subprocess.run(
-        [str(c) for c in command], capture_output=True, text=True, **kwargs  # type: ignore[call-overload]
+        [str(c) for c in command],
+        capture_output=True,
+        text=True,
+        **kwargs,  # type: ignore[call-overload]
     )
-    assert result.returncode == 0, f"{' '.join(map(str, command))}\n{result.stdout}\n{result.stderr}"
+    assert result.returncode == 0, (
+        f"{' '.join(map(str, command))}\n{result.stdout}\n{result.stderr}"
+    )
     return result
 
 

@@ -59,11 +59,18 @@ class Run:
         return f"exit {self.returncode}\n--- stdout\n{self.stdout}--- stderr\n{self.stderr}"
 
 
-def bpfbuild(root: Path, *args: str, env: dict[str, str] | None = None,
-             timeout: float = 120) -> Run:
+def bpfbuild(
+    root: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> Run:
     """Run `bpfbuild ARGS` in root and capture everything."""
-    done = subprocess.run([*bpfbuild_command(), *args], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(
+        [*bpfbuild_command(), *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     return Run(done.returncode, done.stdout, done.stderr)
 
 
@@ -147,7 +154,8 @@ def require_tracefs() -> None:
     """Mount tracefs if it is not mounted (tracepoints attach through it), or skip."""
     if tracefs_mount() or Path("/sys/kernel/tracing/events").is_dir():
         return
-    done = subprocess.run(["mount", "-t", "tracefs", "nodev", "/sys/kernel/tracing"],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tracefs", "nodev", "/sys/kernel/tracing"], capture_output=True, text=True
+    )
     if done.returncode != 0:
         pytest.skip(f"tracefs is not mounted and mounting it failed: {done.stderr.strip()}")

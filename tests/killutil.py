@@ -17,7 +17,11 @@ from buildutil import bpfbuild, bpfbuild_command, copy_project, output_hashes, p
 
 EDITS = {
     # name: (file, old text, new text); each changes some outputs
-    "bpf": ("src/alpha.bpf.c", "__sync_fetch_and_add(count, 1);", "__sync_fetch_and_add(count, 2);"),
+    "bpf": (
+        "src/alpha.bpf.c",
+        "__sync_fetch_and_add(count, 1);",
+        "__sync_fetch_and_add(count, 2);",
+    ),
     "header": ("src/common.h", "#define COMMON_SLOTS 4", "#define COMMON_SLOTS 8"),
     "user": ("src/util.c", '"util ok"', '"util OK"'),
 }
@@ -31,15 +35,18 @@ SIGNALS = {"SIGKILL": signal.SIGKILL, "SIGINT": signal.SIGINT}
 class Kill:
     """One fault: where the build starts from, and when and how it is killed."""
 
-    scenario: str           # one of SCENARIOS
-    edit: str               # a key of EDITS (unused for "clean")
-    signal: str             # a key of SIGNALS
+    scenario: str  # one of SCENARIOS
+    edit: str  # a key of EDITS (unused for "clean")
+    signal: str  # a key of SIGNALS
     after_line: str | None  # kill when a printed line starts with this ...
-    delay: float            # ... or, with after_line None, this long after the start; then wait this much
+    delay: float  # ... or, with after_line None, this long after the start; then wait this much
 
     def describe(self) -> str:
-        when = f"after {self.after_line.strip()!r} + {self.delay:.3f} s" if self.after_line \
+        when = (
+            f"after {self.after_line.strip()!r} + {self.delay:.3f} s"
+            if self.after_line
             else f"at {self.delay:.3f} s"
+        )
         edit = "" if self.scenario == "clean" else f" ({self.edit})"
         return f"{self.scenario}{edit}, {self.signal} {when}"
 
@@ -68,7 +75,7 @@ class KillLab:
         self.edits = edits
         self.jobs = jobs
         self.root = workdir / "multi"
-        self.snapshot = workdir / "built"      # output/ and .bpfbuild/ of a full build
+        self.snapshot = workdir / "built"  # output/ and .bpfbuild/ of a full build
         self.references: dict[str, dict[str, str]] = {}
         self.last_interrupted = False
         """Whether the last killed build ended by the kill rather than by finishing."""
@@ -136,9 +143,11 @@ class KillLab:
         rebuilt = output_hashes(self.root)
         for path in sorted(set(expected) | set(rebuilt)):
             if expected.get(path) != rebuilt.get(path):
-                problems.append(f"{path} differs from a clean build"
-                                if path in rebuilt and path in expected else
-                                f"{path} {'missing' if path in expected else 'extra'}")
+                problems.append(
+                    f"{path} differs from a clean build"
+                    if path in rebuilt and path in expected
+                    else f"{path} {'missing' if path in expected else 'extra'}"
+                )
         # the build graph's state must say "nothing to do", not only the no-op stamp
         (self.root / ".bpfbuild" / "fastpath.stamp").unlink(missing_ok=True)
         again = bpfbuild(self.root, "build", f"-j{self.jobs}")
@@ -149,9 +158,14 @@ class KillLab:
     def _start_and_kill(self, kill: Kill) -> list[str]:
         """Start the build in its own process group, kill the group as told; notes on
         how it ended (a SIGINT'ed bpfbuild that does not exit is a problem)."""
-        process = subprocess.Popen([*bpfbuild_command(), "build", f"-j{self.jobs}"], cwd=self.root,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            [*bpfbuild_command(), "build", f"-j{self.jobs}"],
+            cwd=self.root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         notes = []
         try:
             if kill.after_line is not None:
@@ -161,13 +175,15 @@ class KillLab:
                         seen = True
                         break
                 if not seen:
-                    notes.append(f"the build never printed {kill.after_line.strip()!r}: "
-                                 "nothing was killed there")
+                    notes.append(
+                        f"the build never printed {kill.after_line.strip()!r}: "
+                        "nothing was killed there"
+                    )
             time.sleep(kill.delay)
             try:
                 os.killpg(process.pid, SIGNALS[kill.signal])
             except ProcessLookupError:
-                pass                     # the build was already over
+                pass  # the build was already over
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:

@@ -25,17 +25,29 @@ TABLE = [
 def test_arch_table(name: str, target_arch: str, bpf_target: str, triplet: str) -> None:
     arch = get_arch(name)
     assert (arch.name, arch.target_arch, arch.bpf_target, arch.gnu_triplet) == (
-        name, target_arch, bpf_target, triplet)
+        name,
+        target_arch,
+        bpf_target,
+        triplet,
+    )
 
 
 def test_table_has_no_other_arch() -> None:
     assert list(ARCHES) == [t[0] for t in TABLE]
 
 
-@pytest.mark.parametrize("machine, name", [
-    ("x86_64", "x86_64"), ("amd64", "x86_64"), ("aarch64", "arm64"),
-    ("armv7l", "arm"), ("riscv64", "riscv64"), ("ppc64le", "ppc64le"), ("s390x", "s390x"),
-])
+@pytest.mark.parametrize(
+    "machine, name",
+    [
+        ("x86_64", "x86_64"),
+        ("amd64", "x86_64"),
+        ("aarch64", "arm64"),
+        ("armv7l", "arm"),
+        ("riscv64", "riscv64"),
+        ("ppc64le", "ppc64le"),
+        ("s390x", "s390x"),
+    ],
+)
 def test_uname_spellings(machine: str, name: str) -> None:
     assert get_arch(machine).name == name
 

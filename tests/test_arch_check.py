@@ -13,23 +13,41 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from bpfbuild.arch import ARCHES, Arch, host_arch
-from bpfbuild.build.elfcheck import (BUILT_MACHINES, ElfExpectation, bpf_expectation,
-                                     check_elf, machine_name, native_expectation,
-                                     parse_elf_header)
-from bpfbuild.build.layout import Layout
-
 from buildutil import ARCH, bpfbuild, copy_project, partial_files
 
-MACHINE_NUMBERS = {"EM_X86_64": 62, "EM_AARCH64": 183, "EM_ARM": 40, "EM_RISCV": 243,
-                   "EM_PPC64": 21, "EM_S390": 22, "EM_LOONGARCH": 258, "EM_BPF": 247}
+from bpfbuild.arch import ARCHES, Arch, host_arch
+from bpfbuild.pipeline.elfcheck import (
+    BUILT_MACHINES,
+    ElfExpectation,
+    bpf_expectation,
+    check_elf,
+    machine_name,
+    native_expectation,
+    parse_elf_header,
+)
+from bpfbuild.pipeline.layout import Layout
+
+MACHINE_NUMBERS = {
+    "EM_X86_64": 62,
+    "EM_AARCH64": 183,
+    "EM_ARM": 40,
+    "EM_RISCV": 243,
+    "EM_PPC64": 21,
+    "EM_S390": 22,
+    "EM_LOONGARCH": 258,
+    "EM_BPF": 247,
+}
 """e_machine values from the ELF specification, written out independently of pyelftools."""
 
-CLANG_TARGET = {"x86_64": "x86_64-linux-gnu", "arm64": "aarch64-linux-gnu",
-                "arm": "armv7a-linux-gnueabihf", "riscv64": "riscv64-linux-gnu",
-                "ppc64le": "powerpc64le-linux-gnu", "s390x": "s390x-linux-gnu",
-                "loongarch64": "loongarch64-linux-gnu"}
+CLANG_TARGET = {
+    "x86_64": "x86_64-linux-gnu",
+    "arm64": "aarch64-linux-gnu",
+    "arm": "armv7a-linux-gnueabihf",
+    "riscv64": "riscv64-linux-gnu",
+    "ppc64le": "powerpc64le-linux-gnu",
+    "s390x": "s390x-linux-gnu",
+    "loongarch64": "loongarch64-linux-gnu",
+}
 
 
 def make_header(machine: str, elf_class: int, data: str) -> bytes:
@@ -53,7 +71,7 @@ def test_built_machines_are_named_as_pyelftools_names_them() -> None:
     assert {number: name for name, number in MACHINE_NUMBERS.items()} == BUILT_MACHINES
     assert all(ENUM_E_MACHINE[name] == number for number, name in BUILT_MACHINES.items())
     assert {a.elf_machine for a in ARCHES.values()} | {"EM_BPF"} == set(BUILT_MACHINES.values())
-    assert machine_name(ENUM_E_MACHINE["EM_MIPS"]) == "EM_MIPS"   # from pyelftools
+    assert machine_name(ENUM_E_MACHINE["EM_MIPS"]) == "EM_MIPS"  # from pyelftools
     assert machine_name(0xFEDC) == "e_machine 65244"
 
 
@@ -63,15 +81,20 @@ def test_header_of_each_arch_matches_only_that_arch(tmp_path: Path, arch: Arch) 
     path.write_bytes(make_header(arch.elf_machine, arch.elf_class, arch.elf_data) + bytes(44))
     header = parse_elf_header(path.read_bytes())
     assert (header.machine, header.elf_class, header.data) == (
-        arch.elf_machine, arch.elf_class, arch.elf_data)
+        arch.elf_machine,
+        arch.elf_class,
+        arch.elf_data,
+    )
     for other in ARCHES.values():
         message = check_elf(str(path), ElfExpectation.native(other, "fix it"), "out.o")
         if other == arch:
             assert message is None
         else:
-            assert message == (f"out.o is {arch.name} ({arch.elf_machine}, {arch.elf_class}-bit, "
-                               f"{arch.elf_data}-endian), expected {other.name} ({other.elf_machine}, "
-                               f"{other.elf_class}-bit, {other.elf_data}-endian)\nhint: fix it")
+            assert message == (
+                f"out.o is {arch.name} ({arch.elf_machine}, {arch.elf_class}-bit, "
+                f"{arch.elf_data}-endian), expected {other.name} ({other.elf_machine}, "
+                f"{other.elf_class}-bit, {other.elf_data}-endian)\nhint: fix it"
+            )
         # a user object is never a BPF object
         assert check_elf(str(path), ElfExpectation.bpf_object(other, "fix")) is not None
 
@@ -80,8 +103,10 @@ def test_header_of_each_arch_matches_only_that_arch(tmp_path: Path, arch: Arch) 
 def test_class_and_byte_order_are_checked(tmp_path: Path, arch: Arch) -> None:
     path = tmp_path / "out.o"
     flipped = "big" if arch.elf_data == "little" else "little"
-    for header in (make_header(arch.elf_machine, 96 - arch.elf_class, arch.elf_data),
-                   make_header(arch.elf_machine, arch.elf_class, flipped)):
+    for header in (
+        make_header(arch.elf_machine, 96 - arch.elf_class, arch.elf_data),
+        make_header(arch.elf_machine, arch.elf_class, flipped),
+    ):
         path.write_bytes(header)
         message = check_elf(str(path), ElfExpectation.native(arch, "h"), "out.o")
         assert message is not None and message.startswith("out.o is another arch ("), message
@@ -94,7 +119,8 @@ def test_not_an_elf_file(tmp_path: Path) -> None:
     host = host_arch()
     assert check_elf(str(path), ElfExpectation.native(host, "h"), "out") == (
         f"out is not an ELF file, expected {host.name} "
-        f"({host.elf_machine}, {host.elf_class}-bit, {host.elf_data}-endian)\nhint: h")
+        f"({host.elf_machine}, {host.elf_class}-bit, {host.elf_data}-endian)\nhint: h"
+    )
 
 
 def _clang_targets() -> str:
@@ -110,8 +136,15 @@ def test_objects_compiled_by_clang_for_each_arch(tmp_path: Path, arch: Arch) -> 
     this clang has that backend (Debian 12's clang 14 has no loongarch64: that arch's
     native header is covered by the constructed headers above)."""
     targets = _clang_targets()
-    llvm_name = {"x86_64": "x86-64", "arm64": "aarch64", "arm": "arm", "riscv64": "riscv64",
-                 "ppc64le": "ppc64le", "s390x": "systemz", "loongarch64": "loongarch64"}[arch.name]
+    llvm_name = {
+        "x86_64": "x86-64",
+        "arm64": "aarch64",
+        "arm": "arm",
+        "riscv64": "riscv64",
+        "ppc64le": "ppc64le",
+        "s390x": "systemz",
+        "loongarch64": "loongarch64",
+    }[arch.name]
     source = tmp_path / "x.c"
     source.write_text("int answer(void) { return 42; }\n")
     native, bpf = tmp_path / "native.o", tmp_path / "bpf.o"
@@ -119,8 +152,9 @@ def test_objects_compiled_by_clang_for_each_arch(tmp_path: Path, arch: Arch) -> 
     if f" {llvm_name} " in targets:
         builds.append((CLANG_TARGET[arch.name], native))
     for target, output in builds:
-        subprocess.run(["clang", "-target", target, "-c", str(source), "-o", str(output)],
-                       check=True)
+        subprocess.run(
+            ["clang", "-target", target, "-c", str(source), "-o", str(output)], check=True
+        )
     assert check_elf(str(bpf), ElfExpectation.bpf_object(arch, "h")) is None
     assert check_elf(str(bpf), ElfExpectation.native(arch, "h")) is not None
     if native.exists():
@@ -169,8 +203,9 @@ sys.exit(status)
 def _assert_refused(run, shown: str, found: str, variable: str) -> None:
     assert run.returncode != 0, run.describe()
     assert "Traceback" not in run.output and "internal error" not in run.output, run.describe()
-    assert re.search(rf"^{re.escape(shown)}\S* is {re.escape(found)}.*, expected ", run.output, re.M), \
-        run.describe()
+    assert re.search(
+        rf"^{re.escape(shown)}\S* is {re.escape(found)}.*, expected ", run.output, re.M
+    ), run.describe()
     assert "hint: " in run.output and f"set ${variable} to" in run.output, run.describe()
 
 
@@ -180,9 +215,12 @@ def test_cc_for_another_arch_is_refused_at_compile(tmp_path: Path) -> None:
     run = bpfbuild(root, "build", env={**os.environ, "CC": str(cc)})
     host = host_arch()
     shown = f"output/{ARCH}/user/src__alpha.c.o"
-    _assert_refused(run, "output/" + ARCH + "/user/src__", f"{OTHER.name} ({OTHER.elf_machine}", "CC")
-    assert (f"expected {host.name} ({host.elf_machine}, {host.elf_class}-bit, "
-            f"{host.elf_data}-endian)") in run.output
+    _assert_refused(
+        run, "output/" + ARCH + "/user/src__", f"{OTHER.name} ({OTHER.elf_machine}", "CC"
+    )
+    assert (
+        f"expected {host.name} ({host.elf_machine}, {host.elf_class}-bit, {host.elf_data}-endian)"
+    ) in run.output
     assert f"{cc} ($CC) does not build for {ARCH}" in run.output
     assert not list((root / "output" / ARCH / "user").glob("*.o")), run.describe()
     assert not (root / shown).exists()
@@ -214,7 +252,9 @@ def test_installed_cross_compiler_as_cc_is_refused(tmp_path: Path) -> None:
     """The case of the issue: CC=aarch64-linux-gnu-gcc bpfbuild build on x86_64."""
     cross = shutil.which(f"{OTHER.gnu_triplet}-gcc")
     if not cross:
-        pytest.skip(f"{OTHER.gnu_triplet}-gcc not installed (apt-get install gcc-{OTHER.gnu_triplet})")
+        pytest.skip(
+            f"{OTHER.gnu_triplet}-gcc not installed (apt-get install gcc-{OTHER.gnu_triplet})"
+        )
     root = copy_project("multi", tmp_path)
     run = bpfbuild(root, "build", env={**os.environ, "CC": f"{OTHER.gnu_triplet}-gcc"})
     _assert_refused(run, f"output/{ARCH}/user/src__", f"{OTHER.name} ({OTHER.elf_machine}", "CC")
@@ -228,8 +268,9 @@ def test_verify_runner_for_another_arch_is_refused(tmp_path: Path) -> None:
     root = copy_project("verify_pass", tmp_path)
     cc = _patching_wrapper(tmp_path, shutil.which("gcc") or "cc", "link")
     run = bpfbuild(root, "verify", env={**os.environ, "CC": str(cc)})
-    _assert_refused(run, f"output/{ARCH}/tools/bpfverify", f"{OTHER.name} ({OTHER.elf_machine}",
-                    "CC")
+    _assert_refused(
+        run, f"output/{ARCH}/tools/bpfverify", f"{OTHER.name} ({OTHER.elf_machine}", "CC"
+    )
     assert not Layout(root, ARCH).verifier_runner.exists(), run.describe()
     assert partial_files(root) == []
 
@@ -242,24 +283,42 @@ def test_cross_arch_outputs_are_checked(tmp_path: Path) -> None:
     if not Path(f"/usr/lib/{OTHER.gnu_triplet}/libbpf.a").is_file():
         pytest.skip(f"no libbpf for {OTHER.name} (apt-get install libbpf-dev:{OTHER.name})")
     root = copy_project("multi", tmp_path)
-    header = subprocess.run(["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux",
-                             "format", "c"], capture_output=True, text=True, check=True).stdout
+    header = subprocess.run(
+        ["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "c"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     (root / "vmlinux_other.h").write_text(header)
     config = root / "bpfbuild.toml"
-    config.write_text(config.read_text().replace(
-        "[build]\n", f'[build]\narches = ["{ARCH}", "{OTHER.name}"]\n', 1)
-        + f'\n[vmlinux]\n{OTHER.name} = "vmlinux_other.h"\n')
+    config.write_text(
+        config.read_text().replace(
+            "[build]\n", f'[build]\narches = ["{ARCH}", "{OTHER.name}"]\n', 1
+        )
+        + f'\n[vmlinux]\n{OTHER.name} = "vmlinux_other.h"\n'
+    )
     run = bpfbuild(root, "build")
     assert run.returncode == 0, run.describe()
-    assert check_elf(str(root / "output" / OTHER.name / "alpha"),
-                     ElfExpectation.native(OTHER, "h")) is None
+    assert (
+        check_elf(str(root / "output" / OTHER.name / "alpha"), ElfExpectation.native(OTHER, "h"))
+        is None
+    )
     for arch in (OTHER, host_arch()):
-        assert check_elf(str(Layout(root, arch.name).bpf_object("alpha")),
-                         ElfExpectation.bpf_object(arch, "h")) is None
+        assert (
+            check_elf(
+                str(Layout(root, arch.name).bpf_object("alpha")),
+                ElfExpectation.bpf_object(arch, "h"),
+            )
+            is None
+        )
 
     (root / "src" / "alpha.c").write_text((root / "src" / "alpha.c").read_text() + "\n/* edit */\n")
     refused = bpfbuild(root, "build", env={**os.environ, f"CC_{OTHER.name}": "gcc"})
-    _assert_refused(refused, f"output/{OTHER.name}/user/src__",
-                    f"{ARCH} ({host_arch().elf_machine}", f"CC_{OTHER.name}")
+    _assert_refused(
+        refused,
+        f"output/{OTHER.name}/user/src__",
+        f"{ARCH} ({host_arch().elf_machine}",
+        f"CC_{OTHER.name}",
+    )
     assert f"($CC_{OTHER.name}) does not build for {OTHER.name}" in refused.output
     assert partial_files(root) == []

@@ -4,26 +4,46 @@ tools, qemu and kernel packages, and `bpfbuild doctor --arch` built on them."""
 from __future__ import annotations
 
 import pytest
+from buildutil import REPO, bpfbuild, copy_project
 
 from bpfbuild.arch import ARCHES, DEBIAN, get_arch, host_arch
 from bpfbuild.doctor import cross_checks, install_commands
 from bpfbuild.errors import BpfBuildError
 from bpfbuild.kernels import get_kernel
 
-from buildutil import REPO, bpfbuild, copy_project
-
 # name, dpkg arch, qemu-user, qemu-system, kernel packages (preferred first)
 TABLE = [
-    ("x86_64", "amd64", "qemu-x86_64-static", "qemu-system-x86_64",
-     ("linux-image-cloud-amd64", "linux-image-amd64")),
-    ("arm64", "arm64", "qemu-aarch64-static", "qemu-system-aarch64",
-     ("linux-image-cloud-arm64", "linux-image-arm64")),
+    (
+        "x86_64",
+        "amd64",
+        "qemu-x86_64-static",
+        "qemu-system-x86_64",
+        ("linux-image-cloud-amd64", "linux-image-amd64"),
+    ),
+    (
+        "arm64",
+        "arm64",
+        "qemu-aarch64-static",
+        "qemu-system-aarch64",
+        ("linux-image-cloud-arm64", "linux-image-arm64"),
+    ),
     ("arm", "armhf", "qemu-arm-static", "qemu-system-arm", ("linux-image-armmp",)),
     ("riscv64", "riscv64", "qemu-riscv64-static", "qemu-system-riscv64", ("linux-image-riscv64",)),
-    ("ppc64le", "ppc64el", "qemu-ppc64le-static", "qemu-system-ppc64", ("linux-image-powerpc64le",)),
+    (
+        "ppc64le",
+        "ppc64el",
+        "qemu-ppc64le-static",
+        "qemu-system-ppc64",
+        ("linux-image-powerpc64le",),
+    ),
     ("s390x", "s390x", "qemu-s390x-static", "qemu-system-s390x", ("linux-image-s390x",)),
-    ("loongarch64", "loong64", "qemu-loongarch64-static", "qemu-system-loongarch64",
-     ("linux-image-loong64",)),
+    (
+        "loongarch64",
+        "loong64",
+        "qemu-loongarch64-static",
+        "qemu-system-loongarch64",
+        ("linux-image-loong64",),
+    ),
 ]
 
 
@@ -31,11 +51,16 @@ def test_every_arch_has_debian_facts() -> None:
     assert list(DEBIAN) == list(ARCHES) == [row[0] for row in TABLE]
 
 
-@pytest.mark.parametrize("name, debian_arch, qemu_user, qemu_system, kernels", TABLE,
-                         ids=[row[0] for row in TABLE])
+@pytest.mark.parametrize(
+    "name, debian_arch, qemu_user, qemu_system, kernels", TABLE, ids=[row[0] for row in TABLE]
+)
 def test_debian_facts(name, debian_arch, qemu_user, qemu_system, kernels) -> None:
     arch = get_arch(name)
-    assert (arch.debian_arch, arch.qemu_user, arch.qemu_system) == (debian_arch, qemu_user, qemu_system)
+    assert (arch.debian_arch, arch.qemu_user, arch.qemu_system) == (
+        debian_arch,
+        qemu_user,
+        qemu_system,
+    )
     assert arch.kernel_packages == kernels
     triplet = arch.gnu_triplet
     assert arch.multiarch_include_dir == f"/usr/include/{triplet}"
@@ -45,7 +70,10 @@ def test_debian_facts(name, debian_arch, qemu_user, qemu_system, kernels) -> Non
     assert f"linux-libc-dev:{debian_arch}" in arch.bpf_packages
     if arch != host_arch():
         assert arch.user_space_packages[:3] == (
-            f"gcc-{triplet}", f"libc6-dev-{debian_arch}-cross", f"binutils-{triplet}")
+            f"gcc-{triplet}",
+            f"libc6-dev-{debian_arch}-cross",
+            f"binutils-{triplet}",
+        )
         assert "qemu-user-static" in arch.cross_packages
 
 
@@ -53,9 +81,16 @@ def test_arm64_packages_are_the_measured_ones() -> None:
     if host_arch().name != "x86_64":
         pytest.skip("the measured list is for an amd64 host")
     assert set(get_arch("arm64").cross_packages) == {
-        "gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross", "binutils-aarch64-linux-gnu",
-        "libbpf-dev:arm64", "libelf-dev:arm64", "zlib1g-dev:arm64", "libzstd-dev:arm64",
-        "linux-libc-dev:arm64", "qemu-user-static"}
+        "gcc-aarch64-linux-gnu",
+        "libc6-dev-arm64-cross",
+        "binutils-aarch64-linux-gnu",
+        "libbpf-dev:arm64",
+        "libelf-dev:arm64",
+        "zlib1g-dev:arm64",
+        "libzstd-dev:arm64",
+        "linux-libc-dev:arm64",
+        "qemu-user-static",
+    }
 
 
 def test_install_commands_add_the_dpkg_arch_first() -> None:
@@ -70,10 +105,11 @@ def test_install_commands_add_the_dpkg_arch_first() -> None:
 def test_doctor_arch_names_what_is_missing_and_the_command() -> None:
     """On this machine: arm64 is set up (scripts/setup --arch arm64), s390x is not."""
     s390x = get_arch("s390x")
-    missing = [package for _, present, package, required in cross_checks(s390x)
-               if required and not present]
+    missing = [
+        package for _, present, package, required in cross_checks(s390x) if required and not present
+    ]
     run = bpfbuild(REPO, "doctor", "--arch", "s390x")
-    for what, present, package, required in cross_checks(s390x):
+    for what, _present, _package, _required in cross_checks(s390x):
         assert f"s390x:      {what}: " in run.stdout
     if not missing:
         pytest.skip("the s390x cross toolchain is installed here")
@@ -85,8 +121,10 @@ def test_doctor_arch_names_what_is_missing_and_the_command() -> None:
 def test_doctor_unknown_arch_is_one_error() -> None:
     run = bpfbuild(REPO, "doctor", "--arch", "sparc")
     assert run.returncode == 1
-    assert run.stderr.splitlines() == ["error: unknown arch 'sparc'",
-                                       "hint: valid arches: " + ", ".join(ARCHES)]
+    assert run.stderr.splitlines() == [
+        "error: unknown arch 'sparc'",
+        "hint: valid arches: " + ", ".join(ARCHES),
+    ]
 
 
 def test_doctor_bpf_only_cross_arch_needs_no_toolchain(tmp_path) -> None:

@@ -26,9 +26,14 @@ def _tar(*members: tuple[str, str, object]) -> tarfile.TarFile:
                 info.mode = 0o4755 if name.endswith(".suid") else 0o644
                 out.addfile(info, io.BytesIO(data))
                 continue
-            info.type = {"dir": tarfile.DIRTYPE, "sym": tarfile.SYMTYPE,
-                         "hard": tarfile.LNKTYPE, "chr": tarfile.CHRTYPE,
-                         "fifo": tarfile.FIFOTYPE, "blk": tarfile.BLKTYPE}[kind]
+            info.type = {
+                "dir": tarfile.DIRTYPE,
+                "sym": tarfile.SYMTYPE,
+                "hard": tarfile.LNKTYPE,
+                "chr": tarfile.CHRTYPE,
+                "fifo": tarfile.FIFOTYPE,
+                "blk": tarfile.BLKTYPE,
+            }[kind]
             if kind in ("sym", "hard"):
                 info.linkname = str(extra)
             if kind in ("chr", "blk"):
@@ -44,12 +49,27 @@ HOSTILE = [
     ("dot-dot inside", [("dir", "a", None), ("file", "a/../../evil", b"x")], "a '..' component"),
     ("symlink out, absolute", [("sym", "link", "/etc")], "absolute path /etc"),
     ("symlink out, relative", [("sym", "link", "../..")], "outside the destination"),
-    ("write through a symlink", [("dir", "d", None), ("sym", "d/up", "."),
-                                 ("file", "d/up/x", b"x"), ("sym", "e", "d"),
-                                 ("file", "e/f", b"y")], "not a folder"),
-    ("symlink chain out", [("dir", "a", None), ("dir", "a/b", None),
-                           ("sym", "a/b/x", "y/../../.."), ("sym", "a/b/y", "../../a")],
-     "leads out of the destination"),
+    (
+        "write through a symlink",
+        [
+            ("dir", "d", None),
+            ("sym", "d/up", "."),
+            ("file", "d/up/x", b"x"),
+            ("sym", "e", "d"),
+            ("file", "e/f", b"y"),
+        ],
+        "not a folder",
+    ),
+    (
+        "symlink chain out",
+        [
+            ("dir", "a", None),
+            ("dir", "a/b", None),
+            ("sym", "a/b/x", "y/../../.."),
+            ("sym", "a/b/y", "../../a"),
+        ],
+        "leads out of the destination",
+    ),
     ("hard link out", [("hard", "h", "/etc/passwd")], "a hard link to /etc/passwd"),
     ("hard link to dot-dot", [("hard", "h", "../outside")], "a hard link to ../outside"),
     ("hard link to nothing", [("hard", "h", "missing")], "not a file unpacked before it"),
@@ -60,8 +80,9 @@ HOSTILE = [
 ]
 
 
-@pytest.mark.parametrize("members,expected", [(m, e) for _, m, e in HOSTILE],
-                         ids=[case for case, _, _ in HOSTILE])
+@pytest.mark.parametrize(
+    "members,expected", [(m, e) for _, m, e in HOSTILE], ids=[case for case, _, _ in HOSTILE]
+)
 def test_hostile_member_is_refused(tmp_path: Path, members, expected: str) -> None:
     outside = tmp_path / "outside"
     outside.write_text("untouched")
@@ -72,14 +93,19 @@ def test_hostile_member_is_refused(tmp_path: Path, members, expected: str) -> No
     assert caught.value.message.startswith("x.tar: refused to unpack member")
     assert caught.value.hint == "fetch it again"
     assert outside.read_text() == "untouched"
-    assert list(destination.iterdir()) == []    # nothing of a refused archive is kept
+    assert list(destination.iterdir()) == []  # nothing of a refused archive is kept
     assert sorted(p.name for p in tmp_path.iterdir()) == ["outside", "sub"]
 
 
 def test_a_good_archive_unpacks_with_safe_modes(tmp_path: Path) -> None:
-    archive = _tar(("dir", "./top", None), ("file", "./top/a.txt", b"hello"),
-                   ("file", "top/tool.suid", b"#!"), ("sym", "top/link", "a.txt"),
-                   ("hard", "top/same", "./top/a.txt"), ("file", "implicit/parent/f", b"f"))
+    archive = _tar(
+        ("dir", "./top", None),
+        ("file", "./top/a.txt", b"hello"),
+        ("file", "top/tool.suid", b"#!"),
+        ("sym", "top/link", "a.txt"),
+        ("hard", "top/same", "./top/a.txt"),
+        ("file", "implicit/parent/f", b"f"),
+    )
     unpack(archive, tmp_path / "d")
     top = tmp_path / "d" / "top"
     assert (top / "a.txt").read_bytes() == b"hello"
@@ -91,11 +117,14 @@ def test_a_good_archive_unpacks_with_safe_modes(tmp_path: Path) -> None:
 
 
 def test_only_the_wanted_members(tmp_path: Path) -> None:
-    archive = _tar(("file", "./bin/busybox", b"bb"), ("file", "./usr/other", b"o"),
-                   ("chr", "./dev/null", None))
+    archive = _tar(
+        ("file", "./bin/busybox", b"bb"), ("file", "./usr/other", b"o"), ("chr", "./dev/null", None)
+    )
     unpack(archive, tmp_path / "d", ["./bin/busybox"])
-    assert [str(p.relative_to(tmp_path / "d")) for p in sorted((tmp_path / "d").rglob("*"))] \
-        == ["bin", "bin/busybox"]
+    assert [str(p.relative_to(tmp_path / "d")) for p in sorted((tmp_path / "d").rglob("*"))] == [
+        "bin",
+        "bin/busybox",
+    ]
 
 
 def test_a_truncated_archive_is_an_error_with_a_hint(tmp_path: Path) -> None:

@@ -34,8 +34,7 @@ TABLE_ROWS = (
 
 
 def _missing_tools() -> list[str]:
-    missing = [tool for tool in ("clang", "cc", "make", "pkg-config")
-               if not shutil.which(tool)]
+    missing = [tool for tool in ("clang", "cc", "make", "pkg-config") if not shutil.which(tool)]
     if not shutil.which("bpftool", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin"):
         missing.append("bpftool")
     if not Path("/sys/kernel/btf/vmlinux").is_file():
@@ -52,9 +51,26 @@ def bench_results(tmp_path_factory) -> tuple[str, dict]:
     results = out / "results.json"
     env = dict(os.environ, PATH=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
     done = subprocess.run(
-        [sys.executable, str(BENCH), "--apps", "2", "--repeat", "1", "--clean-repeat", "1",
-         "--jobs", "2", "--out", str(out / "run"), "--json", str(results)],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            sys.executable,
+            str(BENCH),
+            "--apps",
+            "2",
+            "--repeat",
+            "1",
+            "--clean-repeat",
+            "1",
+            "--jobs",
+            "2",
+            "--out",
+            str(out / "run"),
+            "--json",
+            str(results),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
     return done.stdout, json.loads(results.read_text())
@@ -92,7 +108,9 @@ def test_bpfbuild_noop_takes_the_fast_path(bench_results):
     """Every no-op build of the benchmark is answered from the stamp (the no-op row
     measures the fast path), and so is the touch (same content)."""
     _, results = bench_results
-    assert all(run["fast_path"] for run in results["bpfbuild"]["noop"]["runs"]), results["bpfbuild"]["noop"]
+    assert all(run["fast_path"] for run in results["bpfbuild"]["noop"]["runs"]), results[
+        "bpfbuild"
+    ]["noop"]
     assert results["bpfbuild"]["touch"]["fast_path"]
     assert results["python"]["startup_seconds"] > 0
 
@@ -118,10 +136,10 @@ def test_reference_makefile_shows_its_flaws(bench_results):
     dependent of the edited header (libbpf-bootstrap's Makefile tracks no headers)."""
     _, results = bench_results
     make = results["make"]
-    assert make["touch"]["compiles"] == 2            # app1.bpf.c, then app1.c for the new skeleton
+    assert make["touch"]["compiles"] == 2  # app1.bpf.c, then app1.c for the new skeleton
     assert make["header_edit"]["missed"] == make["header_edit"]["expected"]
     assert all(run["commands"] == 0 for run in make["noop"]["runs"])
-    assert make["clean"]["runs"][0]["compiles"] == 3 + 4    # 3 BPF objects, 4 user sources
+    assert make["clean"]["runs"][0]["compiles"] == 3 + 4  # 3 BPF objects, 4 user sources
 
 
 @pytest.mark.slow
@@ -129,8 +147,9 @@ def test_steps_table_accounts_for_every_command(bench_results):
     """The -j1 profile of each tool times every command it ran, by kind; the counts
     are those of the workload, so nothing was left out."""
     table, results = bench_results
-    assert ("| clean build at -j1, by step | make | bpfbuild, empty cache | "
-            "bpfbuild, warm cache |") in table
+    assert (
+        "| clean build at -j1, by step | make | bpfbuild, empty cache | bpfbuild, warm cache |"
+    ) in table
     assert "| the build tool itself: its own CPU (user + sys) |" in table
     assert "no schedule of this work can make bpfbuild more than" in table
     for tool in ("make", "bpfbuild", "bpfbuild-warm"):
@@ -139,9 +158,9 @@ def test_steps_table_accounts_for_every_command(bench_results):
         steps = profile["steps"]
         if tool != "bpfbuild-warm":  # a warm cache may hold vmlinux.h
             assert steps["vmlinux"]["commands"] == 1, steps
-        assert steps["bpf"]["commands"] == 3, steps       # 2 tracing apps + the XDP app
-        assert steps["bpftool"]["commands"] == 6, steps   # gen object + gen skeleton each
-        assert steps["cc"]["commands"] == 4, steps        # 3 loaders + util.c
+        assert steps["bpf"]["commands"] == 3, steps  # 2 tracing apps + the XDP app
+        assert steps["bpftool"]["commands"] == 6, steps  # gen object + gen skeleton each
+        assert steps["cc"]["commands"] == 4, steps  # 3 loaders + util.c
         assert steps["ld"]["commands"] == 3, steps
         assert all(kind["seconds"] > 0 for kind in steps.values() if kind["commands"]), steps
     # 2 sources take vmlinux.h first: fewer than pch = "auto" needs

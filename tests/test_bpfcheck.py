@@ -10,7 +10,7 @@ import pytest
 from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
 
-from bpfbuild.build.bpfcheck import program_sections, require_programs
+from bpfbuild.pipeline.bpfcheck import program_sections, require_programs
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "verify"
 SOURCE = """
@@ -24,8 +24,11 @@ char LICENSE[] SEC("license") = "GPL";
 
 def _pyelftools_programs(path: Path) -> list[str]:
     with open(path, "rb") as stream:
-        return [s.name for s in ELFFile(stream).iter_sections()
-                if s["sh_flags"] & SH_FLAGS.SHF_EXECINSTR and s["sh_size"] and s.name != ".text"]
+        return [
+            s.name
+            for s in ELFFile(stream).iter_sections()
+            if s["sh_flags"] & SH_FLAGS.SHF_EXECINSTR and s["sh_size"] and s.name != ".text"
+        ]
 
 
 @pytest.mark.parametrize("target", ["bpfel", "bpfeb"])
@@ -33,12 +36,28 @@ def test_agrees_with_pyelftools_for_both_byte_orders(tmp_path: Path, target: str
     source = tmp_path / "two.bpf.c"
     source.write_text(SOURCE)
     objects = [tmp_path / "two.o"]
-    subprocess.run(["clang", "-g", "-O2", "-target", target, "-c", str(source), "-o",
-                    str(objects[0])], check=True)
+    subprocess.run(
+        ["clang", "-g", "-O2", "-target", target, "-c", str(source), "-o", str(objects[0])],
+        check=True,
+    )
     for fixture in sorted(FIXTURES.glob("*.bpf.c"))[:3]:
         output = tmp_path / (fixture.stem + ".o")
-        done = subprocess.run(["clang", "-g", "-O2", "-target", target, "-I", str(FIXTURES),
-                               "-c", str(fixture), "-o", str(output)], capture_output=True)
+        done = subprocess.run(
+            [
+                "clang",
+                "-g",
+                "-O2",
+                "-target",
+                target,
+                "-I",
+                str(FIXTURES),
+                "-c",
+                str(fixture),
+                "-o",
+                str(output),
+            ],
+            capture_output=True,
+        )
         if done.returncode == 0:
             objects.append(output)
     for path in objects:
@@ -50,8 +69,9 @@ def test_no_program_and_broken_objects_fail_the_step(tmp_path: Path) -> None:
     source = tmp_path / "empty.bpf.c"
     source.write_text("int shared_value;\n")
     empty = tmp_path / "empty.o"
-    subprocess.run(["clang", "-O2", "-target", "bpfel", "-c", str(source), "-o", str(empty)],
-                   check=True)
+    subprocess.run(
+        ["clang", "-O2", "-target", "bpfel", "-c", str(source), "-o", str(empty)], check=True
+    )
     failed = require_programs(str(empty), "src/empty.bpf.c")
     assert failed is not None and "src/empty.bpf.c: no BPF program" in failed.get_msg()
     truncated = tmp_path / "truncated.o"

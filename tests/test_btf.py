@@ -48,13 +48,16 @@ def types_object(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         pytest.skip("clang and bpftool are needed to build the BTF fixture")
     out = tmp_path_factory.mktemp("btf")
     compiled = out / "types.tmp.o"
-    subprocess.run(["clang", "-g", "-O2", "-target", "bpf", "-c", str(FIXTURE), "-o", str(compiled)],
-                   check=True)
+    subprocess.run(
+        ["clang", "-g", "-O2", "-target", "bpf", "-c", str(FIXTURE), "-o", str(compiled)],
+        check=True,
+    )
     if request.param == "clang":
         return compiled
     linked = out / "types.bpf.o"
-    subprocess.run(["bpftool", "gen", "object", str(linked), str(compiled)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["bpftool", "gen", "object", str(linked), str(compiled)], check=True, capture_output=True
+    )
     return linked
 
 
@@ -119,8 +122,9 @@ def test_struct_layout(btf: Btf, field: str, offset: int, type_name: str) -> Non
 
 def test_bitfields_are_described(btf: Btf) -> None:
     fields = {f.name: f for f in btf.struct("flags").fields}
-    assert [(fields[n].bit_offset, fields[n].bitfield_size) for n in ("ready", "mode", "delta", "rest")] \
-        == [(0, 1), (1, 3), (4, 4), (8, 24)]
+    assert [
+        (fields[n].bit_offset, fields[n].bitfield_size) for n in ("ready", "mode", "delta", "rest")
+    ] == [(0, 1), (1, 3), (4, 4), (8, 24)]
 
 
 def test_encode_partial_struct_zero_fills(btf: Btf) -> None:
@@ -144,7 +148,11 @@ ERROR_CASES = [
     (lambda b: b.struct("u32_t"), "'u32_t' is not a struct or union but INT", None),
     (lambda b: b.variable("nope"), "no global variable 'nope'", "const volatile"),
     (lambda b: b.encode("struct point", {"z": 1}), "has no field(s) z", "fields: x, y"),
-    (lambda b: b.encode("enum color", "PURPLE"), "'PURPLE' is not an enumerator", "RED, GREEN, BLUE"),
+    (
+        lambda b: b.encode("enum color", "PURPLE"),
+        "'PURPLE' is not an enumerator",
+        "RED, GREEN, BLUE",
+    ),
     (lambda b: b.encode("s8_t", 300), "does not fit in 1 bytes", None),
     (lambda b: b.decode("struct point", b"\0"), "too few", None),
 ]
@@ -161,8 +169,12 @@ def test_errors(btf: Btf, action: Any, message: str, hint: str | None) -> None:
 
 FORMAT_CASES = [
     ("<ii", ["x", "y"], b"\x01\0\0\0\xfe\xff\xff\xff", {"x": 1, "y": -2}),
-    ("<Q4xH", ["big", "short"], bytes(range(8)) + b"pad!" + b"\x05\x00",
-     {"big": 0x0706050403020100, "short": 5}),
+    (
+        "<Q4xH",
+        ["big", "short"],
+        bytes(range(8)) + b"pad!" + b"\x05\x00",
+        {"big": 0x0706050403020100, "short": 5},
+    ),
     ("<3s", ["tag"], b"abc", {"tag": b"abc"}),
 ]
 
@@ -184,8 +196,10 @@ def test_object_without_btf(tmp_path: Path) -> None:
         pytest.skip("clang is needed")
     source = tmp_path / "nobtf.c"
     source.write_text("int x = 1;\n")
-    subprocess.run(["clang", "-O2", "-target", "bpf", "-c", str(source), "-o", str(tmp_path / "n.o")],
-                   check=True)
+    subprocess.run(
+        ["clang", "-O2", "-target", "bpf", "-c", str(source), "-o", str(tmp_path / "n.o")],
+        check=True,
+    )
     with pytest.raises(BtfError) as caught:
         Btf.from_elf(tmp_path / "n.o")
     assert "clang -g" in (caught.value.hint or "")

@@ -9,14 +9,22 @@ import time
 from pathlib import Path
 
 import pytest
+from buildutil import (
+    ARCH,
+    assert_build_is_noop,
+    bpfbuild,
+    build,
+    copy_project,
+    needs_root,
+    output_hashes,
+    require_tracefs,
+    steps_of,
+)
 from click.testing import CliRunner
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 
 from bpfbuild.cli import main
-
-from buildutil import (ARCH, assert_build_is_noop, bpfbuild, build, copy_project, needs_root,
-                       output_hashes, require_tracefs, steps_of)
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +38,12 @@ def test_first_build_runs_every_step_once(multi) -> None:
     root, run = multi
     assert steps_of(run, "GEN") == {f"output/{ARCH}/include/vmlinux.h", "compile_commands.json"}
     assert steps_of(run, "BPF") == {"src/alpha.bpf.c", "src/beta.bpf.c", "src/gamma.bpf.c"}
-    assert steps_of(run, "GENOBJ") == {f"output/{ARCH}/bpf/{n}.bpf.o" for n in ("alpha", "beta", "gamma")}
-    assert steps_of(run, "SKEL") == {f"output/{ARCH}/include/{n}.skel.h" for n in ("alpha", "beta", "gamma")}
+    assert steps_of(run, "GENOBJ") == {
+        f"output/{ARCH}/bpf/{n}.bpf.o" for n in ("alpha", "beta", "gamma")
+    }
+    assert steps_of(run, "SKEL") == {
+        f"output/{ARCH}/include/{n}.skel.h" for n in ("alpha", "beta", "gamma")
+    }
     assert steps_of(run, "CC") == {"src/alpha.c", "src/gamma.c", "src/util.c"}
     assert steps_of(run, "LD") == {f"output/{ARCH}/alpha", f"output/{ARCH}/gamma"}
     assert len(run.steps) == len(set(run.steps)), run.describe()
@@ -45,7 +57,7 @@ def test_outputs(multi) -> None:
         assert (out / "bpf" / f"{name}.bpf.o").read_bytes()[:4] == b"\x7fELF"
         assert f"struct {name}_bpf {{" in (out / "include" / f"{name}.skel.h").read_text()
     assert (out / "include" / "vmlinux.h").stat().st_size > 100_000
-    assert not (out / "beta").exists()          # an object without a loader is no app
+    assert not (out / "beta").exists()  # an object without a loader is no app
     assert (out / "alpha").stat().st_mode & 0o111
     assert not list((root / "output").rglob("*.partial"))
 
@@ -64,9 +76,13 @@ def test_touch_of_every_source_is_noop(multi) -> None:
 
 def needed_entries(path: Path) -> list[str]:
     with path.open("rb") as f:
-        return [tag.needed for section in ELFFile(f).iter_sections()
-                if isinstance(section, DynamicSection)
-                for tag in section.iter_tags() if tag.entry.d_tag == "DT_NEEDED"]
+        return [
+            tag.needed
+            for section in ELFFile(f).iter_sections()
+            if isinstance(section, DynamicSection)
+            for tag in section.iter_tags()
+            if tag.entry.d_tag == "DT_NEEDED"
+        ]
 
 
 def test_static_binaries_have_no_needed_entry_and_run(multi) -> None:
@@ -74,8 +90,13 @@ def test_static_binaries_have_no_needed_entry_and_run(multi) -> None:
     for app in ("alpha", "gamma"):
         assert needed_entries(root / "output" / ARCH / app) == []
         assert f"output/{ARCH}/{app}: " in run.stdout and "static, no NEEDED entry" in run.stdout
-    done = subprocess.run([root / "output" / ARCH / "alpha", "--version"], capture_output=True,
-                          text=True, timeout=30, env={})   # no environment, no library path
+    done = subprocess.run(
+        [root / "output" / ARCH / "alpha", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={},
+    )  # no environment, no library path
     assert done.returncode == 0, done.stderr
     # version.h comes from include/, util_greeting() from the shared src/util.c
     assert done.stdout == "alpha 1.2.3, util ok\n"
@@ -95,8 +116,9 @@ def test_programs_load(multi) -> None:
     """alpha (vmlinux.h, tracepoint) and gamma (uapi headers only, socket filter) load."""
     root, _ = multi
     for app, expected in (("alpha", "alpha: loaded\n"), ("gamma", "gamma: loaded, util ok\n")):
-        done = subprocess.run([root / "output" / ARCH / app], capture_output=True, text=True,
-                              timeout=60)
+        done = subprocess.run(
+            [root / "output" / ARCH / app], capture_output=True, text=True, timeout=60
+        )
         assert (done.returncode, done.stdout) == (0, expected), done.stderr
 
 
@@ -108,12 +130,16 @@ def test_list_shows_apps_objects_sources_outputs_and_vmlinux(multi) -> None:
     assert f"project multi ({root})" in lines
     assert f"arch {ARCH}: vmlinux.h from BTF /sys/kernel/btf/vmlinux" in lines
     text = result.output
-    assert "app alpha\n  bpf objects: alpha\n  sources:     src/alpha.c, src/util.c\n" \
-           f"  output:      output/{ARCH}/alpha\n" in text
+    assert (
+        "app alpha\n  bpf objects: alpha\n  sources:     src/alpha.c, src/util.c\n"
+        f"  output:      output/{ARCH}/alpha\n" in text
+    )
     assert "app gamma\n  bpf objects: gamma\n  sources:     src/gamma.c, src/util.c\n" in text
     assert "app beta" not in text
-    assert "bpf object beta: src/beta.bpf.c -> skeleton beta.skel.h (beta_bpf)\n" \
-           f"  output:      output/{ARCH}/bpf/beta.bpf.o\n" in text
+    assert (
+        "bpf object beta: src/beta.bpf.c -> skeleton beta.skel.h (beta_bpf)\n"
+        f"  output:      output/{ARCH}/bpf/beta.bpf.o\n" in text
+    )
 
 
 def test_clean_builds_are_byte_identical(tmp_path: Path) -> None:
@@ -134,7 +160,7 @@ def test_doctor_reports_versions(tmp_path: Path) -> None:
     assert run.returncode == 0, run.describe()
     clang = next(line for line in run.stdout.splitlines() if line.startswith("clang:"))
     bpftool = next(line for line in run.stdout.splitlines() if line.startswith("bpftool:"))
-    assert "/clang" in clang and "(1" in clang          # path, then "(14.0.6)"
+    assert "/clang" in clang and "(1" in clang  # path, then "(14.0.6)"
     assert "/bpftool" in bpftool and "(7." in bpftool
     assert "doctor: builds can work" in run.stdout
 
@@ -171,10 +197,14 @@ def test_init_project_builds(snoop) -> None:
 def test_init_binary_reports_an_execve(snoop) -> None:
     root, _ = snoop
     require_tracefs()
-    tool = subprocess.Popen([root / "output" / ARCH / "snoop", "-p", str(os.getpid()), "-d", "10"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    tool = subprocess.Popen(
+        [root / "output" / ARCH / "snoop", "-p", str(os.getpid()), "-d", "10"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        header = tool.stdout.readline()     # printed once the program is attached
+        header = tool.stdout.readline()  # printed once the program is attached
         assert header.split() == ["PID", "PPID", "UID", "COMM", "FILENAME"], tool.stderr.read()
         child = subprocess.run(["/bin/true"], check=True)
         event = tool.stdout.readline().split()

@@ -26,8 +26,9 @@ def test_root_follows_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
 
 def test_written_entry_reads_back_with_its_metadata(tmp_path: Path) -> None:
     root = tmp_path / "cache"
-    entry = write_entry("things", "a-1.0", {"blob": _source(tmp_path, "b", b"data")},
-                        {"package": "a"}, root=root)
+    entry = write_entry(
+        "things", "a-1.0", {"blob": _source(tmp_path, "b", b"data")}, {"package": "a"}, root=root
+    )
     again = read_entry("things", "a-1.0", root=root)
     assert again == entry
     assert again.file("blob").read_bytes() == b"data"

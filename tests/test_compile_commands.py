@@ -10,14 +10,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from buildutil import build, copy_project, steps_of
 
 from bpfbuild.arch import host_arch
-from bpfbuild.build.layout import state_dir
-from bpfbuild.build.project import load_project
-from bpfbuild.build.tasks import TaskFactory
-from bpfbuild.build.toolchain import find_toolchain
-
-from buildutil import build, copy_project, steps_of
+from bpfbuild.pipeline.layout import state_dir
+from bpfbuild.pipeline.project import load_project
+from bpfbuild.pipeline.tasks import TaskFactory
+from bpfbuild.pipeline.toolchain import find_toolchain
 
 pytestmark = pytest.mark.slow
 
@@ -52,18 +51,23 @@ def test_an_entry_per_source_with_the_builds_commands(project: Path) -> None:
     entries = database(project)
     loaded = load_project(project)
     factory = TaskFactory(loaded, find_toolchain(host_arch(), state_dir(project)))
-    expected = {str(project / o.source): factory.bpf_compile_argv(o, pch=False)
-                for o in loaded.bpf_objects.values()}
-    expected |= {str(project / s): factory.user_compile_argv(s)
-                 for s in ("src/alpha.c", "src/gamma.c", "src/util.c")}
+    expected = {
+        str(project / o.source): factory.bpf_compile_argv(o, pch=False)
+        for o in loaded.bpf_objects.values()
+    }
+    expected |= {
+        str(project / s): factory.user_compile_argv(s)
+        for s in ("src/alpha.c", "src/gamma.c", "src/util.c")
+    }
     assert {e["file"]: e["arguments"] for e in entries} == expected
     assert all(e["directory"] == str(project) for e in entries)
 
 
 def test_every_command_compiles_in_its_directory(project: Path) -> None:
     for entry in database(project):
-        done = subprocess.run(syntax_only(entry["arguments"]), cwd=entry["directory"],
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            syntax_only(entry["arguments"]), cwd=entry["directory"], capture_output=True, text=True
+        )
         assert done.returncode == 0, (entry["file"], done.stderr)
 
 
@@ -85,8 +89,13 @@ def test_clangd_resolves_every_header(project: Path) -> None:
     if clangd is None:
         pytest.skip("clangd is not installed (apt-get install clangd)")
     for entry in database(project):
-        done = subprocess.run([clangd, f"--check={entry['file']}"], cwd=project,
-                              capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [clangd, f"--check={entry['file']}"],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 0, (entry["file"], done.stderr[-3000:])
         assert "file not found" not in done.stderr, done.stderr[-3000:]
 
@@ -95,27 +104,34 @@ def test_host_arch_first_else_the_arch_built(tmp_path: Path) -> None:
     """One compile database per project: the host's commands when the host arch is
     built, else those of the (first) arch built, e.g. `bpfbuild build --arch arm64`."""
     from bpfbuild.arch import ARCHES
-    from bpfbuild.build.tasks import project_tasks
-    from bpfbuild.build.toolchain import Libbpf, Tool, Toolchain
+    from bpfbuild.pipeline.tasks import project_tasks
+    from bpfbuild.pipeline.toolchain import Libbpf, Tool, Toolchain
 
     def toolchain(arch) -> Toolchain:
-        return Toolchain(arch=arch, clang=Tool("clang", "/usr/bin/clang", "14.0.6"),
-                         bpftool=Tool("bpftool", "/usr/sbin/bpftool", "7.1.0"),
-                         cc=Tool("cc", f"/usr/bin/{arch.gnu_triplet}-gcc", "12.2"),
-                         libbpf=Libbpf("1.1.0", [], ["-lbpf"], ["-lbpf", "-lelf", "-lz"]),
-                         strip=None)
+        return Toolchain(
+            arch=arch,
+            clang=Tool("clang", "/usr/bin/clang", "14.0.6"),
+            bpftool=Tool("bpftool", "/usr/sbin/bpftool", "7.1.0"),
+            cc=Tool("cc", f"/usr/bin/{arch.gnu_triplet}-gcc", "12.2"),
+            libbpf=Libbpf("1.1.0", [], ["-lbpf"], ["-lbpf", "-lelf", "-lz"]),
+            strip=None,
+        )
 
     root = copy_project("multi", tmp_path)
     (root / "btf").mkdir()
-    (root / "btf/vmlinux").write_bytes(b"")   # a [vmlinux] file must exist; never read here
-    (root / "bpfbuild.toml").write_text('[build]\narches = ["x86_64", "arm64"]\n'
-                                        '[vmlinux]\narm64 = "btf/vmlinux"\n')
+    (root / "btf/vmlinux").write_bytes(b"")  # a [vmlinux] file must exist; never read here
+    (root / "bpfbuild.toml").write_text(
+        '[build]\narches = ["x86_64", "arm64"]\n[vmlinux]\narm64 = "btf/vmlinux"\n'
+    )
     project = load_project(root)
     other = ARCHES["arm64"] if host_arch().name == "x86_64" else ARCHES["x86_64"]
 
     def compdb(arches) -> list[dict]:
-        (task,) = [t for t in project_tasks(project, [toolchain(a) for a in arches])
-                   if t["basename"] == "compdb"]
+        (task,) = [
+            t
+            for t in project_tasks(project, [toolchain(a) for a in arches])
+            if t["basename"] == "compdb"
+        ]
         return task["actions"][0][1][1]
 
     both = compdb([other, host_arch()])

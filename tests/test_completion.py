@@ -8,25 +8,30 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from buildutil import bpfbuild_command, copy_project
 
 from bpfbuild.scaffold import available_templates
-
-from buildutil import bpfbuild_command, copy_project
 
 
 def complete(shell: str, words: str, cwd: Path, **env: str) -> list[str]:
     """What the shell would offer for the last word of `words` (bash/zsh: the index of
     the word being completed; fish: the word itself)."""
     parts = words.split(" ")
-    environ = {**os.environ, "_BPFBUILD_COMPLETE": f"{shell}_complete", "COMP_WORDS": words,
-               "COMP_CWORD": parts[-1] if shell == "fish" else str(len(parts) - 1), **env}
-    done = subprocess.run(bpfbuild_command(), cwd=cwd, env=environ, capture_output=True,
-                          text=True, timeout=30)
+    environ = {
+        **os.environ,
+        "_BPFBUILD_COMPLETE": f"{shell}_complete",
+        "COMP_WORDS": words,
+        "COMP_CWORD": parts[-1] if shell == "fish" else str(len(parts) - 1),
+        **env,
+    }
+    done = subprocess.run(
+        bpfbuild_command(), cwd=cwd, env=environ, capture_output=True, text=True, timeout=30
+    )
     assert done.returncode == 0 and not done.stderr, done
     lines = [line for line in done.stdout.splitlines() if line]
-    if shell == "bash":   # type,value per line
+    if shell == "bash":  # type,value per line
         return [line.split(",", 1)[1] for line in lines]
-    if shell == "zsh":    # type, value, help: three lines per item
+    if shell == "zsh":  # type, value, help: three lines per item
         return [lines[i + 1] for i in range(0, len(lines), 3)]
     return [line.split(",", 1)[1].split("\t")[0] for line in lines]
 
@@ -38,8 +43,13 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
 def test_sourcing_script(shell: str, tmp_path: Path) -> None:
-    done = subprocess.run(bpfbuild_command(), cwd=tmp_path, capture_output=True, text=True,
-                          env={**os.environ, "_BPFBUILD_COMPLETE": f"{shell}_source"})
+    done = subprocess.run(
+        bpfbuild_command(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "_BPFBUILD_COMPLETE": f"{shell}_source"},
+    )
     assert done.returncode == 0, done
     assert "_BPFBUILD_COMPLETE" in done.stdout and f"{shell}_complete" in done.stdout
 
@@ -55,7 +65,7 @@ def test_app_object_and_arch_names(shell: str, project: Path) -> None:
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
 def test_names_of_a_project_named_by_directory(shell: str, project: Path, tmp_path: Path) -> None:
     assert complete(shell, f"bpfbuild verify -C {project} b", tmp_path) == ["beta"]
-    assert complete(shell, "bpfbuild build ", tmp_path) == []   # no project here: nothing
+    assert complete(shell, "bpfbuild build ", tmp_path) == []  # no project here: nothing
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
@@ -67,5 +77,6 @@ def test_template_names_commands_and_cache_kinds(shell: str, tmp_path: Path) -> 
     cache = tmp_path / "cache"
     (cache / "pch" / "k").mkdir(parents=True)
     (cache / "pch" / "k" / "manifest.json").write_text('{"files": {}}')
-    assert complete(shell, "bpfbuild cache clean --kind ", tmp_path,
-                    BPFBUILD_CACHE_DIR=str(cache)) == ["pch"]
+    assert complete(
+        shell, "bpfbuild cache clean --kind ", tmp_path, BPFBUILD_CACHE_DIR=str(cache)
+    ) == ["pch"]

@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from buildutil import REPO, bpfbuild, build, copy_project
 from elftools.elf.elffile import ELFFile
 
 from bpfbuild.arch import get_arch, host_arch
@@ -21,19 +22,20 @@ from bpfbuild.kernels import get_kernel
 from bpfbuild.kernels.image import parse_btf_header
 from bpfbuild.scaffold import available_templates
 
-from buildutil import REPO, bpfbuild, build, copy_project
-
-pytestmark = pytest.mark.skipif(host_arch().name != "x86_64",
-                                reason="the cross tests build arm64 from an x86_64 host")
+pytestmark = pytest.mark.skipif(
+    host_arch().name != "x86_64", reason="the cross tests build arm64 from an x86_64 host"
+)
 ARM64 = get_arch("arm64")
 TEMPLATES = [t.name for t in available_templates()]
 
 
 def _missing_arm64_toolchain() -> str | None:
     lib = Path(ARM64.multiarch_lib_dir)
-    needed = {ARM64.cross_cc: shutil.which(ARM64.cross_cc),
-              f"{lib}/libbpf.a": (lib / "libbpf.a").is_file(),
-              ARM64.qemu_user: shutil.which(ARM64.qemu_user)}
+    needed = {
+        ARM64.cross_cc: shutil.which(ARM64.cross_cc),
+        f"{lib}/libbpf.a": (lib / "libbpf.a").is_file(),
+        ARM64.qemu_user: shutil.which(ARM64.qemu_user),
+    }
     missing = [name for name, present in needed.items() if not present]
     return f"missing {', '.join(missing)}: run scripts/setup --arch arm64" if missing else None
 
@@ -50,8 +52,11 @@ def _cross_config(root: Path, vmlinux: dict[str, str], arches: list[str]) -> Non
     config = root / "bpfbuild.toml"
     text = config.read_text()
     line = "arches = [" + ", ".join(f'"{a}"' for a in arches) + "]\n"
-    text = text.replace("[build]\n", "[build]\n" + line) if "[build]\n" in text \
+    text = (
+        text.replace("[build]\n", "[build]\n" + line)
+        if "[build]\n" in text
         else text + "\n[build]\n" + line
+    )
     text += "\n[vmlinux]\n" + "".join(f'{a} = "{v}"\n' for a, v in vmlinux.items())
     config.write_text(text)
 
@@ -65,8 +70,11 @@ def cross_projects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     _kernel_or_skip("debian:6.1", "arm64")
     base = tmp_path_factory.mktemp("cross")
     roots = {"netwatch": base / "netwatch"}
-    shutil.copytree(REPO / "examples" / "netwatch", roots["netwatch"],
-                    ignore=shutil.ignore_patterns("output", ".bpfbuild"))
+    shutil.copytree(
+        REPO / "examples" / "netwatch",
+        roots["netwatch"],
+        ignore=shutil.ignore_patterns("output", ".bpfbuild"),
+    )
     for template in TEMPLATES:
         root = base / template
         run = bpfbuild(base, "init", str(root), "--template", template, "--name", f"t_{template}")
@@ -84,8 +92,9 @@ def _executables(root: Path, arch: str) -> list[Path]:
 
 
 @pytest.mark.parametrize("project", ["netwatch", *TEMPLATES])
-def test_arm64_executables_are_static_aarch64_and_run(cross_projects: dict[str, Path],
-                                                      project: str) -> None:
+def test_arm64_executables_are_static_aarch64_and_run(
+    cross_projects: dict[str, Path], project: str
+) -> None:
     root = cross_projects[project]
     arm64, x86 = _executables(root, "arm64"), _executables(root, "x86_64")
     assert arm64 and [p.name for p in arm64] == [p.name for p in x86]
@@ -95,12 +104,15 @@ def test_arm64_executables_are_static_aarch64_and_run(cross_projects: dict[str, 
             assert elf["e_machine"] == "EM_AARCH64" and elf.elfclass == 64
             assert not any(s.header.p_type == "PT_INTERP" for s in elf.iter_segments())
             dynamic = elf.get_section_by_name(".dynamic")
-            needed = [t for t in dynamic.iter_tags() if t.entry.d_tag == "DT_NEEDED"] if dynamic else []
+            needed = (
+                [t for t in dynamic.iter_tags() if t.entry.d_tag == "DT_NEEDED"] if dynamic else []
+            )
             assert needed == []
         # --help under qemu-user: the program starts, prints its usage and exits 0;
         # bpf() is never reached.
-        done = subprocess.run([ARM64.qemu_user, str(executable), "--help"],
-                              capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [ARM64.qemu_user, str(executable), "--help"], capture_output=True, text=True, timeout=60
+        )
         output = done.stdout + done.stderr
         assert "Exec format error" not in output and "qemu:" not in output, output
         assert done.returncode == 0, output
@@ -114,17 +126,21 @@ def test_arm64_executables_are_static_aarch64_and_run(cross_projects: dict[str, 
 
 
 def test_arm64_loaders_say_there_is_no_bpf_syscall_under_qemu_user(
-        cross_projects: dict[str, Path]) -> None:
+    cross_projects: dict[str, Path],
+) -> None:
     """qemu-user implements no bpf(): a loader says so (ENOSYS), not "run as root"."""
     for name, args in (("tracepoint", ["-d", "1"]), ("netwatch", [])):
         root = cross_projects[name]
-        executable = next(p for p in _executables(root, "arm64")
-                          if name != "netwatch" or p.name == "syscount")
-        done = subprocess.run([ARM64.qemu_user, str(executable), *args],
-                              capture_output=True, text=True, timeout=60)
+        executable = next(
+            p for p in _executables(root, "arm64") if name != "netwatch" or p.name == "syscount"
+        )
+        done = subprocess.run(
+            [ARM64.qemu_user, str(executable), *args], capture_output=True, text=True, timeout=60
+        )
         assert done.returncode != 0, done.stdout + done.stderr
-        assert "Function not implemented (this system has no bpf() syscall" in done.stderr, \
+        assert "Function not implemented (this system has no bpf() syscall" in done.stderr, (
             done.stderr
+        )
         assert "root" not in done.stderr.splitlines()[-1], done.stderr
 
 
@@ -137,7 +153,7 @@ def test_arm64_provenance_recorded_and_listed(cross_projects: dict[str, Path]) -
     assert "struct user_pt_regs {" in (root / "output/arm64/include/vmlinux.h").read_text()
     run = bpfbuild(root, "list")
     assert run.returncode == 0, run.describe()
-    line = next(l for l in run.stdout.splitlines() if l.startswith("arch arm64:"))
+    line = next(ln for ln in run.stdout.splitlines() if ln.startswith("arch arm64:"))
     for fact in (kernel.package, kernel.version, kernel.deb_sha256):
         assert fact in line
 
@@ -153,7 +169,9 @@ def test_changing_arm64_kernel_rebuilds_arm64_only(cross_projects: dict[str, Pat
     root = cross_projects["netwatch"]
     assert _steps(build(root).stdout) == []
     config = root / "bpfbuild.toml"
-    config.write_text(config.read_text().replace('arm64 = "debian:6.1"\n', 'arm64 = "debian:6.12"\n'))
+    config.write_text(
+        config.read_text().replace('arm64 = "debian:6.1"\n', 'arm64 = "debian:6.12"\n')
+    )
     steps = _steps(build(root).stdout)
     assert {arch for _, _, arch in steps} == {"arm64"}
     # Exactly the objects that read vmlinux.h: pktcount uses uapi headers only.
@@ -170,11 +188,12 @@ def test_s390x_bpf_only_project_is_big_endian(tmp_path: Path) -> None:
     root = copy_project("bpfonly", tmp_path)
     _cross_config(root, {"s390x": "debian:6.12"}, ["s390x"])
     # A compiler that does not exist: the build must not look for one at all.
-    build(root, env=dict(os.environ, CC_s390x="/nonexistent/s390x-cc",
-                         PKG_CONFIG_PATH="/nonexistent"))
+    build(
+        root, env=dict(os.environ, CC_s390x="/nonexistent/s390x-cc", PKG_CONFIG_PATH="/nonexistent")
+    )
     with open(root / "output/s390x/bpf/probe.bpf.o", "rb") as f:
         elf = ELFFile(f)
-        assert elf["e_ident"]["EI_DATA"] == "ELFDATA2MSB"      # bpfeb
+        assert elf["e_ident"]["EI_DATA"] == "ELFDATA2MSB"  # bpfeb
         assert elf["e_machine"] == "EM_BPF"
         assert elf.get_section_by_name(".BTF") is not None
     assert "struct user_pt_regs {" not in (root / "output/s390x/include/vmlinux.h").read_text()

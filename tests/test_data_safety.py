@@ -8,11 +8,10 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from buildutil import ARCH, bpfbuild, build
 from click.testing import CliRunner
 
 from bpfbuild.cli import main
-
-from buildutil import ARCH, bpfbuild, build
 
 
 def invoke(*args: str):
@@ -57,7 +56,7 @@ def test_clean_removes_a_linked_folder_as_a_link(tmp_path: Path, outside: Path, 
     result = invoke("clean", "-C", str(root))
     assert result.exit_code == 0, result.output
     assert "a symbolic link; removed, its target left alone" in result.output
-    assert not (root / link).is_symlink()      # (.bpfbuild/ is a real folder again: the lock)
+    assert not (root / link).is_symlink()  # (.bpfbuild/ is a real folder again: the lock)
     assert snapshot(outside) == before
 
 
@@ -67,14 +66,14 @@ def test_clean_with_a_link_to_a_folder_inside_output(tmp_path: Path, outside: Pa
     build(root)
     (root / "output" / "foo").symlink_to(outside)
     (root / "output" / ARCH / "bar").symlink_to(outside / "data.txt")
-    (root / "output" / ARCH / "user" / "baz").symlink_to(outside)     # inside a folder rmtree takes
+    (root / "output" / ARCH / "user" / "baz").symlink_to(outside)  # inside a folder rmtree takes
     before = snapshot(outside)
     run = bpfbuild(root, "clean")
     assert run.returncode == 0, run.describe()
     assert "Traceback" not in run.output
     assert list((root / "output").iterdir()) == []
     assert snapshot(outside) == before
-    build(root)    # and the project builds again after it
+    build(root)  # and the project builds again after it
 
 
 @pytest.mark.parametrize("link", ["output", ".bpfbuild"])
@@ -92,8 +91,9 @@ def test_build_refuses_a_linked_folder(tmp_path: Path, outside: Path, link: str)
 def test_app_names_cannot_leave_output(tmp_path: Path, name: str) -> None:
     """Today's escape: output/<arch>/../../x is the project's x, or src/hello.h."""
     root = new_project(tmp_path)
-    (root / "bpfbuild.toml").write_text(f'[app."{name}"]\nsources = ["src/hello.c"]\n'
-                                        'bpf = ["src/hello.bpf.c"]\n')
+    (root / "bpfbuild.toml").write_text(
+        f'[app."{name}"]\nsources = ["src/hello.c"]\nbpf = ["src/hello.bpf.c"]\n'
+    )
     before = snapshot(tmp_path)
     run = bpfbuild(root, "build")
     assert run.returncode == 1, run.describe()
@@ -115,7 +115,7 @@ def test_init_into_a_non_empty_folder_keeps_what_exists(tmp_path: Path) -> None:
         "kept      src/mine.c (it exists; --force overwrites it)",
     ]
     after = snapshot(target)
-    assert {k: after[k] for k in before} == before          # kept byte for byte
+    assert {k: after[k] for k in before} == before  # kept byte for byte
     assert {"bpfbuild.toml", ".gitignore", "src/mine.bpf.c", "src/mine.h"} <= set(after)
 
 
@@ -128,10 +128,11 @@ def test_init_force_lists_every_file_it_overwrote(tmp_path: Path) -> None:
     (target / "notes.txt").write_text("mine\n")
     result = invoke("init", "--force", str(target))
     assert result.exit_code == 0, result.output
-    overwritten = [line.split()[1] for line in result.output.splitlines()
-                   if line.startswith("overwrote ")]
+    overwritten = [
+        line.split()[1] for line in result.output.splitlines() if line.startswith("overwrote ")
+    ]
     assert sorted(overwritten) == ["README.md", "bpfbuild.toml", "src/mine.c"]
-    assert (target / "notes.txt").read_text() == "mine\n"      # not the template's: untouched
+    assert (target / "notes.txt").read_text() == "mine\n"  # not the template's: untouched
     assert (target / "README.md").read_text() != "my readme\n"
     assert 'name = "mine"' in (target / "bpfbuild.toml").read_text()
 
@@ -146,7 +147,7 @@ def test_init_never_writes_through_a_linked_src(tmp_path: Path, outside: Path, f
     assert result.exit_code == 1, result.output
     assert f"error: {target}/src is a symbolic link out of {target}" in result.output
     assert snapshot(outside) == before
-    assert [p.name for p in target.iterdir()] == ["src"]       # nothing half-written
+    assert [p.name for p in target.iterdir()] == ["src"]  # nothing half-written
 
 
 def test_init_force_replaces_a_linked_file_not_its_target(tmp_path: Path, outside: Path) -> None:
@@ -171,7 +172,9 @@ def test_init_keeps_a_link_inside_the_folder(tmp_path: Path) -> None:
     assert (target / "code" / "mine.bpf.c").is_file()
 
 
-def test_plain_doit_writes_nothing_through_a_linked_state_folder(tmp_path: Path, outside: Path) -> None:
+def test_plain_doit_writes_nothing_through_a_linked_state_folder(
+    tmp_path: Path, outside: Path
+) -> None:
     """A project's own dodo.py run by plain doit takes the lock too: not through a link."""
     import subprocess
     import sys
@@ -181,8 +184,9 @@ def test_plain_doit_writes_nothing_through_a_linked_state_folder(tmp_path: Path,
     root = copy_project("withdodo", tmp_path)
     (root / ".bpfbuild").symlink_to(outside)
     before = snapshot(outside)
-    done = subprocess.run([sys.executable, "-m", "doit"], cwd=root, capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "doit"], cwd=root, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode != 0, done.stdout + done.stderr
     assert "is a symbolic link" in done.stdout + done.stderr
     assert snapshot(outside) == before

@@ -16,13 +16,12 @@ from pathlib import Path
 
 import pytest
 from bpfutil import bpf_unavailable_reason, build_runner, compile_bpf, generate_vmlinux_header
+from buildutil import bpfbuild, bpfbuild_command, copy_project
 
 from bpfbuild.errors import VerifyError
 from bpfbuild.kernels.host import SYS_BPF
 from bpfbuild.verify.log import Verdict, classify_failure, no_privilege_reason
 from bpfbuild.verify.report import VerifyReport, format_rejection, verify_object
-
-from buildutil import bpfbuild, bpfbuild_command, copy_project
 
 FIXTURES = Path(__file__).parent / "fixtures" / "verify"
 UNAVAILABLE = bpf_unavailable_reason()
@@ -32,19 +31,45 @@ KFUNC = "bpf_no_such_kfunc_for_test"
 # --- pure: the classification table -------------------------------------------------
 
 
-@pytest.mark.parametrize("load_errno, lines, verdict, reason, hint", [
-    (errno.EINVAL, [f"extern (func ksym) '{KFUNC}': not found in kernel or module BTFs",
-                    "failed to load object 'x.bpf.o'"],
-     Verdict.UNSUPPORTED, f"kfunc {KFUNC} not found in this kernel", "bpf_ksym_exists"),
-    (errno.ESRCH, ["extern (func ksym) 'bpf_rcu_read_lock': not found in kernel or module BTFs"],
-     Verdict.UNSUPPORTED, "kfunc bpf_rcu_read_lock not found in this kernel", "__weak"),
-    (errno.ESRCH, ["extern (var ksym) 'bpf_prog_active': not found in kernel BTF"],
-     Verdict.UNSUPPORTED, "kernel variable bpf_prog_active not found in this kernel", "__weak"),
-    (errno.EINVAL, ["failed to load object 'x.bpf.o'"],
-     Verdict.UNSUPPORTED, "the kernel refused the load with EINVAL and no verifier log", None),
-])
-def test_classify_missing_ksym(load_errno: int, lines: list[str], verdict: Verdict, reason: str,
-                               hint: str | None) -> None:
+@pytest.mark.parametrize(
+    "load_errno, lines, verdict, reason, hint",
+    [
+        (
+            errno.EINVAL,
+            [
+                f"extern (func ksym) '{KFUNC}': not found in kernel or module BTFs",
+                "failed to load object 'x.bpf.o'",
+            ],
+            Verdict.UNSUPPORTED,
+            f"kfunc {KFUNC} not found in this kernel",
+            "bpf_ksym_exists",
+        ),
+        (
+            errno.ESRCH,
+            ["extern (func ksym) 'bpf_rcu_read_lock': not found in kernel or module BTFs"],
+            Verdict.UNSUPPORTED,
+            "kfunc bpf_rcu_read_lock not found in this kernel",
+            "__weak",
+        ),
+        (
+            errno.ESRCH,
+            ["extern (var ksym) 'bpf_prog_active': not found in kernel BTF"],
+            Verdict.UNSUPPORTED,
+            "kernel variable bpf_prog_active not found in this kernel",
+            "__weak",
+        ),
+        (
+            errno.EINVAL,
+            ["failed to load object 'x.bpf.o'"],
+            Verdict.UNSUPPORTED,
+            "the kernel refused the load with EINVAL and no verifier log",
+            None,
+        ),
+    ],
+)
+def test_classify_missing_ksym(
+    load_errno: int, lines: list[str], verdict: Verdict, reason: str, hint: str | None
+) -> None:
     classification = classify_failure(load_errno, "", lines)
     assert classification.verdict is verdict
     assert classification.reason.startswith(reason)
@@ -52,17 +77,39 @@ def test_classify_missing_ksym(load_errno: int, lines: list[str], verdict: Verdi
         assert hint in (classification.hint or "")
 
 
-@pytest.mark.parametrize("probe_errno, euid, capable, reason, hint", [
-    (errno.ENOSYS, 0, True, "the bpf() syscall is not implemented here (ENOSYS)", "qemu-user"),
-    (errno.ENOSYS, 1000, False, "the bpf() syscall is not implemented here (ENOSYS)", "seccomp"),
-    (errno.EPERM, 0, False, "no BPF privilege: no CAP_BPF/CAP_SYS_ADMIN (running as root, "
-     "but with those capabilities dropped)", "setpriv"),
-    (0, 0, False, "no BPF privilege: no CAP_BPF/CAP_SYS_ADMIN", "CAP_BPF"),
-    (errno.EPERM, 1000, False, "no BPF privilege: not root, and no CAP_BPF/CAP_SYS_ADMIN", "sudo"),
-    (errno.EPERM, 0, True, "the kernel refused a trivial program with EPERM", "lockdown"),
-])
-def test_no_privilege_reason(probe_errno: int, euid: int, capable: bool, reason: str,
-                             hint: str) -> None:
+@pytest.mark.parametrize(
+    "probe_errno, euid, capable, reason, hint",
+    [
+        (errno.ENOSYS, 0, True, "the bpf() syscall is not implemented here (ENOSYS)", "qemu-user"),
+        (
+            errno.ENOSYS,
+            1000,
+            False,
+            "the bpf() syscall is not implemented here (ENOSYS)",
+            "seccomp",
+        ),
+        (
+            errno.EPERM,
+            0,
+            False,
+            "no BPF privilege: no CAP_BPF/CAP_SYS_ADMIN (running as root, "
+            "but with those capabilities dropped)",
+            "setpriv",
+        ),
+        (0, 0, False, "no BPF privilege: no CAP_BPF/CAP_SYS_ADMIN", "CAP_BPF"),
+        (
+            errno.EPERM,
+            1000,
+            False,
+            "no BPF privilege: not root, and no CAP_BPF/CAP_SYS_ADMIN",
+            "sudo",
+        ),
+        (errno.EPERM, 0, True, "the kernel refused a trivial program with EPERM", "lockdown"),
+    ],
+)
+def test_no_privilege_reason(
+    probe_errno: int, euid: int, capable: bool, reason: str, hint: str
+) -> None:
     got_reason, got_hint = no_privilege_reason(probe_errno, euid, capable)
     assert got_reason.startswith(reason)
     assert "not root" not in got_reason or euid != 0
@@ -112,9 +159,11 @@ def test_missing_kfunc_through_the_cli(tools: dict[str, Path], tmp_path: Path) -
     root = copy_project("verify_pass", tmp_path)
     shutil.copy(FIXTURES / "kfunc.bpf.c", root / "src" / "kfunc.bpf.c")
     run = bpfbuild(root, "verify")
-    assert run.returncode == 0, run.describe()   # unsupported is a note, not a failure
-    assert (f"note: kfunc/call_missing_kfunc: not supported by this kernel: kfunc {KFUNC} "
-            "not found in this kernel") in run.output, run.describe()
+    assert run.returncode == 0, run.describe()  # unsupported is a note, not a failure
+    assert (
+        f"note: kfunc/call_missing_kfunc: not supported by this kernel: kfunc {KFUNC} "
+        "not found in this kernel"
+    ) in run.output, run.describe()
 
 
 @needs_bpf
@@ -168,29 +217,43 @@ def enosys(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 
 @needs_bpf
 def test_enosys_in_verify_runner(tools: dict[str, Path], enosys: list[str], tmp_path: Path) -> None:
-    report = VerifyReport([verify_object(tools["runner"], tools["kfunc"], tmp_path / "logs",
-                                         launcher=enosys)])
-    assert report.skip_message == "verify skipped: the bpf() syscall is not implemented here (ENOSYS)"
+    report = VerifyReport(
+        [verify_object(tools["runner"], tools["kfunc"], tmp_path / "logs", launcher=enosys)]
+    )
+    assert (
+        report.skip_message == "verify skipped: the bpf() syscall is not implemented here (ENOSYS)"
+    )
     assert report.status == "no bpf syscall"
     assert "privilege" not in report.skip_message and "root" not in report.skip_message
     assert {r.verdict for r in report.results} == {Verdict.SKIPPED}
     with pytest.raises(VerifyError) as caught:
-        verify_object(tools["runner"], tools["kfunc"], tmp_path / "logs", launcher=enosys,
-                      require=True)
+        verify_object(
+            tools["runner"], tools["kfunc"], tmp_path / "logs", launcher=enosys, require=True
+        )
     assert "ENOSYS" in caught.value.message and "qemu-user" in (caught.value.hint or "")
 
 
 @needs_bpf
 def test_enosys_through_the_cli(enosys: list[str], tmp_path: Path) -> None:
     root = copy_project("verify_pass", tmp_path)
-    run = subprocess.run([*enosys, *bpfbuild_command(), "verify", "--require"], cwd=root,
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [*enosys, *bpfbuild_command(), "verify", "--require"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     output = run.stdout + run.stderr
     assert run.returncode != 0, output
     assert "error: verify skipped: the bpf() syscall is not implemented here (ENOSYS)" in output
     assert "hint: " in output and "Traceback" not in output
-    as_json = subprocess.run([*enosys, *bpfbuild_command(), "verify", "--format", "json"],
-                             cwd=root, capture_output=True, text=True, timeout=120)
+    as_json = subprocess.run(
+        [*enosys, *bpfbuild_command(), "verify", "--format", "json"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert as_json.returncode == 0, as_json.stderr
     assert json.loads(as_json.stdout)["status"] == "no bpf syscall"
     assert "the bpf() syscall is not implemented here (ENOSYS)" in as_json.stderr
@@ -198,13 +261,21 @@ def test_enosys_through_the_cli(enosys: list[str], tmp_path: Path) -> None:
 
 def test_enosys_in_can_load_bpf_and_doctor(enosys: list[str], tmp_path: Path) -> None:
     probe = subprocess.run(
-        [*enosys, sys.executable, "-c",
-         "from bpfbuild.kernels.host import can_load_bpf; print(can_load_bpf())"],
-        capture_output=True, text=True)
+        [
+            *enosys,
+            sys.executable,
+            "-c",
+            "from bpfbuild.kernels.host import can_load_bpf; print(can_load_bpf())",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert probe.stdout.strip() == (
-        "(False, 'no: the bpf() syscall is not implemented here (ENOSYS)')"), probe.stderr
-    doctor = subprocess.run([*enosys, *bpfbuild_command(), "doctor"], cwd=tmp_path,
-                            capture_output=True, text=True)
+        "(False, 'no: the bpf() syscall is not implemented here (ENOSYS)')"
+    ), probe.stderr
+    doctor = subprocess.run(
+        [*enosys, *bpfbuild_command(), "doctor"], cwd=tmp_path, capture_output=True, text=True
+    )
     assert "load BPF:   no: the bpf() syscall is not implemented here (ENOSYS)" in doctor.stdout
 
 
@@ -238,8 +309,10 @@ def no_caps() -> list[str]:
 def test_root_without_capabilities_in_verify(tools: dict[str, Path], no_caps: list[str]) -> None:
     logs = tools["root"] / "nocaps-logs"
     report = VerifyReport([verify_object(tools["runner"], tools["kfunc"], logs, launcher=no_caps)])
-    assert report.skip_message == ("verify skipped: no BPF privilege: no CAP_BPF/CAP_SYS_ADMIN "
-                                   "(running as root, but with those capabilities dropped)")
+    assert report.skip_message == (
+        "verify skipped: no BPF privilege: no CAP_BPF/CAP_SYS_ADMIN "
+        "(running as root, but with those capabilities dropped)"
+    )
     assert report.status == "no privilege"
     assert "not root" not in report.skip_message
     assert "setpriv" in report.skip_hint
@@ -248,16 +321,22 @@ def test_root_without_capabilities_in_verify(tools: dict[str, Path], no_caps: li
 @needs_bpf
 def test_root_without_capabilities_through_the_cli(no_caps: list[str], tmp_path: Path) -> None:
     root = copy_project("verify_pass", tmp_path)
-    run = subprocess.run([*no_caps, *bpfbuild_command(), "verify"], cwd=root, capture_output=True,
-                         text=True, timeout=120)
+    run = subprocess.run(
+        [*no_caps, *bpfbuild_command(), "verify"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     output = run.stdout + run.stderr
     assert run.returncode == 0, output
     assert "verify skipped: no BPF privilege: no CAP_BPF/CAP_SYS_ADMIN" in output
     assert "not root" not in output
 
 
-def test_root_without_capabilities_in_can_load_bpf_and_binding(no_caps: list[str],
-                                                              tools: dict[str, Path]) -> None:
+def test_root_without_capabilities_in_can_load_bpf_and_binding(
+    no_caps: list[str], tools: dict[str, Path]
+) -> None:
     code = textwrap.dedent(f"""\
         from bpfbuild.kernels.host import can_load_bpf
         from bpfbuild.testing.libbpf import BpfObject, BpfPrivilegeError
@@ -270,7 +349,10 @@ def test_root_without_capabilities_in_can_load_bpf_and_binding(no_caps: list[str
     """)
     done = subprocess.run([*no_caps, sys.executable, "-c", code], capture_output=True, text=True)
     lines = done.stdout.splitlines()
-    assert lines[0] == "no: EPERM: no CAP_BPF/CAP_SYS_ADMIN (root, but with those capabilities dropped)", done.stderr
+    assert (
+        lines[0]
+        == "no: EPERM: no CAP_BPF/CAP_SYS_ADMIN (root, but with those capabilities dropped)"
+    ), done.stderr
     assert "no CAP_BPF/CAP_SYS_ADMIN (root, but with those capabilities dropped)" in lines[1]
     assert "not root" not in done.stdout
 
@@ -285,13 +367,17 @@ def test_enosys_under_qemu_user(tools: dict[str, Path], tmp_path: Path) -> None:
     if not qemu or not cc:
         pytest.skip("needs qemu-user-static and gcc-aarch64-linux-gnu")
     env = {**os.environ, "PKG_CONFIG_LIBDIR": "/usr/lib/aarch64-linux-gnu/pkgconfig"}
-    libs = subprocess.run(["pkg-config", "--static", "--libs", "libbpf"], env=env,
-                          capture_output=True, text=True)
+    libs = subprocess.run(
+        ["pkg-config", "--static", "--libs", "libbpf"], env=env, capture_output=True, text=True
+    )
     if libs.returncode != 0:
         pytest.skip("no libbpf for arm64 (apt-get install libbpf-dev:arm64)")
     runner = tmp_path / "bpfverify-arm64"
     subprocess.run(build_runner_command(cc, runner, ldflags=libs.stdout.split()), check=True)
-    report = VerifyReport([verify_object(runner, tools["weak"], tmp_path / "logs",
-                                         launcher=[qemu])])
+    report = VerifyReport(
+        [verify_object(runner, tools["weak"], tmp_path / "logs", launcher=[qemu])]
+    )
     assert report.objects[0].arch == "arm64"
-    assert report.skip_message == "verify skipped: the bpf() syscall is not implemented here (ENOSYS)"
+    assert (
+        report.skip_message == "verify skipped: the bpf() syscall is not implemented here (ENOSYS)"
+    )

@@ -6,12 +6,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from buildutil import PROJECTS
 
-from bpfbuild.build.toolchain import parse_version
 from bpfbuild.doctor import run_doctor
 from bpfbuild.kernels.host import KERNEL_BTF, kernel_btf_status
-
-from buildutil import PROJECTS
+from bpfbuild.pipeline.toolchain import parse_version
 
 
 def _bad_btf(tmp_path: Path, kind: str) -> str:
@@ -26,12 +25,15 @@ def _bad_btf(tmp_path: Path, kind: str) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("kind, shown", [
-    ("directory", "unreadable (Is a directory)"),
-    ("bad magic", "unreadable (not BTF: magic 7f45"),
-    ("empty", "unreadable (0 bytes, too short for a BTF header)"),
-    ("absent", "absent (set [vmlinux] in bpfbuild.toml)"),
-])
+@pytest.mark.parametrize(
+    "kind, shown",
+    [
+        ("directory", "unreadable (Is a directory)"),
+        ("bad magic", "unreadable (not BTF: magic 7f45"),
+        ("empty", "unreadable (0 bytes, too short for a BTF header)"),
+        ("absent", "absent (set [vmlinux] in bpfbuild.toml)"),
+    ],
+)
 def test_kernel_btf_status_reads_the_header(tmp_path: Path, kind: str, shown: str) -> None:
     readable, text = kernel_btf_status(_bad_btf(tmp_path, kind))
     assert not readable
@@ -68,6 +70,7 @@ def test_doctor_ignores_unreadable_btf_when_vmlinux_is_configured(tmp_path: Path
     (root / "vmlinux.h").write_text("/* a ready header */\n")
     config = root / "bpfbuild.toml"
     from bpfbuild.arch import host_arch
+
     config.write_text(config.read_text() + f'\n[vmlinux]\n{host_arch().name} = "vmlinux.h"\n')
     status = run_doctor(str(root), btf_path=_bad_btf(tmp_path, "bad magic"))
     out = capsys.readouterr().out
@@ -76,15 +79,23 @@ def test_doctor_ignores_unreadable_btf_when_vmlinux_is_configured(tmp_path: Path
     assert "doctor: builds can work" in out
 
 
-@pytest.mark.parametrize("text, version", [
-    ("llvm-strip, compatible with GNU strip\nDebian LLVM version 14.0.6\n  Optimized build.\n",
-     "14.0.6"),
-    ("gcc (Debian 12.2.0-14) 12.2.0\nCopyright (C) 2022 Free Software Foundation, Inc.\n", "12.2.0"),
-    ("GNU strip (GNU Binutils for Debian) 2.40\nCopyright (C) 2023\n", "2.40"),
-    ("Debian clang version 14.0.6\nTarget: x86_64-pc-linux-gnu\n", "14.0.6"),
-    ("aarch64-linux-gnu-gcc (Debian 12.2.0-14) 12.2.0\n", "12.2.0"),
-    ("no numbers here\n", "unknown"),
-])
+@pytest.mark.parametrize(
+    "text, version",
+    [
+        (
+            "llvm-strip, compatible with GNU strip\nDebian LLVM version 14.0.6\n  Optimized build.\n",
+            "14.0.6",
+        ),
+        (
+            "gcc (Debian 12.2.0-14) 12.2.0\nCopyright (C) 2022 Free Software Foundation, Inc.\n",
+            "12.2.0",
+        ),
+        ("GNU strip (GNU Binutils for Debian) 2.40\nCopyright (C) 2023\n", "2.40"),
+        ("Debian clang version 14.0.6\nTarget: x86_64-pc-linux-gnu\n", "14.0.6"),
+        ("aarch64-linux-gnu-gcc (Debian 12.2.0-14) 12.2.0\n", "12.2.0"),
+        ("no numbers here\n", "unknown"),
+    ],
+)
 def test_parse_version(text: str, version: str) -> None:
     assert parse_version(text) == version
 
@@ -93,6 +104,6 @@ def test_doctor_shows_llvm_strip_version(tmp_path: Path, capsys) -> None:
     if not shutil.which("llvm-strip"):
         pytest.skip("llvm-strip not installed (apt-get install llvm)")
     run_doctor(str(tmp_path))
-    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("llvm-strip:"))
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("llvm-strip:"))
     assert "(unknown)" not in line
     assert parse_version(line) != "unknown", line

@@ -17,8 +17,9 @@ def checksum_of(root: Path) -> str:
 
 
 def doit(root: Path, *args: str) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "-m", "doit", *args], cwd=root,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "doit", *args], cwd=root, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return done
 
@@ -48,12 +49,14 @@ def test_plain_doit_builds_the_project(tmp_path: Path) -> None:
     assert ("BPF", "src/tiny.bpf.c") in parse_steps(first.stdout)
     assert (root / "tiny.sha256").read_text() == checksum_of(root)
     assert doit(root).stdout == ""
-    assert_build_is_noop(root)      # bpfbuild and doit share one state
+    assert_build_is_noop(root)  # bpfbuild and doit share one state
 
 
 def test_plain_doit_reports_a_config_error_without_traceback(tmp_path: Path) -> None:
     root = copy_project("withdodo", tmp_path)
-    (root / "bpfbuild.toml").write_text((root / "bpfbuild.toml").read_text() + "\n[build]\nbogus = 1\n")
+    (root / "bpfbuild.toml").write_text(
+        (root / "bpfbuild.toml").read_text() + "\n[build]\nbogus = 1\n"
+    )
     done = subprocess.run([sys.executable, "-m", "doit"], cwd=root, capture_output=True, text=True)
     assert done.returncode != 0
     assert "unknown key 'build.bogus'" in done.stderr and "hint: valid keys" in done.stderr

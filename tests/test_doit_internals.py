@@ -21,15 +21,25 @@ from doit.runner import MThreadRunner, Runner
 from doit.task import Task
 from packaging.requirements import Requirement
 
-from bpfbuild.build.state import (BACKEND_LOCATION, BACKEND_NAME, FIRST_KEY_OF_A_RECORD,
-                                  LAST_KEY_OF_A_RECORD, TARGETS_KEY, SharedDigestChecker, StateDB,
-                                  TargetsAsRecorded)
+from bpfbuild.pipeline.state import (
+    BACKEND_LOCATION,
+    BACKEND_NAME,
+    FIRST_KEY_OF_A_RECORD,
+    LAST_KEY_OF_A_RECORD,
+    TARGETS_KEY,
+    SharedDigestChecker,
+    StateDB,
+    TargetsAsRecorded,
+)
 
 
 def test_installed_doit_is_in_the_pinned_range() -> None:
     (pin,) = [Requirement(r) for r in requires("bpfbuild") if Requirement(r).name == "doit"]
     assert pin.specifier.contains(version("doit")), (version("doit"), str(pin))
-    assert doit.__version__ == tuple(int(p) for p in version("doit").split("."))[:len(doit.__version__)]
+    assert (
+        doit.__version__
+        == tuple(int(p) for p in version("doit").split("."))[: len(doit.__version__)]
+    )
 
 
 def test_sqlite_backend_has_what_state_db_uses() -> None:
@@ -50,8 +60,13 @@ def make_task(tmp_path: Path) -> Task:
     def copy() -> None:
         target.write_text(source.read_text())
 
-    return Task("copy", actions=[copy], file_dep=[str(source)], targets=[str(target)],
-                uptodate=[TargetsAsRecorded()])
+    return Task(
+        "copy",
+        actions=[copy],
+        file_dep=[str(source)],
+        targets=[str(target)],
+        uptodate=[TargetsAsRecorded()],
+    )
 
 
 def run_without_finishing(task: Task, db: Path) -> Dependency:
@@ -78,7 +93,10 @@ def test_a_task_is_committed_as_soon_as_it_succeeds(tmp_path: Path) -> None:
     record = committed_record(tmp_path / "state.sqlite", "copy")
     assert FIRST_KEY_OF_A_RECORD in record and LAST_KEY_OF_A_RECORD in record
     (target,) = task.targets
-    assert record[FIRST_KEY_OF_A_RECORD][TARGETS_KEY][target][1:3] == [6, hashlib.sha256(b"input\n").hexdigest()]
+    assert record[FIRST_KEY_OF_A_RECORD][TARGETS_KEY][target][1:3] == [
+        6,
+        hashlib.sha256(b"input\n").hexdigest(),
+    ]
     assert list(record)[0] == FIRST_KEY_OF_A_RECORD and list(record)[-1] == LAST_KEY_OF_A_RECORD
 
 
@@ -87,8 +105,8 @@ def test_a_record_interrupted_halfway_is_not_written(tmp_path: Path) -> None:
     state = StateDB(str(db), codec=JSONCodec())
     state.set("t", FIRST_KEY_OF_A_RECORD, {"v": 1, TARGETS_KEY: {}})
     state.set("t", LAST_KEY_OF_A_RECORD, [])
-    assert committed_record(db, "t")[FIRST_KEY_OF_A_RECORD]["v"] == 1   # at once
-    state.set("t", FIRST_KEY_OF_A_RECORD, {"v": 2, TARGETS_KEY: {}})   # never finished
+    assert committed_record(db, "t")[FIRST_KEY_OF_A_RECORD]["v"] == 1  # at once
+    state.set("t", FIRST_KEY_OF_A_RECORD, {"v": 2, TARGETS_KEY: {}})  # never finished
     state.dump()
     assert committed_record(db, "t")[FIRST_KEY_OF_A_RECORD]["v"] == 1
 
@@ -99,7 +117,7 @@ def test_records_without_targets_wait_and_unchanged_ones_are_not_written(tmp_pat
     state = StateDB(str(db), codec=JSONCodec())
     state.set("group", FIRST_KEY_OF_A_RECORD, {})
     state.set("group", LAST_KEY_OF_A_RECORD, ("a", "b"))
-    assert committed_record(db, "group") == {}          # not yet: it vouches for no file
+    assert committed_record(db, "group") == {}  # not yet: it vouches for no file
     state.dump()
     assert committed_record(db, "group")[LAST_KEY_OF_A_RECORD] == ["a", "b"]
     again = StateDB(str(db), codec=JSONCodec())
@@ -111,11 +129,11 @@ def test_records_without_targets_wait_and_unchanged_ones_are_not_written(tmp_pat
 def test_a_target_changed_after_its_record_makes_the_task_run(tmp_path: Path) -> None:
     db = tmp_path / "state.sqlite"
     run_without_finishing(make_task(tmp_path), db)
-    (tmp_path / "out.txt").write_text("other\n")          # same size, other content
+    (tmp_path / "out.txt").write_text("other\n")  # same size, other content
     task = make_task(tmp_path)
     dep_manager = Dependency(StateDB, str(db), checker_cls=SharedDigestChecker)
     assert dep_manager.get_status(task, {"copy": task}).status == "run"
-    (tmp_path / "out.txt").write_text("input\n")          # the recorded content again
+    (tmp_path / "out.txt").write_text("input\n")  # the recorded content again
     assert dep_manager.get_status(task, {"copy": task}).status == "up-to-date"
 
 
@@ -133,17 +151,22 @@ def test_the_pch_starts_before_the_compiles_that_wait_with_it(tmp_path: Path) ->
 
     for trial in range(10):
         started.clear()
-        compiles = [Task(f"bpf{i}", actions=[(run, (f"bpf{i}", 0.05))], task_dep=["order"])
-                    for i in range(trial % 5 + 3)]
-        tasks = [Task("vmlinux", actions=[(run, ("vmlinux", 0.1))]),
-                 Task("pch", actions=[(run, ("pch", 0.05))], task_dep=["vmlinux"]),
-                 Task("order", actions=None, task_dep=["vmlinux"], uptodate=[True]),
-                 *compiles]
+        compiles = [
+            Task(f"bpf{i}", actions=[(run, (f"bpf{i}", 0.05))], task_dep=["order"])
+            for i in range(trial % 5 + 3)
+        ]
+        tasks = [
+            Task("vmlinux", actions=[(run, ("vmlinux", 0.1))]),
+            Task("pch", actions=[(run, ("pch", 0.05))], task_dep=["vmlinux"]),
+            Task("order", actions=None, task_dep=["vmlinux"], uptodate=[True]),
+            *compiles,
+        ]
         control = TaskControl(tasks)
-        control.process(None)         # all, in definition order: `bpfbuild build`
+        control.process(None)  # all, in definition order: `bpfbuild build`
         dep_manager = Dependency(StateDB, str(tmp_path / f"{trial}.sqlite"))
         MThreadRunner(dep_manager, ConsoleReporter(io.StringIO(), {}), num_process=2).run_all(
-            control.task_dispatcher())
+            control.task_dispatcher()
+        )
         assert started[0] == "vmlinux" and "pch" in started[1:3], started
         assert len(started) == len(tasks) - 1
 
@@ -166,6 +189,7 @@ def test_one_creator_loads_as_generate_tasks_makes_it() -> None:
 
     loaded = load_tasks({"task_bpfbuild": task_bpfbuild}, ("run", "list"))
     generated = generate_tasks("bpfbuild", task_bpfbuild(), task_bpfbuild.__doc__)
-    assert [(t.name, t.file_dep, t.task_dep, t.subtask_of, t.doc) for t in loaded] == \
-        [(t.name, t.file_dep, t.task_dep, t.subtask_of, t.doc) for t in generated]
+    assert [(t.name, t.file_dep, t.task_dep, t.subtask_of, t.doc) for t in loaded] == [
+        (t.name, t.file_dep, t.task_dep, t.subtask_of, t.doc) for t in generated
+    ]
     assert "getsourcelines" in inspect.getsource(load_tasks.__globals__["_get_task_creators"])

@@ -1,4 +1,4 @@
-"""DT_NEEDED read from the program headers (bpfbuild/build/elfdynamic.py) gives what
+"""DT_NEEDED read from the program headers (bpfbuild/pipeline/elfdynamic.py) gives what
 pyelftools reads from the section headers, on executables built here: static, dynamic,
 and a cross-compiled arm64 one."""
 
@@ -12,31 +12,39 @@ import pytest
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 
-from bpfbuild.build.elfdynamic import NotElf, needed_libraries
+from bpfbuild.pipeline.elfdynamic import NotElf, needed_libraries
 
 HELLO = '#include <stdio.h>\n#include <math.h>\nint main(int c, char **v) { printf("%f\\n", sqrt(c)); return 0; }\n'
 
 
 def pyelftools_needed(path: Path) -> list[str]:
     with open(path, "rb") as f:
-        return [tag.needed for section in ELFFile(f).iter_sections()
-                if isinstance(section, DynamicSection)
-                for tag in section.iter_tags() if tag.entry.d_tag == "DT_NEEDED"]
+        return [
+            tag.needed
+            for section in ELFFile(f).iter_sections()
+            if isinstance(section, DynamicSection)
+            for tag in section.iter_tags()
+            if tag.entry.d_tag == "DT_NEEDED"
+        ]
 
 
-@pytest.mark.parametrize(("compiler", "flags"), [
-    ("cc", ["-static", "-lm"]),
-    ("cc", ["-lm"]),
-    ("cc", ["-static-pie", "-lm"]),
-    ("cc", ["-shared", "-fPIC", "-lm"]),
-    ("aarch64-linux-gnu-gcc", ["-lm"]),
-])
+@pytest.mark.parametrize(
+    ("compiler", "flags"),
+    [
+        ("cc", ["-static", "-lm"]),
+        ("cc", ["-lm"]),
+        ("cc", ["-static-pie", "-lm"]),
+        ("cc", ["-shared", "-fPIC", "-lm"]),
+        ("aarch64-linux-gnu-gcc", ["-lm"]),
+    ],
+)
 def test_same_as_pyelftools(tmp_path: Path, compiler: str, flags: list[str]) -> None:
     if not shutil.which(compiler):
         pytest.skip(f"{compiler} is not installed")
     (tmp_path / "hello.c").write_text(HELLO)
-    done = subprocess.run([compiler, "-o", "hello", "hello.c", *flags], cwd=tmp_path,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [compiler, "-o", "hello", "hello.c", *flags], cwd=tmp_path, capture_output=True, text=True
+    )
     if done.returncode != 0:
         pytest.skip(f"{compiler} {' '.join(flags)} cannot link here: {done.stderr.strip()[-200:]}")
     expected = pyelftools_needed(tmp_path / "hello")
@@ -46,8 +54,11 @@ def test_same_as_pyelftools(tmp_path: Path, compiler: str, flags: list[str]) -> 
 
 def test_system_libraries_agree() -> None:
     """Every ELF file among the first shared libraries of the system."""
-    libraries = sorted(p for p in Path("/usr/lib/x86_64-linux-gnu").glob("lib*.so.*")
-                       if p.is_file() and not p.is_symlink())[:40]
+    libraries = sorted(
+        p
+        for p in Path("/usr/lib/x86_64-linux-gnu").glob("lib*.so.*")
+        if p.is_file() and not p.is_symlink()
+    )[:40]
     if not libraries:
         pytest.skip("no x86_64 shared libraries here")
     for library in libraries:

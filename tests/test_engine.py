@@ -8,19 +8,35 @@ import re
 import subprocess
 from pathlib import Path
 
+from buildutil import ARCH, bpfbuild, build, copy_project
 from doit.exceptions import TaskFailed, UnmetDependency
 from doit.task import Task
 
-from bpfbuild.build.engine import KbuildReporter, RunOptions
-from bpfbuild.build.tasks import Command, step_line, task_name
-from buildutil import ARCH, bpfbuild, build, copy_project
+from bpfbuild.pipeline.engine import KbuildReporter, RunOptions
+from bpfbuild.pipeline.tasks import Command, step_line, task_name
 
 
-def fake_task(kind: str, label: str, shown: str, arch: str, several_arches: bool,
-              commands: list[Command] | None = None) -> Task:
-    return Task(task_name(kind, shown, arch), actions=["true"], meta={
-        "kind": kind, "label": label, "shown": shown, "arch": arch,
-        "several_arches": several_arches, "commands": commands or [], "cwd": "/p"})
+def fake_task(
+    kind: str,
+    label: str,
+    shown: str,
+    arch: str,
+    several_arches: bool,
+    commands: list[Command] | None = None,
+) -> Task:
+    return Task(
+        task_name(kind, shown, arch),
+        actions=["true"],
+        meta={
+            "kind": kind,
+            "label": label,
+            "shown": shown,
+            "arch": arch,
+            "several_arches": several_arches,
+            "commands": commands or [],
+            "cwd": "/p",
+        },
+    )
 
 
 def test_step_lines_name_the_arch_only_when_there_are_several() -> None:
@@ -47,19 +63,26 @@ def test_bin_lines_keep_their_path_with_several_arches() -> None:
 def test_an_error_line_has_no_step_padding() -> None:
     out = io.StringIO()
     reporter = KbuildReporter(out, RunOptions())
-    reporter.add_failure(fake_task("bpf", "BPF", "src/x.bpf.c", "x86_64", False),
-                         TaskFailed("src/x.bpf.c:3:1: error: oops"))
+    reporter.add_failure(
+        fake_task("bpf", "BPF", "src/x.bpf.c", "x86_64", False),
+        TaskFailed("src/x.bpf.c:3:1: error: oops"),
+    )
     assert out.getvalue().splitlines()[0] == "error: BPF src/x.bpf.c failed"
 
 
 def test_verbose_commands_paste_into_a_shell() -> None:
-    command = Command(("/usr/sbin/bpftool", "gen", "skeleton", "output/x86_64/bpf/a b.bpf.o"),
-                      stdout="output/x86_64/include/a b.skel.h")
-    assert command.shell() == ("/usr/sbin/bpftool gen skeleton 'output/x86_64/bpf/a b.bpf.o' "
-                               "> 'output/x86_64/include/a b.skel.h'")
+    command = Command(
+        ("/usr/sbin/bpftool", "gen", "skeleton", "output/x86_64/bpf/a b.bpf.o"),
+        stdout="output/x86_64/include/a b.skel.h",
+    )
+    assert command.shell() == (
+        "/usr/sbin/bpftool gen skeleton 'output/x86_64/bpf/a b.bpf.o' "
+        "> 'output/x86_64/include/a b.skel.h'"
+    )
     out = io.StringIO()
     KbuildReporter(out, RunOptions(verbose=True)).execute_task(
-        fake_task("skel", "SKEL", "output/x86_64/include/a b.skel.h", "x86_64", False, [command]))
+        fake_task("skel", "SKEL", "output/x86_64/include/a b.skel.h", "x86_64", False, [command])
+    )
     assert out.getvalue().splitlines()[1] == f"    cd /p && {command.shell()}"
 
 
@@ -67,14 +90,17 @@ def test_keep_going_summary_separates_failed_and_not_run() -> None:
     out = io.StringIO()
     reporter = KbuildReporter(out, RunOptions(keep_going=True))
     reporter.add_failure(fake_task("bpf", "BPF", "src/bad.bpf.c", "x86_64", False), TaskFailed("x"))
-    reporter.add_failure(fake_task("link", "LD", "output/x86_64/bad", "x86_64", False),
-                         UnmetDependency("bpf:x86_64/bad"))
+    reporter.add_failure(
+        fake_task("link", "LD", "output/x86_64/bad", "x86_64", False),
+        UnmetDependency("bpf:x86_64/bad"),
+    )
     reporter.skip_uptodate(fake_task("link", "LD", "output/x86_64/good", "x86_64", False))
     reporter.complete_run()
     assert out.getvalue().endswith(
         "error: 1 step failed:\n  BPF src/bad.bpf.c\n"
         "not run, because they depend on a failed step: 1\n  LD output/x86_64/bad\n"
-        "built: output/x86_64/good\n")
+        "built: output/x86_64/good\n"
+    )
 
 
 BROKEN_BPF = """#include "vmlinux.h"
@@ -98,11 +124,11 @@ def test_keep_going_builds_every_app_that_does_not_depend_on_the_failure(tmp_pat
     for app in ("alpha", "gamma"):
         assert (root / "output" / ARCH / app).is_file(), run.describe()
     assert not (root / "output" / ARCH / "broken").exists()
-    summary = run.stdout[run.stdout.index("error: 1 step failed:"):]
+    summary = run.stdout[run.stdout.index("error: 1 step failed:") :]
     assert "  BPF src/broken.bpf.c\n" in summary, run.describe()
     assert f"  LD output/{ARCH}/broken\n" in summary
     assert f"built: output/{ARCH}/alpha, output/{ARCH}/gamma\n" in summary
-    assert "expected ';'" in run.stdout          # clang's own diagnostic
+    assert "expected ';'" in run.stdout  # clang's own diagnostic
 
     # bpfbuild test -k: the build step lists the failures the same way, and the run stops
     tested = bpfbuild(root, "test", "-k")
@@ -131,4 +157,4 @@ def test_verbose_build_with_a_projects_own_dodo_prints_the_commands(tmp_path: Pa
     made.unlink()
     subprocess.run(["sh", "-c", skeleton], check=True)
     assert made.read_bytes() == expected
-    assert build(root).steps == []      # the same content as recorded: nothing to redo
+    assert build(root).steps == []  # the same content as recorded: nothing to redo

@@ -1,4 +1,4 @@
-"""The no-op fast path (bpfbuild/build/fastpath.py, bpfbuild/launcher.py): a second
+"""The no-op fast path (bpfbuild/pipeline/fastpath.py, bpfbuild/launcher.py): a second
 build is answered from the stamp, without doit; every change the full graph must see
 falls through to it (BPFBUILD_TRACE=1 says which path a build took, and why)."""
 
@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-
-from bpfbuild.build import fastpath
 from buildutil import ARCH, Run, bpfbuild, build, copy_project, steps_of
+
+from bpfbuild.pipeline import fastpath
 
 TRACED = dict(os.environ, BPFBUILD_TRACE="1")
 
@@ -55,7 +55,7 @@ def edit(path: Path, old: str, new: str) -> None:
 
 def test_second_build_takes_the_fast_path(multi: Path, tmp_path: Path) -> None:
     assert_fast(multi)
-    assert_fast(multi, "-j1", "-v")              # jobs and verbosity change nothing
+    assert_fast(multi, "-j1", "-v")  # jobs and verbosity change nothing
     # from another folder, naming the root
     run = build(tmp_path, "-C", str(multi), env=TRACED)
     assert "fastpath: hit" in run.stderr and run.stdout == "", run.describe()
@@ -116,17 +116,19 @@ def test_environment_override_falls_through(multi: Path) -> None:
     assert_missed(run, "the environment changed")
     assert steps_of(run, "CC") == {"src/alpha.c", "src/gamma.c", "src/util.c"}
     assert_fast(multi, env=env)
-    assert "fastpath: miss" in traced(multi).stderr   # and back
+    assert "fastpath: miss" in traced(multi).stderr  # and back
 
 
 def _fake_clang(path: Path, version: str) -> None:
     """A clang that reports another version and otherwise runs the real one."""
     real = shutil.which("clang")
-    path.write_text(textwrap.dedent(f"""\
+    path.write_text(
+        textwrap.dedent(f"""\
         #!/bin/sh
         if [ "$1" = --version ]; then echo "clang version {version}"; exit 0; fi
         exec {real} "$@"
-        """))
+        """)
+    )
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
 
 
@@ -145,7 +147,7 @@ def test_tool_version_change_falls_through(tmp_path: Path) -> None:
     assert steps_of(run, "BPF") == {"src/alpha.bpf.c", "src/beta.bpf.c", "src/gamma.bpf.c"}
     assert_fast(root, env=env)
 
-    _fake_clang(tools / "clang", "14.0.100")    # the same binary, rewritten in place
+    _fake_clang(tools / "clang", "14.0.100")  # the same binary, rewritten in place
     run = traced(root, env=env)
     assert_missed(run, f"{tools / 'clang'} changed")
     assert steps_of(run, "BPF") == {"src/alpha.bpf.c", "src/beta.bpf.c", "src/gamma.bpf.c"}
@@ -172,7 +174,7 @@ def test_modified_output_with_its_old_size_and_mtime_is_seen(multi: Path) -> Non
     assert (obj.stat().st_size, obj.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
     run = traced(multi)
     assert_missed(run, f"output/{ARCH}/bpf/gamma.bpf.o changed")
-    assert obj.read_bytes() == original, run.describe()   # the full graph made it again
+    assert obj.read_bytes() == original, run.describe()  # the full graph made it again
 
 
 def test_touch_is_answered_by_content(multi: Path) -> None:
@@ -181,12 +183,12 @@ def test_touch_is_answered_by_content(multi: Path) -> None:
     (multi / "src/alpha.bpf.c").touch()
     (multi / "src/common.h").touch()
     (multi / "bpfbuild.toml").touch()
-    time.sleep(0.1)   # older than a clock tick: the new stats can be recorded
+    time.sleep(0.1)  # older than a clock tick: the new stats can be recorded
     run = traced(multi)
     assert "fastpath: 3 touched, same content" in run.stderr, run.describe()
     assert "fastpath: hit" in run.stderr and run.stdout == "", run.describe()
     run = traced(multi)
-    assert run.stderr == "fastpath: hit\n", run.describe()   # nothing read this time
+    assert run.stderr == "fastpath: hit\n", run.describe()  # nothing read this time
 
 
 def test_touch_of_an_output_falls_through_and_rebuilds_nothing(multi: Path) -> None:
@@ -228,11 +230,13 @@ def test_input_changed_during_the_build_leaves_no_stamp(tmp_path: Path) -> None:
     root = copy_project("multi", tmp_path)
     real_cc = shutil.which("cc")
     cc = tmp_path / "cc-that-edits"
-    cc.write_text(textwrap.dedent(f"""\
+    cc.write_text(
+        textwrap.dedent(f"""\
         #!/bin/sh
         {real_cc} "$@" || exit $?
         case "$*" in *"-c src/util.c"*) echo '/* edited */' >> {root}/src/util.h ;; esac
-        """))
+        """)
+    )
     cc.chmod(0o755)
     env = dict(os.environ, CC=str(cc))
     run = traced(root, "-j1", env=env)
@@ -267,38 +271,44 @@ def test_lock_held_by_another_build_falls_through(multi: Path) -> None:
 
 def test_launcher_imports_neither_click_nor_doit(multi: Path) -> None:
     """The point of the fast path: a no-op costs a Python start-up and some stats."""
-    probe = ("import sys; sys.argv = ['bpfbuild', 'build']\n"
-             "from bpfbuild import launcher\n"
-             "from bpfbuild.build import fastpath\n"
-             "assert fastpath.check(['build']) is None\n"
-             "assert launcher.main() == 0\n"
-             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('click', 'doit', 'elftools')))")
-    done = subprocess.run([os.sys.executable, "-c", probe], cwd=multi, capture_output=True,
-                          text=True)
+    probe = (
+        "import sys; sys.argv = ['bpfbuild', 'build']\n"
+        "from bpfbuild import launcher\n"
+        "from bpfbuild.pipeline import fastpath\n"
+        "assert fastpath.check(['build']) is None\n"
+        "assert launcher.main() == 0\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('click', 'doit', 'elftools')))"
+    )
+    done = subprocess.run(
+        [os.sys.executable, "-c", probe], cwd=multi, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize(("args", "parsed"), [
-    (["build"], (None, (), ())),
-    (["build", "-j", "4", "-v"], (None, (), ())),
-    (["build", "-j4", "--jobs=2", "--verbose"], (None, (), ())),
-    (["build", "-C", "dir", "b", "a", "a"], ("dir", ("a", "b"), ())),
-    (["build", "-Cdir", "--directory=other"], ("other", (), ())),
-    (["build", "--arch", "arm64", "--arch=x86_64"], (None, (), ("arm64", "x86_64"))),
-    (["build", "-j", "0"], None),          # click's error, not a no-op
-    (["build", "-j"], None),
-    (["build", "-j", "x"], None),
-    (["build", "--help"], None),
-    (["build", "-h"], None),
-    (["build", "-vj2"], None),
-    (["build", "--", "app"], None),
-    (["build", "--keep-going"], (None, (), ())),   # nothing to do: nothing fails
-    (["build", "-j", "100000"], None),            # the CLI's usage error, not a no-op
-    (["build", "--directory="], None),
-    (["verify"], None),
-    ([], None),
-    (["--version"], None),
-])
+@pytest.mark.parametrize(
+    ("args", "parsed"),
+    [
+        (["build"], (None, (), ())),
+        (["build", "-j", "4", "-v"], (None, (), ())),
+        (["build", "-j4", "--jobs=2", "--verbose"], (None, (), ())),
+        (["build", "-C", "dir", "b", "a", "a"], ("dir", ("a", "b"), ())),
+        (["build", "-Cdir", "--directory=other"], ("other", (), ())),
+        (["build", "--arch", "arm64", "--arch=x86_64"], (None, (), ("arm64", "x86_64"))),
+        (["build", "-j", "0"], None),  # click's error, not a no-op
+        (["build", "-j"], None),
+        (["build", "-j", "x"], None),
+        (["build", "--help"], None),
+        (["build", "-h"], None),
+        (["build", "-vj2"], None),
+        (["build", "--", "app"], None),
+        (["build", "--keep-going"], (None, (), ())),  # nothing to do: nothing fails
+        (["build", "-j", "100000"], None),  # the CLI's usage error, not a no-op
+        (["build", "--directory="], None),
+        (["verify"], None),
+        ([], None),
+        (["--version"], None),
+    ],
+)
 def test_parse_build_args(args: list[str], parsed) -> None:
     assert fastpath.parse_build_args(args) == parsed

@@ -11,10 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+from buildutil import ARCH, bpfbuild, bpfbuild_command, build, copy_project, output_hashes
 
 from bpfbuild.cache import entries, evict, read_entry, write_entry
-
-from buildutil import ARCH, bpfbuild, bpfbuild_command, build, copy_project, output_hashes
 
 pytestmark = pytest.mark.slow
 
@@ -58,7 +57,7 @@ def test_cold_and_warm_cache_give_the_same_objects(tmp_path: Path, reference: di
     assert kinds(cache) == {"vmlinux": 1, "pch": 1}
     assert output_hashes(cold) == reference
     for entry in entries(root=cache):
-        os.utime(entry.path, (0, 0))        # "never used": a hit must renew it
+        os.utime(entry.path, (0, 0))  # "never used": a hit must renew it
 
     warm = copy_project("multi", tmp_path / "warm")
     build(warm, "-j1", env=cache_env(cache))
@@ -70,7 +69,7 @@ def test_cold_and_warm_cache_give_the_same_objects(tmp_path: Path, reference: di
     depfile = (warm / "output" / ARCH / "bpf" / "alpha.bpf.d").read_text()
     assert str(cold) not in depfile and str(warm / "output") in depfile
     shutil.rmtree(cold)
-    (warm / "output" / ARCH / "bpf" / "alpha.tmp.bpf.o").unlink()   # compile it again
+    (warm / "output" / ARCH / "bpf" / "alpha.tmp.bpf.o").unlink()  # compile it again
     run = build(warm, "-j1", "-v", env=cache_env(cache))
     assert "-include-pch" in run.stdout and "not ready" not in run.stdout, run.describe()
     assert output_hashes(warm) == reference
@@ -82,9 +81,17 @@ def test_cold_and_warm_cache_give_the_same_objects(tmp_path: Path, reference: di
 def test_two_projects_fill_the_cache_at_once(tmp_path: Path, reference: dict) -> None:
     cache = tmp_path / "cache"
     roots = [copy_project("multi", tmp_path / name) for name in ("one", "two")]
-    runs = [subprocess.Popen([*bpfbuild_command(), "build", "-j2"], cwd=root, env=cache_env(cache),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for root in roots]
+    runs = [
+        subprocess.Popen(
+            [*bpfbuild_command(), "build", "-j2"],
+            cwd=root,
+            env=cache_env(cache),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for root in roots
+    ]
     for run in runs:
         out, err = run.communicate(timeout=300)
         assert run.returncode == 0, out + err
@@ -122,7 +129,7 @@ def test_size_bound_evicts_least_recently_used(tmp_path: Path) -> None:
     for entry in entries(root=cache):
         os.utime(entry.path, (1, 1))
     config = root / "bpfbuild.toml"
-    config.write_text(config.read_text() + 'bpf_cflags = ["-DOTHER"]\n')   # a new PCH key
+    config.write_text(config.read_text() + 'bpf_cflags = ["-DOTHER"]\n')  # a new PCH key
     build(root, "-j1", env=cache_env(cache, BPFBUILD_CACHE_SIZE="5M"))
     # vmlinux.h was up to date, so its entry went unused: both old entries went.
     assert kinds(cache) == {"pch": 1}
@@ -155,7 +162,9 @@ def test_cache_info_and_clean(tmp_path: Path) -> None:
     assert info.returncode == 0, info.describe()
     assert "pch: 1 entries" in info.stdout and "vmlinux: 1 entries" in info.stdout
     cleaned = bpfbuild(root, "cache", "clean", "--kind", "pch", env=cache_env(cache))
-    assert cleaned.returncode == 0 and cleaned.stdout.startswith("removed 1 entries"), cleaned.describe()
+    assert cleaned.returncode == 0 and cleaned.stdout.startswith("removed 1 entries"), (
+        cleaned.describe()
+    )
     assert kinds(cache) == {"vmlinux": 1}
     assert bpfbuild(root, "cache", "clean", env=cache_env(cache)).returncode == 0
     assert kinds(cache) == {}
@@ -169,4 +178,5 @@ def test_cache_info_and_clean(tmp_path: Path) -> None:
         assert size.returncode == 1, size.describe()
         assert size.stderr.splitlines() == [
             "error: $BPFBUILD_CACHE_SIZE is 'lots', not a size",
-            "hint: set $BPFBUILD_CACHE_SIZE to a size such as 2G, 500M or 0, or unset it"]
+            "hint: set $BPFBUILD_CACHE_SIZE to a size such as 2G, 500M or 0, or unset it",
+        ]

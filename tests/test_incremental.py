@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from buildutil import ARCH, assert_build_is_noop, bpfbuild, build, copy_project, steps_of
 
 ALL_BPF = {"src/alpha.bpf.c", "src/beta.bpf.c", "src/gamma.bpf.c"}
@@ -31,7 +30,10 @@ def test_shared_header_edit_rebuilds_exactly_its_includers(multi: Path) -> None:
     edit(multi / "src/common.h", "#define COMMON_SLOTS 4", "#define COMMON_SLOTS 8")
     run = build(multi)
     assert steps_of(run, "BPF") == {"src/alpha.bpf.c", "src/beta.bpf.c"}
-    assert steps_of(run, "GENOBJ") == {f"output/{ARCH}/bpf/alpha.bpf.o", f"output/{ARCH}/bpf/beta.bpf.o"}
+    assert steps_of(run, "GENOBJ") == {
+        f"output/{ARCH}/bpf/alpha.bpf.o",
+        f"output/{ARCH}/bpf/beta.bpf.o",
+    }
     # alpha's skeleton changed, so its loader is recompiled and relinked; gamma is untouched
     assert steps_of(run, "CC") == {"src/alpha.c"}
     assert steps_of(run, "LD") == {f"output/{ARCH}/alpha"}
@@ -44,15 +46,22 @@ def test_header_edit_that_changes_no_object_stops_there(multi: Path) -> None:
     with (multi / "src/common.h").open("a") as f:
         f.write("/* a comment at the end changes no line of code */\n")
     run = build(multi)
-    assert sorted(run.steps) == [("BPF", "src/alpha.bpf.c"), ("BPF", "src/beta.bpf.c")], run.describe()
+    assert sorted(run.steps) == [("BPF", "src/alpha.bpf.c"), ("BPF", "src/beta.bpf.c")], (
+        run.describe()
+    )
 
 
 def test_user_header_edit_rebuilds_user_objects_only(multi: Path) -> None:
     edit(multi / "include/version.h", '"1.2.3"', '"1.2.4"')
     run = build(multi)
-    assert sorted(run.steps) == [("CC", "src/alpha.c"), ("LD", f"output/{ARCH}/alpha")], run.describe()
-    edit(multi / "src/util.h", "const char *util_greeting(void);",
-         "const char *util_greeting(void);\nint util_unused(void);")
+    assert sorted(run.steps) == [("CC", "src/alpha.c"), ("LD", f"output/{ARCH}/alpha")], (
+        run.describe()
+    )
+    edit(
+        multi / "src/util.h",
+        "const char *util_greeting(void);",
+        "const char *util_greeting(void);\nint util_unused(void);",
+    )
     run = build(multi)
     assert steps_of(run, "CC") == ALL_USER
     assert steps_of(run, "BPF") == set()
@@ -85,8 +94,11 @@ def test_bpf_cflag_change_rebuilds_bpf_objects_not_user_objects(multi: Path) -> 
 
 def test_deleted_header_no_longer_included(multi: Path) -> None:
     (multi / "src/extra.h").write_text("#define EXTRA_FLAG 1\n")
-    edit(multi / "src/gamma.bpf.c", "#include <bpf/bpf_endian.h>",
-         '#include <bpf/bpf_endian.h>\n#include "extra.h"')
+    edit(
+        multi / "src/gamma.bpf.c",
+        "#include <bpf/bpf_endian.h>",
+        '#include <bpf/bpf_endian.h>\n#include "extra.h"',
+    )
     assert steps_of(build(multi), "BPF") == {"src/gamma.bpf.c"}
     # the previous depfile still names extra.h: it must be dropped, not break the build
     edit(multi / "src/gamma.bpf.c", '\n#include "extra.h"', "")

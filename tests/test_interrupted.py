@@ -13,9 +13,17 @@ import time
 from pathlib import Path
 
 import pytest
-
-from buildutil import (ARCH, assert_build_is_noop, bpfbuild, bpfbuild_command, build,
-                       copy_project, output_hashes, partial_files, steps_of)
+from buildutil import (
+    ARCH,
+    assert_build_is_noop,
+    bpfbuild,
+    bpfbuild_command,
+    build,
+    copy_project,
+    output_hashes,
+    partial_files,
+    steps_of,
+)
 from killutil import Kill, KillLab, edit_sources
 
 pytestmark = pytest.mark.slow
@@ -23,9 +31,15 @@ pytestmark = pytest.mark.slow
 
 def start_build(root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     """`bpfbuild build ARGS` in its own process group, so that a kill takes its tools too."""
-    return subprocess.Popen([*bpfbuild_command(), "build", *args], cwd=root, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [*bpfbuild_command(), "build", *args],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def kill_build(build_process: subprocess.Popen) -> None:
@@ -137,7 +151,9 @@ def test_partial_output_of_a_killed_compile_is_not_an_output(tmp_path: Path) -> 
     root = copy_project("multi", tmp_path / "project")
     hold, compiled = tmp_path / "hold", tmp_path / "compiled"
     wrapper = tmp_path / "clang-that-holds"
-    clang = subprocess.run(["sh", "-c", "command -v clang"], capture_output=True, text=True).stdout.strip()
+    clang = subprocess.run(
+        ["sh", "-c", "command -v clang"], capture_output=True, text=True
+    ).stdout.strip()
     wrapper.write_text(CLANG_THAT_HOLDS.format(clang=clang, hold=hold, compiled=compiled))
     wrapper.chmod(0o755)
     env = {**os.environ, "CLANG": str(wrapper)}
@@ -168,15 +184,18 @@ def test_partial_output_of_a_killed_compile_is_not_an_output(tmp_path: Path) -> 
 def test_two_builds_at_once_do_not_corrupt_each_other(tmp_path: Path) -> None:
     root = copy_project("multi", tmp_path)
     first, second = start_build(root, "-j1"), start_build(root, "-j1")
-    results = [process.communicate(timeout=120) + (process.returncode,)
-               for process in (first, second)]
+    results = [
+        process.communicate(timeout=120) + (process.returncode,) for process in (first, second)
+    ]
     for stdout, stderr, returncode in results:
         assert returncode == 0, (stdout, stderr)
         assert "Traceback" not in stdout + stderr
     waited = [stderr for _, stderr, _ in results if "waiting" in stderr]
     assert len(waited) == 1, results
     # the build that waited found everything up to date: no step ran twice
-    steps = [line for stdout, _, _ in results for line in stdout.splitlines() if line.startswith("  ")]
+    steps = [
+        line for stdout, _, _ in results for line in stdout.splitlines() if line.startswith("  ")
+    ]
     assert len(steps) == len(set(steps)), steps
     assert sum(line.startswith("  BPF ") for line in steps) == 3
     assert partial_files(root) == []
@@ -197,7 +216,7 @@ def test_a_build_waits_for_the_lock_and_says_so(tmp_path: Path) -> None:
         message = process.stderr.readline()
         assert "waiting for another build" in message and "(pid 12345)" in message, message
         time.sleep(0.3)
-        assert process.poll() is None           # still waiting, nothing built
+        assert process.poll() is None  # still waiting, nothing built
         assert not (root / "output").exists()
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 0, (stdout, stderr)

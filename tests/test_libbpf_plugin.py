@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from bpfbuild.arch import host_arch
+from bpfbuild.pipeline.layout import Layout
 from bpfbuild.testing.btf import FormatLayout
-from bpfbuild.build.layout import Layout
 from bpfbuild.testing.libbpf import (
     BpfError,
     BpfObject,
@@ -46,13 +46,28 @@ def compile_bpf(source: Path, include: Path, target: Path) -> None:
     arch = host_arch()
     compiled = target.with_suffix(".tmp.o")
     subprocess.run(
-        ["clang", "-g", "-O2", "-target", arch.bpf_target, f"-D__TARGET_ARCH_{arch.target_arch}",
-         f"-I{include}", "-idirafter", f"/usr/include/{arch.gnu_triplet}", "-idirafter", "/usr/include",
-         "-c", str(source), "-o", str(compiled)],
+        [
+            "clang",
+            "-g",
+            "-O2",
+            "-target",
+            arch.bpf_target,
+            f"-D__TARGET_ARCH_{arch.target_arch}",
+            f"-I{include}",
+            "-idirafter",
+            f"/usr/include/{arch.gnu_triplet}",
+            "-idirafter",
+            "/usr/include",
+            "-c",
+            str(source),
+            "-o",
+            str(compiled),
+        ],
         check=True,
     )
-    subprocess.run(["bpftool", "gen", "object", str(target), str(compiled)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["bpftool", "gen", "object", str(target), str(compiled)], check=True, capture_output=True
+    )
     compiled.unlink()
 
 
@@ -70,12 +85,17 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     layout.include_dir.mkdir(parents=True)
     layout.bpf_object("x").parent.mkdir(parents=True)
     with open(layout.vmlinux_header, "w") as header:
-        subprocess.run(["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "c"],
-                       stdout=header, check=True)
+        subprocess.run(
+            ["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "c"],
+            stdout=header,
+            check=True,
+        )
     for source in sorted(FIXTURES.glob("*.bpf.c")):
         compile_bpf(source, layout.include_dir, layout.bpf_object(source.name[: -len(".bpf.c")]))
-    subprocess.run(["cc", "-O2", "-g", str(FIXTURES / "add_numbers.c"), "-o", str(root / "add_numbers")],
-                   check=True)
+    subprocess.run(
+        ["cc", "-O2", "-g", str(FIXTURES / "add_numbers.c"), "-o", str(root / "add_numbers")],
+        check=True,
+    )
     return root
 
 
@@ -135,7 +155,12 @@ def test_map_update_delete_iterate(xdp: BpfObject) -> None:
     stats.update(1, {"packets": 5, "tag": "manual"})
     stats[2] = bytes(stats.value_size)
     assert sorted(stats.keys(decode=int)) == [1, 2]
-    assert stats.lookup(1, decode="btf") == {"packets": 5, "bytes": 0, "last_len": 0, "tag": "manual"}
+    assert stats.lookup(1, decode="btf") == {
+        "packets": 5,
+        "bytes": 0,
+        "last_len": 0,
+        "tag": "manual",
+    }
     assert 2 in stats and 3 not in stats
     assert stats.delete(2) is True
     assert stats.delete(2) is False
@@ -154,12 +179,17 @@ def test_per_cpu_update_sets_each_cpu(xdp: BpfObject) -> None:
     assert counters.lookup(0, decode=int) == [7] * num_possible_cpus()
 
 
-@pytest.mark.parametrize(("max_len", "length", "verdict"), [
-    (0, 200, XDP_PASS),
-    (64, 60, XDP_PASS),
-    (64, 100, XDP_DROP),
-])
-def test_rodata_global_changes_behaviour(project: Path, max_len: int, length: int, verdict: int) -> None:
+@pytest.mark.parametrize(
+    ("max_len", "length", "verdict"),
+    [
+        (0, 200, XDP_PASS),
+        (64, 60, XDP_PASS),
+        (64, 100, XDP_DROP),
+    ],
+)
+def test_rodata_global_changes_behaviour(
+    project: Path, max_len: int, length: int, verdict: int
+) -> None:
     with open_object(project, "xdp_count") as obj:
         obj.set_global("max_len", max_len)
         obj.load()
@@ -195,8 +225,9 @@ def test_tracepoint_ring_buffer_events(project: Path, tracefs: None) -> None:
             child = subprocess.Popen(["/bin/true"])
             child.wait()
         events = obj.map("events").ringbuf_consume(decode="struct exec_event")
-        assert {"pid": child.pid, "ppid": os.getpid(), "filename": "/bin/true"}.items() \
-            <= next(e for e in events if e["pid"] == child.pid).items()
+        assert {"pid": child.pid, "ppid": os.getpid(), "filename": "/bin/true"}.items() <= next(
+            e for e in events if e["pid"] == child.pid
+        ).items()
         assert all(e["ppid"] == os.getpid() for e in events)
         assert obj.get_global("seen") == len(events)
 
@@ -206,9 +237,12 @@ def test_ring_buffer_poll_with_callback(project: Path, tracefs: None) -> None:
         obj.set_global("filter_ppid", os.getpid())  # before load: the initial value
         obj.load()
         pids: list[int] = []
-        with obj.program("on_execve").attach(), \
-                RingBuffer(obj.map("events"), lambda e: pids.append(e["pid"]),
-                           decode="struct exec_event") as ring:
+        with (
+            obj.program("on_execve").attach(),
+            RingBuffer(
+                obj.map("events"), lambda e: pids.append(e["pid"]), decode="struct exec_event"
+            ) as ring,
+        ):
             child = threading.Thread(target=subprocess.run, args=(["/bin/true"],))
             child.start()
             for _ in range(50):
@@ -229,7 +263,10 @@ def test_ring_buffer_callback_exception_propagates(project: Path, tracefs: None)
         def fail(_record: bytes) -> None:
             raise ValueError("from callback")
 
-        with RingBuffer(obj.map("events"), fail) as ring, pytest.raises(ValueError, match="from callback"):
+        with (
+            RingBuffer(obj.map("events"), fail) as ring,
+            pytest.raises(ValueError, match="from callback"),
+        ):
             ring.consume()
 
 
@@ -237,9 +274,13 @@ def test_uprobe_on_compiled_binary(project: Path) -> None:
     binary = project / "add_numbers"
     with open_object(project, "uprobe_add") as obj:
         obj.load()
-        with obj.program("on_add").attach_uprobe(binary, "add_numbers"), \
-                obj.program("on_add_return").attach_uprobe(binary, "add_numbers", retprobe=True):
-            run = subprocess.run([str(binary), "3", "4"], capture_output=True, text=True, check=True)
+        with (
+            obj.program("on_add").attach_uprobe(binary, "add_numbers"),
+            obj.program("on_add_return").attach_uprobe(binary, "add_numbers", retprobe=True),
+        ):
+            run = subprocess.run(
+                [str(binary), "3", "4"], capture_output=True, text=True, check=True
+            )
         assert run.stdout == "7\n"
         last_call = obj.map("last_call").lookup(0, decode="btf")
         assert {k: last_call[k] for k in ("a", "b", "result")} == {"a": 3, "b": 4, "result": 7}
@@ -295,7 +336,7 @@ def test_garbage_file_open_error(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------- the plugin
 
-PLUGIN_TESTS = '''
+PLUGIN_TESTS = """
 import os
 import pytest
 
@@ -361,19 +402,22 @@ def test_requires_met():
 @pytest.mark.bpf_requires("no_such_feature")
 def test_requires_unknown():
     pass
-'''
+"""
 
 
 def run_plugin(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.RunResult:
     """pytest in a subprocess with only bpfbuild's plugin (entry point installed or not)."""
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
+    )
     return pytester.runpytest_subprocess("-p", "bpfbuild.testing.pytest_plugin", "-rA", "-v")
 
 
 @pytest.fixture
-def plugin_project(pytester: pytest.Pytester, project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def plugin_project(
+    pytester: pytest.Pytester, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     """pytester's folder made a project: the plugin finds bpfbuild.toml above the tests."""
     pytester.makefile(".toml", bpfbuild="")
     (pytester.path / "output").symlink_to(project / "output")
@@ -381,50 +425,61 @@ def plugin_project(pytester: pytest.Pytester, project: Path, monkeypatch: pytest
     return pytester.path
 
 
-def test_plugin_end_to_end(pytester: pytest.Pytester, plugin_project: Path,
-                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plugin_end_to_end(
+    pytester: pytest.Pytester, plugin_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Every fixture, the skips and the failures; the plugin mounts tracefs if needed."""
     pytester.makepyfile(test_objects=PLUGIN_TESTS)
     result = run_plugin(pytester, monkeypatch)
-    result.stdout.fnmatch_lines_random([
-        "*test_xdp_with_globals PASSED*",
-        "*test_open_without_load PASSED*",
-        "*test_project_found PASSED*",
-        "*test_execve_events PASSED*",
-        "*test_fentry_in_fixture SKIPPED*",
-        "*test_fentry_in_test_body SKIPPED*",
-        "*test_kprobe_attach SKIPPED*",
-        "*test_not_built FAILED*",
-        "*test_requires_met PASSED*",
-        "*test_requires_unknown ERROR*",
-        "BPF object 'never_built' is not built (*never_built.bpf.o is missing): run `bpfbuild build`",
-        "*unknown bpf_requires feature 'no_such_feature'; known: root, btf*",
-    ])
+    result.stdout.fnmatch_lines_random(
+        [
+            "*test_xdp_with_globals PASSED*",
+            "*test_open_without_load PASSED*",
+            "*test_project_found PASSED*",
+            "*test_execve_events PASSED*",
+            "*test_fentry_in_fixture SKIPPED*",
+            "*test_fentry_in_test_body SKIPPED*",
+            "*test_kprobe_attach SKIPPED*",
+            "*test_not_built FAILED*",
+            "*test_requires_met PASSED*",
+            "*test_requires_unknown ERROR*",
+            "BPF object 'never_built' is not built (*never_built.bpf.o is missing): run `bpfbuild build`",
+            "*unknown bpf_requires feature 'no_such_feature'; known: root, btf*",
+        ]
+    )
     skips = [line for line in result.outlines if line.startswith("SKIPPED")]
-    fentry_skips = [line for line in skips if 'SEC("fentry/do_unlinkat") despite privileges' in line]
+    fentry_skips = [
+        line for line in skips if 'SEC("fentry/do_unlinkat") despite privileges' in line
+    ]
     assert len(skips) == 3 and len(fentry_skips) == 2
     assert all("EPERM" in line for line in fentry_skips)
     result.assert_outcomes(passed=5, skipped=3, failed=1, errors=1)
 
 
-def test_plugin_project_from_environment(pytester: pytest.Pytester, project: Path,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plugin_project_from_environment(
+    pytester: pytest.Pytester, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("BPFBUILD_PROJECT", str(project))
-    pytester.makepyfile(test_env="""
+    pytester.makepyfile(
+        test_env=f"""
         def test_root(bpf_project, bpf_object_path):
-            assert bpf_project.root.name == %r
+            assert bpf_project.root.name == {project.name!r}
             assert bpf_object_path("sockfilter").is_file()
-    """ % project.name)
+    """
+    )
     run_plugin(pytester, monkeypatch).assert_outcomes(passed=1)
 
 
-def test_plugin_without_project_fails_clearly(pytester: pytest.Pytester,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plugin_without_project_fails_clearly(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("BPFBUILD_PROJECT", raising=False)
-    pytester.makepyfile(test_none="""
+    pytester.makepyfile(
+        test_none="""
         def test_needs_project(bpf_object):
             bpf_object("xdp_count")
-    """)
+    """
+    )
     result = run_plugin(pytester, monkeypatch)
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*no bpfbuild.toml found*BPFBUILD_PROJECT*"])

@@ -9,19 +9,18 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from buildutil import ARCH, assert_build_is_noop, bpfbuild, build, copy_project, needs_root
 from elftools.elf.elffile import ELFFile
 
-from bpfbuild.build.libbpf_source import installed_headers, load_tree, tree_version
-from bpfbuild.build.actions import needed_libraries
 from bpfbuild.errors import BpfBuildError
-
-from buildutil import ARCH, assert_build_is_noop, bpfbuild, build, copy_project, needs_root
+from bpfbuild.pipeline.actions import needed_libraries
+from bpfbuild.pipeline.libbpf_source import installed_headers, load_tree, tree_version
 
 
 @pytest.fixture(scope="module")
 def libbpf_tree() -> Path:
     """Debian's libbpf source tree, fetched once into the user's cache."""
-    from bpfbuild.build.libbpf_source import fetch_debian_libbpf
+    from bpfbuild.pipeline.libbpf_source import fetch_debian_libbpf
 
     try:
         return fetch_debian_libbpf()
@@ -32,7 +31,7 @@ def libbpf_tree() -> Path:
 @pytest.fixture
 def project(tmp_path: Path, libbpf_tree: Path) -> Path:
     root = copy_project("libbpf_source", tmp_path)
-    shutil.copytree(libbpf_tree, root / "libbpf")   # [libbpf] source must be inside
+    shutil.copytree(libbpf_tree, root / "libbpf")  # [libbpf] source must be inside
     return root
 
 
@@ -41,8 +40,14 @@ def test_the_debian_tree_is_libbpf_1_5_with_its_install_headers(libbpf_tree: Pat
     assert tree.version == tree_version(libbpf_tree) == "1.5.0"
     assert "src/libbpf.c" in tree.sources and "src/bpf.c" in tree.sources
     # The Makefile's HEADERS list, read from the tree itself.
-    assert {"bpf_tracing.h", "bpf_helpers.h", "libbpf.h", "usdt.bpf.h", "libbpf_version.h",
-            "skel_internal.h"} <= set(installed_headers(libbpf_tree))
+    assert {
+        "bpf_tracing.h",
+        "bpf_helpers.h",
+        "libbpf.h",
+        "usdt.bpf.h",
+        "libbpf_version.h",
+        "skel_internal.h",
+    } <= set(installed_headers(libbpf_tree))
 
 
 @needs_root
@@ -92,8 +97,9 @@ def test_list_and_doctor_show_the_trees_version(project: Path) -> None:
     assert "libbpf 1.5.0: built from libbpf ([libbpf] source)" in listing.stdout, listing.describe()
     assert "aliases:     upcount, addcount" in listing.stdout
     doctor = bpfbuild(project, "doctor")
-    assert f"libbpf 1.5.0 from source libbpf: output/{ARCH}/libbpf/libbpf.a" in doctor.stdout, \
+    assert f"libbpf 1.5.0 from source libbpf: output/{ARCH}/libbpf/libbpf.a" in doctor.stdout, (
         doctor.describe()
+    )
 
 
 def _arm64_vmlinux_header(root: Path) -> None:
@@ -101,8 +107,12 @@ def _arm64_vmlinux_header(root: Path) -> None:
     arm64's user_pt_regs, which bpf_tracing.h reads for arm64. This test checks the
     user-space link against the arm64 libbpf; the BPF objects are not loaded."""
     bpftool = shutil.which("bpftool", path="/usr/sbin:/usr/bin:/sbin:/bin")
-    text = subprocess.run([bpftool, "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "c"],
-                          capture_output=True, text=True, check=True).stdout
+    text = subprocess.run(
+        [bpftool, "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "c"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     tail = text.rindex("#ifndef BPF_NO_PRESERVE_ACCESS_INDEX\n#pragma clang attribute pop")
     regs = "struct user_pt_regs {\n\t__u64 regs[31];\n\t__u64 sp;\n\t__u64 pc;\n\t__u64 pstate;\n};\n\n"
     (root / "vmlinux-arm64.h").write_text(text[:tail] + regs + text[tail:])
@@ -117,8 +127,12 @@ def test_arm64_apps_link_the_arm64_libbpf_built_from_the_same_tree(project: Path
         pytest.skip("no kernel BTF to make the arm64 test header from")
     _arm64_vmlinux_header(project)
     config = project / "bpfbuild.toml"
-    config.write_text(config.read_text().replace(
-        "[libbpf]", '[build]\narches = ["arm64"]\n\n[vmlinux]\narm64 = "vmlinux-arm64.h"\n\n[libbpf]'))
+    config.write_text(
+        config.read_text().replace(
+            "[libbpf]",
+            '[build]\narches = ["arm64"]\n\n[vmlinux]\narm64 = "vmlinux-arm64.h"\n\n[libbpf]',
+        )
+    )
     run = build(project)
     assert ("AR", "output/arm64/libbpf/libbpf.a") in run.steps, run.describe()
     out = project / "output" / "arm64"
@@ -136,8 +150,9 @@ def test_arm64_apps_link_the_arm64_libbpf_built_from_the_same_tree(project: Path
     assert_build_is_noop(project)
 
 
-def _fake_tree(root: Path, map_text: str, version_h: str | None = None,
-               makefile: str | None = None) -> Path:
+def _fake_tree(
+    root: Path, map_text: str, version_h: str | None = None, makefile: str | None = None
+) -> Path:
     (root / "src").mkdir(parents=True)
     (root / "src" / "libbpf.c").write_text("")
     (root / "src" / "libbpf.map").write_text(map_text)
@@ -150,16 +165,29 @@ def _fake_tree(root: Path, map_text: str, version_h: str | None = None,
     return root
 
 
-@pytest.mark.parametrize("map_text, version_h, expected", [
-    ("LIBBPF_0.0.1 {\n};\nLIBBPF_1.2.0 {\n} LIBBPF_0.0.1;\nLIBBPF_1.10.0 {\n} LIBBPF_1.2.0;\n",
-     None, "1.10.0"),
-    ("LIBBPF_1.4.0 {\n};\n", "#define LIBBPF_MAJOR_VERSION 1\n#define LIBBPF_MINOR_VERSION 5\n",
-     "1.5.0"),
-    ("LIBBPF_1.4.0 {\n};\n", "#define LIBBPF_MAJOR_VERSION 1\n#define LIBBPF_MINOR_VERSION 3\n",
-     "1.4.0"),
-])
+@pytest.mark.parametrize(
+    "map_text, version_h, expected",
+    [
+        (
+            "LIBBPF_0.0.1 {\n};\nLIBBPF_1.2.0 {\n} LIBBPF_0.0.1;\nLIBBPF_1.10.0 {\n} LIBBPF_1.2.0;\n",
+            None,
+            "1.10.0",
+        ),
+        (
+            "LIBBPF_1.4.0 {\n};\n",
+            "#define LIBBPF_MAJOR_VERSION 1\n#define LIBBPF_MINOR_VERSION 5\n",
+            "1.5.0",
+        ),
+        (
+            "LIBBPF_1.4.0 {\n};\n",
+            "#define LIBBPF_MAJOR_VERSION 1\n#define LIBBPF_MINOR_VERSION 3\n",
+            "1.4.0",
+        ),
+    ],
+)
 def test_tree_version_is_the_newest_map_node_or_version_header(
-        tmp_path: Path, map_text: str, version_h: str | None, expected: str) -> None:
+    tmp_path: Path, map_text: str, version_h: str | None, expected: str
+) -> None:
     assert tree_version(_fake_tree(tmp_path / "t", map_text, version_h)) == expected
 
 
@@ -175,7 +203,7 @@ def test_a_tarball_escaping_its_folder_is_refused(tmp_path: Path) -> None:
     import io
     import tarfile
 
-    from bpfbuild.build.libbpf_source import _extract
+    from bpfbuild.pipeline.libbpf_source import _extract
 
     orig = tmp_path / "libbpf_9.9.9.orig.tar.gz"
     with tarfile.open(orig, "w:gz") as archive:

@@ -10,12 +10,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from buildutil import ARCH, build, copy_project, steps_of
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 
-from bpfbuild.build.toolchain import resolve_libraries
-
-from buildutil import ARCH, build, copy_project, steps_of
+from bpfbuild.pipeline.toolchain import resolve_libraries
 
 
 def _system_archive(name: str) -> Path:
@@ -40,7 +39,8 @@ def write_pc(pc_dir: Path, version: str, cflags: str = "") -> None:
     (pc_dir / "libbpf.pc").write_text(
         f"prefix={pc_dir.parent.parent}\nlibdir=${{prefix}}/lib\n\n"
         f"Name: libbpf\nDescription: libbpf for a test\nVersion: {version}\n"
-        f"Libs: -L${{libdir}} -lbpf\nRequires.private: libelf zlib\nCflags: {cflags}\n")
+        f"Libs: -L${{libdir}} -lbpf\nRequires.private: libelf zlib\nCflags: {cflags}\n"
+    )
 
 
 def env_with(pc_dir: Path) -> dict[str, str]:
@@ -49,30 +49,42 @@ def env_with(pc_dir: Path) -> dict[str, str]:
 
 def cached_libbpf_version(root: Path) -> set[str]:
     data = json.loads((root / ".bpfbuild" / "toolchain.json").read_text())
-    return {entry["value"]["version"] for key, entry in data["entries"].items()
-            if key.startswith(f"libbpf:{ARCH}:")}
+    return {
+        entry["value"]["version"]
+        for key, entry in data["entries"].items()
+        if key.startswith(f"libbpf:{ARCH}:")
+    }
 
 
 def needed(path: Path) -> list[str]:
     with open(path, "rb") as f:
-        return [tag.needed for s in ELFFile(f).iter_sections() if isinstance(s, DynamicSection)
-                for tag in s.iter_tags() if tag.entry.d_tag == "DT_NEEDED"]
+        return [
+            tag.needed
+            for s in ELFFile(f).iter_sections()
+            if isinstance(s, DynamicSection)
+            for tag in s.iter_tags()
+            if tag.entry.d_tag == "DT_NEEDED"
+        ]
 
 
-@pytest.mark.parametrize("flags, static, expected", [
-    (["-L{a}", "-lfoo"], True, ["{a}/libfoo.a"]),
-    (["-L{a}", "-lfoo"], False, ["{a}/libfoo.so"]),
-    (["-L{b}", "-L{a}", "-lfoo"], False, ["{b}/libfoo.a"]),   # first dir with either wins
-    (["-L{b}", "-L{a}", "-lfoo"], True, ["{b}/libfoo.a"]),
-    (["-lfoo", "-L{a}"], True, ["{a}/libfoo.a"]),               # -L applies wherever it is
-    (["-lfoo"], True, ["{c}/libfoo.a"]),                        # then the compiler's dirs
-    (["-L{a}", "-lfoo", "-lfoo", "-lmissing"], True, ["{a}/libfoo.a"]),
-    (["-l:libfoo.so", "-L{a}"], True, ["{a}/libfoo.so"]),
-    (["{b}/libfoo.a", "-Wl,--as-needed"], True, ["{b}/libfoo.a"]),
-    (["output/x86_64/libbpf/libbpf.a", "-lfoo"], True, ["{c}/libfoo.a"]),
-])
-def test_resolve_libraries(tmp_path: Path, flags: list[str], static: bool,
-                           expected: list[str]) -> None:
+@pytest.mark.parametrize(
+    "flags, static, expected",
+    [
+        (["-L{a}", "-lfoo"], True, ["{a}/libfoo.a"]),
+        (["-L{a}", "-lfoo"], False, ["{a}/libfoo.so"]),
+        (["-L{b}", "-L{a}", "-lfoo"], False, ["{b}/libfoo.a"]),  # first dir with either wins
+        (["-L{b}", "-L{a}", "-lfoo"], True, ["{b}/libfoo.a"]),
+        (["-lfoo", "-L{a}"], True, ["{a}/libfoo.a"]),  # -L applies wherever it is
+        (["-lfoo"], True, ["{c}/libfoo.a"]),  # then the compiler's dirs
+        (["-L{a}", "-lfoo", "-lfoo", "-lmissing"], True, ["{a}/libfoo.a"]),
+        (["-l:libfoo.so", "-L{a}"], True, ["{a}/libfoo.so"]),
+        (["{b}/libfoo.a", "-Wl,--as-needed"], True, ["{b}/libfoo.a"]),
+        (["output/x86_64/libbpf/libbpf.a", "-lfoo"], True, ["{c}/libfoo.a"]),
+    ],
+)
+def test_resolve_libraries(
+    tmp_path: Path, flags: list[str], static: bool, expected: list[str]
+) -> None:
     dirs = {k: tmp_path / k for k in "abc"}
     for d in dirs.values():
         d.mkdir()
@@ -80,7 +92,8 @@ def test_resolve_libraries(tmp_path: Path, flags: list[str], static: bool,
         (tmp_path / name).write_bytes(b"")
     fmt = {k: str(v) for k, v in dirs.items()}
     assert resolve_libraries([f.format(**fmt) for f in flags], [fmt["c"]], static) == [
-        e.format(**fmt) for e in expected]
+        e.format(**fmt) for e in expected
+    ]
 
 
 def test_replaced_libbpf_archive_relinks(tmp_path: Path) -> None:
@@ -89,14 +102,17 @@ def test_replaced_libbpf_archive_relinks(tmp_path: Path) -> None:
     root = copy_project("multi", tmp_path)
     first = build(root, env=env)
     assert steps_of(first, "LD") == {f"output/{ARCH}/alpha", f"output/{ARCH}/gamma"}
-    assert build(root, env=env).steps == []          # nothing changed: nothing runs
+    assert build(root, env=env).steps == []  # nothing changed: nothing runs
 
     # "Rebuild" libbpf.a into the same prefix: different content.
     extra = tmp_path / "extra.c"
     extra.write_text("int bpfbuild_test_marker(void) { return 1; }\n")
     subprocess.run(["cc", "-c", str(extra), "-o", str(tmp_path / "extra.o")], check=True)
-    subprocess.run(["ar", "r", str(pc_dir.parent / "libbpf.a"), str(tmp_path / "extra.o")],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["ar", "r", str(pc_dir.parent / "libbpf.a"), str(tmp_path / "extra.o")],
+        check=True,
+        capture_output=True,
+    )
     rebuilt = build(root, env=env)
     assert rebuilt.steps and set(kind for kind, _ in rebuilt.steps) == {"LD"}, rebuilt.describe()
     assert steps_of(rebuilt, "LD") == {f"output/{ARCH}/alpha", f"output/{ARCH}/gamma"}
@@ -111,10 +127,12 @@ def test_changed_pkg_config_path_reprobes(tmp_path: Path) -> None:
     assert cached_libbpf_version(root) == {"1.1.2"}
     switched = build(root, env=env_with(two))
     # The new -D reaches every compile: they all rerun, and so do the links.
-    assert steps_of(switched, "CC") == {"src/alpha.c", "src/gamma.c", "src/util.c"}, \
+    assert steps_of(switched, "CC") == {"src/alpha.c", "src/gamma.c", "src/util.c"}, (
         switched.describe()
-    assert steps_of(switched, "LD") == {f"output/{ARCH}/alpha", f"output/{ARCH}/gamma"}, \
+    )
+    assert steps_of(switched, "LD") == {f"output/{ARCH}/alpha", f"output/{ARCH}/gamma"}, (
         switched.describe()
+    )
     assert "1.1.99" in cached_libbpf_version(root)
 
 
@@ -124,10 +142,9 @@ def test_edited_pc_file_reprobes(tmp_path: Path) -> None:
     root = copy_project("multi", tmp_path)
     build(root, env=env)
     assert build(root, env=env).steps == []
-    write_pc(pc_dir, "1.1.3", cflags="-DLIBBPF_PC_EDITED")     # same path, new content
+    write_pc(pc_dir, "1.1.3", cflags="-DLIBBPF_PC_EDITED")  # same path, new content
     edited = build(root, env=env)
-    assert steps_of(edited, "CC") == {"src/alpha.c", "src/gamma.c", "src/util.c"}, \
-        edited.describe()
+    assert steps_of(edited, "CC") == {"src/alpha.c", "src/gamma.c", "src/util.c"}, edited.describe()
     assert cached_libbpf_version(root) == {"1.1.3"}
 
 
@@ -140,6 +157,6 @@ def test_dynamic_link_with_static_only_libbpf(tmp_path: Path) -> None:
     executable = root / "output" / ARCH / "alpha"
     libs = needed(executable)
     assert libs, "static = false makes a dynamic executable"
-    assert not any(lib.startswith("libbpf") for lib in libs), libs   # libbpf.a linked in
-    assert any(lib.startswith("libelf") for lib in libs), libs       # its private deps too
+    assert not any(lib.startswith("libbpf") for lib in libs), libs  # libbpf.a linked in
+    assert any(lib.startswith("libelf") for lib in libs), libs  # its private deps too
     assert steps_of(run, "LD") == {f"output/{ARCH}/alpha", f"output/{ARCH}/gamma"}

@@ -8,13 +8,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from buildutil import ARCH, build, copy_project, steps_of
 
-from bpfbuild.build.actions import needed_libraries
-from bpfbuild.build.linker import choose
 from bpfbuild.errors import ConfigError, ToolchainError
-from bpfbuild.build.config import load_config
-
-from buildutil import ARCH, bpfbuild, build, copy_project, steps_of
+from bpfbuild.pipeline.actions import needed_libraries
+from bpfbuild.pipeline.config import load_config
+from bpfbuild.pipeline.linker import choose
 
 CROSS_CC = "aarch64-linux-gnu-gcc"
 
@@ -32,7 +31,7 @@ LINKERS = [name for name in ("mold", "lld", "bfd", "gold", "default") if availab
 
 def set_linker(root: Path, linker: str) -> None:
     config = root / "bpfbuild.toml"
-    text = config.read_text().replace("[build]\n", f"[build]\nlinker = \"{linker}\"\n", 1)
+    text = config.read_text().replace("[build]\n", f'[build]\nlinker = "{linker}"\n', 1)
     config.write_text(text)
 
 
@@ -55,8 +54,9 @@ def test_each_linker_links_static_apps_that_run(project: dict, linker: str) -> N
         set_linker(root, linker)
         run = build(root, "-v")
         relinked = {f"output/{ARCH}/alpha", f"output/{ARCH}/gamma"}
-        assert steps_of(run, "LD") == (relinked if chosen != project["linker"] else set()), \
+        assert steps_of(run, "LD") == (relinked if chosen != project["linker"] else set()), (
             run.describe()
+        )
         assert steps_of(run, "BPF") == set() and steps_of(run, "CC") == set(), run.describe()
         project["linker"] = chosen
         link_lines = [line for line in run.stdout.splitlines() if "/alpha.partial" in line]
@@ -68,8 +68,9 @@ def test_each_linker_links_static_apps_that_run(project: dict, linker: str) -> N
         done = subprocess.run([executable, "--version"], capture_output=True, text=True)
         assert done.returncode == 0 and done.stdout.startswith("alpha "), done
         if linker in ("mold", "lld"):
-            comment = subprocess.run(["readelf", "-p", ".comment", executable],
-                                     capture_output=True, text=True).stdout.lower()
+            comment = subprocess.run(
+                ["readelf", "-p", ".comment", executable], capture_output=True, text=True
+            ).stdout.lower()
             assert linker in comment
         assert build(root).steps == []
     finally:
@@ -91,7 +92,7 @@ def test_cross_compiler_gets_a_linker_that_links_its_arch() -> None:
 
 def test_unknown_linker_names_the_key(tmp_path: Path) -> None:
     config = tmp_path / "bpfbuild.toml"
-    config.write_text("[build]\nlinker = \"fast\"\n")
+    config.write_text('[build]\nlinker = "fast"\n')
     with pytest.raises(ConfigError) as err:
         load_config(config)
     assert "bpfbuild.toml:2: 'build.linker' must be one of" in err.value.message
@@ -99,7 +100,8 @@ def test_unknown_linker_names_the_key(tmp_path: Path) -> None:
 
 
 def test_missing_explicit_linker_is_an_error_with_the_package(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A PATH with the assembler and GNU ld but no ld.lld: the compiler cannot use lld."""
     folder = tmp_path / "bin"
     folder.mkdir()
@@ -107,7 +109,7 @@ def test_missing_explicit_linker_is_an_error_with_the_package(
         (folder / tool).symlink_to(shutil.which(tool))
     gcc = shutil.which("gcc")
     monkeypatch.setenv("PATH", str(folder))
-    assert choose("auto", gcc).name in ("mold", "default")   # mold may come through -B
+    assert choose("auto", gcc).name in ("mold", "default")  # mold may come through -B
     with pytest.raises(ToolchainError) as err:
         choose("lld", gcc)
     assert err.value.message == "linker 'lld' (from [build] linker) does not link for gcc"

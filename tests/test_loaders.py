@@ -11,10 +11,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from buildutil import ARCH, REPO, build, needs_root, require_tracefs
 
 from bpfbuild.scaffold import available_templates, create_project
-
-from buildutil import ARCH, REPO, build, needs_root, require_tracefs
 
 pytestmark = pytest.mark.slow
 
@@ -34,8 +33,15 @@ def as_nobody(executable: Path, *args: str) -> subprocess.CompletedProcess[str]:
         shutil.copy(executable, copy)
         copy.chmod(0o755)
         if os.geteuid() == 0 and shutil.which("setpriv"):
-            argv = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-                    "--inh-caps=-all", str(copy), *args]
+            argv = [
+                "setpriv",
+                f"--reuid={NOBODY}",
+                f"--regid={NOBODY}",
+                "--clear-groups",
+                "--inh-caps=-all",
+                str(copy),
+                *args,
+            ]
         else:
             argv = [str(copy), *args]
         return subprocess.run(argv, capture_output=True, text=True, timeout=30, cwd=folder)
@@ -49,7 +55,7 @@ def check_help(executable: Path) -> None:
         assert done.returncode == 0, (flag, done)
         assert done.stdout.startswith("usage: "), (flag, done.stdout)
         assert "-h, --help" in done.stdout
-        assert "failed to" not in done.stderr, done.stderr   # nothing was loaded
+        assert "failed to" not in done.stderr, done.stderr  # nothing was loaded
     wrong = as_nobody(executable, "--no-such-option")
     assert wrong.returncode == 2 and "usage: " in wrong.stderr, wrong
 
@@ -65,8 +71,9 @@ def test_template_loader_answers_help(tmp_path: Path, template: str) -> None:
 
 def test_netwatch_loaders_answer_help(tmp_path: Path) -> None:
     root = tmp_path / "netwatch"
-    shutil.copytree(REPO / "examples" / "netwatch", root,
-                    ignore=shutil.ignore_patterns("output", ".bpfbuild"))
+    shutil.copytree(
+        REPO / "examples" / "netwatch", root, ignore=shutil.ignore_patterns("output", ".bpfbuild")
+    )
     build(root)
     for app in ("pktcount", "syscount"):
         check_help(root / "output" / ARCH / app)
@@ -81,7 +88,9 @@ def quick_start_command() -> str:
 
 def test_quick_start_runs_execsnoop_on_a_command() -> None:
     command = quick_start_command()
-    assert command.startswith("./scripts/setup && .venv/bin/bpfbuild build -C examples/execsnoop && ")
+    assert command.startswith(
+        "./scripts/setup && .venv/bin/bpfbuild build -C examples/execsnoop && "
+    )
     assert command.endswith("examples/execsnoop/output/*/execsnoop -- ls /")
 
 
@@ -90,12 +99,14 @@ def test_quick_start_prints_an_event_line(tmp_path: Path) -> None:
     """The quick start's execsnoop invocation, on a copy of the example, as root."""
     require_tracefs()
     root = tmp_path / "execsnoop"
-    shutil.copytree(REPO / "examples" / "execsnoop", root,
-                    ignore=shutil.ignore_patterns("output", ".bpfbuild"))
+    shutil.copytree(
+        REPO / "examples" / "execsnoop", root, ignore=shutil.ignore_patterns("output", ".bpfbuild")
+    )
     build(root)
     invocation = quick_start_command().split(" && ")[-1].replace("examples/execsnoop/", "")
-    done = subprocess.run(invocation, shell=True, cwd=root, capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(
+        invocation, shell=True, cwd=root, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done
     assert done.stdout.startswith("PID     PPID    UID    COMM             FILENAME\n"), done.stdout
     assert EVENT_LINE.search(done.stdout), done.stdout

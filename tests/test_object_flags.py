@@ -10,14 +10,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from buildutil import ARCH, assert_build_is_noop, bpfbuild, build, copy_project, needs_root
 
 from bpfbuild.arch import host_arch
-from bpfbuild.build.project import load_project
-from bpfbuild.build.tasks import TaskFactory
-from bpfbuild.build.toolchain import find_toolchain
 from bpfbuild.errors import BpfBuildError
-
-from buildutil import ARCH, assert_build_is_noop, bpfbuild, build, copy_project, needs_root
+from bpfbuild.pipeline.project import load_project
+from bpfbuild.pipeline.tasks import TaskFactory
+from bpfbuild.pipeline.toolchain import find_toolchain
 
 V3_FLAGS = 'bpf_cflags = ["-mcpu=v3"]'
 
@@ -50,11 +49,11 @@ def test_object_flags_apply_to_that_object_only_and_it_takes_no_pch(project: Pat
 def test_changing_one_objects_flags_rebuilds_that_object_only(project: Path) -> None:
     build(project)
     assert_build_is_noop(project)
-    _set_config(project, V3_FLAGS, 'bpf_cflags = ["-mcpu=v2"]')   # other code
+    _set_config(project, V3_FLAGS, 'bpf_cflags = ["-mcpu=v2"]')  # other code
     run = build(project)
     assert sorted(run.steps) == [
         ("BPF", "src/softcount.bpf.c"),
-        ("GEN", "compile_commands.json"),     # its command changed
+        ("GEN", "compile_commands.json"),  # its command changed
         ("GENOBJ", f"output/{ARCH}/bpf/softcount.bpf.o"),
         ("SKEL", f"output/{ARCH}/include/softcount.skel.h"),
     ], run.describe()
@@ -65,28 +64,34 @@ def test_changing_one_objects_flags_rebuilds_that_object_only(project: Path) -> 
 def test_verifier_rejects_the_object_without_mcpu_v3_and_passes_it_with(project: Path) -> None:
     passed = bpfbuild(project, "verify", "softcount")
     assert passed.returncode == 0, passed.describe()
-    (line,) = [l for l in passed.stdout.splitlines() if "softcount/count_syscall" in l]
+    (line,) = [ln for ln in passed.stdout.splitlines() if "softcount/count_syscall" in ln]
     assert " passed" in line, passed.stdout
     _set_config(project, V3_FLAGS, "bpf_cflags = []")
     rejected = bpfbuild(project, "verify", "softcount")
     assert rejected.returncode != 0, rejected.describe()
-    assert "softcount/count_syscall: rejected by the verifier: invalid access to map value" \
-        in rejected.output, rejected.describe()
+    assert (
+        "softcount/count_syscall: rejected by the verifier: invalid access to map value"
+        in rejected.output
+    ), rejected.describe()
 
 
 def test_app_flags_compile_shared_sources_apart_and_link_the_apps_libs(project: Path) -> None:
     run = build(project)
-    assert {"src/util.c", "loud:src/util.c", "loud:src/loud.c", "src/hello.c"} \
-        <= {what for kind, what in run.steps if kind == "CC"}, run.describe()
+    assert {"src/util.c", "loud:src/util.c", "loud:src/loud.c", "src/hello.c"} <= {
+        what for kind, what in run.steps if kind == "CC"
+    }, run.describe()
     out = project / "output" / ARCH
     assert subprocess.run([out / "hello"], capture_output=True, text=True).stdout == "hello\n"
     # -DSHOUT reaches loud's own util.c object; libm (libs = ["-lm"]) gives sqrt.
     assert subprocess.run([out / "loud"], capture_output=True, text=True).stdout == "HELLO 4\n"
     _set_config(project, 'cflags = ["-DSHOUT"]', 'cflags = ["-DSHOUT", "-O1"]')
     again = build(project)
-    assert sorted(again.steps) == [("CC", "loud:src/loud.c"), ("CC", "loud:src/util.c"),
-                                   ("GEN", "compile_commands.json"),
-                                   ("LD", f"output/{ARCH}/loud")], again.describe()
+    assert sorted(again.steps) == [
+        ("CC", "loud:src/loud.c"),
+        ("CC", "loud:src/util.c"),
+        ("GEN", "compile_commands.json"),
+        ("LD", f"output/{ARCH}/loud"),
+    ], again.describe()
 
 
 def test_aliases_point_at_their_app_follow_the_config_and_go_with_clean(project: Path) -> None:
@@ -94,7 +99,7 @@ def test_aliases_point_at_their_app_follow_the_config_and_go_with_clean(project:
     run = build(project)
     assert {("LN", f"output/{ARCH}/hi"), ("LN", f"output/{ARCH}/hey")} <= set(run.steps)
     for alias in ("hi", "hey"):
-        assert os.readlink(out / alias) == "hello"           # relative, beside the app
+        assert os.readlink(out / alias) == "hello"  # relative, beside the app
         assert subprocess.run([out / alias], capture_output=True, text=True).stdout == "hello\n"
     assert not list(out.glob("*.partial"))
     # A link of the user's, pointing elsewhere, is never touched.
@@ -115,36 +120,84 @@ def test_aliases_point_at_their_app_follow_the_config_and_go_with_clean(project:
     assert not os.path.lexists(out) and Path("/etc/hostname").is_file()
 
 
-@pytest.mark.parametrize("name, text, message, hint", [
-    ("unknown-object", "[object.nothere]\nbpf_cflags = []\n",
-     "bpfbuild.toml:1: [object.nothere]: no BPF object named 'nothere'", "objects: hello, softcount"),
-    ("object-flags-type", "[object.hello]\nbpf_cflags = \"-mcpu=v3\"\n",
-     "bpfbuild.toml:2: 'object.hello.bpf_cflags' must be an array", "object.hello.bpf_cflags"),
-    ("object-unknown-key", "[object.hello]\ncflags = []\n",
-     "bpfbuild.toml:2: unknown key 'object.hello.cflags'", "valid keys: bpf_cflags"),
-    ("app-libs-type", "[app.hello]\nlibs = [\"-lm\", 3]\n",
-     "bpfbuild.toml:2: 'app.hello.libs' must be a string", "app.hello.libs"),
-    ("alias-not-identifier", "[app.hello]\naliases = [\"../evil\"]\n",
-     "bpfbuild.toml:2: alias '../evil' of app 'hello' is not a C identifier", "letters, digits"),
-    ("alias-is-an-app", "[app.hello]\naliases = [\"loud\"]\n",
-     "bpfbuild.toml:2: alias 'loud' of app 'hello' collides with app 'loud'", "aliases"),
-    ("alias-is-a-folder", "[app.hello]\naliases = [\"bpf\"]\n",
-     "bpfbuild.toml:2: alias 'bpf' of app 'hello' collides with bpfbuild's output folder",
-     "aliases"),
-    ("libbpf-outside", "[libbpf]\nsource = \"../libbpf\"\n",
-     "bpfbuild.toml:2: [libbpf] source '../libbpf' is outside the project", "inside the project"),
-    ("libbpf-missing", "[libbpf]\nsource = \"libbpf\"\n",
-     "bpfbuild.toml:2: [libbpf] source 'libbpf' is not a folder", "git submodule update"),
-    ("libbpf-not-libbpf", "[libbpf]\nsource = \"src\"\n",
-     "bpfbuild.toml:2: [libbpf] source: ", "https://github.com/libbpf/libbpf"),
-    ("toolchain-type", "[toolchain]\nbpftool = 7\n",
-     "bpfbuild.toml:2: 'toolchain.bpftool' must be a string", "toolchain.bpftool"),
-])
-def test_bad_settings_are_errors_with_file_line_and_hint(tmp_path: Path, name: str, text: str,
-                                                         message: str, hint: str) -> None:
+@pytest.mark.parametrize(
+    "name, text, message, hint",
+    [
+        (
+            "unknown-object",
+            "[object.nothere]\nbpf_cflags = []\n",
+            "bpfbuild.toml:1: [object.nothere]: no BPF object named 'nothere'",
+            "objects: hello, softcount",
+        ),
+        (
+            "object-flags-type",
+            '[object.hello]\nbpf_cflags = "-mcpu=v3"\n',
+            "bpfbuild.toml:2: 'object.hello.bpf_cflags' must be an array",
+            "object.hello.bpf_cflags",
+        ),
+        (
+            "object-unknown-key",
+            "[object.hello]\ncflags = []\n",
+            "bpfbuild.toml:2: unknown key 'object.hello.cflags'",
+            "valid keys: bpf_cflags",
+        ),
+        (
+            "app-libs-type",
+            '[app.hello]\nlibs = ["-lm", 3]\n',
+            "bpfbuild.toml:2: 'app.hello.libs' must be a string",
+            "app.hello.libs",
+        ),
+        (
+            "alias-not-identifier",
+            '[app.hello]\naliases = ["../evil"]\n',
+            "bpfbuild.toml:2: alias '../evil' of app 'hello' is not a C identifier",
+            "letters, digits",
+        ),
+        (
+            "alias-is-an-app",
+            '[app.hello]\naliases = ["loud"]\n',
+            "bpfbuild.toml:2: alias 'loud' of app 'hello' collides with app 'loud'",
+            "aliases",
+        ),
+        (
+            "alias-is-a-folder",
+            '[app.hello]\naliases = ["bpf"]\n',
+            "bpfbuild.toml:2: alias 'bpf' of app 'hello' collides with bpfbuild's output folder",
+            "aliases",
+        ),
+        (
+            "libbpf-outside",
+            '[libbpf]\nsource = "../libbpf"\n',
+            "bpfbuild.toml:2: [libbpf] source '../libbpf' is outside the project",
+            "inside the project",
+        ),
+        (
+            "libbpf-missing",
+            '[libbpf]\nsource = "libbpf"\n',
+            "bpfbuild.toml:2: [libbpf] source 'libbpf' is not a folder",
+            "git submodule update",
+        ),
+        (
+            "libbpf-not-libbpf",
+            '[libbpf]\nsource = "src"\n',
+            "bpfbuild.toml:2: [libbpf] source: ",
+            "https://github.com/libbpf/libbpf",
+        ),
+        (
+            "toolchain-type",
+            "[toolchain]\nbpftool = 7\n",
+            "bpfbuild.toml:2: 'toolchain.bpftool' must be a string",
+            "toolchain.bpftool",
+        ),
+    ],
+)
+def test_bad_settings_are_errors_with_file_line_and_hint(
+    tmp_path: Path, name: str, text: str, message: str, hint: str
+) -> None:
     root = copy_project("object_flags", tmp_path)
-    (root / "bpfbuild.toml").write_text('[project]\nname = "x"\n\n[app.loud]\nbpf = '
-                                        '["src/hello.bpf.c"]\nsources = ["src/loud.c"]\n')
+    (root / "bpfbuild.toml").write_text(
+        '[project]\nname = "x"\n\n[app.loud]\nbpf = ["src/hello.bpf.c"]\nsources = ["src/loud.c"]\n'
+    )
     (root / "bpfbuild.toml").write_text(text + (root / "bpfbuild.toml").read_text())
     with pytest.raises(BpfBuildError) as caught:
         load_project(root)
@@ -160,7 +213,9 @@ def test_a_libbpf_tree_too_old_for_core_is_an_error(tmp_path: Path) -> None:
     root = copy_project("object_flags", tmp_path)
     (root / "old/src").mkdir(parents=True)
     (root / "old/src/libbpf.c").write_text("")
-    (root / "old/src/libbpf.map").write_text("LIBBPF_0.0.1 {\n};\nLIBBPF_0.5.0 {\n} LIBBPF_0.0.1;\n")
+    (root / "old/src/libbpf.map").write_text(
+        "LIBBPF_0.0.1 {\n};\nLIBBPF_0.5.0 {\n} LIBBPF_0.0.1;\n"
+    )
     (root / "bpfbuild.toml").write_text('[libbpf]\nsource = "old"\n')
     with pytest.raises(BpfBuildError) as caught:
         load_project(root)
@@ -169,7 +224,8 @@ def test_a_libbpf_tree_too_old_for_core_is_an_error(tmp_path: Path) -> None:
 
 
 def test_toolchain_bpftool_is_found_relative_to_the_project(
-        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     system = shutil.which("bpftool", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
     if not system:
         pytest.skip("bpftool is not installed")
@@ -178,8 +234,11 @@ def test_toolchain_bpftool_is_found_relative_to_the_project(
     wrapper = project / "tools" / "bpftool"
     wrapper.write_text(f'#!/bin/sh\nexec {system} "$@"\n')
     wrapper.chmod(0o755)
-    _set_config(project, "[object.softcount]", '[toolchain]\nbpftool = "tools/bpftool"\n\n'
-                "[object.softcount]")
+    _set_config(
+        project,
+        "[object.softcount]",
+        '[toolchain]\nbpftool = "tools/bpftool"\n\n[object.softcount]',
+    )
     loaded = load_project(project)
     assert find_toolchain(host_arch(), None, loaded).bpftool.path == str(wrapper)
     # $BPFTOOL still wins over the project's choice.
@@ -192,7 +251,8 @@ def test_toolchain_bpftool_is_found_relative_to_the_project(
 
 
 def test_doctor_warns_about_bpftool_before_7_3_and_not_after(
-        project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """bpftool 7.5 from bookworm-backports, unpacked into the project (never installed),
     chosen with [toolchain] bpftool: no warning, and its vmlinux.h declares kfuncs."""
     from bpfbuild.kernels.apt import Apt, AptError, extract_deb
@@ -213,8 +273,11 @@ def test_doctor_warns_about_bpftool_before_7_3_and_not_after(
     extract_deb(deb, tmp_path / "bpftool", ["./usr/sbin/bpftool"])
     (project / "tools").mkdir()
     shutil.copy(tmp_path / "bpftool/usr/sbin/bpftool", project / "tools" / "bpftool")
-    _set_config(project, "[object.softcount]", '[toolchain]\nbpftool = "tools/bpftool"\n\n'
-                "[object.softcount]")
+    _set_config(
+        project,
+        "[object.softcount]",
+        '[toolchain]\nbpftool = "tools/bpftool"\n\n[object.softcount]',
+    )
     doctor = bpfbuild(project, "doctor")
     assert f"bpftool:    {project}/tools/bpftool (7." in doctor.stdout, doctor.describe()
     assert "older than 7.3" not in doctor.stdout
@@ -227,6 +290,11 @@ def test_doctor_warns_about_bpftool_before_7_3_and_not_after(
 def test_list_shows_the_settings(project: Path) -> None:
     listing = bpfbuild(project, "list")
     assert listing.returncode == 0, listing.describe()
-    for line in ("  aliases:     hi, hey", "  cflags:      -DSHOUT", "  libs:        -lm",
-                 "  bpf_cflags:  -mcpu=v3", "libbpf: the system's, through pkg-config"):
+    for line in (
+        "  aliases:     hi, hey",
+        "  cflags:      -DSHOUT",
+        "  libs:        -lm",
+        "  bpf_cflags:  -mcpu=v3",
+        "libbpf: the system's, through pkg-config",
+    ):
         assert line in listing.stdout.splitlines(), listing.stdout

@@ -10,8 +10,8 @@ import pytest
 from buildutil import ARCH, REPO, build
 
 from bpfbuild.arch import host_arch
-from bpfbuild.build.config import PCH_AUTO_MIN
-from bpfbuild.build.tasks import includes_vmlinux_first
+from bpfbuild.pipeline.config import PCH_AUTO_MIN
+from bpfbuild.pipeline.tasks import includes_vmlinux_first
 
 FALLBACK_NOTE = "vmlinux.h.pch was not ready yet"
 """What `-v` prints when a compile did not take the PCH because it was not built yet."""
@@ -52,8 +52,9 @@ def _bpf_objects(root: Path) -> dict[str, bytes]:
 @pytest.mark.parametrize("example", EXAMPLES)
 def test_pch_objects_are_byte_identical(tmp_path: Path, example: str) -> None:
     root = tmp_path / example
-    shutil.copytree(REPO / "examples" / example, root,
-                    ignore=shutil.ignore_patterns("output", ".bpfbuild"))
+    shutil.copytree(
+        REPO / "examples" / example, root, ignore=shutil.ignore_patterns("output", ".bpfbuild")
+    )
     config = root / "bpfbuild.toml"
     original = config.read_text()
     _set_pch(config, original, "true")  # the examples have fewer objects than "auto" needs
@@ -89,8 +90,11 @@ def test_source_defining_macros_first_builds_without_pch(tmp_path: Path) -> None
         'SEC("xdp") int pass(struct xdp_md *ctx) { return XDP_PASS; }\n'
     )
     run = build(root, "-v")
-    commands = {line.split(" -c ")[1].split()[0]: line for line in run.stdout.splitlines()
-                if " -c src/" in line}
+    commands = {
+        line.split(" -c ")[1].split()[0]: line
+        for line in run.stdout.splitlines()
+        if " -c src/" in line
+    }
     assert "-include-pch" not in commands["src/early.bpf.c"]
     assert "-include-pch" in commands["src/late.bpf.c"]
     assert (root / "output" / ARCH / "bpf" / "early.bpf.o").is_file()
@@ -112,14 +116,13 @@ int on_exec_{k}(void *ctx)
 """
 
 
-def _task_readers(root: Path, count: int, pch: str = "\"auto\"") -> Path:
+def _task_readers(root: Path, count: int, pch: str = '"auto"') -> Path:
     """A project of `count` BPF objects that read task_struct through CO-RE."""
     (root / "src").mkdir(parents=True)
     (root / "bpfbuild.toml").write_text(f'[project]\nname = "{root.name}"\n[build]\npch = {pch}\n')
     for k in range(count):
         (root / "src" / f"reader{k}.bpf.c").write_text(_TASK_READER.format(k=k))
     return root
-
 
 
 @pytest.mark.slow
@@ -148,10 +151,10 @@ def test_compile_takes_the_pch_only_when_its_key_matches(tmp_path: Path) -> None
     content; without it, or with another vmlinux.h's, a compile parses vmlinux.h."""
     from types import SimpleNamespace
 
-    from bpfbuild.build.layout import Layout, state_dir
-    from bpfbuild.build.project import load_project
-    from bpfbuild.build.tasks import TaskFactory
-    from bpfbuild.build.toolchain import find_toolchain
+    from bpfbuild.pipeline.layout import Layout, state_dir
+    from bpfbuild.pipeline.project import load_project
+    from bpfbuild.pipeline.tasks import TaskFactory
+    from bpfbuild.pipeline.toolchain import find_toolchain
 
     root = _task_readers(tmp_path / "keyed", 1, pch="true")
     build(root, "-j1")
@@ -178,17 +181,22 @@ def test_compile_takes_the_pch_only_when_its_key_matches(tmp_path: Path) -> None
     assert compile_now() is True
 
 
-@pytest.mark.parametrize(("count", "pch", "expected"), [
-    (PCH_AUTO_MIN - 1, '"auto"', False),
-    (PCH_AUTO_MIN, '"auto"', True),
-    (1, "true", True),
-    (PCH_AUTO_MIN, "false", False),
-])
-def test_pch_auto_needs_enough_sources(tmp_path: Path, count: int, pch: str, expected: bool) -> None:
-    """"auto" builds no PCH for a few sources: it would cost more than it saves."""
-    from bpfbuild.build.project import load_project
-    from bpfbuild.build.tasks import TaskFactory
-    from bpfbuild.build.toolchain import find_toolchain
+@pytest.mark.parametrize(
+    ("count", "pch", "expected"),
+    [
+        (PCH_AUTO_MIN - 1, '"auto"', False),
+        (PCH_AUTO_MIN, '"auto"', True),
+        (1, "true", True),
+        (PCH_AUTO_MIN, "false", False),
+    ],
+)
+def test_pch_auto_needs_enough_sources(
+    tmp_path: Path, count: int, pch: str, expected: bool
+) -> None:
+    """ "auto" builds no PCH for a few sources: it would cost more than it saves."""
+    from bpfbuild.pipeline.project import load_project
+    from bpfbuild.pipeline.tasks import TaskFactory
+    from bpfbuild.pipeline.toolchain import find_toolchain
 
     root = _task_readers(tmp_path / "auto", count, pch=pch)
     project = load_project(root)

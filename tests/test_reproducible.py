@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from buildutil import NOT_REPRODUCIBLE, build, copy_project, output_hashes
 
 pytestmark = pytest.mark.slow

@@ -10,15 +10,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from buildutil import copy_project
 from doit.tools import config_changed
 
 from bpfbuild.arch import ARCHES, Arch, get_arch, host_arch
-from bpfbuild.build.layout import Layout
-from bpfbuild.build.project import load_project
-from bpfbuild.build.tasks import TaskFactory, project_tasks, step_line
-from bpfbuild.build.toolchain import Libbpf, Tool, Toolchain, find_toolchain
-
-from buildutil import copy_project
+from bpfbuild.pipeline.layout import Layout
+from bpfbuild.pipeline.project import load_project
+from bpfbuild.pipeline.tasks import TaskFactory, project_tasks, step_line
+from bpfbuild.pipeline.toolchain import Libbpf, Tool, Toolchain, find_toolchain
 
 HOST = host_arch()
 
@@ -46,7 +45,7 @@ def argv_of(task: dict) -> list[str]:
 
 def contains_run(argv: list[str], run: list[str]) -> bool:
     """True when run appears in argv as consecutive items."""
-    return any(argv[i:i + len(run)] == run for i in range(len(argv) - len(run) + 1))
+    return any(argv[i : i + len(run)] == run for i in range(len(argv) - len(run) + 1))
 
 
 @pytest.fixture
@@ -79,8 +78,10 @@ def test_no_target_is_a_partial_file(multi: Path, host_toolchain: Toolchain) -> 
 
 
 def test_task_names_and_the_app_group(multi: Path, host_toolchain: Toolchain) -> None:
-    tasks = {f"{t['basename']}:{t['name']}": t
-             for t in project_tasks(load_project(multi), [host_toolchain])}
+    tasks = {
+        f"{t['basename']}:{t['name']}": t
+        for t in project_tasks(load_project(multi), [host_toolchain])
+    }
     arch = HOST.name
     for name in ("alpha", "beta", "gamma"):
         assert f"bpf:{arch}/{name}" in tasks
@@ -102,8 +103,9 @@ def test_task_names_and_the_app_group(multi: Path, host_toolchain: Toolchain) ->
     assert link["targets"] == [str(multi / "output" / arch / "alpha")]
     archives = host_toolchain.link_libraries(True, [])[1]
     assert any(path.endswith("/libbpf.a") for path in archives), archives
-    assert set(link["file_dep"]) == {str(Layout(multi, arch).user_object(s))
-                                     for s in ("src/alpha.c", "src/util.c")} | set(archives)
+    assert set(link["file_dep"]) == {
+        str(Layout(multi, arch).user_object(s)) for s in ("src/alpha.c", "src/util.c")
+    } | set(archives)
 
 
 @pytest.mark.parametrize("arch_name", list(ARCHES))
@@ -112,7 +114,7 @@ def test_bpf_compile_flags_per_arch(multi: Path, arch_name: str) -> None:
     factory = TaskFactory(load_project(multi), fake_toolchain(arch))
     argv = factory.bpf_compile_argv(factory.project.bpf_objects["gamma"])
     assert argv[0] == "/opt/llvm/bin/clang"
-    assert "-g" in argv                                   # BTF for CO-RE
+    assert "-g" in argv  # BTF for CO-RE
     assert "-O2" in argv
     assert contains_run(argv, ["-target", arch.bpf_target])
     assert f"-D__TARGET_ARCH_{arch.target_arch}" in argv
@@ -133,8 +135,13 @@ def test_x86_bpf_argv_on_this_host(multi: Path, host_toolchain: Toolchain) -> No
     factory = TaskFactory(load_project(multi), host_toolchain)
     argv = factory.bpf_compile_argv(factory.project.bpf_objects["alpha"])
     words = shlex.join(argv)
-    for flag in ("-g", "-O2", "-target bpfel", "-D__TARGET_ARCH_x86",
-                 "-idirafter /usr/include/x86_64-linux-gnu"):
+    for flag in (
+        "-g",
+        "-O2",
+        "-target bpfel",
+        "-D__TARGET_ARCH_x86",
+        "-idirafter /usr/include/x86_64-linux-gnu",
+    ):
         assert f" {flag} " in f" {words} ", words
 
 
@@ -144,9 +151,11 @@ def test_depfile_deps_and_a_deleted_header(multi: Path, host_toolchain: Toolchai
     layout = Layout(multi, HOST.name)
     depfile = layout.bpf_depfile("alpha")
     depfile.parent.mkdir(parents=True)
-    depfile.write_text("output/x.tmp.bpf.o.partial: src/alpha.bpf.c src/common.h \\\n"
-                       "  src/deleted.h /usr/include/bpf/bpf_helpers.h\n\nsrc/common.h:\n\n"
-                       "src/deleted.h:\n")
+    depfile.write_text(
+        "output/x.tmp.bpf.o.partial: src/alpha.bpf.c src/common.h \\\n"
+        "  src/deleted.h /usr/include/bpf/bpf_helpers.h\n\nsrc/common.h:\n\n"
+        "src/deleted.h:\n"
+    )
     user_depfile = layout.user_depfile("src/alpha.c")
     user_depfile.parent.mkdir(parents=True)
     user_depfile.write_text("x.o: src/alpha.c src/util.h include/version.h src/gone.h\n")
@@ -160,16 +169,19 @@ def test_depfile_deps_and_a_deleted_header(multi: Path, host_toolchain: Toolchai
     assert str(depfile) in bpf["targets"]
 
     cc = factory.user_compile("src/alpha.c")
-    assert {str(multi / p) for p in ("src/alpha.c", "src/util.h", "include/version.h")} <= set(cc["file_dep"])
+    assert {str(multi / p) for p in ("src/alpha.c", "src/util.h", "include/version.h")} <= set(
+        cc["file_dep"]
+    )
     assert not any("gone.h" in dep for dep in cc["file_dep"])
 
     beta = factory.bpf_compile(factory.project.bpf_objects["beta"])
-    assert str(multi / "src/common.h") not in beta["file_dep"]   # no .d yet: source only
+    assert str(multi / "src/common.h") not in beta["file_dep"]  # no .d yet: source only
 
 
 def pkg_config_libs(*args: str) -> list[str]:
-    done = subprocess.run(["pkg-config", *args, "--libs", "libbpf"], capture_output=True,
-                          text=True, check=True)
+    done = subprocess.run(
+        ["pkg-config", *args, "--libs", "libbpf"], capture_output=True, text=True, check=True
+    )
     return shlex.split(done.stdout)
 
 
@@ -185,18 +197,19 @@ def test_static_link_uses_pkg_config_static_libs(multi: Path, host_toolchain: To
 
 
 def test_static_false_links_dynamically(multi: Path, host_toolchain: Toolchain) -> None:
-    (multi / "bpfbuild.toml").write_text('[build]\nstatic = false\n')
+    (multi / "bpfbuild.toml").write_text("[build]\nstatic = false\n")
     factory = TaskFactory(load_project(multi), host_toolchain)
     argv = argv_of(factory.link("alpha"))
     assert "-static" not in argv
     assert contains_run(argv, pkg_config_libs())
-    assert "-lelf" not in argv   # libbpf's private deps come in through libbpf.so
+    assert "-lelf" not in argv  # libbpf's private deps come in through libbpf.so
     action, args, _ = factory.link("alpha")["actions"][0]
-    assert args[3] is False      # link_executable(..., static=False): NEEDED entries allowed
+    assert args[3] is False  # link_executable(..., static=False): NEEDED entries allowed
 
 
-def test_toolchain_environment_overrides(multi: Path, tmp_path: Path,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_toolchain_environment_overrides(
+    multi: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for name, real in (("my-clang", "clang"), ("my-bpftool", "bpftool"), ("my-cc", "cc")):
@@ -215,7 +228,7 @@ def test_toolchain_environment_overrides(multi: Path, tmp_path: Path,
 
     bpf = argv_of(tasks[f"bpf:{arch}/alpha"])
     assert bpf[0] == str(bin_dir / "my-clang")
-    assert "-DFROM_CFLAGS" not in bpf               # $CFLAGS is for user space only
+    assert "-DFROM_CFLAGS" not in bpf  # $CFLAGS is for user space only
     assert argv_of(tasks[f"bpfobj:{arch}/alpha"])[0] == str(bin_dir / "my-bpftool")
     assert argv_of(tasks[f"skel:{arch}/alpha"])[0] == str(bin_dir / "my-bpftool")
     assert argv_of(tasks[f"vmlinux:{arch}/vmlinux.h"])[0] == str(bin_dir / "my-bpftool")
@@ -223,7 +236,7 @@ def test_toolchain_environment_overrides(multi: Path, tmp_path: Path,
     cc = argv_of(tasks[f"cc:{arch}/src/alpha.c"])
     assert cc[0] == str(bin_dir / "my-cc")
     assert "-DQUOTED=a b" in cc
-    assert cc.index("-DFROM_CFLAGS") < cc.index("-DFROM_TOML")   # the toml file wins
+    assert cc.index("-DFROM_CFLAGS") < cc.index("-DFROM_TOML")  # the toml file wins
     link = argv_of(tasks[f"link:{arch}/alpha"])
     assert link[0] == str(bin_dir / "my-cc")
     assert "-Wl,-z,relro" in link
@@ -244,7 +257,9 @@ def test_bpf_cflags_change_only_bpf_tasks(tmp_path: Path) -> None:
     new = tasks_by_name(TaskFactory(load_project(root), toolchain))
     arch = HOST.name
     for name in ("alpha", "beta", "gamma"):
-        assert changed_config(old[f"bpf:{arch}/{name}"]) != changed_config(new[f"bpf:{arch}/{name}"])
+        assert changed_config(old[f"bpf:{arch}/{name}"]) != changed_config(
+            new[f"bpf:{arch}/{name}"]
+        )
         assert "-DFOO" in changed_config(new[f"bpf:{arch}/{name}"])["argv"]
     for kind in ("cc", "link", "bpfobj", "skel"):
         for name in [n for n in old if n.startswith(f"{kind}:")]:
@@ -266,15 +281,20 @@ def test_several_arches_name_the_arch_on_each_line(multi: Path) -> None:
     other = next(a for a in ARCHES.values() if a != HOST)
     (multi / "bpfbuild.toml").write_text(
         f'[build]\narches = ["{HOST.name}", "{other.name}"]\npch = true\n'
-        f'[vmlinux]\n{other.name} = "vmlinux-{other.name}.h"\n')
-    (multi / f"vmlinux-{other.name}.h").write_text("")   # a [vmlinux] file must exist
+        f'[vmlinux]\n{other.name} = "vmlinux-{other.name}.h"\n'
+    )
+    (multi / f"vmlinux-{other.name}.h").write_text("")  # a [vmlinux] file must exist
     project = load_project(multi)
     tasks = list(project_tasks(project, [fake_toolchain(HOST), fake_toolchain(other)]))
     lines = [step_line(t["meta"]) for t in tasks if t.get("meta")]
     assert f"  BPF     src/alpha.bpf.c ({other.name})" in lines
     assert f"  BPF     src/alpha.bpf.c ({HOST.name})" in lines
     app = next(t for t in tasks if t["basename"] == "app" and t["name"] == "alpha")
-    assert app["task_dep"] == [f"pch:{HOST.name}/vmlinux.h.pch", f"pch:{other.name}/vmlinux.h.pch",
-                               f"link:{HOST.name}/alpha", f"link:{other.name}/alpha"]
+    assert app["task_dep"] == [
+        f"pch:{HOST.name}/vmlinux.h.pch",
+        f"pch:{other.name}/vmlinux.h.pch",
+        f"link:{HOST.name}/alpha",
+        f"link:{other.name}/alpha",
+    ]
     copy = next(t for t in tasks if t["basename"] == "vmlinux" and other.name in t["name"])
-    assert copy["file_dep"] == [str(multi / f"vmlinux-{other.name}.h")]   # a header is copied
+    assert copy["file_dep"] == [str(multi / f"vmlinux-{other.name}.h")]  # a header is copied

@@ -12,32 +12,56 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from bpfbuild.build.layout import Layout
-from bpfbuild.testing.libbpf import BpfObject, BpfUnsupportedError, has_bpf_privileges
-from bpfbuild.scaffold import available_templates, create_project
 from buildutil import ARCH, REPO, bpfbuild_command
+
+from bpfbuild.pipeline.layout import Layout
+from bpfbuild.scaffold import available_templates, create_project
+from bpfbuild.testing.libbpf import BpfObject, BpfUnsupportedError, has_bpf_privileges
 
 pytestmark = pytest.mark.slow
 
-REQUIRED_TEMPLATES = {"tracepoint", "xdp", "tc", "socket", "uprobe", "iter", "perf", "kprobe", "fentry"}
+REQUIRED_TEMPLATES = {
+    "tracepoint",
+    "xdp",
+    "tc",
+    "socket",
+    "uprobe",
+    "iter",
+    "perf",
+    "kprobe",
+    "fentry",
+}
 KPROBE_PMU = Path("/sys/bus/event_source/devices/kprobe")
-ENVIRONMENT_SKIPS = re.compile("|".join(map(re.escape, (
-    "kernel has no",            # kprobes, uprobes, BTF, the cpu-clock perf event
-    "despite privileges",       # fentry refused with EPERM as root
-    "not supported",            # ENOTSUPP, EOPNOTSUPP
-    "nothing to explain",       # a test of the loader's message when a feature is missing
-    "tracefs",
-    "perf_event_open",
-    "network namespace", "unshare",
-    "maps no shared libc",
-))))
+ENVIRONMENT_SKIPS = re.compile(
+    "|".join(
+        map(
+            re.escape,
+            (
+                "kernel has no",  # kprobes, uprobes, BTF, the cpu-clock perf event
+                "despite privileges",  # fentry refused with EPERM as root
+                "not supported",  # ENOTSUPP, EOPNOTSUPP
+                "nothing to explain",  # a test of the loader's message when a feature is missing
+                "tracefs",
+                "perf_event_open",
+                "network namespace",
+                "unshare",
+                "maps no shared libc",
+            ),
+        )
+    )
+)
 """Skip reasons that name a missing kernel feature or sandbox limit, not a broken test."""
 
 
 def run(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*bpfbuild_command(), *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    return subprocess.run(
+        [*bpfbuild_command(), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def describe(done: subprocess.CompletedProcess[str]) -> str:
@@ -74,8 +98,15 @@ def test_template_builds_verifies_and_passes_its_tests(template: str, tmp_path: 
     root = tmp_path / name
     done = run("init", "--template", template, str(root), cwd=tmp_path)
     assert done.returncode == 0, describe(done)
-    for path in (f"src/{name}.bpf.c", f"src/{name}.c", f"tests/test_{name}.py", "README.md",
-                 "bpfbuild.toml", ".gitignore", ".github/workflows/ci.yml"):
+    for path in (
+        f"src/{name}.bpf.c",
+        f"src/{name}.c",
+        f"tests/test_{name}.py",
+        "README.md",
+        "bpfbuild.toml",
+        ".gitignore",
+        ".github/workflows/ci.yml",
+    ):
         assert (root / path).is_file(), f"{template}: {path} is missing"
     for path in root.rglob("*"):
         assert "{{name}}" not in path.name and not path.name.endswith(".tmpl"), path
@@ -90,7 +121,9 @@ def test_template_builds_verifies_and_passes_its_tests(template: str, tmp_path: 
     done = run("test", "--", "-v", cwd=root)  # -v: one line per test, with its outcome
     output = done.stdout + done.stderr
     assert done.returncode == 0, describe(done)
-    outcomes = dict(re.findall(r"^tests/test_\w+\.py::(\S+) (PASSED|SKIPPED|FAILED|ERROR)", output, re.M))
+    outcomes = dict(
+        re.findall(r"^tests/test_\w+\.py::(\S+) (PASSED|SKIPPED|FAILED|ERROR)", output, re.M)
+    )
     assert "PASSED" in outcomes.values(), describe(done)
     assert set(outcomes.values()) <= {"PASSED", "SKIPPED"}, describe(done)
     reasons = skip_reasons(output)
@@ -115,8 +148,12 @@ def test_execsnoop_example_is_the_init_output(tmp_path: Path) -> None:
     ignored = {"output", ".bpfbuild", "__pycache__", ".pytest_cache"}
 
     def files(root: Path) -> dict[str, bytes]:
-        return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-                if p.is_file() and not ignored & set(p.relative_to(root).parts)}
+        return {
+            str(p.relative_to(root)): p.read_bytes()
+            for p in sorted(root.rglob("*"))
+            if p.is_file() and not ignored & set(p.relative_to(root).parts)
+        }
 
-    assert files(example) == files(tmp_path / "execsnoop"), \
+    assert files(example) == files(tmp_path / "execsnoop"), (
         "regenerate it: rm -rf examples/execsnoop && bpfbuild init examples/execsnoop --name execsnoop"
+    )

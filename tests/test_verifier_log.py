@@ -165,9 +165,7 @@ def test_parse_stats(log: str, expected: VerifierStats) -> None:
     assert parse_stats(log) == expected
 
 
-@pytest.mark.parametrize(
-    ("stack_depths", "expected"), [((0,), 0), ((8, 16), 24), ((), None)]
-)
+@pytest.mark.parametrize(("stack_depths", "expected"), [((0,), 0), ((8, 16), 24), ((), None)])
 def test_stack_depth_sums_subprograms(stack_depths: tuple[int, ...], expected: int | None) -> None:
     assert VerifierStats(stack_depths=stack_depths).stack_depth == expected
 
@@ -178,8 +176,14 @@ def test_stack_depth_sums_subprograms(stack_depths: tuple[int, ...], expected: i
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ("; if (eth->h_proto == 0) @ mixed.bpf.c:18", SourceLine("if (eth->h_proto == 0)", "mixed.bpf.c", 18)),
-        ('; bpf_printk("openat"); @ mixed.bpf.c:26', SourceLine('bpf_printk("openat");', "mixed.bpf.c", 26)),
+        (
+            "; if (eth->h_proto == 0) @ mixed.bpf.c:18",
+            SourceLine("if (eth->h_proto == 0)", "mixed.bpf.c", 18),
+        ),
+        (
+            '; bpf_printk("openat"); @ mixed.bpf.c:26',
+            SourceLine('bpf_printk("openat");', "mixed.bpf.c", 26),
+        ),
         (";  @ extra2.bpf.c:0", None),
         ("1: (69) r1 = *(u16 *)(r1 +12)", None),
     ],
@@ -262,7 +266,9 @@ def test_parse_rejection(
     assert hint_word in hint_for(rejection)
 
 
-@pytest.mark.parametrize("log", [PASSED_XDP, PASSED_SUBPROG, ""], ids=["passed", "subprog", "empty"])
+@pytest.mark.parametrize(
+    "log", [PASSED_XDP, PASSED_SUBPROG, ""], ids=["passed", "subprog", "empty"]
+)
 def test_no_rejection_in_passing_log(log: str) -> None:
     assert parse_rejection(log) is None
 
@@ -277,9 +283,14 @@ def test_no_rejection_in_passing_log(log: str) -> None:
 )
 def test_core_failure_names_type_and_field(log: str, libbpf_lines: list[str]) -> None:
     core = parse_core_failure(log, libbpf_lines)
-    assert core == CoreRelocationFailure("byte_off", "struct task_struct___old", "no_such_field_xyz")
+    assert core == CoreRelocationFailure(
+        "byte_off", "struct task_struct___old", "no_such_field_xyz"
+    )
     assert core.kernel_type == "struct task_struct"
-    assert core.describe() == "the running kernel's struct task_struct has no field 'no_such_field_xyz'"
+    assert (
+        core.describe()
+        == "the running kernel's struct task_struct has no field 'no_such_field_xyz'"
+    )
 
 
 def test_no_core_failure_without_failed_relocation() -> None:
@@ -319,7 +330,10 @@ def test_classify_failure(
 
 
 def test_split_log_separates_libbpf_lines() -> None:
-    text = PASSED_XDP + "libbpf: loading object from mixed.bpf.o\nlibbpf: license of mixed.bpf.o is GPL\n"
+    text = (
+        PASSED_XDP
+        + "libbpf: loading object from mixed.bpf.o\nlibbpf: license of mixed.bpf.o is GPL\n"
+    )
     kernel, libbpf = split_log(text)
     assert kernel == PASSED_XDP.rstrip("\n")
     assert libbpf == ["loading object from mixed.bpf.o", "license of mixed.bpf.o is GPL"]
@@ -342,7 +356,10 @@ def test_parse_runner_output() -> None:
         ("xdp_unchecked", "failed", 13),
     ]
     assert out.programs[0].xlated_bytes == 16 and out.programs[0].verified_insns == 2
-    assert out.programs[1].libbpf_messages[0] == "prog 'xdp_unchecked': BPF program load failed: Permission denied"
+    assert (
+        out.programs[1].libbpf_messages[0]
+        == "prog 'xdp_unchecked': BPF program load failed: Permission denied"
+    )
     assert out.done is not None and out.done.progs_loaded_after == 0
     assert out.error is None
 

@@ -19,7 +19,15 @@ from pathlib import Path
 
 import pytest
 from bpfutil import loaded_programs, ours
-from buildutil import ARCH, BPF_SKIP_REASON, Run, bpfbuild, bpfbuild_command, copy_project, parse_steps
+from buildutil import (
+    ARCH,
+    BPF_SKIP_REASON,
+    Run,
+    bpfbuild,
+    bpfbuild_command,
+    copy_project,
+    parse_steps,
+)
 
 pytestmark = [
     pytest.mark.root,
@@ -51,11 +59,11 @@ def test_zero_ethertype_is_dropped(bpf_object):
 """tests/test_counter.py of the verify_pass copy (kept out of the repo's tests/ tree,
 where pytest would collect it)."""
 
-FAILING_PROJECT_TEST = '''\
+FAILING_PROJECT_TEST = """\
 def test_zero_ethertype_passes(bpf_object):
     result = bpf_object("counter").program("count_packets").test_run(data_in=bytes(64))
     assert result.retval == 2
-'''
+"""
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -86,11 +94,11 @@ def table_rows(stdout: str) -> dict[str, dict[str, str]]:
     start = next(i for i, line in enumerate(lines) if line.startswith("Program "))
     headers = re.split(r"\s{2,}", lines[start].strip())
     rows = {}
-    for line in lines[start + 2:]:
+    for line in lines[start + 2 :]:
         if not line.strip():
             break
         cells = re.split(r"\s{2,}", line.strip())
-        rows[cells[0]] = dict(zip(headers, cells))
+        rows[cells[0]] = dict(zip(headers, cells, strict=False))
     return rows
 
 
@@ -140,7 +148,9 @@ def rejected(tmp_path_factory: pytest.TempPathFactory) -> Verified:
     """verify_reject, with a project test that `bpfbuild test` must never reach."""
     verified = first_verify("verify_reject", tmp_path_factory.mktemp("reject"))
     (verified.root / "tests").mkdir()
-    (verified.root / "tests" / "test_never_runs.py").write_text("def test_never_runs():\n    pass\n")
+    (verified.root / "tests" / "test_never_runs.py").write_text(
+        "def test_never_runs():\n    pass\n"
+    )
     return verified
 
 
@@ -159,8 +169,9 @@ def unprivileged() -> list[str]:
     disabled = Path("/proc/sys/kernel/unprivileged_bpf_disabled")
     if disabled.exists() and disabled.read_text().strip() == "0":
         pytest.skip("unprivileged BPF is enabled (kernel.unprivileged_bpf_disabled=0)")
-    probe = subprocess.run([*NOBODY, *bpfbuild_command(), "--version"], cwd="/",
-                           capture_output=True, text=True)
+    probe = subprocess.run(
+        [*NOBODY, *bpfbuild_command(), "--version"], cwd="/", capture_output=True, text=True
+    )
     return NOBODY if probe.returncode == 0 else ROOT_WITHOUT_CAPABILITIES
 
 
@@ -194,7 +205,9 @@ def test_first_verify_builds_and_prints_only_json_on_stdout(passing: Verified) -
         assert program["insns_processed"] == logged_insns(passing.root, "counter", name) > 0
         assert program["insn_limit"] == 1_000_000
         assert program["xlated_insns"] > 0 and program["total_states"] >= 1
-        assert program["log_path"] == str(passing.root / "output" / ARCH / "verify" / "counter" / f"{name}.log")
+        assert program["log_path"] == str(
+            passing.root / "output" / ARCH / "verify" / "counter" / f"{name}.log"
+        )
 
 
 def test_second_verify_is_up_to_date_and_prints_the_table(passing: Verified) -> None:
@@ -288,7 +301,10 @@ def test_baseline_catches_a_raised_loop_bound(tmp_path: Path) -> None:
     assert written.returncode == 0, written.describe()
     assert "wrote baseline verify-baseline.json (2 programs)" in written.output
     baseline = json.loads((root / "verify-baseline.json").read_text())
-    assert sorted(baseline["programs"]) == [f"{ARCH}/counter/count_packets", f"{ARCH}/counter/sum_array"]
+    assert sorted(baseline["programs"]) == [
+        f"{ARCH}/counter/count_packets",
+        f"{ARCH}/counter/sum_array",
+    ]
     before = baseline["programs"][f"{ARCH}/counter/sum_array"]["insns_processed"]
 
     unchanged = bpfbuild(root, "verify")
@@ -296,7 +312,9 @@ def test_baseline_catches_a_raised_loop_bound(tmp_path: Path) -> None:
     assert unchanged.steps == []
     assert "compared with verify-baseline.json:" in unchanged.output
     assert "Insns (before)" in unchanged.output
-    assert re.search(rf"{ARCH}/counter/sum_array .* ok$", unchanged.output, re.M), unchanged.describe()
+    assert re.search(rf"{ARCH}/counter/sum_array .* ok$", unchanged.output, re.M), (
+        unchanged.describe()
+    )
 
     source = root / "src" / "counter.bpf.c"
     source.write_text(source.read_text().replace("#define SUM_BOUND 16", "#define SUM_BOUND 64"))
@@ -359,7 +377,9 @@ def test_rodata_setting_from_config_changes_the_verdict(tmp_path: Path) -> None:
     assert out_of_bounds.returncode == 1, out_of_bounds.describe()
     assert_clean(out_of_bounds)
     assert out_of_bounds.steps == [("VERIFY", f"output/{ARCH}/bpf/table.bpf.o")]
-    assert table_rows(out_of_bounds.stdout)["table/read_slot"]["Verdict"] == "rejected by the verifier"
+    assert (
+        table_rows(out_of_bounds.stdout)["table/read_slot"]["Verdict"] == "rejected by the verifier"
+    )
     line = line_of(root / "src" / "table.bpf.c", "return row[slot] & 1;")
     assert f"src/table.bpf.c:{line}: return row[slot] & 1;" in out_of_bounds.stdout
     assert "invalid access to map value" in out_of_bounds.stdout
@@ -373,7 +393,9 @@ def test_rodata_setting_from_config_changes_the_verdict(tmp_path: Path) -> None:
 # --- 7. without privilege --------------------------------------------------------------------
 
 
-def test_without_privilege_verify_skips_and_require_fails(unprivileged: list[str], shared_dir: Path) -> None:
+def test_without_privilege_verify_skips_and_require_fails(
+    unprivileged: list[str], shared_dir: Path
+) -> None:
     # The project's program is rejected when verified: a skip must not verify it.
     root = copy_project("verify_reject", shared_dir)
     built = bpfbuild(root, "build")
@@ -382,15 +404,23 @@ def test_without_privilege_verify_skips_and_require_fails(unprivileged: list[str
     env = dict(os.environ, HOME=str(root))
 
     def verify(*args: str) -> Run:
-        done = subprocess.run([*unprivileged, *bpfbuild_command(), "verify", *args], cwd=root,
-                              env=env, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [*unprivileged, *bpfbuild_command(), "verify", *args],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         return Run(done.returncode, done.stdout, done.stderr)
 
     skipped = verify()
     assert skipped.returncode == 0, skipped.describe()
     assert_clean(skipped)
     skip_lines = [line for line in skipped.output.splitlines() if "skipped" in line]
-    assert len(skip_lines) == 1 and skip_lines[0].startswith("verify skipped: no BPF privilege"), skipped.describe()
+    assert len(skip_lines) == 1 and skip_lines[0].startswith("verify skipped: no BPF privilege"), (
+        skipped.describe()
+    )
     assert "rejected" not in skipped.output and "Program" not in skipped.output
 
     as_json = verify("--format", "json")
@@ -432,7 +462,9 @@ def test_test_command_builds_verifies_then_runs_the_project_tests(passing: Verif
     assert "2 passed" in run.stdout
 
 
-def test_test_command_writes_junit_xml_and_passes_args_to_pytest(passing: Verified, tmp_path: Path) -> None:
+def test_test_command_writes_junit_xml_and_passes_args_to_pytest(
+    passing: Verified, tmp_path: Path
+) -> None:
     # From another folder with -C: a relative report path is relative to where we are.
     run = bpfbuild(tmp_path, "test", "-C", str(passing.root), "--junit-xml", "report.xml",
                    "--", "-k", "dropped")  # fmt: skip
@@ -440,7 +472,9 @@ def test_test_command_writes_junit_xml_and_passes_args_to_pytest(passing: Verifi
     assert "1 passed, 1 deselected" in run.stdout
     suite = ElementTree.parse(tmp_path / "report.xml").getroot().find("testsuite")
     assert suite is not None and suite.get("tests") == "1" and suite.get("failures") == "0"
-    assert [case.get("name") for case in suite.iter("testcase")] == ["test_zero_ethertype_is_dropped"]
+    assert [case.get("name") for case in suite.iter("testcase")] == [
+        "test_zero_ethertype_is_dropped"
+    ]
     assert not (passing.root / "report.xml").exists()
 
 

@@ -47,7 +47,9 @@ FIXTURES = Path(__file__).parent / "fixtures" / "verify"
 UNAVAILABLE = bpf_unavailable_reason()
 needs_bpf = pytest.mark.skipif(UNAVAILABLE is not None, reason=UNAVAILABLE or "")
 
-SLOW_PROGRAMS = [f"slow_{n}" for n in ("one", "two", "three", "four", "five", "six", "seven", "eight")]
+SLOW_PROGRAMS = [
+    f"slow_{n}" for n in ("one", "two", "three", "four", "five", "six", "seven", "eight")
+]
 OUR_PROGRAM_NAMES = [
     "bpfverify_probe", "xdp_pass", "xdp_unchecked", "tp_openat", "count_loop", "read_slot",
     "fentry_unlinkat", "lsm_file_open", "fentry_missing_target", "raw_tp_sys_enter",
@@ -86,7 +88,9 @@ def verify_build(
         key = (name, defines)
         if key not in built:
             out_dir = root / (name + "".join(f"-{d}" for d in defines))
-            built[key] = compile_bpf(FIXTURES / f"{name}.bpf.c", out_dir, verify_tools["include"], defines)
+            built[key] = compile_bpf(
+                FIXTURES / f"{name}.bpf.c", out_dir, verify_tools["include"], defines
+            )
         return built[key]
 
     return build
@@ -101,7 +105,10 @@ def verify_run(
     def run(name: str, defines: tuple[str, ...] = (), **kwargs: object) -> ObjectReport:
         bpf_object = verify_build(name, *defines)
         return verify_object(
-            verify_tools["runner"], bpf_object, tmp_path / "verify" / name, **kwargs  # type: ignore[arg-type]
+            verify_tools["runner"],
+            bpf_object,
+            tmp_path / "verify" / name,
+            **kwargs,  # type: ignore[arg-type]
         )
 
     return run
@@ -182,7 +189,10 @@ def test_rejection_names_source_file_and_line_and_others_still_verified(
     assert "R1 offset is outside of the packet" in rejected.log_path.read_text()
     with pytest.raises(VerifyError) as caught:
         raise_for_failures(VerifyReport([report]))
-    assert "mixed/xdp_unchecked: rejected by the verifier: invalid access to packet" in caught.value.message
+    assert (
+        "mixed/xdp_unchecked: rejected by the verifier: invalid access to packet"
+        in caught.value.message
+    )
 
 
 @needs_bpf
@@ -224,7 +234,10 @@ def test_core_relocation_failure_names_missing_field(
      ({"slot": 8, "enabled": 0}, Verdict.PASSED)],
 )  # fmt: skip
 def test_rodata_setting_changes_verdict(
-    verify_run: Callable[..., ObjectReport], rodata: dict[str, int], verdict: Verdict, no_leftovers: None
+    verify_run: Callable[..., ObjectReport],
+    rodata: dict[str, int],
+    verdict: Verdict,
+    no_leftovers: None,
 ) -> None:
     (result,) = verify_run("rodata", rodata=rodata).results
     assert result.verdict is verdict
@@ -243,7 +256,10 @@ def test_rodata_setting_changes_verdict(
     ],
 )
 def test_rodata_errors(
-    verify_run: Callable[..., ObjectReport], rodata: dict[str, object], message_word: str, hint_word: str
+    verify_run: Callable[..., ObjectReport],
+    rodata: dict[str, object],
+    message_word: str,
+    hint_word: str,
 ) -> None:
     with pytest.raises(VerifyError) as caught:
         verify_run("rodata", rodata=rodata)
@@ -272,7 +288,9 @@ UNPRIVILEGED = [
 
 
 @pytest.fixture
-def world_readable_copy(verify_tools: dict[str, Path], verify_build: Callable[..., Path]) -> Iterator[tuple[Path, Path]]:
+def world_readable_copy(
+    verify_tools: dict[str, Path], verify_build: Callable[..., Path]
+) -> Iterator[tuple[Path, Path]]:
     """The runner and an object where user nobody can read them (pytest's tmp is 0700)."""
     if shutil.which("setpriv") is None:
         pytest.skip("setpriv (util-linux) is not installed")
@@ -291,8 +309,9 @@ def test_no_privilege_is_one_clear_skip(world_readable_copy: tuple[Path, Path]) 
     log_dir = runner.parent / "logs"
     report = VerifyReport([verify_object(runner, bpf_object, log_dir, launcher=UNPRIVILEGED)])
     assert report.status == "no privilege"
-    assert report.skip_message == ("verify skipped: no BPF privilege: not root, "
-                                   "and no CAP_BPF/CAP_SYS_ADMIN")
+    assert report.skip_message == (
+        "verify skipped: no BPF privilege: not root, and no CAP_BPF/CAP_SYS_ADMIN"
+    )
     assert {r.verdict for r in report.results} == {Verdict.SKIPPED}
     assert failures(report) == []
     with pytest.raises(VerifyError) as caught:
@@ -350,7 +369,9 @@ def _pids_of(executable: str) -> list[int]:
 
 
 @needs_bpf
-def test_runner_counts_loaded_programs(verify_run: Callable[..., ObjectReport], no_leftovers: None) -> None:
+def test_runner_counts_loaded_programs(
+    verify_run: Callable[..., ObjectReport], no_leftovers: None
+) -> None:
     report = verify_run("mixed")
     assert report.progs_loaded_before is not None and report.progs_loaded_after is not None
 
@@ -364,12 +385,15 @@ def test_budget(verify_run: Callable[..., ObjectReport]) -> None:
     assert check_budget(results) == []
     (problem,) = check_budget(results, max_share=0.0001)
     assert re.fullmatch(
-        r"loop/count_loop: \d+ of 1,000,000 instructions processed \(0%\), over the 0% budget", problem
+        r"loop/count_loop: \d+ of 1,000,000 instructions processed \(0%\), over the 0% budget",
+        problem,
     )
 
 
 @needs_bpf
-def test_baseline_catches_a_grown_loop(verify_run: Callable[..., ObjectReport], tmp_path: Path) -> None:
+def test_baseline_catches_a_grown_loop(
+    verify_run: Callable[..., ObjectReport], tmp_path: Path
+) -> None:
     baseline = tmp_path / "verify-baseline.json"
     small = verify_run("loop", defines=("LOOP_BOUND=16",)).results
     write_baseline(baseline, small)
@@ -398,7 +422,11 @@ def test_machine_formats(verify_run: Callable[..., ObjectReport]) -> None:
     report = VerifyReport([verify_run("mixed")])
     data = json.loads(format_json(report))
     assert data["status"] == "ok"
-    assert [p["verdict"] for p in data["objects"][0]["programs"]] == ["passed", "rejected", "passed"]
+    assert [p["verdict"] for p in data["objects"][0]["programs"]] == [
+        "passed",
+        "rejected",
+        "passed",
+    ]
     csv_lines = format_csv(report.results).splitlines()
     assert csv_lines[0].startswith("arch,object,program,section,prog_type,verdict,insns_processed")
     assert csv_lines[1].startswith("x86_64,mixed,xdp_pass,xdp,xdp,passed,")
@@ -407,7 +435,9 @@ def test_machine_formats(verify_run: Callable[..., ObjectReport]) -> None:
 # --- pure: comparisons without a kernel ----------------------------------------------------------
 
 
-def _result(verdict: Verdict, insns: int | None, states: int | None, program: str = "p") -> ProgramResult:
+def _result(
+    verdict: Verdict, insns: int | None, states: int | None, program: str = "p"
+) -> ProgramResult:
     return ProgramResult(
         arch="x86_64", object="obj", program=program, section="xdp", prog_type="xdp",
         verdict=verdict, insns_processed=insns, insn_limit=1_000_000, total_states=states,

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from buildutil import ARCH, Run, bpfbuild, bpfbuild_command, copy_project
 from vmutil import kill_leftovers, qemu_processes, require_vm
 
@@ -30,8 +29,12 @@ class Verified:
 
     def programs(self, spec: str) -> dict[str, dict]:
         data = json.loads(self.run.stdout)
-        return {f"{o['object']}/{p['program']}": p for o in data["objects"]
-                if o["kernel_spec"] == spec for p in o["programs"]}
+        return {
+            f"{o['object']}/{p['program']}": p
+            for o in data["objects"]
+            if o["kernel_spec"] == spec
+            for p in o["programs"]
+        }
 
 
 def matrix_of(text: str) -> tuple[list[str], dict[str, list[str]]]:
@@ -47,8 +50,9 @@ def verified(tmp_path_factory: pytest.TempPathFactory) -> Verified:
     releases = {spec: require_vm(spec).release for spec in KERNELS}
     root = copy_project("vm_kernels", tmp_path_factory.mktemp("vm"))
     try:
-        run = bpfbuild(root, "verify", *[f"--kernel={k}" for k in KERNELS], "--format", "json",
-                       timeout=600)
+        run = bpfbuild(
+            root, "verify", *[f"--kernel={k}" for k in KERNELS], "--format", "json", timeout=600
+        )
     finally:
         kill_leftovers(root)
     assert "Traceback" not in run.output, run.describe()
@@ -58,9 +62,14 @@ def verified(tmp_path_factory: pytest.TempPathFactory) -> Verified:
 
 def test_one_record_per_object_and_kernel_named_by_release_and_spec(verified: Verified) -> None:
     data = json.loads(verified.run.stdout)
-    records = sorted((o["object"], o["arch"], o["kernel_spec"], o["kernel"]) for o in data["objects"])
-    assert records == sorted((name, ARCH, spec, verified.releases[spec])
-                             for name in ("core", "hooks", "kfunc") for spec in KERNELS)
+    records = sorted(
+        (o["object"], o["arch"], o["kernel_spec"], o["kernel"]) for o in data["objects"]
+    )
+    assert records == sorted(
+        (name, ARCH, spec, verified.releases[spec])
+        for name in ("core", "hooks", "kfunc")
+        for spec in KERNELS
+    )
     lines = [line for line in verified.run.stderr.splitlines() if line.startswith("  VM ")]
     assert len(lines) == 2 and all("done, 3 objects, 4 programs" in line for line in lines), lines
 
@@ -71,7 +80,15 @@ def test_field_missing_on_6_1_is_rejected_with_type_and_field_named(verified: Ve
     assert "struct inode.i_mtime_sec" in program["error"]
     assert "struct inode has no field 'i_mtime_sec'" in program["hint"]
     assert program["failing_insn"]
-    log = verified.root / "output" / ARCH / "verify" / verified.releases["debian:6.1"] / "core" / "read_mtime.log"
+    log = (
+        verified.root
+        / "output"
+        / ARCH
+        / "verify"
+        / verified.releases["debian:6.1"]
+        / "core"
+        / "read_mtime.log"
+    )
     assert Path(program["log_path"]) == log
     assert "i_mtime_sec" in log.read_text()
     assert "on debian:6.1 (x86_64): core/read_mtime" in verified.run.stderr
@@ -118,8 +135,16 @@ def test_matrix_json_and_merge_round_trip(verified: Verified, tmp_path: Path) ->
     assert cells == [{"kernel": spec, "arch": ARCH} for spec in KERNELS]
     results = []
     for cell in cells:  # what each matrix job runs; up to date here, so no boot
-        job = bpfbuild(verified.root, "verify", "--kernel", cell["kernel"], "--arch", cell["arch"],
-                       "--format", "json")
+        job = bpfbuild(
+            verified.root,
+            "verify",
+            "--kernel",
+            cell["kernel"],
+            "--arch",
+            cell["arch"],
+            "--format",
+            "json",
+        )
         assert "  VM " not in job.stderr, job.describe()
         path = tmp_path / f"{cell['kernel'].replace(':', '-')}-{cell['arch']}.json"
         path.write_text(job.stdout)
@@ -160,9 +185,13 @@ def test_hung_vm_is_killed_at_its_timeout(tmp_path: Path) -> None:
 def test_interrupted_verify_leaves_no_qemu(tmp_path: Path, how: signal.Signals) -> None:
     require_vm("debian:6.12")
     root = copy_project("vm_kernels", tmp_path)
-    process = subprocess.Popen([*bpfbuild_command(), "verify", "--kernel", "debian:6.12"], cwd=root,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        [*bpfbuild_command(), "verify", "--kernel", "debian:6.12"],
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while not qemu_processes(root) and process.poll() is None and time.monotonic() < deadline:
@@ -189,8 +218,9 @@ def test_a_failed_vm_does_not_hide_the_verdicts_of_the_others(verified: Verified
     image = verified.root / "not-a-kernel"
     image.write_bytes(b"\0" * 4096)
     try:
-        run = bpfbuild(verified.root, "verify", "--kernel", "debian:6.12", "--kernel", str(image),
-                       timeout=300)
+        run = bpfbuild(
+            verified.root, "verify", "--kernel", "debian:6.12", "--kernel", str(image), timeout=300
+        )
     finally:
         kill_leftovers(verified.root)
     assert run.returncode != 0, run.describe()
@@ -208,11 +238,14 @@ def test_csv_rows_name_their_kernel(verified: Verified) -> None:
     assert len(rows) == 8, run.describe()
     keyed = {(row["kernel_spec"], row["object"], row["program"]): row for row in rows}
     assert keyed[("debian:6.1", "core", "read_mtime")]["verdict"] == "rejected"
-    assert keyed[("debian:6.12", "core", "read_mtime")]["kernel"] == verified.releases["debian:6.12"]
+    assert (
+        keyed[("debian:6.12", "core", "read_mtime")]["kernel"] == verified.releases["debian:6.12"]
+    )
 
 
-def test_kvm_probe_boots_a_kernel_once_and_keeps_its_verdict(tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_kvm_probe_boots_a_kernel_once_and_keeps_its_verdict(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from bpfbuild.vm import qemu
 
     kernel = require_vm("debian:6.12")

@@ -8,11 +8,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from bpfbuild.build.actions import needed_libraries
-from bpfbuild.scaffold import available_templates, create_project
 from buildutil import bpfbuild
 from vmutil import kill_leftovers, require_vm
+
+from bpfbuild.pipeline.actions import needed_libraries
+from bpfbuild.scaffold import available_templates, create_project
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +29,8 @@ def templates_project(root: Path, btf: Path) -> Path:
     shutil.copy(btf, root / "arm64.btf")
     (root / "bpfbuild.toml").write_text(
         '[project]\nname = "templates"\n\n[build]\narches = ["arm64"]\n\n'
-        '[vmlinux]\narm64 = "arm64.btf"\n')
+        '[vmlinux]\narm64 = "arm64.btf"\n'
+    )
     return root
 
 
@@ -39,8 +40,17 @@ def test_templates_verify_on_debian_6_12_arm64(tmp_path: Path) -> None:
         pytest.skip("no arm64 cross compiler for the runner (scripts/setup --arch arm64)")
     root = templates_project(tmp_path / "templates", kernel.btf)
     try:
-        run = bpfbuild(root, "verify", "--kernel", "debian:6.12", "--arch", "arm64",
-                       "--format", "json", timeout=900)
+        run = bpfbuild(
+            root,
+            "verify",
+            "--kernel",
+            "debian:6.12",
+            "--arch",
+            "arm64",
+            "--format",
+            "json",
+            timeout=900,
+        )
     finally:
         kill_leftovers(root)
     assert run.returncode == 0, run.describe()
@@ -48,7 +58,11 @@ def test_templates_verify_on_debian_6_12_arm64(tmp_path: Path) -> None:
     names = {template.name for template in available_templates()}
     assert {o["object"] for o in data["objects"]} == names
     for obj in data["objects"]:
-        assert (obj["arch"], obj["kernel"], obj["kernel_spec"]) == ("arm64", kernel.release, "debian:6.12")
+        assert (obj["arch"], obj["kernel"], obj["kernel_spec"]) == (
+            "arm64",
+            kernel.release,
+            "debian:6.12",
+        )
         assert obj["programs"], obj
         for program in obj["programs"]:
             assert program["verdict"] == "passed", (obj["object"], program)

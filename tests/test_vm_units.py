@@ -14,7 +14,7 @@ import pytest
 
 from bpfbuild.verify.report import ObjectReport, ProgramResult, Verdict, VerifyReport, format_matrix
 from bpfbuild.vm.console import ConsoleReader, Markers
-from bpfbuild.vm.initramfs import CpioWriter, GuestObject, init_script, write_initramfs
+from bpfbuild.vm.initramfs import CpioWriter, GuestObject, write_initramfs
 from bpfbuild.vm.targets import image_release, matrix_cells, split_list
 
 
@@ -26,15 +26,24 @@ def test_initramfs_is_a_newc_archive_cpio_reads(tmp_path: Path) -> None:
     obj.write_bytes(b"\x7fELF")
     archive = tmp_path / "initramfs.cpio"
     write_initramfs(archive, busybox, runner, [GuestObject("x", obj, {"limit": 3})], Markers("ab"))
-    listing = subprocess.run(["cpio", "-itv"], stdin=archive.open("rb"), capture_output=True,
-                             text=True, check=True).stdout
-    names = {line.split()[-1] if "->" not in line else line.split()[-3] for line in listing.splitlines()}
+    listing = subprocess.run(
+        ["cpio", "-itv"], stdin=archive.open("rb"), capture_output=True, text=True, check=True
+    ).stdout
+    names = {
+        line.split()[-1] if "->" not in line else line.split()[-3] for line in listing.splitlines()
+    }
     assert {"init", "bin/busybox", "bin/sh", "bpfverify", "objects/x.bpf.o", "dev/console"} <= names
-    assert any(line.startswith("crw") and line.endswith("dev/console") for line in listing.splitlines())
+    assert any(
+        line.startswith("crw") and line.endswith("dev/console") for line in listing.splitlines()
+    )
     out = tmp_path / "out"
     out.mkdir()
-    subprocess.run(["cpio", "-id", "--quiet", "--no-absolute-filenames", "init", "bin/busybox"],
-                   stdin=archive.open("rb"), cwd=out, check=True)
+    subprocess.run(
+        ["cpio", "-id", "--quiet", "--no-absolute-filenames", "init", "bin/busybox"],
+        stdin=archive.open("rb"),
+        cwd=out,
+        check=True,
+    )
     assert (out / "bin" / "busybox").read_bytes() == b"B" * 1001
     init = (out / "init").read_text()
     assert "--set=limit=3" in init and 'echo "@@bpfbuild-ab exit x $status"' in init
@@ -66,7 +75,8 @@ def console_lines(markers: Markers) -> list[str]:
         '{"kind":"done"}\r\n',
         markers.line("exit", "core", "0") + "\r\n",
         markers.line("log", "core", "read.log") + "\r\n",
-        log[:10] + "\r\n", log[10:] + "\r\n",
+        log[:10] + "\r\n",
+        log[10:] + "\r\n",
         "[    3.0] glued " + markers.line("end") + "\r\n",
         "@@bpfbuild-forged done\r\n",
     ]
@@ -89,7 +99,10 @@ def test_console_reader_takes_marked_output_and_keeps_noise_for_the_tail() -> No
 def test_matrix_cells_and_lists() -> None:
     assert split_list(["x86_64,arm64", "arm64", " s390x "]) == ["x86_64", "arm64", "s390x"]
     assert matrix_cells(["host", "debian:6.1"], ["x86_64", "arm64"], "x86_64") == [
-        ("host", "x86_64"), ("debian:6.1", "x86_64"), ("debian:6.1", "arm64")]
+        ("host", "x86_64"),
+        ("debian:6.1", "x86_64"),
+        ("debian:6.1", "arm64"),
+    ]
 
 
 def test_release_of_a_bzimage_header_and_of_a_file_name(tmp_path: Path) -> None:
@@ -108,14 +121,29 @@ def test_matrix_orders_kernels_and_marks_what_was_not_verified() -> None:
         result = ProgramResult(arch, "o", program, "xdp", "xdp", verdict)
         return ObjectReport("o", Path("o.bpf.o"), arch, "r", True, [result], kernel_spec=spec)
 
-    text = format_matrix(VerifyReport([
-        report("debian:6.12", "x86_64", Verdict.PASSED),
-        report("debian:6.1", "x86_64", Verdict.REJECTED),
-        report("host", "x86_64", Verdict.UNSUPPORTED, "q"),
-    ]))
+    text = format_matrix(
+        VerifyReport(
+            [
+                report("debian:6.12", "x86_64", Verdict.PASSED),
+                report("debian:6.1", "x86_64", Verdict.REJECTED),
+                report("host", "x86_64", Verdict.UNSUPPORTED, "q"),
+            ]
+        )
+    )
     header, _, *rows = text.splitlines()
-    assert header.split() == ["Program", "host", "x86_64", "debian:6.1", "x86_64", "debian:6.12", "x86_64"]
-    assert [row.split() for row in rows] == [["o/p", "-", "REJECTED", "ok"], ["o/q", "unsupported", "-", "-"]]
+    assert header.split() == [
+        "Program",
+        "host",
+        "x86_64",
+        "debian:6.1",
+        "x86_64",
+        "debian:6.12",
+        "x86_64",
+    ]
+    assert [row.split() for row in rows] == [
+        ["o/p", "-", "REJECTED", "ok"],
+        ["o/q", "unsupported", "-", "-"],
+    ]
 
 
 def test_progress_redraws_one_line_per_vm_on_a_terminal_and_prints_once_otherwise() -> None:
@@ -128,8 +156,10 @@ def test_progress_redraws_one_line_per_vm_on_a_terminal_and_prints_once_otherwis
     live.finish("debian:6.1 x86_64", "done")
     text = live.stream.getvalue()
     assert text.count("\x1b[2F") == 2  # moved up over both lines before each redraw
-    assert text.rsplit("\x1b[2F", 1)[1] == ("\x1b[2K  VM      debian:6.1 x86_64: done\n"
-                                           "\x1b[2K  VM      debian:6.12 x86_64: booting (tcg)\n")
+    assert text.rsplit("\x1b[2F", 1)[1] == (
+        "\x1b[2K  VM      debian:6.1 x86_64: done\n"
+        "\x1b[2K  VM      debian:6.12 x86_64: booting (tcg)\n"
+    )
     quiet = VmProgress(io.StringIO(), live=False)
     quiet.update("debian:6.1 x86_64", "booting (tcg)")
     quiet.finish("debian:6.1 x86_64", "done, 1 objects")
@@ -145,8 +175,11 @@ def test_kvm_only_for_the_hosts_arch_and_when_forced(monkeypatch: pytest.MonkeyP
     assert qemu.use_kvm(other, Path("/nonexistent")) is False  # no probe: another arch
     monkeypatch.setenv(qemu.ACCEL_ENV, "tcg")
     assert qemu.use_kvm(qemu.MACHINES[host_arch().name], Path("/nonexistent")) is False
-    command = qemu.qemu_command(other, Path("/k"), Path("/i"), kvm=False) \
-        if shutil.which(other.qemu) else []
+    command = (
+        qemu.qemu_command(other, Path("/k"), Path("/i"), kvm=False)
+        if shutil.which(other.qemu)
+        else []
+    )
     if command:
         assert "-enable-kvm" not in command and command[command.index("-kernel") + 1] == "/k"
 
@@ -154,42 +187,64 @@ def test_kvm_only_for_the_hosts_arch_and_when_forced(monkeypatch: pytest.MonkeyP
 def test_a_garbled_log_is_reported_not_dropped() -> None:
     markers = Markers("feed")
     reader = ConsoleReader(markers)
-    for line in (markers.line("object", "core"), markers.line("exit", "core", "0"),
-                 markers.line("log", "core", "read.log"), "not base64 !!", markers.line("end")):
+    for line in (
+        markers.line("object", "core"),
+        markers.line("exit", "core", "0"),
+        markers.line("log", "core", "read.log"),
+        "not base64 !!",
+        markers.line("end"),
+    ):
         reader.feed(line)
     assert reader.bad_logs == ["core/read.log"] and reader.objects["core"].logs == {}
 
 
 def test_vm_tasks_one_per_cell_with_objects_runner_and_image_as_file_dep(tmp_path: Path) -> None:
-    from bpfbuild.arch import get_arch
-    from bpfbuild.build.layout import Layout
-    from bpfbuild.build.project import load_project
-    from bpfbuild.build.tasks import TaskFactory
-    from bpfbuild.build.toolchain import Libbpf, Tool, Toolchain
-    from bpfbuild.vm.targets import ImageKernel, Target, VerifyPlan
     from buildutil import copy_project
+
+    from bpfbuild.arch import get_arch
+    from bpfbuild.pipeline.layout import Layout
+    from bpfbuild.pipeline.project import load_project
+    from bpfbuild.pipeline.tasks import TaskFactory
+    from bpfbuild.pipeline.toolchain import Libbpf, Tool, Toolchain
+    from bpfbuild.vm.targets import ImageKernel, Target, VerifyPlan
 
     root = copy_project("vm_kernels", tmp_path)
     (root / "arm64.btf").write_bytes(b"")
     toml = root / "bpfbuild.toml"
-    toml.write_text(toml.read_text().replace(
-        "[verify]", '[build]\narches = ["arm64"]\n\n[vmlinux]\narm64 = "arm64.btf"\n\n[verify]'))
+    toml.write_text(
+        toml.read_text().replace(
+            "[verify]", '[build]\narches = ["arm64"]\n\n[vmlinux]\narm64 = "arm64.btf"\n\n[verify]'
+        )
+    )
     project = load_project(root)
     arm64 = get_arch("arm64")
-    toolchain = Toolchain(arm64, Tool("clang", "/c", "17"), Tool("bpftool", "/b", "7"),
-                          Tool("cc", "/usr/bin/aarch64-linux-gnu-gcc", "12"),
-                          Libbpf("1.3", [], ["-lbpf"], ["-lbpf", "-lelf", "-lz"]), None)
+    toolchain = Toolchain(
+        arm64,
+        Tool("clang", "/c", "17"),
+        Tool("bpftool", "/b", "7"),
+        Tool("cc", "/usr/bin/aarch64-linux-gnu-gcc", "12"),
+        Libbpf("1.3", [], ["-lbpf"], ["-lbpf", "-lelf", "-lz"]),
+        None,
+    )
     image = tmp_path / "Image"
     kernel = ImageKernel("Image", "arm64", "6.12.1-arm64", image)
     plan = VerifyPlan((Target("Image", "arm64", kernel), Target("host", "x86_64", None)))
-    tasks = {f"{t['basename']}:{t['name']}": t for t in TaskFactory(project, toolchain, verify=plan).tasks()}
+    tasks = {
+        f"{t['basename']}:{t['name']}": t
+        for t in TaskFactory(project, toolchain, verify=plan).tasks()
+    }
     assert "tool:arm64/bpfverify" in tasks  # the runner, cross-compiled
-    assert tasks["tool:arm64/bpfverify"]["meta"]["commands"][0].argv[0] == "/usr/bin/aarch64-linux-gnu-gcc"
+    assert (
+        tasks["tool:arm64/bpfverify"]["meta"]["commands"][0].argv[0]
+        == "/usr/bin/aarch64-linux-gnu-gcc"
+    )
     assert not [name for name in tasks if name.startswith("verify:")]  # not the host's arch
     vm = tasks["vmverify:arm64/6.12.1-arm64"]
     layout = Layout(root, "arm64")
     assert sorted(vm["file_dep"]) == sorted(
         [str(layout.bpf_object(n)) for n in ("core", "hooks", "kfunc")]
-        + [str(layout.verifier_runner), str(image)])
-    assert vm["targets"] == [str(layout.vm_verify_dir("6.12.1-arm64") / f"{n}.json")
-                             for n in ("core", "hooks", "kfunc")]
+        + [str(layout.verifier_runner), str(image)]
+    )
+    assert vm["targets"] == [
+        str(layout.vm_verify_dir("6.12.1-arm64") / f"{n}.json") for n in ("core", "hooks", "kfunc")
+    ]

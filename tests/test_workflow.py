@@ -41,9 +41,12 @@ def test_zizmor_finds_nothing_medium_or_high(workflows: dict[str, Path], templat
     if tool is None:
         pytest.skip("zizmor is not installed (pip install zizmor; it is in the test extras)")
     every = sorted(str(p) for p in workflows[template].parent.glob("*.yml"))
-    assert len(every) == 2, every     # ci.yml and verify-kernels.yml
-    done = subprocess.run([tool, "--offline", "--persona=auditor", "--format=json", *every],
-                          capture_output=True, text=True)
+    assert len(every) == 2, every  # ci.yml and verify-kernels.yml
+    done = subprocess.run(
+        [tool, "--offline", "--persona=auditor", "--format=json", *every],
+        capture_output=True,
+        text=True,
+    )
     findings = json.loads(done.stdout or "[]")
     serious = [f for f in findings if f["determinations"]["severity"] in ("Medium", "High")]
     assert serious == [], json.dumps(serious, indent=1)
@@ -69,14 +72,14 @@ def test_safe_defaults(workflows: dict[str, Path], name: str) -> None:
         assert re.fullmatch(r"[\w-]+/[\w-]+@[0-9a-f]{40}", action), action
         assert re.fullmatch(r" # v\d+(\.\d+)*", comment), f"{action}: no version comment"
     checkout = text.index("actions/checkout@")
-    assert "persist-credentials: false" in text[checkout:checkout + 200]
+    assert "persist-credentials: false" in text[checkout : checkout + 200]
 
 
 def test_caches_the_user_cache_and_the_build_state(workflows: dict[str, Path]) -> None:
     text = workflows["iter"].read_text()
     assert text.count("actions/cache@") == 2
     assert "path: ~/.cache/bpfbuild" in text
-    assert "BPFBUILD_CACHE_DIR=$HOME/.cache/bpfbuild" in text   # the same folder under sudo
+    assert "BPFBUILD_CACHE_DIR=$HOME/.cache/bpfbuild" in text  # the same folder under sudo
     assert re.search(r"path: \|\n\s+\.bpfbuild\n\s+output\n", text)
     assert "restore-keys:" in text
 

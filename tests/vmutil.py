@@ -40,7 +40,12 @@ def qemu_processes(marker: Path) -> list[int]:
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if state != "Z" and argv and b"qemu-system" in argv[0] and str(marker).encode() in b" ".join(argv):
+        if (
+            state != "Z"
+            and argv
+            and b"qemu-system" in argv[0]
+            and str(marker).encode() in b" ".join(argv)
+        ):
             found.append(int(entry.name))
     return found
 

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from .spec import is_kernel_spec
 
-__all__ = ["Kernel", "KernelError", "KernelImageError", "extract_btf", "get_kernel",
-           "is_kernel_spec"]
+__all__ = [
+    "Kernel",
+    "KernelError",
+    "KernelImageError",
+    "extract_btf",
+    "get_kernel",
+    "is_kernel_spec",
+]
 
 
 def __getattr__(name: str):

@@ -53,15 +53,24 @@ class Apt:
     """apt-get/apt-cache for some Debian suites and one Debian arch, configured only
     through command-line options, with state in <cache>/apt/<arch>-<suites>[-src]."""
 
-    def __init__(self, suites: Sequence[str], debian_arch: str, sources: bool = False,
-                 root: Path | None = None) -> None:
+    def __init__(
+        self,
+        suites: Sequence[str],
+        debian_arch: str,
+        sources: bool = False,
+        root: Path | None = None,
+    ) -> None:
         unknown = [s for s in suites if s not in KNOWN_SUITES]
         if unknown or not suites:
-            raise AptError(f"unknown Debian suite {', '.join(unknown) or '(none)'}",
-                           hint="known suites: " + ", ".join(KNOWN_SUITES))
+            raise AptError(
+                f"unknown Debian suite {', '.join(unknown) or '(none)'}",
+                hint="known suites: " + ", ".join(KNOWN_SUITES),
+            )
         if not re.fullmatch(r"[a-z0-9]+", debian_arch):
-            raise AptError(f"invalid Debian architecture {debian_arch!r}",
-                           hint="use a Debian arch name such as amd64 or arm64")
+            raise AptError(
+                f"invalid Debian architecture {debian_arch!r}",
+                hint="use a Debian arch name such as amd64 or arm64",
+            )
         self.suites = tuple(sorted(set(suites)))
         self.arch = debian_arch
         self.sources = sources
@@ -90,7 +99,7 @@ class Apt:
             "Dir::State::Lists": d / "lists",
             "Dir::State::status": d / "status",
             "Dir::Cache": d / "cache",
-            "Debug::NoLocking": "1",            # our own folders; lock them ourselves
+            "Debug::NoLocking": "1",  # our own folders; lock them ourselves
             "APT::Architecture": self.arch,
             "APT::Architectures": self.arch,
             "Acquire::Languages": "none",
@@ -103,8 +112,12 @@ class Apt:
 
     def _prepare(self) -> None:
         try:
-            for sub in ("lists/partial", "cache/archives/partial", "sources.list.d",
-                        "preferences.d"):
+            for sub in (
+                "lists/partial",
+                "cache/archives/partial",
+                "sources.list.d",
+                "preferences.d",
+            ):
                 (self.dir / sub).mkdir(parents=True, exist_ok=True)
             (self.dir / "status").touch()
             text = "\n".join(self.sources_lines()) + "\n"
@@ -112,31 +125,46 @@ class Apt:
             if not listing.is_file() or listing.read_text() != text:
                 listing.write_text(text)
         except OSError as err:
-            raise AptError(f"cannot write apt's state in {self.dir}: {err.strerror}",
-                           hint="make the cache writable, or set $BPFBUILD_CACHE_DIR") from None
+            raise AptError(
+                f"cannot write apt's state in {self.dir}: {err.strerror}",
+                hint="make the cache writable, or set $BPFBUILD_CACHE_DIR",
+            ) from None
 
     # -- commands -----------------------------------------------------------
 
     def _run(self, tool: str, *args: str, cwd: Path | None = None) -> str:
         binary = shutil.which(tool)
         if not binary:
-            raise AptError(f"{tool} not found: bpfbuild fetches Debian packages with apt",
-                           hint="run on Debian or Ubuntu (apt-get install apt)")
+            raise AptError(
+                f"{tool} not found: bpfbuild fetches Debian packages with apt",
+                hint="run on Debian or Ubuntu (apt-get install apt)",
+            )
         if not Path(KEYRING).is_file():
-            raise AptError(f"{KEYRING} is missing: cannot check Debian's signatures",
-                           hint="apt-get install debian-archive-keyring")
-        done = subprocess.run([binary, *self.options(), *args], cwd=cwd, capture_output=True,
-                              text=True, env=dict(os.environ, LC_ALL="C"))
+            raise AptError(
+                f"{KEYRING} is missing: cannot check Debian's signatures",
+                hint="apt-get install debian-archive-keyring",
+            )
+        done = subprocess.run(
+            [binary, *self.options(), *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, LC_ALL="C"),
+        )
         if done.returncode != 0:
             message = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            raise AptError(f"`{tool} {' '.join(args)}` failed: {message}",
-                           hint=self.network_hint())
+            raise AptError(f"`{tool} {' '.join(args)}` failed: {message}", hint=self.network_hint())
         return done.stdout
 
     def network_hint(self) -> str:
-        return ("check that this machine reaches " + debian_mirror() + " (or set $"
-                + MIRROR_ENV + " to a Debian mirror); bpfbuild's own sources list is:  "
-                + "  |  ".join(self.sources_lines()))
+        return (
+            "check that this machine reaches "
+            + debian_mirror()
+            + " (or set $"
+            + MIRROR_ENV
+            + " to a Debian mirror); bpfbuild's own sources list is:  "
+            + "  |  ".join(self.sources_lines())
+        )
 
     def lists_age(self) -> float | None:
         """Seconds since the lists were fetched, or None when never."""
@@ -158,8 +186,10 @@ class Apt:
             lists = self.dir / "lists"
             kinds = ["*_Packages*"] + (["*_Sources*"] if self.sources else [])
             if not all(any(lists.glob(kind)) for kind in kinds):
-                raise AptError(f"no package list of Debian {', '.join(self.suites)} could "
-                               "be fetched", hint=self.network_hint())
+                raise AptError(
+                    f"no package list of Debian {', '.join(self.suites)} could be fetched",
+                    hint=self.network_hint(),
+                )
             (lists / ".updated").touch()
 
     def show(self, package: str, version: str | None = None) -> Package | None:
@@ -186,8 +216,9 @@ class Apt:
         self._run("apt-get", "download", "-q", f"{package}={version}", cwd=folder)
         found = sorted(folder.glob(f"{package}_*.deb"))
         if not found:
-            raise AptError(f"apt-get download {package}={version} produced no .deb",
-                           hint=self.network_hint())
+            raise AptError(
+                f"apt-get download {package}={version} produced no .deb", hint=self.network_hint()
+            )
         return found[-1]
 
     def download_source(self, package: str, version: str | None, folder: Path) -> list[Path]:
@@ -227,12 +258,19 @@ def extract_deb(deb: Path, destination: Path, members: Sequence[str] = ()) -> No
     try:
         archive = tarfile.open(fileobj=data)
     except tarfile.TarError as err:
-        raise AptError(f"{deb.name}: its data archive is unreadable ({err})",
-                       hint="delete it and fetch again (`bpfbuild cache clean`)") from None
+        raise AptError(
+            f"{deb.name}: its data archive is unreadable ({err})",
+            hint="delete it and fetch again (`bpfbuild cache clean`)",
+        ) from None
     with archive:
-        unpack(archive, destination, members or None, origin=deb.name,
-               hint="this package is not a Debian package bpfbuild can use: delete it "
-                    "(`bpfbuild cache clean`) and fetch again from a trusted mirror")
+        unpack(
+            archive,
+            destination,
+            members or None,
+            origin=deb.name,
+            hint="this package is not a Debian package bpfbuild can use: delete it "
+            "(`bpfbuild cache clean`) and fetch again from a trusted mirror",
+        )
 
 
 def _deb_member(deb: Path, prefix: str):
@@ -241,8 +279,9 @@ def _deb_member(deb: Path, prefix: str):
 
     with open(deb, "rb") as f:
         if f.read(8) != b"!<arch>\n":
-            raise AptError(f"{deb} is not a Debian package (no ar header)",
-                           hint="delete it and fetch again")
+            raise AptError(
+                f"{deb} is not a Debian package (no ar header)", hint="delete it and fetch again"
+            )
         while True:
             header = f.read(60)
             if len(header) < 60:
@@ -266,7 +305,9 @@ def _unzstd(data: bytes) -> bytes:
         raise AptError("zstd is needed to unpack this package", hint="apt-get install zstd")
     done = subprocess.run([tool, "-dc"], input=data, capture_output=True)
     if done.returncode:
-        raise AptError("zstd could not unpack a package member: "
-                       + done.stderr.decode(errors="replace").strip(),
-                       hint="delete the cached .deb and fetch again")
+        raise AptError(
+            "zstd could not unpack a package member: "
+            + done.stderr.decode(errors="replace").strip(),
+            hint="delete the cached .deb and fetch again",
+        )
     return done.stdout

@@ -78,24 +78,34 @@ class Kernel:
 
     def provenance(self) -> dict:
         """What a build records about where its vmlinux.h came from."""
-        return {"spec": self.spec, "arch": self.arch, "package": self.package,
-                "version": self.version, "deb_sha256": self.deb_sha256,
-                "release": self.release, "suite": self.suite}
+        return {
+            "spec": self.spec,
+            "arch": self.arch,
+            "package": self.package,
+            "version": self.version,
+            "deb_sha256": self.deb_sha256,
+            "release": self.release,
+            "suite": self.suite,
+        }
 
     def describe(self) -> str:
-        return (f"{self.spec}: {self.package} {self.version} ({self.suite}), "
-                f".deb sha256 {self.deb_sha256}")
+        return (
+            f"{self.spec}: {self.package} {self.version} ({self.suite}), "
+            f".deb sha256 {self.deb_sha256}"
+        )
 
 
 def _spec_hint() -> str:
-    return ('use "debian:5.10", "debian:6.1" or "debian:6.12", or an exact package '
-            'name such as "linux-image-6.1.0-50-cloud-arm64" (optionally =VERSION)')
+    return (
+        'use "debian:5.10", "debian:6.1" or "debian:6.12", or an exact package '
+        'name such as "linux-image-6.1.0-50-cloud-arm64" (optionally =VERSION)'
+    )
 
 
 def _parse_spec(spec: str) -> tuple[tuple[str, ...], str | None, str | None]:
     """(suites, exact package or None, exact version or None)."""
     if spec.startswith("debian:"):
-        series = spec[len("debian:"):]
+        series = spec[len("debian:") :]
         if series not in SUITES:
             raise KernelError(f"unknown Debian kernel series {spec!r}", hint=_spec_hint())
         return SUITES[series], None, None
@@ -151,12 +161,14 @@ def _resolve(spec: str, arch: Arch) -> list[tuple[str, str, str]]:
                 break
     if not found:
         if last_error is not None:
-            raise KernelError(f"cannot resolve {spec} for {arch.name}: {last_error.message}",
-                              hint=last_error.hint)
+            raise KernelError(
+                f"cannot resolve {spec} for {arch.name}: {last_error.message}", hint=last_error.hint
+            )
         raise KernelError(
             f"{spec}: no {' or '.join(names)} for {arch.debian_arch} in Debian "
             + ", ".join(suites),
-            hint=_spec_hint())
+            hint=_spec_hint(),
+        )
     return found
 
 
@@ -168,8 +180,9 @@ def _fetch(suite: str, package: str, version: str, arch: Arch) -> dict:
         if entry:
             return entry.meta
         apt = Apt([suite], arch.debian_arch)
-        _progress(f"downloading {package} {version} ({arch.debian_arch}, {suite}) "
-                  "for its BTF and image")
+        _progress(
+            f"downloading {package} {version} ({arch.debian_arch}, {suite}) for its BTF and image"
+        )
         parent = cache_root() / KERNELS_KIND
         with tempfile.TemporaryDirectory(prefix=".fetch-", dir=parent) as scratch:
             work = Path(scratch)
@@ -178,33 +191,50 @@ def _fetch(suite: str, package: str, version: str, arch: Arch) -> dict:
             record = apt.show(package, version)
             expected = record.fields.get("SHA256") if record else None
             if expected and expected != deb_sha256:
-                raise KernelError(f"{deb.name}: SHA-256 {deb_sha256} differs from the "
-                                  f"signed package list's {expected}",
-                                  hint=apt.network_hint())
-            release = package[len("linux-image-"):].removesuffix("-unsigned")
+                raise KernelError(
+                    f"{deb.name}: SHA-256 {deb_sha256} differs from the "
+                    f"signed package list's {expected}",
+                    hint=apt.network_hint(),
+                )
+            release = package[len("linux-image-") :].removesuffix("-unsigned")
             extract_deb(deb, work / "root")
-            images = [p for name in ("vmlinuz", "vmlinux", "Image")
-                      for p in (work / "root" / "boot").glob(f"{name}-{release}")]
+            images = [
+                p
+                for name in ("vmlinuz", "vmlinux", "Image")
+                for p in (work / "root" / "boot").glob(f"{name}-{release}")
+            ]
             if not images:
-                raise KernelError(f"{deb.name} holds no /boot/vmlinuz-{release}",
-                                  hint="name the image package itself, e.g. "
-                                       f"{arch.kernel_packages[-1]}")
+                raise KernelError(
+                    f"{deb.name} holds no /boot/vmlinuz-{release}",
+                    hint=f"name the image package itself, e.g. {arch.kernel_packages[-1]}",
+                )
             image = images[0]
             config = work / "root" / "boot" / f"config-{release}"
             if config.is_file() and "# CONFIG_DEBUG_INFO_BTF is not set" in config.read_text():
                 raise KernelError(
                     f"{package} {version} was built without CONFIG_DEBUG_INFO_BTF: it has no BTF",
                     hint="take a series whose kernel for this arch has BTF (debian:6.12 has "
-                         "it for amd64, arm64, riscv64 and s390x), or name a BTF file")
+                    "it for amd64, arm64, riscv64 and s390x), or name a BTF file",
+                )
             btf = work / BTF_FILE
             try:
                 btf.write_bytes(extract_btf(image))
                 check_btf_file(btf)
             except KernelImageError as err:
-                raise KernelImageError(f"{package} {version}: {err.message}", hint=err.hint) from None
-            meta = {"package": package, "version": version, "arch": arch.name,
-                    "debian_arch": arch.debian_arch, "suite": suite, "release": release,
-                    "deb_sha256": deb_sha256, "deb": deb.name, "image": image.name}
+                raise KernelImageError(
+                    f"{package} {version}: {err.message}", hint=err.hint
+                ) from None
+            meta = {
+                "package": package,
+                "version": version,
+                "arch": arch.name,
+                "debian_arch": arch.debian_arch,
+                "suite": suite,
+                "release": release,
+                "deb_sha256": deb_sha256,
+                "deb": deb.name,
+                "image": image.name,
+            }
             write_entry(KERNELS_KIND, key, {image.name: image, BTF_FILE: btf}, meta, move=True)
         return meta
 
@@ -222,8 +252,7 @@ def get_kernel(spec: str, arch: Arch) -> Kernel:
     with locked(SPECS_KIND, spec_key):
         resolution = read_entry(SPECS_KIND, spec_key)
         if resolution is None:
-            _progress(f"resolving {spec} for {arch.name} with apt (once; pinned in "
-                      f"{cache_root()})")
+            _progress(f"resolving {spec} for {arch.name} with apt (once; pinned in {cache_root()})")
             candidates = _resolve(spec, arch)
         else:
             meta = resolution.meta
@@ -235,17 +264,26 @@ def get_kernel(spec: str, arch: Arch) -> Kernel:
             except AptError as err:
                 first_error = first_error or err
                 continue
-            meta = {"spec": spec, "arch": arch.name, "suite": suite, "package": package,
-                    "version": version, "resolved_at": int(time.time())}
+            meta = {
+                "spec": spec,
+                "arch": arch.name,
+                "suite": suite,
+                "package": package,
+                "version": version,
+                "resolved_at": int(time.time()),
+            }
             write_entry(SPECS_KIND, spec_key, {}, meta)
             kernel = _cached_kernel(spec, arch, meta)
             if kernel is not None:
                 return kernel
         if first_error is None:  # fetched, but the entry went (a concurrent cache clean)
-            raise KernelError(f"fetched {spec} for {arch.name}, but its cache entry is gone",
-                              hint="run the command again")
-        raise KernelError(f"cannot fetch {spec} for {arch.name}: {first_error.message}",
-                          hint=first_error.hint)
+            raise KernelError(
+                f"fetched {spec} for {arch.name}, but its cache entry is gone",
+                hint="run the command again",
+            )
+        raise KernelError(
+            f"cannot fetch {spec} for {arch.name}: {first_error.message}", hint=first_error.hint
+        )
 
 
 def _cached_kernel(spec: str, arch: Arch, resolution: dict) -> Kernel | None:
@@ -259,9 +297,16 @@ def _cached_kernel(spec: str, arch: Arch, resolution: dict) -> Kernel | None:
         return None
     meta = entry.meta
     try:
-        return Kernel(spec=spec, arch=arch.name, package=meta["package"],
-                      version=meta["version"], deb_sha256=meta["deb_sha256"],
-                      release=meta["release"], image=entry.file(meta["image"]),
-                      btf=entry.file(BTF_FILE), suite=meta.get("suite", ""))
+        return Kernel(
+            spec=spec,
+            arch=arch.name,
+            package=meta["package"],
+            version=meta["version"],
+            deb_sha256=meta["deb_sha256"],
+            release=meta["release"],
+            image=entry.file(meta["image"]),
+            btf=entry.file(BTF_FILE),
+            suite=meta.get("suite", ""),
+        )
     except KeyError:
         return None

@@ -10,7 +10,6 @@ import platform
 import re
 from pathlib import Path
 
-
 KERNEL_BTF = "/sys/kernel/btf/vmlinux"
 """The running kernel's BTF: the default vmlinux.h source for the host arch."""
 
@@ -19,8 +18,16 @@ ENOSYS_REASON = "the bpf() syscall is not implemented here (ENOSYS)"
 
 BPF_PROG_LOAD = 5
 BPF_PROG_TYPE_SOCKET_FILTER = 1
-SYS_BPF = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "s390x": 351, "ppc64le": 361,
-           "armv7l": 386, "armv6l": 386, "loongarch64": 280}
+SYS_BPF = {
+    "x86_64": 321,
+    "aarch64": 280,
+    "riscv64": 280,
+    "s390x": 351,
+    "ppc64le": 361,
+    "armv7l": 386,
+    "armv6l": 386,
+    "loongarch64": 280,
+}
 
 
 class _ProgLoadAttr(ctypes.Structure):
@@ -46,8 +53,9 @@ def can_load_bpf() -> tuple[bool, str]:
         return False, f"unknown bpf() syscall number on {platform.machine()}"
     insns = (ctypes.c_uint64 * 2)(0x00000000000000B7, 0x0000000000000095)  # mov r0,0; exit
     license_ = ctypes.create_string_buffer(b"GPL")
-    attr = _ProgLoadAttr(BPF_PROG_TYPE_SOCKET_FILTER, 2, ctypes.addressof(insns),
-                         ctypes.addressof(license_))
+    attr = _ProgLoadAttr(
+        BPF_PROG_TYPE_SOCKET_FILTER, 2, ctypes.addressof(insns), ctypes.addressof(license_)
+    )
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
     fd = libc.syscall(number, BPF_PROG_LOAD, ctypes.byref(attr), ctypes.sizeof(attr))
     if fd >= 0:
@@ -87,7 +95,10 @@ def kernel_btf_status(path: str = KERNEL_BTF) -> tuple[bool, str]:
         return False, f"unreadable ({err.strerror or err})"
     if len(head) < 4:
         return False, f"unreadable ({len(head)} bytes, too short for a BTF header)"
-    if int.from_bytes(head[:2], "little") != BTF_MAGIC and int.from_bytes(head[:2], "big") != BTF_MAGIC:
+    if (
+        int.from_bytes(head[:2], "little") != BTF_MAGIC
+        and int.from_bytes(head[:2], "big") != BTF_MAGIC
+    ):
         return False, f"unreadable (not BTF: magic {head[:2].hex()}, expected 9feb or eb9f)"
     return True, path
 
@@ -120,4 +131,6 @@ def has_bpf_privileges() -> bool:
 
 def tracefs_mounted() -> bool:
     """True if tracepoint ids can be read where libbpf looks for them."""
-    return any(Path(p, "events").is_dir() for p in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"))
+    return any(
+        Path(p, "events").is_dir() for p in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
+    )

@@ -32,7 +32,7 @@ MAX_CANDIDATES = 32
 
 COMPRESSIONS = (
     ("zstd", b"\x28\xb5\x2f\xfd"),
-    ("lz4", b"\x02\x21\x4c\x18"),        # lz4 legacy frame, what the kernel's Makefiles write
+    ("lz4", b"\x02\x21\x4c\x18"),  # lz4 legacy frame, what the kernel's Makefiles write
     ("lz4", b"\x04\x22\x4d\x18"),
     ("xz", b"\xfd7zXZ\x00"),
     ("gzip", b"\x1f\x8b\x08"),
@@ -62,7 +62,7 @@ class BtfHeader:
 
 def parse_btf_header(data: bytes, offset: int = 0) -> BtfHeader | None:
     """The header at offset if it is a sane BTF header whose sections fit in data."""
-    head = data[offset:offset + 24]
+    head = data[offset : offset + 24]
     if len(head) < 24 or head[3] != 0:
         return None
     if head[:3] == BTF_MAGIC_LE:
@@ -98,7 +98,7 @@ def find_btf(data: bytes) -> bytes | None:
             start = data.find(magic, start + 1)
     if best is None or best[1] < MIN_VMLINUX_BTF:
         return None
-    return data[best[0]:best[0] + best[1]]
+    return data[best[0] : best[0] + best[1]]
 
 
 def _decompress_tool(tool: str, payload: bytes) -> bytes:
@@ -107,8 +107,9 @@ def _decompress_tool(tool: str, payload: bytes) -> bytes:
     was written, so the output counts whatever the exit code."""
     binary = shutil.which(tool)
     if not binary:
-        raise KernelImageError(f"{tool} is needed to decompress this kernel image",
-                               hint=f"apt-get install {tool}")
+        raise KernelImageError(
+            f"{tool} is needed to decompress this kernel image", hint=f"apt-get install {tool}"
+        )
     argv = [binary, "-dc"] + (["--memory=2048MB"] if tool == "zstd" else [])
     done = subprocess.run(argv, input=payload, capture_output=True)
     return done.stdout
@@ -121,7 +122,9 @@ def decompress(kind: str, payload: bytes) -> bytes:
         if kind == "gzip":
             return zlib.decompressobj(wbits=31).decompress(payload, MAX_DECOMPRESSED)
         if kind == "xz":
-            return lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(payload, MAX_DECOMPRESSED)
+            return lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(
+                payload, MAX_DECOMPRESSED
+            )
     except (zlib.error, lzma.LZMAError, EOFError):
         return b""
     return _decompress_tool(kind, payload)
@@ -141,7 +144,8 @@ def _bzimage_payload(data: bytes) -> tuple[int, int] | None:
         raise KernelImageError(
             f"truncated x86 kernel image: its setup header puts the kernel at bytes "
             f"{start}..{start + payload_length}, but the file has {len(data)}",
-            hint="delete the cached kernel (`bpfbuild cache clean`) and fetch it again")
+            hint="delete the cached kernel (`bpfbuild cache clean`) and fetch it again",
+        )
     return start, payload_length
 
 
@@ -161,8 +165,11 @@ def _payload_candidates(data: bytes) -> list[tuple[str, int, int]]:
         while at >= 0:
             scanned.append((at, kind))
             at = data.find(magic, at + 1)
-    found += [(kind, at, len(data) - at) for at, kind in sorted(scanned)
-              if not declared or at != declared[0]]
+    found += [
+        (kind, at, len(data) - at)
+        for at, kind in sorted(scanned)
+        if not declared or at != declared[0]
+    ]
     return found[:MAX_CANDIDATES]
 
 
@@ -171,18 +178,22 @@ def extract_btf(image: Path) -> bytes:
     try:
         data = image.read_bytes()
     except OSError as err:
-        raise KernelImageError(f"cannot read kernel image {image}: {err.strerror}",
-                               hint="check the path and its permissions") from None
+        raise KernelImageError(
+            f"cannot read kernel image {image}: {err.strerror}",
+            hint="check the path and its permissions",
+        ) from None
     if len(data) < 4096:
-        raise KernelImageError(f"{image} is {len(data)} bytes: not a kernel image",
-                               hint="delete the cached kernel (`bpfbuild cache clean`) and fetch it again")
+        raise KernelImageError(
+            f"{image} is {len(data)} bytes: not a kernel image",
+            hint="delete the cached kernel (`bpfbuild cache clean`) and fetch it again",
+        )
     btf = find_btf(data)
     if btf is not None:
         return btf
     for kind, start, length in _payload_candidates(data):
-        payload = data[start:start + length]
+        payload = data[start : start + length]
         if kind in ("lz4", "zstd") and start + length == len(data) and _bzimage_payload(data):
-            payload = payload[:-4]     # the 4-byte size the kernel's build appends
+            payload = payload[:-4]  # the 4-byte size the kernel's build appends
         unpacked = decompress(kind, payload)
         if unpacked:
             btf = find_btf(unpacked)
@@ -192,23 +203,31 @@ def extract_btf(image: Path) -> bytes:
         f"no BTF found in kernel image {image}: it is truncated or corrupt, or the "
         "kernel was built without CONFIG_DEBUG_INFO_BTF",
         hint="use a kernel built with CONFIG_DEBUG_INFO_BTF=y (Debian's are, except "
-             "s390x before 6.12); if it came from the cache, `bpfbuild cache clean`")
+        "s390x before 6.12); if it came from the cache, `bpfbuild cache clean`",
+    )
 
 
 def check_btf_file(path: Path, bpftool: str | None = None) -> None:
     """Fail unless bpftool can read the BTF file (header, types and strings)."""
     parse = parse_btf_header(path.read_bytes())
     if parse is None:
-        raise KernelImageError(f"{path} is not a whole BTF blob",
-                               hint="delete it and extract it again")
+        raise KernelImageError(
+            f"{path} is not a whole BTF blob", hint="delete it and extract it again"
+        )
     tool = bpftool or shutil.which("bpftool", path="/usr/local/sbin:/usr/sbin:/sbin:/usr/bin")
     if not tool:
-        raise KernelImageError("bpftool is needed to check the extracted BTF",
-                               hint="apt-get install bpftool")
-    done = subprocess.run([tool, "btf", "dump", "file", str(path), "format", "raw"],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        raise KernelImageError(
+            "bpftool is needed to check the extracted BTF", hint="apt-get install bpftool"
+        )
+    done = subprocess.run(
+        [tool, "btf", "dump", "file", str(path), "format", "raw"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     if done.returncode != 0:
         raise KernelImageError(
             "the BTF cut out of the kernel image is unreadable: "
             + (done.stderr.strip().splitlines() or ["bpftool failed"])[-1],
-            hint="the image is corrupt: `bpfbuild cache clean` and fetch it again")
+            hint="the image is corrupt: `bpfbuild cache clean` and fetch it again",
+        )

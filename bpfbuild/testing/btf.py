@@ -140,7 +140,9 @@ class Btf:
         self.endian = endian
         magic, _version, _flags, hdr_len = struct.unpack_from(endian + "HBBI", raw)
         if magic != BTF_MAGIC:
-            raise BtfError(f"bad BTF magic {magic:#x}", hint="is this a BPF object built with clang -g?")
+            raise BtfError(
+                f"bad BTF magic {magic:#x}", hint="is this a BPF object built with clang -g?"
+            )
         type_off, type_len, str_off, str_len = struct.unpack_from(endian + "IIII", raw, 8)
         self.strings = raw[hdr_len + str_off : hdr_len + str_off + str_len]
         self.types: list[BtfType] = [BtfType(0, Kind.UNKN, "void")]
@@ -185,15 +187,26 @@ class Btf:
             kind = Kind((info >> 24) & 0x1F)
             kind_flag = bool(info >> 31)
             t = BtfType(len(self.types), kind, self._str(name_off), kind_flag=kind_flag)
-            if kind in (Kind.INT, Kind.STRUCT, Kind.UNION, Kind.ENUM, Kind.ENUM64,
-                        Kind.FLOAT, Kind.DATASEC):
+            if kind in (
+                Kind.INT,
+                Kind.STRUCT,
+                Kind.UNION,
+                Kind.ENUM,
+                Kind.ENUM64,
+                Kind.FLOAT,
+                Kind.DATASEC,
+            ):
                 t.size = size_or_type
             else:
                 t.ref = size_or_type
             if kind is Kind.INT:
                 (enc,) = struct.unpack_from(e + "I", data, pos)
                 pos += 4
-                t.int_encoding, t.int_offset, t.int_bits = (enc >> 24) & 0xF, (enc >> 16) & 0xFF, enc & 0xFF
+                t.int_encoding, t.int_offset, t.int_bits = (
+                    (enc >> 24) & 0xF,
+                    (enc >> 16) & 0xFF,
+                    enc & 0xFF,
+                )
             elif kind is Kind.ARRAY:
                 t.ref, _index_type, t.nelems = struct.unpack_from(e + "III", data, pos)
                 pos += 12
@@ -233,8 +246,10 @@ class Btf:
         # A DATASEC entry names its VAR by type id; copy the names now that all exist.
         for t in self.types:
             if t.kind is Kind.DATASEC:
-                t.members = [Member(self.types[m.type_id].name, m.type_id, m.bit_offset, 0, m.value)
-                             for m in t.members]
+                t.members = [
+                    Member(self.types[m.type_id].name, m.type_id, m.bit_offset, 0, m.value)
+                    for m in t.members
+                ]
 
     # ----------------------------------------------------------------- lookups
 
@@ -246,11 +261,18 @@ class Btf:
 
     def find(self, name: str, kind: Kind | None = None) -> BtfType:
         """The type called `name`; "struct x", "union x", "enum x" pick the kind."""
-        for prefix, prefix_kind in (("struct ", Kind.STRUCT), ("union ", Kind.UNION), ("enum ", Kind.ENUM)):
+        for prefix, prefix_kind in (
+            ("struct ", Kind.STRUCT),
+            ("union ", Kind.UNION),
+            ("enum ", Kind.ENUM),
+        ):
             if name.startswith(prefix):
-                name, kind = name[len(prefix):], prefix_kind
-        candidates = [t for t in self._by_name.get(name, []) if kind is None or t.kind is kind
-                      or (kind is Kind.ENUM and t.kind is Kind.ENUM64)]
+                name, kind = name[len(prefix) :], prefix_kind
+        candidates = [
+            t
+            for t in self._by_name.get(name, [])
+            if kind is None or t.kind is kind or (kind is Kind.ENUM and t.kind is Kind.ENUM64)
+        ]
         if not candidates:
             raise BtfError(
                 f"no BTF type named '{name}'" + (f" of kind {kind.name}" if kind else ""),
@@ -313,7 +335,9 @@ class Btf:
                 continue
             for m in t.members:
                 if m.name == name:
-                    return Variable(name, t.name, m.bit_offset // 8, m.value, self.types[m.type_id].ref)
+                    return Variable(
+                        name, t.name, m.bit_offset // 8, m.value, self.types[m.type_id].ref
+                    )
         raise BtfError(
             f"no global variable '{name}' in the object's BTF",
             hint="globals settable before load are `const volatile` (.rodata) or "
@@ -328,7 +352,9 @@ class Btf:
         enumerator name for enums (int if no enumerator matches), int for pointers."""
         size = self.size_of(type_ref)
         if len(raw) < size:
-            raise BtfError(f"{len(raw)} bytes are too few for {self.type_name(type_ref)} ({size} bytes)")
+            raise BtfError(
+                f"{len(raw)} bytes are too few for {self.type_name(type_ref)} ({size} bytes)"
+            )
         return self._decode(self._type(type_ref).type_id, raw[:size])
 
     def _int(self, raw: bytes, signed: bool) -> int:
@@ -351,7 +377,11 @@ class Btf:
         if t.kind is Kind.ARRAY:
             element = self.resolve(t.ref)
             step = self.size_of(t.ref)
-            if element.kind is Kind.INT and element.size == 1 and not element.int_encoding & INT_BOOL:
+            if (
+                element.kind is Kind.INT
+                and element.size == 1
+                and not element.int_encoding & INT_BOOL
+            ):
                 data = raw[: t.nelems]
                 if element.name in _TEXT_CHARS:
                     return data.split(b"\0", 1)[0].decode("utf-8", "replace")
@@ -360,8 +390,12 @@ class Btf:
         if t.kind in (Kind.STRUCT, Kind.UNION):
             return self._decode_aggregate(t, raw)
         if t.kind is Kind.DATASEC:
-            return {m.name: self._decode(m.type_id, raw[m.bit_offset // 8 : m.bit_offset // 8 + m.value])
-                    for m in t.members}
+            return {
+                m.name: self._decode(
+                    m.type_id, raw[m.bit_offset // 8 : m.bit_offset // 8 + m.value]
+                )
+                for m in t.members
+            }
         return None
 
     def _member_bits(self, m: Member) -> int:
@@ -413,7 +447,9 @@ class Btf:
     def _put_int(self, buf: bytearray, offset: int, size: int, value: int, signed: bool) -> None:
         order = "little" if self.endian == "<" else "big"
         try:
-            buf[offset : offset + size] = int(value).to_bytes(size, order, signed=signed and value < 0)
+            buf[offset : offset + size] = int(value).to_bytes(
+                size, order, signed=signed and value < 0
+            )
         except OverflowError as exc:
             raise BtfError(f"value {value} does not fit in {size} bytes") from exc
 
@@ -422,7 +458,9 @@ class Btf:
         if isinstance(value, (bytes, bytearray)) and t.kind not in (Kind.ARRAY,):
             size = self.size_of(type_id)
             if len(value) > size:
-                raise BtfError(f"{len(value)} bytes do not fit {self.type_name(type_id)} ({size} bytes)")
+                raise BtfError(
+                    f"{len(value)} bytes do not fit {self.type_name(type_id)} ({size} bytes)"
+                )
             buf[offset : offset + len(value)] = value
             return
         if t.kind is Kind.INT:
@@ -433,8 +471,10 @@ class Btf:
             if isinstance(value, str):
                 matches = [m.value for m in t.members if m.name == value]
                 if not matches:
-                    raise BtfError(f"'{value}' is not an enumerator of {self.type_name(type_id)}",
-                                   hint="one of: " + ", ".join(m.name for m in t.members))
+                    raise BtfError(
+                        f"'{value}' is not an enumerator of {self.type_name(type_id)}",
+                        hint="one of: " + ", ".join(m.name for m in t.members),
+                    )
                 value = matches[0]
             self._put_int(buf, offset, t.size, int(value), True)
         elif t.kind is Kind.FLOAT:
@@ -457,12 +497,16 @@ class Btf:
         else:
             raise BtfError(f"cannot encode a value of {self.type_name(type_id)}")
 
-    def _encode_aggregate(self, t: BtfType, value: dict[str, Any], buf: bytearray, offset: int) -> None:
+    def _encode_aggregate(
+        self, t: BtfType, value: dict[str, Any], buf: bytearray, offset: int
+    ) -> None:
         known = self._field_names(t)
         unknown = set(value) - known
         if unknown:
-            raise BtfError(f"{self.type_name(t.type_id)} has no field(s) {', '.join(sorted(unknown))}",
-                           hint="fields: " + ", ".join(sorted(known)))
+            raise BtfError(
+                f"{self.type_name(t.type_id)} has no field(s) {', '.join(sorted(unknown))}",
+                hint="fields: " + ", ".join(sorted(known)),
+            )
         for m in t.members:
             member_type = self.resolve(m.type_id)
             if not m.name and member_type.kind in (Kind.STRUCT, Kind.UNION):
@@ -488,7 +532,9 @@ class Btf:
                 names.add(m.name)
         return names
 
-    def _set_bits(self, buf: bytearray, offset: int, size: int, bit_offset: int, bits: int, value: int) -> None:
+    def _set_bits(
+        self, buf: bytearray, offset: int, size: int, bit_offset: int, bits: int, value: int
+    ) -> None:
         order = "little" if self.endian == "<" else "big"
         whole = int.from_bytes(buf[offset : offset + size], order)
         shift = bit_offset if order == "little" else size * 8 - bit_offset - bits
@@ -535,8 +581,16 @@ class BtfStruct:
         out = []
         for m in self.type.members:
             bits = self.btf._member_bits(m)
-            out.append(Field(m.name, m.bit_offset // 8, 0 if bits else self.btf.size_of(m.type_id),
-                             self.btf.type_name(m.type_id), m.bit_offset, bits))
+            out.append(
+                Field(
+                    m.name,
+                    m.bit_offset // 8,
+                    0 if bits else self.btf.size_of(m.type_id),
+                    self.btf.type_name(m.type_id),
+                    m.bit_offset,
+                    bits,
+                )
+            )
         return out
 
     def offset_of(self, name: str) -> int:
@@ -577,7 +631,7 @@ class FormatLayout:
     def decode(self, raw: bytes) -> dict[str, Any]:
         if len(raw) < self.size:
             raise BtfError(f"{len(raw)} bytes are too few for layout of {self.size} bytes")
-        return dict(zip(self.names, self.struct.unpack(raw[: self.size])))
+        return dict(zip(self.names, self.struct.unpack(raw[: self.size]), strict=True))
 
     def encode(self, value: dict[str, Any]) -> bytes:
         return self.struct.pack(*(value[name] for name in self.names))

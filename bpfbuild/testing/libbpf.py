@@ -31,12 +31,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
-from .btf import Btf, Layout
 from ..errors import BpfBuildError, ToolchainError
-from ..kernels.host import ENOSYS_REASON, describe_missing_privilege, has_bpf_privileges, tracefs_mounted
+from ..kernels.host import (
+    ENOSYS_REASON,
+    describe_missing_privilege,
+    has_bpf_privileges,
+    tracefs_mounted,
+)
 from ..verify.log import missing_ksym
+from .btf import Btf, Layout
 
 log = logging.getLogger("bpfbuild.testing.libbpf")
 log.addHandler(logging.NullHandler())  # libbpf's messages go into errors; print only if asked
@@ -54,7 +59,14 @@ PERCPU_MAP_TYPES = {5, 6, 10, 21}
 RINGBUF_MAP_TYPE = 27
 """BPF_MAP_TYPE_RINGBUF."""
 
-KPROBE_SECTIONS = ("kprobe", "kretprobe", "ksyscall", "kretsyscall", "kprobe.multi", "kretprobe.multi")
+KPROBE_SECTIONS = (
+    "kprobe",
+    "kretprobe",
+    "ksyscall",
+    "kretsyscall",
+    "kprobe.multi",
+    "kretprobe.multi",
+)
 """Section prefixes attached through kprobes, which some kernels are built without."""
 TRACEPOINT_SECTIONS = ("tp", "tracepoint")
 """Section prefixes attached through tracefs (perf tracepoint events)."""
@@ -70,8 +82,9 @@ when the first buffer was too small (what va_copy does there)."""
 class BpfError(BpfBuildError):
     """A libbpf or kernel operation failed: open, load, attach, test run or map access."""
 
-    def __init__(self, message: str, hint: str | None = None, errno: int = 0,
-                 libbpf_log: str = "") -> None:
+    def __init__(
+        self, message: str, hint: str | None = None, errno: int = 0, libbpf_log: str = ""
+    ) -> None:
         super().__init__(message, hint)
         self.errno = errno
         self.libbpf_log = libbpf_log
@@ -149,7 +162,10 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "bpf_program__autoload": (ctypes.c_bool, [_P]),
     "bpf_program__set_autoload": (ctypes.c_int, [_P, ctypes.c_bool]),
     "bpf_program__attach": (_P, [_P]),
-    "bpf_program__attach_uprobe_opts": (_P, [_P, ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, _P]),
+    "bpf_program__attach_uprobe_opts": (
+        _P,
+        [_P, ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, _P],
+    ),
     "bpf_program__attach_perf_event": (_P, [_P, ctypes.c_int]),
     "bpf_link__destroy": (ctypes.c_int, [_P]),
     "bpf_link__fd": (ctypes.c_int, [_P]),
@@ -256,7 +272,7 @@ _sinks: list[list[tuple[int, str]]] = []
 def _print(level: int, fmt: int, ap: int) -> int:
     try:
         message = _format(fmt, ap)
-    except Exception:  # a failure here must not unwind through C
+    except Exception:  # noqa: BLE001 - a failure here must not unwind through C
         return 0
     for sink in _sinks:
         sink.append((level, message))
@@ -289,8 +305,15 @@ def _log_text(sink: list[tuple[int, str]], max_lines: int = 200) -> str:
 # ---------------------------------------------------------------------- errors
 
 
-def _error(op: str, what: str, err: int, *, sink: list[tuple[int, str]] | None = None,
-           section: str = "", hint: str | None = None) -> BpfError:
+def _error(
+    op: str,
+    what: str,
+    err: int,
+    *,
+    sink: list[tuple[int, str]] | None = None,
+    section: str = "",
+    hint: str | None = None,
+) -> BpfError:
     """The error for a failed operation, of the subclass its errno and context call for."""
     err = abs(err)
     reason = errno_codes.errorcode.get(err, "ENOTSUPP" if err == ENOTSUPP else str(err))
@@ -300,22 +323,36 @@ def _error(op: str, what: str, err: int, *, sink: list[tuple[int, str]] | None =
     kind = section.split("/", 1)[0]
     privileged = has_bpf_privileges()
     if err == errno_codes.ENOSYS:
-        return BpfUnsupportedError(f"{message}: {ENOSYS_REASON}", hint or (
-            "run on a kernel with CONFIG_BPF_SYSCALL, outside qemu-user and seccomp filters "
-            "that refuse bpf()"), err, text)
+        return BpfUnsupportedError(
+            f"{message}: {ENOSYS_REASON}",
+            hint
+            or (
+                "run on a kernel with CONFIG_BPF_SYSCALL, outside qemu-user and seccomp filters "
+                "that refuse bpf()"
+            ),
+            err,
+            text,
+        )
     if op == "load" and (ksym := missing_ksym(text.splitlines())):
         return BpfUnsupportedError(f"{message}: {ksym.reason}", hint or ksym.hint, err, text)
     if err in (errno_codes.EPERM, errno_codes.EACCES) and not privileged:
         return BpfPrivilegeError(
             f"{message}: {describe_missing_privilege()}",
-            hint or "run as root with its capabilities, or grant CAP_BPF and CAP_PERFMON", err, text)
+            hint or "run as root with its capabilities, or grant CAP_BPF and CAP_PERFMON",
+            err,
+            text,
+        )
     if err in (errno_codes.EOPNOTSUPP, ENOTSUPP):
         return BpfUnsupportedError(message, hint or "this kernel does not support it", err, text)
     if err == errno_codes.EPERM and op in ("load", "attach"):
         return BpfUnsupportedError(
-            message + (f" for SEC(\"{section}\")" if section else "") + " despite privileges",
-            hint or "the kernel refuses this program type (lockdown, or a feature such as "
-            "fentry/LSM is unavailable)", err, text)
+            message + (f' for SEC("{section}")' if section else "") + " despite privileges",
+            hint
+            or "the kernel refuses this program type (lockdown, or a feature such as "
+            "fentry/LSM is unavailable)",
+            err,
+            text,
+        )
     if err == errno_codes.ENOENT and op == "attach" and kind in KPROBE_SECTIONS:
         return BpfUnsupportedError(message, hint or "this kernel has no kprobe support", err, text)
     return BpfError(message, hint, err, text)
@@ -347,7 +384,7 @@ class TestRunResult:
     """Average duration of one repetition, in nanoseconds."""
 
 
-Decoder = Union[None, type, str, Layout, Callable[[bytes], Any]]
+Decoder = None | type | str | Layout | Callable[[bytes], Any]
 """How to turn raw bytes into a value; see Map.lookup."""
 
 
@@ -379,15 +416,23 @@ class BpfObject:
         """Open (not load) a BPF object file."""
         path = Path(path)
         if not path.is_file():
-            raise BpfError(f"BPF object {path} does not exist", hint="run `bpfbuild build`",
-                           errno=errno_codes.ENOENT)
+            raise BpfError(
+                f"BPF object {path} does not exist",
+                hint="run `bpfbuild build`",
+                errno=errno_codes.ENOENT,
+            )
         library = lib()
         with _capture() as sink:
             ctypes.set_errno(0)
             handle = library.bpf_object__open_file(os.fsencode(path), None)
             if not handle:
-                raise _error("open", str(path), _errno(-1), sink=sink,
-                             hint="is it a BPF object built by clang -target bpf?")
+                raise _error(
+                    "open",
+                    str(path),
+                    _errno(-1),
+                    sink=sink,
+                    hint="is it a BPF object built by clang -target bpf?",
+                )
         return cls(handle, path)
 
     @property
@@ -428,8 +473,10 @@ class BpfObject:
             ret = lib().bpf_object__load(self._ptr)
             if ret:
                 section = ""
-                failed = re.findall(r"prog '([^']+)': (?:failed to load|BPF program load failed)",
-                                    "".join(m for _, m in sink))
+                failed = re.findall(
+                    r"prog '([^']+)': (?:failed to load|BPF program load failed)",
+                    "".join(m for _, m in sink),
+                )
                 if failed and failed[-1] in self.programs:
                     section = self.programs[failed[-1]].section
                 what = f"of {self.path.name}" + (f" (program '{failed[-1]}')" if failed else "")
@@ -440,8 +487,10 @@ class BpfObject:
         try:
             return self.programs[name]
         except KeyError:
-            raise BpfError(f"no program '{name}' in {self.path.name}",
-                           hint="programs: " + ", ".join(self.programs)) from None
+            raise BpfError(
+                f"no program '{name}' in {self.path.name}",
+                hint="programs: " + ", ".join(self.programs),
+            ) from None
 
     def map(self, name: str) -> Map:
         """A map by name; ".bss", ".data", ".rodata" name the object's global sections."""
@@ -450,14 +499,15 @@ class BpfObject:
         for candidate in self.maps.values():
             if candidate.internal and candidate.name.endswith(name) and name.startswith("."):
                 return candidate
-        raise BpfError(f"no map '{name}' in {self.path.name}",
-                       hint="maps: " + ", ".join(self.maps))
+        raise BpfError(f"no map '{name}' in {self.path.name}", hint="maps: " + ", ".join(self.maps))
 
     def _global(self, name: str) -> tuple[Map, int, int, int]:
         variable = self.btf.variable(name)
         if not variable.section.startswith((".rodata", ".data", ".bss")):
-            raise BpfError(f"'{name}' is not a global variable but lives in {variable.section}",
-                           hint="use obj.map(name) for maps")
+            raise BpfError(
+                f"'{name}' is not a global variable but lives in {variable.section}",
+                hint="use obj.map(name) for maps",
+            )
         return self.map(variable.section), variable.offset, variable.size, variable.type_id
 
     def set_global(self, name: str, value: int | bytes | str | dict[str, Any] | list[Any]) -> None:
@@ -469,13 +519,18 @@ class BpfObject:
         section_map, offset, size, type_id = self._global(name)
         if isinstance(value, str):
             value = value.encode()
-        raw = bytes(value).ljust(size, b"\0") if isinstance(value, (bytes, bytearray)) \
+        raw = (
+            bytes(value).ljust(size, b"\0")
+            if isinstance(value, (bytes, bytearray))
             else self.btf.encode(type_id, value)
+        )
         if len(raw) > size:
             raise BpfError(f"{len(raw)} bytes do not fit global '{name}' ({size} bytes)")
         if self.loaded and ".rodata" in section_map.name:
-            raise BpfError(f"global '{name}' is in .rodata, which is frozen once loaded",
-                           hint="set read-only globals before load(), or make it non-const (.bss)")
+            raise BpfError(
+                f"global '{name}' is in .rodata, which is frozen once loaded",
+                hint="set read-only globals before load(), or make it non-const (.bss)",
+            )
         if self.loaded:
             # libbpf 1.1 maps the kernel's copy only for skeletons: go through the map.
             data = bytearray(section_map.lookup(0))
@@ -512,8 +567,12 @@ class Link:
         """Run an iterator (a SEC("iter/...") program's link) once: everything it wrote."""
         fd = lib().bpf_iter_create(self.fd)
         if fd < 0:
-            raise _error("create iterator from", self.description, _errno(fd),
-                         hint="only links of SEC(\"iter/...\") programs can be read")
+            raise _error(
+                "create iterator from",
+                self.description,
+                _errno(fd),
+                hint='only links of SEC("iter/...") programs can be read',
+            )
         chunks = []
         try:
             while chunk := os.read(fd, 1 << 16):
@@ -576,11 +635,20 @@ class Program:
 
     def _require_loaded(self, action: str) -> None:
         if self.fd < 0:
-            raise BpfError(f"cannot {action} program '{self.name}': it is not loaded",
-                           hint="call load() on the object first")
+            raise BpfError(
+                f"cannot {action} program '{self.name}': it is not loaded",
+                hint="call load() on the object first",
+            )
 
-    def test_run(self, data_in: bytes = b"", ctx_in: bytes | None = None, repeat: int = 1,
-                 data_size_out: int | None = None, flags: int = 0, cpu: int = 0) -> TestRunResult:
+    def test_run(
+        self,
+        data_in: bytes = b"",
+        ctx_in: bytes | None = None,
+        repeat: int = 1,
+        data_size_out: int | None = None,
+        flags: int = 0,
+        cpu: int = 0,
+    ) -> TestRunResult:
         """Run the program once (or `repeat` times) in the kernel on a packet and/or context.
 
         data_size_out is the room for the output packet; by default the input size
@@ -612,12 +680,20 @@ class Program:
                 if err == errno_codes.ENOSPC:
                     hint = "the output packet is larger than data_size_out; pass a larger one"
                 elif err == errno_codes.EINVAL:
-                    hint = ("the input does not suit this program type (e.g. a packet shorter "
-                            "than an Ethernet header, or a context this type does not take)")
+                    hint = (
+                        "the input does not suit this program type (e.g. a packet shorter "
+                        "than an Ethernet header, or a context this type does not take)"
+                    )
                 elif err in (errno_codes.EOPNOTSUPP, ENOTSUPP):
-                    hint = f"this kernel cannot test-run SEC(\"{self.section}\") programs"
-                raise _error("test run of", f"program '{self.name}'", err, sink=sink,
-                             section=self.section, hint=hint)
+                    hint = f'this kernel cannot test-run SEC("{self.section}") programs'
+                raise _error(
+                    "test run of",
+                    f"program '{self.name}'",
+                    err,
+                    sink=sink,
+                    section=self.section,
+                    hint=hint,
+                )
         return TestRunResult(
             retval=opts.retval,
             data_out=data_out_buf.raw[: opts.data_size_out] if data_in else b"",
@@ -625,8 +701,9 @@ class Program:
             duration_ns=opts.duration,
         )
 
-    def _link(self, handle: int | None, sink: list[tuple[int, str]], what: str,
-              hint: str | None = None) -> Link:
+    def _link(
+        self, handle: int | None, sink: list[tuple[int, str]], what: str, hint: str | None = None
+    ) -> Link:
         if not handle:
             raise _error("attach", what, _errno(-1), sink=sink, section=self.section, hint=hint)
         link = Link(self._owner, handle, what)
@@ -642,7 +719,9 @@ class Program:
         with _capture() as sink:
             ctypes.set_errno(0)
             handle = lib().bpf_program__attach(self._handle)
-            return self._link(handle, sink, f"program '{self.name}' (SEC(\"{self.section}\"))", hint)
+            return self._link(
+                handle, sink, f"program '{self.name}' (SEC(\"{self.section}\"))", hint
+            )
 
     def attach_perf_event(self, perf_event_fd: int) -> Link:
         """Attach a SEC("perf_event") program to an open perf event and enable it.
@@ -654,23 +733,36 @@ class Program:
         with _capture() as sink:
             ctypes.set_errno(0)
             handle = lib().bpf_program__attach_perf_event(self._handle, perf_event_fd)
-            return self._link(handle, sink, f"program '{self.name}' to perf event fd {perf_event_fd}")
+            return self._link(
+                handle, sink, f"program '{self.name}' to perf event fd {perf_event_fd}"
+            )
 
-    def attach_uprobe(self, binary: str | os.PathLike[str], func_name: str | None = None,
-                      offset: int = 0, pid: int = -1, retprobe: bool = False,
-                      cookie: int = 0) -> Link:
+    def attach_uprobe(
+        self,
+        binary: str | os.PathLike[str],
+        func_name: str | None = None,
+        offset: int = 0,
+        pid: int = -1,
+        retprobe: bool = False,
+        cookie: int = 0,
+    ) -> Link:
         """Attach to a user-space function, by symbol name (libbpf finds it) or offset.
 
         pid -1 traces every process running the binary; 0 only this one.
         """
         self._require_loaded("attach")
-        opts = _UprobeOpts(sz=ctypes.sizeof(_UprobeOpts), bpf_cookie=cookie, retprobe=retprobe,
-                           func_name=func_name.encode() if func_name else None)
+        opts = _UprobeOpts(
+            sz=ctypes.sizeof(_UprobeOpts),
+            bpf_cookie=cookie,
+            retprobe=retprobe,
+            func_name=func_name.encode() if func_name else None,
+        )
         target = f"{binary}:{func_name or hex(offset)}"
         with _capture() as sink:
             ctypes.set_errno(0)
             handle = lib().bpf_program__attach_uprobe_opts(
-                self._handle, pid, os.fsencode(binary), offset, ctypes.byref(opts))
+                self._handle, pid, os.fsencode(binary), offset, ctypes.byref(opts)
+            )
             return self._link(handle, sink, f"program '{self.name}' to uprobe {target}")
 
 
@@ -695,7 +787,9 @@ class Map:
     def fd(self) -> int:
         fd = lib().bpf_map__fd(self._handle)
         if fd < 0:
-            raise BpfError(f"map '{self.name}' is not created yet", hint="call load() on the object first")
+            raise BpfError(
+                f"map '{self.name}' is not created yet", hint="call load() on the object first"
+            )
         return fd
 
     @property
@@ -717,11 +811,15 @@ class Map:
     # --- conversions
 
     def _btf_type(self, which: str) -> int:
-        getter = lib().bpf_map__btf_value_type_id if which == "value" else lib().bpf_map__btf_key_type_id
+        getter = (
+            lib().bpf_map__btf_value_type_id if which == "value" else lib().bpf_map__btf_key_type_id
+        )
         type_id = getter(self._handle)
         if not type_id:
-            raise BpfError(f"map '{self.name}' has no BTF {which} type",
-                           hint="declare the map with __type(key, ...) and __type(value, ...)")
+            raise BpfError(
+                f"map '{self.name}' has no BTF {which} type",
+                hint="declare the map with __type(key, ...) and __type(value, ...)",
+            )
         return type_id
 
     def _encode(self, value: Any, size: int, which: str) -> bytes:
@@ -731,8 +829,10 @@ class Map:
             return self._owner.btf.encode(self._btf_type(which), value)
         raw = bytes(value)
         if len(raw) != size:
-            raise BpfError(f"map '{self.name}': {which} is {len(raw)} bytes, expected {size}",
-                           hint=f"pass exactly {size} bytes, an int, or a dict of fields")
+            raise BpfError(
+                f"map '{self.name}': {which} is {len(raw)} bytes, expected {size}",
+                hint=f"pass exactly {size} bytes, an int, or a dict of fields",
+            )
         return raw
 
     def _decoder(self, decode: Decoder, which: str) -> Callable[[bytes], Any]:
@@ -754,7 +854,9 @@ class Map:
         if not self.per_cpu:
             return decode(raw)
         step = self._slot_size
-        return [decode(raw[i * step : i * step + self.value_size]) for i in range(num_possible_cpus())]
+        return [
+            decode(raw[i * step : i * step + self.value_size]) for i in range(num_possible_cpus())
+        ]
 
     # --- element access
 
@@ -770,7 +872,9 @@ class Map:
         value type as a dict; another str names a BTF type ("struct event"); a
         layout (btf.BtfStruct, btf.FormatLayout); or any callable taking bytes.
         """
-        key_buf = ctypes.create_string_buffer(self._encode(key, self.key_size, "key"), max(self.key_size, 1))
+        key_buf = ctypes.create_string_buffer(
+            self._encode(key, self.key_size, "key"), max(self.key_size, 1)
+        )
         value_buf = self._value_buffer()
         ret = lib().bpf_map_lookup_elem(self.fd, key_buf, value_buf)
         if ret:
@@ -796,10 +900,14 @@ class Map:
         if self.per_cpu:
             per_cpu = value if isinstance(value, list) else [value] * num_possible_cpus()
             if len(per_cpu) != num_possible_cpus():
-                raise BpfError(f"map '{self.name}' is per-CPU: give {num_possible_cpus()} values",
-                               hint="or one value, to set it on every CPU")
-            raw = b"".join(self._encode(v, self.value_size, "value").ljust(self._slot_size, b"\0")
-                           for v in per_cpu)
+                raise BpfError(
+                    f"map '{self.name}' is per-CPU: give {num_possible_cpus()} values",
+                    hint="or one value, to set it on every CPU",
+                )
+            raw = b"".join(
+                self._encode(v, self.value_size, "value").ljust(self._slot_size, b"\0")
+                for v in per_cpu
+            )
         else:
             raw = self._encode(value, self.value_size, "value")
         key_buf = ctypes.create_string_buffer(key_raw, max(len(key_raw), 1))
@@ -813,15 +921,22 @@ class Map:
 
     def delete(self, key: Any) -> bool:
         """Remove key; False if it was absent (array maps cannot delete: EINVAL)."""
-        key_buf = ctypes.create_string_buffer(self._encode(key, self.key_size, "key"), max(self.key_size, 1))
+        key_buf = ctypes.create_string_buffer(
+            self._encode(key, self.key_size, "key"), max(self.key_size, 1)
+        )
         ret = lib().bpf_map_delete_elem(self.fd, key_buf)
         if ret:
             err = _errno(ret)
             if err == errno_codes.ENOENT:
                 return False
-            raise _error("delete from", f"map '{self.name}'", err,
-                         hint="array maps have fixed entries; update them instead"
-                         if err == errno_codes.EINVAL else None)
+            raise _error(
+                "delete from",
+                f"map '{self.name}'",
+                err,
+                hint="array maps have fixed entries; update them instead"
+                if err == errno_codes.EINVAL
+                else None,
+            )
         return True
 
     def __delitem__(self, key: Any) -> None:
@@ -851,7 +966,9 @@ class Map:
     def __len__(self) -> int:
         return sum(1 for _ in self.keys())
 
-    def items(self, decode: Decoder = None, key_decode: Decoder = None) -> Iterator[tuple[Any, Any]]:
+    def items(
+        self, decode: Decoder = None, key_decode: Decoder = None
+    ) -> Iterator[tuple[Any, Any]]:
         """(key, value) pairs; entries deleted meanwhile are left out."""
         convert_key = self._decoder(key_decode, "key")
         convert_value = self._decoder(decode, "value")
@@ -880,11 +997,14 @@ class RingBuffer:
     stops and the exception propagates out of poll()/consume().
     """
 
-    def __init__(self, ring_map: Map, callback: Callable[[Any], Any] | None = None,
-                 decode: Decoder = None) -> None:
+    def __init__(
+        self, ring_map: Map, callback: Callable[[Any], Any] | None = None, decode: Decoder = None
+    ) -> None:
         if ring_map.map_type != RINGBUF_MAP_TYPE:
-            raise BpfError(f"map '{ring_map.name}' is not a ring buffer (type {ring_map.map_type})",
-                           hint="declare it with __uint(type, BPF_MAP_TYPE_RINGBUF)")
+            raise BpfError(
+                f"map '{ring_map.name}' is not a ring buffer (type {ring_map.map_type})",
+                hint="declare it with __uint(type, BPF_MAP_TYPE_RINGBUF)",
+            )
         self.map = ring_map
         self.events: list[Any] = []
         self._callback = callback if callback is not None else self.events.append
@@ -900,7 +1020,7 @@ class RingBuffer:
     def _on_sample(self, _ctx: int, data: int, size: int) -> int:
         try:
             self._callback(self._convert(ctypes.string_at(data, size)))
-        except BaseException as exc:  # must not unwind through C: re-raised after the call
+        except BaseException as exc:  # noqa: BLE001 - must not unwind through C: re-raised after the call
             self._failure = exc
             return -1
         return 0
@@ -937,4 +1057,3 @@ class RingBuffer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-

@@ -25,7 +25,7 @@ import pytest
 
 from ..arch import host_arch
 from ..errors import BpfBuildError
-from ..build.layout import Layout
+from ..pipeline.layout import Layout
 from .libbpf import (
     TRACEPOINT_SECTIONS,
     BpfObject,
@@ -44,13 +44,21 @@ TRACEFS = Path("/sys/kernel/tracing")
 
 FEATURES: dict[str, tuple[Callable[[], bool], str]] = {
     "root": (has_bpf_privileges, "needs root or CAP_BPF to load BPF programs"),
-    "btf": (lambda: Path("/sys/kernel/btf/vmlinux").exists(),
-            "kernel has no BTF (/sys/kernel/btf/vmlinux): CO-RE and tp_btf need it"),
-    "kprobes": (lambda: Path("/sys/bus/event_source/devices/kprobe").exists()
-                or Path(TRACEFS, "kprobe_events").exists(),
-                "kernel has no kprobe support"),
-    "uprobes": (lambda: Path("/sys/bus/event_source/devices/uprobe").exists(),
-                "kernel has no uprobe support"),
+    "btf": (
+        lambda: Path("/sys/kernel/btf/vmlinux").exists(),
+        "kernel has no BTF (/sys/kernel/btf/vmlinux): CO-RE and tp_btf need it",
+    ),
+    "kprobes": (
+        lambda: (
+            Path("/sys/bus/event_source/devices/kprobe").exists()
+            or Path(TRACEFS, "kprobe_events").exists()
+        ),
+        "kernel has no kprobe support",
+    ),
+    "uprobes": (
+        lambda: Path("/sys/bus/event_source/devices/uprobe").exists(),
+        "kernel has no uprobe support",
+    ),
     "tracefs": (lambda: mount_tracefs() is None, "tracefs is not mounted and cannot be"),
 }
 """Names accepted by the bpf_requires marker: a probe and the reason to skip."""
@@ -68,8 +76,10 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     for marker in item.iter_markers("bpf_requires"):
         for feature in marker.args:
             if feature not in FEATURES:
-                pytest.fail(f"unknown bpf_requires feature '{feature}'; known: {', '.join(FEATURES)}",
-                            pytrace=False)
+                pytest.fail(
+                    f"unknown bpf_requires feature '{feature}'; known: {', '.join(FEATURES)}",
+                    pytrace=False,
+                )
             probe, reason = FEATURES[feature]
             if not probe():
                 pytest.skip(reason)
@@ -166,8 +176,12 @@ def mount_tracefs() -> str | None:
         return None
     if not has_bpf_privileges():
         return "tracefs is not mounted and mounting it needs root"
-    result = subprocess.run(["mount", "-t", "tracefs", "nodev", str(TRACEFS)],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        ["mount", "-t", "tracefs", "nodev", str(TRACEFS)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if result.returncode != 0 or not tracefs_mounted():
         return f"tracefs is not mounted and mounting it failed: {result.stderr.strip()}"
     return None
@@ -180,8 +194,13 @@ class BpfObjectFactory:
         self._object_path = object_path
         self._opened: list[BpfObject] = []
 
-    def __call__(self, name: str, globals: Mapping[str, Any] | None = None, load: bool = True,
-                 autoload: Mapping[str, bool] | None = None) -> BpfObject:
+    def __call__(
+        self,
+        name: str,
+        globals: Mapping[str, Any] | None = None,
+        load: bool = True,
+        autoload: Mapping[str, bool] | None = None,
+    ) -> BpfObject:
         """Open the built object `name`, set globals, choose programs, and load it.
 
         globals: .rodata/.bss/.data variables to set before load (name -> int, bytes,
@@ -223,8 +242,9 @@ class Trigger:
 
     def exec(self, *argv: str, check: bool = True) -> int:
         """Run a program to completion (an execve, for sys_enter_execve); its pid."""
-        process = subprocess.Popen(argv or ("/bin/true",), stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.PIPE)
+        process = subprocess.Popen(
+            argv or ("/bin/true",), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         _out, err = process.communicate(timeout=30)
         if check and process.returncode != 0:
             raise AssertionError(f"{argv} exited with {process.returncode}: {err.decode().strip()}")

@@ -22,7 +22,7 @@ ENOTSUPP = 524
 """The kernel-internal "operation not supported" errno the bpf() syscall can leak."""
 
 
-class Verdict(str, enum.Enum):
+class Verdict(enum.StrEnum):
     """What became of one program."""
 
     PASSED = "passed"
@@ -291,9 +291,15 @@ def _is_structure(line: str) -> bool:
 UNSUPPORTED_MESSAGES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern), reason)
     for pattern, reason in (
-        (r"^invalid func unknown#(?!195896080\b)\d+", "this kernel lacks a helper the program calls"),
+        (
+            r"^invalid func unknown#(?!195896080\b)\d+",
+            "this kernel lacks a helper the program calls",
+        ),
         (r"^unknown func ", "this kernel lacks a helper the program calls"),
-        (r"^calling kernel function \S+ is not allowed", "this kernel does not allow this kfunc here"),
+        (
+            r"^calling kernel function \S+ is not allowed",
+            "this kernel does not allow this kfunc here",
+        ),
         (r"^kernel btf_id \d+ is not a function", "this kernel lacks a kfunc the program calls"),
         (r"not supported", "this kernel does not support a feature the program uses"),
     )
@@ -304,25 +310,42 @@ HINTS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern), hint)
     for pattern, hint in (
         (r"invalid access to packet", "check `data + size > data_end` before reading the packet"),
-        (r"invalid mem access '(map_value_or_null|\w*_or_null)'",
-         "check the pointer against NULL (e.g. the result of bpf_map_lookup_elem()) before using it"),
-        (r"invalid access to map value|min value is outside|max value is outside|"
-         r"unbounded memory access",
-         "bound the index or offset with a check the verifier can see (e.g. `if (i >= N) return 0;`)"),
-        (r"BPF program is too large",
-         "the verifier walked more than its instruction limit: bound loops more tightly, "
-         "or use bpf_loop() or tail calls"),
-        (r"infinite loop detected|back-edge from insn|unbounded loop",
-         "give the loop a bound the verifier can prove (a constant trip count)"),
-        (r"cannot call GPL-restricted function",
-         'declare `char LICENSE[] SEC("license") = "GPL";` in the program'),
-        (r"combined stack size|stack size .* too large|invalid stack off",
-         "use less stack: move large buffers into a per-CPU array map"),
-        (r"Unreleased reference|unreleased reference",
-         "release every acquired reference (e.g. bpf_ringbuf_submit/discard) on every path"),
+        (
+            r"invalid mem access '(map_value_or_null|\w*_or_null)'",
+            "check the pointer against NULL (e.g. the result of bpf_map_lookup_elem()) before using it",
+        ),
+        (
+            r"invalid access to map value|min value is outside|max value is outside|"
+            r"unbounded memory access",
+            "bound the index or offset with a check the verifier can see (e.g. `if (i >= N) return 0;`)",
+        ),
+        (
+            r"BPF program is too large",
+            "the verifier walked more than its instruction limit: bound loops more tightly, "
+            "or use bpf_loop() or tail calls",
+        ),
+        (
+            r"infinite loop detected|back-edge from insn|unbounded loop",
+            "give the loop a bound the verifier can prove (a constant trip count)",
+        ),
+        (
+            r"cannot call GPL-restricted function",
+            'declare `char LICENSE[] SEC("license") = "GPL";` in the program',
+        ),
+        (
+            r"combined stack size|stack size .* too large|invalid stack off",
+            "use less stack: move large buffers into a per-CPU array map",
+        ),
+        (
+            r"Unreleased reference|unreleased reference",
+            "release every acquired reference (e.g. bpf_ringbuf_submit/discard) on every path",
+        ),
         (r"R0 !read_ok", "return a value on every path"),
         (r"!read_ok", "initialise the register or stack slot before reading it"),
-        (r"invalid indirect read from stack", "initialise the whole stack buffer before passing it"),
+        (
+            r"invalid indirect read from stack",
+            "initialise the whole stack buffer before passing it",
+        ),
     )
 )
 """Verifier messages and the fix that usually applies, first match wins."""
@@ -370,15 +393,19 @@ def missing_ksym(libbpf_lines: Sequence[str]) -> Classification | None:
             name = m["name"]
             if m["kind"] == "func":
                 return Classification(
-                    Verdict.UNSUPPORTED, f"kfunc {name} not found in this kernel",
+                    Verdict.UNSUPPORTED,
+                    f"kfunc {name} not found in this kernel",
                     hint=f"declare it `extern ... {name}(...) __ksym __weak;` and call it only "
                     f"when `bpf_ksym_exists({name})` is true (libbpf 1.2+; `if ({name})` with "
                     "older headers), so the program loads on kernels without it; or verify on "
-                    "a kernel that has it (check the name)")
+                    "a kernel that has it (check the name)",
+                )
             return Classification(
-                Verdict.UNSUPPORTED, f"kernel variable {name} not found in this kernel",
+                Verdict.UNSUPPORTED,
+                f"kernel variable {name} not found in this kernel",
                 hint=f"declare it `__ksym __weak` and check `&{name}` before use, "
-                "or verify on a kernel that has it (check the name)")
+                "or verify on a kernel that has it (check the name)",
+            )
     return None
 
 
@@ -408,7 +435,9 @@ def classify_failure(load_errno: int, log: str, libbpf_lines: Sequence[str]) -> 
         if rejection.core_failure is None:
             for pattern, reason in UNSUPPORTED_MESSAGES:
                 if pattern.search(rejection.headline):
-                    return Classification(Verdict.UNSUPPORTED, f"{reason}: {rejection.headline}", rejection)
+                    return Classification(
+                        Verdict.UNSUPPORTED, f"{reason}: {rejection.headline}", rejection
+                    )
         return Classification(Verdict.REJECTED, rejection.headline, rejection)
     if m := re.search(r"extern \(func ksym\) '([^']+)': not found", "\n".join(libbpf_lines)):
         return Classification(
@@ -418,7 +447,9 @@ def classify_failure(load_errno: int, log: str, libbpf_lines: Sequence[str]) -> 
         return Classification(
             Verdict.UNSUPPORTED, f"attach target '{m[1]}' is not in the running kernel's BTF"
         )
-    name = errno.errorcode.get(load_errno, "ENOTSUPP" if load_errno == ENOTSUPP else str(load_errno))
+    name = errno.errorcode.get(
+        load_errno, "ENOTSUPP" if load_errno == ENOTSUPP else str(load_errno)
+    )
     reason = f"the kernel refused the load with {name} and no verifier log"
     if libbpf_error:
         reason += f" ({libbpf_error})"
@@ -428,7 +459,9 @@ def classify_failure(load_errno: int, log: str, libbpf_lines: Sequence[str]) -> 
 def _libbpf_error(libbpf_lines: Sequence[str]) -> str:
     """libbpf's first specific complaint, skipping its generic "failed to load" lines."""
     for line in libbpf_lines:
-        if re.search(r"failed to load|BPF program load failed|permission error while running", line):
+        if re.search(
+            r"failed to load|BPF program load failed|permission error while running", line
+        ):
             continue
         return line
     return ""
@@ -451,19 +484,25 @@ def no_privilege_reason(probe_errno: int, euid: int, capable: bool) -> tuple[str
     if probe_errno == errno.ENOSYS:
         return ENOSYS_REASON, (
             "verify on a Linux kernel built with CONFIG_BPF_SYSCALL, outside qemu-user and "
-            "outside any seccomp filter that refuses bpf() (a container's, a sandbox's)")
+            "outside any seccomp filter that refuses bpf() (a container's, a sandbox's)"
+        )
     if euid == 0 and not capable:
-        return ("no BPF privilege: no CAP_BPF/CAP_SYS_ADMIN (running as root, but with those "
-                "capabilities dropped)"), (
+        return (
+            "no BPF privilege: no CAP_BPF/CAP_SYS_ADMIN (running as root, but with those "
+            "capabilities dropped)"
+        ), (
             "run without dropping capabilities (no `setpriv --bounding-set=-all`, `capsh "
             "--drop`, or a container without CAP_BPF), or add CAP_BPF with CAP_PERFMON and "
-            "CAP_NET_ADMIN")
+            "CAP_NET_ADMIN"
+        )
     if not capable:
         return "no BPF privilege: not root, and no CAP_BPF/CAP_SYS_ADMIN", NOT_ROOT_HINT
     name = errno.errorcode.get(probe_errno, str(probe_errno))
-    return f"the kernel refused a trivial program with {name} although CAP_BPF or " \
-        "CAP_SYS_ADMIN is effective", (
-            "check kernel.unprivileged_bpf_disabled, lockdown and LSM policies of this machine")
+    return (
+        f"the kernel refused a trivial program with {name} although CAP_BPF or "
+        "CAP_SYS_ADMIN is effective",
+        ("check kernel.unprivileged_bpf_disabled, lockdown and LSM policies of this machine"),
+    )
 
 
 # --------------------------------------------------------------------------
@@ -488,8 +527,13 @@ class RunnerHeader:
 
     def no_privilege(self) -> tuple[str, str] | None:
         """Why this runner may not load BPF, and the hint; None when it may."""
-        return None if self.privileged else no_privilege_reason(
-            self.probe_errno, self.euid, self.cap_bpf or self.cap_sys_admin)
+        return (
+            None
+            if self.privileged
+            else no_privilege_reason(
+                self.probe_errno, self.euid, self.cap_bpf or self.cap_sys_admin
+            )
+        )
 
 
 @dataclass(frozen=True)

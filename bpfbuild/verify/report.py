@@ -15,7 +15,6 @@ from pathlib import Path
 from ..arch import get_arch
 from ..errors import ConfigError, VerifyError
 from ..kernels.host import ENOSYS_REASON
-from .runner import RUNNER_SOURCE
 from .log import (
     NOT_ROOT_HINT,
     RunnerProgram,
@@ -27,6 +26,7 @@ from .log import (
     parse_stats,
     split_log,
 )
+from .runner import RUNNER_SOURCE
 
 __all__ = [
     "RUNNER_SOURCE",
@@ -253,8 +253,10 @@ def load_object_report(path: Path) -> ObjectReport:
             results.append(ProgramResult(**entry))
         return ObjectReport(**{**data, "path": Path(data["path"]), "results": results})
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
-        raise VerifyError(f"{path}: unreadable verify report ({type(err).__name__}: {err})",
-                          hint=f"delete {path} (or run `bpfbuild clean`); verify makes it again") from None
+        raise VerifyError(
+            f"{path}: unreadable verify report ({type(err).__name__}: {err})",
+            hint=f"delete {path} (or run `bpfbuild clean`); verify makes it again",
+        ) from None
 
 
 # --------------------------------------------------------------------------
@@ -289,8 +291,15 @@ def verify_object(
     for stale in log_dir.glob("*.log"):
         stale.unlink()
     command = [*launcher, *runner_command(runner, bpf_object, log_dir, rodata, rejected_log_level)]
-    return object_report(_run_runner(command, timeout), bpf_object, log_dir, name=name,
-                         arch=arch, require=require, rerun=" ".join(command))
+    return object_report(
+        _run_runner(command, timeout),
+        bpf_object,
+        log_dir,
+        name=name,
+        arch=arch,
+        require=require,
+        rerun=" ".join(command),
+    )
 
 
 def object_report(
@@ -325,8 +334,10 @@ def object_report(
         raise VerifyError(_skip_message(skip_reason), hint=skip_hint)
     before = header.progs_loaded_before
     after = output.done.progs_loaded_after
-    programs = [replace(p, log_path=str(log_dir / Path(p.log_path).name)) if p.log_path else p
-                for p in output.programs]
+    programs = [
+        replace(p, log_path=str(log_dir / Path(p.log_path).name)) if p.log_path else p
+        for p in output.programs
+    ]
     return ObjectReport(
         object=name,
         path=bpf_object,
@@ -349,9 +360,11 @@ def _run_runner(command: list[str], timeout: float | None) -> str:
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace"
         )
     except OSError as err:
-        raise VerifyError(f"cannot run {command[0]}: {err.strerror}",
-                          hint="build it again: `bpfbuild verify` rebuilds the runner "
-                               "(delete output/<arch>/tools/bpfverify)") from None
+        raise VerifyError(
+            f"cannot run {command[0]}: {err.strerror}",
+            hint="build it again: `bpfbuild verify` rebuilds the runner "
+            "(delete output/<arch>/tools/bpfverify)",
+        ) from None
     try:
         stdout, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -389,8 +402,9 @@ def _arch_name(machine: str) -> str:
         return machine
 
 
-def _program_result(arch: str, object_name: str, program: RunnerProgram,
-                    skip_reason: str | None = None) -> ProgramResult:
+def _program_result(
+    arch: str, object_name: str, program: RunnerProgram, skip_reason: str | None = None
+) -> ProgramResult:
     log_path = Path(program.log_path) if program.log_path else None
     text = log_path.read_text(errors="replace") if log_path and log_path.exists() else ""
     kernel_log, libbpf_lines = split_log(text)
@@ -497,8 +511,12 @@ def raise_for_failures(
     if problems:
         # The logs of the programs at fault (all of them for a baseline regression):
         # with VMs, a run has a log folder per kernel and object.
-        at_fault = [r for r in report.results if r.verdict is Verdict.REJECTED
-                    or (r.verdict is Verdict.PASSED and (r.insn_share or 0) > max_share)]
+        at_fault = [
+            r
+            for r in report.results
+            if r.verdict is Verdict.REJECTED
+            or (r.verdict is Verdict.PASSED and (r.insn_share or 0) > max_share)
+        ]
         logs = sorted({str(r.log_path.parent) for r in at_fault or report.results if r.log_path})
         raise VerifyError(
             f"verification failed ({len(problems)} problem{'s' if len(problems) > 1 else ''}):\n  "
@@ -538,13 +556,19 @@ def load_baseline(path: Path) -> dict[str, dict[str, object]]:
         ) from None
     except json.JSONDecodeError as exc:
         raise VerifyError(
-            f"{path}:{exc.lineno}: not a verifier baseline: {exc.msg}", hint=rewrite,
+            f"{path}:{exc.lineno}: not a verifier baseline: {exc.msg}",
+            hint=rewrite,
         ) from None
     except UnicodeDecodeError:
-        raise VerifyError(f"{path}: not a verifier baseline: not UTF-8 text", hint=rewrite) from None
-    if not isinstance(data, dict) or data.get("format") != BASELINE_FORMAT \
-            or not isinstance(data.get("programs"), dict) \
-            or not all(isinstance(entry, dict) for entry in data["programs"].values()):
+        raise VerifyError(
+            f"{path}: not a verifier baseline: not UTF-8 text", hint=rewrite
+        ) from None
+    if (
+        not isinstance(data, dict)
+        or data.get("format") != BASELINE_FORMAT
+        or not isinstance(data.get("programs"), dict)
+        or not all(isinstance(entry, dict) for entry in data["programs"].values())
+    ):
         found = data.get("format") if isinstance(data, dict) else "?"
         raise VerifyError(f"{path}: unknown baseline format {found}", hint=rewrite)
     return data["programs"]
@@ -774,10 +798,17 @@ def report_from_json(text: str, origin: str = "<json>") -> VerifyReport:
                 entry["verdict"] = Verdict(entry["verdict"])
                 entry["log_path"] = Path(entry["log_path"]) if entry.get("log_path") else None
                 results.append(ProgramResult(**entry))
-            objects.append(ObjectReport(
-                object=o["object"], path=Path(o["path"]), arch=o["arch"], kernel=o["kernel"],
-                privileged=o["privileged"], results=results,
-                kernel_spec=o.get("kernel_spec", "host")))
+            objects.append(
+                ObjectReport(
+                    object=o["object"],
+                    path=Path(o["path"]),
+                    arch=o["arch"],
+                    kernel=o["kernel"],
+                    privileged=o["privileged"],
+                    results=results,
+                    kernel_spec=o.get("kernel_spec", "host"),
+                )
+            )
     except (ValueError, KeyError, TypeError) as exc:
         raise VerifyError(
             f"{origin}: not a result of `bpfbuild verify --format json` ({exc})",
@@ -883,7 +914,8 @@ def _columns(headers: Sequence[str], rows: Sequence[Sequence[str]], numeric: Ite
 
     def line(cells: Sequence[str]) -> str:
         return "  ".join(
-            c.rjust(w) if i in numeric else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
+            c.rjust(w) if i in numeric else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
         ).rstrip()
 
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])

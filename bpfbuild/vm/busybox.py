@@ -30,8 +30,9 @@ def _fetch(debian_arch: str, key: str):
     apt = Apt([SUITE], debian_arch)
     version = apt.candidate(PACKAGE)
     if version is None:
-        raise AptError(f"Debian {SUITE} has no {PACKAGE} for {debian_arch}",
-                       hint=apt.network_hint())
+        raise AptError(
+            f"Debian {SUITE} has no {PACKAGE} for {debian_arch}", hint=apt.network_hint()
+        )
     with tempfile.TemporaryDirectory(dir=cache_root()) as scratch:
         folder = Path(scratch)
         deb = apt.download(PACKAGE, version, folder)
@@ -39,6 +40,10 @@ def _fetch(debian_arch: str, key: str):
         binary = folder / "data" / "bin" / "busybox"
         if not binary.is_file():
             raise AptError(f"{deb.name} has no bin/busybox", hint="delete it and fetch again")
-        meta = {"package": PACKAGE, "version": version, "arch": debian_arch,
-                "deb_sha256": sha256_file(deb)}
+        meta = {
+            "package": PACKAGE,
+            "version": version,
+            "arch": debian_arch,
+            "deb_sha256": sha256_file(deb),
+        }
         return write_entry(CACHE_KIND, key, {"busybox": binary}, meta, move=True)

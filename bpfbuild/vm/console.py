@@ -84,7 +84,7 @@ class ConsoleReader:
             else:
                 self.tail.append(line)
             return None
-        words = line[len(prefix):].split()
+        words = line[len(prefix) :].split()
         kind, args = (words[0], words[1:]) if words else ("", [])
         if kind == "boot" and args:
             self.release = args[0]

@@ -46,11 +46,28 @@ class CpioWriter:
         self.out = out
         self.inode = 1
 
-    def _entry(self, name: str, mode: int, data: bytes = b"", rdev: tuple[int, int] = (0, 0)) -> None:
+    def _entry(
+        self, name: str, mode: int, data: bytes = b"", rdev: tuple[int, int] = (0, 0)
+    ) -> None:
         encoded = name.encode() + b"\0"
-        header = "070701" + "".join(f"{value:08X}" for value in (
-            self.inode, mode, 0, 0, 1, 0, len(data), 0, 0, rdev[0], rdev[1],
-            len(encoded), 0))
+        header = "070701" + "".join(
+            f"{value:08X}"
+            for value in (
+                self.inode,
+                mode,
+                0,
+                0,
+                1,
+                0,
+                len(data),
+                0,
+                0,
+                rdev[0],
+                rdev[1],
+                len(encoded),
+                0,
+            )
+        )
         self.inode += 1
         self.out.write(header.encode() + encoded)
         self.out.write(b"\0" * (-(110 + len(encoded)) % 4))
@@ -76,6 +93,7 @@ class CpioWriter:
 def init_script(objects: Sequence[GuestObject], markers: Markers) -> str:
     """/init: mount proc, sysfs, bpffs, tracefs; for each object run the runner and
     print its stdout, exit status, stderr and logs (gzip + base64) between markers."""
+
     def say(*words: str) -> str:
         # Double quotes: the words may hold $status or ${log##*/}; the rest is
         # hex, fixed words and object names (checked by GuestObject).
@@ -115,8 +133,9 @@ def init_script(objects: Sequence[GuestObject], markers: Markers) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_initramfs(path: Path, busybox: Path, runner: Path, objects: Sequence[GuestObject],
-                    markers: Markers) -> None:
+def write_initramfs(
+    path: Path, busybox: Path, runner: Path, objects: Sequence[GuestObject], markers: Markers
+) -> None:
     """Write the guest's initramfs to path (a plain, uncompressed cpio archive)."""
     with open(path, "wb") as out:
         cpio = CpioWriter(out)

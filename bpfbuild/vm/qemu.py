@@ -57,28 +57,40 @@ class Machine:
 MACHINES: dict[str, Machine] = {
     m.arch: m
     for m in (
-        Machine("x86_64", "qemu-system-x86", "ttyS0",
-                ("-M", "pc", "-cpu", "max"), ("-M", "pc", "-enable-kvm", "-cpu", "host")),
+        Machine(
+            "x86_64",
+            "qemu-system-x86",
+            "ttyS0",
+            ("-M", "pc", "-cpu", "max"),
+            ("-M", "pc", "-enable-kvm", "-cpu", "host"),
+        ),
         # pauth-impdef: the architected pointer-auth algorithm costs TCG 4x the boot time
-        Machine("arm64", "qemu-system-arm", "ttyAMA0",
-                ("-M", "virt", "-cpu", "max,pauth-impdef=on"),
-                ("-M", "virt", "-enable-kvm", "-cpu", "host")),
+        Machine(
+            "arm64",
+            "qemu-system-arm",
+            "ttyAMA0",
+            ("-M", "virt", "-cpu", "max,pauth-impdef=on"),
+            ("-M", "virt", "-enable-kvm", "-cpu", "host"),
+        ),
     )
 }
 
 
 def machine_for(arch: str) -> Machine:
     if arch not in MACHINES:
-        raise VmError(f"bpfbuild cannot boot {arch} kernels in a VM",
-                      hint="VM arches: " + ", ".join(MACHINES))
+        raise VmError(
+            f"bpfbuild cannot boot {arch} kernels in a VM", hint="VM arches: " + ", ".join(MACHINES)
+        )
     return MACHINES[arch]
 
 
 def qemu_binary(machine: Machine) -> str:
     found = shutil.which(machine.qemu)
     if not found:
-        raise VmError(f"{machine.qemu} not found: needed to verify {machine.arch} kernels in a VM",
-                      hint=f"apt-get install {machine.package}")
+        raise VmError(
+            f"{machine.qemu} not found: needed to verify {machine.arch} kernels in a VM",
+            hint=f"apt-get install {machine.package}",
+        )
     return found
 
 
@@ -87,14 +99,22 @@ def qemu_command(machine: Machine, image: Path, initramfs: Path, kvm: bool) -> l
     return [
         qemu_binary(machine),
         *(machine.kvm_args if kvm else machine.tcg_args),
-        "-m", str(MEMORY_MB), "-smp", "1",
-        "-nodefaults",          # no disks, network, VGA: nothing to probe at boot
-        "-no-reboot",           # a panic (panic=-1) ends qemu instead of rebooting
-        "-display", "none",
-        "-serial", "stdio",     # the console is the result channel
-        "-kernel", str(image),
-        "-initrd", str(initramfs),
-        "-append", f"console={machine.console} panic=-1 quiet rdinit=/init",
+        "-m",
+        str(MEMORY_MB),
+        "-smp",
+        "1",
+        "-nodefaults",  # no disks, network, VGA: nothing to probe at boot
+        "-no-reboot",  # a panic (panic=-1) ends qemu instead of rebooting
+        "-display",
+        "none",
+        "-serial",
+        "stdio",  # the console is the result channel
+        "-kernel",
+        str(image),
+        "-initrd",
+        str(initramfs),
+        "-append",
+        f"console={machine.console} panic=-1 quiet rdinit=/init",
     ]
 
 
@@ -113,8 +133,13 @@ def start(command: Sequence[str]) -> subprocess.Popen:
     setpriv = shutil.which("setpriv")
     if setpriv:
         argv = [setpriv, "--pdeathsig", "KILL", "--", *argv]
-    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, start_new_session=True)
+    process = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     with _live_lock:
         _live.add(process)
     return process
@@ -176,8 +201,12 @@ def run(command: Sequence[str], timeout: float, on_line: Callable[[str], object]
         timer.cancel()
         stop(process)
         reader.join(timeout=5)
-    return VmRun(process.returncode, time.monotonic() - started, timed_out.is_set(),
-                 b"".join(stderr).decode(errors="replace"))
+    return VmRun(
+        process.returncode,
+        time.monotonic() - started,
+        timed_out.is_set(),
+        b"".join(stderr).decode(errors="replace"),
+    )
 
 
 # --------------------------------------------------------------------------
@@ -226,9 +255,22 @@ def _kvm_verdict(machine: Machine, image: Path) -> bool:
 
 
 def _probe_kvm(machine: Machine, image: Path) -> bool:
-    command = [qemu_binary(machine), *machine.kvm_args, "-m", str(MEMORY_MB), "-nodefaults",
-               "-no-reboot", "-display", "none", "-serial", "stdio", "-kernel", str(image),
-               "-append", f"console={machine.console} earlyprintk={machine.console} panic=-1"]
+    command = [
+        qemu_binary(machine),
+        *machine.kvm_args,
+        "-m",
+        str(MEMORY_MB),
+        "-nodefaults",
+        "-no-reboot",
+        "-display",
+        "none",
+        "-serial",
+        "stdio",
+        "-kernel",
+        str(image),
+        "-append",
+        f"console={machine.console} earlyprintk={machine.console} panic=-1",
+    ]
     seen = threading.Event()
 
     def watch(line: str) -> None:

@@ -16,7 +16,8 @@ from . import qemu
 from .busybox import busybox_for
 from .console import ConsoleReader, GuestObjectOutput, Markers
 from .initramfs import GuestObject, write_initramfs
-from .progress import VmProgress, progress as default_progress
+from .progress import VmProgress
+from .progress import progress as default_progress
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,9 @@ def run_vm_job(job: VmJob, progress: VmProgress = default_progress) -> dict[str,
         state = ["booting"]
 
         def show() -> None:
-            progress.update(job.label, f"{state[0]} ({accel}, {time.monotonic() - boot_started:.0f} s)")
+            progress.update(
+                job.label, f"{state[0]} ({accel}, {time.monotonic() - boot_started:.0f} s)"
+            )
 
         def on_line(line: str) -> None:
             event = reader.feed(line)
@@ -106,8 +109,11 @@ def run_vm_job(job: VmJob, progress: VmProgress = default_progress) -> dict[str,
     timings["boot"] = boot_end - boot_started
     timings["verify"] = seen.get("done", time.monotonic()) - boot_end
     if run.timed_out or not reader.done:
-        why = (f"did not finish within {job.timeout:g} s and was killed" if run.timed_out
-               else f"stopped before the end (qemu exit status {run.returncode})")
+        why = (
+            f"did not finish within {job.timeout:g} s and was killed"
+            if run.timed_out
+            else f"stopped before the end (qemu exit status {run.returncode})"
+        )
         progress.finish(job.label, "timed out" if run.timed_out else "failed")
         tail = reader.tail_text() or "(nothing on the console)"
         stderr = run.stderr.strip()
@@ -115,17 +121,20 @@ def run_vm_job(job: VmJob, progress: VmProgress = default_progress) -> dict[str,
             f"VM {job.label} ({job.image}) {why}; last console lines:\n{tail}"
             + (f"\nqemu: {stderr}" if stderr else ""),
             hint="raise `timeout` in [verify] of bpfbuild.toml if the VM is only slow"
-            if run.timed_out else "check that the image is a bootable kernel of that arch",
+            if run.timed_out
+            else "check that the image is a bootable kernel of that arch",
         )
     if reader.bad_logs:
         # A log missing would change verdicts (a rejection without its log reads as
         # "no verifier log"): never report from a garbled console.
         progress.finish(job.label, "failed")
-        raise VerifyError(f"VM {job.label}: the console garbled the logs of "
-                          + ", ".join(reader.bad_logs),
-                          hint="run the verification again; report it if it recurs")
-    reports = [_object_report(job, obj, reader.objects.get(obj.name), log_root)
-               for obj in job.objects]
+        raise VerifyError(
+            f"VM {job.label}: the console garbled the logs of " + ", ".join(reader.bad_logs),
+            hint="run the verification again; report it if it recurs",
+        )
+    reports = [
+        _object_report(job, obj, reader.objects.get(obj.name), log_root) for obj in job.objects
+    ]
     for report in reports:
         path = Path(job.reports[report.object])
         partial = path.with_name(path.name + ".partial")
@@ -133,24 +142,31 @@ def run_vm_job(job: VmJob, progress: VmProgress = default_progress) -> dict[str,
         os.replace(partial, path)
     programs = sum(len(r.results) for r in reports)
     timings["total"] = time.monotonic() - started
-    progress.finish(job.label, f"done, {total} objects, {programs} programs in "
-                               f"{timings['total']:.1f} s (" + ", ".join(
-                                   f"{step} {timings[step]:.1f} s"
-                                   for step in ("fetch", "initramfs", "boot", "verify"))
-                    + f", {'kvm' if kvm else 'tcg'})")
+    progress.finish(
+        job.label,
+        f"done, {total} objects, {programs} programs in "
+        f"{timings['total']:.1f} s ("
+        + ", ".join(
+            f"{step} {timings[step]:.1f} s" for step in ("fetch", "initramfs", "boot", "verify")
+        )
+        + f", {'kvm' if kvm else 'tcg'})",
+    )
     return timings
 
 
-def _object_report(job: VmJob, obj: GuestObject, output: GuestObjectOutput | None,
-                   log_root: Path) -> ObjectReport:
+def _object_report(
+    job: VmJob, obj: GuestObject, output: GuestObjectOutput | None, log_root: Path
+) -> ObjectReport:
     """Write an object's logs where the host keeps them, then make its report."""
     log_dir = log_root / obj.name
     log_dir.mkdir(parents=True, exist_ok=True)
     for stale in log_dir.glob("*.log"):
         stale.unlink()
     if output is None or output.status is None:
-        raise VerifyError(f"VM {job.label}: the runner did not report on {obj.name}",
-                          hint="this is a bug in bpfbuild; rerun with -v")
+        raise VerifyError(
+            f"VM {job.label}: the runner did not report on {obj.name}",
+            hint="this is a bug in bpfbuild; rerun with -v",
+        )
     stderr = output.logs.pop(f"{obj.name}.stderr", b"").decode(errors="replace").strip()
     for name, data in output.logs.items():
         if name.endswith(".log") and "/" not in name:
@@ -160,6 +176,14 @@ def _object_report(job: VmJob, obj: GuestObject, output: GuestObjectOutput | Non
             f"VM {job.label}: bpfverify failed on {obj.name} with exit status {output.status}"
             + (f":\n{stderr}" if stderr else ""),
             hint="this is a bug in bpfbuild or libbpf; the runner's output was:\n"
-                 + output.stdout[-2000:])
-    return object_report(output.stdout, obj.path, log_dir, name=obj.name, arch=job.arch,
-                         rerun=f"(in the VM {job.label})", kernel_spec=job.spec)
+            + output.stdout[-2000:],
+        )
+    return object_report(
+        output.stdout,
+        obj.path,
+        log_dir,
+        name=obj.name,
+        arch=job.arch,
+        rerun=f"(in the VM {job.label})",
+        kernel_spec=job.spec,
+    )

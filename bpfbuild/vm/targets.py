@@ -73,7 +73,9 @@ def split_list(values: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
 
-def matrix_cells(kernels: Sequence[str], arches: Sequence[str], host_arch: str) -> list[tuple[str, str]]:
+def matrix_cells(
+    kernels: Sequence[str], arches: Sequence[str], host_arch: str
+) -> list[tuple[str, str]]:
     """The (kernel spec, arch) cells: the host kernel only for the host's arch."""
     cells = []
     for spec in kernels:
@@ -86,9 +88,12 @@ def matrix_cells(kernels: Sequence[str], arches: Sequence[str], host_arch: str) 
 
 def check_vm_arch(arch: str) -> None:
     if arch not in MACHINES:
-        raise BpfBuildError(f"cannot verify {arch} in a VM: bpfbuild boots only "
-                            + ", ".join(MACHINES) + " kernels",
-                            hint="drop it from --arch or from `arches` in [verify]")
+        raise BpfBuildError(
+            f"cannot verify {arch} in a VM: bpfbuild boots only "
+            + ", ".join(MACHINES)
+            + " kernels",
+            hint="drop it from --arch or from `arches` in [verify]",
+        )
 
 
 def resolve(spec: str, arch: str, root: Path) -> BootableKernel:
@@ -97,23 +102,29 @@ def resolve(spec: str, arch: str, root: Path) -> BootableKernel:
     candidate = (root / spec).resolve() if not spec.startswith("debian:") else None
     if candidate is not None and ("/" in spec or candidate.is_file()):
         if not candidate.is_file():
-            raise BpfBuildError(f"kernel image {spec} not found",
-                                hint="give a bootable image (vmlinuz, Image), `debian:6.1` "
-                                     "or a Debian kernel package name")
+            raise BpfBuildError(
+                f"kernel image {spec} not found",
+                hint="give a bootable image (vmlinuz, Image), `debian:6.1` "
+                "or a Debian kernel package name",
+            )
         return ImageKernel(spec, arch, image_release(candidate), candidate)
     from ..arch import get_arch
 
     try:
         from ..kernels import get_kernel  # the Debian kernel cache
     except ImportError:
-        raise BpfBuildError(f"cannot resolve kernel {spec}: this bpfbuild has no Debian "
-                            "kernel cache (bpfbuild.kernels.get_kernel)",
-                            hint="give a kernel image path instead, or update bpfbuild") from None
+        raise BpfBuildError(
+            f"cannot resolve kernel {spec}: this bpfbuild has no Debian "
+            "kernel cache (bpfbuild.kernels.get_kernel)",
+            hint="give a kernel image path instead, or update bpfbuild",
+        ) from None
 
     kernel = get_kernel(spec, get_arch(arch))
     if not _RELEASE.fullmatch(kernel.release):
-        raise BpfBuildError(f"kernel {spec} has an unusable release {kernel.release!r}",
-                            hint="this is a bug in bpfbuild")
+        raise BpfBuildError(
+            f"kernel {spec} has an unusable release {kernel.release!r}",
+            hint="this is a bug in bpfbuild",
+        )
     return kernel
 
 
@@ -123,8 +134,10 @@ def image_release(image: Path) -> str:
     try:
         return _release_in(image)
     except OSError as err:
-        raise BpfBuildError(f"cannot read kernel image {image}: {err.strerror}",
-                            hint="give a readable bootable image (vmlinuz, Image)") from None
+        raise BpfBuildError(
+            f"cannot read kernel image {image}: {err.strerror}",
+            hint="give a readable bootable image (vmlinuz, Image)",
+        ) from None
 
 
 def _release_in(image: Path) -> str:
@@ -132,7 +145,7 @@ def _release_in(image: Path) -> str:
         head = f.read(1 << 16)
         if head[0x202:0x206] == b"HdrS":
             offset = int.from_bytes(head[0x20E:0x210], "little") + 0x200
-            words = head[offset:offset + 256].split(b"\0")[0].split()
+            words = head[offset : offset + 256].split(b"\0")[0].split()
             if words and _RELEASE.fullmatch(words[0].decode(errors="replace")):
                 return words[0].decode()
         f.seek(0)

@@ -10,7 +10,7 @@ from bpfbuild import doit_config, task_bpfbuild  # noqa: F401 - task_bpfbuild is
 HERE = Path(__file__).resolve().parent
 DOIT_CONFIG = doit_config(HERE)
 ARCH = {"aarch64": "arm64"}.get(platform.machine(), platform.machine())
-APP = HERE / "output" / ARCH / "tiny"      # absolute, as bpfbuild's targets are
+APP = HERE / "output" / ARCH / "tiny"  # absolute, as bpfbuild's targets are
 CHECKSUM = HERE / "tiny.sha256"
 
 

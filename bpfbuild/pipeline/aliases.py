@@ -32,7 +32,7 @@ def stale_aliases(arch_dir: str, aliases: Collection[str], apps: Collection[str]
     stale = []
     for entry in folder.iterdir():
         if entry.name in aliases or entry.name.endswith(PARTIAL) or not entry.is_symlink():
-            continue   # a configured alias, or one being made (removed by the next build)
+            continue  # a configured alias, or one being made (removed by the next build)
         target = os.readlink(entry)
         if "/" not in target and target in apps:
             stale.append(entry)
@@ -45,7 +45,9 @@ def no_stale_aliases(arch_dir: str, aliases: tuple[str, ...], apps: tuple[str, .
     return not stale_aliases(arch_dir, aliases, apps)
 
 
-no_stale_aliases.fastpath_covered = True  # stale links come from a bpfbuild.toml edit, which the stamp sees
+no_stale_aliases.fastpath_covered = (
+    True  # stale links come from a bpfbuild.toml edit, which the stamp sees
+)
 
 
 @signature_once

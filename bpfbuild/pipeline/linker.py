@@ -62,13 +62,17 @@ def probe(cc: str, name: str, flags: tuple[str, ...], workdir: Path | None = Non
         source, output = Path(folder, "probe.c"), Path(folder, "probe")
         source.write_text(_PROBE_SOURCE)
         try:
-            done = subprocess.run([cc, *flags, "-nostdlib", "-static", str(source), "-o",
-                                   str(output), "-Wl,-v"], capture_output=True, text=True)
+            done = subprocess.run(
+                [cc, *flags, "-nostdlib", "-static", str(source), "-o", str(output), "-Wl,-v"],
+                capture_output=True,
+                text=True,
+            )
             if done.returncode != 0 or not output.is_file():
                 return None
             program = "ld" if name == "default" or flags[:1] == ("-B",) else f"ld.{name}"
-            asked = subprocess.run([cc, *flags, f"-print-prog-name={program}"],
-                                   capture_output=True, text=True).stdout.strip()
+            asked = subprocess.run(
+                [cc, *flags, f"-print-prog-name={program}"], capture_output=True, text=True
+            ).stdout.strip()
         except OSError:
             return None
     path = asked if os.path.isabs(asked) else shutil.which(asked) or asked
@@ -86,11 +90,13 @@ def choose(choice: str, cc: str, workdir: Path | None = None) -> Linker:
             if found:
                 return found
     if choice == "default":
-        raise ToolchainError(f"{cc} cannot link a program for its target",
-                             hint="check the compiler's installation (binutils for its arch)")
+        raise ToolchainError(
+            f"{cc} cannot link a program for its target",
+            hint="check the compiler's installation (binutils for its arch)",
+        )
     raise ToolchainError(
         f"linker '{choice}' (from [build] linker) does not link for {Path(cc).name}",
-        hint=f"apt-get install {DEBIAN_PACKAGE[choice]}, or set linker = \"auto\" in [build] "
+        hint=f'apt-get install {DEBIAN_PACKAGE[choice]}, or set linker = "auto" in [build] '
         "of bpfbuild.toml",
     )
 
@@ -102,8 +108,12 @@ def stamp_paths(cc: str) -> list[str]:
 
 
 def to_dict(linker: Linker) -> dict:
-    return {"name": linker.name, "flags": list(linker.flags), "path": linker.path,
-            "version": linker.version}
+    return {
+        "name": linker.name,
+        "flags": list(linker.flags),
+        "path": linker.path,
+        "version": linker.version,
+    }
 
 
 def from_dict(data: dict) -> Linker:

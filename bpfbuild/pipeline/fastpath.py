@@ -46,8 +46,9 @@ CONFIG_NAME = "bpfbuild.toml"
 FORMAT = 2
 TRACE_ENV = "BPFBUILD_TRACE"
 """Set to 1: `bpfbuild build` says on stderr whether the fast path answered, and why not."""
-IGNORED_ENV = frozenset({"PWD", "OLDPWD", "SHLVL", "_", "COLUMNS", "LINES", "PYTEST_CURRENT_TEST",
-                         TRACE_ENV})
+IGNORED_ENV = frozenset(
+    {"PWD", "OLDPWD", "SHLVL", "_", "COLUMNS", "LINES", "PYTEST_CURRENT_TEST", TRACE_ENV}
+)
 """Variables a shell (or pytest) changes on its own and no tool reads; every other is in
 the key. The toolchain reads CC, CC_<arch>, CLANG, BPFTOOL, CFLAGS, LDFLAGS, STRIP,
 PKG_CONFIG* and PATH, the compilers read more (CPATH, SOURCE_DATE_EPOCH...): rather
@@ -76,6 +77,7 @@ Signature = tuple[int, int, int, int, int, int]
 
 # -- the check (launcher side): stat() only ----------------------------------------
 
+
 def signature(path: str) -> Signature | None:
     """What the stamp records of a path: None when it does not exist."""
     try:
@@ -95,8 +97,7 @@ def _running() -> tuple:
     """The Python and the bpfbuild that run now; the stamp names those that wrote it."""
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     uname = os.uname()
-    return (FORMAT, sys.version, sys.prefix, package, uname.release, uname.version,
-            uname.machine)
+    return (FORMAT, sys.version, sys.prefix, package, uname.release, uname.version, uname.machine)
 
 
 def parse_build_args(args: list[str]) -> tuple[str | None, tuple[str, ...], tuple[str, ...]] | None:
@@ -131,7 +132,7 @@ def parse_build_args(args: list[str]) -> tuple[str | None, tuple[str, ...], tupl
             return None
         if name in ("-j", "--jobs"):
             if not value.isdigit() or not 1 <= int(value) <= MAX_JOBS:
-                return None   # the CLI's usage error
+                return None  # the CLI's usage error
         elif name in ("-C", "--directory"):
             if not value:
                 return None
@@ -169,8 +170,9 @@ def check(args: list[str], environ: dict[str, str] | os._Environ = os.environ) -
         os.close(lock)
 
 
-def _compare(stamp, root: str, apps: tuple[str, ...], arches: tuple[str, ...],
-             environ) -> str | None:
+def _compare(
+    stamp, root: str, apps: tuple[str, ...], arches: tuple[str, ...], environ
+) -> str | None:
     if not isinstance(stamp, dict) or stamp.get("running") != _running():
         return "the stamp was written by another bpfbuild, Python or kernel"
     root_stat = signature(root)
@@ -188,8 +190,13 @@ def _compare(stamp, root: str, apps: tuple[str, ...], arches: tuple[str, ...],
         current = signature(path)
         if current == recorded:
             continue
-        if not (current and recorded and path in digests and current[3] == recorded[3]
-                and _same_content(path, current, digests[path])):
+        if not (
+            current
+            and recorded
+            and path in digests
+            and current[3] == recorded[3]
+            and _same_content(path, current, digests[path])
+        ):
             return f"{path} changed"
         touched[path] = current
     if touched:
@@ -250,6 +257,7 @@ def _write(path: str, stamp: dict) -> bool:
 
 # -- the stamp (full-build side) ---------------------------------------------------
 
+
 def stamp_path(root) -> str:
     return os.path.join(str(root), STATE_DIR, STAMP_NAME)
 
@@ -287,9 +295,14 @@ class Recorder:
         except _NoStamp as reason:
             trace(f"not recorded: {reason}")
             return
-        stamp = {"running": _running(), "root": signature(self.root)[:2],
-                 "selection": self.selection, "environment": environment_digest(os.environ),
-                 "files": files, "digests": digests}
+        stamp = {
+            "running": _running(),
+            "root": signature(self.root)[:2],
+            "selection": self.selection,
+            "environment": environment_digest(os.environ),
+            "files": files,
+            "digests": digests,
+        }
         if _write(stamp_path(self.root), stamp):  # else only the next no-op is slower
             trace(f"recorded {len(files)} paths")
 
@@ -297,7 +310,7 @@ class Recorder:
         root = self.root
         if os.path.exists(os.path.join(root, "dodo.py")):
             raise _NoStamp("the project has its own dodo.py")
-        from .tasks import task_name   # the build imported it already
+        from .tasks import task_name  # the build imported it already
 
         selected = _selected_tasks(tasks, [task_name("app", a) for a in self.selection[0]])
         inputs: set[str] = set()
@@ -308,12 +321,14 @@ class Recorder:
                 raise _NoStamp(f"task {task.name} runs on every build")
             for check, _, _ in task.uptodate:
                 if not _covered(check):
-                    raise _NoStamp(f"task {task.name} has an up-to-date check the stamp "
-                                   f"does not cover ({type(check).__name__})")
+                    raise _NoStamp(
+                        f"task {task.name} has an up-to-date check the stamp "
+                        f"does not cover ({type(check).__name__})"
+                    )
             inputs.update(os.path.join(root, p) for p in task.file_dep)
             targets.update(os.path.join(root, p) for p in task.targets)
             for command in (task.meta or {}).get("commands", ()):
-                argv = command.argv                          # a tasks.Command
+                argv = command.argv  # a tasks.Command
                 if argv and os.path.isabs(str(argv[0])):
                     tools.add(str(argv[0]))
         files: dict[str, Signature | None] = {}
@@ -339,9 +354,14 @@ class Recorder:
         state = os.path.join(self.root, STATE_DIR, "")
         digests = {}
         for path, sig in files.items():
-            if (sig and path.startswith(inside) and not path.startswith(state)
-                    and path not in self.targets and stat.S_ISREG(sig[2])
-                    and sig[3] <= DIGEST_MAX_SIZE):
+            if (
+                sig
+                and path.startswith(inside)
+                and not path.startswith(state)
+                and path not in self.targets
+                and stat.S_ISREG(sig[2])
+                and sig[3] <= DIGEST_MAX_SIZE
+            ):
                 digest = file_digest(path)
                 if signature(path) != sig:
                     raise _NoStamp(f"{path} changed while the build ran")
@@ -351,8 +371,11 @@ class Recorder:
     def _settings(self, project, tools: set[str]) -> list[str]:
         """Paths besides the tasks' own that decide what the graph would do."""
         root = self.root
-        paths = [os.path.join(root, CONFIG_NAME), os.path.join(root, "dodo.py"),
-                 os.path.join(root, "src")]
+        paths = [
+            os.path.join(root, CONFIG_NAME),
+            os.path.join(root, "dodo.py"),
+            os.path.join(root, "src"),
+        ]
         for folder in project.config.build.include_dirs:
             top = os.path.join(root, folder)
             paths.append(top)
@@ -364,8 +387,9 @@ class Recorder:
         for path in sorted(tools | probed):
             paths.append(path)
             if os.path.isdir(path):  # pkg-config's folders: the .pc files too
-                paths += [os.path.join(path, n) for n in sorted(os.listdir(path))
-                          if n.endswith(".pc")]
+                paths += [
+                    os.path.join(path, n) for n in sorted(os.listdir(path)) if n.endswith(".pc")
+                ]
         search = os.environ.get("PATH", "").split(os.pathsep) + ["/usr/sbin", "/sbin"]
         paths += [os.path.abspath(d) for d in search if d]
         paths += _package_files()
@@ -382,8 +406,11 @@ def _covered(check) -> bool:
     ordering task), and any check that says so with a true `fastpath_covered` attribute."""
     from doit.tools import config_changed
 
-    return (check is True or isinstance(check, config_changed)
-            or bool(getattr(check, "fastpath_covered", False)))
+    return (
+        check is True
+        or isinstance(check, config_changed)
+        or bool(getattr(check, "fastpath_covered", False))
+    )
 
 
 def _selected_tasks(tasks: list, names: list[str]) -> list:
@@ -436,10 +463,11 @@ def _package_files() -> list[str]:
     import doit
 
     paths = []
-    for package in (os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                    os.path.dirname(os.path.abspath(doit.__file__))):
+    for package in (
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        os.path.dirname(os.path.abspath(doit.__file__)),
+    ):
         for current, dirs, names in os.walk(package):
             dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-            paths += [os.path.join(current, n) for n in sorted(names)
-                      if n.endswith((".py", ".c"))]
+            paths += [os.path.join(current, n) for n in sorted(names) if n.endswith((".py", ".c"))]
     return paths

@@ -24,26 +24,29 @@ def program_sections(path: str) -> list[str]:
     if len(data) < 64 or data[:4] != b"\x7fELF" or data[4] != 2 or data[5] not in (1, 2):
         raise ValueError("not a 64-bit ELF file")
     order = "<" if data[5] == 1 else ">"
-    shoff, = struct.unpack_from(order + "Q", data, 40)
+    (shoff,) = struct.unpack_from(order + "Q", data, 40)
     shentsize, shnum, shstrndx = struct.unpack_from(order + "HHH", data, 58)
-    header = struct.Struct(order + "IIQQQQIIQQ")   # one Elf64_Shdr
+    header = struct.Struct(order + "IIQQQQIIQQ")  # one Elf64_Shdr
     if shentsize < header.size or shoff + header.size > len(data):
         raise ValueError("no section header table")
     first = header.unpack_from(data, shoff)
-    shnum = shnum or first[5]                      # extended numbering: in section 0
+    shnum = shnum or first[5]  # extended numbering: in section 0
     shstrndx = first[6] if shstrndx == SHN_XINDEX else shstrndx
     if shoff + shnum * shentsize > len(data) or shstrndx >= shnum:
         raise ValueError("truncated section header table")
     sections = [header.unpack_from(data, shoff + i * shentsize) for i in range(shnum)]
     names = sections[shstrndx]
-    strings = data[names[4]:names[4] + names[5]]
+    strings = data[names[4] : names[4] + names[5]]
 
     def name_of(offset: int) -> str:
         end = strings.find(b"\0", offset)
-        return strings[offset:end if end >= 0 else None].decode(errors="replace")
+        return strings[offset : end if end >= 0 else None].decode(errors="replace")
 
-    return [name_of(s[0]) for s in sections
-            if s[2] & SHF_EXECINSTR and s[5] and name_of(s[0]) != ".text"]
+    return [
+        name_of(s[0])
+        for s in sections
+        if s[2] & SHF_EXECINSTR and s[5] and name_of(s[0]) != ".text"
+    ]
 
 
 @signature_once
@@ -55,6 +58,7 @@ def require_programs(compiled: str, source: str) -> TaskFailed | None:
     except (OSError, ValueError) as err:
         return TaskFailed(f"{source}: cannot read the compiled object {compiled}: {err}")
     return TaskFailed(
-        f"{source}: no BPF program (no non-empty SEC(\"...\") function)\n"
-        "hint: add a program: a function marked SEC(\"tracepoint/...\"), SEC(\"xdp\"), ...; "
-        "a file of shared code is a header (.h) included by the .bpf.c that uses it")
+        f'{source}: no BPF program (no non-empty SEC("...") function)\n'
+        'hint: add a program: a function marked SEC("tracepoint/..."), SEC("xdp"), ...; '
+        "a file of shared code is a header (.h) included by the .bpf.c that uses it"
+    )

@@ -26,13 +26,16 @@ def name_problem(name: str, kind: str = "app") -> str | None:
     if not (name.isascii() and name.isidentifier()):
         return f"'{name}' is not a valid {kind} name: it must be a C identifier"
     if kind == "app" and name in RESERVED_NAMES:
-        return (f"'{name}' is not a valid app name: output/<arch>/{name}/ is a folder "
-                "bpfbuild writes")
+        return (
+            f"'{name}' is not a valid app name: output/<arch>/{name}/ is a folder bpfbuild writes"
+        )
     return None
 
 
-NAME_HINT = ("use letters, digits and underscores, not starting with a digit, and none of: "
-             + ", ".join(sorted(RESERVED_NAMES)))
+NAME_HINT = (
+    "use letters, digits and underscores, not starting with a digit, and none of: "
+    + ", ".join(sorted(RESERVED_NAMES))
+)
 """The hint of every name_problem."""
 
 

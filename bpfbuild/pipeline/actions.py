@@ -9,8 +9,9 @@ import shutil
 import struct
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from doit.exceptions import TaskFailed
 
@@ -49,8 +50,13 @@ def call_signature(cls: type) -> inspect.Signature:
 
 
 @signature_once
-def run_tool(argv: tuple[str, ...], cwd: str, outputs: tuple[str, ...],
-             stdout_to: str | None = None, expect: ElfExpectation | None = None) -> TaskFailed | None:
+def run_tool(
+    argv: tuple[str, ...],
+    cwd: str,
+    outputs: tuple[str, ...],
+    stdout_to: str | None = None,
+    expect: ElfExpectation | None = None,
+) -> TaskFailed | None:
     """Run argv in cwd; it writes each output as OUTPUT.partial, then all are renamed.
 
     With stdout_to, the tool's stdout is the content of that output; with expect,
@@ -73,8 +79,14 @@ def check_arch(output: str, cwd: str, expect: ElfExpectation | None) -> TaskFail
 
 
 @signature_once
-def compile_with_depfile(argv: tuple[str, ...], cwd: str, outputs: tuple[str, ...],
-                         depfile: str, task, expect: ElfExpectation | None = None) -> TaskFailed | None:
+def compile_with_depfile(
+    argv: tuple[str, ...],
+    cwd: str,
+    outputs: tuple[str, ...],
+    depfile: str,
+    task,
+    expect: ElfExpectation | None = None,
+) -> TaskFailed | None:
     """Compile, then record the headers the compiler read (its depfile) as the
     task's file_dep before doit saves its state, so the next build finds the same
     dependency list and runs nothing. doit passes `task` by name."""
@@ -85,8 +97,9 @@ def compile_with_depfile(argv: tuple[str, ...], cwd: str, outputs: tuple[str, ..
 
 
 @signature_once
-def generate_vmlinux(argv: tuple[str, ...], cwd: str, header: str, btf: str,
-                     tool: tuple[str, str]) -> TaskFailed | None:
+def generate_vmlinux(
+    argv: tuple[str, ...], cwd: str, header: str, btf: str, tool: tuple[str, str]
+) -> TaskFailed | None:
     """`bpftool btf dump file BTF format c > HEADER`, or the same header from the
     machine-wide cache: keyed by the BTF's content, bpftool (tool: path, version) and
     the command's other words."""
@@ -94,14 +107,20 @@ def generate_vmlinux(argv: tuple[str, ...], cwd: str, header: str, btf: str,
         return run_tool(argv, cwd, (header,), header)
     words = [word for word in argv[1:] if word != btf]
     key = header_cache.key_of(header_cache.content_sha256(btf), *tool, words)
-    return header_cache.fetch_or_make(header_cache.VMLINUX_KIND, key, "vmlinux.h", header,
-                                      lambda: _execute(argv, cwd, header),
-                                      header_cache.stamp(btf=btf, bpftool=tool[1]))
+    return header_cache.fetch_or_make(
+        header_cache.VMLINUX_KIND,
+        key,
+        "vmlinux.h",
+        header,
+        lambda: _execute(argv, cwd, header),
+        header_cache.stamp(btf=btf, bpftool=tool[1]),
+    )
 
 
 @signature_once
-def build_pch(argv: tuple[str, ...], cwd: str, pch: str, key_file: str, key: str,
-              header: str) -> TaskFailed | None:
+def build_pch(
+    argv: tuple[str, ...], cwd: str, pch: str, key_file: str, key: str, header: str
+) -> TaskFailed | None:
     """Precompile vmlinux.h, or take the same PCH from the machine-wide cache (it is
     relocatable: see TaskFactory.vmlinux_pch), then write KEY_FILE, which says what
     the PCH was built from. The key goes first and comes back last: a compile that
@@ -109,9 +128,14 @@ def build_pch(argv: tuple[str, ...], cwd: str, pch: str, key_file: str, key: str
     Path(key_file).unlink(missing_ok=True)
     if header_cache.enabled():
         cache_key = header_cache.key_of(key, header_cache.content_sha256(header))
-        failed = header_cache.fetch_or_make(header_cache.PCH_KIND, cache_key, "vmlinux.h.pch",
-                                            pch, lambda: _execute(argv, cwd),
-                                            header_cache.stamp(built_in=cwd))
+        failed = header_cache.fetch_or_make(
+            header_cache.PCH_KIND,
+            cache_key,
+            "vmlinux.h.pch",
+            pch,
+            lambda: _execute(argv, cwd),
+            header_cache.stamp(built_in=cwd),
+        )
     else:
         failed = run_tool(argv, cwd, (pch,))
     if failed:
@@ -131,16 +155,24 @@ def pch_ready(key_file: str, key: str, header: str) -> bool:
 
 
 @signature_once
-def compile_bpf(argv: tuple[str, ...], direct_argv: tuple[str, ...] | None, cwd: str,
-                outputs: tuple[str, ...], depfile: str, pch: tuple[str, str, str] | None,
-                task, expect: ElfExpectation | None = None) -> TaskFailed | dict:
+def compile_bpf(
+    argv: tuple[str, ...],
+    direct_argv: tuple[str, ...] | None,
+    cwd: str,
+    outputs: tuple[str, ...],
+    depfile: str,
+    pch: tuple[str, str, str] | None,
+    task,
+    expect: ElfExpectation | None = None,
+) -> TaskFailed | dict:
     """Compile one BPF object with the precompiled vmlinux.h when it is ready, else
     parse vmlinux.h directly (direct_argv): the object is byte-identical either way.
     A compile never waits for the PCH, so on a clean build the other cores compile
     while one builds it. Returns {"pch": used?}, saved as the task's values."""
     use_pch = direct_argv is None or (pch is not None and pch_ready(*pch))
-    failed = compile_with_depfile(argv if use_pch else direct_argv, cwd, outputs, depfile, task,
-                                  expect)
+    failed = compile_with_depfile(
+        argv if use_pch else direct_argv, cwd, outputs, depfile, task, expect
+    )
     return failed or {"pch": use_pch}
 
 
@@ -161,9 +193,14 @@ def copy_file(source: str, output: str) -> None:
 
 
 @signature_once
-def link_executable(argv: tuple[str, ...], cwd: str, output: str, static: bool,
-                    strip_argv: tuple[str, ...] | None,
-                    expect: ElfExpectation | None = None) -> TaskFailed | dict:
+def link_executable(
+    argv: tuple[str, ...],
+    cwd: str,
+    output: str,
+    static: bool,
+    strip_argv: tuple[str, ...] | None,
+    expect: ElfExpectation | None = None,
+) -> TaskFailed | dict:
     """Link (and optionally strip) an app into OUTPUT.partial, check its arch and that
     a static one has no NEEDED entry, then rename it. Returns size and NEEDED entries,
     which doit saves as the task's values."""
@@ -177,9 +214,11 @@ def link_executable(argv: tuple[str, ...], cwd: str, output: str, static: bool,
     if not failed:
         try:
             needed = needed_libraries(partial(output))
-        except (OSError, ValueError, struct.error) as err:   # NotElf is a ValueError
-            failed = TaskFailed(f"{output}: the linker wrote no readable ELF executable "
-                                f"({err})\nhint: check ldflags in bpfbuild.toml and $LDFLAGS")
+        except (OSError, ValueError, struct.error) as err:  # NotElf is a ValueError
+            failed = TaskFailed(
+                f"{output}: the linker wrote no readable ELF executable "
+                f"({err})\nhint: check ldflags in bpfbuild.toml and $LDFLAGS"
+            )
     if not failed and static and needed:
         failed = TaskFailed(
             f"{output} should be static but needs {', '.join(needed)}; "
@@ -232,16 +271,19 @@ def _execute(argv: tuple[str, ...], cwd: str, stdout_to: str | None = None) -> T
 
 
 @signature_once
-def verify_object(runner: str, bpf_object: str, log_dir: str, rodata: dict, name: str,
-                  arch: str, report: str) -> TaskFailed | None:
+def verify_object(
+    runner: str, bpf_object: str, log_dir: str, rodata: dict, name: str, arch: str, report: str
+) -> TaskFailed | None:
     """Run the verifier runner on one object and save its report (atomically).
     A rejection is a result, not a task failure: `bpfbuild verify` judges it."""
     from ..errors import BpfBuildError
-    from ..verify.report import save_object_report, verify_object as run_verifier
+    from ..verify.report import save_object_report
+    from ..verify.report import verify_object as run_verifier
 
     try:
-        result = run_verifier(Path(runner), Path(bpf_object), Path(log_dir), rodata,
-                              name=name, arch=arch)
+        result = run_verifier(
+            Path(runner), Path(bpf_object), Path(log_dir), rodata, name=name, arch=arch
+        )
     except BpfBuildError as err:
         return TaskFailed(err.describe())
     _prepare((report,))
@@ -256,7 +298,7 @@ def report_complete(report: str) -> bool:
 
     try:
         return load_object_report(Path(report)).privileged
-    except VerifyError:   # missing or corrupt: verify again
+    except VerifyError:  # missing or corrupt: verify again
         return False
 
 

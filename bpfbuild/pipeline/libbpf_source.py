@@ -24,9 +24,19 @@ with opts and the skeleton functions bpftool's skeletons call (bpf_object__open_
 added in 0.0.7, stable since); older trees also lack libbpf_version.h."""
 
 INSTALLED_HEADERS = (
-    "bpf.h", "libbpf.h", "btf.h", "libbpf_common.h", "libbpf_legacy.h", "libbpf_version.h",
-    "bpf_helpers.h", "bpf_helper_defs.h", "bpf_tracing.h", "bpf_endian.h",
-    "bpf_core_read.h", "skel_internal.h", "usdt.bpf.h",
+    "bpf.h",
+    "libbpf.h",
+    "btf.h",
+    "libbpf_common.h",
+    "libbpf_legacy.h",
+    "libbpf_version.h",
+    "bpf_helpers.h",
+    "bpf_helper_defs.h",
+    "bpf_tracing.h",
+    "bpf_endian.h",
+    "bpf_core_read.h",
+    "skel_internal.h",
+    "usdt.bpf.h",
 )
 """Used when a tree's Makefile has no readable `HEADERS :=` list."""
 
@@ -115,17 +125,23 @@ def compile_flags(tree_rel: str) -> list[str]:
     tree relative to where the compiler runs). -fvisibility=hidden is in the Makefile's
     SHARED_CFLAGS only: the static archive's objects keep default visibility."""
     return [
-        "-g", "-O2",                             # the Makefile's default CFLAGS
-        "-std=gnu89",                            # ... which also pins the C dialect
-        "-D_LARGEFILE64_SOURCE", "-D_FILE_OFFSET_BITS=64",
+        "-g",
+        "-O2",  # the Makefile's default CFLAGS
+        "-std=gnu89",  # ... which also pins the C dialect
+        "-D_LARGEFILE64_SOURCE",
+        "-D_FILE_OFFSET_BITS=64",
         "-Wno-format-overflow",
-        "-I", f"{tree_rel}/src",                 # INCLUDES := -I. (sources run in src/)
-        "-I", f"{tree_rel}/include",             # the tree's linux/ helpers (err.h, ...)
-        "-I", f"{tree_rel}/include/uapi",        # uapi newer than the system's
+        "-I",
+        f"{tree_rel}/src",  # INCLUDES := -I. (sources run in src/)
+        "-I",
+        f"{tree_rel}/include",  # the tree's linux/ helpers (err.h, ...)
+        "-I",
+        f"{tree_rel}/include/uapi",  # uapi newer than the system's
     ]
 
 
 # -- Debian's libbpf source package, for tests and CI --------------------------
+
 
 def fetch_debian_libbpf(suite: str | None = None, root: Path | None = None) -> Path:
     """A libbpf source tree from Debian's source package of suite (default: the first
@@ -141,8 +157,10 @@ def fetch_debian_libbpf(suite: str | None = None, root: Path | None = None) -> P
                 return fetch_debian_libbpf(candidate, root)
             except AptError as err:
                 failures.append(f"{candidate}: {err.message}")
-        raise AptError("cannot fetch Debian's libbpf source: " + "; ".join(failures),
-                       hint="check that deb.debian.org (or $BPFBUILD_DEBIAN_MIRROR) is reachable")
+        raise AptError(
+            "cannot fetch Debian's libbpf source: " + "; ".join(failures),
+            hint="check that deb.debian.org (or $BPFBUILD_DEBIAN_MIRROR) is reachable",
+        )
     return _fetch_suite(suite, root)
 
 
@@ -150,10 +168,12 @@ def _fetch_suite(suite: str, root: Path | None) -> Path:
     from ..kernels.apt import Apt, AptError
 
     if suite not in DEBIAN_SUITES:
-        raise AptError(f"no libbpf source known for suite {suite!r}",
-                       hint="suites: " + ", ".join(DEBIAN_SUITES))
+        raise AptError(
+            f"no libbpf source known for suite {suite!r}",
+            hint="suites: " + ", ".join(DEBIAN_SUITES),
+        )
     key = f"{suite}-{DEBIAN_SUITES[suite]}"
-    with locked(CACHE_KIND, key, root):   # one process fetches and unpacks; the others wait
+    with locked(CACHE_KIND, key, root):  # one process fetches and unpacks; the others wait
         entry = read_entry(CACHE_KIND, key, root)
         if entry is None:
             entry = _store(suite, key, Apt([suite], "amd64", sources=True, root=root), root)
@@ -170,10 +190,11 @@ def _store(suite: str, key: str, apt, root: Path | None):
         files = apt.download_source("libbpf", None, Path(tmp))
         origs = [f for f in files if re.fullmatch(r"libbpf_[^_]+\.orig\.tar\.\w+", f.name)]
         if not origs:
-            raise AptError(f"Debian's libbpf source package in {suite} has no orig tarball",
-                           hint=apt.network_hint())
-        meta = {"suite": suite, "orig": origs[0].name,
-                "files": [f.name for f in files]}
+            raise AptError(
+                f"Debian's libbpf source package in {suite} has no orig tarball",
+                hint=apt.network_hint(),
+            )
+        meta = {"suite": suite, "orig": origs[0].name, "files": [f.name for f in files]}
         return write_entry(CACHE_KIND, key, {f.name: f for f in files}, meta, root, move=True)
 
 
@@ -187,15 +208,18 @@ def _extract(orig: Path, tree: Path) -> None:
 
     staging = Path(tempfile.mkdtemp(prefix=".tree.", suffix=".partial", dir=tree.parent))
     try:
-        hint = ("delete it with `bpfbuild cache clean --kind libbpf-src`; the next use "
-                "fetches it again")
+        hint = (
+            "delete it with `bpfbuild cache clean --kind libbpf-src`; the next use fetches it again"
+        )
         try:
             with tarfile.open(orig) as archive:
                 unpack(archive, staging, origin=orig.name, hint=hint)
         except (tarfile.TarError, OSError) as err:
-            raise AptError(f"cannot unpack Debian's libbpf source {orig.name}: {err}",
-                           hint="delete it with `bpfbuild cache clean --kind libbpf-src`; "
-                                "the next use fetches it again") from None
+            raise AptError(
+                f"cannot unpack Debian's libbpf source {orig.name}: {err}",
+                hint="delete it with `bpfbuild cache clean --kind libbpf-src`; "
+                "the next use fetches it again",
+            ) from None
         tops = [p for p in staging.iterdir()]
         top = tops[0] if len(tops) == 1 and tops[0].is_dir() else staging
         load_tree(top)

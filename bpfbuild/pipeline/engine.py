@@ -20,10 +20,10 @@ from doit.exceptions import InvalidDodoFile, UnmetDependency
 from doit.loader import generate_tasks, load_tasks
 from doit.reporter import ConsoleReporter
 
-from . import fastpath
+from ..arch import Arch
 from ..cache import size_limit
-from ..arch import Arch, host_arch
 from ..errors import BpfBuildError, ToolchainError
+from . import fastpath
 from .layout import state_dir
 from .project import Project, check_own_folders, load_project
 from .state import BACKEND_LOCATION, BACKEND_NAME, SharedDigestChecker, remove_partials
@@ -69,9 +69,9 @@ class KbuildReporter(ConsoleReporter):
     def __init__(self, outstream: TextIO, options: RunOptions) -> None:
         super().__init__(outstream, {})
         self.options = options
-        self.failed: list[str] = []        # steps that failed
-        self.not_run: list[str] = []       # steps skipped: they depend on a failed one
-        self.executables: list[str] = []   # apps linked or up to date
+        self.failed: list[str] = []  # steps that failed
+        self.not_run: list[str] = []  # steps skipped: they depend on a failed one
+        self.executables: list[str] = []  # apps linked or up to date
 
     def execute_task(self, task) -> None:
         if not task.actions or not task.meta:
@@ -88,10 +88,15 @@ class KbuildReporter(ConsoleReporter):
         if not task.meta:
             return
         meta = task.meta
-        if self.options.verbose and task.values.get("pch") is False \
-                and "-include-pch" in meta["commands"][0].argv:
-            self.write(f"    {meta['shown']}: vmlinux.h.pch was not ready yet, "
-                       "compiled without -include-pch (same object)\n")
+        if (
+            self.options.verbose
+            and task.values.get("pch") is False
+            and "-include-pch" in meta["commands"][0].argv
+        ):
+            self.write(
+                f"    {meta['shown']}: vmlinux.h.pch was not ready yet, "
+                "compiled without -include-pch (same object)\n"
+            )
         if meta["kind"] == "link":
             self.executables.append(meta["shown"])
             size = task.values.get("size")
@@ -108,7 +113,7 @@ class KbuildReporter(ConsoleReporter):
         self.failures.append({"task": task, "exception": fail})
         step = step_line(task.meta, indent="") if task.meta else task.name
         if isinstance(fail, UnmetDependency):
-            if task.meta:       # an app group that waited for a failed link says nothing
+            if task.meta:  # an app group that waited for a failed link says nothing
                 self.not_run.append(step)
             return
         self.failed.append(step)
@@ -142,11 +147,13 @@ def doit_config(root: Path, options: RunOptions | None = None) -> dict[str, Any]
     from importlib.metadata import entry_points
 
     if not any(p.name == BACKEND_NAME for p in entry_points(group="doit.BACKEND")):
-        raise InvalidDodoFile(f"doit does not know bpfbuild's build state backend ({BACKEND_NAME})"
-                              "\nhint: reinstall bpfbuild (pip install bpfbuild, or pip install -e "
-                              "in its source tree) so that its doit.BACKEND entry point is registered")
+        raise InvalidDodoFile(
+            f"doit does not know bpfbuild's build state backend ({BACKEND_NAME})"
+            "\nhint: reinstall bpfbuild (pip install bpfbuild, or pip install -e "
+            "in its source tree) so that its doit.BACKEND entry point is registered"
+        )
     try:
-        check_own_folders(root)   # doit opens its database in the state folder
+        check_own_folders(root)  # doit opens its database in the state folder
     except BpfBuildError as err:
         raise InvalidDodoFile(err.describe()) from None
     return _doit_config(root, options or RunOptions())
@@ -168,7 +175,7 @@ def _doit_config(root: Path, options: RunOptions) -> dict[str, Any]:
         # a failure carries the tool's diagnostics in its TaskFailed.
         "verbosity": 2,
         "num_process": options.jobs or os.cpu_count() or 1,
-        "par_type": "thread",          # actions are subprocesses; no pickling
+        "par_type": "thread",  # actions are subprocesses; no pickling
         "continue": options.keep_going or options.continue_on_failure,
     }
 
@@ -182,15 +189,18 @@ def acquire_lock(root: Path) -> None:
     path = state_dir(root) / "lock"
     if path in _held_locks:
         return
-    check_own_folders(root)   # the lock would be written through the link
+    check_own_folders(root)  # the lock would be written through the link
     path.parent.mkdir(exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-        print(f"bpfbuild: waiting for another build in {root} (pid {holder}) to finish...",
-              file=sys.stderr, flush=True)
+        print(
+            f"bpfbuild: waiting for another build in {root} (pid {holder}) to finish...",
+            file=sys.stderr,
+            flush=True,
+        )
         fcntl.flock(fd, fcntl.LOCK_EX)
     os.ftruncate(fd, 0)
     os.pwrite(fd, str(os.getpid()).encode(), 0)
@@ -200,15 +210,18 @@ def acquire_lock(root: Path) -> None:
 def toolchains_for(project: Project) -> list[Toolchain]:
     """Every arch's toolchain, with the optional tools the config asks for."""
     state = state_dir(project.root)
-    toolchains = [find_toolchain(arch, state, project, user_space=bool(project.apps),
-                                 linker=project.config.build.linker)
-                  for arch in project.arches]
+    toolchains = [
+        find_toolchain(
+            arch, state, project, user_space=bool(project.apps), linker=project.config.build.linker
+        )
+        for arch in project.arches
+    ]
     for toolchain in toolchains:
         if project.config.build.strip and project.apps and toolchain.strip is None:
             raise ToolchainError(
                 f"no strip for {toolchain.arch.name}, needed by `strip = true` in [build]",
-                hint=f"apt-get install {toolchain.arch.binutils_package}"
-                ", or set strip = false")
+                hint=f"apt-get install {toolchain.arch.binutils_package}, or set strip = false",
+            )
     return toolchains
 
 
@@ -235,7 +248,9 @@ def prepare(project: Project) -> list[Toolchain]:
     return toolchains_for(project)
 
 
-def task_bpfbuild(root: Path | None = None, prefix: str = "", verify: bool = False) -> Iterator[dict]:
+def task_bpfbuild(
+    root: Path | None = None, prefix: str = "", verify: bool = False
+) -> Iterator[dict]:
     """doit task creator for a project: import it in a dodo.py to extend the graph.
     verify: also the verification tasks of the running kernel's arch."""
     root = (root or Path.cwd()).resolve()
@@ -275,8 +290,9 @@ class _Loader(TaskLoader2):
         if not dodo.is_file():
             # What load_tasks does with this one creator, without the source lookup it
             # makes to order creators by line (tokenize's regexes: ~5 ms a build).
-            self.tasks = generate_tasks("bpfbuild", task_bpfbuild_of_this_run(),
-                                        task_bpfbuild_of_this_run.__doc__)
+            self.tasks = generate_tasks(
+                "bpfbuild", task_bpfbuild_of_this_run(), task_bpfbuild_of_this_run.__doc__
+            )
             return self.tasks
         namespace = dict(inspect.getmembers(_import_dodo(dodo)))
         if namespace.get("task_bpfbuild") is task_bpfbuild:
@@ -300,8 +316,9 @@ def run_doit(project: Project, doit_args: list[str], options: RunOptions) -> int
     # StateDB is also a doit.BACKEND entry point (for plain `doit` on a project's
     # dodo.py); naming it here keeps bpfbuild working from a source tree.
     loader = _Loader(project, toolchains, options)
-    main = DoitMain(loader, config_filenames=(),
-                    extra_config={"BACKEND": {BACKEND_NAME: BACKEND_LOCATION}})
+    main = DoitMain(
+        loader, config_filenames=(), extra_config={"BACKEND": {BACKEND_NAME: BACKEND_LOCATION}}
+    )
     main.BIN_NAME = "bpfbuild"
     code = main.run(doit_args)
     if code == 0 and options.on_success:

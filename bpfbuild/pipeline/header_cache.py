@@ -39,8 +39,9 @@ def enabled() -> bool:
     return cache.size_limit() > 0
 
 
-def fetch_or_make(kind: str, key: str, name: str, output: str, make: Callable[[], F | None],
-                  meta: dict) -> F | None:
+def fetch_or_make(
+    kind: str, key: str, name: str, output: str, make: Callable[[], F | None], meta: dict
+) -> F | None:
     """Copy the cached file `name` of (kind, key) to output; on a miss call make(),
     which writes OUTPUT.partial and returns a failure or None, then store the file.
     Returns make's failure, or None when output is in place (renamed from
@@ -64,7 +65,7 @@ def fetch_or_make(kind: str, key: str, name: str, output: str, make: Callable[[]
             try:
                 shutil.copyfile(entry.file(name), partial)
             except OSError:
-                entry = None    # evicted by another process after it was verified
+                entry = None  # evicted by another process after it was verified
             else:
                 Path(partial).replace(output)
                 content.remember(output, "sha256", entry.files[name])

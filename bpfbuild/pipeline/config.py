@@ -147,14 +147,17 @@ def load_config(path: Path) -> ProjectConfig:
             f"{path}: not found", hint="run `bpfbuild init` to create a project"
         ) from None
     except OSError as err:
-        raise ConfigError(f"{path}: cannot read: {err.strerror}",
-                          hint="check the file's permissions") from None
+        raise ConfigError(
+            f"{path}: cannot read: {err.strerror}", hint="check the file's permissions"
+        ) from None
     try:
         text = raw.decode()
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
-        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[err.start]:02x})",
-                          hint="TOML files are UTF-8: save the file as UTF-8") from None
+        raise ConfigError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{raw[err.start]:02x})",
+            hint="TOML files are UTF-8: save the file as UTF-8",
+        ) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
@@ -168,8 +171,12 @@ def load_config(path: Path) -> ProjectConfig:
     locate = _Locator(path, text)
     for key in data:
         if key not in _TOP_KEYS:
-            locate.fail((), key, f"unknown table or key '{key}'",
-                        "valid top-level tables: " + ", ".join(sorted(_TOP_KEYS)))
+            locate.fail(
+                (),
+                key,
+                f"unknown table or key '{key}'",
+                "valid top-level tables: " + ", ".join(sorted(_TOP_KEYS)),
+            )
     project = _expect(locate, (), "project", data.get("project", {}), dict)
     for key in project:
         if key != "name":
@@ -182,18 +189,31 @@ def load_config(path: Path) -> ProjectConfig:
         canonical = get_arch(arch).name
         if canonical in seen:
             same = "" if seen[canonical] == arch else f" (as '{seen[canonical]}')"
-            locate.fail(("build",), "arches", f"arch '{arch}' is listed twice in 'build.arches'{same}",
-                        "list each arch once in 'build.arches'")
+            locate.fail(
+                ("build",),
+                "arches",
+                f"arch '{arch}' is listed twice in 'build.arches'{same}",
+                "list each arch once in 'build.arches'",
+            )
         seen[canonical] = arch
     for folder in build.include_dirs if "include_dirs" in data.get("build", {}) else ():
         _check_path(locate, ("build",), "include_dirs", folder)
     if isinstance(build.pch, str) and build.pch != "auto":
-        locate.fail(("build",), "pch", f"'build.pch' must be true, false or \"auto\", not {build.pch!r}",
-                    "change the value of 'build.pch'")
+        locate.fail(
+            ("build",),
+            "pch",
+            f"'build.pch' must be true, false or \"auto\", not {build.pch!r}",
+            "change the value of 'build.pch'",
+        )
     if build.linker not in LINKERS:
-        locate.fail(("build",), "linker", f"'build.linker' must be one of "
-                    + ", ".join(f'"{v}"' for v in LINKERS) + f", not {build.linker!r}",
-                    "change the value of 'build.linker'")
+        locate.fail(
+            ("build",),
+            "linker",
+            "'build.linker' must be one of "
+            + ", ".join(f'"{v}"' for v in LINKERS)
+            + f", not {build.linker!r}",
+            "change the value of 'build.linker'",
+        )
     vmlinux_table = _expect(locate, (), "vmlinux", data.get("vmlinux", {}), dict)
     vmlinux = {
         arch: _expect(locate, ("vmlinux",), arch, source, str)
@@ -204,8 +224,12 @@ def load_config(path: Path) -> ProjectConfig:
         _check_arch(locate, ("vmlinux",), arch, arch)
         canonical = get_arch(arch).name
         if canonical in canonical_vmlinux:
-            locate.fail(("vmlinux",), arch, f"arch '{arch}' is given twice in [vmlinux] "
-                        f"(as '{canonical_vmlinux[canonical]}')", "keep one entry per arch")
+            locate.fail(
+                ("vmlinux",),
+                arch,
+                f"arch '{arch}' is given twice in [vmlinux] (as '{canonical_vmlinux[canonical]}')",
+                "keep one entry per arch",
+            )
         canonical_vmlinux[canonical] = arch
         if not is_kernel_spec(source) and not os.path.normpath(source).startswith(KERNEL_BTF_DIR):
             _check_path(locate, ("vmlinux",), arch, source)
@@ -222,15 +246,23 @@ def load_config(path: Path) -> ProjectConfig:
                 _check_path(locate, ("app", app), key, source)
             twice = sorted({source for source in listed if listed.count(source) > 1})
             if twice:
-                locate.fail(("app", app), key, f"'app.{app}.{key}' lists '{twice[0]}' twice",
-                            f"list each file once in 'app.{app}.{key}'")
+                locate.fail(
+                    ("app", app),
+                    key,
+                    f"'app.{app}.{key}' lists '{twice[0]}' twice",
+                    f"list each file once in 'app.{app}.{key}'",
+                )
     verify = _dataclass_from(locate, ("verify",), data.get("verify", {}), VerifyConfig)
     _check_verify(locate, verify)
     for arch in verify.arches:
         _check_arch(locate, ("verify",), "arches", arch)
     if verify.timeout <= 0:
-        locate.fail(("verify",), "timeout", "'verify.timeout' must be a positive number of seconds",
-                    "change the value of 'verify.timeout'")
+        locate.fail(
+            ("verify",),
+            "timeout",
+            "'verify.timeout' must be a positive number of seconds",
+            "change the value of 'verify.timeout'",
+        )
     libbpf = _dataclass_from(locate, ("libbpf",), data.get("libbpf", {}), LibbpfConfig)
     toolchain = _dataclass_from(locate, ("toolchain",), data.get("toolchain", {}), ToolchainConfig)
     objects_table = _expect(locate, (), "object", data.get("object", {}), dict)
@@ -241,9 +273,12 @@ def load_config(path: Path) -> ProjectConfig:
     for app, table in apps.items():
         for alias in table.aliases:
             if not alias.isidentifier():
-                locate.fail(("app", app), "aliases",
-                            f"alias '{alias}' of app '{app}' is not a C identifier",
-                            "use letters, digits and underscores (it becomes a file name)")
+                locate.fail(
+                    ("app", app),
+                    "aliases",
+                    f"alias '{alias}' of app '{app}' is not a C identifier",
+                    "use letters, digits and underscores (it becomes a file name)",
+                )
     return ProjectConfig(path, name, build, vmlinux, apps, verify, libbpf, toolchain, objects)
 
 
@@ -256,39 +291,60 @@ def _check_path(locate: _Locator, table: tuple[str, ...], key: str, value: str) 
     through symlinks: bpfbuild reads and writes nothing outside the project."""
     dotted = ".".join(table + (key,))
     if not value:
-        locate.fail(table, key, f"'{dotted}' holds an empty path",
-                    f"give a path relative to the project folder in '{dotted}'")
+        locate.fail(
+            table,
+            key,
+            f"'{dotted}' holds an empty path",
+            f"give a path relative to the project folder in '{dotted}'",
+        )
     root = locate.path.parent.resolve()
     resolved = (root / value).resolve()
     if Path(value).is_absolute() or not resolved.is_relative_to(root):
         via = "" if Path(value).is_absolute() else f" (it resolves to {resolved})"
-        locate.fail(table, key, f"'{dotted}': '{value}' is outside the project folder{via}",
-                    "bpfbuild reads and writes only inside the project folder: "
-                    "copy or move the file into it and give its relative path")
+        locate.fail(
+            table,
+            key,
+            f"'{dotted}': '{value}' is outside the project folder{via}",
+            "bpfbuild reads and writes only inside the project folder: "
+            "copy or move the file into it and give its relative path",
+        )
 
 
 def _check_verify(locate: _Locator, verify: VerifyConfig) -> None:
     """Budgets within their ranges, rodata keyed by C identifiers, baseline in the project."""
     if not 0 < verify.max_insn_share <= 1:
-        locate.fail(("verify",), "max_insn_share",
-                    f"'verify.max_insn_share' must be more than 0 and at most 1, not "
-                    f"{verify.max_insn_share}", "a share of the 1M-instruction limit, e.g. 0.5")
+        locate.fail(
+            ("verify",),
+            "max_insn_share",
+            f"'verify.max_insn_share' must be more than 0 and at most 1, not "
+            f"{verify.max_insn_share}",
+            "a share of the 1M-instruction limit, e.g. 0.5",
+        )
     if not verify.max_growth >= 0:
-        locate.fail(("verify",), "max_growth",
-                    f"'verify.max_growth' must be 0 or more, not {verify.max_growth}",
-                    "a percent of growth allowed over the baseline, e.g. 10")
+        locate.fail(
+            ("verify",),
+            "max_growth",
+            f"'verify.max_growth' must be 0 or more, not {verify.max_growth}",
+            "a percent of growth allowed over the baseline, e.g. 10",
+        )
     _check_path(locate, ("verify",), "baseline", verify.baseline)
     for obj, values in verify.rodata.items():
         for name in (obj, *values):
             if not (name.isascii() and name.isidentifier()):
-                locate.fail(("verify", "rodata"), obj,
-                            f"'verify.rodata.{obj}': '{name}' is not a C identifier",
-                            "key [verify.rodata.OBJECT] by object name, then global = integer")
+                locate.fail(
+                    ("verify", "rodata"),
+                    obj,
+                    f"'verify.rodata.{obj}': '{name}' is not a C identifier",
+                    "key [verify.rodata.OBJECT] by object name, then global = integer",
+                )
         for name, value in values.items():
-            if not -2**63 <= value < 2**64:
-                locate.fail(("verify", "rodata", obj), name,
-                            f"'verify.rodata.{obj}.{name}' = {value} does not fit in 64 bits",
-                            "give a value of at most 64 bits")
+            if not -(2**63) <= value < 2**64:
+                locate.fail(
+                    ("verify", "rodata", obj),
+                    name,
+                    f"'verify.rodata.{obj}.{name}' = {value} does not fit in 64 bits",
+                    "give a value of at most 64 bits",
+                )
 
 
 def _check_arch(locate: _Locator, table: tuple[str, ...], key: str, name: str) -> None:
@@ -307,8 +363,12 @@ def _dataclass_from(locate: _Locator, table: tuple[str, ...], data: Any, cls: ty
     values = {}
     for key, value in data.items():
         if key not in known:
-            locate.fail(table, key, f"unknown key '{'.'.join(table + (key,))}'",
-                        "valid keys: " + ", ".join(sorted(known)))
+            locate.fail(
+                table,
+                key,
+                f"unknown key '{'.'.join(table + (key,))}'",
+                "valid keys: " + ", ".join(sorted(known)),
+            )
         values[key] = _check_type(locate, table, key, value, hints[key])
     return cls(**values)
 
@@ -328,18 +388,29 @@ def _check_type(locate: _Locator, table: tuple[str, ...], key: str, value: Any, 
         return {k: _check_type(locate, table + (key,), k, v, value_type) for k, v in value.items()}
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if isinstance(hint, types.UnionType):   # bool | str: one of them
+    if isinstance(hint, types.UnionType):  # bool | str: one of them
         if any(isinstance(value, option) for option in hint.__args__):
             return value
         dotted = ".".join(table + (key,))
-        locate.fail(table, key, f"'{dotted}' must be "
-                    + " or ".join(_TYPE_NAMES[option] for option in hint.__args__)
-                    + f", not {type(value).__name__} {value!r}", f"change the value of '{dotted}'")
+        locate.fail(
+            table,
+            key,
+            f"'{dotted}' must be "
+            + " or ".join(_TYPE_NAMES[option] for option in hint.__args__)
+            + f", not {type(value).__name__} {value!r}",
+            f"change the value of '{dotted}'",
+        )
     return _expect(locate, table, key, value, hint)
 
 
-_TYPE_NAMES = {str: "a string", bool: "true or false", int: "an integer",
-               float: "a number", list: "an array", dict: "a table"}
+_TYPE_NAMES = {
+    str: "a string",
+    bool: "true or false",
+    int: "an integer",
+    float: "a number",
+    list: "an array",
+    dict: "a table",
+}
 
 
 def _expect(locate: _Locator, table: tuple[str, ...], key: str, value: Any, expected: type) -> Any:
@@ -347,9 +418,12 @@ def _expect(locate: _Locator, table: tuple[str, ...], key: str, value: Any, expe
     ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
     if not ok:
         dotted = ".".join(table + (key,))
-        locate.fail(table, key, f"'{dotted}' must be {_TYPE_NAMES[expected]}, "
-                    f"not {type(value).__name__} {value!r}",
-                    f"change the value of '{dotted}'")
+        locate.fail(
+            table,
+            key,
+            f"'{dotted}' must be {_TYPE_NAMES[expected]}, not {type(value).__name__} {value!r}",
+            f"change the value of '{dotted}'",
+        )
     return value
 
 
@@ -377,7 +451,11 @@ class _Locator:
             if re.match(rf'^\s*"?{re.escape(key)}"?\s*=', line):
                 if current == table:
                     return number
-            dotted = ".".join(table[len(current):] + (key,)) if table[: len(current)] == current else None
+            dotted = (
+                ".".join(table[len(current) :] + (key,))
+                if table[: len(current)] == current
+                else None
+            )
             if dotted and re.match(rf"^\s*{re.escape(dotted)}\s*=", line):
                 return number
         return None

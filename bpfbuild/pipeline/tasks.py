@@ -14,17 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..arch import host_arch
+from ..errors import ToolchainError
 from . import actions, aliases, libbpf_source
 from .bpfcheck import require_programs
+from .config import PCH_AUTO_MIN
 from .depfile import existing_deps
 from .elfcheck import bpf_expectation, bpftool_expectation, native_expectation
 from .layout import Layout
-from ..arch import host_arch
-from .config import PCH_AUTO_MIN
 from .project import KERNEL_BTF, BpfObject, Project
 from .state import ConfigChanged, TargetsAsRecorded
 from .toolchain import Toolchain
-from ..errors import ToolchainError
 
 if TYPE_CHECKING:  # bpfbuild.vm is imported only by the commands that verify in VMs
     from ..vm.targets import Target, VerifyPlan
@@ -61,8 +61,13 @@ class TaskFactory:
     skeletons and executables are the same bytes wherever the project lives.
     """
 
-    def __init__(self, project: Project, toolchain: Toolchain, prefix: str = "",
-                 verify: bool | VerifyPlan = False) -> None:
+    def __init__(
+        self,
+        project: Project,
+        toolchain: Toolchain,
+        prefix: str = "",
+        verify: bool | VerifyPlan = False,
+    ) -> None:
         self.project = project
         self.toolchain = toolchain
         self.arch = toolchain.arch
@@ -74,8 +79,9 @@ class TaskFactory:
         # verify: True (the running kernel) or a VerifyPlan (kernels x arches).
         self.plan = None if isinstance(verify, bool) else verify
         # Loading programs in the running kernel: only its own arch.
-        self.verify_tasks = bool(verify) and self.arch == host_arch() and (
-            self.plan is None or self.plan.host)
+        self.verify_tasks = (
+            bool(verify) and self.arch == host_arch() and (self.plan is None or self.plan.host)
+        )
         self.vm_targets = self.plan.vms(self.arch.name) if self.plan else []
 
     # -- naming and display -------------------------------------------------
@@ -87,18 +93,32 @@ class TaskFactory:
     def rel(self, path: Path) -> str:
         return str(path.relative_to(self.project.root))
 
-    def _task(self, kind: str, item: str, label: str, shown: str, commands: list[Command],
-              uptodate: list | None = None, **task) -> TaskDict:
+    def _task(
+        self,
+        kind: str,
+        item: str,
+        label: str,
+        shown: str,
+        commands: list[Command],
+        uptodate: list | None = None,
+        **task,
+    ) -> TaskDict:
         """A task dict; its meta holds what the reporter shows (see step_line), and its
         uptodate always ends with the check that its targets are as recorded."""
         basename = f"{self.prefix}{kind}"
         return {
             "basename": basename,
-            "name": self.name(kind, item)[len(basename) + 1:],
+            "name": self.name(kind, item)[len(basename) + 1 :],
             "title": task_title,
-            "meta": {"kind": kind, "label": label, "shown": shown, "arch": self.arch.name,
-                     "several_arches": self.show_arch, "commands": commands,
-                     "cwd": str(self.project.root)},
+            "meta": {
+                "kind": kind,
+                "label": label,
+                "shown": shown,
+                "arch": self.arch.name,
+                "several_arches": self.show_arch,
+                "commands": commands,
+                "cwd": str(self.project.root),
+            },
             "uptodate": [*(uptodate or []), TargetsAsRecorded()],
             **task,
         }
@@ -111,16 +131,27 @@ class TaskFactory:
             "bpf": {"expect": bpf_expectation(self.arch, toolchain.clang.path, env)},
             "bpftool": {"expect": bpftool_expectation(self.arch, toolchain.bpftool.path)},
             # no C compiler for a cross arch without apps: nothing native to check
-            "cc": {"expect": native_expectation(self.arch, toolchain.cc.path,
-                                                self.arch == host_arch(), env)}
-            if toolchain.cc else {},
+            "cc": {
+                "expect": native_expectation(
+                    self.arch, toolchain.cc.path, self.arch == host_arch(), env
+                )
+            }
+            if toolchain.cc
+            else {},
         }
 
     def _changed(self, tool: str, argv: list[str], **extra) -> ConfigChanged:
         """Rebuild when the tool's path or version, the arch or the command change."""
         found = getattr(self.toolchain, tool.replace("-", "_"))
-        return ConfigChanged({"tool": found.path, "version": found.version,
-                               "arch": self.arch.name, "argv": argv, **extra})
+        return ConfigChanged(
+            {
+                "tool": found.path,
+                "version": found.version,
+                "arch": self.arch.name,
+                "argv": argv,
+                **extra,
+            }
+        )
 
     # -- tasks ---------------------------------------------------------------
 
@@ -141,8 +172,16 @@ class TaskFactory:
         else:
             argv = [self.toolchain.bpftool.path, "btf", "dump", "file", source_path, "format", "c"]
             bpftool = self.toolchain.bpftool
-            action = (actions.generate_vmlinux, (tuple(argv), str(self.project.root), header,
-                                                 source_path, (bpftool.path, bpftool.version)))
+            action = (
+                actions.generate_vmlinux,
+                (
+                    tuple(argv),
+                    str(self.project.root),
+                    header,
+                    source_path,
+                    (bpftool.path, bpftool.version),
+                ),
+            )
             commands = [Command(tuple(argv), stdout=self.rel(self.layout.vmlinux_header))]
             kernel = {"kernel": source.kernel.provenance()} if source.kernel else {}
             changed = self._changed("bpftool", argv, **kernel)
@@ -152,8 +191,15 @@ class TaskFactory:
             targets.append(record)
             task_actions.append((write_provenance, (record, source.kernel.provenance())))
         return self._task(
-            "vmlinux", "vmlinux.h", "GEN", self.rel(self.layout.vmlinux_header), commands,
-            actions=task_actions, file_dep=[source_path], targets=targets, uptodate=[changed],
+            "vmlinux",
+            "vmlinux.h",
+            "GEN",
+            self.rel(self.layout.vmlinux_header),
+            commands,
+            actions=task_actions,
+            file_dep=[source_path],
+            targets=targets,
+            uptodate=[changed],
         )
 
     def reproducible_flags(self) -> list[str]:
@@ -169,18 +215,20 @@ class TaskFactory:
         toolchain = self.toolchain
         argv = [
             toolchain.clang.path,
-            "-g",                                  # BTF + line info: CO-RE and verifier source lines
-            "-O2",                                 # the verifier rejects unoptimized BPF
+            "-g",  # BTF + line info: CO-RE and verifier source lines
+            "-O2",  # the verifier rejects unoptimized BPF
             "-Wall",
             *self.reproducible_flags(),
-            "-target", self.arch.bpf_target,       # BPF byte order must match the kernel's
+            "-target",
+            self.arch.bpf_target,  # BPF byte order must match the kernel's
             f"-D__TARGET_ARCH_{self.arch.target_arch}",  # bpf_tracing.h picks PT_REGS by arch
-            "-I", self.rel(self.layout.include_dir),     # vmlinux.h for this arch
+            "-I",
+            self.rel(self.layout.include_dir),  # vmlinux.h for this arch
             *[f"-I{d}" for d in self.project.include_dirs],
-            *toolchain.libbpf.cflags,              # <bpf/bpf_helpers.h>
+            *toolchain.libbpf.cflags,  # <bpf/bpf_helpers.h>
         ]
         for directory in toolchain.system_include_dirs:
-            argv += ["-idirafter", directory]      # <linux/*.h>: -target bpf drops multiarch dirs
+            argv += ["-idirafter", directory]  # <linux/*.h>: -target bpf drops multiarch dirs
         return argv + self.project.config.build.bpf_cflags + list(obj.bpf_cflags if obj else ())
 
     def vmlinux_pch(self) -> TaskDict:
@@ -189,14 +237,36 @@ class TaskFactory:
         No compile waits for it (see actions.compile_bpf)."""
         layout = self.layout
         pch, key_file = layout.vmlinux_pch, layout.vmlinux_pch_key
-        argv = [*self.bpf_flags(), *self.relocatable_pch_flags(), "-x", "c-header",
-                self.rel(layout.vmlinux_header), "-o", actions.partial(self.rel(pch))]
+        argv = [
+            *self.bpf_flags(),
+            *self.relocatable_pch_flags(),
+            "-x",
+            "c-header",
+            self.rel(layout.vmlinux_header),
+            "-o",
+            actions.partial(self.rel(pch)),
+        ]
         return self._task(
-            "pch", "vmlinux.h.pch", "PCH", self.rel(pch), [Command(tuple(argv))],
-            actions=[(actions.build_pch, (tuple(argv), str(self.project.root), str(pch),
-                                          str(key_file), self.pch_key,
-                                          str(layout.vmlinux_header)))],
-            file_dep=[str(layout.vmlinux_header)], targets=[str(pch), str(key_file)],
+            "pch",
+            "vmlinux.h.pch",
+            "PCH",
+            self.rel(pch),
+            [Command(tuple(argv))],
+            actions=[
+                (
+                    actions.build_pch,
+                    (
+                        tuple(argv),
+                        str(self.project.root),
+                        str(pch),
+                        str(key_file),
+                        self.pch_key,
+                        str(layout.vmlinux_header),
+                    ),
+                )
+            ],
+            file_dep=[str(layout.vmlinux_header)],
+            targets=[str(pch), str(key_file)],
             uptodate=[self._changed("clang", argv)],
         )
 
@@ -207,7 +277,7 @@ class TaskFactory:
         other jobs compile without it meanwhile. Always up to date: it runs nothing."""
         return {
             "basename": f"{self.prefix}order",
-            "name": self.name("order", "pch-first")[len(f"{self.prefix}order") + 1:],
+            "name": self.name("order", "pch-first")[len(f"{self.prefix}order") + 1 :],
             "actions": None,
             "task_dep": [self.name("vmlinux", "vmlinux.h")],
             "uptodate": [True],
@@ -235,8 +305,10 @@ class TaskFactory:
         clang = self.toolchain.clang
         # Without the project's folder (-ffile-prefix-map): the machine-wide cache
         # shares one relocatable PCH between projects.
-        flags = [flag.replace(str(self.project.root), "<root>")
-                 for flag in [*self.bpf_flags(), *self.relocatable_pch_flags()]]
+        flags = [
+            flag.replace(str(self.project.root), "<root>")
+            for flag in [*self.bpf_flags(), *self.relocatable_pch_flags()]
+        ]
         text = json.dumps([clang.path, clang.version, flags])
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
@@ -249,9 +321,12 @@ class TaskFactory:
             pch = self.project.config.build.pch
             # An object with flags of its own would need a PCH of its own: it parses
             # vmlinux.h itself (the PCH key holds the flags it was built with).
-            takers = {name: pch is not False and not o.bpf_cflags
-                      and includes_vmlinux_first(self.project.root / o.source)
-                      for name, o in self.project.bpf_objects.items()}
+            takers = {
+                name: pch is not False
+                and not o.bpf_cflags
+                and includes_vmlinux_first(self.project.root / o.source)
+                for name, o in self.project.bpf_objects.items()
+            }
             if pch == "auto" and sum(takers.values()) < PCH_AUTO_MIN:
                 takers = dict.fromkeys(takers, False)
             self._uses_pch.update(takers)
@@ -263,17 +338,26 @@ class TaskFactory:
         layout = self.layout
         pch_flags = []
         if pch and self.uses_pch(obj):
-            pch_flags = [*self.relocatable_pch_flags(use=True),
-                         "-include-pch", self.rel(layout.vmlinux_pch),
-                         # clang checks the header's mtime; the key file checks its
-                         # content instead (actions.pch_ready), so a touch cannot fail
-                         "-Xclang", "-fno-validate-pch"]
+            pch_flags = [
+                *self.relocatable_pch_flags(use=True),
+                "-include-pch",
+                self.rel(layout.vmlinux_pch),
+                # clang checks the header's mtime; the key file checks its
+                # content instead (actions.pch_ready), so a touch cannot fail
+                "-Xclang",
+                "-fno-validate-pch",
+            ]
         return [
             *self.bpf_flags(obj),
             *pch_flags,
-            "-MD", "-MP", "-MF", actions.partial(self.rel(layout.bpf_depfile(obj.name))),
-            "-c", obj.source,
-            "-o", actions.partial(self.rel(layout.bpf_compiled(obj.name))),
+            "-MD",
+            "-MP",
+            "-MF",
+            actions.partial(self.rel(layout.bpf_depfile(obj.name))),
+            "-c",
+            obj.source,
+            "-o",
+            actions.partial(self.rel(layout.bpf_compiled(obj.name))),
         ]
 
     def bpf_compile(self, obj: BpfObject) -> TaskDict:
@@ -289,13 +373,33 @@ class TaskFactory:
             direct_argv = tuple(self.bpf_compile_argv(obj, pch=False))
             pch = (str(layout.vmlinux_pch_key), self.pch_key, str(layout.vmlinux_header))
         return self._task(
-            "bpf", obj.name, "BPF", obj.source, [Command(tuple(argv))],
-            actions=[(actions.compile_bpf, (tuple(argv), direct_argv, str(self.project.root),
-                                            tuple(targets), targets[1], pch), self._expect["bpf"]),
-                     (require_programs, (targets[0], obj.source))],
+            "bpf",
+            obj.name,
+            "BPF",
+            obj.source,
+            [Command(tuple(argv))],
+            actions=[
+                (
+                    actions.compile_bpf,
+                    (
+                        tuple(argv),
+                        direct_argv,
+                        str(self.project.root),
+                        tuple(targets),
+                        targets[1],
+                        pch,
+                    ),
+                    self._expect["bpf"],
+                ),
+                (require_programs, (targets[0], obj.source)),
+            ],
             file_dep=file_dep,
-            task_dep=[self.name("order", "pch-first") if self.needs_pch() else
-                      self.name("vmlinux", "vmlinux.h"), *self.libbpf_header_tasks()],
+            task_dep=[
+                self.name("order", "pch-first")
+                if self.needs_pch()
+                else self.name("vmlinux", "vmlinux.h"),
+                *self.libbpf_header_tasks(),
+            ],
             targets=targets,
             uptodate=[self._changed("clang", argv)],
         )
@@ -312,29 +416,65 @@ class TaskFactory:
         compiled, linked = self.layout.bpf_compiled(obj.name), self.layout.bpf_object(obj.name)
         if self.cross_endian:
             return self._task(
-                "bpfobj", obj.name, "GENOBJ", self.rel(linked),
+                "bpfobj",
+                obj.name,
+                "GENOBJ",
+                self.rel(linked),
                 [Command(("cp", self.rel(compiled), self.rel(linked)))],
                 actions=[(actions.copy_file, (str(compiled), str(linked)))],
-                file_dep=[str(compiled)], targets=[str(linked)],
+                file_dep=[str(compiled)],
+                targets=[str(linked)],
                 uptodate=[ConfigChanged({"copy": "cross-endian"})],
             )
-        argv = [self.toolchain.bpftool.path, "gen", "object",
-                actions.partial(self.rel(linked)), self.rel(compiled)]
+        argv = [
+            self.toolchain.bpftool.path,
+            "gen",
+            "object",
+            actions.partial(self.rel(linked)),
+            self.rel(compiled),
+        ]
         return self._task(
-            "bpfobj", obj.name, "GENOBJ", self.rel(linked), [Command(tuple(argv))],
-            actions=[(actions.run_tool, (tuple(argv), str(self.project.root), (str(linked),)),
-                      self._expect["bpftool"])],
-            file_dep=[str(compiled)], targets=[str(linked)],
+            "bpfobj",
+            obj.name,
+            "GENOBJ",
+            self.rel(linked),
+            [Command(tuple(argv))],
+            actions=[
+                (
+                    actions.run_tool,
+                    (tuple(argv), str(self.project.root), (str(linked),)),
+                    self._expect["bpftool"],
+                )
+            ],
+            file_dep=[str(compiled)],
+            targets=[str(linked)],
             uptodate=[self._changed("bpftool", argv[3:4])],
         )
 
     def skeleton(self, obj: BpfObject) -> TaskDict:
         linked, header = self.layout.bpf_object(obj.name), self.layout.skeleton_header(obj.name)
-        argv = [self.toolchain.bpftool.path, "gen", "skeleton", self.rel(linked), "name", obj.skeleton_name]
+        argv = [
+            self.toolchain.bpftool.path,
+            "gen",
+            "skeleton",
+            self.rel(linked),
+            "name",
+            obj.skeleton_name,
+        ]
         return self._task(
-            "skel", obj.name, "SKEL", self.rel(header), [Command(tuple(argv), stdout=self.rel(header))],
-            actions=[(actions.run_tool, (tuple(argv), str(self.project.root), (str(header),), str(header)))],
-            file_dep=[str(linked)], targets=[str(header)],
+            "skel",
+            obj.name,
+            "SKEL",
+            self.rel(header),
+            [Command(tuple(argv), stdout=self.rel(header))],
+            actions=[
+                (
+                    actions.run_tool,
+                    (tuple(argv), str(self.project.root), (str(header),), str(header)),
+                )
+            ],
+            file_dep=[str(linked)],
+            targets=[str(header)],
             uptodate=[self._changed("bpftool", argv[3:])],
         )
 
@@ -344,17 +484,25 @@ class TaskFactory:
         app_cflags = list(self.project.apps[app].cflags) if app else []
         return [
             toolchain.cc.path,
-            "-g", "-O2", "-Wall",
+            "-g",
+            "-O2",
+            "-Wall",
             *self.reproducible_flags(),
-            "-I", self.rel(layout.include_dir),    # NAME.skel.h
+            "-I",
+            self.rel(layout.include_dir),  # NAME.skel.h
             *[f"-I{d}" for d in self.project.include_dirs],
             *toolchain.libbpf.cflags,
-            *toolchain.cflags,                     # $CFLAGS, then bpfbuild.toml: later wins
+            *toolchain.cflags,  # $CFLAGS, then bpfbuild.toml: later wins
             *build.cflags,
-            *app_cflags,                           # [app.NAME] cflags: last
-            "-MD", "-MP", "-MF", actions.partial(self.rel(layout.user_depfile(source, app))),
-            "-c", source,
-            "-o", actions.partial(self.rel(layout.user_object(source, app))),
+            *app_cflags,  # [app.NAME] cflags: last
+            "-MD",
+            "-MP",
+            "-MF",
+            actions.partial(self.rel(layout.user_depfile(source, app))),
+            "-c",
+            source,
+            "-o",
+            actions.partial(self.rel(layout.user_object(source, app))),
         ]
 
     def object_app(self, app_name: str) -> str | None:
@@ -365,8 +513,11 @@ class TaskFactory:
     def user_units(self) -> list[tuple[str, str | None]]:
         """Each user-space object to compile: (source, the app whose own flags it takes,
         or None for the shared object of every app without flags of its own)."""
-        units = {(source, self.object_app(app.name)) for app in self.project.apps.values()
-                 for source in app.sources}
+        units = {
+            (source, self.object_app(app.name))
+            for app in self.project.apps.values()
+            for source in app.sources
+        }
         return sorted(units, key=lambda unit: (unit[1] or "", unit[0]))
 
     def user_compile(self, source: str, app: str | None = None) -> TaskDict:
@@ -374,12 +525,20 @@ class TaskFactory:
         argv = self.user_compile_argv(source, app)
         depfile = layout.user_depfile(source, app)
         targets = [str(layout.user_object(source, app)), str(depfile)]
-        shown = f"{app}:{source}" if app else source   # an app's own object of source
+        shown = f"{app}:{source}" if app else source  # an app's own object of source
         return self._task(
-            "cc", f"{app}/{source}" if app else source, "CC", shown, [Command(tuple(argv))],
-            actions=[(actions.compile_with_depfile,
-                      (tuple(argv), str(self.project.root), tuple(targets), targets[1]),
-                      self._expect["cc"])],
+            "cc",
+            f"{app}/{source}" if app else source,
+            "CC",
+            shown,
+            [Command(tuple(argv))],
+            actions=[
+                (
+                    actions.compile_with_depfile,
+                    (tuple(argv), str(self.project.root), tuple(targets), targets[1]),
+                    self._expect["cc"],
+                )
+            ],
             file_dep=self._header_deps(source, depfile),
             # Order only: on a first build there is no depfile yet to say which
             # skeletons a source includes; afterwards the depfile has them.
@@ -397,11 +556,15 @@ class TaskFactory:
             root = self.project.root
             self._headers_include_skeletons = any(
                 _SKELETON_INCLUDE.search(header.read_text(errors="replace"))
-                for folder in self.project.include_dirs for header in (root / folder).rglob("*.h"))
+                for folder in self.project.include_dirs
+                for header in (root / folder).rglob("*.h")
+            )
         if self._headers_include_skeletons:
             return list(self.project.bpf_objects)
         text = (self.project.root / source).read_text(errors="replace")
-        return [name for name in _SKELETON_INCLUDE.findall(text) if name in self.project.bpf_objects]
+        return [
+            name for name in _SKELETON_INCLUDE.findall(text) if name in self.project.bpf_objects
+        ]
 
     def link(self, app_name: str) -> TaskDict:
         app, layout, toolchain = self.project.apps[app_name], self.layout, self.toolchain
@@ -416,29 +579,55 @@ class TaskFactory:
         linker = toolchain.linker
         argv = [
             toolchain.cc.path,
-            *(linker.flags if linker else ()),     # [build] linker: -fuse-ld=mold...
-            "-o", actions.partial(self.rel(executable)),
+            *(linker.flags if linker else ()),  # [build] linker: -fuse-ld=mold...
+            "-o",
+            actions.partial(self.rel(executable)),
             *objects,
             *(["-static"] if build.static else []),  # one file to deploy, no runtime deps
             *other_flags,
             *libs,
-            *app.libs,                             # [app.NAME] libs, after libbpf's
+            *app.libs,  # [app.NAME] libs, after libbpf's
         ]
         strip_argv = None
         commands = [Command(tuple(argv))]
         if build.strip:  # toolchains_for() checked that strip exists
-            strip_argv = (toolchain.strip.path, "--strip-all", actions.partial(self.rel(executable)))
+            strip_argv = (
+                toolchain.strip.path,
+                "--strip-all",
+                actions.partial(self.rel(executable)),
+            )
             commands.append(Command(strip_argv))
         return self._task(
-            "link", app_name, "LD", self.rel(executable), commands,
-            actions=[(actions.link_executable,
-                      (tuple(argv), str(self.project.root), str(executable), build.static, strip_argv),
-                      self._expect["cc"])],
+            "link",
+            app_name,
+            "LD",
+            self.rel(executable),
+            commands,
+            actions=[
+                (
+                    actions.link_executable,
+                    (
+                        tuple(argv),
+                        str(self.project.root),
+                        str(executable),
+                        build.static,
+                        strip_argv,
+                    ),
+                    self._expect["cc"],
+                )
+            ],
             file_dep=[str(layout.user_object(source, owner)) for source in app.sources]
-            + libraries + self.libbpf_archive_dep(),
+            + libraries
+            + self.libbpf_archive_dep(),
             targets=[str(executable)],
-            uptodate=[self._changed("cc", argv, strip=bool(strip_argv),
-                                    linker=[linker.path, linker.version] if linker else None)],
+            uptodate=[
+                self._changed(
+                    "cc",
+                    argv,
+                    strip=bool(strip_argv),
+                    linker=[linker.path, linker.version] if linker else None,
+                )
+            ],
         )
 
     # -- verification (only for the running kernel's arch) -----------------
@@ -446,19 +635,35 @@ class TaskFactory:
     def verifier_runner(self) -> TaskDict:
         """bpfverify, the static C program that loads each BPF program in the kernel:
         static so that it also runs in a bare initramfs with no Python."""
-        from ..verify.runner import RUNNER_SOURCE
         from ..verify.report import build_runner_command
+        from ..verify.runner import RUNNER_SOURCE
 
         runner = self.layout.verifier_runner
         argv = build_runner_command(
-            self.toolchain.cc.path, Path(actions.partial(self.rel(runner))), RUNNER_SOURCE,
-            cflags=self.toolchain.libbpf.cflags, ldflags=self.toolchain.libbpf.static_libs)
+            self.toolchain.cc.path,
+            Path(actions.partial(self.rel(runner))),
+            RUNNER_SOURCE,
+            cflags=self.toolchain.libbpf.cflags,
+            ldflags=self.toolchain.libbpf.static_libs,
+        )
         return self._task(
-            "tool", "bpfverify", "CC", self.rel(runner), [Command(tuple(argv))],
-            actions=[(actions.run_tool, (tuple(argv), str(self.project.root), (str(runner),)),
-                      self._expect["cc"])],
-            file_dep=[str(RUNNER_SOURCE), *self.toolchain.link_libraries(True, [])[1],
-                      *self.libbpf_archive_dep()],
+            "tool",
+            "bpfverify",
+            "CC",
+            self.rel(runner),
+            [Command(tuple(argv))],
+            actions=[
+                (
+                    actions.run_tool,
+                    (tuple(argv), str(self.project.root), (str(runner),)),
+                    self._expect["cc"],
+                )
+            ],
+            file_dep=[
+                str(RUNNER_SOURCE),
+                *self.toolchain.link_libraries(True, [])[1],
+                *self.libbpf_archive_dep(),
+            ],
             targets=[str(runner)],
             task_dep=self.libbpf_header_tasks(),
             uptodate=[self._changed("cc", argv)],
@@ -472,18 +677,43 @@ class TaskFactory:
         report = layout.verify_report(obj.name)
         bpf_object, runner = layout.bpf_object(obj.name), layout.verifier_runner
         return self._task(
-            "verify", obj.name, "VERIFY", self.rel(bpf_object),
-            [Command((self.rel(runner), "--log-dir", self.rel(layout.verify_dir(obj.name)),
-                      *[f"--set={k}={v}" for k, v in rodata.items()], self.rel(bpf_object)))],
-            actions=[(actions.verify_object, (str(runner), str(bpf_object),
-                      str(layout.verify_dir(obj.name)), rodata, obj.name, self.arch.name,
-                      str(report)))],
+            "verify",
+            obj.name,
+            "VERIFY",
+            self.rel(bpf_object),
+            [
+                Command(
+                    (
+                        self.rel(runner),
+                        "--log-dir",
+                        self.rel(layout.verify_dir(obj.name)),
+                        *[f"--set={k}={v}" for k, v in rodata.items()],
+                        self.rel(bpf_object),
+                    )
+                )
+            ],
+            actions=[
+                (
+                    actions.verify_object,
+                    (
+                        str(runner),
+                        str(bpf_object),
+                        str(layout.verify_dir(obj.name)),
+                        rodata,
+                        obj.name,
+                        self.arch.name,
+                        str(report),
+                    ),
+                )
+            ],
             file_dep=[str(bpf_object), str(runner), KERNEL_BTF],
             # `bpfbuild verify` on a fresh tree: the PCH (no compile waits for it)
             task_dep=self.pch_tasks(),
             targets=[str(report)],
-            uptodate=[ConfigChanged({"kernel": platform.release(), "rodata": rodata}),
-                      (actions.report_complete, (str(report),))],
+            uptodate=[
+                ConfigChanged({"kernel": platform.release(), "rodata": rodata}),
+                (actions.report_complete, (str(report),)),
+            ],
         )
 
     def vm_verify(self, target: Target) -> TaskDict:
@@ -495,24 +725,39 @@ class TaskFactory:
         layout, kernel = self.layout, target.kernel
         folder = layout.vm_verify_dir(kernel.release)
         rodata = self.project.config.verify.rodata
-        objects = tuple(GuestObject(name, layout.bpf_object(name), rodata.get(name, {}))
-                        for name in self.project.bpf_objects)
-        job = VmJob(spec=target.spec, arch=self.arch.name, image=str(kernel.image),
-                    runner=str(layout.verifier_runner), objects=objects, log_root=str(folder),
-                    reports={o.name: str(folder / f"{o.name}.json") for o in objects},
-                    timeout=self.project.config.verify.timeout)
+        objects = tuple(
+            GuestObject(name, layout.bpf_object(name), rodata.get(name, {}))
+            for name in self.project.bpf_objects
+        )
+        job = VmJob(
+            spec=target.spec,
+            arch=self.arch.name,
+            image=str(kernel.image),
+            runner=str(layout.verifier_runner),
+            objects=objects,
+            log_root=str(folder),
+            reports={o.name: str(folder / f"{o.name}.json") for o in objects},
+            timeout=self.project.config.verify.timeout,
+        )
         return {
             "basename": f"{self.prefix}vmverify",
             "name": f"{self.arch.name}/{kernel.release}",
             "doc": f"verify every object of {self.arch.name} in a VM of {target.spec}",
             # No kbuild line: the VM's progress line (bpfbuild.vm.progress) says it all.
             "actions": [(actions.verify_in_vm, (job,))],
-            "file_dep": [str(o.path) for o in objects] + [str(layout.verifier_runner),
-                                                          str(kernel.image)],
+            "file_dep": [str(o.path) for o in objects]
+            + [str(layout.verifier_runner), str(kernel.image)],
             "task_dep": self.pch_tasks(),
             "targets": list(job.reports.values()),
-            "uptodate": [ConfigChanged({"kernel": kernel.provenance(), "release": kernel.release,
-                                         "rodata": {o.name: o.rodata for o in objects}})],
+            "uptodate": [
+                ConfigChanged(
+                    {
+                        "kernel": kernel.provenance(),
+                        "release": kernel.release,
+                        "rodata": {o.name: o.rodata for o in objects},
+                    }
+                )
+            ],
         }
 
     # -- the compile database for editors (clangd) --------------------------
@@ -525,14 +770,20 @@ class TaskFactory:
         another arch rewrites the file (its commands differ)."""
         root = str(self.project.root)
         entries = [
-            {"directory": root, "file": str(self.project.root / obj.source),
-             "arguments": self.bpf_compile_argv(obj, pch=False),
-             "output": str(self.layout.bpf_compiled(obj.name))}
+            {
+                "directory": root,
+                "file": str(self.project.root / obj.source),
+                "arguments": self.bpf_compile_argv(obj, pch=False),
+                "output": str(self.layout.bpf_compiled(obj.name)),
+            }
             for obj in self.project.bpf_objects.values()
         ] + [
-            {"directory": root, "file": str(self.project.root / source),
-             "arguments": self.user_compile_argv(source, app),
-             "output": str(self.layout.user_object(source, app))}
+            {
+                "directory": root,
+                "file": str(self.project.root / source),
+                "arguments": self.user_compile_argv(source, app),
+                "output": str(self.layout.user_object(source, app)),
+            }
             for source, app in self.user_units()
         ]
         database = self.project.root / COMPILE_COMMANDS
@@ -540,9 +791,15 @@ class TaskFactory:
             "basename": f"{self.prefix}compdb",
             "name": COMPILE_COMMANDS,
             "title": task_title,
-            "meta": {"kind": "compdb", "label": "GEN", "shown": COMPILE_COMMANDS,
-                     "arch": self.arch.name, "several_arches": False, "commands": [],
-                     "cwd": root},
+            "meta": {
+                "kind": "compdb",
+                "label": "GEN",
+                "shown": COMPILE_COMMANDS,
+                "arch": self.arch.name,
+                "several_arches": False,
+                "commands": [],
+                "cwd": root,
+            },
             "actions": [(actions.write_json, (str(database), entries))],
             "targets": [str(database)],
             "uptodate": [ConfigChanged({"entries": entries})],
@@ -581,9 +838,14 @@ class TaskFactory:
         source = str(tree.src / header)
         installed = str(self.layout.libbpf_include_dir / "bpf" / header)
         return self._task(
-            "libbpf-h", header, "INSTALL", self.rel(Path(installed)), [Command(("cp", source, installed))],
+            "libbpf-h",
+            header,
+            "INSTALL",
+            self.rel(Path(installed)),
+            [Command(("cp", source, installed))],
             actions=[(actions.copy_file, (source, installed))],
-            file_dep=[source], targets=[installed],
+            file_dep=[source],
+            targets=[installed],
         )
 
     def libbpf_compile(self, source: str) -> TaskDict:
@@ -595,15 +857,28 @@ class TaskFactory:
         argv = [
             self.toolchain.cc.path,
             *libbpf_source.compile_flags(self.rel(tree.root)),
-            "-MD", "-MP", "-MF", actions.partial(self.rel(depfile)),
-            "-c", path,
-            "-o", actions.partial(self.rel(layout.libbpf_object(source))),
+            "-MD",
+            "-MP",
+            "-MF",
+            actions.partial(self.rel(depfile)),
+            "-c",
+            path,
+            "-o",
+            actions.partial(self.rel(layout.libbpf_object(source))),
         ]
         return self._task(
-            "libbpf-cc", Path(source).name, "CC", path, [Command(tuple(argv))],
-            actions=[(actions.compile_with_depfile,
-                      (tuple(argv), str(self.project.root), tuple(targets), targets[1]),
-                      self._expect["cc"])],
+            "libbpf-cc",
+            Path(source).name,
+            "CC",
+            path,
+            [Command(tuple(argv))],
+            actions=[
+                (
+                    actions.compile_with_depfile,
+                    (tuple(argv), str(self.project.root), tuple(targets), targets[1]),
+                    self._expect["cc"],
+                )
+            ],
             file_dep=self._header_deps(path, depfile),
             targets=targets,
             uptodate=[self._changed("cc", argv)],
@@ -616,7 +891,11 @@ class TaskFactory:
         objects = [self.rel(layout.libbpf_object(source)) for source in tree.sources]
         argv = [self.toolchain.ar.path, "rcsD", actions.partial(self.rel(archive)), *objects]
         return self._task(
-            "libbpf-ar", "libbpf.a", "AR", self.rel(archive), [Command(tuple(argv))],
+            "libbpf-ar",
+            "libbpf.a",
+            "AR",
+            self.rel(archive),
+            [Command(tuple(argv))],
             actions=[(libbpf_source.archive, (tuple(argv), str(self.project.root), str(archive)))],
             file_dep=[str(layout.libbpf_object(source)) for source in tree.sources],
             targets=[str(archive)],
@@ -627,7 +906,10 @@ class TaskFactory:
         """output/<arch>/ALIAS -> APP, a relative link beside the executable."""
         link = self.layout.executable(alias)
         return self._task(
-            "alias", alias, "LN", self.rel(link),
+            "alias",
+            alias,
+            "LN",
+            self.rel(link),
             [Command(("ln", "-sfn", app_name, self.rel(link)))],
             actions=[(aliases.make_alias, (str(link), app_name))],
             task_dep=[self.name("link", app_name)],
@@ -642,8 +924,11 @@ class TaskFactory:
         keep = tuple(a for app in apps.values() for a in app.aliases)
         args = (str(self.layout.arch_dir), keep, tuple(apps))
         return self._task(
-            "unalias", "stale", "UNALIAS", f"{self.rel(self.layout.arch_dir)}/",
-            [],   # which links are stale is known only when it runs (no command to show)
+            "unalias",
+            "stale",
+            "UNALIAS",
+            f"{self.rel(self.layout.arch_dir)}/",
+            [],  # which links are stale is known only when it runs (no command to show)
             actions=[(aliases.remove_stale_aliases, args)],
             # after the alias links are made: never beside one being renamed into place
             task_dep=[self.name("alias", a) for a in keep],
@@ -663,7 +948,8 @@ class TaskFactory:
                 f"bpftool cannot generate skeletons of {self.arch.name}'s "
                 f"{self.arch.bpf_target} objects on this {host_arch().bpf_target} host, "
                 "so apps cannot be built for it",
-                hint=f"build only BPF objects for {self.arch.name} (a project without apps)")
+                hint=f"build only BPF objects for {self.arch.name} (a project without apps)",
+            )
         if tree:  # defined before the BPF objects: the bulk of a clean build's work
             for source in tree.sources:
                 yield self.libbpf_compile(source)
@@ -730,8 +1016,12 @@ def task_title(task) -> str:
     return step_line(task.meta) if task.meta else task.name
 
 
-def project_tasks(project: Project, toolchains: list[Toolchain], prefix: str = "",
-                  verify: bool | VerifyPlan = False) -> Iterator[TaskDict]:
+def project_tasks(
+    project: Project,
+    toolchains: list[Toolchain],
+    prefix: str = "",
+    verify: bool | VerifyPlan = False,
+) -> Iterator[TaskDict]:
     """All tasks of a project for every arch, plus one `app:NAME` group per app;
     with verify, also the verification tasks of the host arch, and with a
     VerifyPlan those of its kernels and arches."""
@@ -746,8 +1036,12 @@ def project_tasks(project: Project, toolchains: list[Toolchain], prefix: str = "
             "basename": f"{prefix}app",
             "name": app_name,
             "actions": None,
-            "task_dep": pch_tasks + [task_name("link", app_name, t.arch.name, prefix) for t in toolchains]
-            + [task_name("alias", alias, t.arch.name, prefix) for t in toolchains
-               for alias in project.apps[app_name].aliases],
+            "task_dep": pch_tasks
+            + [task_name("link", app_name, t.arch.name, prefix) for t in toolchains]
+            + [
+                task_name("alias", alias, t.arch.name, prefix)
+                for t in toolchains
+                for alias in project.apps[app_name].aliases
+            ],
             "doc": f"build app {app_name} for " + ", ".join(t.arch.name for t in toolchains),
         }

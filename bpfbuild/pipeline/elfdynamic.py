@@ -23,11 +23,15 @@ def needed_libraries(path: str) -> list[str]:
     """The DT_NEEDED entries of an ELF file, in order (empty for a static one)."""
     with open(path, "rb") as f:
         ident = f.read(16)
-        if len(ident) < 16 or ident[:4] != b"\x7fELF" or ident[4] not in (1, 2) \
-                or ident[5] not in (1, 2):
+        if (
+            len(ident) < 16
+            or ident[:4] != b"\x7fELF"
+            or ident[4] not in (1, 2)
+            or ident[5] not in (1, 2)
+        ):
             raise NotElf(f"{path} is not an ELF file")
-        wide = ident[4] == 2                       # ELFCLASS64
-        order = "<" if ident[5] == 1 else ">"      # ELFDATA2LSB
+        wide = ident[4] == 2  # ELFCLASS64
+        order = "<" if ident[5] == 1 else ">"  # ELFDATA2LSB
         header = f.read(48 if wide else 36)
         if wide:
             phoff, shoff = struct.unpack_from(order + "QQ", header, 16)
@@ -79,8 +83,7 @@ def needed_libraries(path: str) -> list[str]:
         return names
 
 
-def _file_offset(segments: list[tuple[int, int, int, int]], address: int | None,
-                 path: str) -> int:
+def _file_offset(segments: list[tuple[int, int, int, int]], address: int | None, path: str) -> int:
     """Where the loadable segment holding a virtual address puts it in the file."""
     for p_type, p_offset, p_vaddr, p_filesz in segments:
         if address is not None and p_type == PT_LOAD and p_vaddr <= address < p_vaddr + p_filesz:

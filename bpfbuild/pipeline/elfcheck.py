@@ -56,20 +56,38 @@ class ElfHeader:
         if self.machine == EM_BPF:
             kind = "BPF"
         else:
-            kind = next((a.name for a in ARCHES.values() if a.elf_machine == self.machine
-                         and a.elf_class == self.elf_class and a.elf_data == self.data),
-                        "another arch")
+            kind = next(
+                (
+                    a.name
+                    for a in ARCHES.values()
+                    if a.elf_machine == self.machine
+                    and a.elf_class == self.elf_class
+                    and a.elf_data == self.data
+                ),
+                "another arch",
+            )
         bits = f"{self.elf_class}-bit" if self.elf_class else "invalid class"
         order = f"{self.data}-endian" if self.data else "invalid byte order"
         return f"{kind} ({self.machine}, {bits}, {order})"
 
     def matches(self, expect: ElfExpectation) -> bool:
         return (self.machine, self.elf_class, self.data) == (
-            expect.machine, expect.elf_class, expect.data)
+            expect.machine,
+            expect.elf_class,
+            expect.data,
+        )
 
 
-BUILT_MACHINES = {62: "EM_X86_64", 183: "EM_AARCH64", 40: "EM_ARM", 243: "EM_RISCV",
-                  21: "EM_PPC64", 22: "EM_S390", 258: "EM_LOONGARCH", 247: "EM_BPF"}
+BUILT_MACHINES = {
+    62: "EM_X86_64",
+    183: "EM_AARCH64",
+    40: "EM_ARM",
+    243: "EM_RISCV",
+    21: "EM_PPC64",
+    22: "EM_S390",
+    258: "EM_LOONGARCH",
+    247: "EM_BPF",
+}
 """e_machine of BPF and of every arch in the Arch table: the headers of every build's
 outputs are named without importing pyelftools' table (~5 ms); tests check both agree."""
 
@@ -120,22 +138,34 @@ def native_expectation(arch: Arch, cc: str, host: bool, env: dict[str, str]) -> 
     variable = "CC" if host else f"CC_{arch.name}"
     default = "gcc" if host else f"{arch.gnu_triplet}-gcc"
     chosen = f"${variable}" if env.get(variable) else "the default compiler"
-    return ElfExpectation.native(arch, (
-        f"{cc} ({chosen}) does not build for {arch.name}: set ${variable} to a C compiler "
-        f"for {arch.name} (e.g. {default}), and check -m/--target flags in $CFLAGS, "
-        "$LDFLAGS and cflags/ldflags of bpfbuild.toml"))
+    return ElfExpectation.native(
+        arch,
+        (
+            f"{cc} ({chosen}) does not build for {arch.name}: set ${variable} to a C compiler "
+            f"for {arch.name} (e.g. {default}), and check -m/--target flags in $CFLAGS, "
+            "$LDFLAGS and cflags/ldflags of bpfbuild.toml"
+        ),
+    )
 
 
 def bpf_expectation(arch: Arch, clang: str, env: dict[str, str]) -> ElfExpectation:
     """What BPF objects of arch must be; the hint names $CLANG and bpf_cflags."""
     chosen = "$CLANG" if env.get("CLANG") else "the default clang"
-    return ElfExpectation.bpf_object(arch, (
-        f"{clang} ({chosen}) did not build a {arch.bpf_target} BPF object: set $CLANG to a "
-        f"clang with the BPF target, and remove -target/-m flags from bpf_cflags of bpfbuild.toml"))
+    return ElfExpectation.bpf_object(
+        arch,
+        (
+            f"{clang} ({chosen}) did not build a {arch.bpf_target} BPF object: set $CLANG to a "
+            f"clang with the BPF target, and remove -target/-m flags from bpf_cflags of bpfbuild.toml"
+        ),
+    )
 
 
 def bpftool_expectation(arch: Arch, bpftool: str) -> ElfExpectation:
     """What `bpftool gen object` must write for arch."""
-    return ElfExpectation.bpf_object(arch, (
-        f"{bpftool} wrote something other than a {arch.bpf_target} BPF object: "
-        "set $BPFTOOL to a working bpftool (apt-get install bpftool)"))
+    return ElfExpectation.bpf_object(
+        arch,
+        (
+            f"{bpftool} wrote something other than a {arch.bpf_target} BPF object: "
+            "set $BPFTOOL to a working bpftool (apt-get install bpftool)"
+        ),
+    )

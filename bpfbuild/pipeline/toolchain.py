@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 
 from ..arch import Arch, host_arch
 from ..errors import ToolchainError
+from . import linker as linkers
 from .layout import Layout
 from .libbpf_source import LibbpfTree
-from . import linker as linkers
 
 if TYPE_CHECKING:
     from .project import Project
@@ -116,8 +116,15 @@ def resolve_libraries(flags: list[str], library_dirs: list[str], static: bool) -
             names = [flag]
         else:
             continue
-        path = next((os.path.normpath(os.path.join(d, n)) for d in search for n in names
-                     if os.path.isfile(os.path.join(d, n))), None)
+        path = next(
+            (
+                os.path.normpath(os.path.join(d, n))
+                for d in search
+                for n in names
+                if os.path.isfile(os.path.join(d, n))
+            ),
+            None,
+        )
         if path and path not in found:
             found.append(path)
     return found
@@ -125,12 +132,13 @@ def resolve_libraries(flags: list[str], library_dirs: list[str], static: bool) -
 
 def compiler_library_dirs(cc: str, cache: _VersionCache) -> list[str]:
     """The dirs cc passes to the linker as -L: the `libraries:` of -print-search-dirs."""
+
     def probe() -> dict:
         try:
             text = _capture([cc, "-print-search-dirs"])
         except ToolchainError:  # not gcc-like: only the -L dirs are searched
             text = ""
-        line = next((l for l in text.splitlines() if l.startswith("libraries:")), "")
+        line = next((ln for ln in text.splitlines() if ln.startswith("libraries:")), "")
         dirs = line.partition(":")[2].strip().lstrip("=").split(":")
         return {"dirs": list(dict.fromkeys(os.path.normpath(d) for d in dirs if d))}
 
@@ -217,8 +225,10 @@ def _capture(argv: list[str], env: dict | None = None) -> str:
     try:
         done = subprocess.run(argv, capture_output=True, text=True, env=env)
     except OSError as err:
-        raise ToolchainError(f"cannot run {argv[0]}: {err.strerror}",
-                             hint="check that the path points to an executable") from None
+        raise ToolchainError(
+            f"cannot run {argv[0]}: {err.strerror}",
+            hint="check that the path points to an executable",
+        ) from None
     if done.returncode != 0:
         raise ToolchainError(
             f"`{shlex.join(argv)}` failed with exit code {done.returncode}: "
@@ -229,8 +239,9 @@ def _capture(argv: list[str], env: dict | None = None) -> str:
     return done.stdout
 
 
-def _not_the_tool(path: str, what: str, argv: list[str], output: str, env: str,
-                  label: str | None = None) -> ToolchainError:
+def _not_the_tool(
+    path: str, what: str, argv: list[str], output: str, env: str, label: str | None = None
+) -> ToolchainError:
     """A tool that ran but did not answer as `what` (shown as label) does: name what it
     printed."""
     lines = output.strip().splitlines()
@@ -300,7 +311,8 @@ def find_bpftool(cache: _VersionCache, configured: str = "", root: Path | None =
             raise ToolchainError(
                 f"[toolchain] bpftool = '{configured}' is not an executable",
                 hint="fix the path in [toolchain] of bpfbuild.toml (relative to the project, "
-                "or a name in PATH), or remove the key to use bpftool from PATH")
+                "or a name in PATH), or remove the key to use bpftool from PATH",
+            )
     else:
         path = _find("bpftool", "BPFTOOL", ["bpftool"])
 
@@ -342,16 +354,16 @@ def find_cc(arch: Arch, cache: _VersionCache) -> Tool:
             raise ToolchainError(
                 f"no C compiler for {arch.name} (looked for {cross}, $CC_{arch.name})",
                 hint=f"apt-get install {' '.join(arch.user_space_packages)}, or run "
-                     f"`scripts/setup --arch {arch.name}` (`bpfbuild doctor --arch "
-                     f"{arch.name}` lists what is missing)",
+                f"`scripts/setup --arch {arch.name}` (`bpfbuild doctor --arch "
+                f"{arch.name}` lists what is missing)",
             )
     env = "CC" if arch == host_arch() else f"CC_{arch.name}"
     # gcc and clang name their target; a program that is no C compiler prints nothing.
-    machine = cache.get(f"cc-machine:{path}", [path], lambda: {
-        "machine": _capture([path, "-dumpmachine"]).strip()})["machine"]
+    machine = cache.get(
+        f"cc-machine:{path}", [path], lambda: {"machine": _capture([path, "-dumpmachine"]).strip()}
+    )["machine"]
     if not machine:
-        raise _not_the_tool(path, "cc", [path, "-dumpmachine"], machine, env,
-                            label="a C compiler")
+        raise _not_the_tool(path, "cc", [path, "-dumpmachine"], machine, env, label="a C compiler")
     return Tool("cc", path, _version_of(path, cache, "cc"))
 
 
@@ -384,16 +396,23 @@ def libbpf_from_source(arch: Arch, tree: LibbpfTree, root: Path, cache: _Version
     layout = Layout(root, arch.name)
     rel = lambda path: str(path.relative_to(root))  # noqa: E731 - commands run in the root
     archive = rel(layout.libbpf_archive)
-    cflags = ["-I", rel(layout.libbpf_include_dir),     # <bpf/*.h> of this tree first
-              "-I", rel(tree.root / "include" / "uapi")]  # the uapi its headers expect
-    libs, static_libs = _system_libs(arch, ["libelf", "zlib"], ["-lelf", "-lz"], cache,
-                                     "libelf-dev zlib1g-dev")
-    return Libbpf(tree.version, cflags, [archive, *libs], [archive, *static_libs],
-                  tree=tree, archive=archive)
+    cflags = [
+        "-I",
+        rel(layout.libbpf_include_dir),  # <bpf/*.h> of this tree first
+        "-I",
+        rel(tree.root / "include" / "uapi"),
+    ]  # the uapi its headers expect
+    libs, static_libs = _system_libs(
+        arch, ["libelf", "zlib"], ["-lelf", "-lz"], cache, "libelf-dev zlib1g-dev"
+    )
+    return Libbpf(
+        tree.version, cflags, [archive, *libs], [archive, *static_libs], tree=tree, archive=archive
+    )
 
 
-def _system_libs(arch: Arch, packages: list[str], fallback: list[str], cache: _VersionCache,
-                 debian_packages: str) -> tuple[list[str], list[str]]:
+def _system_libs(
+    arch: Arch, packages: list[str], fallback: list[str], cache: _VersionCache, debian_packages: str
+) -> tuple[list[str], list[str]]:
     """pkg-config's (--libs, --static --libs) of packages for arch; fallback when there
     is no pkg-config; an error naming the Debian packages when their .pc files are absent."""
     pkg_config = _which([os.environ.get("PKG_CONFIG", "pkg-config")])
@@ -402,14 +421,16 @@ def _system_libs(arch: Arch, packages: list[str], fallback: list[str], cache: _V
     env = dict(os.environ)
     if arch != host_arch():
         env["PKG_CONFIG_LIBDIR"] = arch.pkg_config_libdir
-    pc_dirs = [f"{arch.multiarch_lib_dir}/pkgconfig", "/usr/lib/pkgconfig",
-               "/usr/share/pkgconfig"]
+    pc_dirs = [f"{arch.multiarch_lib_dir}/pkgconfig", "/usr/lib/pkgconfig", "/usr/share/pkgconfig"]
 
     def probe() -> dict:
         try:
-            return {"libs": shlex.split(_capture([pkg_config, "--libs", *packages], env=env)),
-                    "static": shlex.split(_capture([pkg_config, "--static", "--libs", *packages],
-                                                   env=env))}
+            return {
+                "libs": shlex.split(_capture([pkg_config, "--libs", *packages], env=env)),
+                "static": shlex.split(
+                    _capture([pkg_config, "--static", "--libs", *packages], env=env)
+                ),
+            }
         except ToolchainError:
             wanted = debian_packages.split()
             add = ""
@@ -419,7 +440,8 @@ def _system_libs(arch: Arch, packages: list[str], fallback: list[str], cache: _V
             raise ToolchainError(
                 f"{' and '.join(packages)} not found by pkg-config for {arch.name}, "
                 "needed to link libbpf built from [libbpf] source",
-                hint=f"{add}apt-get install {' '.join(wanted)}") from None
+                hint=f"{add}apt-get install {' '.join(wanted)}",
+            ) from None
 
     key = f"syslibs:{arch.name}:{' '.join(packages)}:{env.get('PKG_CONFIG_PATH', '')}"
     info = cache.get(key, [pkg_config, *pc_dirs], probe)
@@ -436,27 +458,42 @@ def find_libbpf(arch: Arch, cache: _VersionCache, library_dirs: list[str] | None
     env = dict(os.environ)
     if arch != host_arch():
         env["PKG_CONFIG_LIBDIR"] = arch.pkg_config_libdir
-    key = ":".join(["libbpf", arch.name, *(env.get(var, "") for var in (
-        "PKG_CONFIG_PATH", "PKG_CONFIG_LIBDIR", "PKG_CONFIG_SYSROOT_DIR"))])
-    pc_dirs = [f"{arch.multiarch_lib_dir}/pkgconfig", "/usr/lib/pkgconfig",
-               "/usr/share/pkgconfig"]
-    pc_dirs += [d for var in ("PKG_CONFIG_PATH", "PKG_CONFIG_LIBDIR")
-                for d in env.get(var, "").split(":") if d]
+    key = ":".join(
+        [
+            "libbpf",
+            arch.name,
+            *(
+                env.get(var, "")
+                for var in ("PKG_CONFIG_PATH", "PKG_CONFIG_LIBDIR", "PKG_CONFIG_SYSROOT_DIR")
+            ),
+        ]
+    )
+    pc_dirs = [f"{arch.multiarch_lib_dir}/pkgconfig", "/usr/lib/pkgconfig", "/usr/share/pkgconfig"]
+    pc_dirs += [
+        d
+        for var in ("PKG_CONFIG_PATH", "PKG_CONFIG_LIBDIR")
+        for d in env.get(var, "").split(":")
+        if d
+    ]
 
     def probe() -> dict:
         def ask(*args: str) -> str:
             try:
                 answer = _capture([pkg_config, *args, "libbpf"], env=env).strip()
             except ToolchainError:
-                add = "" if arch == host_arch() else \
-                    f"dpkg --add-architecture {arch.debian_arch} && apt-get update && "
+                add = (
+                    ""
+                    if arch == host_arch()
+                    else f"dpkg --add-architecture {arch.debian_arch} && apt-get update && "
+                )
                 raise ToolchainError(
                     f"libbpf not found by pkg-config for {arch.name}",
                     hint=f"{add}apt-get install {' '.join(arch.library_packages)}",
                 ) from None
             if not answer and args == ("--modversion",):
-                raise _not_the_tool(pkg_config, "pkg-config", [pkg_config, *args, "libbpf"],
-                                    answer, "PKG_CONFIG")
+                raise _not_the_tool(
+                    pkg_config, "pkg-config", [pkg_config, *args, "libbpf"], answer, "PKG_CONFIG"
+                )
             return answer
 
         return {
@@ -478,9 +515,13 @@ def find_libbpf(arch: Arch, cache: _VersionCache, library_dirs: list[str] | None
 
 def find_linker(choice: str, cc: Tool, cache: _VersionCache) -> linkers.Linker:
     """The linker for `[build] linker = choice`, probed once per compiler and install."""
-    found = cache.get(f"linker:{choice}:{cc.path}", linkers.stamp_paths(cc.path),
-                      lambda: linkers.to_dict(linkers.choose(
-                          choice, cc.path, cache.path.parent if cache.path else None)))
+    found = cache.get(
+        f"linker:{choice}:{cc.path}",
+        linkers.stamp_paths(cc.path),
+        lambda: linkers.to_dict(
+            linkers.choose(choice, cc.path, cache.path.parent if cache.path else None)
+        ),
+    )
     return linkers.from_dict(found)
 
 
@@ -495,12 +536,15 @@ def _pc_files(pkg_config: str, env: dict[str, str]) -> list[str]:
         if package in seen:
             continue
         seen.add(package)
-        done = subprocess.run([pkg_config, "--path", package], capture_output=True, text=True, env=env)
+        done = subprocess.run(
+            [pkg_config, "--path", package], capture_output=True, text=True, env=env
+        )
         if done.returncode == 0 and done.stdout.strip():
             files.append(os.path.normpath(done.stdout.strip()))
         for option in ("--print-requires", "--print-requires-private"):
-            done = subprocess.run([pkg_config, option, package], capture_output=True, text=True,
-                                  env=env)
+            done = subprocess.run(
+                [pkg_config, option, package], capture_output=True, text=True, env=env
+            )
             todo += [line.split()[0] for line in done.stdout.splitlines() if line.strip()]
     return files
 
@@ -510,12 +554,19 @@ def _split_env(name: str) -> list[str]:
     try:
         return shlex.split(os.environ.get(name, ""))
     except ValueError as err:
-        raise ToolchainError(f"${name} cannot be split into flags: {err}",
-                             hint=f"balance the quotes in ${name}, or unset it") from None
+        raise ToolchainError(
+            f"${name} cannot be split into flags: {err}",
+            hint=f"balance the quotes in ${name}, or unset it",
+        ) from None
 
 
-def find_toolchain(arch: Arch, state_dir: Path | None = None, project: Project | None = None,
-                   user_space: bool = True, linker: str = "auto") -> Toolchain:
+def find_toolchain(
+    arch: Arch,
+    state_dir: Path | None = None,
+    project: Project | None = None,
+    user_space: bool = True,
+    linker: str = "auto",
+) -> Toolchain:
     """The whole toolchain for one arch; versions cached under state_dir. A project
     may choose bpftool ([toolchain]) and build libbpf from source ([libbpf]).
     user_space=False (nothing to link for a cross arch): no C compiler, strip or
@@ -528,17 +579,22 @@ def find_toolchain(arch: Arch, state_dir: Path | None = None, project: Project |
         if tree and ar is None:
             raise ToolchainError(
                 f"no ar for {arch.name}, needed to archive libbpf.a from [libbpf] source",
-                hint=f"apt-get install {arch.binutils_package}")
+                hint=f"apt-get install {arch.binutils_package}",
+            )
         clang = find_clang(cache)
-        bpftool = find_bpftool(cache, project.config.toolchain.bpftool if project else "",
-                               project.root if project else None)
+        bpftool = find_bpftool(
+            cache,
+            project.config.toolchain.bpftool if project else "",
+            project.root if project else None,
+        )
         cc = find_cc(arch, cache) if user_space else None
         library_dirs = compiler_library_dirs(cc.path, cache) if cc else []
         if tree:
             libbpf = libbpf_from_source(arch, tree, project.root, cache)
         else:
-            libbpf = find_libbpf(arch if user_space else host_arch(), cache,
-                                 library_dirs if cc else None)
+            libbpf = find_libbpf(
+                arch if user_space else host_arch(), cache, library_dirs if cc else None
+            )
         return Toolchain(
             arch=arch,
             clang=clang,

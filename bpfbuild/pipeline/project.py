@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..arch import Arch, get_arch, host_arch
-from .config import CONFIG_NAME, ProjectConfig, load_config
 from ..errors import ConfigError, ProjectError
 from ..kernels.host import KERNEL_BTF
 from ..kernels.spec import is_kernel_spec
+from .config import CONFIG_NAME, ProjectConfig, load_config
 from .layout import NAME_HINT, OUTPUT_DIR, RESERVED_NAMES, STATE_DIR, name_problem
 from .libbpf_source import LibbpfTree, load_tree
 
@@ -128,8 +128,10 @@ def load_project(root: Path) -> Project:
     for path in found:
         if not path.is_file():
             what = "a folder" if path.is_dir() else "a symbolic link to nothing"
-            raise ProjectError(f"src/{path.name} is {what}, not a source file",
-                               hint=f"remove or rename src/{path.name}: every src/*.c is compiled")
+            raise ProjectError(
+                f"src/{path.name} is {what}, not a source file",
+                hint=f"remove or rename src/{path.name}: every src/*.c is compiled",
+            )
     bpf_sources = [p.name for p in found if p.name.endswith(".bpf.c")]
     user_sources = [p.name for p in found if not p.name.endswith(".bpf.c")]
     objects: dict[str, BpfObject] = {}
@@ -137,14 +139,16 @@ def load_project(root: Path) -> Project:
         _add_object(objects, f"src/{name}", config.path)
 
     apps: dict[str, App] = {}
-    mains: set[str] = set()   # sources that hold an app's main(): never shared
+    mains: set[str] = set()  # sources that hold an app's main(): never shared
     for name in user_sources:
         stem = name[: -len(".c")]
         if stem in objects:
             problem = name_problem(stem)
             if problem:
-                raise ProjectError(f"src/{name}: {problem}",
-                                   hint=f"rename src/{stem}.c and src/{stem}.bpf.c; {NAME_HINT}")
+                raise ProjectError(
+                    f"src/{name}: {problem}",
+                    hint=f"rename src/{stem}.c and src/{stem}.bpf.c; {NAME_HINT}",
+                )
             apps[stem] = App(stem, (stem,), (f"src/{name}",))
             mains.add(f"src/{name}")
     for app_name, table in config.apps.items():
@@ -166,7 +170,7 @@ def load_project(root: Path) -> Project:
         if not app.sources:
             raise ConfigError(
                 f"{config.path}: app '{app_name}' has no user-space source",
-                hint=f"add `sources = [\"src/{app_name}.c\"]` to [app.{app_name}]",
+                hint=f'add `sources = ["src/{app_name}.c"]` to [app.{app_name}]',
             )
         explicit = app_name in config.apps and config.apps[app_name].sources
         if not explicit:
@@ -194,9 +198,9 @@ def load_project(root: Path) -> Project:
             if not (root / value).is_file():
                 what = "a folder" if (root / value).is_dir() else "not found"
                 raise ConfigError(
-                    f"{config.path}: [vmlinux] {arch.name} = \"{value}\": {what}",
+                    f'{config.path}: [vmlinux] {arch.name} = "{value}": {what}',
                     hint="give a BTF file (an ELF vmlinux or raw BTF), a ready vmlinux.h, "
-                    "relative to the project folder, or a Debian kernel such as \"debian:6.12\"",
+                    'relative to the project folder, or a Debian kernel such as "debian:6.12"',
                 )
             vmlinux[arch.name] = VmlinuxSource(value)
         elif arch.name == host:
@@ -204,13 +208,15 @@ def load_project(root: Path) -> Project:
         else:
             raise ConfigError(
                 f"{config.path}: no vmlinux source for arch '{arch.name}'",
-                hint=f"add `{arch.name} = \"path/to/BTF-or-vmlinux.h\"`, or `{arch.name} = "
-                "\"debian:6.12\"` for a Debian kernel's BTF (fetched once), under [vmlinux]; "
+                hint=f'add `{arch.name} = "path/to/BTF-or-vmlinux.h"`, or `{arch.name} = '
+                '"debian:6.12"` for a Debian kernel\'s BTF (fetched once), under [vmlinux]; '
                 "the host's kernel BTF is only right for the host arch",
             )
     if (root / config.verify.baseline).is_dir():
-        raise ConfigError(f"{config.path}: [verify] baseline = \"{config.verify.baseline}\" "
-                          "is a folder", hint="name a file, e.g. \"verify-baseline.json\"")
+        raise ConfigError(
+            f'{config.path}: [verify] baseline = "{config.verify.baseline}" is a folder',
+            hint='name a file, e.g. "verify-baseline.json"',
+        )
     include_dirs = [d for d in config.build.include_dirs if (root / d).is_dir()]
     for folder in include_dirs:
         _refuse_outside(root, root / folder)
@@ -224,9 +230,14 @@ def _apply_object_settings(config: ProjectConfig, objects: dict[str, BpfObject])
     """[object.NAME] tables: each must name an object of the project."""
     for name, settings in config.objects.items():
         if name not in objects:
-            config.fail_at(("object",), name, f"[object.{name}]: no BPF object named '{name}'",
-                           "objects: " + (", ".join(sorted(objects)) or "none")
-                           + f"; rename or remove [object.{name}]")
+            config.fail_at(
+                ("object",),
+                name,
+                f"[object.{name}]: no BPF object named '{name}'",
+                "objects: "
+                + (", ".join(sorted(objects)) or "none")
+                + f"; rename or remove [object.{name}]",
+            )
         objects[name] = BpfObject(name, objects[name].source, tuple(settings.bpf_cflags))
 
 
@@ -241,12 +252,22 @@ def _apply_app_settings(config: ProjectConfig, apps: dict[str, App]) -> None:
             continue
         for alias in settings.aliases:
             if alias in taken:
-                config.fail_at(("app", name), "aliases",
-                               f"alias '{alias}' of app '{name}' collides with {taken[alias]}",
-                               f"choose another name in [app.{name}] aliases")
+                config.fail_at(
+                    ("app", name),
+                    "aliases",
+                    f"alias '{alias}' of app '{name}' collides with {taken[alias]}",
+                    f"choose another name in [app.{name}] aliases",
+                )
             taken[alias] = f"alias '{alias}' of app '{name}'"
-        apps[name] = App(name, app.bpf_objects, app.sources, tuple(settings.cflags),
-                         tuple(settings.ldflags), tuple(settings.libs), tuple(settings.aliases))
+        apps[name] = App(
+            name,
+            app.bpf_objects,
+            app.sources,
+            tuple(settings.cflags),
+            tuple(settings.ldflags),
+            tuple(settings.libs),
+            tuple(settings.aliases),
+        )
 
 
 def _libbpf_tree(root: Path, config: ProjectConfig) -> LibbpfTree | None:
@@ -256,13 +277,20 @@ def _libbpf_tree(root: Path, config: ProjectConfig) -> LibbpfTree | None:
         return None
     resolved = (root / source).resolve()
     if not resolved.is_relative_to(root.resolve()):
-        config.fail_at(("libbpf",), "source",
-                       f"[libbpf] source '{source}' is outside the project",
-                       "put libbpf inside the project (e.g. `git submodule add "
-                       "https://github.com/libbpf/libbpf`) and give its relative path")
+        config.fail_at(
+            ("libbpf",),
+            "source",
+            f"[libbpf] source '{source}' is outside the project",
+            "put libbpf inside the project (e.g. `git submodule add "
+            "https://github.com/libbpf/libbpf`) and give its relative path",
+        )
     if not resolved.is_dir():
-        config.fail_at(("libbpf",), "source", f"[libbpf] source '{source}' is not a folder",
-                       "run `git submodule update --init`, or fix the path in [libbpf] source")
+        config.fail_at(
+            ("libbpf",),
+            "source",
+            f"[libbpf] source '{source}' is not a folder",
+            "run `git submodule update --init`, or fix the path in [libbpf] source",
+        )
     try:
         # Not resolved: commands name the tree relative to the project root.
         return load_tree(root / os.path.normpath(source))
@@ -310,21 +338,27 @@ def _check_listed_file(root: Path, config_path: Path, app: str, key: str, path: 
     """A file an [app] table lists exists, is a file, and is of the kind its key takes."""
     where = f"{config_path}: app '{app}' lists '{path}'"
     if (root / path).is_dir():
-        raise ConfigError(f"{where}, which is a folder, not a file",
-                          hint=f"list the files in [app.{app}] {key}, e.g. "
-                          f"\"{path}/{app}{'.bpf.c' if key == 'bpf' else '.c'}\"")
+        raise ConfigError(
+            f"{where}, which is a folder, not a file",
+            hint=f"list the files in [app.{app}] {key}, e.g. "
+            f'"{path}/{app}{".bpf.c" if key == "bpf" else ".c"}"',
+        )
     if not (root / path).is_file():
-        raise ConfigError(f"{where}, which does not exist",
-                          hint=f"fix [app.{app}] or create {path}")
+        raise ConfigError(
+            f"{where}, which does not exist", hint=f"fix [app.{app}] or create {path}"
+        )
     if key == "sources" and path.endswith(".bpf.c"):
-        raise ConfigError(f"{where} under `sources`, but it is a BPF program",
-                          hint=f"move it to `bpf = [...]` in [app.{app}]: BPF sources are "
-                          "built by clang, `sources` by the C compiler")
+        raise ConfigError(
+            f"{where} under `sources`, but it is a BPF program",
+            hint=f"move it to `bpf = [...]` in [app.{app}]: BPF sources are "
+            "built by clang, `sources` by the C compiler",
+        )
     if key == "sources" and not path.endswith(USER_SUFFIXES):
-        raise ConfigError(f"{where} under `sources`, which takes C sources ("
-                          + ", ".join(USER_SUFFIXES) + ")",
-                          hint=f"list only the files to compile in [app.{app}] sources; "
-                          "headers are found through include_dirs")
+        raise ConfigError(
+            f"{where} under `sources`, which takes C sources (" + ", ".join(USER_SUFFIXES) + ")",
+            hint=f"list only the files to compile in [app.{app}] sources; "
+            "headers are found through include_dirs",
+        )
 
 
 def _kernel(config_path: Path, spec: str, arch: Arch) -> Kernel:
@@ -334,8 +368,9 @@ def _kernel(config_path: Path, spec: str, arch: Arch) -> Kernel:
     try:
         return get_kernel(spec, arch)
     except KernelError as err:
-        raise KernelError(f"{config_path}: [vmlinux] {arch.name} = \"{spec}\": {err.message}",
-                          hint=err.hint) from None
+        raise KernelError(
+            f'{config_path}: [vmlinux] {arch.name} = "{spec}": {err.message}', hint=err.hint
+        ) from None
 
 
 def _add_object(objects: dict[str, BpfObject], source: str, config_path: Path) -> BpfObject:

@@ -57,7 +57,7 @@ def _split_rule(rule: str) -> tuple[str, str]:
     for match in _SEPARATOR.finditer(rule):
         i = match.start()
         if match.group() == ":" and not (i == 1 and rule[0].isalpha()):
-            return rule[:i], rule[i + 1:]
+            return rule[:i], rule[i + 1 :]
     return rule, ""
 
 
@@ -68,8 +68,10 @@ def _words(text: str) -> list[str]:
     """Split on unescaped whitespace, undoing Make's escapes (`\\ `, `\\#`, `\\\\`,
     `\\:`, `$$`). A regex, not a loop over characters: every no-op build reads
     every depfile, and a user source's lists a few hundred system headers."""
-    return [_ESCAPE.sub(_unescape, word) if ("\\" in word or "$" in word) else word
-            for word in _WORD.findall(text)]
+    return [
+        _ESCAPE.sub(_unescape, word) if ("\\" in word or "$" in word) else word
+        for word in _WORD.findall(text)
+    ]
 
 
 _WORD = re.compile(r"(?:\\[ #\\:]|\S)+")
@@ -85,8 +87,9 @@ def existing_deps(root: Path, depfile: Path) -> set[str]:
     a header deleted since the last compile is dropped instead of breaking the build
     (if it is still included, the compiler says so)."""
     base = str(root)
-    return {path for path in (_join(base, dep) for dep in read_depfile(depfile))
-            if os.path.exists(path)}
+    return {
+        path for path in (_join(base, dep) for dep in read_depfile(depfile)) if os.path.exists(path)
+    }
 
 
 def _join(base: str, dep: str) -> str:

@@ -21,7 +21,7 @@ from .layout import OUTPUT_DIR
 
 BACKEND_NAME = "bpfbuild-sqlite3"
 """The name DOIT_CONFIG gives StateDB (a doit.BACKEND plugin, see pyproject.toml)."""
-BACKEND_LOCATION = "bpfbuild.build.state:StateDB"
+BACKEND_LOCATION = "bpfbuild.pipeline.state:StateDB"
 
 TARGETS_KEY = "_targets_"
 """Key, in a task's saved values, of its targets' recorded states."""
@@ -58,13 +58,16 @@ class StateDB(SqliteDB):
         record = self._cache[task_id]
         if dependency == FIRST_KEY_OF_A_RECORD:
             self._recording.add(task_id)
-        if dependency not in record or record[dependency] != self.codec.decode(self.codec.encode(value)):
+        if dependency not in record or record[dependency] != self.codec.decode(
+            self.codec.encode(value)
+        ):
             super().set(task_id, dependency, value)
         if dependency == LAST_KEY_OF_A_RECORD:
             self._recording.discard(task_id)
             if task_id in self._dirty and TARGETS_KEY in (record.get(FIRST_KEY_OF_A_RECORD) or {}):
-                self._conn.execute("insert or replace into doit values (?,?)",
-                                   (task_id, self.codec.encode(record)))
+                self._conn.execute(
+                    "insert or replace into doit values (?,?)", (task_id, self.codec.encode(record))
+                )
                 self._conn.commit()
                 self._dirty.discard(task_id)
 
@@ -173,10 +176,10 @@ def remove_partials(root: Path) -> list[str]:
     if output.is_symlink() or not output.is_dir():
         return []
     removed = []
-    for folder, _dirs, files in os.walk(output):   # os.walk does not enter symlinked folders
+    for folder, _dirs, files in os.walk(output):  # os.walk does not enter symlinked folders
         for name in files:
             if name.endswith(LEFTOVER_SUFFIXES):
                 path = os.path.join(folder, name)
-                os.unlink(path)                    # a symlink itself, not what it points to
+                os.unlink(path)  # a symlink itself, not what it points to
                 removed.append(path)
     return removed

@@ -1,1 +1,0 @@
-"""The build pipeline: config, project model, toolchain, doit tasks and actions, engine."""

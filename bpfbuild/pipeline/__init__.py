@@ -1,0 +1,1 @@
+"""The build stage: bpfbuild.toml -> project model -> toolchain -> steps -> doit tasks -> run."""
