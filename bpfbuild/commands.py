@@ -20,7 +20,7 @@ from .pipeline.project import Project, load_project
 from .pipeline.tasks import task_name
 
 if TYPE_CHECKING:
-    from .verify.report import VerifyReport
+    from .verify.results import VerifyReport
     from .vm.targets import VerifyPlan
 
 
@@ -200,15 +200,11 @@ def _report(
 ) -> int:
     """Read the saved reports of the run, print them, and judge them. partial: some
     VMs failed; print the reports there are."""
-    from .verify.report import (
-        Verdict,
-        VerifyReport,
-        compare_baseline,
-        format_rejection,
-        load_object_report,
-        raise_for_failures,
-        write_baseline,
-    )
+    from .verify.baseline import compare_baseline, write_baseline
+    from .verify.budgets import raise_for_failures
+    from .verify.formats import format_rejection
+    from .verify.log import Verdict
+    from .verify.results import VerifyReport, load_object_report
 
     root = project.root
     objects = []
@@ -267,7 +263,8 @@ def _report(
 def format_report(report: VerifyReport, fmt: str) -> str:
     """The report in a format: json and csv as always; a table per (kernel, arch),
     then the matrix when there is more than one."""
-    from .verify.report import format_csv, format_json, format_matrix, format_table
+    from .verify.formats import format_csv, format_matrix, format_table
+    from .verify.results import format_json
 
     if fmt == "json":
         return format_json(report)
@@ -280,7 +277,7 @@ def format_report(report: VerifyReport, fmt: str) -> str:
         return format_csv(report.results, None if only_host else report).rstrip("\n")
     if len(cells) == 1 and next(iter(cells))[0] == "host":
         return format_table(report.results)  # as before VMs: the running kernel only
-    from .verify.report import kernel_order
+    from .verify.formats import kernel_order
 
     parts = []
     for (spec, arch), group in sorted(
@@ -298,7 +295,8 @@ def format_report(report: VerifyReport, fmt: str) -> str:
 def merge_results(paths: Sequence[Path], fmt: str = "table") -> int:
     """Combine the --format json results of matrix jobs: print them with the matrix,
     and fail on any failure."""
-    from .verify.report import VerifyReport, raise_for_failures, report_from_json
+    from .verify.budgets import raise_for_failures
+    from .verify.results import VerifyReport, report_from_json
 
     if not paths:
         raise BpfBuildError(

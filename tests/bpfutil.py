@@ -10,7 +10,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from bpfbuild.verify.report import build_runner_command
+from bpfbuild.verify.runner import build_runner_command
 
 TRIPLET = "x86_64-linux-gnu"
 

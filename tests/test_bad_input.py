@@ -1114,7 +1114,7 @@ def test_clang_missing_from_path_with_a_warm_version_cache(tmp_path: Path) -> No
 def test_a_corrupt_baseline_names_the_real_flag(tmp_path: Path, content: bytes) -> None:
     """Without a kernel that loads programs: the baseline is read the same way."""
     from bpfbuild.errors import VerifyError
-    from bpfbuild.verify.report import load_baseline
+    from bpfbuild.verify.baseline import load_baseline
 
     path = tmp_path / "verify-baseline.json"
     path.write_bytes(content)

@@ -20,8 +20,10 @@ from buildutil import bpfbuild, bpfbuild_command, copy_project
 
 from bpfbuild.errors import VerifyError
 from bpfbuild.kernels.host import SYS_BPF
+from bpfbuild.verify.formats import format_rejection
 from bpfbuild.verify.log import Verdict, classify_failure, no_privilege_reason
-from bpfbuild.verify.report import VerifyReport, format_rejection, verify_object
+from bpfbuild.verify.results import VerifyReport
+from bpfbuild.verify.run import run_verifier
 
 FIXTURES = Path(__file__).parent / "fixtures" / "verify"
 UNAVAILABLE = bpf_unavailable_reason()
@@ -138,7 +140,7 @@ def tools(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @needs_bpf
 def test_missing_kfunc_is_named(tools: dict[str, Path], tmp_path: Path) -> None:
-    report = verify_object(tools["runner"], tools["kfunc"], tmp_path / "logs")
+    report = run_verifier(tools["runner"], tools["kfunc"], tmp_path / "logs")
     [result] = report.results
     assert result.verdict is Verdict.UNSUPPORTED
     assert result.error == f"kfunc {KFUNC} not found in this kernel"
@@ -150,7 +152,7 @@ def test_missing_kfunc_is_named(tools: dict[str, Path], tmp_path: Path) -> None:
 
 @needs_bpf
 def test_weak_guarded_kfunc_loads(tools: dict[str, Path], tmp_path: Path) -> None:
-    [result] = verify_object(tools["runner"], tools["weak"], tmp_path / "logs").results
+    [result] = run_verifier(tools["runner"], tools["weak"], tmp_path / "logs").results
     assert result.verdict is Verdict.PASSED, result
 
 
@@ -218,7 +220,7 @@ def enosys(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 @needs_bpf
 def test_enosys_in_verify_runner(tools: dict[str, Path], enosys: list[str], tmp_path: Path) -> None:
     report = VerifyReport(
-        [verify_object(tools["runner"], tools["kfunc"], tmp_path / "logs", launcher=enosys)]
+        [run_verifier(tools["runner"], tools["kfunc"], tmp_path / "logs", launcher=enosys)]
     )
     assert (
         report.skip_message == "verify skipped: the bpf() syscall is not implemented here (ENOSYS)"
@@ -227,7 +229,7 @@ def test_enosys_in_verify_runner(tools: dict[str, Path], enosys: list[str], tmp_
     assert "privilege" not in report.skip_message and "root" not in report.skip_message
     assert {r.verdict for r in report.results} == {Verdict.SKIPPED}
     with pytest.raises(VerifyError) as caught:
-        verify_object(
+        run_verifier(
             tools["runner"], tools["kfunc"], tmp_path / "logs", launcher=enosys, require=True
         )
     assert "ENOSYS" in caught.value.message and "qemu-user" in (caught.value.hint or "")
@@ -308,7 +310,7 @@ def no_caps() -> list[str]:
 @needs_bpf
 def test_root_without_capabilities_in_verify(tools: dict[str, Path], no_caps: list[str]) -> None:
     logs = tools["root"] / "nocaps-logs"
-    report = VerifyReport([verify_object(tools["runner"], tools["kfunc"], logs, launcher=no_caps)])
+    report = VerifyReport([run_verifier(tools["runner"], tools["kfunc"], logs, launcher=no_caps)])
     assert report.skip_message == (
         "verify skipped: no BPF privilege: no CAP_BPF/CAP_SYS_ADMIN "
         "(running as root, but with those capabilities dropped)"
@@ -359,7 +361,7 @@ def test_root_without_capabilities_in_can_load_bpf_and_binding(
 
 def test_enosys_under_qemu_user(tools: dict[str, Path], tmp_path: Path) -> None:
     """The real case: the arm64 runner under qemu-aarch64-static, whose bpf() is ENOSYS."""
-    from bpfbuild.verify.report import build_runner_command
+    from bpfbuild.verify.runner import build_runner_command
 
     if platform.machine() == "aarch64":
         pytest.skip("the host is arm64: qemu-user is not needed to run the arm64 runner")
@@ -374,9 +376,7 @@ def test_enosys_under_qemu_user(tools: dict[str, Path], tmp_path: Path) -> None:
         pytest.skip("no libbpf for arm64 (apt-get install libbpf-dev:arm64)")
     runner = tmp_path / "bpfverify-arm64"
     subprocess.run(build_runner_command(cc, runner, ldflags=libs.stdout.split()), check=True)
-    report = VerifyReport(
-        [verify_object(runner, tools["weak"], tmp_path / "logs", launcher=[qemu])]
-    )
+    report = VerifyReport([run_verifier(runner, tools["weak"], tmp_path / "logs", launcher=[qemu])])
     assert report.objects[0].arch == "arm64"
     assert (
         report.skip_message == "verify skipped: the bpf() syscall is not implemented here (ENOSYS)"

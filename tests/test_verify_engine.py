@@ -25,23 +25,13 @@ from bpfutil import (
 )
 
 from bpfbuild.errors import VerifyError
+from bpfbuild.verify.baseline import compare_baseline, write_baseline
+from bpfbuild.verify.budgets import check_budget, failures, raise_for_failures
+from bpfbuild.verify.formats import format_csv, format_rejection, format_table
 from bpfbuild.verify.log import Verdict, parse_runner_output
-from bpfbuild.verify.report import (
-    ObjectReport,
-    ProgramResult,
-    VerifyReport,
-    check_budget,
-    compare_baseline,
-    failures,
-    format_csv,
-    format_json,
-    format_rejection,
-    format_table,
-    raise_for_failures,
-    runner_command,
-    verify_object,
-    write_baseline,
-)
+from bpfbuild.verify.results import ObjectReport, ProgramResult, VerifyReport, format_json
+from bpfbuild.verify.run import run_verifier
+from bpfbuild.verify.runner import runner_command
 
 FIXTURES = Path(__file__).parent / "fixtures" / "verify"
 UNAVAILABLE = bpf_unavailable_reason()
@@ -104,7 +94,7 @@ def verify_run(
 
     def run(name: str, defines: tuple[str, ...] = (), **kwargs: object) -> ObjectReport:
         bpf_object = verify_build(name, *defines)
-        return verify_object(
+        return run_verifier(
             verify_tools["runner"],
             bpf_object,
             tmp_path / "verify" / name,
@@ -307,7 +297,7 @@ def world_readable_copy(
 def test_no_privilege_is_one_clear_skip(world_readable_copy: tuple[Path, Path]) -> None:
     runner, bpf_object = world_readable_copy
     log_dir = runner.parent / "logs"
-    report = VerifyReport([verify_object(runner, bpf_object, log_dir, launcher=UNPRIVILEGED)])
+    report = VerifyReport([run_verifier(runner, bpf_object, log_dir, launcher=UNPRIVILEGED)])
     assert report.status == "no privilege"
     assert report.skip_message == (
         "verify skipped: no BPF privilege: not root, and no CAP_BPF/CAP_SYS_ADMIN"
@@ -315,7 +305,7 @@ def test_no_privilege_is_one_clear_skip(world_readable_copy: tuple[Path, Path]) 
     assert {r.verdict for r in report.results} == {Verdict.SKIPPED}
     assert failures(report) == []
     with pytest.raises(VerifyError) as caught:
-        verify_object(runner, bpf_object, log_dir, launcher=UNPRIVILEGED, require=True)
+        run_verifier(runner, bpf_object, log_dir, launcher=UNPRIVILEGED, require=True)
     assert "no BPF privilege" in caught.value.message
     assert "CAP_BPF" in (caught.value.hint or "")
 

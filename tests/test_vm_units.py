@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from bpfbuild.verify.report import ObjectReport, ProgramResult, Verdict, VerifyReport, format_matrix
+from bpfbuild.verify.formats import format_matrix
+from bpfbuild.verify.log import Verdict
+from bpfbuild.verify.results import ObjectReport, ProgramResult, VerifyReport
 from bpfbuild.vm.console import ConsoleReader, Markers
 from bpfbuild.vm.initramfs import CpioWriter, GuestObject, write_initramfs
 from bpfbuild.vm.targets import image_release, matrix_cells, split_list

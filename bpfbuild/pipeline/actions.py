@@ -277,8 +277,8 @@ def verify_object(
     """Run the verifier runner on one object and save its report (atomically).
     A rejection is a result, not a task failure: `bpfbuild verify` judges it."""
     from ..errors import BpfBuildError
-    from ..verify.report import save_object_report
-    from ..verify.report import verify_object as run_verifier
+    from ..verify.results import save_object_report
+    from ..verify.run import run_verifier
 
     try:
         result = run_verifier(
@@ -294,7 +294,7 @@ def verify_object(
 def report_complete(report: str) -> bool:
     """False when the saved report was made without BPF privilege: verify again."""
     from ..errors import VerifyError
-    from ..verify.report import load_object_report
+    from ..verify.results import load_object_report
 
     try:
         return load_object_report(Path(report)).privileged

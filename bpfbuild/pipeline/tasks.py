@@ -635,8 +635,7 @@ class TaskFactory:
     def verifier_runner(self) -> TaskDict:
         """bpfverify, the static C program that loads each BPF program in the kernel:
         static so that it also runs in a bare initramfs with no Python."""
-        from ..verify.report import build_runner_command
-        from ..verify.runner import RUNNER_SOURCE
+        from ..verify.runner import RUNNER_SOURCE, build_runner_command
 
         runner = self.layout.verifier_runner
         argv = build_runner_command(

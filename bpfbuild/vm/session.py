@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import VerifyError
-from ..verify.report import ObjectReport, object_report, save_object_report
+from ..verify.results import ObjectReport, save_object_report
+from ..verify.run import object_report
 from . import qemu
 from .busybox import busybox_for
 from .console import ConsoleReader, GuestObjectOutput, Markers

@@ -1,13 +1,69 @@
-"""The C source of bpfverify, the static verifier runner, shipped as package data.
+"""The C source of bpfverify, the static verifier runner (shipped as package data), and
+its two command lines: the compile that builds it and the run on one BPF object.
 
-`bpfverify.c` is compiled by bpfbuild itself (see bpfbuild.verify.report.build_runner_command)
-and linked statically against libbpf, so that it also runs in a minimal VM or
-initramfs with no Python, for other kernels and arches.
+`bpfverify.c` is linked statically against libbpf, so that it also runs in a minimal VM
+or initramfs with no Python, for other kernels and arches.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+from ...errors import VerifyError
 
 RUNNER_SOURCE = Path(__file__).with_name("bpfverify.c")
 """Path of the runner's single C source file."""
+
+
+RUNNER_LDFLAGS = ("-lbpf", "-lelf", "-lz")
+"""`pkg-config --static --libs libbpf` on Debian 12; the toolchain may pass its own."""
+
+
+def build_runner_command(
+    cc: str,
+    output: Path,
+    source: Path = RUNNER_SOURCE,
+    cflags: Sequence[str] = (),
+    ldflags: Sequence[str] = RUNNER_LDFLAGS,
+) -> list[str]:
+    """The command that compiles bpfverify.c into a static executable.
+
+    cflags: e.g. `-I` for a libbpf built from source, or `--sysroot` for a cross
+    build; ldflags: `pkg-config --static --libs libbpf` (libraries after the source,
+    as static linking resolves symbols left to right).
+    """
+    return [
+        cc,
+        "-O2",  # small and fast; the runner spends its time in the kernel anyway
+        "-Wall",
+        "-static",  # no shared libraries: runs in a minimal VM or initramfs
+        *cflags,
+        "-o",
+        str(output),
+        str(source),
+        *ldflags,
+    ]
+
+
+def runner_command(
+    runner: Path,
+    bpf_object: Path,
+    log_dir: Path,
+    rodata: Mapping[str, int] | None = None,
+    rejected_log_level: int | None = None,
+) -> list[str]:
+    """The bpfverify invocation for one object; `rodata` sets `.rodata` globals;
+    `rejected_log_level` replaces the default 1|2 for the log of a rejection (1 is
+    much faster on programs near the instruction limit: only the failing path)."""
+    command = [str(runner), "--log-dir", str(log_dir)]
+    if rejected_log_level is not None:
+        command += ["--log-level", str(rejected_log_level)]
+    for name, value in (rodata or {}).items():
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise VerifyError(
+                f"cannot set .rodata variable '{name}' to {value!r}: only integers can be set",
+                hint="give an integer (decimal or 0x hex)",
+            )
+        command += ["--set", f"{name}={value}"]
+    return [*command, str(bpf_object)]

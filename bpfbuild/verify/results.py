@@ -1,0 +1,208 @@
+"""The results of verification: one program's verdict and statistics, an object's report
+(where it was verified), several objects' report, and their JSON documents (the report
+file a verify step writes, and `bpfbuild verify --format json`)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..errors import VerifyError
+from ..kernels.host import ENOSYS_REASON
+from .log import NOT_ROOT_HINT, Verdict
+
+DEFAULT_INSN_LIMIT = 1_000_000
+"""The verifier's limit on processed instructions (BPF_COMPLEXITY_LIMIT_INSNS)."""
+
+
+@dataclass
+class ProgramResult:
+    """One program's verdict and the verifier's statistics for it."""
+
+    arch: str
+    object: str
+    """The object's name: `xdp` for xdp.bpf.o."""
+    program: str
+    section: str
+    prog_type: str
+    verdict: Verdict
+    insns_processed: int | None = None
+    """Instructions the verifier walked, against insn_limit (all paths, not program size)."""
+    insn_limit: int | None = None
+    total_states: int | None = None
+    peak_states: int | None = None
+    max_states_per_insn: int | None = None
+    stack_depth: int | None = None
+    """Bytes, summed over subprograms as veristat does."""
+    verification_time_usec: int | None = None
+    xlated_insns: int | None = None
+    """Program size after the kernel's rewrites (passed programs only)."""
+    jited_bytes: int | None = None
+    """Native code size; 0 when the kernel runs the program interpreted."""
+    error: str | None = None
+    """Rejection: the verifier's message; unsupported: why."""
+    failing_insn: str | None = None
+    source_file: str | None = None
+    source_line: int | None = None
+    source_text: str | None = None
+    hint: str | None = None
+    log_path: Path | None = None
+    log_truncated: bool = False
+    """The full log was larger than the buffer: the file holds its tail."""
+
+    @property
+    def name(self) -> str:
+        return f"{self.object}/{self.program}"
+
+    @property
+    def insn_share(self) -> float | None:
+        """Processed instructions as a share of the limit."""
+        if self.insns_processed is None:
+            return None
+        return self.insns_processed / (self.insn_limit or DEFAULT_INSN_LIMIT)
+
+    def to_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        data["verdict"] = self.verdict.value
+        data["log_path"] = str(self.log_path) if self.log_path else None
+        return data
+
+
+@dataclass
+class ObjectReport:
+    """The verdicts of every program of one BPF object, and where they were obtained."""
+
+    object: str
+    path: Path
+    arch: str
+    kernel: str
+    privileged: bool
+    results: list[ProgramResult] = field(default_factory=list)
+    progs_loaded_before: int | None = None
+    progs_loaded_after: int | None = None
+    """Programs loaded in the whole kernel around the run (None without privilege)."""
+    skip_reason: str | None = None
+    """Without privilege: why (no bpf() syscall, capabilities dropped, not root)."""
+    skip_hint: str | None = None
+    kernel_spec: str = "host"
+    """The kernel as the user named it: `host`, `debian:6.1`, a package, an image path."""
+
+
+@dataclass
+class VerifyReport:
+    """Reports of several objects: what the CLI prints and the checks look at."""
+
+    objects: list[ObjectReport] = field(default_factory=list)
+
+    @property
+    def results(self) -> list[ProgramResult]:
+        return [r for o in self.objects for r in o.results]
+
+    @property
+    def privileged(self) -> bool:
+        return all(o.privileged for o in self.objects)
+
+    @property
+    def status(self) -> str:
+        """`ok`; when programs could not be loaded at all, `no bpf syscall` (ENOSYS)
+        or `no privilege`."""
+        if self.privileged:
+            return "ok"
+        if any(o.skip_reason == ENOSYS_REASON for o in self.objects):
+            return "no bpf syscall"
+        return "no privilege"
+
+    @property
+    def skip_message(self) -> str | None:
+        """The one line to print when verification was skipped, else None."""
+        if self.privileged:
+            return None
+        reason = next((o.skip_reason for o in self.objects if o.skip_reason), None)
+        return skip_message(reason)
+
+    @property
+    def skip_hint(self) -> str:
+        """What to do when verification was skipped."""
+        return next((o.skip_hint for o in self.objects if o.skip_hint), NOT_ROOT_HINT)
+
+
+def skip_message(reason: str | None = None) -> str:
+    return f"verify skipped: {reason or 'no BPF privilege (the kernel refused a trivial program)'}"
+
+
+def save_object_report(report: ObjectReport, path: Path) -> None:
+    """Write an object's report as JSON: the verify task's target."""
+    data = {k: v for k, v in asdict(report).items() if k != "results"}
+    data["path"] = str(report.path)
+    data["results"] = [r.to_dict() for r in report.results]
+    path.write_text(json.dumps(data, indent=1, sort_keys=True))
+
+
+def load_object_report(path: Path) -> ObjectReport:
+    """Read a report written by save_object_report; a corrupt or older one is an error
+    that says how to make it again."""
+    try:
+        data = json.loads(path.read_text())
+        results = []
+        for entry in data.pop("results"):
+            entry["verdict"] = Verdict(entry["verdict"])
+            entry["log_path"] = Path(entry["log_path"]) if entry["log_path"] else None
+            results.append(ProgramResult(**entry))
+        return ObjectReport(**{**data, "path": Path(data["path"]), "results": results})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise VerifyError(
+            f"{path}: unreadable verify report ({type(err).__name__}: {err})",
+            hint=f"delete {path} (or run `bpfbuild clean`); verify makes it again",
+        ) from None
+
+
+def format_json(report: VerifyReport) -> str:
+    """Machine-readable: every object with its kernel and every program's fields."""
+    data = {
+        "status": report.status,
+        "objects": [
+            {
+                "object": o.object,
+                "path": str(o.path),
+                "arch": o.arch,
+                "kernel": o.kernel,
+                "kernel_spec": o.kernel_spec,
+                "privileged": o.privileged,
+                "programs": [r.to_dict() for r in o.results],
+            }
+            for o in report.objects
+        ],
+    }
+    return json.dumps(data, indent=2, sort_keys=True)
+
+
+def report_from_json(text: str, origin: str = "<json>") -> VerifyReport:
+    """Read back a document printed by format_json (e.g. one CI job's result)."""
+    try:
+        data = json.loads(text)
+        objects = []
+        for o in data["objects"]:
+            results = []
+            for entry in o["programs"]:
+                entry = dict(entry)
+                entry["verdict"] = Verdict(entry["verdict"])
+                entry["log_path"] = Path(entry["log_path"]) if entry.get("log_path") else None
+                results.append(ProgramResult(**entry))
+            objects.append(
+                ObjectReport(
+                    object=o["object"],
+                    path=Path(o["path"]),
+                    arch=o["arch"],
+                    kernel=o["kernel"],
+                    privileged=o["privileged"],
+                    results=results,
+                    kernel_spec=o.get("kernel_spec", "host"),
+                )
+            )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise VerifyError(
+            f"{origin}: not a result of `bpfbuild verify --format json` ({exc})",
+            hint="give the files that each matrix job wrote with --format json",
+        ) from None
+    return VerifyReport(objects)
