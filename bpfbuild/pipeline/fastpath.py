@@ -383,7 +383,9 @@ class Recorder:
                 dirs.sort()
                 paths += [os.path.join(current, d) for d in dirs]
                 paths += [os.path.join(current, n) for n in sorted(names) if n.endswith(".h")]
-        probed = _probed_paths(os.path.join(root, STATE_DIR, "toolchain.json"))
+        from .toolchain import probed_paths
+
+        probed = probed_paths(os.path.join(root, STATE_DIR, "toolchain.json"))
         for path in sorted(tools | probed):
             paths.append(path)
             if os.path.isdir(path):  # pkg-config's folders: the .pc files too
@@ -430,32 +432,6 @@ def _selected_tasks(tasks: list, names: list[str]) -> list:
         todo += list(task.task_dep) + list(task.setup_tasks)
         todo += [producer[d].name for d in task.file_dep if d in producer]
     return list(seen.values())
-
-
-def _probed_paths(toolchain_json: str) -> set[str]:
-    """Every binary and folder whose stat keys a cached tool version (toolchain.py's
-    version cache): clang, bpftool, cc, strip, pkg-config and its folders."""
-    import json
-
-    try:
-        with open(toolchain_json) as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        return set()
-    # {"format": N, "entries": {key: {"stamp": [[path, size, mtime], ...], "value": {...,
-    # "stamp_paths": [files the probe found, e.g. the .pc files pkg-config read]}}}}
-    entries = data.get("entries", data) if isinstance(data, dict) else {}
-    paths = set()
-    for entry in entries.values() if isinstance(entries, dict) else ():
-        stamp = entry.get("stamp") if isinstance(entry, dict) else None
-        for item in stamp if isinstance(stamp, list) else ():
-            if isinstance(item, list) and item and isinstance(item[0], str):
-                paths.add(item[0])
-        value = entry.get("value") if isinstance(entry, dict) else None
-        found = value.get("stamp_paths") if isinstance(value, dict) else None
-        if isinstance(found, list):
-            paths.update(p for p in found if isinstance(p, str))
-    return paths
 
 
 def _package_files() -> list[str]:
