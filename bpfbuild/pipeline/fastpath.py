@@ -295,9 +295,13 @@ class Recorder:
         except _NoStamp as reason:
             trace(f"not recorded: {reason}")
             return
+        root = signature(self.root)
+        if root is None:
+            trace("not recorded: the project folder is gone")
+            return
         stamp = {
             "running": _running(),
-            "root": signature(self.root)[:2],
+            "root": root[:2],
             "selection": self.selection,
             "environment": environment_digest(os.environ),
             "files": files,
@@ -310,9 +314,10 @@ class Recorder:
         root = self.root
         if os.path.exists(os.path.join(root, "dodo.py")):
             raise _NoStamp("the project has its own dodo.py")
-        from .tasks import task_name  # the build imported it already
+        from .steps import task_id  # the build imported these already
+        from .tasks import step_of
 
-        selected = _selected_tasks(tasks, [task_name("app", a) for a in self.selection[0]])
+        selected = _selected_tasks(tasks, [task_id("app", a) for a in self.selection[0]])
         inputs: set[str] = set()
         targets: set[str] = set()
         tools: set[str] = set()
@@ -327,10 +332,11 @@ class Recorder:
                     )
             inputs.update(os.path.join(root, p) for p in task.file_dep)
             targets.update(os.path.join(root, p) for p in task.targets)
-            for command in (task.meta or {}).get("commands", ()):
-                argv = command.argv  # a tasks.Command
-                if argv and os.path.isabs(str(argv[0])):
-                    tools.add(str(argv[0]))
+            step = step_of(task)
+            for command in step.every_command if step else ():
+                argv = command.argv
+                if argv and os.path.isabs(argv[0]):
+                    tools.add(argv[0])
         files: dict[str, Signature | None] = {}
         for path in sorted(targets):
             files[path] = signature(path)
