@@ -19,7 +19,7 @@ from elftools.elf.elffile import ELFFile
 from bpfbuild.arch import get_arch, host_arch
 from bpfbuild.errors import BpfBuildError
 from bpfbuild.kernels import get_kernel
-from bpfbuild.kernels.image import parse_btf_header
+from bpfbuild.kernels.abi import parse_btf_header
 from bpfbuild.scaffold import available_templates
 
 pytestmark = pytest.mark.skipif(

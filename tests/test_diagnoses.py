@@ -18,8 +18,8 @@ import pytest
 from bpfutil import bpf_unavailable_reason, build_runner, compile_bpf, generate_vmlinux_header
 from buildutil import bpfbuild, bpfbuild_command, copy_project
 
+from bpfbuild.arch import ARCHES, host_arch_name
 from bpfbuild.errors import VerifyError
-from bpfbuild.kernels.host import SYS_BPF
 from bpfbuild.verify.formats import format_rejection
 from bpfbuild.verify.log import Verdict, classify_failure, no_privilege_reason
 from bpfbuild.verify.results import VerifyReport
@@ -205,9 +205,10 @@ SECCOMP_ENOSYS = textwrap.dedent("""\
 @pytest.fixture(scope="module")
 def enosys(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     """A launcher under which bpf() returns ENOSYS, as under qemu-user."""
-    number = SYS_BPF.get(platform.machine())
-    if number is None:
+    host = host_arch_name()
+    if host is None:
         pytest.skip(f"bpf() syscall number unknown on {platform.machine()}")
+    number = ARCHES[host].bpf_syscall
     script = tmp_path_factory.mktemp("seccomp") / "enosys.py"
     script.write_text(SECCOMP_ENOSYS)
     launcher = [sys.executable, str(script), str(number)]
@@ -353,9 +354,10 @@ def test_root_without_capabilities_in_can_load_bpf_and_binding(
     lines = done.stdout.splitlines()
     assert (
         lines[0]
-        == "no: EPERM: no CAP_BPF/CAP_SYS_ADMIN (root, but with those capabilities dropped)"
+        == "no: EPERM: no CAP_BPF/CAP_SYS_ADMIN (running as root, but with those capabilities "
+        "dropped)"
     ), done.stderr
-    assert "no CAP_BPF/CAP_SYS_ADMIN (root, but with those capabilities dropped)" in lines[1]
+    assert "no CAP_BPF/CAP_SYS_ADMIN (running as root, but with those capabilities" in lines[1]
     assert "not root" not in done.stdout
 
 

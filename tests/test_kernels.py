@@ -22,7 +22,7 @@ from bpfbuild.kernels import (
     get_kernel,
     is_kernel_spec,
 )
-from bpfbuild.kernels.image import parse_btf_header
+from bpfbuild.kernels.abi import parse_btf_header
 
 KERNELS = {  # id: (spec, arch, what the image is)
     "arm64-6.1": ("debian:6.1", "arm64", "uncompressed"),

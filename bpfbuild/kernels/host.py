@@ -10,24 +10,19 @@ import platform
 import re
 from pathlib import Path
 
+from ..arch import ARCHES, host_arch_name
+from .abi import (
+    BPF_PROG_LOAD,
+    BPF_PROG_TYPE_SOCKET_FILTER,
+    CAP_BPF,
+    CAP_SYS_ADMIN,
+    ENOSYS_REASON,
+    btf_byte_order,
+    missing_privilege,
+)
+
 KERNEL_BTF = "/sys/kernel/btf/vmlinux"
 """The running kernel's BTF: the default vmlinux.h source for the host arch."""
-
-ENOSYS_REASON = "the bpf() syscall is not implemented here (ENOSYS)"
-"""No BPF at all: qemu-user, a seccomp filter, or a kernel without CONFIG_BPF_SYSCALL."""
-
-BPF_PROG_LOAD = 5
-BPF_PROG_TYPE_SOCKET_FILTER = 1
-SYS_BPF = {
-    "x86_64": 321,
-    "aarch64": 280,
-    "riscv64": 280,
-    "s390x": 351,
-    "ppc64le": 361,
-    "armv7l": 386,
-    "armv6l": 386,
-    "loongarch64": 280,
-}
 
 
 class _ProgLoadAttr(ctypes.Structure):
@@ -48,9 +43,10 @@ class _ProgLoadAttr(ctypes.Structure):
 
 def can_load_bpf() -> tuple[bool, str]:
     """Try to load `r0 = 0; exit` as a socket filter: the least a BPF loader needs."""
-    number = SYS_BPF.get(platform.machine())
-    if number is None:
+    name = host_arch_name()
+    if name is None:
         return False, f"unknown bpf() syscall number on {platform.machine()}"
+    number = ARCHES[name].bpf_syscall
     insns = (ctypes.c_uint64 * 2)(0x00000000000000B7, 0x0000000000000095)  # mov r0,0; exit
     license_ = ctypes.create_string_buffer(b"GPL")
     attr = _ProgLoadAttr(
@@ -70,17 +66,8 @@ def can_load_bpf() -> tuple[bool, str]:
 
 
 def describe_missing_privilege() -> str:
-    """Why this process may not load BPF, in words that tell root with its capabilities
-    dropped from a user who is not root."""
-    if has_bpf_privileges():
-        return "CAP_BPF or CAP_SYS_ADMIN is effective, yet the kernel refuses (lockdown, LSM?)"
-    if os.geteuid() == 0:
-        return "no CAP_BPF/CAP_SYS_ADMIN (root, but with those capabilities dropped)"
-    return "not root, and no CAP_BPF/CAP_SYS_ADMIN (run as root, or grant CAP_BPF)"
-
-
-BTF_MAGIC = 0xEB9F
-"""First two bytes of a BTF blob, in the byte order of the kernel that wrote it."""
+    """Why this process may not load BPF (kernels.abi.missing_privilege)."""
+    return missing_privilege(os.geteuid(), has_bpf_privileges())
 
 
 def kernel_btf_status(path: str = KERNEL_BTF) -> tuple[bool, str]:
@@ -95,10 +82,7 @@ def kernel_btf_status(path: str = KERNEL_BTF) -> tuple[bool, str]:
         return False, f"unreadable ({err.strerror or err})"
     if len(head) < 4:
         return False, f"unreadable ({len(head)} bytes, too short for a BTF header)"
-    if (
-        int.from_bytes(head[:2], "little") != BTF_MAGIC
-        and int.from_bytes(head[:2], "big") != BTF_MAGIC
-    ):
+    if btf_byte_order(head) is None:
         return False, f"unreadable (not BTF: magic {head[:2].hex()}, expected 9feb or eb9f)"
     return True, path
 
@@ -126,7 +110,7 @@ def has_bpf_privileges() -> bool:
     if not match:
         return os.geteuid() == 0
     caps = int(match.group(1), 16)
-    return bool(caps & (1 << 21) or caps & (1 << 39))  # CAP_SYS_ADMIN, CAP_BPF
+    return bool(caps & (1 << CAP_SYS_ADMIN) or caps & (1 << CAP_BPF))
 
 
 def tracefs_mounted() -> bool:

@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import BpfBuildError
-
-BTF_MAGIC = 0xEB9F
+from ..kernels.abi import parse_btf_header
 
 
 class BtfError(BpfBuildError):
@@ -92,7 +91,7 @@ class BtfType:
     nelems: int = 0
 
 
-class Layout(Protocol):
+class ValueLayout(Protocol):
     """Anything that turns the raw bytes of a value into a dict: BTF or user-given."""
 
     size: int
@@ -133,17 +132,15 @@ class Btf:
     """All types of one BTF blob, indexed by id (id 0 is void)."""
 
     def __init__(self, raw: bytes, endian: str | None = None) -> None:
-        if len(raw) < 24:
-            raise BtfError("BTF data is too short for its header")
-        if endian is None:
-            endian = "<" if struct.unpack_from("<H", raw)[0] == BTF_MAGIC else ">"
-        self.endian = endian
-        magic, _version, _flags, hdr_len = struct.unpack_from(endian + "HBBI", raw)
-        if magic != BTF_MAGIC:
+        header = parse_btf_header(raw)
+        if header is None or endian not in (None, header.struct_order):
             raise BtfError(
-                f"bad BTF magic {magic:#x}", hint="is this a BPF object built with clang -g?"
+                f"not a whole BTF blob (it starts with {raw[:4].hex() or 'nothing'})",
+                hint="is this a BPF object built with clang -g?",
             )
-        type_off, type_len, str_off, str_len = struct.unpack_from(endian + "IIII", raw, 8)
+        self.endian = header.struct_order
+        hdr_len, type_off, type_len = header.hdr_len, header.type_off, header.type_len
+        str_off, str_len = header.str_off, header.str_len
         self.strings = raw[hdr_len + str_off : hdr_len + str_off + str_len]
         self.types: list[BtfType] = [BtfType(0, Kind.UNKN, "void")]
         self._parse_types(raw[hdr_len + type_off : hdr_len + type_off + type_len])

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import VerifyError
-from ..kernels.host import ENOSYS_REASON
+from ..kernels.abi import ENOSYS_REASON
 from .log import NOT_ROOT_HINT, Verdict
 
 DEFAULT_INSN_LIMIT = 1_000_000
