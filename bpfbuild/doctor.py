@@ -14,6 +14,7 @@ from .arch import Arch, get_arch, host_arch
 from .errors import BpfBuildError
 from .kernels.host import KERNEL_BTF, can_load_bpf, kernel_btf_status, tracefs_mount
 from .pipeline.layout import state_dir
+from .pipeline.names import TOOLCHAIN_CACHE_NAME
 from .pipeline.project import Project, find_root, load_project
 from .pipeline.toolchain import (
     KFUNC_BPFTOOL,
@@ -166,7 +167,7 @@ def run_doctor(
             )
             click.echo(f"{'':<11} hint: run bpfbuild as a user who can write the project folder")
             cache_dir = None
-    cache = _VersionCache(cache_dir / "toolchain.json" if cache_dir else None)
+    cache = _VersionCache(cache_dir / TOOLCHAIN_CACHE_NAME if cache_dir else None)
 
     def check(label: str, probe, required: bool = True) -> None:
         nonlocal failures

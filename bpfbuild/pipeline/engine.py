@@ -25,6 +25,7 @@ from ..cache import size_limit
 from ..errors import BpfBuildError, ToolchainError
 from . import fastpath
 from .layout import state_dir
+from .names import DB_NAME, LOCK_NAME
 from .project import Project, check_own_folders, load_project
 from .state import BACKEND_LOCATION, BACKEND_NAME, SharedDigestChecker, remove_partials
 from .tasks import project_tasks, step_line
@@ -32,8 +33,6 @@ from .toolchain import Toolchain, find_toolchain
 
 if TYPE_CHECKING:
     from ..vm.targets import VerifyPlan
-
-DB_NAME = "doit.sqlite"
 
 
 @dataclass(frozen=True)
@@ -186,7 +185,7 @@ _held_locks: dict[Path, int] = {}
 
 def acquire_lock(root: Path) -> None:
     """Hold .bpfbuild/lock for the life of this process; wait, saying so, if taken."""
-    path = state_dir(root) / "lock"
+    path = state_dir(root) / LOCK_NAME
     if path in _held_locks:
         return
     check_own_folders(root)  # the lock would be written through the link

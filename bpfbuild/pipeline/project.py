@@ -12,9 +12,10 @@ from ..arch import Arch, get_arch, host_arch
 from ..errors import ConfigError, ProjectError
 from ..kernels.host import KERNEL_BTF
 from ..kernels.spec import is_kernel_spec
-from .config import CONFIG_NAME, ProjectConfig, load_config
-from .layout import NAME_HINT, OUTPUT_DIR, RESERVED_NAMES, STATE_DIR, name_problem
+from .config import ProjectConfig, load_config
+from .layout import NAME_HINT, RESERVED_NAMES, name_problem
 from .libbpf_source import LibbpfTree, load_tree
+from .names import CONFIG_NAME, OUTPUT_DIR, STATE_DIR
 
 if TYPE_CHECKING:
     from ..kernels.debian import Kernel

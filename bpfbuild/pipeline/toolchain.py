@@ -17,6 +17,7 @@ from ..errors import ToolchainError
 from . import linker as linkers
 from .layout import Layout
 from .libbpf_source import LibbpfTree
+from .names import TOOLCHAIN_CACHE_NAME
 
 if TYPE_CHECKING:
     from .project import Project
@@ -571,7 +572,7 @@ def find_toolchain(
     may choose bpftool ([toolchain]) and build libbpf from source ([libbpf]).
     user_space=False (nothing to link for a cross arch): no C compiler, strip or
     cross libbpf is needed, and none is looked for. linker: [build] linker."""
-    cache = _VersionCache(state_dir / "toolchain.json" if state_dir else None)
+    cache = _VersionCache(state_dir / TOOLCHAIN_CACHE_NAME if state_dir else None)
     user_space = user_space or arch == host_arch()
     tree = project.libbpf if project and user_space else None
     try:

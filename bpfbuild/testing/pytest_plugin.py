@@ -26,6 +26,7 @@ import pytest
 from ..arch import host_arch
 from ..errors import BpfBuildError
 from ..pipeline.layout import Layout
+from ..pipeline.names import CONFIG_NAME
 from .libbpf import (
     TRACEPOINT_SECTIONS,
     BpfObject,
@@ -35,7 +36,6 @@ from .libbpf import (
     tracefs_mounted,
 )
 
-PROJECT_FILE = "bpfbuild.toml"
 PROJECT_ENV = "BPFBUILD_PROJECT"
 """Environment variable: the project root, if the tests run from elsewhere."""
 ARCH_ENV = "BPFBUILD_ARCH"
@@ -128,7 +128,7 @@ def find_project_root(starts: list[Path], environ: Mapping[str, str] = os.enviro
         return Path(environ[PROJECT_ENV]).resolve()
     for start in starts:
         for folder in [start.resolve(), *start.resolve().parents]:
-            if (folder / PROJECT_FILE).is_file():
+            if (folder / CONFIG_NAME).is_file():
                 return folder
     return None
 
@@ -139,7 +139,7 @@ def bpf_project(pytestconfig: pytest.Config) -> BpfProject:
     root = find_project_root([Path.cwd(), pytestconfig.rootpath])
     if root is None:
         pytest.fail(
-            f"no {PROJECT_FILE} found above {Path.cwd()} or {pytestconfig.rootpath}; "
+            f"no {CONFIG_NAME} found above {Path.cwd()} or {pytestconfig.rootpath}; "
             f"run the tests inside a bpfbuild project or set {PROJECT_ENV}",
             pytrace=False,
         )

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..arch import get_arch, host_arch
+from ..arch import VM, VmFacts, get_arch, host_arch
 from ..cache import cache_root
 from ..errors import BpfBuildError
 
@@ -30,18 +30,28 @@ class VmError(BpfBuildError):
 
 @dataclass(frozen=True)
 class Machine:
-    """How to boot a Debian kernel of one arch in qemu."""
+    """An arch whose Debian kernels qemu boots, with its VM facts (arch.VM)."""
 
     arch: str
     """bpfbuild's arch name."""
-    package: str
-    """The Debian package that provides its qemu system emulator."""
-    console: str
-    """The kernel's name of the serial console the board has."""
-    tcg_args: tuple[str, ...]
-    """Board and CPU under TCG (emulation)."""
-    kvm_args: tuple[str, ...]
-    """Board and CPU under KVM."""
+    facts: VmFacts
+
+    @property
+    def package(self) -> str:
+        """The Debian package that provides its qemu system emulator."""
+        return self.facts.qemu_package
+
+    @property
+    def console(self) -> str:
+        return self.facts.console
+
+    @property
+    def tcg_args(self) -> tuple[str, ...]:
+        return self.facts.tcg_args
+
+    @property
+    def kvm_args(self) -> tuple[str, ...]:
+        return self.facts.kvm_args
 
     @property
     def qemu(self) -> str:
@@ -55,25 +65,9 @@ class Machine:
 
 
 MACHINES: dict[str, Machine] = {
-    m.arch: m
-    for m in (
-        Machine(
-            "x86_64",
-            "qemu-system-x86",
-            "ttyS0",
-            ("-M", "pc", "-cpu", "max"),
-            ("-M", "pc", "-enable-kvm", "-cpu", "host"),
-        ),
-        # pauth-impdef: the architected pointer-auth algorithm costs TCG 4x the boot time
-        Machine(
-            "arm64",
-            "qemu-system-arm",
-            "ttyAMA0",
-            ("-M", "virt", "-cpu", "max,pauth-impdef=on"),
-            ("-M", "virt", "-enable-kvm", "-cpu", "host"),
-        ),
-    )
+    name: Machine(name, facts) for name, facts in VM.items() if facts is not None
 }
+"""The arches bpfbuild boots VMs of."""
 
 
 def machine_for(arch: str) -> Machine:
