@@ -23,6 +23,7 @@ from bpfbuild.kernels import (
     is_kernel_spec,
 )
 from bpfbuild.kernels.abi import parse_btf_header
+from bpfbuild.kernels.image import check_btf_file
 
 KERNELS = {  # id: (spec, arch, what the image is)
     "arm64-6.1": ("debian:6.1", "arm64", "uncompressed"),
@@ -100,6 +101,27 @@ def test_second_use_runs_no_apt(kernels: dict[str, Kernel], tmp_path: Path) -> N
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(kernels["arm64-6.1"].btf)
     assert done.stderr == ""  # no progress line: nothing was fetched
+
+
+def test_extracted_btf_is_checked_with_the_chosen_bpftool(
+    kernels: dict[str, Kernel], tmp_path: Path
+) -> None:
+    """get_kernel hands the project's bpftool ([toolchain] bpftool, $BPFTOOL) to the
+    check of the BTF it cuts out: that one runs, not bpftool from PATH."""
+    real = shutil.which("bpftool", path="/usr/local/sbin:/usr/sbin:/sbin:/usr/bin")
+    if real is None:
+        pytest.skip("bpftool is not installed")
+    btf = tmp_path / "vmlinux.btf"
+    shutil.copyfile(kernels["arm64-6.1"].btf, btf)
+    ran = tmp_path / "ran"
+    chosen = tmp_path / "project-bpftool"
+    chosen.write_text(f'#!/bin/sh\necho "$@" >> {ran}\nexec {real} "$@"\n')
+    chosen.chmod(0o755)
+    check_btf_file(btf, str(chosen))
+    assert ran.read_text() == f"btf dump file {btf} format raw\n"
+    with pytest.raises(KernelImageError, match="cannot run .*/missing-bpftool") as caught:
+        check_btf_file(btf, str(tmp_path / "missing-bpftool"))
+    assert "[toolchain] bpftool" in (caught.value.hint or "")
 
 
 def test_offline_is_one_error_with_the_sources_line(tmp_path: Path, monkeypatch) -> None:

@@ -162,7 +162,8 @@ def extract_btf(image: Path) -> bytes:
 
 
 def check_btf_file(path: Path, bpftool: str | None = None) -> None:
-    """Fail unless bpftool can read the BTF file (header, types and strings)."""
+    """Fail unless bpftool (the project's; default: bpftool in PATH) can read the BTF
+    file (header, types and strings)."""
     parse = parse_btf_header(path.read_bytes())
     if parse is None:
         raise KernelImageError(
@@ -173,12 +174,19 @@ def check_btf_file(path: Path, bpftool: str | None = None) -> None:
         raise KernelImageError(
             "bpftool is needed to check the extracted BTF", hint="apt-get install bpftool"
         )
-    done = subprocess.run(
-        [tool, "btf", "dump", "file", str(path), "format", "raw"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    try:
+        done = subprocess.run(
+            [tool, "btf", "dump", "file", str(path), "format", "raw"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    except OSError as err:
+        raise KernelImageError(
+            f"cannot run {tool} to check the extracted BTF: {err.strerror}",
+            hint="set $BPFTOOL or [toolchain] bpftool of bpfbuild.toml to a bpftool, "
+            "or apt-get install bpftool",
+        ) from None
     if done.returncode != 0:
         raise KernelImageError(
             "the BTF cut out of the kernel image is unreadable: "

@@ -194,7 +194,7 @@ def load_project(root: Path) -> Project:
     for arch in arches:
         value = configured.get(arch.name)
         if value is not None and is_kernel_spec(value):
-            vmlinux[arch.name] = VmlinuxSource(value, _kernel(config.path, value, arch))
+            vmlinux[arch.name] = VmlinuxSource(value, _kernel(config, root, value, arch))
         elif value is not None:
             if not (root / value).is_file():
                 what = "a folder" if (root / value).is_dir() else "not found"
@@ -362,12 +362,15 @@ def _check_listed_file(root: Path, config_path: Path, app: str, key: str, path: 
         )
 
 
-def _kernel(config_path: Path, spec: str, arch: Arch) -> Kernel:
-    """The Debian kernel a [vmlinux] value names; errors say which key."""
+def _kernel(config: ProjectConfig, root: Path, spec: str, arch: Arch) -> Kernel:
+    """The Debian kernel a [vmlinux] value names, its BTF checked with the project's
+    bpftool; errors say which key."""
     from ..kernels.debian import KernelError, get_kernel
+    from .toolchain import chosen_bpftool
 
+    config_path = config.path
     try:
-        return get_kernel(spec, arch)
+        return get_kernel(spec, arch, chosen_bpftool(config.toolchain.bpftool, root))
     except KernelError as err:
         raise KernelError(
             f'{config_path}: [vmlinux] {arch.name} = "{spec}": {err.message}', hint=err.hint

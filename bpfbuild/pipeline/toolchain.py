@@ -302,12 +302,22 @@ def find_clang(cache: _VersionCache) -> Tool:
     return Tool("clang", path, info["version"])
 
 
+def chosen_bpftool(configured: str = "", root: Path | None = None) -> str | None:
+    """The bpftool the user chose, as find_bpftool takes it: $BPFTOOL, else [toolchain]
+    bpftool; None when neither is set (bpftool in PATH)."""
+    return os.environ.get("BPFTOOL") or (_project_tool(configured, root) if configured else None)
+
+
+def _project_tool(configured: str, root: Path | None) -> str:
+    """A tool named in bpfbuild.toml: a path relative to the project, or a name in PATH."""
+    return str(root / configured) if root and "/" in configured else configured
+
+
 def find_bpftool(cache: _VersionCache, configured: str = "", root: Path | None = None) -> Tool:
     """$BPFTOOL, else [toolchain] bpftool (a path relative to the project, or a name in
     PATH), else bpftool in PATH."""
     if configured and not os.environ.get("BPFTOOL"):
-        candidate = str(root / configured) if root and "/" in configured else configured
-        path = _which([candidate])
+        path = _which([_project_tool(configured, root)])
         if not path:
             raise ToolchainError(
                 f"[toolchain] bpftool = '{configured}' is not an executable",
