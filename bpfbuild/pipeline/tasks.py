@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..arch import host_arch
+from ..arch import bpf_target_flags, host_arch
 from ..errors import ToolchainError
 from . import actions, aliases, libbpf_source
 from .bpfcheck import require_programs
@@ -219,9 +219,7 @@ class TaskFactory:
             "-O2",  # the verifier rejects unoptimized BPF
             "-Wall",
             *self.reproducible_flags(),
-            "-target",
-            self.arch.bpf_target,  # BPF byte order must match the kernel's
-            f"-D__TARGET_ARCH_{self.arch.target_arch}",  # bpf_tracing.h picks PT_REGS by arch
+            *bpf_target_flags(self.arch),
             "-I",
             self.rel(self.layout.include_dir),  # vmlinux.h for this arch
             *[f"-I{d}" for d in self.project.include_dirs],
