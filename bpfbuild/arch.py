@@ -159,9 +159,14 @@ class Arch:
         return (self.cc_package, self.libc_package, self.binutils_package, *self.library_packages)
 
     @property
+    def qemu_user_package(self) -> str:
+        """The Debian package of qemu_user."""
+        return "qemu-user-static"
+
+    @property
     def run_packages(self) -> tuple[str, ...]:
         """Debian packages that run this arch's executables on the host (tests)."""
-        return () if self.name == host_arch_name() else ("qemu-user-static",)
+        return () if self.name == host_arch_name() else (self.qemu_user_package,)
 
     @property
     def cross_packages(self) -> tuple[str, ...]:
