@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..arch import host_arch
 from ..cache import locked
 from ..errors import ConfigError
 
@@ -176,7 +177,7 @@ def _fetch_suite(suite: str, root: Path | None) -> Path:
 
     def make(scratch: Path) -> Made:
         # A source package is the same for every arch: any arch's lists name it.
-        apt = Apt([suite], "amd64", sources=True, root=root)
+        apt = Apt([suite], host_arch().debian_arch, sources=True, root=root)
         files = apt.download_source("libbpf", None, scratch)
         origs = [f for f in files if re.fullmatch(r"libbpf_[^_]+\.orig\.tar\.\w+", f.name)]
         if not origs:
