@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from buildutil import ARCH, build, copy_project, steps_of
+from buildutil import ARCH, Run, build, steps_of
 
 from bpfbuild.errors import ConfigError, ToolchainError
 from bpfbuild.pipeline.actions import needed_libraries
@@ -36,11 +36,9 @@ def set_linker(root: Path, linker: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def project(multi_built: tuple[Path, Run]) -> dict:
     """multi built with "auto"; "linker" is the choice its last build used."""
-    root = copy_project("multi", tmp_path_factory.mktemp("linker"))
-    build(root)
-    return {"root": root, "linker": choose("auto", "cc")}
+    return {"root": multi_built[0], "linker": choose("auto", "cc")}
 
 
 @pytest.mark.parametrize("linker", LINKERS)

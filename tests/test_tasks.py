@@ -48,27 +48,22 @@ def contains_run(argv: list[str], run: list[str]) -> bool:
     return any(argv[i : i + len(run)] == run for i in range(len(argv) - len(run) + 1))
 
 
-@pytest.fixture
-def multi(tmp_path: Path) -> Path:
-    return copy_project("multi", tmp_path)
-
-
 @pytest.fixture(scope="module")
 def host_toolchain(tmp_path_factory: pytest.TempPathFactory) -> Toolchain:
     return find_toolchain(HOST, tmp_path_factory.mktemp("state"))
 
 
-def test_every_path_is_absolute(multi: Path, host_toolchain: Toolchain) -> None:
-    tasks = list(project_tasks(load_project(multi), [host_toolchain]))
+def test_every_path_is_absolute(multi_source: Path, host_toolchain: Toolchain) -> None:
+    tasks = list(project_tasks(load_project(multi_source), [host_toolchain]))
     assert tasks
     for task in tasks:
         for path in [*task.get("targets", []), *task.get("file_dep", [])]:
             assert Path(path).is_absolute(), (task["basename"], path)
 
 
-def test_no_target_is_a_partial_file(multi: Path, host_toolchain: Toolchain) -> None:
+def test_no_target_is_a_partial_file(multi_source: Path, host_toolchain: Toolchain) -> None:
     """Tools write OUTPUT.partial, renamed on success: doit must never track a .partial."""
-    for task in project_tasks(load_project(multi), [host_toolchain]):
+    for task in project_tasks(load_project(multi_source), [host_toolchain]):
         for target in task.get("targets", []):
             assert not target.endswith(".partial"), target
         for command in (task.get("meta") or {}).get("commands", []):
@@ -77,10 +72,10 @@ def test_no_target_is_a_partial_file(multi: Path, host_toolchain: Toolchain) -> 
             assert all(o.endswith(".partial") for o in outputs), command
 
 
-def test_task_names_and_the_app_group(multi: Path, host_toolchain: Toolchain) -> None:
+def test_task_names_and_the_app_group(multi_source: Path, host_toolchain: Toolchain) -> None:
     tasks = {
         f"{t['basename']}:{t['name']}": t
-        for t in project_tasks(load_project(multi), [host_toolchain])
+        for t in project_tasks(load_project(multi_source), [host_toolchain])
     }
     arch = HOST.name
     for name in ("alpha", "beta", "gamma"):
@@ -100,18 +95,18 @@ def test_task_names_and_the_app_group(multi: Path, host_toolchain: Toolchain) ->
     assert tasks[f"order:{arch}/pch-first"]["task_dep"] == [f"vmlinux:{arch}/vmlinux.h"]
     assert tasks[f"order:{arch}/pch-first"]["actions"] is None
     link = tasks[f"link:{arch}/alpha"]
-    assert link["targets"] == [str(multi / "output" / arch / "alpha")]
+    assert link["targets"] == [str(multi_source / "output" / arch / "alpha")]
     archives = host_toolchain.link_libraries(True, [])[1]
     assert any(path.endswith("/libbpf.a") for path in archives), archives
     assert set(link["file_dep"]) == {
-        str(Layout(multi, arch).user_object(s)) for s in ("src/alpha.c", "src/util.c")
+        str(Layout(multi_source, arch).user_object(s)) for s in ("src/alpha.c", "src/util.c")
     } | set(archives)
 
 
 @pytest.mark.parametrize("arch_name", list(ARCHES))
-def test_bpf_compile_flags_per_arch(multi: Path, arch_name: str) -> None:
+def test_bpf_compile_flags_per_arch(multi_source: Path, arch_name: str) -> None:
     arch = get_arch(arch_name)
-    factory = TaskFactory(load_project(multi), fake_toolchain(arch))
+    factory = TaskFactory(load_project(multi_source), fake_toolchain(arch))
     argv = factory.bpf_compile_argv(factory.project.bpf_objects["gamma"])
     assert argv[0] == "/opt/llvm/bin/clang"
     assert "-g" in argv  # BTF for CO-RE
@@ -128,11 +123,11 @@ def test_bpf_compile_flags_per_arch(multi: Path, arch_name: str) -> None:
     assert contains_run(argv, ["-MD", "-MP", "-MF", f"output/{arch_name}/bpf/gamma.bpf.d.partial"])
 
 
-def test_x86_bpf_argv_on_this_host(multi: Path, host_toolchain: Toolchain) -> None:
+def test_x86_bpf_argv_on_this_host(multi_source: Path, host_toolchain: Toolchain) -> None:
     """The real command on the host, as the issue spells it."""
     if HOST.name != "x86_64":
         pytest.skip("spelled for x86_64")
-    factory = TaskFactory(load_project(multi), host_toolchain)
+    factory = TaskFactory(load_project(multi_source), host_toolchain)
     argv = factory.bpf_compile_argv(factory.project.bpf_objects["alpha"])
     words = shlex.join(argv)
     for flag in (
@@ -145,10 +140,10 @@ def test_x86_bpf_argv_on_this_host(multi: Path, host_toolchain: Toolchain) -> No
         assert f" {flag} " in f" {words} ", words
 
 
-def test_depfile_deps_and_a_deleted_header(multi: Path, host_toolchain: Toolchain) -> None:
+def test_depfile_deps_and_a_deleted_header(multi_source: Path, host_toolchain: Toolchain) -> None:
     """A previous .d names the headers a compile read: they become file_dep, except
     one deleted since, which is dropped rather than breaking the build."""
-    layout = Layout(multi, HOST.name)
+    layout = Layout(multi_source, HOST.name)
     depfile = layout.bpf_depfile("alpha")
     depfile.parent.mkdir(parents=True)
     depfile.write_text(
@@ -159,23 +154,23 @@ def test_depfile_deps_and_a_deleted_header(multi: Path, host_toolchain: Toolchai
     user_depfile = layout.user_depfile("src/alpha.c")
     user_depfile.parent.mkdir(parents=True)
     user_depfile.write_text("x.o: src/alpha.c src/util.h include/version.h src/gone.h\n")
-    factory = TaskFactory(load_project(multi), host_toolchain)
+    factory = TaskFactory(load_project(multi_source), host_toolchain)
 
     bpf = factory.bpf_compile(factory.project.bpf_objects["alpha"])
-    assert str(multi / "src/alpha.bpf.c") in bpf["file_dep"]
-    assert str(multi / "src/common.h") in bpf["file_dep"]
+    assert str(multi_source / "src/alpha.bpf.c") in bpf["file_dep"]
+    assert str(multi_source / "src/common.h") in bpf["file_dep"]
     assert "/usr/include/bpf/bpf_helpers.h" in bpf["file_dep"]
     assert not any("deleted.h" in dep for dep in bpf["file_dep"])
     assert str(depfile) in bpf["targets"]
 
     cc = factory.user_compile("src/alpha.c")
-    assert {str(multi / p) for p in ("src/alpha.c", "src/util.h", "include/version.h")} <= set(
-        cc["file_dep"]
-    )
+    assert {
+        str(multi_source / p) for p in ("src/alpha.c", "src/util.h", "include/version.h")
+    } <= set(cc["file_dep"])
     assert not any("gone.h" in dep for dep in cc["file_dep"])
 
     beta = factory.bpf_compile(factory.project.bpf_objects["beta"])
-    assert str(multi / "src/common.h") not in beta["file_dep"]  # no .d yet: source only
+    assert str(multi_source / "src/common.h") not in beta["file_dep"]  # no .d yet: source only
 
 
 def pkg_config_libs(*args: str) -> list[str]:
@@ -185,8 +180,10 @@ def pkg_config_libs(*args: str) -> list[str]:
     return shlex.split(done.stdout)
 
 
-def test_static_link_uses_pkg_config_static_libs(multi: Path, host_toolchain: Toolchain) -> None:
-    factory = TaskFactory(load_project(multi), host_toolchain)
+def test_static_link_uses_pkg_config_static_libs(
+    multi_source: Path, host_toolchain: Toolchain
+) -> None:
+    factory = TaskFactory(load_project(multi_source), host_toolchain)
     argv = argv_of(factory.link("alpha"))
     assert argv[0] == host_toolchain.cc.path
     assert "-static" in argv
@@ -196,9 +193,9 @@ def test_static_link_uses_pkg_config_static_libs(multi: Path, host_toolchain: To
     assert contains_run(argv, ["-o", f"output/{HOST.name}/alpha.partial"])
 
 
-def test_static_false_links_dynamically(multi: Path, host_toolchain: Toolchain) -> None:
-    (multi / "bpfbuild.toml").write_text("[build]\nstatic = false\n")
-    factory = TaskFactory(load_project(multi), host_toolchain)
+def test_static_false_links_dynamically(multi_source: Path, host_toolchain: Toolchain) -> None:
+    (multi_source / "bpfbuild.toml").write_text("[build]\nstatic = false\n")
+    factory = TaskFactory(load_project(multi_source), host_toolchain)
     argv = argv_of(factory.link("alpha"))
     assert "-static" not in argv
     assert contains_run(argv, pkg_config_libs())
@@ -208,7 +205,7 @@ def test_static_false_links_dynamically(multi: Path, host_toolchain: Toolchain) 
 
 
 def test_toolchain_environment_overrides(
-    multi: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    multi_source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -221,9 +218,9 @@ def test_toolchain_environment_overrides(
     monkeypatch.setenv("CC", str(bin_dir / "my-cc"))
     monkeypatch.setenv("CFLAGS", "-DFROM_CFLAGS '-DQUOTED=a b'")
     monkeypatch.setenv("LDFLAGS", "-Wl,-z,relro")
-    (multi / "bpfbuild.toml").write_text('[build]\ncflags = ["-DFROM_TOML"]\n')
+    (multi_source / "bpfbuild.toml").write_text('[build]\ncflags = ["-DFROM_TOML"]\n')
     toolchain = find_toolchain(HOST, tmp_path / "state")
-    tasks = tasks_by_name(TaskFactory(load_project(multi), toolchain))
+    tasks = tasks_by_name(TaskFactory(load_project(multi_source), toolchain))
     arch = HOST.name
 
     bpf = argv_of(tasks[f"bpf:{arch}/alpha"])
@@ -266,8 +263,8 @@ def test_bpf_cflags_change_only_bpf_tasks(tmp_path: Path) -> None:
             assert changed_config(old[name]) == changed_config(new[name]), name
 
 
-def test_tool_version_is_part_of_config_changed(multi: Path) -> None:
-    project = load_project(multi)
+def test_tool_version_is_part_of_config_changed(multi_source: Path) -> None:
+    project = load_project(multi_source)
     toolchain = fake_toolchain(HOST)
     task = TaskFactory(project, toolchain).bpf_compile(project.bpf_objects["alpha"])
     newer = fake_toolchain(HOST)
@@ -277,14 +274,14 @@ def test_tool_version_is_part_of_config_changed(multi: Path) -> None:
     assert changed_config(task) != changed_config(newer_task)
 
 
-def test_several_arches_name_the_arch_on_each_line(multi: Path) -> None:
+def test_several_arches_name_the_arch_on_each_line(multi_source: Path) -> None:
     other = next(a for a in ARCHES.values() if a != HOST)
-    (multi / "bpfbuild.toml").write_text(
+    (multi_source / "bpfbuild.toml").write_text(
         f'[build]\narches = ["{HOST.name}", "{other.name}"]\npch = true\n'
         f'[vmlinux]\n{other.name} = "vmlinux-{other.name}.h"\n'
     )
-    (multi / f"vmlinux-{other.name}.h").write_text("")  # a [vmlinux] file must exist
-    project = load_project(multi)
+    (multi_source / f"vmlinux-{other.name}.h").write_text("")  # a [vmlinux] file must exist
+    project = load_project(multi_source)
     tasks = list(project_tasks(project, [fake_toolchain(HOST), fake_toolchain(other)]))
     lines = [step_line(t["meta"]) for t in tasks if t.get("meta")]
     assert f"  BPF     src/alpha.bpf.c ({other.name})" in lines
@@ -297,4 +294,4 @@ def test_several_arches_name_the_arch_on_each_line(multi: Path) -> None:
         f"link:{other.name}/alpha",
     ]
     copy = next(t for t in tasks if t["basename"] == "vmlinux" and other.name in t["name"])
-    assert copy["file_dep"] == [str(multi / f"vmlinux-{other.name}.h")]  # a header is copied
+    assert copy["file_dep"] == [str(multi_source / f"vmlinux-{other.name}.h")]  # a header is copied

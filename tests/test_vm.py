@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from buildutil import ARCH, Run, bpfbuild, bpfbuild_command, copy_project
-from vmutil import kill_leftovers, qemu_processes, require_vm
+from buildutil import ARCH, Run, bpfbuild, bpfbuild_command, copy_project, require_vm
+from vmutil import kill_leftovers, qemu_processes
 
 pytestmark = pytest.mark.slow
 
