@@ -40,7 +40,8 @@ def compile_bpf(
     source: Path, out_dir: Path, include_dir: Path, defines: Sequence[str] = ()
 ) -> Path:
     """clang + `bpftool gen object`, as bpfbuild builds objects for the host's arch
-    (its target flags and -idirafter dirs come from bpfbuild.arch): out_dir/<name>.bpf.o."""
+    (its target flags and -idirafter dirs come from bpfbuild.arch): out_dir/<name>.bpf.o
+    (clang's own output stays beside it as <name>.tmp.bpf.o)."""
     arch = host_arch()
     name = source.name.removesuffix(".bpf.c")
     out_dir.mkdir(parents=True, exist_ok=True)

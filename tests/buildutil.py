@@ -21,7 +21,7 @@ import pytest
 
 from bpfbuild.arch import LIBRARIES, Arch, get_arch, host_arch
 from bpfbuild.errors import BpfBuildError
-from bpfbuild.kernels.host import KERNEL_BTF, can_load_bpf, tracefs_mount
+from bpfbuild.kernels.host import KERNEL_BTF, can_load_bpf, tracefs_mounted
 
 PROJECTS = Path(__file__).resolve().parent / "projects"
 """Test projects, each copied into a temporary folder before use."""
@@ -175,11 +175,12 @@ def require_bpf() -> None:
         pytest.skip(BPF_SKIP_REASON)
 
 
-def require_tool(tool: str, package: str | None = None) -> str:
-    """The path of tool, or skip naming the Debian package that installs it."""
+def require_tool(tool: str, package: str | None = None, install: str | None = None) -> str:
+    """The path of tool, or skip naming how to install it: the Debian package (default:
+    the tool's name), or the install command."""
     path = shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
     if path is None:
-        pytest.skip(f"{tool} is not installed (apt-get install {package or tool})")
+        pytest.skip(f"{tool} is not installed ({install or f'apt-get install {package or tool}'})")
     return path
 
 
@@ -189,6 +190,24 @@ def needs_tool(tool: str, package: str | None = None) -> pytest.MarkDecorator:
         shutil.which(tool) is None,
         reason=f"{tool} is not installed (apt-get install {package or tool})",
     )
+
+
+def host_skip_reason(arch: str, why: str) -> str | None:
+    """Why a test spelled for one host arch cannot run on this host, or None."""
+    return None if ARCH == arch else f"{why}: needs a {arch} host, this is {ARCH}"
+
+
+def require_host(arch: str, why: str) -> None:
+    """Skip unless the host's arch is arch (a test spelled for that host)."""
+    reason = host_skip_reason(arch, why)
+    if reason is not None:
+        pytest.skip(reason)
+
+
+def needs_host(arch: str, why: str) -> pytest.MarkDecorator:
+    """A mark that skips a test (or, as pytestmark, a module) unless the host is arch."""
+    reason = host_skip_reason(arch, why)
+    return pytest.mark.skipif(reason is not None, reason=str(reason))
 
 
 def require_root(why: str) -> None:
@@ -224,12 +243,6 @@ def require_cross(arch: Arch | str, libraries: bool = False) -> str:
     return get_arch(arch).cross_cc if isinstance(arch, str) else arch.cross_cc
 
 
-def needs_cross(arch: Arch | str, libraries: bool = False) -> pytest.MarkDecorator:
-    """A mark that skips a test where arch's cross toolchain is not installed."""
-    reason = cross_skip_reason(arch, libraries)
-    return pytest.mark.skipif(reason is not None, reason=str(reason))
-
-
 def require_qemu_user(arch: Arch | str) -> str:
     """The static qemu-user binary that runs arch's executables, or skip."""
     arch = get_arch(arch) if isinstance(arch, str) else arch
@@ -261,7 +274,7 @@ def require_vm(spec: str, arch: str = "x86_64") -> Any:
 
 def require_tracefs() -> None:
     """Mount tracefs if it is not mounted (tracepoints attach through it), or skip."""
-    if tracefs_mount() or Path("/sys/kernel/tracing/events").is_dir():
+    if tracefs_mounted():  # where libbpf looks for tracepoint ids
         return
     done = subprocess.run(
         ["mount", "-t", "tracefs", "nodev", "/sys/kernel/tracing"], capture_output=True, text=True

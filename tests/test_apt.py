@@ -7,6 +7,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from buildutil import skip_when_unreachable
 
 from bpfbuild.archive import ArchiveError
 from bpfbuild.cache import sha256_file
@@ -63,10 +64,8 @@ def test_extract_deb_keeps_paths_inside(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def bookworm(tmp_path_factory: pytest.TempPathFactory) -> Apt:
     apt = Apt(["bookworm"], "amd64", root=tmp_path_factory.mktemp("cache"))
-    try:
+    with skip_when_unreachable("bookworm's package lists"):
         apt.update()
-    except AptError as err:
-        pytest.skip(f"Debian's package servers are not reachable: {err.message}")
     return apt
 
 

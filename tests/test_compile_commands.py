@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from buildutil import Run, build, copy_project, steps_of
+from buildutil import Run, build, copy_project, require_tool, steps_of
 
 from bpfbuild.arch import host_arch
 from bpfbuild.pipeline.layout import state_dir
@@ -83,9 +83,7 @@ def test_follows_the_commands(tmp_path: Path) -> None:
 
 
 def test_clangd_resolves_every_header(project: Path) -> None:
-    clangd = shutil.which("clangd") or shutil.which("clangd-14")
-    if clangd is None:
-        pytest.skip("clangd is not installed (apt-get install clangd)")
+    clangd = shutil.which("clangd-14") or require_tool("clangd")
     for entry in database(project):
         done = subprocess.run(
             [clangd, f"--check={entry['file']}"],

@@ -10,10 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from buildutil import bpfbuild, copy_project
+from buildutil import bpfbuild, copy_project, require_tool, skip_when_unreachable
 
 from bpfbuild.arch import get_arch
-from bpfbuild.errors import BpfBuildError
 from bpfbuild.kernels import (
     Kernel,
     KernelError,
@@ -39,10 +38,8 @@ def kernels() -> dict[str, Kernel]:
     --arch arm64 fetches the arm64 ones ahead)."""
     found = {}
     for name, (spec, arch, _) in KERNELS.items():
-        try:
+        with skip_when_unreachable(f"{spec} for {arch}"):
             found[name] = get_kernel(spec, get_arch(arch))
-        except BpfBuildError as err:
-            pytest.skip(f"cannot fetch {spec} for {arch} from Debian: {err.message}")
     return found
 
 
@@ -108,9 +105,7 @@ def test_extracted_btf_is_checked_with_the_chosen_bpftool(
 ) -> None:
     """get_kernel hands the project's bpftool ([toolchain] bpftool, $BPFTOOL) to the
     check of the BTF it cuts out: that one runs, not bpftool from PATH."""
-    real = shutil.which("bpftool", path="/usr/local/sbin:/usr/sbin:/sbin:/usr/bin")
-    if real is None:
-        pytest.skip("bpftool is not installed")
+    real = require_tool("bpftool")
     btf = tmp_path / "vmlinux.btf"
     shutil.copyfile(kernels["arm64-6.1"].btf, btf)
     ran = tmp_path / "ran"

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from buildutil import copy_project
+from buildutil import copy_project, require_host
 from doit.tools import config_changed
 
 from bpfbuild.arch import ARCHES, Arch, get_arch, host_arch
@@ -125,8 +125,7 @@ def test_bpf_compile_flags_per_arch(multi_source: Path, arch_name: str) -> None:
 
 def test_x86_bpf_argv_on_this_host(multi_source: Path, host_toolchain: Toolchain) -> None:
     """The real command on the host, as the issue spells it."""
-    if HOST.name != "x86_64":
-        pytest.skip("spelled for x86_64")
+    require_host("x86_64", "the command is spelled for x86_64")
     factory = TaskFactory(load_project(multi_source), host_toolchain)
     argv = factory.bpf_compile_argv(factory.project.bpf_objects["alpha"])
     words = shlex.join(argv)
