@@ -116,7 +116,8 @@ def _dpkg_arches() -> set[str]:
 
 def _report_cross(arch: Arch) -> int:
     """Print the cross checks of arch; the number of required items missing."""
-    missing, optional = [], []
+    missing: list[str] = []
+    optional: list[str] = []
     for what, present, package, required in cross_checks(arch):
         state = "ok" if present else ("MISSING" if required else "missing (optional)")
         click.echo(f"{arch.name + ':':<11} {what}: {state} ({package})")

@@ -3,11 +3,13 @@ an older config made and the current one no longer names are removed."""
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Collection
 from pathlib import Path
+from typing import ClassVar
 
-from .actions import PARTIAL, signature_once
+from .actions import PARTIAL, call_signature, signature_once
 
 
 @signature_once
@@ -39,15 +41,19 @@ def stale_aliases(arch_dir: str, aliases: Collection[str], apps: Collection[str]
     return sorted(stale)
 
 
-@signature_once
-def no_stale_aliases(arch_dir: str, aliases: tuple[str, ...], apps: tuple[str, ...]) -> bool:
+class NoStaleAliases:
     """doit up-to-date check of the removal task: nothing to remove."""
-    return not stale_aliases(arch_dir, aliases, apps)
+
+    fastpath_covered = True
+    """Stale links come from a bpfbuild.toml edit, which the no-op stamp sees."""
+    __signature__: ClassVar[inspect.Signature]
+
+    def __call__(self, arch_dir: str, aliases: tuple[str, ...], apps: tuple[str, ...]) -> bool:
+        return not stale_aliases(arch_dir, aliases, apps)
 
 
-no_stale_aliases.fastpath_covered = (
-    True  # stale links come from a bpfbuild.toml edit, which the stamp sees
-)
+NoStaleAliases.__signature__ = call_signature(NoStaleAliases)
+no_stale_aliases = NoStaleAliases()
 
 
 @signature_once

@@ -154,8 +154,8 @@ def load_project(root: Path) -> Project:
             mains.add(f"src/{name}")
     for app_name, table in config.apps.items():
         for key, paths in (("bpf", table.bpf), ("sources", table.sources)):
-            for path in paths:
-                _check_listed_file(root, config.path, app_name, key, path)
+            for listed in paths:
+                _check_listed_file(root, config.path, app_name, key, listed)
         # The first source of an [app] table is its main; the others may be shared
         # sources, which stay linked into the discovered apps too.
         mains.update(table.sources[:1])

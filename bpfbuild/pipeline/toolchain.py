@@ -359,14 +359,15 @@ def find_cc(arch: Arch, cache: _VersionCache) -> Tool:
         path = _find("cc", "CC", ["cc", "gcc"])
     else:
         cross = arch.cross_cc
-        path = _which([os.environ.get(f"CC_{arch.name}", cross)])
-        if not path:
+        found = _which([os.environ.get(f"CC_{arch.name}", cross)])
+        if not found:
             raise ToolchainError(
                 f"no C compiler for {arch.name} (looked for {cross}, $CC_{arch.name})",
                 hint=f"apt-get install {' '.join(arch.user_space_packages)}, or run "
                 f"`scripts/setup --arch {arch.name}` (`bpfbuild doctor --arch "
                 f"{arch.name}` lists what is missing)",
             )
+        path = found
     env = "CC" if arch == host_arch() else f"CC_{arch.name}"
     # gcc and clang name their target; a program that is no C compiler prints nothing.
     machine = cache.get(
@@ -623,7 +624,7 @@ def find_toolchain(
         )
         cc = find_cc(arch, cache) if user_space else None
         library_dirs = compiler_library_dirs(cc.path, cache) if cc else []
-        if tree:
+        if tree and project:  # a tree comes from the project's [libbpf]
             libbpf = libbpf_from_source(arch, tree, project.root, cache)
         else:
             libbpf = find_libbpf(

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from ..errors import BpfBuildError
 from ..kernels.abi import parse_btf_header
@@ -139,6 +139,7 @@ class Btf:
                 hint="is this a BPF object built with clang -g?",
             )
         self.endian = header.struct_order
+        self.byte_order: Literal["little", "big"] = "big" if header.big_endian else "little"
         hdr_len, type_off, type_len = header.hdr_len, header.type_off, header.type_len
         str_off, str_len = header.str_off, header.str_len
         self.strings = raw[hdr_len + str_off : hdr_len + str_off + str_len]
@@ -355,7 +356,7 @@ class Btf:
         return self._decode(self._type(type_ref).type_id, raw[:size])
 
     def _int(self, raw: bytes, signed: bool) -> int:
-        return int.from_bytes(raw, "little" if self.endian == "<" else "big", signed=signed)
+        return int.from_bytes(raw, self.byte_order, signed=signed)
 
     def _decode(self, type_id: int, raw: bytes) -> Any:
         t = self.resolve(type_id)
@@ -425,7 +426,7 @@ class Btf:
         return out
 
     def _get_bits(self, raw: bytes, bit_offset: int, bits: int) -> int:
-        whole = int.from_bytes(raw, "little" if self.endian == "<" else "big")
+        whole = int.from_bytes(raw, self.byte_order)
         shift = bit_offset if self.endian == "<" else len(raw) * 8 - bit_offset - bits
         return (whole >> shift) & ((1 << bits) - 1)
 
@@ -442,7 +443,7 @@ class Btf:
         return bytes(buf)
 
     def _put_int(self, buf: bytearray, offset: int, size: int, value: int, signed: bool) -> None:
-        order = "little" if self.endian == "<" else "big"
+        order = self.byte_order
         try:
             buf[offset : offset + size] = int(value).to_bytes(
                 size, order, signed=signed and value < 0
@@ -532,7 +533,7 @@ class Btf:
     def _set_bits(
         self, buf: bytearray, offset: int, size: int, bit_offset: int, bits: int, value: int
     ) -> None:
-        order = "little" if self.endian == "<" else "big"
+        order = self.byte_order
         whole = int.from_bytes(buf[offset : offset + size], order)
         shift = bit_offset if order == "little" else size * 8 - bit_offset - bits
         mask = ((1 << bits) - 1) << shift

@@ -29,6 +29,7 @@ from ..pipeline.layout import Layout
 from ..pipeline.names import CONFIG_NAME
 from .libbpf import (
     TRACEPOINT_SECTIONS,
+    BpfError,
     BpfObject,
     BpfPrivilegeError,
     BpfUnsupportedError,
@@ -88,8 +89,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def skip_reason(exc: BaseException) -> str | None:
     """Why a test should be skipped rather than fail because of this error, if it should."""
     if isinstance(exc, (BpfPrivilegeError, BpfUnsupportedError)):
-        return f"{exc.message} ({exc.hint})" if exc.hint else exc.message
+        return _missing_here(exc)
     return None
+
+
+def _missing_here(exc: BpfError) -> str:
+    """The skip reason of an error that says what this kernel or process lacks."""
+    return f"{exc.message} ({exc.hint})" if exc.hint else exc.message
 
 
 @pytest.hookimpl(wrapper=True)
@@ -98,7 +104,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     try:
         return (yield)
     except (BpfPrivilegeError, BpfUnsupportedError) as exc:
-        pytest.skip(skip_reason(exc))
+        pytest.skip(_missing_here(exc))
 
 
 # ------------------------------------------------------------------- project
@@ -217,7 +223,7 @@ class BpfObjectFactory:
             if load:
                 obj.load()
         except (BpfPrivilegeError, BpfUnsupportedError) as exc:
-            pytest.skip(skip_reason(exc))
+            pytest.skip(_missing_here(exc))
         if any(p.section.split("/", 1)[0] in TRACEPOINT_SECTIONS for p in obj.programs.values()):
             reason = mount_tracefs()
             if reason:

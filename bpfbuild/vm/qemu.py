@@ -184,11 +184,13 @@ def run(command: Sequence[str], timeout: float, on_line: Callable[[str], object]
     timer = threading.Timer(timeout, expire)
     timer.daemon = True
     timer.start()
+    console, errors = process.stdout, process.stderr
+    assert console is not None and errors is not None  # start() pipes both
     stderr: list[bytes] = []
-    reader = threading.Thread(target=lambda: stderr.append(process.stderr.read()), daemon=True)
+    reader = threading.Thread(target=lambda: stderr.append(errors.read()), daemon=True)
     reader.start()
     try:
-        for raw in process.stdout:
+        for raw in console:
             on_line(raw.decode(errors="replace"))
         process.wait()
     finally:
