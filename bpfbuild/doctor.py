@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -12,7 +13,13 @@ import click
 
 from .arch import LIBRARIES, Arch, get_arch, host_arch
 from .errors import BpfBuildError
-from .kernels.host import KERNEL_BTF, can_load_bpf, kernel_btf_status, tracefs_mount
+from .kernels.host import (
+    KERNEL_BTF,
+    MOUNT_TRACEFS,
+    can_load_bpf,
+    kernel_btf_status,
+    tracefs_mount,
+)
 from .pipeline.layout import state_dir
 from .pipeline.names import TOOLCHAIN_CACHE_NAME
 from .pipeline.project import Project, find_root, load_project
@@ -223,7 +230,7 @@ def run_doctor(
     loadable, how = can_load_bpf()
     click.echo(f"load BPF:   {how}")
     mount = tracefs_mount()
-    click.echo(f"tracefs:    {mount or 'not mounted (mount -t tracefs nodev /sys/kernel/tracing)'}")
+    click.echo(f"tracefs:    {mount or f'not mounted ({shlex.join(MOUNT_TRACEFS)})'}")
     if failures:
         click.echo(f"doctor: {failures} required check(s) failed: builds cannot work")
         return 1

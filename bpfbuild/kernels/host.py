@@ -23,6 +23,11 @@ from .abi import (
 
 KERNEL_BTF = "/sys/kernel/btf/vmlinux"
 """The running kernel's BTF: the default vmlinux.h source for the host arch."""
+TRACEFS = "/sys/kernel/tracing"
+"""Where tracefs is mounted: libbpf reads tracepoint ids there (or under debugfs)."""
+TRACEFS_DIRS = (TRACEFS, "/sys/kernel/debug/tracing")
+MOUNT_TRACEFS = ("mount", "-t", "tracefs", "nodev", TRACEFS)
+"""The command that mounts it (root)."""
 
 
 class _ProgLoadAttr(ctypes.Structure):
@@ -115,6 +120,4 @@ def has_bpf_privileges() -> bool:
 
 def tracefs_mounted() -> bool:
     """True if tracepoint ids can be read where libbpf looks for them."""
-    return any(
-        Path(p, "events").is_dir() for p in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
-    )
+    return any(Path(p, "events").is_dir() for p in TRACEFS_DIRS)

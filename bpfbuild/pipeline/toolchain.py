@@ -33,7 +33,6 @@ DEBIAN_PACKAGE = {
     "cc": "gcc",
     "llvm-strip": "llvm",
     "pkg-config": "pkg-config",
-    "libbpf": "libbpf-dev",
 }
 
 

@@ -25,6 +25,7 @@ import functools
 import logging
 import os
 import re
+import shlex
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -43,7 +44,12 @@ from ..kernels.abi import (
     errno_description,
     errno_name,
 )
-from ..kernels.host import describe_missing_privilege, has_bpf_privileges, tracefs_mounted
+from ..kernels.host import (
+    MOUNT_TRACEFS,
+    describe_missing_privilege,
+    has_bpf_privileges,
+    tracefs_mounted,
+)
 from ..verify.log import missing_ksym
 from .btf import Btf, ValueLayout
 
@@ -702,7 +708,7 @@ class Program:
         self._require_loaded("attach")
         hint = None
         if self.section.split("/", 1)[0] in TRACEPOINT_SECTIONS and not tracefs_mounted():
-            hint = "tracefs is not mounted: mount -t tracefs nodev /sys/kernel/tracing"
+            hint = f"tracefs is not mounted: {shlex.join(MOUNT_TRACEFS)}"
         with _capture() as sink:
             ctypes.set_errno(0)
             handle = lib().bpf_program__attach(self._handle)

@@ -25,6 +25,7 @@ import pytest
 
 from ..arch import host_arch
 from ..errors import BpfBuildError
+from ..kernels.host import KERNEL_BTF, MOUNT_TRACEFS, TRACEFS
 from ..pipeline.layout import Layout
 from ..pipeline.names import CONFIG_NAME
 from .libbpf import (
@@ -41,13 +42,12 @@ PROJECT_ENV = "BPFBUILD_PROJECT"
 """Environment variable: the project root, if the tests run from elsewhere."""
 ARCH_ENV = "BPFBUILD_ARCH"
 """Environment variable: which arch's objects to test (default: the host's)."""
-TRACEFS = Path("/sys/kernel/tracing")
 
 FEATURES: dict[str, tuple[Callable[[], bool], str]] = {
     "root": (has_bpf_privileges, "needs root or CAP_BPF to load BPF programs"),
     "btf": (
-        lambda: Path("/sys/kernel/btf/vmlinux").exists(),
-        "kernel has no BTF (/sys/kernel/btf/vmlinux): CO-RE and tp_btf need it",
+        lambda: Path(KERNEL_BTF).exists(),
+        f"kernel has no BTF ({KERNEL_BTF}): CO-RE and tp_btf need it",
     ),
     "kprobes": (
         lambda: (
@@ -183,7 +183,7 @@ def mount_tracefs() -> str | None:
     if not has_bpf_privileges():
         return "tracefs is not mounted and mounting it needs root"
     result = subprocess.run(
-        ["mount", "-t", "tracefs", "nodev", str(TRACEFS)],
+        list(MOUNT_TRACEFS),
         capture_output=True,
         text=True,
         check=False,

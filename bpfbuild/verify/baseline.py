@@ -10,12 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import VerifyError
+from ..pipeline.config import VerifyConfig
 from .formats import aligned_columns, cell_text
 from .log import NOT_ROOT_HINT, Verdict
 from .results import ProgramResult
 
-DEFAULT_MAX_GROWTH_PCT = 10.0
-"""Baseline: processed instructions or states may grow by at most this percentage."""
+DEFAULT_MAX_GROWTH_PCT = VerifyConfig.max_growth
+"""Baseline: processed instructions or states may grow by at most this percentage
+([verify] max_growth's default)."""
 
 
 BASELINE_FORMAT = 1

@@ -6,12 +6,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ..errors import VerifyError
+from ..pipeline.config import VerifyConfig
 from .baseline import Comparison
 from .log import Verdict
 from .results import DEFAULT_INSN_LIMIT, ObjectReport, ProgramResult, VerifyReport
 
-DEFAULT_MAX_SHARE = 0.5
-"""Budget: a passing program may use at most this share of the instruction limit."""
+DEFAULT_MAX_SHARE = VerifyConfig.max_insn_share
+"""Budget: a passing program may use at most this share of the instruction limit
+([verify] max_insn_share's default)."""
 
 
 def check_budget(
