@@ -265,7 +265,7 @@ def require_vm(spec: str, arch: str = "x86_64") -> Any:
     from bpfbuild.vm.qemu import machine_for
 
     machine = machine_for(arch)
-    require_tool(machine.qemu, machine.package)
+    require_tool(machine.qemu, machine.facts.qemu_package)
     try:
         return get_kernel(spec, get_arch(arch))
     except BpfBuildError as err:

@@ -35,23 +35,7 @@ class Machine:
     arch: str
     """bpfbuild's arch name."""
     facts: VmFacts
-
-    @property
-    def package(self) -> str:
-        """The Debian package that provides its qemu system emulator."""
-        return self.facts.qemu_package
-
-    @property
-    def console(self) -> str:
-        return self.facts.console
-
-    @property
-    def tcg_args(self) -> tuple[str, ...]:
-        return self.facts.tcg_args
-
-    @property
-    def kvm_args(self) -> tuple[str, ...]:
-        return self.facts.kvm_args
+    """Its console, board and CPU, and the qemu package (arch.VM)."""
 
     @property
     def qemu(self) -> str:
@@ -83,7 +67,7 @@ def qemu_binary(machine: Machine) -> str:
     if not found:
         raise VmError(
             f"{machine.qemu} not found: needed to verify {machine.arch} kernels in a VM",
-            hint=f"apt-get install {machine.package}",
+            hint=f"apt-get install {machine.facts.qemu_package}",
         )
     return found
 
@@ -92,7 +76,7 @@ def qemu_command(machine: Machine, image: Path, initramfs: Path, kvm: bool) -> l
     """The qemu command that boots image with initramfs, console on stdout."""
     return [
         qemu_binary(machine),
-        *(machine.kvm_args if kvm else machine.tcg_args),
+        *(machine.facts.kvm_args if kvm else machine.facts.tcg_args),
         "-m",
         str(MEMORY_MB),
         "-smp",
@@ -108,7 +92,7 @@ def qemu_command(machine: Machine, image: Path, initramfs: Path, kvm: bool) -> l
         "-initrd",
         str(initramfs),
         "-append",
-        f"console={machine.console} panic=-1 quiet rdinit=/init",
+        f"console={machine.facts.console} panic=-1 quiet rdinit=/init",
     ]
 
 
@@ -253,7 +237,7 @@ def _kvm_verdict(machine: Machine, image: Path) -> bool:
 def _probe_kvm(machine: Machine, image: Path) -> bool:
     command = [
         qemu_binary(machine),
-        *machine.kvm_args,
+        *machine.facts.kvm_args,
         "-m",
         str(MEMORY_MB),
         "-nodefaults",
@@ -265,7 +249,7 @@ def _probe_kvm(machine: Machine, image: Path) -> bool:
         "-kernel",
         str(image),
         "-append",
-        f"console={machine.console} earlyprintk={machine.console} panic=-1",
+        f"console={machine.facts.console} earlyprintk={machine.facts.console} panic=-1",
     ]
     seen = threading.Event()
 
