@@ -18,6 +18,7 @@ from .abi import (
     CAP_SYS_ADMIN,
     ENOSYS_REASON,
     btf_byte_order,
+    errno_name,
     missing_privilege,
 )
 
@@ -66,7 +67,7 @@ def can_load_bpf() -> tuple[bool, str]:
     if err == errno.ENOSYS:
         return False, f"no: {ENOSYS_REASON}"
     if err in (errno.EPERM, errno.EACCES):
-        return False, f"no: {errno.errorcode[err]}: {describe_missing_privilege()}"
+        return False, f"no: {errno_name(err)}: {describe_missing_privilege()}"
     return False, f"no: {os.strerror(err)}"
 
 
