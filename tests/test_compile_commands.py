@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from buildutil import build, copy_project, steps_of
+from buildutil import Run, build, copy_project, require_tool, steps_of
 
 from bpfbuild.arch import host_arch
 from bpfbuild.pipeline.layout import state_dir
@@ -41,10 +41,8 @@ def database(root: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = copy_project("multi", tmp_path_factory.mktemp("compdb"))
-    build(root)
-    return root
+def project(multi_built: tuple[Path, Run]) -> Path:
+    return multi_built[0]
 
 
 def test_an_entry_per_source_with_the_builds_commands(project: Path) -> None:
@@ -85,9 +83,7 @@ def test_follows_the_commands(tmp_path: Path) -> None:
 
 
 def test_clangd_resolves_every_header(project: Path) -> None:
-    clangd = shutil.which("clangd") or shutil.which("clangd-14")
-    if clangd is None:
-        pytest.skip("clangd is not installed (apt-get install clangd)")
+    clangd = shutil.which("clangd-14") or require_tool("clangd")
     for entry in database(project):
         done = subprocess.run(
             [clangd, f"--check={entry['file']}"],

@@ -22,7 +22,8 @@ import pytest
 from bpfbuild.cli import main as cli
 from bpfbuild.errors import BpfBuildError
 from bpfbuild.pipeline import config
-from bpfbuild.pipeline.config import CONFIG_NAME, load_config
+from bpfbuild.pipeline.config import load_config
+from bpfbuild.pipeline.names import CONFIG_NAME
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"

@@ -38,16 +38,6 @@ def assert_missed(run: Run, reason: str) -> None:
     assert reason in run.stderr, run.describe()
 
 
-@pytest.fixture
-def multi(tmp_path: Path) -> Path:
-    """tests/projects/multi, built once: its stamp is written."""
-    root = copy_project("multi", tmp_path)
-    run = traced(root)
-    assert "fastpath: miss (no build state here)" in run.stderr, run.describe()
-    assert "fastpath: recorded" in run.stderr, run.describe()
-    return root
-
-
 def edit(path: Path, old: str, new: str) -> None:
     text = path.read_text()
     assert old in text, f"{old!r} not in {path}"

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from buildutil import copy_project
+from buildutil import copy_project, require_host
 from doit.task import Task
 
 from bpfbuild.arch import ARCHES, Arch, get_arch, host_arch
@@ -51,27 +51,22 @@ def contains_run(argv: list[str], run: list[str]) -> bool:
     return any(argv[i : i + len(run)] == run for i in range(len(argv) - len(run) + 1))
 
 
-@pytest.fixture
-def multi(tmp_path: Path) -> Path:
-    return copy_project("multi", tmp_path)
-
-
 @pytest.fixture(scope="module")
 def host_toolchain(tmp_path_factory: pytest.TempPathFactory) -> Toolchain:
     return find_toolchain(HOST, tmp_path_factory.mktemp("state"))
 
 
-def test_every_path_is_absolute(multi: Path, host_toolchain: Toolchain) -> None:
-    steps = list(project_steps(load_project(multi), [host_toolchain]))
+def test_every_path_is_absolute(multi_source: Path, host_toolchain: Toolchain) -> None:
+    steps = list(project_steps(load_project(multi_source), [host_toolchain]))
     assert steps
     for step in steps:
         for path in [*step.outputs, *step.inputs]:
             assert Path(path).is_absolute(), (step.id, path)
 
 
-def test_no_target_is_a_partial_file(multi: Path, host_toolchain: Toolchain) -> None:
+def test_no_target_is_a_partial_file(multi_source: Path, host_toolchain: Toolchain) -> None:
     """Tools write OUTPUT.partial, renamed on success: doit must never track a .partial."""
-    for step in project_steps(load_project(multi), [host_toolchain]):
+    for step in project_steps(load_project(multi_source), [host_toolchain]):
         for target in step.outputs:
             assert not target.endswith(".partial"), target
         for command in step.every_command:
@@ -80,10 +75,10 @@ def test_no_target_is_a_partial_file(multi: Path, host_toolchain: Toolchain) -> 
             assert all(o.endswith(".partial") for o in outputs), command
 
 
-def test_a_step_as_a_doit_task(multi: Path, host_toolchain: Toolchain) -> None:
+def test_a_step_as_a_doit_task(multi_source: Path, host_toolchain: Toolchain) -> None:
     """to_doit: doit's group and name from the id, the step's parts under doit's keys,
     its config first among the up-to-date checks and the outputs' check last."""
-    project = load_project(multi)
+    project = load_project(multi_source)
     builder = StepBuilder(project, host_toolchain)
     step = builder.bpf_compile(project.bpf_objects["alpha"])
     task = to_doit(step)
@@ -98,10 +93,10 @@ def test_a_step_as_a_doit_task(multi: Path, host_toolchain: Toolchain) -> None:
     assert group["actions"] is None and group["uptodate"] == []  # runs nothing, records nothing
 
 
-def test_task_names_and_the_app_group(multi: Path, host_toolchain: Toolchain) -> None:
+def test_task_names_and_the_app_group(multi_source: Path, host_toolchain: Toolchain) -> None:
     tasks = {
         f"{t['basename']}:{t['name']}": t
-        for t in project_tasks(load_project(multi), [host_toolchain])
+        for t in project_tasks(load_project(multi_source), [host_toolchain])
     }
     arch = HOST.name
     for name in ("alpha", "beta", "gamma"):
@@ -121,18 +116,18 @@ def test_task_names_and_the_app_group(multi: Path, host_toolchain: Toolchain) ->
     assert tasks[f"order:{arch}/pch-first"]["task_dep"] == [f"vmlinux:{arch}/vmlinux.h"]
     assert tasks[f"order:{arch}/pch-first"]["actions"] is None
     link = tasks[f"link:{arch}/alpha"]
-    assert link["targets"] == [str(multi / "output" / arch / "alpha")]
+    assert link["targets"] == [str(multi_source / "output" / arch / "alpha")]
     archives = host_toolchain.link_libraries(True, [])[1]
     assert any(path.endswith("/libbpf.a") for path in archives), archives
     assert set(link["file_dep"]) == {
-        str(Layout(multi, arch).user_object(s)) for s in ("src/alpha.c", "src/util.c")
+        str(Layout(multi_source, arch).user_object(s)) for s in ("src/alpha.c", "src/util.c")
     } | set(archives)
 
 
 @pytest.mark.parametrize("arch_name", list(ARCHES))
-def test_bpf_compile_flags_per_arch(multi: Path, arch_name: str) -> None:
+def test_bpf_compile_flags_per_arch(multi_source: Path, arch_name: str) -> None:
     arch = get_arch(arch_name)
-    builder = StepBuilder(load_project(multi), fake_toolchain(arch))
+    builder = StepBuilder(load_project(multi_source), fake_toolchain(arch))
     argv = builder.bpf_compile_argv(builder.project.bpf_objects["gamma"])
     assert argv[0] == "/opt/llvm/bin/clang"
     assert "-g" in argv  # BTF for CO-RE
@@ -149,11 +144,10 @@ def test_bpf_compile_flags_per_arch(multi: Path, arch_name: str) -> None:
     assert contains_run(argv, ["-MD", "-MP", "-MF", f"output/{arch_name}/bpf/gamma.bpf.d.partial"])
 
 
-def test_x86_bpf_argv_on_this_host(multi: Path, host_toolchain: Toolchain) -> None:
+def test_x86_bpf_argv_on_this_host(multi_source: Path, host_toolchain: Toolchain) -> None:
     """The real command on the host, as the issue spells it."""
-    if HOST.name != "x86_64":
-        pytest.skip("spelled for x86_64")
-    builder = StepBuilder(load_project(multi), host_toolchain)
+    require_host("x86_64", "the command is spelled for x86_64")
+    builder = StepBuilder(load_project(multi_source), host_toolchain)
     argv = builder.bpf_compile_argv(builder.project.bpf_objects["alpha"])
     words = shlex.join(argv)
     for flag in (
@@ -166,10 +160,10 @@ def test_x86_bpf_argv_on_this_host(multi: Path, host_toolchain: Toolchain) -> No
         assert f" {flag} " in f" {words} ", words
 
 
-def test_depfile_deps_and_a_deleted_header(multi: Path, host_toolchain: Toolchain) -> None:
+def test_depfile_deps_and_a_deleted_header(multi_source: Path, host_toolchain: Toolchain) -> None:
     """A previous .d names the headers a compile read: they become file_dep, except
     one deleted since, which is dropped rather than breaking the build."""
-    layout = Layout(multi, HOST.name)
+    layout = Layout(multi_source, HOST.name)
     depfile = layout.bpf_depfile("alpha")
     depfile.parent.mkdir(parents=True)
     depfile.write_text(
@@ -180,24 +174,24 @@ def test_depfile_deps_and_a_deleted_header(multi: Path, host_toolchain: Toolchai
     user_depfile = layout.user_depfile("src/alpha.c")
     user_depfile.parent.mkdir(parents=True)
     user_depfile.write_text("x.o: src/alpha.c src/util.h include/version.h src/gone.h\n")
-    builder = StepBuilder(load_project(multi), host_toolchain)
+    builder = StepBuilder(load_project(multi_source), host_toolchain)
 
     bpf = builder.bpf_compile(builder.project.bpf_objects["alpha"])
-    assert str(multi / "src/alpha.bpf.c") in bpf.inputs
-    assert str(multi / "src/common.h") in bpf.inputs
+    assert str(multi_source / "src/alpha.bpf.c") in bpf.inputs
+    assert str(multi_source / "src/common.h") in bpf.inputs
     assert "/usr/include/bpf/bpf_helpers.h" in bpf.inputs
     assert not any("deleted.h" in dep for dep in bpf.inputs)
     assert bpf.depfile == str(depfile) and str(depfile) in bpf.outputs
 
     cc = builder.user_compile("src/alpha.c")
-    assert {str(multi / p) for p in ("src/alpha.c", "src/util.h", "include/version.h")} <= set(
-        cc.inputs
-    )
+    assert {
+        str(multi_source / p) for p in ("src/alpha.c", "src/util.h", "include/version.h")
+    } <= set(cc.inputs)
     assert not any("gone.h" in dep for dep in cc.inputs)
     assert cc.depfile == str(user_depfile)
 
     beta = builder.bpf_compile(builder.project.bpf_objects["beta"])
-    assert str(multi / "src/common.h") not in beta.inputs  # no .d yet: source only
+    assert str(multi_source / "src/common.h") not in beta.inputs  # no .d yet: source only
 
 
 def pkg_config_libs(*args: str) -> list[str]:
@@ -207,8 +201,10 @@ def pkg_config_libs(*args: str) -> list[str]:
     return shlex.split(done.stdout)
 
 
-def test_static_link_uses_pkg_config_static_libs(multi: Path, host_toolchain: Toolchain) -> None:
-    builder = StepBuilder(load_project(multi), host_toolchain)
+def test_static_link_uses_pkg_config_static_libs(
+    multi_source: Path, host_toolchain: Toolchain
+) -> None:
+    builder = StepBuilder(load_project(multi_source), host_toolchain)
     argv = argv_of(builder.link("alpha"))
     assert host_toolchain.cc and argv[0] == host_toolchain.cc.path
     assert "-static" in argv
@@ -218,9 +214,9 @@ def test_static_link_uses_pkg_config_static_libs(multi: Path, host_toolchain: To
     assert contains_run(argv, ["-o", f"output/{HOST.name}/alpha.partial"])
 
 
-def test_static_false_links_dynamically(multi: Path, host_toolchain: Toolchain) -> None:
-    (multi / "bpfbuild.toml").write_text("[build]\nstatic = false\n")
-    builder = StepBuilder(load_project(multi), host_toolchain)
+def test_static_false_links_dynamically(multi_source: Path, host_toolchain: Toolchain) -> None:
+    (multi_source / "bpfbuild.toml").write_text("[build]\nstatic = false\n")
+    builder = StepBuilder(load_project(multi_source), host_toolchain)
     link = builder.link("alpha")
     argv = argv_of(link)
     assert "-static" not in argv
@@ -231,7 +227,7 @@ def test_static_false_links_dynamically(multi: Path, host_toolchain: Toolchain) 
 
 
 def test_toolchain_environment_overrides(
-    multi: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    multi_source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -244,9 +240,9 @@ def test_toolchain_environment_overrides(
     monkeypatch.setenv("CC", str(bin_dir / "my-cc"))
     monkeypatch.setenv("CFLAGS", "-DFROM_CFLAGS '-DQUOTED=a b'")
     monkeypatch.setenv("LDFLAGS", "-Wl,-z,relro")
-    (multi / "bpfbuild.toml").write_text('[build]\ncflags = ["-DFROM_TOML"]\n')
+    (multi_source / "bpfbuild.toml").write_text('[build]\ncflags = ["-DFROM_TOML"]\n')
     toolchain = find_toolchain(HOST, tmp_path / "state")
-    tasks = steps_by_id(StepBuilder(load_project(multi), toolchain))
+    tasks = steps_by_id(StepBuilder(load_project(multi_source), toolchain))
     arch = HOST.name
 
     bpf = argv_of(tasks[f"bpf:{arch}/alpha"])
@@ -289,8 +285,8 @@ def test_bpf_cflags_change_only_bpf_tasks(tmp_path: Path) -> None:
             assert changed_config(old[name]) == changed_config(new[name]), name
 
 
-def test_tool_version_is_part_of_config_changed(multi: Path) -> None:
-    project = load_project(multi)
+def test_tool_version_is_part_of_config_changed(multi_source: Path) -> None:
+    project = load_project(multi_source)
     toolchain = fake_toolchain(HOST)
     task = StepBuilder(project, toolchain).bpf_compile(project.bpf_objects["alpha"])
     newer = fake_toolchain(HOST)
@@ -300,14 +296,14 @@ def test_tool_version_is_part_of_config_changed(multi: Path) -> None:
     assert changed_config(task) != changed_config(newer_task)
 
 
-def test_several_arches_name_the_arch_on_each_line(multi: Path) -> None:
+def test_several_arches_name_the_arch_on_each_line(multi_source: Path) -> None:
     other = next(a for a in ARCHES.values() if a != HOST)
-    (multi / "bpfbuild.toml").write_text(
+    (multi_source / "bpfbuild.toml").write_text(
         f'[build]\narches = ["{HOST.name}", "{other.name}"]\npch = true\n'
         f'[vmlinux]\n{other.name} = "vmlinux-{other.name}.h"\n'
     )
-    (multi / f"vmlinux-{other.name}.h").write_text("")  # a [vmlinux] file must exist
-    project = load_project(multi)
+    (multi_source / f"vmlinux-{other.name}.h").write_text("")  # a [vmlinux] file must exist
+    project = load_project(multi_source)
     steps = list(project_steps(project, [fake_toolchain(HOST), fake_toolchain(other)]))
     lines = [step_line(s) for s in steps if s.label]
     assert f"  BPF     src/alpha.bpf.c ({other.name})" in lines
@@ -320,4 +316,4 @@ def test_several_arches_name_the_arch_on_each_line(multi: Path) -> None:
         f"link:{other.name}/alpha",
     ]
     copy = next(s for s in steps if s.id == f"vmlinux:{other.name}/vmlinux.h")
-    assert copy.inputs == (str(multi / f"vmlinux-{other.name}.h"),)  # a header is copied
+    assert copy.inputs == (str(multi_source / f"vmlinux-{other.name}.h"),)  # a header is copied

@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from buildutil import needs_tool
 
 from bpfbuild.verify.formats import format_matrix
 from bpfbuild.verify.log import Verdict
@@ -20,7 +21,7 @@ from bpfbuild.vm.initramfs import CpioWriter, GuestObject, write_initramfs
 from bpfbuild.vm.targets import image_release, matrix_cells, split_list
 
 
-@pytest.mark.skipif(shutil.which("cpio") is None, reason="cpio is not installed")
+@needs_tool("cpio")
 def test_initramfs_is_a_newc_archive_cpio_reads(tmp_path: Path) -> None:
     busybox, runner, obj = (tmp_path / n for n in ("busybox", "runner", "x.bpf.o"))
     busybox.write_bytes(b"B" * 1001)

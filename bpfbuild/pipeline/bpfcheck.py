@@ -6,6 +6,8 @@ import struct
 
 from doit.exceptions import TaskFailed
 
+from ..elf import parse_ident
+
 SHF_EXECINSTR = 0x4
 SHN_XINDEX = 0xFFFF
 
@@ -19,9 +21,10 @@ def program_sections(path: str) -> list[str]:
     own time in a clean build. Raises ValueError for what is not such an object."""
     with open(path, "rb") as f:
         data = f.read()
-    if len(data) < 64 or data[:4] != b"\x7fELF" or data[4] != 2 or data[5] not in (1, 2):
+    ident = parse_ident(data)
+    if len(data) < 64 or ident is None or ident.bits != 64 or ident.byte_order is None:
         raise ValueError("not a 64-bit ELF file")
-    order = "<" if data[5] == 1 else ">"
+    order = ident.struct_order
     (shoff,) = struct.unpack_from(order + "Q", data, 40)
     shentsize, shnum, shstrndx = struct.unpack_from(order + "HHH", data, 58)
     header = struct.Struct(order + "IIQQQQIIQQ")  # one Elf64_Shdr

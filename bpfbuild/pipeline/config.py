@@ -16,7 +16,6 @@ from ..kernels.spec import is_kernel_spec
 from .layout import NAME_HINT, name_problem
 from .linker import LINKERS
 
-CONFIG_NAME = "bpfbuild.toml"
 PCH_AUTO_MIN = 4
 """With pch = "auto": fewer sources do not pay back the ~0.4 s the PCH takes to build
 (each saves 0.1-0.2 s), and the other jobs compile them meanwhile anyway."""

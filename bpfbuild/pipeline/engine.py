@@ -25,13 +25,12 @@ from ..cache import size_limit
 from ..errors import BpfBuildError, ToolchainError
 from . import fastpath
 from .layout import state_dir
+from .names import DB_NAME, LOCK_NAME
 from .project import Project, check_own_folders, load_project
 from .state import BACKEND_LOCATION, BACKEND_NAME, SharedDigestChecker, remove_partials
 from .steps import step_line
 from .tasks import StepSource, project_tasks, run_of
 from .toolchain import Toolchain, find_toolchain
-
-DB_NAME = "doit.sqlite"
 
 
 @dataclass(frozen=True)
@@ -185,7 +184,7 @@ _held_locks: dict[Path, int] = {}
 
 def acquire_lock(root: Path) -> None:
     """Hold .bpfbuild/lock for the life of this process; wait, saying so, if taken."""
-    path = state_dir(root) / "lock"
+    path = state_dir(root) / LOCK_NAME
     if path in _held_locks:
         return
     check_own_folders(root)  # the lock would be written through the link

@@ -38,11 +38,8 @@ import sys
 import time
 import zlib
 
-STAMP_NAME = "fastpath.stamp"
-STATE_DIR = ".bpfbuild"
-"""As layout.STATE_DIR; not imported from there so that the check imports nothing more."""
-CONFIG_NAME = "bpfbuild.toml"
-"""As config.CONFIG_NAME (config.py imports tomllib and the arch table)."""
+from .names import CONFIG_NAME, LOCK_NAME, STAMP_NAME, STATE_DIR, TOOLCHAIN_CACHE_NAME
+
 FORMAT = 2
 TRACE_ENV = "BPFBUILD_TRACE"
 """Set to 1: `bpfbuild build` says on stderr whether the fast path answered, and why not."""
@@ -152,7 +149,7 @@ def check(args: list[str], environ: dict[str, str] | os._Environ = os.environ) -
     root = directory or "."
     state = os.path.join(root, STATE_DIR)
     try:
-        lock = os.open(os.path.join(state, "lock"), os.O_RDONLY)
+        lock = os.open(os.path.join(state, LOCK_NAME), os.O_RDONLY)
     except OSError:
         return "no build state here"
     try:
@@ -391,7 +388,7 @@ class Recorder:
                 paths += [os.path.join(current, n) for n in sorted(names) if n.endswith(".h")]
         from .toolchain import probed_paths
 
-        probed = probed_paths(os.path.join(root, STATE_DIR, "toolchain.json"))
+        probed = probed_paths(os.path.join(root, STATE_DIR, TOOLCHAIN_CACHE_NAME))
         for path in sorted(tools | probed):
             paths.append(path)
             if os.path.isdir(path):  # pkg-config's folders: the .pc files too

@@ -12,9 +12,10 @@ from ..arch import Arch, get_arch, host_arch
 from ..errors import ConfigError, ProjectError
 from ..kernels.host import KERNEL_BTF
 from ..kernels.spec import is_kernel_spec
-from .config import CONFIG_NAME, ProjectConfig, load_config
-from .layout import NAME_HINT, OUTPUT_DIR, RESERVED_NAMES, STATE_DIR, name_problem
+from .config import ProjectConfig, load_config
+from .layout import NAME_HINT, RESERVED_NAMES, name_problem
 from .libbpf_source import LibbpfTree, load_tree
+from .names import CONFIG_NAME, OUTPUT_DIR, STATE_DIR
 
 if TYPE_CHECKING:
     from ..kernels.debian import Kernel
@@ -153,8 +154,8 @@ def load_project(root: Path) -> Project:
             mains.add(f"src/{name}")
     for app_name, table in config.apps.items():
         for key, paths in (("bpf", table.bpf), ("sources", table.sources)):
-            for path in paths:
-                _check_listed_file(root, config.path, app_name, key, path)
+            for listed in paths:
+                _check_listed_file(root, config.path, app_name, key, listed)
         # The first source of an [app] table is its main; the others may be shared
         # sources, which stay linked into the discovered apps too.
         mains.update(table.sources[:1])
@@ -193,7 +194,7 @@ def load_project(root: Path) -> Project:
     for arch in arches:
         value = configured.get(arch.name)
         if value is not None and is_kernel_spec(value):
-            vmlinux[arch.name] = VmlinuxSource(value, _kernel(config.path, value, arch))
+            vmlinux[arch.name] = VmlinuxSource(value, _kernel(config, root, value, arch))
         elif value is not None:
             if not (root / value).is_file():
                 what = "a folder" if (root / value).is_dir() else "not found"
@@ -361,12 +362,15 @@ def _check_listed_file(root: Path, config_path: Path, app: str, key: str, path: 
         )
 
 
-def _kernel(config_path: Path, spec: str, arch: Arch) -> Kernel:
-    """The Debian kernel a [vmlinux] value names; errors say which key."""
+def _kernel(config: ProjectConfig, root: Path, spec: str, arch: Arch) -> Kernel:
+    """The Debian kernel a [vmlinux] value names, its BTF checked with the project's
+    bpftool; errors say which key."""
     from ..kernels.debian import KernelError, get_kernel
+    from .toolchain import chosen_bpftool
 
+    config_path = config.path
     try:
-        return get_kernel(spec, arch)
+        return get_kernel(spec, arch, chosen_bpftool(config.toolchain.bpftool, root))
     except KernelError as err:
         raise KernelError(
             f'{config_path}: [vmlinux] {arch.name} = "{spec}": {err.message}', hint=err.hint

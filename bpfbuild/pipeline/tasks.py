@@ -15,7 +15,7 @@ from typing import Any
 
 from doit.exceptions import TaskFailed
 
-from ..arch import host_arch
+from ..arch import bpf_target_flags, host_arch
 from ..errors import ToolchainError
 from . import actions, aliases, header_cache, libbpf_source
 from .actions import (
@@ -188,9 +188,7 @@ class StepBuilder:
             "-O2",  # the verifier rejects unoptimized BPF
             "-Wall",
             *self.reproducible_flags(),
-            "-target",
-            self.arch.bpf_target,  # BPF byte order must match the kernel's
-            f"-D__TARGET_ARCH_{self.arch.target_arch}",  # bpf_tracing.h picks PT_REGS by arch
+            *bpf_target_flags(self.arch),
             "-I",
             self.rel(self.layout.include_dir),  # vmlinux.h for this arch
             *[f"-I{d}" for d in self.project.include_dirs],

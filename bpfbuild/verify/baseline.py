@@ -101,11 +101,12 @@ class Change:
     @property
     def percent(self) -> float | None:
         """Growth relative to before; infinite when it grew from zero."""
-        if self.diff is None:
+        before, diff = self.before, self.diff
+        if before is None or diff is None:
             return None
-        if self.before == 0:
-            return 0.0 if self.diff == 0 else math.copysign(math.inf, self.diff)
-        return 100.0 * self.diff / self.before
+        if before == 0:
+            return 0.0 if diff == 0 else math.copysign(math.inf, diff)
+        return 100.0 * diff / before
 
 
 @dataclass(frozen=True)
