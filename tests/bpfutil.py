@@ -10,7 +10,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from bpfbuild.verify.runner import build_runner_command
+from bpfbuild.verify.runner.build import build_runner as build_verify_runner
 
 TRIPLET = "x86_64-linux-gnu"
 
@@ -71,12 +71,13 @@ def compile_bpf(
     return linked
 
 
-def build_runner(out_dir: Path) -> Path:
-    """bpfverify, linked statically as `bpfbuild verify` builds it."""
+def build_runner(out_dir: Path, cc: str = "gcc", arch: str = "x86_64") -> Path:
+    """bpfverify, built as `bpfbuild verify` builds it (the pinned libbpf, static)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     runner = out_dir / "bpfverify"
-    ldflags = run(["pkg-config", "--static", "--libs", "libbpf"]).stdout.split()
-    run(build_runner_command("gcc", runner, ldflags=ldflags))
+    version = run([cc, "-dumpfullversion"]).stdout.strip()
+    failed = build_verify_runner(cc, version, arch, str(runner))
+    assert failed is None, failed
     return runner
 
 

@@ -323,6 +323,7 @@ def test_interrupted_runner_leaves_nothing_loaded(
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     assert json.loads(process.stdout.readline())["kind"] == "runner"
+    assert json.loads(process.stdout.readline())["kind"] == "object"
     assert json.loads(process.stdout.readline())["name"] == "slow_one"
     process.send_signal(sig)  # while slow_two is being verified
     remaining = process.stdout.read()

@@ -272,7 +272,14 @@ def _execute(argv: tuple[str, ...], cwd: str, stdout_to: str | None = None) -> T
 
 @signature_once
 def verify_object(
-    runner: str, bpf_object: str, log_dir: str, rodata: dict, name: str, arch: str, report: str
+    runner: str,
+    bpf_object: str,
+    log_dir: str,
+    rodata: dict,
+    max_entries: dict,
+    name: str,
+    arch: str,
+    report: str,
 ) -> TaskFailed | None:
     """Run the verifier runner on one object and save its report (atomically).
     A rejection is a result, not a task failure: `bpfbuild verify` judges it."""
@@ -282,7 +289,13 @@ def verify_object(
 
     try:
         result = run_verifier(
-            Path(runner), Path(bpf_object), Path(log_dir), rodata, name=name, arch=arch
+            Path(runner),
+            Path(bpf_object),
+            Path(log_dir),
+            rodata,
+            max_entries=max_entries,
+            name=name,
+            arch=arch,
         )
     except BpfBuildError as err:
         return TaskFailed(err.describe())

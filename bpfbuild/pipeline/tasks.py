@@ -634,38 +634,36 @@ class TaskFactory:
 
     def verifier_runner(self) -> TaskDict:
         """bpfverify, the static C program that loads each BPF program in the kernel:
-        static so that it also runs in a bare initramfs with no Python."""
+        static so that it also runs in a bare initramfs with no Python; built against
+        the pinned libbpf of bpfbuild.verify.runner.build, whatever the project's."""
         from ..verify.runner import RUNNER_SOURCE, build_runner_command
+        from ..verify.runner.build import RUNNER_LIBBPF_SUITE, build_runner, runner_compiler
 
         runner = self.layout.verifier_runner
-        argv = build_runner_command(
-            self.toolchain.cc.path,
-            Path(actions.partial(self.rel(runner))),
-            RUNNER_SOURCE,
-            cflags=self.toolchain.libbpf.cflags,
-            ldflags=self.toolchain.libbpf.static_libs,
-        )
+        cc = self.toolchain.cc or runner_compiler(self.arch)  # a BPF-only project has none
+        shown = build_runner_command(cc.path, runner, RUNNER_SOURCE, ldflags=["libbpf/*.o"])
         return self._task(
             "tool",
             "bpfverify",
             "CC",
             self.rel(runner),
-            [Command(tuple(argv))],
+            [Command(tuple(shown))],
             actions=[
                 (
-                    actions.run_tool,
-                    (tuple(argv), str(self.project.root), (str(runner),)),
-                    self._expect["cc"],
+                    build_runner,
+                    (cc.path, cc.version, self.arch.name, str(runner)),
+                    {
+                        "expect": native_expectation(
+                            self.arch, cc.path, self.arch == host_arch(), dict(os.environ)
+                        )
+                    },
                 )
             ],
-            file_dep=[
-                str(RUNNER_SOURCE),
-                *self.toolchain.link_libraries(True, [])[1],
-                *self.libbpf_archive_dep(),
-            ],
+            file_dep=[str(RUNNER_SOURCE)],
             targets=[str(runner)],
-            task_dep=self.libbpf_header_tasks(),
-            uptodate=[self._changed("cc", argv)],
+            uptodate=[
+                ConfigChanged({"cc": cc.path, "version": cc.version, "libbpf": RUNNER_LIBBPF_SUITE})
+            ],
         )
 
     def verify(self, obj: BpfObject) -> TaskDict:
@@ -673,6 +671,7 @@ class TaskFactory:
         Up to date while the object, the runner and the kernel (release, BTF) are."""
         layout = self.layout
         rodata = self.project.config.verify.rodata.get(obj.name, {})
+        max_entries = self.project.config.verify.max_entries(obj.name)
         report = layout.verify_report(obj.name)
         bpf_object, runner = layout.bpf_object(obj.name), layout.verifier_runner
         return self._task(
@@ -687,6 +686,7 @@ class TaskFactory:
                         "--log-dir",
                         self.rel(layout.verify_dir(obj.name)),
                         *[f"--set={k}={v}" for k, v in rodata.items()],
+                        *[f"--max-entries={k}={v}" for k, v in max_entries.items()],
                         self.rel(bpf_object),
                     )
                 )
@@ -699,6 +699,7 @@ class TaskFactory:
                         str(bpf_object),
                         str(layout.verify_dir(obj.name)),
                         rodata,
+                        max_entries,
                         obj.name,
                         self.arch.name,
                         str(report),
@@ -710,7 +711,9 @@ class TaskFactory:
             task_dep=self.pch_tasks(),
             targets=[str(report)],
             uptodate=[
-                ConfigChanged({"kernel": platform.release(), "rodata": rodata}),
+                ConfigChanged(
+                    {"kernel": platform.release(), "rodata": rodata, "maps": max_entries}
+                ),
                 (actions.report_complete, (str(report),)),
             ],
         )
@@ -723,9 +726,14 @@ class TaskFactory:
 
         layout, kernel = self.layout, target.kernel
         folder = layout.vm_verify_dir(kernel.release)
-        rodata = self.project.config.verify.rodata
+        settings = self.project.config.verify
         objects = tuple(
-            GuestObject(name, layout.bpf_object(name), rodata.get(name, {}))
+            GuestObject(
+                name,
+                layout.bpf_object(name),
+                settings.rodata.get(name, {}),
+                settings.max_entries(name),
+            )
             for name in self.project.bpf_objects
         )
         job = VmJob(
@@ -754,6 +762,7 @@ class TaskFactory:
                         "kernel": kernel.provenance(),
                         "release": kernel.release,
                         "rodata": {o.name: o.rodata for o in objects},
+                        "maps": {o.name: o.max_entries for o in objects},
                     }
                 )
             ],
