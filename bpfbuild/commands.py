@@ -202,8 +202,6 @@ def _report(
     VMs failed; print the reports there are."""
     from .verify.baseline import compare_baseline, write_baseline
     from .verify.budgets import raise_for_failures
-    from .verify.formats import format_rejection
-    from .verify.log import Verdict
     from .verify.results import VerifyReport, load_object_report
 
     root = project.root
@@ -237,15 +235,8 @@ def _report(
             if machine:  # still a document: status "no privilege", every program skipped
                 click.echo(format_report(report, fmt))
             return 0
-    click.echo(format_report(report, fmt))
-    for o in objects:
-        for result in o.results:
-            if result.verdict is Verdict.REJECTED:
-                where = "" if o.kernel_spec == "host" else f"on {o.kernel_spec} ({o.arch}): "
-                notes("\n" + where + format_rejection(result).rstrip())
-            elif result.verdict is Verdict.UNSUPPORTED:
-                kernel = "this kernel" if o.kernel_spec == "host" else f"{o.kernel_spec} ({o.arch})"
-                notes(f"note: {result.name}: not supported by {kernel}: {result.error}")
+    click.echo(format_report(report, fmt, _tools(project)))
+    _print_verdict_notes(objects, notes)
 
     settings = project.config.verify
     baseline = root / settings.baseline
@@ -256,18 +247,49 @@ def _report(
     elif host_objects and baseline.is_file():
         comparison = compare_baseline(baseline, host_report.results, settings.max_growth)
         notes(f"\ncompared with {baseline.relative_to(root)}:\n{comparison.format().rstrip()}")
-    raise_for_failures(report, max_share=settings.max_insn_share, comparison=comparison)
+    raise_for_failures(
+        report, max_share=settings.max_insn_share, comparison=comparison, require=require
+    )
     return 0
 
 
-def format_report(report: VerifyReport, fmt: str) -> str:
+def _tools(project: Project) -> dict[str, tuple[str, ...]]:
+    """App name -> the BPF objects it loads: what the kernel-support summary is per."""
+    return {app.name: app.bpf_objects for app in project.apps.values()}
+
+
+def _print_verdict_notes(objects: Sequence, notes) -> None:
+    """Each rejection with its source line and hint; the unsupported programs and other
+    notes once per object and kernel; then the programs no kernel verified at all."""
+    from .verify.formats import format_rejection
+    from .verify.log import Verdict
+    from .verify.results import VerifyReport
+    from .verify.summary import object_notes, unverified_line
+
+    for o in objects:
+        for result in o.results:
+            if result.verdict is Verdict.REJECTED:
+                where = "" if o.kernel_spec == "host" else f"on {o.kernel_spec} ({o.arch}): "
+                notes("\n" + where + format_rejection(result).rstrip())
+        kernel = "this kernel" if o.kernel_spec == "host" else f"{o.kernel_spec} ({o.arch})"
+        for line in object_notes(o, kernel):
+            notes(line)
+    unverified = unverified_line(VerifyReport(list(objects)))
+    if unverified:
+        notes(f"warning: {unverified}")
+
+
+def format_report(
+    report: VerifyReport, fmt: str, tools: dict[str, tuple[str, ...]] | None = None
+) -> str:
     """The report in a format: json and csv as always; a table per (kernel, arch),
-    then the matrix when there is more than one."""
+    then the matrix when there is more than one, ending with the kernels each tool
+    (tools: app -> objects; objects with no app stand for themselves) runs on."""
     from .verify.formats import format_csv, format_matrix, format_table
     from .verify.results import format_json
 
     if fmt == "json":
-        return format_json(report)
+        return format_json(report, tools)
     cells: dict[tuple[str, str], list] = {}
     for o in report.objects:
         cells.setdefault((o.kernel_spec, o.arch), []).append(o)
@@ -288,7 +310,10 @@ def format_report(report: VerifyReport, fmt: str) -> str:
             f"== {spec} {arch} ({kernel})\n" + format_table([r for o in group for r in o.results])
         )
     if len(cells) > 1:
-        parts.append("== matrix\n" + format_matrix(report))
+        from .verify.summary import kernel_support, support_lines
+
+        lines = support_lines(kernel_support(report, tools))
+        parts.append("== matrix\n" + format_matrix(report) + "\n\n" + "\n".join(lines))
     return "\n\n".join(parts)
 
 
