@@ -167,6 +167,45 @@ def matrix_cells(
     return [{"kernel": spec, "arch": arch} for spec, arch in cells(specs, names, host_arch().name)]
 
 
+def list_kernels(root: Path, kernels: Sequence[str] = (), arches: Sequence[str] = ()) -> int:
+    """`bpfbuild verify --list-kernels`: what each kernel spec (the command line's, else
+    [verify] kernels) resolves to per arch, from the cache alone: package, version,
+    suite and release; a spec not resolved yet is said so, and nothing is fetched."""
+    import platform
+
+    from .kernels import is_kernel_spec
+    from .kernels.debian import cached_resolution
+    from .verify.formats import aligned_columns
+    from .vm.targets import HOST, image_release
+    from .vm.targets import matrix_cells as cells
+
+    project = load_project(root)
+    specs, names = verify_matrix(project, kernels, arches)
+    rows, unresolved = [], []
+    for spec, arch in cells(specs, names, host_arch().name):
+        if spec == HOST:
+            rows.append((spec, arch, "(the running kernel)", "-", "-", platform.release()))
+        elif not is_kernel_spec(spec):
+            image = (root / spec).resolve()
+            release = image_release(image) if image.is_file() else "(no such image)"
+            rows.append((spec, arch, "(an image)", "-", "-", release))
+        elif (found := cached_resolution(spec, get_arch(arch))) is None:
+            rows.append((spec, arch, "(not resolved yet)", "-", "-", "-"))
+            unresolved.append((spec, arch))
+        else:
+            release = found.release or "(not fetched yet)"
+            rows.append((spec, arch, found.package, found.version, found.suite, release))
+    click.echo(
+        aligned_columns(("Kernel", "Arch", "Package", "Version", "Suite", "Release"), rows, ())
+    )
+    for spec, arch in unresolved:
+        click.echo(
+            f"note: {spec} ({arch}) is not resolved yet: `bpfbuild verify --kernel {spec} "
+            f"--arch {arch}` resolves it with apt and fetches it once"
+        )
+    return 0
+
+
 def _resolve_plan(project: Project, specs: Sequence[str], arch_names: Sequence[str]) -> VerifyPlan:
     """Each cell's kernel, fetched into the cache when needed; two names of one kernel
     boot it once."""

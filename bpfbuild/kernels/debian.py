@@ -31,7 +31,14 @@ from .apt import Apt, AptError, DebianVersion, extract_deb
 from .image import KernelImageError, check_btf_file, extract_btf
 from .spec import is_kernel_spec
 
-__all__ = ["Kernel", "KernelError", "get_kernel", "is_kernel_spec"]
+__all__ = [
+    "Kernel",
+    "KernelError",
+    "Resolution",
+    "cached_resolution",
+    "get_kernel",
+    "is_kernel_spec",
+]
 
 SPECS_KIND = "kernel-specs"
 KERNELS_KIND = "kernels"
@@ -327,6 +334,41 @@ def get_kernel(spec: str, arch: Arch) -> Kernel:
         raise KernelError(
             f"cannot fetch {spec} for {arch.name}: {first_error.message}", hint=first_error.hint
         )
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What a spec is pinned to for an arch, as the cache has it (nothing fetched)."""
+
+    spec: str
+    arch: str
+    package: str
+    version: str
+    suite: str
+    release: str | None
+    """`uname -r`; None while the kernel itself is not in the cache."""
+
+
+def cached_resolution(spec: str, arch: Arch) -> Resolution | None:
+    """What spec resolved to for arch when it was last used, from the cache alone (no
+    apt, no network); None when it has not been resolved yet. Raises for a bad spec."""
+    _parse_spec(spec)
+    entry = read_entry(SPECS_KIND, _spec_key(spec, arch))
+    if entry is None:
+        return None
+    meta = entry.meta
+    try:
+        kernel = _cached_kernel(spec, arch, meta)
+        return Resolution(
+            spec,
+            arch.name,
+            meta["package"],
+            meta["version"],
+            meta["suite"],
+            kernel.release if kernel else None,
+        )
+    except KeyError:
+        return None
 
 
 def _cached_kernel(spec: str, arch: Arch, resolution: dict) -> Kernel | None:

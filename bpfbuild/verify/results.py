@@ -91,6 +91,8 @@ class ObjectReport:
     notes: list[str] = field(default_factory=list)
     """What holds for the object as a whole on this kernel, said once: a subsystem the
     kernel lacks, a map the runner sized because the object left it at 0."""
+    maps: dict[str, int] = field(default_factory=dict)
+    """Each map's max_entries as loaded ([verify.maps], 1 for a map left at 0)."""
 
 
 @dataclass
@@ -180,6 +182,7 @@ def format_json(report: VerifyReport, tools: Mapping[str, Sequence[str]] | None 
                 "kernel_spec": o.kernel_spec,
                 "privileged": o.privileged,
                 "notes": o.notes,
+                "maps": o.maps,
                 "programs": [r.to_dict() for r in o.results],
             }
             for o in report.objects
@@ -210,6 +213,7 @@ def report_from_json(text: str, origin: str = "<json>") -> VerifyReport:
                     results=results,
                     kernel_spec=o.get("kernel_spec", "host"),
                     notes=list(o.get("notes", [])),
+                    maps=dict(o.get("maps", {})),
                 )
             )
     except (ValueError, KeyError, TypeError) as exc:

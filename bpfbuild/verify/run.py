@@ -115,6 +115,7 @@ def object_report(
         privileged=header.privileged,
         results=[_program_result(arch, name, p, skip_reason, missing) for p in programs],
         notes=notes,
+        maps={m.name: m.max_entries for m in output.object.maps},
         progs_loaded_before=None if before < 0 else before,
         progs_loaded_after=None if after < 0 else after,
         skip_reason=skip_reason,

@@ -13,6 +13,8 @@ from .results import ObjectReport, VerifyReport
 
 NOT_VERIFIED = (Verdict.SKIPPED, Verdict.UNSUPPORTED)
 """Verdicts that verified nothing: the program was never loaded through the verifier."""
+WORST_FIRST = (Verdict.REJECTED, Verdict.UNSUPPORTED, Verdict.SKIPPED, Verdict.PASSED)
+"""What a kernel says of a tool: the worst verdict among its programs there."""
 
 
 def unverified_programs(report: VerifyReport) -> list[str]:
@@ -73,16 +75,16 @@ class ToolSupport:
     """The spec of that kernel, as the user named it."""
     tried: list[str] = field(default_factory=list)
     """Every kernel tried on this arch, oldest first, as major.minor."""
-    failing: list[str] = field(default_factory=list)
-    """Kernels tried on this arch on which some program did not pass."""
+    failing: dict[str, str] = field(default_factory=dict)
+    """Kernels tried on this arch on which some program did not pass -> the worst
+    verdict there (rejected, unsupported, skipped)."""
     not_tried: list[str] = field(default_factory=list)
     """Kernels older than `oldest` that other arches tried and this one did not."""
 
     def text(self) -> str:
         if self.oldest is None:
-            return f"{self.arch} none" + (
-                f" ({', '.join(self.failing)} fail)" if self.failing else ""
-            )
+            failing = ", ".join(f"{k} {v}" for k, v in reversed(self.failing.items()))
+            return f"{self.arch} none" + (f" ({failing})" if failing else "")
         tail = f" ({', '.join(self.not_tried)} not tried)" if self.not_tried else ""
         return f"{self.arch} {self.oldest}+{tail}"
 
@@ -129,24 +131,23 @@ def kernel_support(
         for o in report.objects:
             if o.object in objects:
                 cells.setdefault((o.arch, o.kernel), {})[o.object] = o
-        arches = sorted({arch for arch, _ in cells})
+        arches = list(dict.fromkeys(arch for arch, _ in cells))  # the run's order
         labels: dict[str, set[str]] = {arch: set() for arch in arches}
-        rows: dict[str, list[tuple[tuple[int, ...], str, str, bool]]] = {a: [] for a in arches}
+        rows: dict[str, list[tuple[tuple[int, ...], str, str, Verdict]]] = {a: [] for a in arches}
         for (arch, release), found in cells.items():
             if set(found) != set(objects):
                 continue  # not every object of the tool was verified there
             spec = next(iter(found.values())).kernel_spec
-            passes = all(
-                r.verdict is Verdict.PASSED for o in found.values() for r in o.results
-            ) and all(o.results for o in found.values())
+            verdicts = {r.verdict for o in found.values() for r in o.results}
+            worst = next((v for v in WORST_FIRST if v in verdicts), Verdict.SKIPPED)
             label = _label(release, spec)
             labels[arch].add(label)
-            rows[arch].append((kernel_series(release), label, spec, passes))
+            rows[arch].append((kernel_series(release), label, spec, worst))
         for arch in arches:
             tried = sorted(rows[arch])
             oldest = None
-            for series, label, spec, passes in reversed(tried):
-                if not passes:
+            for series, label, spec, worst in reversed(tried):
+                if worst is not Verdict.PASSED:
                     break
                 oldest = (series, label, spec)
             others = {
@@ -167,7 +168,11 @@ def kernel_support(
                     oldest[1] if oldest else None,
                     oldest[2] if oldest else None,
                     tried=[label for _, label, _, _ in tried],
-                    failing=[label for _, label, _, passes in tried if not passes],
+                    failing={
+                        label: worst.value
+                        for _, label, _, worst in tried
+                        if worst is not Verdict.PASSED
+                    },
                     not_tried=list(dict.fromkeys(label for _, label in not_tried)),
                 )
             )
