@@ -125,14 +125,19 @@ def verify_matrix(
 ) -> tuple[list[str], list[str]]:
     """The kernels and arches to verify on: the command line's, else [verify]'s, else
     the running kernel. VM arches default to every arch of the project a VM boots."""
+    return _matrix(project.config.verify, [a.name for a in project.arches], kernels, arches)
+
+
+def _matrix(
+    settings, project_arches: list[str], kernels: Sequence[str], arches: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """verify_matrix from [verify] settings and the project's arch names."""
     from .vm.qemu import MACHINES
     from .vm.targets import HOST, check_vm_arch, split_list
 
-    settings = project.config.verify
     specs = split_list(kernels) or list(settings.kernels) or [HOST]
     host = host_arch().name
     names = [get_arch(a).name for a in split_list(arches) or settings.arches]
-    project_arches = [a.name for a in project.arches]
     for name in names:
         if name not in project_arches:
             raise BpfBuildError(
@@ -175,12 +180,15 @@ def list_kernels(root: Path, kernels: Sequence[str] = (), arches: Sequence[str] 
 
     from .kernels import is_kernel_spec
     from .kernels.debian import cached_resolution
+    from .pipeline.config import CONFIG_NAME, load_config
     from .verify.formats import aligned_columns
     from .vm.targets import HOST, image_release
     from .vm.targets import matrix_cells as cells
 
-    project = load_project(root)
-    specs, names = verify_matrix(project, kernels, arches)
+    # The configuration only: loading the project would fetch its [vmlinux] kernels.
+    config = load_config(root / CONFIG_NAME)
+    project_arches = [get_arch(a).name for a in config.build.arches] or [host_arch().name]
+    specs, names = _matrix(config.verify, project_arches, kernels, arches)
     rows, unresolved = [], []
     for spec, arch in cells(specs, names, host_arch().name):
         if spec == HOST:
