@@ -512,6 +512,28 @@ def missing_ksym(libbpf_lines: Sequence[str]) -> Classification | None:
     return None
 
 
+def missing_ksym_name(libbpf_lines: Sequence[str]) -> str | None:
+    """The kfunc or kernel variable libbpf found missing (it stops at the first)."""
+    for line in libbpf_lines:
+        if m := _MISSING_KSYM_RE.search(line):
+            return m["name"]
+    return None
+
+
+def missing_ksym_elsewhere(name: str, users: Sequence[str]) -> Classification:
+    """A program that does not use the kernel symbol libbpf found missing: it was not
+    loaded because libbpf resolves the object's kfuncs all at once."""
+    called = f"used by {', '.join(users)}" if users else "used by no program"
+    return Classification(
+        Verdict.UNSUPPORTED,
+        f"not loaded: {name} ({called}) is not in this kernel, and libbpf loads the object "
+        "as a whole",
+        hint=f"declare {name} `__ksym __weak` and use it only when `bpf_ksym_exists({name})` "
+        f"is true{' in ' + ', '.join(users) if users else ''}, so the object loads on kernels "
+        "without it; or verify on a kernel that has it",
+    )
+
+
 def classify_failure(load_errno: int, log: str, libbpf_lines: Sequence[str]) -> Classification:
     """Tell a verifier rejection from a kernel that lacks support, for a privileged load.
 

@@ -18,11 +18,14 @@ from .log import (
     VerifierStats,
     classify_failure,
     hint_for,
+    missing_ksym_elsewhere,
+    missing_ksym_name,
     missing_struct_ops,
     parse_runner_output,
     parse_stats,
     split_log,
 )
+from .objfile import program_ksyms
 from .results import ObjectReport, ProgramResult, skip_message
 from .runner import runner_command
 
@@ -107,13 +110,14 @@ def object_report(
         for p in output.programs
     ]
     missing, notes = _object_facts(name, output.object)
+    ksyms = _KsymUsers(bpf_object)
     return ObjectReport(
         object=name,
         path=bpf_object,
         arch=arch,
         kernel=header.kernel,
         privileged=header.privileged,
-        results=[_program_result(arch, name, p, skip_reason, missing) for p in programs],
+        results=[_program_result(arch, name, p, skip_reason, missing, ksyms) for p in programs],
         notes=notes,
         maps={m.name: m.max_entries for m in output.object.maps},
         progs_loaded_before=None if before < 0 else before,
@@ -178,6 +182,27 @@ def _arch_name(machine: str) -> str:
         return machine
 
 
+class _KsymUsers:
+    """The kernel symbols each program of an object uses, read from its ELF once and
+    only when a load failed for a missing one."""
+
+    def __init__(self, bpf_object: Path) -> None:
+        self.bpf_object = bpf_object
+        self._found: dict[str, frozenset[str]] | None = None
+
+    def of(self, program: str) -> frozenset[str] | None:
+        """What program uses; None when the object cannot tell."""
+        return self._programs().get(program)
+
+    def users(self, symbol: str) -> list[str]:
+        return [p for p, used in self._programs().items() if symbol in used]
+
+    def _programs(self) -> dict[str, frozenset[str]]:
+        if self._found is None:
+            self._found = program_ksyms(self.bpf_object)
+        return self._found
+
+
 def _object_facts(
     name: str, facts: RunnerObject
 ) -> tuple[dict[str | None, Classification], list[str]]:
@@ -208,6 +233,7 @@ def _program_result(
     program: RunnerProgram,
     skip_reason: str | None = None,
     missing: dict[str | None, Classification] | None = None,
+    ksyms: _KsymUsers | None = None,
 ) -> ProgramResult:
     log_path = Path(program.log_path) if program.log_path else None
     text = log_path.read_text(errors="replace") if log_path and log_path.exists() else ""
@@ -235,6 +261,12 @@ def _program_result(
         result.jited_bytes = program.jited_bytes
         return result
     classification = classify_failure(program.errno, kernel_log, libbpf_lines)
+    symbol = missing_ksym_name(libbpf_lines) if classification.rejection is None else None
+    if symbol and ksyms is not None:
+        used = ksyms.of(program.name)
+        if used is not None and symbol not in used:
+            # The kfunc is another program's: name it as the object's, not this one's.
+            classification = missing_ksym_elsewhere(symbol, ksyms.users(symbol))
     missing = missing or {}
     if program.name in missing or (None in missing and classification.rejection is None):
         # The kernel lacks the subsystem the object implements: that is why, not a
