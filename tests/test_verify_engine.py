@@ -242,6 +242,19 @@ def test_a_missing_kfunc_is_named_only_where_it_is_called(
 
 
 @needs_bpf
+def test_a_prog_array_with_initial_programs_does_not_tie_them(
+    verify_run: Callable[..., ObjectReport],
+) -> None:
+    results = {r.program: r for r in verify_run("tailcall").results}
+    assert {name: r.verdict for name, r in results.items()} == {
+        "head": Verdict.PASSED,
+        "tail": Verdict.PASSED,
+    }
+    assert results["head"].insns_processed
+    assert "slot 0 of prog array 'jumps'" in (results["head"].hint or "")
+
+
+@needs_bpf
 def test_core_relocation_failure_names_missing_field(
     verify_run: Callable[..., ObjectReport], no_leftovers: None
 ) -> None:

@@ -512,6 +512,15 @@ def missing_ksym(libbpf_lines: Sequence[str]) -> Classification | None:
     return None
 
 
+_PROG_ARRAY_SLOT_RE = re.compile(
+    r"map '(?P<map>[^']+)': failed to initialize slot \[(?P<slot>\d+)\] to prog "
+    r"'(?P<target>[^']+)'"
+)
+"""libbpf fills a prog array declared with initial programs after every program of
+the object loaded: when the runner loads one alone, the others have no fd for it, so
+the load fails after the program itself passed the verifier."""
+
+
 def missing_ksym_name(libbpf_lines: Sequence[str]) -> str | None:
     """The kfunc or kernel variable libbpf found missing (it stops at the first)."""
     for line in libbpf_lines:
@@ -550,6 +559,14 @@ def classify_failure(load_errno: int, log: str, libbpf_lines: Sequence[str]) -> 
     libbpf_error = _libbpf_error(libbpf_lines)
     if ksym := missing_ksym(libbpf_lines):
         return ksym
+    if slot := _PROG_ARRAY_SLOT_RE.search("\n".join(libbpf_lines)):
+        if parse_rejection(log, libbpf_lines) is None:
+            return Classification(
+                Verdict.PASSED,
+                f"verified; libbpf then could not put program '{slot['target']}' in slot "
+                f"{slot['slot']} of prog array '{slot['map']}', as it verifies one program "
+                "at a time",
+            )
     if load_errno == errno.EPERM:
         return Classification(
             Verdict.UNSUPPORTED,

@@ -274,6 +274,9 @@ def _program_result(
         classification = missing.get(program.name) or missing[None]
     result.verdict = classification.verdict
     rejection = classification.rejection
+    if classification.verdict is Verdict.PASSED:
+        result.hint = classification.reason  # passed, with what the load could not do
+        return result
     if classification.verdict is Verdict.UNSUPPORTED or rejection is None:
         result.error = classification.reason
         result.hint = classification.hint or (
