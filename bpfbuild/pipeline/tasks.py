@@ -651,7 +651,7 @@ class TaskFactory:
             actions=[
                 (
                     build_runner,
-                    (cc.path, cc.version, self.arch.name, str(runner)),
+                    (cc.path, cc.version, self.arch.name, str(runner), str(self.project.root)),
                     {
                         "expect": native_expectation(
                             self.arch, cc.path, self.arch == host_arch(), dict(os.environ)

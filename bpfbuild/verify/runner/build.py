@@ -79,10 +79,16 @@ def static_system_libs(arch_name: str) -> list[str]:
 
 @signature_once
 def build_runner(
-    cc: str, cc_version: str, arch_name: str, output: str, expect: ElfExpectation | None = None
+    cc: str,
+    cc_version: str,
+    arch_name: str,
+    output: str,
+    cwd: str | None = None,
+    expect: ElfExpectation | None = None,
 ) -> TaskFailed | None:
     """doit action: bpfverify for arch_name at output, from the user's cache or compiled
-    (libbpf's sources, then the runner linked statically with their objects)."""
+    (libbpf's sources, then the runner linked statically with their objects). With
+    expect, it must be an ELF of that arch (cwd: what a mismatch names it relative to)."""
     try:
         tree = runner_libbpf()
         libs = static_system_libs(arch_name)
@@ -98,7 +104,7 @@ def build_runner(
 
     def make() -> TaskFailed | None:
         failed = _compile_and_link(cc, tree, libs, Path(output))
-        return failed or check_arch(output, str(Path(output).parent), expect)
+        return failed or check_arch(output, cwd or str(Path(output).parent), expect)
 
     if not header_cache.enabled():
         failed = make()
