@@ -641,7 +641,8 @@ class TaskFactory:
 
         runner = self.layout.verifier_runner
         cc = self.toolchain.cc or runner_compiler(self.arch)  # a BPF-only project has none
-        shown = build_runner_command(cc.path, runner, RUNNER_SOURCE, ldflags=["libbpf/*.o"])
+        libbpf = f"<libbpf of Debian {RUNNER_LIBBPF_SUITE}, from the user cache>/*.o"
+        shown = build_runner_command(cc.path, runner, RUNNER_SOURCE, ldflags=[libbpf])
         return self._task(
             "tool",
             "bpfverify",

@@ -543,8 +543,15 @@ def missing_ksym_elsewhere(name: str, users: Sequence[str]) -> Classification:
     )
 
 
-def classify_failure(load_errno: int, log: str, libbpf_lines: Sequence[str]) -> Classification:
+def classify_failure(
+    load_errno: int,
+    log: str,
+    libbpf_lines: Sequence[str],
+    libbpf_warnings: Sequence[str] | None = None,
+) -> Classification:
     """Tell a verifier rejection from a kernel that lacks support, for a privileged load.
+    libbpf_lines: all of libbpf's messages (debug ones too); libbpf_warnings: only its
+    warnings, which name what went wrong (default: libbpf_lines).
 
     - EPERM although privileged: the kernel refuses the program type (lockdown,
       an LSM, or no support for fentry/LSM programs).
@@ -556,7 +563,7 @@ def classify_failure(load_errno: int, log: str, libbpf_lines: Sequence[str]) -> 
       kfunc the kernel lacks, a missing attach target: ESRCH/ENOENT), or the kernel does not know the
       program or attach type (EINVAL, EOPNOTSUPP, ENOTSUPP).
     """
-    libbpf_error = _libbpf_error(libbpf_lines)
+    libbpf_error = _libbpf_error(libbpf_lines if libbpf_warnings is None else libbpf_warnings)
     if ksym := missing_ksym(libbpf_lines):
         return ksym
     if slot := _PROG_ARRAY_SLOT_RE.search("\n".join(libbpf_lines)):

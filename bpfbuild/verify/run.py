@@ -260,7 +260,9 @@ def _program_result(
         result.xlated_insns = program.xlated_bytes // 8  # struct bpf_insn is 8 bytes
         result.jited_bytes = program.jited_bytes
         return result
-    classification = classify_failure(program.errno, kernel_log, libbpf_lines)
+    classification = classify_failure(
+        program.errno, kernel_log, libbpf_lines, program.libbpf_messages or None
+    )
     symbol = missing_ksym_name(libbpf_lines) if classification.rejection is None else None
     if symbol and ksyms is not None:
         used = ksyms.of(program.name)
