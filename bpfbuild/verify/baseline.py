@@ -104,7 +104,7 @@ class Change:
     @property
     def percent(self) -> float | None:
         """Growth relative to before; infinite when it grew from zero."""
-        if self.diff is None:
+        if self.diff is None or self.before is None:
             return None
         if self.before == 0:
             return 0.0 if self.diff == 0 else math.copysign(math.inf, self.diff)

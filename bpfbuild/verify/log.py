@@ -180,7 +180,8 @@ _LIBBPF_RELO_FAILED_RE = re.compile(
 
 def split_log(text: str) -> tuple[str, list[str]]:
     """Split a runner log file into the kernel's verifier log and libbpf's lines."""
-    kernel, libbpf = [], []
+    kernel: list[str] = []
+    libbpf: list[str] = []
     for line in text.splitlines():
         (libbpf if line.startswith(LIBBPF_PREFIX) else kernel).append(line)
     return "\n".join(kernel), [line[len(LIBBPF_PREFIX) :] for line in libbpf]

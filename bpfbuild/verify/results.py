@@ -8,6 +8,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..errors import VerifyError
 from ..kernels.host import ENOSYS_REASON
@@ -63,7 +64,7 @@ class ProgramResult:
             return None
         return self.insns_processed / (self.insn_limit or DEFAULT_INSN_LIMIT)
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["verdict"] = self.verdict.value
         data["log_path"] = str(self.log_path) if self.log_path else None
