@@ -237,7 +237,7 @@ def build(
     "kernels",
     multiple=True,
     metavar="KERNEL",
-    help="Verify on this kernel: host, debian:5.10, debian:6.1, debian:6.12, a Debian "
+    help="Verify on this kernel: host, debian:5.10, debian:6.1, debian:6.12, debian:7.3, a Debian "
     "kernel package, or a kernel image; repeatable (default: [verify] kernels, "
     "else host). Other kernels than host boot in a VM.",
 )
@@ -252,6 +252,12 @@ def build(
     "--matrix-json",
     is_flag=True,
     help="Print the (kernel, arch) matrix for GitHub Actions' strategy.matrix and exit.",
+)
+@click.option(
+    "--list-kernels",
+    is_flag=True,
+    help="Print what each kernel resolves to per arch (package, version, suite, release), "
+    "from the cache, and exit.",
 )
 @click.option(
     "--merge",
@@ -272,6 +278,7 @@ def verify(
     kernels: tuple[str, ...],
     arches: tuple[str, ...],
     matrix_json: bool,
+    list_kernels: bool,
     merge: bool,
     jobs: int | None,
     verbose: bool,
@@ -284,6 +291,8 @@ def verify(
     if merge:
         sys.exit(commands.merge_results([Path(o) for o in objects], fmt))
     root = _project_root(directory)
+    if list_kernels:
+        sys.exit(commands.list_kernels(root, kernels, arches))
     if matrix_json:
         import json
 

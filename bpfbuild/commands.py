@@ -150,15 +150,20 @@ def verify_matrix(
 ) -> tuple[list[str], list[str]]:
     """The kernels and arches to verify on: the command line's, else [verify]'s, else
     the running kernel. VM arches default to every arch of the project a VM boots."""
+    return _matrix(project.config.verify, [a.name for a in project.arches], kernels, arches)
+
+
+def _matrix(
+    settings, project_arches: list[str], kernels: Sequence[str], arches: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """verify_matrix from [verify] settings and the project's arch names."""
     from .vm.qemu import MACHINES
     from .vm.targets import HOST, check_vm_arch, split_list
 
-    settings = project.config.verify
     specs = split_list(kernels) or list(settings.kernels) or [HOST]
     host = host_arch().name
     names = [get_arch(a).name for a in split_list(arches) or settings.arches]
-    require_arches(project, names)
-    project_arches = [a.name for a in project.arches]
+    require_arches(project_arches, names)
     if not names:
         names = [
             a
@@ -185,6 +190,49 @@ def matrix_cells(
 
     specs, names = verify_matrix(project, kernels, arches)
     return [{"kernel": spec, "arch": arch} for spec, arch in cells(specs, names, host_arch().name)]
+
+
+def list_kernels(root: Path, kernels: Sequence[str] = (), arches: Sequence[str] = ()) -> int:
+    """`bpfbuild verify --list-kernels`: what each kernel spec (the command line's, else
+    [verify] kernels) resolves to per arch, from the cache alone: package, version,
+    suite and release; a spec not resolved yet is said so, and nothing is fetched."""
+    import platform
+
+    from .kernels import is_kernel_spec
+    from .kernels.debian import cached_resolution
+    from .pipeline.config import load_config
+    from .pipeline.names import CONFIG_NAME
+    from .verify.formats import aligned_columns
+    from .vm.targets import HOST, image_release
+    from .vm.targets import matrix_cells as cells
+
+    # The configuration only: loading the project would fetch its [vmlinux] kernels.
+    config = load_config(root / CONFIG_NAME)
+    project_arches = [get_arch(a).name for a in config.build.arches] or [host_arch().name]
+    specs, names = _matrix(config.verify, project_arches, kernels, arches)
+    rows, unresolved = [], []
+    for spec, arch in cells(specs, names, host_arch().name):
+        if spec == HOST:
+            rows.append((spec, arch, "(the running kernel)", "-", "-", platform.release()))
+        elif not is_kernel_spec(spec):
+            image = (root / spec).resolve()
+            release = image_release(image) if image.is_file() else "(no such image)"
+            rows.append((spec, arch, "(an image)", "-", "-", release))
+        elif (found := cached_resolution(spec, get_arch(arch))) is None:
+            rows.append((spec, arch, "(not resolved yet)", "-", "-", "-"))
+            unresolved.append((spec, arch))
+        else:
+            release = found.release or "(not fetched yet)"
+            rows.append((spec, arch, found.package, found.version, found.suite, release))
+    click.echo(
+        aligned_columns(("Kernel", "Arch", "Package", "Version", "Suite", "Release"), rows, ())
+    )
+    for spec, arch in unresolved:
+        click.echo(
+            f"note: {spec} ({arch}) is not resolved yet: `bpfbuild verify --kernel {spec} "
+            f"--arch {arch}` resolves it with apt and fetches it once"
+        )
+    return 0
 
 
 def _resolve_plan(project: Project, specs: Sequence[str], arch_names: Sequence[str]) -> VerifyPlan:
@@ -222,8 +270,6 @@ def _report(
     VMs failed; print the reports there are."""
     from .verify.baseline import compare_baseline, write_baseline
     from .verify.budgets import raise_for_failures
-    from .verify.formats import format_rejection
-    from .verify.log import Verdict
     from .verify.results import VerifyReport, load_object_report
 
     root = project.root
@@ -258,15 +304,8 @@ def _report(
             if machine:  # still a document: status "no privilege", every program skipped
                 click.echo(format_report(report, fmt))
             return 0
-    click.echo(format_report(report, fmt))
-    for o in objects:
-        for result in o.results:
-            if result.verdict is Verdict.REJECTED:
-                where = "" if o.kernel_spec == "host" else f"on {o.kernel_spec} ({o.arch}): "
-                notes("\n" + where + format_rejection(result).rstrip())
-            elif result.verdict is Verdict.UNSUPPORTED:
-                kernel = "this kernel" if o.kernel_spec == "host" else f"{o.kernel_spec} ({o.arch})"
-                notes(f"note: {result.name}: not supported by {kernel}: {result.error}")
+    click.echo(format_report(report, fmt, _tools(project)))
+    _print_verdict_notes(objects, notes)
 
     settings = project.config.verify
     baseline = root / settings.baseline
@@ -277,18 +316,49 @@ def _report(
     elif host_objects and baseline.is_file():
         comparison = compare_baseline(baseline, host_report.results, settings.max_growth)
         notes(f"\ncompared with {baseline.relative_to(root)}:\n{comparison.format().rstrip()}")
-    raise_for_failures(report, max_share=settings.max_insn_share, comparison=comparison)
+    raise_for_failures(
+        report, max_share=settings.max_insn_share, comparison=comparison, require=require
+    )
     return 0
 
 
-def format_report(report: VerifyReport, fmt: str) -> str:
+def _tools(project: Project) -> dict[str, tuple[str, ...]]:
+    """App name -> the BPF objects it loads: what the kernel-support summary is per."""
+    return {app.name: app.bpf_objects for app in project.apps.values()}
+
+
+def _print_verdict_notes(objects: Sequence, notes) -> None:
+    """Each rejection with its source line and hint; the unsupported programs and other
+    notes once per object and kernel; then the programs no kernel verified at all."""
+    from .verify.formats import format_rejection
+    from .verify.log import Verdict
+    from .verify.results import VerifyReport
+    from .verify.summary import object_notes, unverified_line
+
+    for o in objects:
+        for result in o.results:
+            if result.verdict is Verdict.REJECTED:
+                where = "" if o.kernel_spec == "host" else f"on {o.kernel_spec} ({o.arch}): "
+                notes("\n" + where + format_rejection(result).rstrip())
+        kernel = "this kernel" if o.kernel_spec == "host" else f"{o.kernel_spec} ({o.arch})"
+        for line in object_notes(o, kernel):
+            notes(line)
+    unverified = unverified_line(VerifyReport(list(objects)))
+    if unverified:
+        notes(f"warning: {unverified}")
+
+
+def format_report(
+    report: VerifyReport, fmt: str, tools: dict[str, tuple[str, ...]] | None = None
+) -> str:
     """The report in a format: json and csv as always; a table per (kernel, arch),
-    then the matrix when there is more than one."""
+    then the matrix when there is more than one, ending with the kernels each tool
+    (tools: app -> objects; objects with no app stand for themselves) runs on."""
     from .verify.formats import format_csv, format_matrix, format_table
     from .verify.results import format_json
 
     if fmt == "json":
-        return format_json(report)
+        return format_json(report, tools)
     cells: dict[tuple[str, str], list] = {}
     for o in report.objects:
         cells.setdefault((o.kernel_spec, o.arch), []).append(o)
@@ -309,7 +379,10 @@ def format_report(report: VerifyReport, fmt: str) -> str:
             f"== {spec} {arch} ({kernel})\n" + format_table([r for o in group for r in o.results])
         )
     if len(cells) > 1:
-        parts.append("== matrix\n" + format_matrix(report))
+        from .verify.summary import kernel_support, support_lines
+
+        lines = support_lines(kernel_support(report, tools))
+        parts.append("== matrix\n" + format_matrix(report) + "\n\n" + "\n".join(lines))
     return "\n\n".join(parts)
 
 

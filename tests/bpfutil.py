@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bpfbuild.arch import bpf_target_flags, host_arch
 from bpfbuild.kernels.host import KERNEL_BTF
-from bpfbuild.verify.runner import build_runner_command
+from bpfbuild.verify.runner.build import build_runner as build_verify_runner
 
 
 def run(command: Sequence[str | Path], **kwargs: object) -> subprocess.CompletedProcess[str]:
@@ -68,12 +68,13 @@ def compile_bpf(
     return linked
 
 
-def build_runner(out_dir: Path) -> Path:
-    """bpfverify, linked statically as `bpfbuild verify` builds it."""
+def build_runner(out_dir: Path, cc: str = "gcc", arch: str | None = None) -> Path:
+    """bpfverify, built as `bpfbuild verify` builds it (the pinned libbpf, static)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     runner = out_dir / "bpfverify"
-    ldflags = run(["pkg-config", "--static", "--libs", "libbpf"]).stdout.split()
-    run(build_runner_command("gcc", runner, ldflags=ldflags))
+    version = run([cc, "-dumpfullversion"]).stdout.strip()
+    failed = build_verify_runner(cc, version, arch or host_arch().name, str(runner))
+    assert failed is None, failed
     return runner
 
 

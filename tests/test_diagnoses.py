@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import platform
 import shutil
 import subprocess
@@ -15,7 +14,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from bpfutil import compile_bpf
+from bpfutil import build_runner, compile_bpf
 from buildutil import (
     bpfbuild,
     bpfbuild_command,
@@ -364,19 +363,11 @@ def test_root_without_capabilities_in_can_load_bpf_and_binding(
 
 def test_enosys_under_qemu_user(tools: dict[str, Path], tmp_path: Path) -> None:
     """The real case: the arm64 runner under qemu-aarch64-static, whose bpf() is ENOSYS."""
-    from bpfbuild.verify.runner import build_runner_command
-
     if platform.machine() == "aarch64":
         pytest.skip("the host is arm64: qemu-user is not needed to run the arm64 runner")
     arm64 = get_arch("arm64")
     qemu, cc = require_qemu_user(arm64), require_cross(arm64, libraries=True)
-    env = {**os.environ, "PKG_CONFIG_LIBDIR": arm64.pkg_config_libdir}
-    libs = subprocess.run(
-        ["pkg-config", "--static", "--libs", "libbpf"], env=env, capture_output=True, text=True
-    )
-    assert libs.returncode == 0, libs.stderr
-    runner = tmp_path / "bpfverify-arm64"
-    subprocess.run(build_runner_command(cc, runner, ldflags=libs.stdout.split()), check=True)
+    runner = build_runner(tmp_path / "arm64", cc, "arm64")
     report = VerifyReport([run_verifier(runner, tools["weak"], tmp_path / "logs", launcher=[qemu])])
     assert report.objects[0].arch == "arm64"
     assert (

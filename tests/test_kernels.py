@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from buildutil import bpfbuild, copy_project, require_tool, skip_when_unreachable
 
-from bpfbuild.arch import get_arch
+from bpfbuild.arch import get_arch, host_arch
+from bpfbuild.errors import BpfBuildError
 from bpfbuild.kernels import (
     Kernel,
     KernelError,
@@ -22,6 +23,7 @@ from bpfbuild.kernels import (
     is_kernel_spec,
 )
 from bpfbuild.kernels.abi import parse_btf_header
+from bpfbuild.kernels.apt import DebianVersion
 from bpfbuild.kernels.image import check_btf_file
 
 KERNELS = {  # id: (spec, arch, what the image is)
@@ -219,3 +221,137 @@ def test_offline_build_is_an_error_and_a_hint(tmp_path: Path) -> None:
     )
     assert lines[1].startswith("hint: ") and "http://127.0.0.1:9/debian bullseye main" in lines[1]
     assert not (root / "output").exists()
+
+
+# --- series in every suite, backports included (debian:7.3) --------------------------
+
+
+@pytest.mark.parametrize(
+    ("older", "newer"),
+    [
+        ("7.3.4-1~bpo13+1", "7.3.4-1"),  # a backport sorts before the release
+        ("7.3.4-1", "7.3.10-1"),  # numbers, not text
+        ("6.12.117-1", "7.3.4-1~bpo13+1"),
+        ("1.0~rc1", "1.0"),
+        ("1.0", "1.0a"),
+        ("1.0-1", "1:0.1-1"),  # the epoch first
+    ],
+)
+def test_debian_versions_order_as_dpkg(older: str, newer: str) -> None:
+    assert DebianVersion(older) < DebianVersion(newer)
+    assert sorted([DebianVersion(newer), DebianVersion(older)])[0].text == older
+    if shutil.which("dpkg"):
+        assert subprocess.run(["dpkg", "--compare-versions", older, "lt", newer]).returncode == 0
+
+
+@pytest.fixture(scope="session")
+def sched_ext_kernels() -> dict[str, Kernel]:
+    """debian:7.3 (trixie-backports, sched_ext built in) for both VM arches; scripts/setup
+    fetches them, so this skips only when Debian cannot be reached at all."""
+    found = {}
+    for arch in ("x86_64", "arm64"):
+        try:
+            found[arch] = get_kernel("debian:7.3", get_arch(arch))
+        except BpfBuildError as err:
+            pytest.skip(f"cannot fetch debian:7.3 for {arch}: {err.message}")
+    return found
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "arm64"])
+def test_debian_7_3_comes_from_trixie_backports(
+    sched_ext_kernels: dict[str, Kernel], arch: str
+) -> None:
+    kernel = sched_ext_kernels[arch]
+    debian_arch = get_arch(arch).debian_arch
+    assert kernel.suite == "trixie-backports"
+    assert kernel.package == f"linux-image-{kernel.release}"
+    assert kernel.release.startswith("7.3.") and kernel.release.endswith(f"cloud-{debian_arch}")
+    assert kernel.version.startswith("7.3.") and "~bpo13" in kernel.version
+    # 7.x packaging: the image is in linux-binary-<release>, not the image package.
+    assert kernel.image.name == f"vmlinuz-{kernel.release}"
+    btf = kernel.btf.read_bytes()
+    assert b"\0sched_ext_ops\0" in btf and b"\0bpf_struct_ops_sched_ext_ops\0" in btf
+
+
+def test_a_backports_package_by_its_exact_name(
+    sched_ext_kernels: dict[str, Kernel], capfd: pytest.CaptureFixture
+) -> None:
+    by_series = sched_ext_kernels["x86_64"]
+    exact = get_kernel(by_series.package, get_arch("x86_64"))
+    assert (exact.suite, exact.version, exact.btf) == (
+        "trixie-backports",
+        by_series.version,
+        by_series.btf,
+    )
+    assert "downloading" not in capfd.readouterr().err  # the same kernel, already cached
+
+
+def test_a_series_takes_its_newest_image_not_the_suites_metapackage() -> None:
+    """trixie-backports carries several series; its metapackage follows the newest. A
+    series resolves to the newest image of that series (checked on 7.2, older there)."""
+    from bpfbuild.kernels.apt import Apt, AptError
+    from bpfbuild.kernels.debian import _series_image
+
+    apt = Apt(["trixie-backports"], "amd64")
+    try:
+        names = apt.package_names("linux-image-7.2.")
+    except AptError as err:
+        pytest.skip(f"cannot read trixie-backports: {err.message}")
+    if not names:
+        pytest.skip("trixie-backports carries no 7.2 kernel any more")
+    found = _series_image(apt, "7.2", "cloud-amd64")
+    assert found is not None
+    package, version = found
+    assert package.startswith("linux-image-7.2.") and package.endswith("-cloud-amd64")
+    versions = [
+        record.version
+        for name in names
+        if name.endswith("-cloud-amd64") and (record := apt.show(name))
+    ]
+    assert DebianVersion(version) == max(map(DebianVersion, versions))
+    meta = apt.show("linux-image-cloud-amd64")
+    assert meta is not None and not meta.version.startswith("7.2.")  # the suite moved on
+
+
+def test_list_kernels_reads_the_cache_and_fetches_nothing(
+    sched_ext_kernels: dict[str, Kernel], tmp_path: Path
+) -> None:
+    root = copy_project("bpfonly", tmp_path)
+    with open(root / "bpfbuild.toml", "a") as config:
+        config.write(
+            '\n[build]\narches = ["x86_64", "arm64"]\n\n[vmlinux]\n'
+            'x86_64 = "debian:7.3"\narm64 = "debian:7.3"\n\n'
+            '[verify]\nkernels = ["debian:7.3", "host"]\n'
+        )
+    run = bpfbuild(root, "verify", "--list-kernels")
+    assert run.returncode == 0, run.describe()
+    rows = [line.split() for line in run.stdout.splitlines()[2:] if line.strip()]
+    x86, arm64 = sched_ext_kernels["x86_64"], sched_ext_kernels["arm64"]
+    assert [
+        "debian:7.3",
+        "x86_64",
+        x86.package,
+        x86.version,
+        "trixie-backports",
+        x86.release,
+    ] in rows
+    assert [
+        "debian:7.3",
+        "arm64",
+        arm64.package,
+        arm64.version,
+        "trixie-backports",
+        arm64.release,
+    ] in rows
+    assert any(row[:2] == ["host", "x86_64"] for row in rows) or get_arch("x86_64") != host_arch()
+    assert not (root / "output").exists()  # nothing built, nothing fetched
+
+    empty = dict(os.environ, BPFBUILD_CACHE_DIR=str(tmp_path / "cache"))
+    fresh = bpfbuild(root, "verify", "--list-kernels", "--kernel", "debian:6.1", env=empty)
+    assert fresh.returncode == 0, fresh.describe()
+    assert fresh.stdout.count("(not resolved yet)") == 2
+    assert (
+        "note: debian:6.1 (arm64) is not resolved yet: `bpfbuild verify --kernel debian:6.1"
+        in fresh.stdout
+    )
+    assert not (tmp_path / "cache" / "kernels").exists() and "resolving" not in fresh.stderr

@@ -4,6 +4,7 @@ from a 6.18 kernel with bpfverify (log level 4 when passed, 1|2|4 when rejected)
 from __future__ import annotations
 
 import errno
+from pathlib import Path
 
 import pytest
 
@@ -340,7 +341,8 @@ def test_split_log_separates_libbpf_lines() -> None:
 
 
 RUNNER_OUTPUT = """\
-{"kind":"runner","format":1,"kernel":"6.18.44-fc-v669","machine":"x86_64","libbpf":"1.1","object":"mixed.bpf.o","privileged":true,"probe_errno":0,"cap_bpf":true,"cap_sys_admin":true,"progs_loaded_before":0}
+{"kind":"runner","format":2,"kernel":"6.18.44-fc-v669","machine":"x86_64","libbpf":"1.5","object":"mixed.bpf.o","privileged":true,"probe_errno":0,"cap_bpf":true,"cap_sys_admin":true,"progs_loaded_before":0}
+{"kind":"object","maps":[{"name":"sizes","type":"hash","defaulted":true,"max_entries":1},{"name":"fifo_ops","type":"struct_ops","defaulted":false,"max_entries":1}],"struct_ops":[{"map":"fifo_ops","type":"sched_ext_ops","in_kernel":false,"wrapper_in_kernel":false,"programs":["fifo_enqueue","fifo_init"]}]}
 {"kind":"program","index":0,"name":"xdp_pass","section":"xdp","type":"xdp","load":"ok","errno":0,"strerror":"","log_level":4,"log":"logs/mixed/xdp_pass.log","log_truncated":false,"xlated_bytes":16,"jited_bytes":23,"verified_insns":2,"libbpf":""}
 {"kind":"program","index":1,"name":"xdp_unchecked","section":"xdp","type":"xdp","load":"failed","errno":13,"strerror":"Permission denied","log_level":7,"log":"logs/mixed/xdp_unchecked.log","log_truncated":false,"xlated_bytes":0,"jited_bytes":0,"verified_insns":0,"libbpf":"libbpf: prog 'xdp_unchecked': BPF program load failed: Permission denied\\nlibbpf: prog 'xdp_unchecked': failed to load: -13\\nlibbpf: failed to load object 'mixed.bpf.o'\\n"}
 {"kind":"done","programs":3,"loaded":2,"failed":1,"skipped":0,"progs_loaded_after":0}
@@ -362,12 +364,23 @@ def test_parse_runner_output() -> None:
     )
     assert out.done is not None and out.done.progs_loaded_after == 0
     assert out.error is None
+    assert [(m.name, m.max_entries, m.defaulted) for m in out.object.maps] == [
+        ("sizes", 1, True),
+        ("fifo_ops", 1, False),
+    ]
+    (ops,) = out.object.struct_ops
+    assert (ops.map, ops.type, ops.in_kernel, ops.programs) == (
+        "fifo_ops",
+        "sched_ext_ops",
+        False,
+        ("fifo_enqueue", "fifo_init"),
+    )
 
 
 @pytest.mark.parametrize(
     ("text", "has_header", "programs", "has_done", "error"),
     [
-        ("\n".join(RUNNER_OUTPUT.splitlines()[:2]), True, 1, False, None),
+        ("\n".join(RUNNER_OUTPUT.splitlines()[:3]), True, 1, False, None),
         (
             '{"kind":"error","message":"no variable \'nope\' in .rodata of rodata.bpf.o (it has: slot, enabled)"}',
             False, 0, False, "no variable 'nope' in .rodata of rodata.bpf.o (it has: slot, enabled)",
@@ -398,3 +411,100 @@ def test_bad_runner_output_is_a_verify_error(text: str, message_word: str) -> No
         parse_runner_output(text)
     assert message_word in caught.value.message
     assert "bpfverify" in (caught.value.hint or "")
+
+
+# --- real rejections, one folder per Debian kernel family (tests/fixtures/verify/logs) ---
+
+LOGS = Path(__file__).parent / "fixtures" / "verify" / "logs"
+FAMILIES = ("5.10", "6.1", "6.12", "7.3")
+MISTAKES = {  # program: (headline, mistakes.bpf.c line, source text starts, hint words)
+    "packet_unchecked": (
+        "invalid access to packet, off=12 size=2, R1(id=0,off=12,r=0)",
+        34,
+        "if (eth->h_proto == 0)",
+        "data_end",
+    ),
+    "null_unchecked": (
+        "R0 invalid mem access 'map_value_or_null'",
+        45,
+        "*count += 1;",
+        "against NULL",
+    ),
+    "reference_leaked": ("Unreleased reference id=2 alloc_insn=5", 58, "}", "release every"),
+    "index_unbounded": (
+        "R0 unbounded memory access, make sure to bounds check any such access",
+        68,
+        "slots->hits[ctx->ingress_ifindex] += 1;",
+        "bound the index",
+    ),
+}
+SOURCE_FILE_SINCE = "6.2"
+"""The kernel names file:line in its source annotations from 6.2 on."""
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("program", list(MISTAKES))
+def test_real_rejection_of_each_kernel_family(family: str, program: str) -> None:
+    headline, line, text, hint_words = MISTAKES[program]
+    kernel_log, libbpf_lines = split_log((LOGS / family / f"{program}.log").read_text())
+    classification = classify_failure(errno.EACCES, kernel_log, libbpf_lines)
+    assert classification.verdict is Verdict.REJECTED
+    assert classification.reason == headline  # not "verification time ... usec"
+    rejection = classification.rejection
+    assert rejection is not None and rejection.failing_insn
+    assert rejection.source is not None and rejection.source.text.startswith(text)
+    newer = tuple(map(int, family.split("."))) >= tuple(map(int, SOURCE_FILE_SINCE.split(".")))
+    if newer:
+        assert (rejection.source.file, rejection.source.line) == ("mistakes.bpf.c", line)
+    assert hint_words in hint_for(rejection)
+    stats = parse_stats(kernel_log)
+    assert stats.insns_processed and stats.verification_time_usec
+
+
+def test_7x_explanation_joins_the_message() -> None:
+    """7.x follows the classic message with `Verification failed: <class>: <what>`,
+    Reason, At, Causal path and Suggestion sections: the class and reason join the
+    message (not the stats trailer), At names the line, Suggestion is the kernel's."""
+    kernel_log, _ = split_log((LOGS / "7.3" / "reference_leaked.log").read_text())
+    rejection = parse_rejection(kernel_log)
+    assert rejection is not None
+    assert rejection.message.splitlines() == [
+        "Unreleased reference id=2 alloc_insn=5",
+        "Resource Lifetime Safety: Unreleased resource: Owned resource (id=2) was acquired at "
+        "instruction 5 and still needs to be released before this exit path.",
+        "BPF_EXIT instruction in main prog would lead to reference leak",
+    ]
+    assert rejection.suggestion == (
+        "Release or transfer ownership of the acquired resource on every path before the "
+        "program exits."
+    )
+    assert "verification time" not in rejection.message
+    assert parse_stats(kernel_log).stack_depths == (0,)  # `subprog 0 (...) ... stack 0`
+
+
+def test_7x_struct_ops_rejection_names_its_line() -> None:
+    kernel_log, libbpf_lines = split_log((LOGS / "7.3" / "broken_enqueue.log").read_text())
+    classification = classify_failure(errno.EACCES, kernel_log, libbpf_lines)
+    assert classification.verdict is Verdict.REJECTED
+    assert classification.reason == "R0 invalid mem access 'map_value_or_null'"
+    source = classification.rejection.source
+    assert (source.file, source.line) == ("scx_broken.bpf.c", 35)
+    assert "Register Type Safety: Invalid dereference" in classification.rejection.message
+
+
+@pytest.mark.parametrize(
+    ("log", "depths"),
+    [
+        ("stack depth 8+16\nprocessed 2 insns (limit 1000000)", (8, 16)),
+        (
+            "verification time 9 usec\nstack depth max 16\n"
+            "subprog 0 (a) main insns_self 20 insns_total 26 stack 8\n"
+            "subprog 1 (b) insns_self 6 insns_total 6 stack 8\n"
+            "processed 26 insns (limit 1000000) max_states_per_insn 0 total_states 1",
+            (8, 8),
+        ),
+    ],
+    ids=["6.x", "7.x"],
+)
+def test_stack_depths_of_each_format(log: str, depths: tuple[int, ...]) -> None:
+    assert parse_stats(log).stack_depths == depths

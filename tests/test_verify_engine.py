@@ -23,6 +23,7 @@ from bpfbuild.verify.baseline import compare_baseline, write_baseline
 from bpfbuild.verify.budgets import check_budget, failures, raise_for_failures
 from bpfbuild.verify.formats import format_csv, format_rejection, format_table
 from bpfbuild.verify.log import Verdict, parse_runner_output
+from bpfbuild.verify.objfile import program_ksyms
 from bpfbuild.verify.results import ObjectReport, ProgramResult, VerifyReport, format_json
 from bpfbuild.verify.run import run_verifier
 from bpfbuild.verify.runner import runner_command
@@ -185,6 +186,56 @@ def test_fentry_and_lsm_are_unsupported_not_rejected(
     assert failures(VerifyReport([verify_run("unsupported")])) == []
 
 
+def test_which_program_uses_which_kfunc(verify_build: Callable[..., Path]) -> None:
+    """Directly, through static and global subprograms, through a bpf_loop() callback."""
+    assert program_ksyms(verify_build("ksyms")) == {
+        "direct": {"bpf_test_kfunc_c"},
+        "through_static": {"bpf_test_kfunc_a"},
+        "through_global": {"bpf_test_kfunc_b"},
+        "through_callback": {"bpf_test_kfunc_c"},
+        "none": set(),
+        "chained": {"bpf_test_kfunc_a", "bpf_test_kfunc_b"},
+    }
+
+
+@needs_bpf
+def test_a_missing_kfunc_is_named_only_where_it_is_called(
+    verify_run: Callable[..., ObjectReport],
+) -> None:
+    """libbpf refuses the whole object for one missing kfunc: the programs that call it
+    are told so (and how to guard it), the others that the object is why."""
+    report = verify_run("ksyms")
+    results = {r.program: r for r in report.results}
+    assert {r.verdict for r in results.values()} == {Verdict.UNSUPPORTED}
+    missing = next(
+        name
+        for name in ("bpf_test_kfunc_a", "bpf_test_kfunc_c")
+        if name in results["direct"].error or name in results["through_static"].error
+    )
+    users = [p for p, used in program_ksyms(report.path).items() if missing in used]
+    for name, result in results.items():
+        if name in users:
+            assert result.error == f"kfunc {missing} not found in this kernel", result
+            assert f"bpf_ksym_exists({missing})" in (result.hint or "")
+        else:
+            assert result.error.startswith(f"not loaded: {missing} (used by "), result
+            assert ", ".join(users) in result.error and "libbpf loads the object" in result.error
+            assert f"bpf_ksym_exists({missing})" in (result.hint or "")
+
+
+@needs_bpf
+def test_a_prog_array_with_initial_programs_does_not_tie_them(
+    verify_run: Callable[..., ObjectReport],
+) -> None:
+    results = {r.program: r for r in verify_run("tailcall").results}
+    assert {name: r.verdict for name, r in results.items()} == {
+        "head": Verdict.PASSED,
+        "tail": Verdict.PASSED,
+    }
+    assert results["head"].insns_processed
+    assert "slot 0 of prog array 'jumps'" in (results["head"].hint or "")
+
+
 @needs_bpf
 def test_core_relocation_failure_names_missing_field(
     verify_run: Callable[..., ObjectReport], no_leftovers: None
@@ -304,6 +355,7 @@ def test_interrupted_runner_leaves_nothing_loaded(
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     assert json.loads(process.stdout.readline())["kind"] == "runner"
+    assert json.loads(process.stdout.readline())["kind"] == "object"
     assert json.loads(process.stdout.readline())["name"] == "slow_one"
     process.send_signal(sig)  # while slow_two is being verified
     remaining = process.stdout.read()

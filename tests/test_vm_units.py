@@ -28,7 +28,8 @@ def test_initramfs_is_a_newc_archive_cpio_reads(tmp_path: Path) -> None:
     runner.write_bytes(b"R" * 7)
     obj.write_bytes(b"\x7fELF")
     archive = tmp_path / "initramfs.cpio"
-    write_initramfs(archive, busybox, runner, [GuestObject("x", obj, {"limit": 3})], Markers("ab"))
+    guest = GuestObject("x", obj, {"limit": 3}, {"events": 4096})
+    write_initramfs(archive, busybox, runner, [guest], Markers("ab"))
     listing = subprocess.run(
         ["cpio", "-itv"], stdin=archive.open("rb"), capture_output=True, text=True, check=True
     ).stdout
@@ -50,6 +51,42 @@ def test_initramfs_is_a_newc_archive_cpio_reads(tmp_path: Path) -> None:
     assert (out / "bin" / "busybox").read_bytes() == b"B" * 1001
     init = (out / "init").read_text()
     assert "--set=limit=3" in init and 'echo "@@bpfbuild-ab exit x $status"' in init
+    assert "--max-entries=events=4096" in init
+    # sched_ext's state after boot and after the object, when the kernel has it.
+    assert init.count("state boot\n") == 1 and init.count("state x\n") == 1
+    assert (
+        '[ -r /sys/kernel/sched_ext/state ] && echo "@@bpfbuild-ab state $1 '
+        '/sys/kernel/sched_ext/state $(cat /sys/kernel/sched_ext/state)"' in init
+    )
+
+
+@pytest.mark.parametrize(
+    ("states", "changed"),
+    [
+        ([("boot", "state", "disabled"), ("a", "state", "disabled")], None),
+        ([], None),  # a kernel without sched_ext prints none
+        (
+            [("boot", "state", "disabled"), ("a", "state", "enabled")],
+            "/sys/kernel/sched_ext/state was 'enabled' after a",
+        ),
+        (
+            [("boot", "enable_seq", "0"), ("a", "enable_seq", "1"), ("b", "enable_seq", "1")],
+            "a sched_ext scheduler was enabled (enable_seq went 0 -> 1 -> 1)",
+        ),
+    ],
+)
+def test_kernel_state_that_verifying_must_not_change(
+    states: list[tuple[str, str, str]], changed: str | None
+) -> None:
+    from bpfbuild.vm.session import kernel_state_changes
+
+    markers = Markers("c0de")
+    reader = ConsoleReader(markers)
+    for when, name, value in states:
+        path = f"/sys/kernel/sched_ext/{name}"
+        assert reader.feed(markers.line("state", when, path, value) + "\r\n") == "state"
+    assert reader.states == [(w, f"/sys/kernel/sched_ext/{n}", v) for w, n, v in states]
+    assert kernel_state_changes(reader.states) == changed
 
 
 def test_cpio_entries_are_four_byte_aligned() -> None:

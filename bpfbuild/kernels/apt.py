@@ -10,6 +10,7 @@ changed and no root is needed. Used to fetch distribution kernels and source pac
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -26,8 +27,9 @@ from ..errors import BpfBuildError
 MIRROR_ENV = "BPFBUILD_DEBIAN_MIRROR"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
-KNOWN_SUITES = ("bullseye", "bookworm", "bookworm-backports", "trixie")
-"""Debian suites bpfbuild may ask for: 5.10 kernels, 6.1, backports, 6.12."""
+KNOWN_SUITES = ("bullseye", "bookworm", "bookworm-backports", "trixie", "trixie-backports")
+"""Debian suites bpfbuild may ask for: 5.10 kernels, 6.1, 6.12 (trixie and
+bookworm-backports), and the newer series of trixie-backports (7.x)."""
 LISTS_MAX_AGE = 7 * 24 * 3600
 """Package lists older than this are refreshed before a new resolution."""
 
@@ -205,6 +207,11 @@ class Apt:
             return None
         return Package(fields["Package"], fields.get("Version", ""), fields)
 
+    def package_names(self, prefix: str) -> list[str]:
+        """The names of the binary packages that start with prefix."""
+        self.update()
+        return sorted(self._run("apt-cache", "pkgnames", prefix).split())
+
     def candidate(self, package: str) -> str | None:
         record = self.show(package)
         return record.version if record else None
@@ -230,6 +237,66 @@ class Apt:
         spec = f"{package}={version}" if version else package
         self._run("apt-get", "source", "--download-only", "-q", spec, cwd=folder)
         return sorted(p for p in folder.iterdir() if p.is_file())
+
+
+@functools.total_ordering
+class DebianVersion:
+    """A Debian version ([epoch:]upstream[-revision]) ordered as dpkg orders them."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        epoch, _, rest = text.rpartition(":") if ":" in text else ("0", "", text)
+        upstream, _, revision = rest.rpartition("-") if "-" in rest else (rest, "", "0")
+        self.key = (int(epoch) if epoch.isdigit() else 0, upstream, revision)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DebianVersion) and self._compare(other) == 0
+
+    def __lt__(self, other: DebianVersion) -> bool:
+        return self._compare(other) < 0
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+    def __repr__(self) -> str:
+        return f"DebianVersion({self.text!r})"
+
+    def _compare(self, other: DebianVersion) -> int:
+        if self.key[0] != other.key[0]:
+            return -1 if self.key[0] < other.key[0] else 1
+        for mine, theirs in zip(self.key[1:], other.key[1:], strict=True):
+            if order := _compare_part(mine, theirs):
+                return order
+        return 0
+
+
+def _compare_part(a: str, b: str) -> int:
+    """dpkg's comparison of an upstream version or revision: runs of non-digits compare
+    character by character (`~` before anything, even the end; letters before other
+    characters), runs of digits compare as numbers."""
+
+    def weight(c: str) -> int:
+        if c == "~":
+            return -1
+        if c.isalpha():
+            return ord(c)
+        return ord(c) + 256
+
+    while a or b:
+        text_a = re.match(r"[^0-9]*", a)[0]  # type: ignore[index]
+        text_b = re.match(r"[^0-9]*", b)[0]  # type: ignore[index]
+        a, b = a[len(text_a) :], b[len(text_b) :]
+        for i in range(max(len(text_a), len(text_b))):
+            wa = weight(text_a[i]) if i < len(text_a) else 0
+            wb = weight(text_b[i]) if i < len(text_b) else 0
+            if wa != wb:
+                return -1 if wa < wb else 1
+        digits_a = re.match(r"[0-9]*", a)[0]  # type: ignore[index]
+        digits_b = re.match(r"[0-9]*", b)[0]  # type: ignore[index]
+        a, b = a[len(digits_a) :], b[len(digits_b) :]
+        if int(digits_a or 0) != int(digits_b or 0):
+            return -1 if int(digits_a or 0) < int(digits_b or 0) else 1
+    return 0
 
 
 def _parse_record(text: str) -> dict[str, str]:

@@ -26,12 +26,19 @@ from pathlib import Path
 from ..arch import Arch
 from ..cache import cache_root, locked, read_entry, write_entry
 from ..errors import BpfBuildError
-from .apt import Apt, AptError, extract_deb
+from .apt import Apt, AptError, DebianVersion, extract_deb
 from .fetch import Made, cached_fetch, download_deb
 from .image import KernelImageError, check_btf_file, extract_btf
 from .spec import is_kernel_spec
 
-__all__ = ["Kernel", "KernelError", "get_kernel", "is_kernel_spec"]
+__all__ = [
+    "Kernel",
+    "KernelError",
+    "Resolution",
+    "cached_resolution",
+    "get_kernel",
+    "is_kernel_spec",
+]
 
 SPECS_KIND = "kernel-specs"
 KERNELS_KIND = "kernels"
@@ -41,10 +48,13 @@ SUITES: dict[str, tuple[str, ...]] = {
     "5.10": ("bullseye",),
     "6.1": ("bookworm",),
     "6.12": ("trixie", "bookworm-backports"),
+    "7.3": ("trixie-backports",),
 }
-"""Kernel series -> Debian suites that carry it, tried in order (a mirror may lack a
-suite's file for one arch: the next suite's build of the series is taken then)."""
-PACKAGE_SUITES = ("bookworm", "trixie", "bookworm-backports", "bullseye")
+"""Kernel series `debian:SERIES` names -> the Debian suites that carry it, tried in order
+(a mirror may lack a suite's file for one arch: the next suite's build is taken then).
+In each suite the newest image package of the series is taken, so a new series (or one
+a backports suite moves on to) is one line here."""
+PACKAGE_SUITES = ("bookworm", "trixie", "bookworm-backports", "trixie-backports", "bullseye")
 """Where an exact package name is looked for."""
 _PACKAGE = re.compile(r"^linux-image-[a-z0-9][a-z0-9.+~-]*$")
 _VERSION = re.compile(r"^[0-9][A-Za-z0-9.+~-]*$")
@@ -96,9 +106,10 @@ class Kernel:
 
 
 def _spec_hint() -> str:
+    series = ", ".join(f'"debian:{s}"' for s in SUITES)
     return (
-        'use "debian:5.10", "debian:6.1" or "debian:6.12", or an exact package '
-        'name such as "linux-image-6.1.0-50-cloud-arm64" (optionally =VERSION)'
+        f"use {series}, or an exact package name such as "
+        '"linux-image-6.1.0-50-cloud-arm64" (optionally =VERSION)'
     )
 
 
@@ -140,11 +151,25 @@ def _image_package(apt: Apt, name: str, version: str | None) -> tuple[str, str] 
     return record.name, record.version
 
 
+def _series_image(apt: Apt, series: str, flavour: str) -> tuple[str, str] | None:
+    """(package, version) of the newest image package of a kernel series in apt's suite,
+    for one flavour (`cloud-amd64`, `amd64`): linux-image-<series>.<rest>-<flavour>,
+    e.g. linux-image-6.1.0-50-cloud-amd64 or linux-image-7.3.4+deb13-cloud-amd64."""
+    pattern = re.compile(
+        rf"linux-image-{re.escape(series)}\.[0-9][A-Za-z0-9.+~]*(-[0-9]+)?-{re.escape(flavour)}"
+    )
+    names = [n for n in apt.package_names(f"linux-image-{series}.") if pattern.fullmatch(n)]
+    found = [(name, record.version) for name in names if (record := apt.show(name))]
+    # The version tells the series too: an ABI name of another series is not taken.
+    found = [(n, v) for n, v in found if v.startswith(f"{series}.")]
+    return max(found, key=lambda nv: DebianVersion(nv[1]), default=None)
+
+
 def _resolve(spec: str, arch: Arch) -> list[tuple[str, str, str]]:
     """Every (suite, package, version) the spec may mean for arch, preferred first.
     Raises when none of the suites has it."""
     suites, package, version = _parse_spec(spec)
-    names = (package,) if package else arch.kernel_packages
+    flavours = [name.removeprefix("linux-image-") for name in arch.kernel_packages]
     found: list[tuple[str, str, str]] = []
     last_error: AptError | None = None
     for suite in suites:
@@ -154,22 +179,38 @@ def _resolve(spec: str, arch: Arch) -> list[tuple[str, str, str]]:
         except AptError as err:
             last_error = err
             continue
-        for name in names:
-            resolved = _image_package(apt, name, version)
-            if resolved:
-                found.append((suite, *resolved))
-                break
+        if package:
+            resolved = _image_package(apt, package, version)
+        else:
+            series = spec[len("debian:") :]
+            resolved = next(
+                (image for f in flavours if (image := _series_image(apt, series, f))), None
+            )
+        if resolved:
+            found.append((suite, *resolved))
     if not found:
         if last_error is not None:
             raise KernelError(
                 f"cannot resolve {spec} for {arch.name}: {last_error.message}", hint=last_error.hint
             )
+        wanted = package or " or ".join(f"linux-image-{spec[7:]}.*-{f}" for f in flavours)
         raise KernelError(
-            f"{spec}: no {' or '.join(names)} for {arch.debian_arch} in Debian "
-            + ", ".join(suites),
+            f"{spec}: no {wanted} for {arch.debian_arch} in Debian " + ", ".join(suites),
             hint=_spec_hint(),
         )
     return found
+
+
+def _image_holder(apt: Apt, package: str, version: str, release: str) -> str:
+    """The package whose .deb holds /boot/vmlinuz-<release>: the image package itself
+    up to Debian's 6.x kernels; from 7.x on (trixie-backports) that package only
+    depends on linux-binary-<release> of the same version, which holds the image."""
+    record = apt.show(package, version)
+    depends = record.fields.get("Depends", "") if record else ""
+    binary = f"linux-binary-{release}"
+    if re.search(rf"(^|,)\s*{re.escape(binary)}\s*\(=\s*{re.escape(version)}\)", depends):
+        return binary
+    return package
 
 
 def _fetch(suite: str, package: str, version: str, arch: Arch, bpftool: str | None) -> dict:
@@ -180,21 +221,29 @@ def _fetch(suite: str, package: str, version: str, arch: Arch, bpftool: str | No
         _progress(
             f"downloading {package} {version} ({arch.debian_arch}, {suite}) for its BTF and image"
         )
-        deb = download_deb(apt, package, version, work / "deb")
         release = package[len("linux-image-") :].removesuffix("-unsigned")
+        holder = _image_holder(apt, package, version, release)
+        deb = download_deb(apt, holder, version, work / "deb")
         extract_deb(deb.path, work / "root")
+        boot, modules = work / "root" / "boot", work / "root" / "usr/lib/modules" / release
+        # /boot/vmlinuz-<release> up to 6.x; /usr/lib/modules/<release>/vmlinuz in 7.x.
         images = [
-            p
+            (f"{name}-{release}", path)
             for name in ("vmlinuz", "vmlinux", "Image")
-            for p in (work / "root" / "boot").glob(f"{name}-{release}")
+            for path in (boot / f"{name}-{release}", modules / name)
+            if path.is_file()
         ]
         if not images:
             raise KernelError(
-                f"{deb.path.name} holds no /boot/vmlinuz-{release}",
+                f"{deb.path.name} holds no /boot/vmlinuz-{release} nor "
+                f"/usr/lib/modules/{release}/vmlinuz",
                 hint=f"name the image package itself, e.g. {arch.kernel_packages[-1]}",
             )
-        image = images[0]
-        config = work / "root" / "boot" / f"config-{release}"
+        image_name, image = images[0]
+        config = next(
+            (c for c in (boot / f"config-{release}", modules / "config") if c.is_file()),
+            boot / f"config-{release}",
+        )
         if config.is_file() and "# CONFIG_DEBUG_INFO_BTF is not set" in config.read_text():
             raise KernelError(
                 f"{package} {version} was built without CONFIG_DEBUG_INFO_BTF: it has no BTF",
@@ -216,9 +265,10 @@ def _fetch(suite: str, package: str, version: str, arch: Arch, bpftool: str | No
             "release": release,
             "deb_sha256": deb.sha256,
             "deb": deb.path.name,
-            "image": image.name,
+            "image": image_name,
+            "image_package": holder,
         }
-        return {image.name: image, BTF_FILE: btf}, meta
+        return {image_name: image, BTF_FILE: btf}, meta
 
     return cached_fetch(KERNELS_KIND, _kernel_key(package, version, arch), make).meta
 
@@ -269,6 +319,41 @@ def get_kernel(spec: str, arch: Arch, bpftool: str | None = None) -> Kernel:
         raise KernelError(
             f"cannot fetch {spec} for {arch.name}: {first_error.message}", hint=first_error.hint
         )
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What a spec is pinned to for an arch, as the cache has it (nothing fetched)."""
+
+    spec: str
+    arch: str
+    package: str
+    version: str
+    suite: str
+    release: str | None
+    """`uname -r`; None while the kernel itself is not in the cache."""
+
+
+def cached_resolution(spec: str, arch: Arch) -> Resolution | None:
+    """What spec resolved to for arch when it was last used, from the cache alone (no
+    apt, no network); None when it has not been resolved yet. Raises for a bad spec."""
+    _parse_spec(spec)
+    entry = read_entry(SPECS_KIND, _spec_key(spec, arch))
+    if entry is None:
+        return None
+    meta = entry.meta
+    try:
+        kernel = _cached_kernel(spec, arch, meta)
+        return Resolution(
+            spec,
+            arch.name,
+            meta["package"],
+            meta["version"],
+            meta["suite"],
+            kernel.release if kernel else None,
+        )
+    except KeyError:
+        return None
 
 
 def _cached_kernel(spec: str, arch: Arch, resolution: dict) -> Kernel | None:

@@ -105,6 +105,9 @@ class VerifyConfig:
     """Baseline file, relative to the project; meant to be committed."""
     rodata: dict[str, dict[str, int]] = field(default_factory=dict)
     """Per object: .rodata globals to set before verification."""
+    maps: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+    """Per object, per map: `{ max_entries = N }`, the size its loader gives it at run
+    time (bpf_map__set_max_entries); a map left at 0 is verified with 1."""
     kernels: list[str] = field(default_factory=list)
     """Kernels to verify on (`bpfbuild verify --kernel`): "host", "debian:6.1", a Debian
     kernel package, or a bootable image; empty: the running kernel only."""
@@ -112,6 +115,10 @@ class VerifyConfig:
     """Arches to verify in VMs (`--arch`); empty: every arch of the project a VM can boot."""
     timeout: float = 300.0
     """Seconds a verification VM may run before it is killed and reported."""
+
+    def max_entries(self, obj: str) -> dict[str, int]:
+        """[verify.maps.OBJECT]: map name -> the max_entries to verify it with."""
+        return {name: settings["max_entries"] for name, settings in self.maps.get(obj, {}).items()}
 
 
 @dataclass
@@ -254,6 +261,7 @@ def load_config(path: Path) -> ProjectConfig:
                 )
     verify = _dataclass_from(locate, ("verify",), data.get("verify", {}), VerifyConfig)
     _check_verify(locate, verify)
+    _check_verify_maps(locate, verify)
     for arch in verify.arches:
         _check_arch(locate, ("verify",), "arches", arch)
     if verify.timeout <= 0:
@@ -344,6 +352,50 @@ def _check_verify(locate: _Locator, verify: VerifyConfig) -> None:
                     name,
                     f"'verify.rodata.{obj}.{name}' = {value} does not fit in 64 bits",
                     "give a value of at most 64 bits",
+                )
+
+
+MAP_SETTINGS = ("max_entries",)
+"""What [verify.maps.OBJECT] MAP = { ... } may set."""
+MAX_ENTRIES_LIMIT = 2**32 - 1
+"""max_entries is a u32 in the bpf() syscall."""
+
+
+def _check_verify_maps(locate: _Locator, verify: VerifyConfig) -> None:
+    """[verify.maps.OBJECT] MAP = { max_entries = N }: C identifiers, known settings,
+    sizes the kernel takes."""
+    for obj, maps in verify.maps.items():
+        for name in (obj, *maps):
+            if not (name.isascii() and name.isidentifier()):
+                locate.fail(
+                    ("verify", "maps") if name == obj else ("verify", "maps", obj),
+                    name,
+                    f"'verify.maps.{obj}': '{name}' is not a C identifier",
+                    "key [verify.maps.OBJECT] by object name, then MAP = { max_entries = N }",
+                )
+        for name, settings in maps.items():
+            for key, value in settings.items():
+                if key not in MAP_SETTINGS:
+                    locate.fail(
+                        ("verify", "maps", obj),
+                        name,
+                        f"unknown setting '{key}' in 'verify.maps.{obj}.{name}'",
+                        "valid settings: " + ", ".join(MAP_SETTINGS),
+                    )
+                if not 1 <= value <= MAX_ENTRIES_LIMIT:
+                    locate.fail(
+                        ("verify", "maps", obj),
+                        name,
+                        f"'verify.maps.{obj}.{name}.{key}' = {value} is not between 1 and "
+                        f"{MAX_ENTRIES_LIMIT}",
+                        "give the size the loader sets with bpf_map__set_max_entries()",
+                    )
+            if not settings:
+                locate.fail(
+                    ("verify", "maps", obj),
+                    name,
+                    f"'verify.maps.{obj}.{name}' sets nothing",
+                    f"write `{name} = {{ max_entries = N }}`",
                 )
 
 

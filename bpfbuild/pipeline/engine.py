@@ -223,9 +223,9 @@ def toolchains_for(project: Project) -> list[Toolchain]:
     return toolchains
 
 
-def require_arches(project: Project, names: Iterable[str]) -> None:
-    """Refuse an arch the project does not build (bpfbuild build --arch, verify --arch)."""
-    known = [a.name for a in project.arches]
+def require_arches(known: Sequence[str], names: Iterable[str]) -> None:
+    """Refuse an arch the project does not build (known: the names of those it does):
+    bpfbuild build --arch, verify --arch."""
     unknown = [name for name in names if name not in known]
     if unknown:
         raise BpfBuildError(
@@ -237,7 +237,7 @@ def require_arches(project: Project, names: Iterable[str]) -> None:
 def select_arches(project: Project, arches: list[Arch] | None) -> Project:
     """Restrict a project to some of its arches (bpfbuild build --arch)."""
     if arches:
-        require_arches(project, [a.name for a in arches])
+        require_arches([a.name for a in project.arches], [a.name for a in arches])
         project.arches = [a for a in project.arches if a in arches]
     return project
 

@@ -187,6 +187,14 @@ def load_project(root: Path) -> Project:
                 f"{config.path}: [verify.rodata.{obj}] names no BPF object of this project",
                 hint="BPF objects: " + ", ".join(objects),
             )
+    for obj in config.verify.maps:
+        if obj not in objects:
+            config.fail_at(
+                ("verify", "maps"),
+                obj,
+                f"[verify.maps.{obj}] names no BPF object of this project",
+                "BPF objects: " + ", ".join(sorted(objects)),
+            )
 
     vmlinux = {}
     host = host_arch().name

@@ -10,6 +10,7 @@ from ..pipeline.config import VerifyConfig
 from .baseline import Comparison
 from .log import Verdict
 from .results import DEFAULT_INSN_LIMIT, ObjectReport, ProgramResult, VerifyReport
+from .summary import unverified_line
 
 
 def check_budget(
@@ -32,9 +33,11 @@ def failures(
     *,
     max_share: float = VerifyConfig.max_insn_share,
     comparison: Comparison | None = None,
+    require: bool = False,
 ) -> list[str]:
-    """Every reason to fail: rejections, budget overruns, baseline regressions.
-    Unsupported and skipped programs are not failures."""
+    """Every reason to fail: rejections, budget overruns, baseline regressions, and with
+    require, programs no kernel verified. An unsupported or skipped program is not a
+    failure as long as some kernel verified it (or require is off)."""
     problems = [
         f"{r.name}{on_kernel(o)}: rejected by the verifier: {headline(r.error)}"
         for o in report.objects
@@ -44,6 +47,8 @@ def failures(
     problems += check_budget(report.results, max_share)
     if comparison is not None:
         problems += comparison.regressions
+    if require and (unverified := unverified_line(report)):
+        problems.append(unverified)
     return problems
 
 
@@ -52,9 +57,10 @@ def raise_for_failures(
     *,
     max_share: float = VerifyConfig.max_insn_share,
     comparison: Comparison | None = None,
+    require: bool = False,
 ) -> None:
     """Raise one VerifyError listing every failure, if any."""
-    problems = failures(report, max_share=max_share, comparison=comparison)
+    problems = failures(report, max_share=max_share, comparison=comparison, require=require)
     if problems:
         # The logs of the programs at fault (all of them for a baseline regression):
         # with VMs, a run has a log folder per kernel and object.
@@ -65,10 +71,16 @@ def raise_for_failures(
             or (r.verdict is Verdict.PASSED and (r.insn_share or 0) > max_share)
         ]
         logs = sorted({str(r.log_path.parent) for r in at_fault or report.results if r.log_path})
+        hint = "full verifier logs are in " + ", ".join(logs) if logs else None
+        if require and not at_fault and unverified_line(report):
+            hint = (
+                "verify on a kernel that has what those programs need (each note says what "
+                "is missing; e.g. --kernel debian:7.3 for sched_ext), or drop --require"
+            )
         raise VerifyError(
             f"verification failed ({len(problems)} problem{'s' if len(problems) > 1 else ''}):\n  "
             + "\n  ".join(problems),
-            hint="full verifier logs are in " + ", ".join(logs) if logs else None,
+            hint=hint,
         )
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from ..errors import VerifyError
 from ..kernels.abi import ENOSYS_REASON, errno_name, missing_privilege
 
-RUNNER_FORMAT = 1
+RUNNER_FORMAT = 2
 """The `format` the runner's first line must carry (bpfverify.c OUTPUT_FORMAT)."""
 
 LIBBPF_PREFIX = "libbpf: "
@@ -114,6 +114,8 @@ class Rejection:
     source: SourceLine | None = None
     """The last source annotation before the error: the failing C line."""
     core_failure: CoreRelocationFailure | None = None
+    suggestion: str | None = None
+    """The kernel's own advice (7.x's `Suggestion:` section)."""
 
     @property
     def headline(self) -> str:
@@ -129,6 +131,16 @@ _STATS_RE = re.compile(
 )
 _TIME_RE = re.compile(r"^verification time (\d+) usec$")
 _STACK_RE = re.compile(r"^stack depth (\d+(?:\+\d+)*)$")
+"""Up to 6.x: one depth per subprogram, `stack depth 8+16`."""
+_STACK_MAX_RE = re.compile(r"^stack depth max (\d+)$")
+"""From 7.x: the deepest call chain's stack, then one `subprog` line per subprogram."""
+_SUBPROG_RE = re.compile(r"^subprog \d+ \(.*\) .*\bstack (\d+)$")
+"""From 7.x: `subprog 0 (name) main insns_self 20 insns_total 20 stack 8`."""
+_EXPLAINED_RE = re.compile(r"^Verification failed: (?P<summary>.+)$")
+"""From 7.x, after the classic message: `Verification failed: <class>: <what>`, then
+sections (Reason, At, Causal path, Suggestion) of indented lines."""
+_AT_RE = re.compile(r"^\s+\S+ @ (?P<file>\S+?):(?P<line>\d+)(?::\d+)?$")
+"""The first line of 7.x's `At:` section: `prog @ file.bpf.c:35:9`."""
 _INSN_RE = re.compile(r"^\d+: \([0-9a-f]{2}\) ")
 """An instruction the verifier walked: `12: (61) r1 = *(u32 *)(r1 +0)`."""
 _CORE_INSN_RE = re.compile(r"^\d+: <invalid CO-RE relocation>$")
@@ -172,8 +184,11 @@ def split_log(text: str) -> tuple[str, list[str]]:
     return "\n".join(kernel), [line[len(LIBBPF_PREFIX) :] for line in libbpf]
 
 
+_TRAILER_RES = (_STATS_RE, _TIME_RE, _STACK_RE, _STACK_MAX_RE, _SUBPROG_RE)
+
+
 def _is_trailer(line: str) -> bool:
-    return bool(_STATS_RE.match(line) or _TIME_RE.match(line) or _STACK_RE.match(line))
+    return any(r.match(line) for r in _TRAILER_RES)
 
 
 def parse_stats(log: str) -> VerifierStats:
@@ -193,6 +208,9 @@ def parse_stats(log: str) -> VerifierStats:
             values["verification_time_usec"] = int(m[1])
         elif m := _STACK_RE.match(line):
             values["stack_depths"] = tuple(int(d) for d in m[1].split("+"))
+        elif m := _SUBPROG_RE.match(line):
+            depths = values.get("stack_depths", ())
+            values["stack_depths"] = (*depths, int(m[1]))  # type: ignore[misc]
     return VerifierStats(**values)  # type: ignore[arg-type]
 
 
@@ -248,12 +266,17 @@ def parse_rejection(log: str, libbpf_lines: Sequence[str] = ()) -> Rejection | N
 
     The verifier stops at the first error: its message follows the last
     instruction it walked and precedes the stats trailer. The source line is the
-    last `; ... @ file:line` annotation before that point.
+    last `; ... @ file:line` annotation before that point. From 7.x the message is
+    followed by an explanation (`Verification failed: ...`, see parse_explanation),
+    whose class and reason join the message, whose `At:` names the source line and
+    whose suggestion becomes the rejection's.
     """
     lines = [line for line in log.splitlines() if line.strip()]
     while lines and _is_trailer(lines[-1]):
         lines.pop()
-    end = len(lines)
+    explained = next((i for i, line in enumerate(lines) if _EXPLAINED_RE.match(line)), None)
+    explanation = parse_explanation(lines[explained:]) if explained is not None else None
+    end = len(lines) if explained is None else explained
     # The error: the lines after the last structural line (instruction, state...),
     # but a CO-RE failure names its own instruction line.
     start = end
@@ -261,7 +284,7 @@ def parse_rejection(log: str, libbpf_lines: Sequence[str] = ()) -> Rejection | N
         start -= 1
     message_lines = lines[start:end]
     core = parse_core_failure(log, libbpf_lines)
-    if not message_lines and core is None:
+    if not message_lines and core is None and explanation is None:
         return None
     failing_insn = None
     source = None
@@ -272,10 +295,88 @@ def parse_rejection(log: str, libbpf_lines: Sequence[str] = ()) -> Rejection | N
             source = parse_source_line(line)
         if failing_insn is not None and source is not None:
             break
+    suggestion = None
+    if explanation is not None:
+        message_lines = [*message_lines, *explanation.message_lines()]
+        suggestion = explanation.suggestion
+        if explanation.source is not None and (
+            source is None or (source.file, source.line) != explanation.where
+        ):
+            source = explanation.source
     message = "\n".join(message_lines)
     if core is not None and not message:
         message = f"failed to resolve CO-RE relocation: {core.describe()}"
-    return Rejection(message=message, failing_insn=failing_insn, source=source, core_failure=core)
+    return Rejection(
+        message=message,
+        failing_insn=failing_insn,
+        source=source,
+        core_failure=core,
+        suggestion=suggestion,
+    )
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """7.x's explanation of a rejection, after the classic message."""
+
+    summary: str
+    """`Memory Safety: Access outside bounds`: the class of error, then what."""
+    reason: str = ""
+    """The `Reason:` section, its lines joined."""
+    where: tuple[str | None, int | None] = (None, None)
+    """(file, line) of the `At:` section."""
+    source: SourceLine | None = None
+    """The failing line, from `At:` and its `>>> N | text` context line."""
+    suggestion: str | None = None
+    more: tuple[str, ...] = ()
+    """Unindented lines after the sections (a second classic message)."""
+
+    def message_lines(self) -> list[str]:
+        return [
+            f"{self.summary}: {self.reason}" if self.reason else self.summary,
+            *self.more,
+        ]
+
+
+def parse_explanation(lines: Sequence[str]) -> Explanation | None:
+    """The `Verification failed: ...` block of a 7.x log (lines from that line on, the
+    trailer removed): each section is a `Name:` line followed by indented lines."""
+    if not lines or not (m := _EXPLAINED_RE.match(lines[0])):
+        return None
+    sections: dict[str, list[str]] = {}
+    more: list[str] = []
+    current: list[str] | None = None
+    for line in lines[1:]:
+        if line[:1].isspace():
+            if current is not None:
+                current.append(line.strip())
+        elif line.endswith(":") and line[:1].isupper():
+            current = sections.setdefault(line[:-1], [])
+        else:
+            current = None
+            more.append(line)
+    at = sections.get("At", [])
+    where: tuple[str | None, int | None] = (None, None)
+    source = None
+    if at and (found := _AT_RE.match("  " + at[0])):
+        where = (found["file"], int(found["line"]))
+        text = next(
+            (
+                context.split("|", 1)[1].strip()
+                for context in at
+                if re.match(rf">>>\s*{where[1]}\s*\|", context)
+            ),
+            "",
+        )
+        source = SourceLine(text=text, file=where[0], line=where[1]) if text else None
+    return Explanation(
+        summary=m["summary"],
+        reason=" ".join(sections.get("Reason", [])),
+        where=where,
+        source=source,
+        suggestion=" ".join(sections.get("Suggestion", [])) or None,
+        more=tuple(more),
+    )
 
 
 def _is_structure(line: str) -> bool:
@@ -360,6 +461,8 @@ def hint_for(rejection: Rejection) -> str:
     for pattern, hint in HINTS:
         if pattern.search(rejection.message):
             return hint
+    if rejection.suggestion:
+        return rejection.suggestion
     return "read the full verifier log for the path that leads to the error"
 
 
@@ -407,8 +510,46 @@ def missing_ksym(libbpf_lines: Sequence[str]) -> Classification | None:
     return None
 
 
-def classify_failure(load_errno: int, log: str, libbpf_lines: Sequence[str]) -> Classification:
+_PROG_ARRAY_SLOT_RE = re.compile(
+    r"map '(?P<map>[^']+)': failed to initialize slot \[(?P<slot>\d+)\] to prog "
+    r"'(?P<target>[^']+)'"
+)
+"""libbpf fills a prog array declared with initial programs after every program of
+the object loaded: when the runner loads one alone, the others have no fd for it, so
+the load fails after the program itself passed the verifier."""
+
+
+def missing_ksym_name(libbpf_lines: Sequence[str]) -> str | None:
+    """The kfunc or kernel variable libbpf found missing (it stops at the first)."""
+    for line in libbpf_lines:
+        if m := _MISSING_KSYM_RE.search(line):
+            return m["name"]
+    return None
+
+
+def missing_ksym_elsewhere(name: str, users: Sequence[str]) -> Classification:
+    """A program that does not use the kernel symbol libbpf found missing: it was not
+    loaded because libbpf resolves the object's kfuncs all at once."""
+    called = f"used by {', '.join(users)}" if users else "used by no program"
+    return Classification(
+        Verdict.UNSUPPORTED,
+        f"not loaded: {name} ({called}) is not in this kernel, and libbpf loads the object "
+        "as a whole",
+        hint=f"declare {name} `__ksym __weak` and use it only when `bpf_ksym_exists({name})` "
+        f"is true{' in ' + ', '.join(users) if users else ''}, so the object loads on kernels "
+        "without it; or verify on a kernel that has it",
+    )
+
+
+def classify_failure(
+    load_errno: int,
+    log: str,
+    libbpf_lines: Sequence[str],
+    libbpf_warnings: Sequence[str] | None = None,
+) -> Classification:
     """Tell a verifier rejection from a kernel that lacks support, for a privileged load.
+    libbpf_lines: all of libbpf's messages (debug ones too); libbpf_warnings: only its
+    warnings, which name what went wrong (default: libbpf_lines).
 
     - EPERM although privileged: the kernel refuses the program type (lockdown,
       an LSM, or no support for fentry/LSM programs).
@@ -420,9 +561,17 @@ def classify_failure(load_errno: int, log: str, libbpf_lines: Sequence[str]) -> 
       kfunc the kernel lacks, a missing attach target: ESRCH/ENOENT), or the kernel does not know the
       program or attach type (EINVAL, EOPNOTSUPP, ENOTSUPP).
     """
-    libbpf_error = _libbpf_error(libbpf_lines)
+    libbpf_error = _libbpf_error(libbpf_lines if libbpf_warnings is None else libbpf_warnings)
     if ksym := missing_ksym(libbpf_lines):
         return ksym
+    if slot := _PROG_ARRAY_SLOT_RE.search("\n".join(libbpf_lines)):
+        if parse_rejection(log, libbpf_lines) is None:
+            return Classification(
+                Verdict.PASSED,
+                f"verified; libbpf then could not put program '{slot['target']}' in slot "
+                f"{slot['slot']} of prog array '{slot['map']}', as it verifies one program "
+                "at a time",
+            )
     if load_errno == errno.EPERM:
         return Classification(
             Verdict.UNSUPPORTED,
@@ -460,6 +609,58 @@ def _libbpf_error(libbpf_lines: Sequence[str]) -> str:
             continue
         return line
     return ""
+
+
+# --------------------------------------------------------------------------
+# struct_ops: a kernel subsystem the object implements
+# --------------------------------------------------------------------------
+
+STRUCT_OPS_SUBSYSTEMS: dict[str, tuple[str, str]] = {
+    "sched_ext_ops": (
+        "sched_ext",
+        "verify on a kernel built with CONFIG_SCHED_CLASS_EXT=y, e.g. debian:7.3 "
+        "(Debian's 6.12 has no sched_ext)",
+    ),
+    "tcp_congestion_ops": (
+        "BPF TCP congestion control",
+        "verify on a kernel built with CONFIG_BPF_JIT and CONFIG_INET",
+    ),
+    "hid_bpf_ops": ("HID-BPF", "verify on a kernel built with CONFIG_HID_BPF=y (6.11 or newer)"),
+    "Qdisc_ops": ("BPF qdiscs", "verify on a kernel built with CONFIG_NET_SCH_BPF (6.16 or newer)"),
+    "bpf_dummy_ops": ("the struct_ops self-tests", "verify on a kernel with CONFIG_BPF_JIT"),
+}
+"""Kernel structs BPF can implement (struct_ops) -> the subsystem that defines them and
+where to verify; a struct not listed is named as it is."""
+
+
+def missing_struct_ops(
+    type_name: str, in_kernel: bool | None, wrapper_in_kernel: bool | None
+) -> Classification | None:
+    """Why a kernel cannot take a struct_ops map of type_name, as the runner found its
+    BTF: the struct is absent (the subsystem is not built in), or present but not
+    implementable in BPF (no `struct bpf_struct_ops_<type>`); None when it can."""
+    subsystem, hint = STRUCT_OPS_SUBSYSTEMS.get(
+        type_name,
+        (
+            "",
+            f"verify on a kernel that defines struct {type_name} and lets BPF implement it",
+        ),
+    )
+    if in_kernel is False:
+        why = (
+            f"{subsystem} is not enabled in it" if subsystem else "it is older, or built without it"
+        )
+        return Classification(
+            Verdict.UNSUPPORTED, f"this kernel has no struct {type_name} ({why})", hint=hint
+        )
+    if wrapper_in_kernel is False:
+        return Classification(
+            Verdict.UNSUPPORTED,
+            f"this kernel's struct {type_name} cannot be implemented in BPF "
+            f"(it has no struct bpf_struct_ops_{type_name})",
+            hint=hint,
+        )
+    return None
 
 
 # --------------------------------------------------------------------------
@@ -549,6 +750,42 @@ class RunnerProgram:
 
 
 @dataclass(frozen=True)
+class RunnerMap:
+    """One map of the object as the runner loaded it."""
+
+    name: str
+    type: str
+    max_entries: int
+    defaulted: bool
+    """max_entries was 0 in the object (its loader sizes it at run time) and no
+    [verify.maps] size was given: the runner loaded it with 1."""
+
+
+@dataclass(frozen=True)
+class RunnerStructOps:
+    """One struct_ops map: the kernel struct it implements and whether the kernel has it."""
+
+    map: str
+    type: str
+    """The kernel struct, e.g. `sched_ext_ops`, `tcp_congestion_ops`."""
+    in_kernel: bool | None
+    """Whether the kernel's BTF (vmlinux or a loaded module) has the struct; None
+    when the kernel has no BTF to tell."""
+    wrapper_in_kernel: bool | None
+    """Whether it has `struct bpf_struct_ops_<type>`: BPF may implement the struct."""
+    programs: tuple[str, ...]
+    """The programs in its callback slots."""
+
+
+@dataclass(frozen=True)
+class RunnerObject:
+    """The runner's facts about the object as a whole."""
+
+    maps: tuple[RunnerMap, ...] = ()
+    struct_ops: tuple[RunnerStructOps, ...] = ()
+
+
+@dataclass(frozen=True)
 class RunnerDone:
     programs: int
     loaded: int
@@ -560,6 +797,7 @@ class RunnerDone:
 @dataclass
 class RunnerOutput:
     header: RunnerHeader | None = None
+    object: RunnerObject = field(default_factory=RunnerObject)
     programs: list[RunnerProgram] = field(default_factory=list)
     done: RunnerDone | None = None
     error: str | None = None
@@ -592,6 +830,23 @@ def parse_runner_output(text: str) -> RunnerOutput:
                     cap_sys_admin=record["cap_sys_admin"],
                     progs_loaded_before=record["progs_loaded_before"],
                     euid=record.get("euid", -1),
+                )
+            elif kind == "object":
+                out.object = RunnerObject(
+                    maps=tuple(
+                        RunnerMap(m["name"], m["type"], m["max_entries"], m["defaulted"])
+                        for m in record["maps"]
+                    ),
+                    struct_ops=tuple(
+                        RunnerStructOps(
+                            s["map"],
+                            s["type"],
+                            s["in_kernel"],
+                            s["wrapper_in_kernel"],
+                            tuple(s["programs"]),
+                        )
+                        for s in record["struct_ops"]
+                    ),
                 )
             elif kind == "program":
                 out.programs.append(

@@ -5,6 +5,7 @@ file a verify step writes, and `bpfbuild verify --format json`)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,11 @@ class ObjectReport:
     skip_hint: str | None = None
     kernel_spec: str = "host"
     """The kernel as the user named it: `host`, `debian:6.1`, a package, an image path."""
+    notes: list[str] = field(default_factory=list)
+    """What holds for the object as a whole on this kernel, said once: a subsystem the
+    kernel lacks, a map the runner sized because the object left it at 0."""
+    maps: dict[str, int] = field(default_factory=dict)
+    """Each map's max_entries as loaded ([verify.maps], 1 for a map left at 0)."""
 
 
 @dataclass
@@ -158,10 +164,16 @@ def load_object_report(path: Path) -> ObjectReport:
         ) from None
 
 
-def format_json(report: VerifyReport) -> str:
-    """Machine-readable: every object with its kernel and every program's fields."""
+def format_json(report: VerifyReport, tools: Mapping[str, Sequence[str]] | None = None) -> str:
+    """Machine-readable: every object with its kernel and every program's fields; the
+    programs no kernel verified; per tool (tools: app -> objects) and arch, the oldest
+    kernel from which all its programs pass."""
+    from .summary import kernel_support, support_json, unverified_programs
+
     data = {
         "status": report.status,
+        "unverified": unverified_programs(report),
+        "kernel_support": support_json(kernel_support(report, tools)),
         "objects": [
             {
                 "object": o.object,
@@ -170,6 +182,8 @@ def format_json(report: VerifyReport) -> str:
                 "kernel": o.kernel,
                 "kernel_spec": o.kernel_spec,
                 "privileged": o.privileged,
+                "notes": o.notes,
+                "maps": o.maps,
                 "programs": [r.to_dict() for r in o.results],
             }
             for o in report.objects
@@ -199,6 +213,8 @@ def report_from_json(text: str, origin: str = "<json>") -> VerifyReport:
                     privileged=o["privileged"],
                     results=results,
                     kernel_spec=o.get("kernel_spec", "host"),
+                    notes=list(o.get("notes", [])),
+                    maps=dict(o.get("maps", {})),
                 )
             )
     except (ValueError, KeyError, TypeError) as exc:

@@ -11,15 +11,21 @@ from pathlib import Path
 from ..arch import get_arch
 from ..errors import ConfigError, VerifyError
 from .log import (
+    Classification,
+    RunnerObject,
     RunnerProgram,
     Verdict,
     VerifierStats,
     classify_failure,
     hint_for,
+    missing_ksym_elsewhere,
+    missing_ksym_name,
+    missing_struct_ops,
     parse_runner_output,
     parse_stats,
     split_log,
 )
+from .objfile import program_ksyms
 from .results import ObjectReport, ProgramResult, skip_message
 from .runner import runner_command
 
@@ -30,6 +36,7 @@ def run_verifier(
     log_dir: Path,
     rodata: Mapping[str, int] | None = None,
     *,
+    max_entries: Mapping[str, int] | None = None,
     name: str | None = None,
     arch: str | None = None,
     require: bool = False,
@@ -41,7 +48,8 @@ def run_verifier(
 
     Writes only `<log_dir>/<program>.log` (stale logs there are removed first).
     name: the object's name (default: file name without `.bpf.o`); arch:
-    bpfbuild's arch name (default: from the kernel's `uname -m`); require: raise
+    bpfbuild's arch name (default: from the kernel's `uname -m`); max_entries: map
+    sizes ([verify.maps]); require: raise
     VerifyError instead of reporting `no privilege`; launcher: a command prefix
     for the runner (`sudo`, `setpriv ...`, a VM launcher). On KeyboardInterrupt the
     runner is killed (the kernel frees what it loaded) and the interrupt re-raised.
@@ -50,7 +58,10 @@ def run_verifier(
     log_dir.mkdir(parents=True, exist_ok=True)
     for stale in log_dir.glob("*.log"):
         stale.unlink()
-    command = [*launcher, *runner_command(runner, bpf_object, log_dir, rodata, rejected_log_level)]
+    command = [
+        *launcher,
+        *runner_command(runner, bpf_object, log_dir, rodata, rejected_log_level, max_entries),
+    ]
     return object_report(
         _run_runner(command, timeout),
         bpf_object,
@@ -98,13 +109,17 @@ def object_report(
         replace(p, log_path=str(log_dir / Path(p.log_path).name)) if p.log_path else p
         for p in output.programs
     ]
+    missing, notes = _object_facts(name, output.object)
+    ksyms = _KsymUsers(bpf_object)
     return ObjectReport(
         object=name,
         path=bpf_object,
         arch=arch,
         kernel=header.kernel,
         privileged=header.privileged,
-        results=[_program_result(arch, name, p, skip_reason) for p in programs],
+        results=[_program_result(arch, name, p, skip_reason, missing, ksyms) for p in programs],
+        notes=notes,
+        maps={m.name: m.max_entries for m in output.object.maps},
         progs_loaded_before=None if before < 0 else before,
         progs_loaded_after=None if after < 0 else after,
         skip_reason=skip_reason,
@@ -149,8 +164,13 @@ def _run_runner(command: list[str], timeout: float | None) -> str:
 
 
 def _runner_error_hint(message: str, name: str) -> str:
-    if message.startswith(("no variable", "cannot set")):
+    if message.startswith(("no variable", "cannot set '")):
         return f"set only `const volatile` integer globals that {name}.bpf.c declares"
+    if message.startswith(("no map", "cannot set max_entries")):
+        return (
+            f"size only maps that {name}.bpf.c defines (the message lists them), in "
+            f"[verify.maps.{name}] of bpfbuild.toml"
+        )
     return "check that the object is a BPF object built by bpfbuild"
 
 
@@ -162,8 +182,58 @@ def _arch_name(machine: str) -> str:
         return machine
 
 
+class _KsymUsers:
+    """The kernel symbols each program of an object uses, read from its ELF once and
+    only when a load failed for a missing one."""
+
+    def __init__(self, bpf_object: Path) -> None:
+        self.bpf_object = bpf_object
+        self._found: dict[str, frozenset[str]] | None = None
+
+    def of(self, program: str) -> frozenset[str] | None:
+        """What program uses; None when the object cannot tell."""
+        return self._programs().get(program)
+
+    def users(self, symbol: str) -> list[str]:
+        return [p for p, used in self._programs().items() if symbol in used]
+
+    def _programs(self) -> dict[str, frozenset[str]]:
+        if self._found is None:
+            self._found = program_ksyms(self.bpf_object)
+        return self._found
+
+
+def _object_facts(
+    name: str, facts: RunnerObject
+) -> tuple[dict[str | None, Classification], list[str]]:
+    """What the object as a whole tells: the struct_ops types this kernel cannot take
+    (program name -> why, and None -> why for the object), and the notes to show once
+    per object (the missing subsystem, maps sized by the runner)."""
+    missing: dict[str | None, Classification] = {}
+    for ops in facts.struct_ops:
+        reason = missing_struct_ops(ops.type, ops.in_kernel, ops.wrapper_in_kernel)
+        if reason is not None:
+            missing.setdefault(None, reason)
+            for program in ops.programs:
+                missing.setdefault(program, reason)
+    notes = [missing[None].reason] if None in missing else []
+    notes += [
+        f"map '{m.name}' has max_entries 0 (its loader sizes it at run time): verified with "
+        f"max_entries {m.max_entries}; give the size the loader uses as "
+        f"`{m.name} = {{ max_entries = N }}` in [verify.maps.{name}] of bpfbuild.toml"
+        for m in facts.maps
+        if m.defaulted
+    ]
+    return missing, notes
+
+
 def _program_result(
-    arch: str, object_name: str, program: RunnerProgram, skip_reason: str | None = None
+    arch: str,
+    object_name: str,
+    program: RunnerProgram,
+    skip_reason: str | None = None,
+    missing: dict[str | None, Classification] | None = None,
+    ksyms: _KsymUsers | None = None,
 ) -> ProgramResult:
     log_path = Path(program.log_path) if program.log_path else None
     text = log_path.read_text(errors="replace") if log_path and log_path.exists() else ""
@@ -190,9 +260,25 @@ def _program_result(
         result.xlated_insns = program.xlated_bytes // 8  # struct bpf_insn is 8 bytes
         result.jited_bytes = program.jited_bytes
         return result
-    classification = classify_failure(program.errno, kernel_log, libbpf_lines)
+    classification = classify_failure(
+        program.errno, kernel_log, libbpf_lines, program.libbpf_messages or None
+    )
+    symbol = missing_ksym_name(libbpf_lines) if classification.rejection is None else None
+    if symbol and ksyms is not None:
+        used = ksyms.of(program.name)
+        if used is not None and symbol not in used:
+            # The kfunc is another program's: name it as the object's, not this one's.
+            classification = missing_ksym_elsewhere(symbol, ksyms.users(symbol))
+    missing = missing or {}
+    if program.name in missing or (None in missing and classification.rejection is None):
+        # The kernel lacks the subsystem the object implements: that is why, not a
+        # kfunc of that subsystem (libbpf resolves an object's kfuncs all at once).
+        classification = missing.get(program.name) or missing[None]
     result.verdict = classification.verdict
     rejection = classification.rejection
+    if classification.verdict is Verdict.PASSED:
+        result.hint = classification.reason  # passed, with what the load could not do
+        return result
     if classification.verdict is Verdict.UNSUPPORTED or rejection is None:
         result.error = classification.reason
         result.hint = classification.hint or (

@@ -4,6 +4,7 @@ each object in the running kernel, and one VM per (kernel, arch), with their act
 
 from __future__ import annotations
 
+import os
 import platform
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -16,13 +17,16 @@ from ..arch import host_arch
 from ..errors import BpfBuildError, VerifyError
 from ..kernels.host import KERNEL_BTF
 from ..pipeline import actions
-from ..pipeline.actions import ToolArgs, signature_once
+from ..pipeline.actions import signature_once
+from ..pipeline.elfcheck import ElfExpectation, native_expectation
 from ..pipeline.project import BpfObject
 from ..pipeline.steps import Command, Step, task_id
 from ..pipeline.tasks import StepBuilder, StepSource
+from ..pipeline.toolchain import Tool
 from .results import load_object_report, save_object_report
 from .run import run_verifier
 from .runner import RUNNER_SOURCE, build_runner_command, runner_command
+from .runner.build import RUNNER_LIBBPF_SUITE, build_runner, runner_compiler
 
 if TYPE_CHECKING:
     from ..vm.session import VmJob
@@ -65,33 +69,59 @@ def verification_steps(plan: VerifyPlan | None = None) -> StepSource:
     return steps
 
 
+@dataclass(frozen=True)
+class RunnerArgs:
+    """build_verifier_runner's argument."""
+
+    command: Command
+    """What -v shows: the link of the runner with the pinned libbpf's objects."""
+    cc: Tool
+    """The arch's C compiler (the toolchain's, or found for the runner alone)."""
+    arch: str
+    """bpfbuild's arch name of the runner."""
+    output: str
+    """Absolute path of bpfverify."""
+    expect: ElfExpectation
+    """The ELF the runner must be (a static executable of arch)."""
+    cwd: str
+    """The project root."""
+
+    @property
+    def commands(self) -> tuple[Command, ...]:
+        return (self.command,)
+
+
 def runner_step(builder: StepBuilder) -> Step:
     """bpfverify, the static C program that loads each BPF program in the kernel:
-    static so that it also runs in a bare initramfs with no Python."""
-    toolchain = builder.toolchain
+    static so that it also runs in a bare initramfs with no Python; linked with the
+    pinned libbpf of runner.build whatever the project's, so that every arch and
+    machine gets the same verdicts (Debian 12's libbpf 1.1 cannot open struct_ops
+    objects). A project with no app for an arch has no C compiler in its toolchain:
+    the runner's is found then (a missing one is an error naming its package)."""
+    arch = builder.arch
+    cc = builder.toolchain.cc or runner_compiler(arch)
     runner = builder.layout.verifier_runner
-    argv = build_runner_command(
-        builder.cc.path,
-        Path(actions.partial(builder.rel(runner))),
-        RUNNER_SOURCE,
-        cflags=toolchain.libbpf.cflags,
-        ldflags=toolchain.libbpf.static_libs,
-    )
+    libbpf = f"<libbpf of Debian {RUNNER_LIBBPF_SUITE}, from the user cache>/*.o"
+    shown = build_runner_command(cc.path, runner, RUNNER_SOURCE, ldflags=[libbpf])
+    expect = native_expectation(arch, cc.path, arch == host_arch(), dict(os.environ))
     return builder.step(
         RUNNER_KIND,
         "bpfverify",
         "CC",
         builder.rel(runner),
-        action=actions.run_tool,
-        args=ToolArgs(Command(tuple(argv)), builder.cwd, (str(runner),), builder.expect("cc")),
-        inputs=(
-            str(RUNNER_SOURCE),
-            *toolchain.link_libraries(True, [])[1],
-            *builder.libbpf_archive_dep(),
-        ),
+        action=build_verifier_runner,
+        args=RunnerArgs(Command(tuple(shown)), cc, arch.name, str(runner), expect, builder.cwd),
+        inputs=(str(RUNNER_SOURCE),),
         outputs=(str(runner),),
-        order_only=tuple(builder.libbpf_header_steps()),
-        config=builder.changed("cc", argv),
+        config={"cc": cc.path, "version": cc.version, "libbpf": RUNNER_LIBBPF_SUITE},
+    )
+
+
+@signature_once
+def build_verifier_runner(args: RunnerArgs) -> TaskFailed | None:
+    """The runner step's action (see runner.build.build_runner)."""
+    return build_runner(
+        args.cc.path, args.cc.version, args.arch, args.output, args.cwd, args.expect
     )
 
 
@@ -110,6 +140,8 @@ class HostVerifyArgs:
     """Where the runner writes one verifier log per program."""
     rodata: Mapping[str, int]
     """.rodata globals set before loading ([verify.rodata] of bpfbuild.toml)."""
+    max_entries: Mapping[str, int]
+    """Map sizes set before loading ([verify.maps] of bpfbuild.toml)."""
     name: str
     """The object's name."""
     arch: str
@@ -129,6 +161,7 @@ def host_verify_step(builder: StepBuilder, obj: BpfObject) -> Step:
     Up to date while the object, the runner and the kernel (release, BTF) are."""
     layout = builder.layout
     rodata = builder.project.config.verify.rodata.get(obj.name, {})
+    max_entries = builder.project.config.verify.max_entries(obj.name)
     report = layout.verify_report(obj.name)
     bpf_object, runner = layout.bpf_object(obj.name), layout.verifier_runner
     log_dir = layout.verify_dir(obj.name)
@@ -139,11 +172,14 @@ def host_verify_step(builder: StepBuilder, obj: BpfObject) -> Step:
         builder.rel(bpf_object),
         action=verify_in_running_kernel,
         args=HostVerifyArgs(
-            Command(tuple(runner_command(runner, bpf_object, log_dir, rodata))),
+            Command(
+                tuple(runner_command(runner, bpf_object, log_dir, rodata, max_entries=max_entries))
+            ),
             str(runner),
             str(bpf_object),
             str(log_dir),
             rodata,
+            max_entries,
             obj.name,
             builder.arch.name,
             str(report),
@@ -153,7 +189,7 @@ def host_verify_step(builder: StepBuilder, obj: BpfObject) -> Step:
         outputs=(str(report),),
         # `bpfbuild verify` on a fresh tree: the PCH (no compile waits for it)
         order_only=tuple(builder.pch_steps()),
-        config={"kernel": platform.release(), "rodata": rodata},
+        config={"kernel": platform.release(), "rodata": rodata, "maps": max_entries},
         checks=((report_complete, (str(report),)),),
     )
 
@@ -168,6 +204,7 @@ def verify_in_running_kernel(args: HostVerifyArgs) -> TaskFailed | None:
             Path(args.bpf_object),
             Path(args.log_dir),
             args.rodata,
+            max_entries=args.max_entries,
             name=args.name,
             arch=args.arch,
         )
@@ -211,9 +248,14 @@ def vm_verify_step(builder: StepBuilder, target: Target) -> Step:
     layout, kernel, arch = builder.layout, target.kernel, builder.arch.name
     assert kernel is not None, "the running kernel is verified by host_verify_step"
     folder = layout.vm_verify_dir(kernel.release)
-    rodata = builder.project.config.verify.rodata
+    settings = builder.project.config.verify
     objects = tuple(
-        GuestObject(name, layout.bpf_object(name), rodata.get(name, {}))
+        GuestObject(
+            name,
+            layout.bpf_object(name),
+            settings.rodata.get(name, {}),
+            settings.max_entries(name),
+        )
         for name in builder.project.bpf_objects
     )
     job = VmJob(
@@ -240,6 +282,7 @@ def vm_verify_step(builder: StepBuilder, target: Target) -> Step:
             "kernel": kernel.provenance(),
             "release": kernel.release,
             "rodata": {o.name: o.rodata for o in objects},
+            "maps": {o.name: o.max_entries for o in objects},
         },
         doc=f"verify every object of {arch} in a VM of {target.spec}",
     )

@@ -2,6 +2,7 @@
 markers with a nonce of the run, and its parsing on the host.
 
     @@bpfbuild-<nonce> boot <uname -r>
+    @@bpfbuild-<nonce> state <when> <file> <value>   kernel state after boot or an object
     @@bpfbuild-<nonce> object <name>
     {"kind":"runner",...}                 the runner's stdout, JSON lines
     @@bpfbuild-<nonce> exit <name> <status>
@@ -65,6 +66,8 @@ class ConsoleReader:
         self._log: tuple[GuestObjectOutput, str, list[str]] | None = None
         self.bad_logs: list[str] = []
         """`object/file` of each log whose text did not decode."""
+        self.states: list[tuple[str, str, str]] = []
+        """(when: `boot` or the object just verified, file, value) as /init printed them."""
 
     def feed(self, raw: str) -> str | None:
         """Take one console line; returns the event it marks (`boot`, `object`,
@@ -102,6 +105,8 @@ class ConsoleReader:
             except (binascii.Error, OSError, EOFError):
                 self.bad_logs.append(f"{owner.name}/{name}")
             self._log = None
+        elif kind == "state" and len(args) >= 2:
+            self.states.append((args[0], args[1], " ".join(args[2:])))
         elif kind == "done":
             self.done = True
         else:

@@ -4,6 +4,10 @@ It holds busybox-static for the guest arch, the static bpfverify runner, the BPF
 objects and /init, a busybox shell script that mounts what the verifier needs, runs
 the runner on each object and prints its output on the console framed by markers
 (see console.py), then powers the VM off. There is no Python in the guest.
+
+/init also prints, after boot and after each object, the kernel state that loading for
+a verdict must never change (KERNEL_STATE_FILES): the host checks that no scheduler
+was switched on.
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ GUEST_RUNNER = "/bpfverify"
 GUEST_OBJECTS = "/objects"
 GUEST_LOGS = "/tmp/verify"
 _NAME = re.compile(r"[A-Za-z0-9_.+-]+")
+KERNEL_STATE_FILES = ("/sys/kernel/sched_ext/state", "/sys/kernel/sched_ext/enable_seq")
+"""sched_ext's state (`disabled` unless a BPF scheduler runs) and how many times one was
+enabled since boot; absent on kernels without sched_ext."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,8 @@ class GuestObject:
     """The object on the host."""
     rodata: dict[str, int] = field(default_factory=dict)
     """.rodata globals to set before loading ([verify.rodata] of bpfbuild.toml)."""
+    max_entries: dict[str, int] = field(default_factory=dict)
+    """Map sizes to load with ([verify.maps] of bpfbuild.toml)."""
 
     def __post_init__(self) -> None:
         if not _NAME.fullmatch(self.name):
@@ -113,15 +122,23 @@ def init_script(objects: Sequence[GuestObject], markers: Markers) -> str:
         "echo 1 > /proc/sys/kernel/printk",
         say("boot", "$(uname -r)"),
     ]
+    # The kernel state verifying must leave alone, as `state <when> <file> <value>`.
+    state = [
+        f"[ -r {path} ] && " + say("state", "$1", path, f"$(cat {path})")
+        for path in KERNEL_STATE_FILES
+    ]
+    lines += ["state() {", *(f"  {line}" for line in state), "  return 0", "}", "state boot"]
     for obj in objects:
         logs = f"{GUEST_LOGS}/{obj.name}"
-        sets = " ".join(shlex.quote(f"--set={k}={v}") for k, v in obj.rodata.items())
+        options = [f"--set={k}={v}" for k, v in obj.rodata.items()]
+        options += [f"--max-entries={k}={v}" for k, v in obj.max_entries.items()]
         lines += [
             say("object", obj.name),
-            f"{GUEST_RUNNER} --log-dir {logs} {sets} {GUEST_OBJECTS}/{obj.name}.bpf.o"
-            f" 2>{logs}.stderr",
+            f"{GUEST_RUNNER} --log-dir {logs} {' '.join(map(shlex.quote, options))}"
+            f" {GUEST_OBJECTS}/{obj.name}.bpf.o 2>{logs}.stderr",
             "status=$?",
             say("exit", obj.name, "$status"),
+            f"state {obj.name}",
             f"for log in {logs}/*.log {logs}.stderr; do",
             '  [ -s "$log" ] || continue',
             "  " + say("log", obj.name, "${log##*/}"),
@@ -144,7 +161,17 @@ def write_initramfs(
         # Without /dev/console the kernel starts /init with no stdout.
         cpio.char_device("dev/console", 5, 1)
         cpio.file("bin/busybox", busybox.read_bytes(), executable=True)
-        for applet in ("sh", "mount", "mkdir", "echo", "gzip", "base64", "poweroff", "uname"):
+        for applet in (
+            "sh",
+            "mount",
+            "mkdir",
+            "echo",
+            "cat",
+            "gzip",
+            "base64",
+            "poweroff",
+            "uname",
+        ):
             cpio.symlink(f"bin/{applet}", "busybox")
         cpio.file(GUEST_RUNNER.lstrip("/"), runner.read_bytes(), executable=True)
         for obj in objects:

@@ -3,6 +3,7 @@ the guest printed into the usual per-object reports (bpfbuild.verify does the ve
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import threading
@@ -19,6 +20,9 @@ from .console import ConsoleReader, GuestObjectOutput, Markers
 from .initramfs import GuestObject, write_initramfs
 from .progress import VmProgress
 from .progress import progress as default_progress
+
+KERNEL_STATE_RECORD = "kernel-state.json"
+"""In a VM's log folder: the state files /init printed after boot and each object."""
 
 
 @dataclass(frozen=True)
@@ -133,6 +137,17 @@ def run_vm_job(job: VmJob, progress: VmProgress = default_progress) -> dict[str,
             f"VM {job.label}: the console garbled the logs of " + ", ".join(reader.bad_logs),
             hint="run the verification again; report it if it recurs",
         )
+    (log_root / KERNEL_STATE_RECORD).write_text(
+        json.dumps([{"after": w, "file": f, "value": v} for w, f, v in reader.states], indent=1)
+    )
+    changed = kernel_state_changes(reader.states)
+    if changed:
+        progress.finish(job.label, "failed")
+        raise VerifyError(
+            f"VM {job.label}: verifying changed the kernel's state: {changed}",
+            hint="this is a bug in bpfbuild: loading for a verdict must never register a "
+            f"struct_ops map; the states are in {log_root / KERNEL_STATE_RECORD}",
+        )
     reports = [
         _object_report(job, obj, reader.objects.get(obj.name), log_root) for obj in job.objects
     ]
@@ -153,6 +168,20 @@ def run_vm_job(job: VmJob, progress: VmProgress = default_progress) -> dict[str,
         + f", {'kvm' if kvm else 'tcg'})",
     )
     return timings
+
+
+def kernel_state_changes(states: list[tuple[str, str, str]]) -> str | None:
+    """What the guest's state files say verifying switched on, or None: sched_ext must
+    stay `disabled` and its enable count (enable_seq) must not move."""
+    values: dict[str, list[str]] = {}
+    for when, path, value in states:
+        values.setdefault(path, []).append(value)
+        if path.endswith("sched_ext/state") and value != "disabled":
+            return f"{path} was {value!r} after {when}"
+    seqs = values.get("/sys/kernel/sched_ext/enable_seq", [])
+    if len(set(seqs)) > 1:
+        return f"a sched_ext scheduler was enabled (enable_seq went {' -> '.join(seqs)})"
+    return None
 
 
 def _object_report(

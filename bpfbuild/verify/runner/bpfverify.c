@@ -8,6 +8,9 @@
  *
  *   {"kind":"runner", ...}     first line: kernel, privilege probe (its errno,
  *                              capabilities, euid)
+ *   {"kind":"object", ...}     the object's maps (sizes as loaded) and struct_ops
+ *                              maps (the kernel type each implements, whether the
+ *                              kernel's BTF has it, the programs it references)
  *   {"kind":"program", ...}    one line per program, in object order
  *   {"kind":"done", ...}       last line: counts
  *   {"kind":"error", ...}      instead of the rest, when the run cannot start
@@ -15,15 +18,24 @@
  * and writes each program's verifier log to <log-dir>/<program>.log, followed
  * by libbpf's own messages (lines starting with "libbpf: ").
  *
- * It decides nothing: bpfbuild (verifier_log.py) reads these facts and logs
- * and tells a rejection from a kernel that lacks support.
+ * It decides nothing: bpfbuild (bpfbuild/verify/log.py, run.py) reads these
+ * facts and logs and tells a rejection from a kernel that lacks support.
  *
- * Usage: bpfverify --log-dir DIR [--set NAME=VALUE]... [--log-size BYTES]
- *                  [--log-level N] OBJECT
+ * Each program is loaded on its own, in a fresh bpf_object with the others'
+ * autoload off. libbpf (1.4+) ties a struct_ops program's autoload to the
+ * struct_ops maps that reference it, so for a struct_ops program only one map
+ * that references it is created, with every other callback slot emptied, and
+ * the other struct_ops maps are not created; for any other program no
+ * struct_ops map is created. A struct_ops map is never updated or attached:
+ * nothing is registered in the kernel (no scheduler, no congestion control).
+ *
+ * Usage: bpfverify --log-dir DIR [--set NAME=VALUE]... [--max-entries MAP=N]...
+ *                  [--log-size BYTES] [--log-level N] OBJECT
  * Exit status: 0 when every program was tried (whatever the verdicts),
  *              2 on a usage error or an object that cannot be opened.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -45,15 +57,22 @@
 #define CAP_BPF 39 /* Linux 5.8; older uapi headers lack it */
 #endif
 
-#define OUTPUT_FORMAT 1 /* bumped when the JSON lines change incompatibly */
+#define OUTPUT_FORMAT 2 /* bumped when the JSON lines change incompatibly */
 #define LOG_LEVEL_STATS 4 /* BPF_LOG_STATS: "processed N insns ..." */
 #define LOG_LEVEL_REJECTED (1 | 2 | 4) /* the whole trace, on rejection */
 #define DEFAULT_LOG_SIZE (16u << 20)
 #define MAX_SETS 64
+#define DEFAULT_MAX_ENTRIES 1 /* a map the loader sizes at run time (0 in the object) */
+#define STRUCT_OPS_VALUE_PREFIX "bpf_struct_ops_" /* the kernel's wrapper of each type */
 
 struct rodata_set {
 	const char *name;
 	long long value;
+};
+
+struct map_size {
+	const char *name;
+	unsigned long long max_entries;
 };
 
 struct options {
@@ -63,6 +82,8 @@ struct options {
 	unsigned int rejected_log_level;
 	struct rodata_set sets[MAX_SETS];
 	int set_count;
+	struct map_size sizes[MAX_SETS];
+	int size_count;
 };
 
 /* ------------------------------------------------------------------ */
@@ -307,6 +328,288 @@ static void apply_rodata_sets(struct bpf_object *obj, const struct options *opts
 }
 
 /* ------------------------------------------------------------------ */
+/* Map sizes: --max-entries MAP=N, and 1 for a map left at 0            */
+/* ------------------------------------------------------------------ */
+
+/* Map types whose max_entries must stay 0, or that libbpf sizes itself. */
+static bool keeps_zero_max_entries(enum bpf_map_type type)
+{
+	switch (type) {
+	case BPF_MAP_TYPE_PERF_EVENT_ARRAY: /* libbpf: one slot per possible CPU */
+	case BPF_MAP_TYPE_STRUCT_OPS: /* libbpf: one value */
+	case BPF_MAP_TYPE_CGROUP_STORAGE: /* the kernel refuses anything but 0 */
+	case BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE:
+	case BPF_MAP_TYPE_SK_STORAGE:
+	case BPF_MAP_TYPE_INODE_STORAGE:
+	case BPF_MAP_TYPE_TASK_STORAGE:
+	case BPF_MAP_TYPE_CGRP_STORAGE:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Whether the runner sized this map itself: 0 in the object, not given a size. */
+static bool defaults_max_entries(const struct bpf_map *map, const struct options *opts)
+{
+	for (int i = 0; i < opts->size_count; i++)
+		if (!strcmp(opts->sizes[i].name, bpf_map__name(map)))
+			return false;
+	return !bpf_map__is_internal(map) && bpf_map__max_entries(map) == 0 &&
+	       !keeps_zero_max_entries(bpf_map__type(map));
+}
+
+/* Apply --max-entries, then DEFAULT_MAX_ENTRIES to maps the loader sizes at run time. */
+static void apply_map_sizes(struct bpf_object *obj, const struct options *opts)
+{
+	struct bpf_map *map;
+
+	for (int i = 0; i < opts->size_count; i++) {
+		const struct map_size *size = &opts->sizes[i];
+		char known[1024] = "";
+
+		map = bpf_object__find_map_by_name(obj, size->name);
+		if (map && !bpf_map__is_internal(map)) {
+			if (bpf_map__set_max_entries(map, size->max_entries))
+				fail("cannot set max_entries of map '%s' to %llu", size->name,
+				     size->max_entries);
+			continue;
+		}
+		bpf_object__for_each_map(map, obj) {
+			const char *name = bpf_map__name(map);
+
+			if (bpf_map__is_internal(map) || strlen(known) + strlen(name) + 3 >= sizeof(known))
+				continue;
+			strcat(strcat(known, known[0] ? ", " : ""), name);
+		}
+		fail("no map '%s' in %s (it has: %s)", size->name, opts->object_path,
+		     known[0] ? known : "none");
+	}
+	bpf_object__for_each_map(map, obj)
+		if (defaults_max_entries(map, opts))
+			bpf_map__set_max_entries(map, DEFAULT_MAX_ENTRIES);
+}
+
+/* ------------------------------------------------------------------ */
+/* struct_ops maps: the kernel type each implements, its callbacks     */
+/* ------------------------------------------------------------------ */
+
+/* The struct a struct_ops map implements, without a ___flavor suffix. */
+static void struct_ops_type_name(struct bpf_object *obj, const struct bpf_map *map, char *name,
+				 size_t size)
+{
+	struct btf *btf = bpf_object__btf(obj);
+	const struct btf_type *t = btf__type_by_id(btf, bpf_map__btf_value_type_id(map));
+	const char *full = t ? btf__name_by_offset(btf, t->name_off) : "";
+	const char *flavor = strstr(full, "___");
+
+	snprintf(name, size, "%.*s", flavor ? (int)(flavor - full) : (int)strlen(full), full);
+}
+
+/*
+ * The callback slots of a struct_ops map: libbpf (1.3+) keeps in the map's
+ * initial value a pointer to the struct bpf_program of each function pointer
+ * member (its "shadow type"). Calls visit(slot, data) for each such slot.
+ */
+static void for_each_callback_slot(struct bpf_object *obj, struct bpf_map *map,
+				   void (*visit)(struct bpf_program **slot, void *data), void *data)
+{
+	struct btf *btf = bpf_object__btf(obj);
+	const struct btf_type *t = btf__type_by_id(btf, bpf_map__btf_value_type_id(map));
+	const struct btf_member *member;
+	size_t value_size;
+	char *value = bpf_map__initial_value(map, &value_size);
+
+	if (!t || !value || !btf_is_struct(t))
+		return;
+	member = btf_members(t);
+	for (int i = 0; i < btf_vlen(t); i++, member++) {
+		const struct btf_type *mt = btf__type_by_id(btf, btf__resolve_type(btf, member->type));
+		size_t offset = btf_member_bit_offset(t, i) / 8;
+
+		if (!mt || !btf_is_ptr(mt) || offset + sizeof(void *) > value_size)
+			continue;
+		mt = btf__type_by_id(btf, btf__resolve_type(btf, mt->type));
+		if (mt && btf_is_func_proto(mt))
+			visit((struct bpf_program **)(value + offset), data);
+	}
+}
+
+struct slot_search {
+	const struct bpf_program *prog;
+	bool found;
+};
+
+static void find_slot(struct bpf_program **slot, void *data)
+{
+	struct slot_search *search = data;
+
+	if (*slot && *slot == search->prog)
+		search->found = true;
+}
+
+static void empty_other_slots(struct bpf_program **slot, void *data)
+{
+	if (*slot != data)
+		*slot = NULL;
+}
+
+static bool references(struct bpf_object *obj, struct bpf_map *map, const struct bpf_program *prog)
+{
+	struct slot_search search = { prog, false };
+
+	for_each_callback_slot(obj, map, find_slot, &search);
+	return search.found;
+}
+
+/*
+ * Make `chosen` loadable on its own. For a struct_ops program: create only the
+ * first struct_ops map that references it, with its other callback slots
+ * emptied (libbpf then loads only `chosen`, with the kernel type and member it
+ * implements as attach BTF id and expected attach type); for any other program:
+ * create no struct_ops map (libbpf would otherwise load their programs too, and
+ * a kernel without the struct_ops type would fail every program of the object).
+ */
+static void isolate_struct_ops(struct bpf_object *obj, struct bpf_program *chosen)
+{
+	bool is_struct_ops = bpf_program__type(chosen) == BPF_PROG_TYPE_STRUCT_OPS;
+	struct bpf_map *map, *owner = NULL;
+
+	bpf_object__for_each_map(map, obj) {
+		if (bpf_map__type(map) != BPF_MAP_TYPE_STRUCT_OPS)
+			continue;
+		if (is_struct_ops && !owner && references(obj, map, chosen)) {
+			owner = map;
+			for_each_callback_slot(obj, map, empty_other_slots, chosen);
+			bpf_map__set_autocreate(map, true);
+		} else {
+			bpf_map__set_autocreate(map, false);
+		}
+	}
+}
+
+/* The kernel's BTF: vmlinux, then each module's, loaded once when first needed. */
+struct kernel_btf {
+	struct btf *vmlinux;
+	bool vmlinux_tried;
+};
+
+/* Whether struct `name` is in the kernel's BTF: 1 yes, 0 no, -1 no BTF to tell. */
+static int kernel_has_struct(struct kernel_btf *kernel, const char *name)
+{
+	DIR *modules;
+	struct dirent *entry;
+	int found = 0;
+
+	if (!kernel->vmlinux_tried) {
+		kernel->vmlinux_tried = true;
+		kernel->vmlinux = btf__load_vmlinux_btf(); /* NULL: no BTF to tell */
+	}
+	if (!kernel->vmlinux)
+		return -1;
+	if (btf__find_by_name_kind(kernel->vmlinux, name, BTF_KIND_STRUCT) >= 0)
+		return 1;
+	modules = opendir("/sys/kernel/btf");
+	if (!modules)
+		return 0;
+	while (!found && (entry = readdir(modules))) {
+		char path[PATH_MAX];
+		struct btf *module;
+
+		if (entry->d_name[0] == '.' || !strcmp(entry->d_name, "vmlinux"))
+			continue;
+		snprintf(path, sizeof(path), "/sys/kernel/btf/%s", entry->d_name);
+		module = btf__parse_split(path, kernel->vmlinux);
+		if (!module)
+			continue;
+		found = btf__find_by_name_kind(module, name, BTF_KIND_STRUCT) >= 0;
+		btf__free(module);
+	}
+	closedir(modules);
+	return found;
+}
+
+static void json_key_presence(const char *key, int presence)
+{
+	if (presence < 0)
+		printf(",\"%s\":null", key);
+	else
+		json_key_bool(key, presence);
+}
+
+static void list_callback(struct bpf_program **slot, void *data)
+{
+	bool *first = data;
+
+	if (!*slot)
+		return;
+	printf("%s", *first ? "" : ",");
+	json_string(bpf_program__name(*slot));
+	*first = false;
+}
+
+/*
+ * The "object" line: each map as it will be loaded (its size given, defaulted
+ * or from the object) and each struct_ops map with the kernel type it
+ * implements, whether the kernel's BTF has that type and its bpf_struct_ops_
+ * wrapper, and the programs in its callback slots. Applies the map sizes.
+ */
+static void print_object_facts(struct bpf_object *obj, const struct options *opts)
+{
+	struct kernel_btf kernel = {};
+	struct bpf_map *map;
+	bool defaulted[1024] = {}, first = true;
+	int i = 0;
+
+	bpf_object__for_each_map(map, obj)
+		if (i < 1024)
+			defaulted[i++] = defaults_max_entries(map, opts);
+	apply_map_sizes(obj, opts);
+	printf("{\"kind\":\"object\",\"maps\":[");
+	i = 0;
+	bpf_object__for_each_map(map, obj) {
+		bool was_defaulted = i < 1024 && defaulted[i];
+
+		i++;
+		if (bpf_map__is_internal(map))
+			continue;
+		printf("%s{", first ? "" : ",");
+		first = false;
+		json_string("name");
+		putchar(':');
+		json_string(bpf_map__name(map));
+		json_key_string("type", libbpf_bpf_map_type_str(bpf_map__type(map)));
+		json_key_bool("defaulted", was_defaulted);
+		json_key_long("max_entries", bpf_map__max_entries(map));
+		putchar('}');
+	}
+	printf("],\"struct_ops\":[");
+	first = true;
+	bpf_object__for_each_map(map, obj) {
+		char type[256], wrapper[256 + sizeof(STRUCT_OPS_VALUE_PREFIX)];
+		bool first_callback = true;
+
+		if (bpf_map__type(map) != BPF_MAP_TYPE_STRUCT_OPS)
+			continue;
+		struct_ops_type_name(obj, map, type, sizeof(type));
+		snprintf(wrapper, sizeof(wrapper), "%s%s", STRUCT_OPS_VALUE_PREFIX, type);
+		printf("%s{", first ? "" : ",");
+		first = false;
+		json_string("map");
+		putchar(':');
+		json_string(bpf_map__name(map));
+		json_key_string("type", type);
+		json_key_presence("in_kernel", kernel_has_struct(&kernel, type));
+		json_key_presence("wrapper_in_kernel", kernel_has_struct(&kernel, wrapper));
+		printf(",\"programs\":[");
+		for_each_callback_slot(obj, map, list_callback, &first_callback);
+		printf("]}");
+	}
+	printf("]}\n");
+	btf__free(kernel.vmlinux);
+}
+
+/* ------------------------------------------------------------------ */
 /* Loading one program                                                 */
 /* ------------------------------------------------------------------ */
 
@@ -328,12 +631,14 @@ static struct bpf_program *open_one_program(const struct options *opts, int inde
 		fail("cannot open %s: %s%s", opts->object_path, strerror(errno),
 		     libbpf_warnings.len ? libbpf_warnings.buf : "");
 	apply_rodata_sets(obj, opts);
+	apply_map_sizes(obj, opts);
 	bpf_object__for_each_program(prog, obj) {
 		if (i++ == index)
 			chosen = prog;
 		else
 			bpf_program__set_autoload(prog, false);
 	}
+	isolate_struct_ops(obj, chosen);
 	*objp = obj;
 	return chosen;
 }
@@ -459,26 +764,46 @@ static void parse_set(struct options *opts, char *arg)
 		fail("--set %s: '%s' is not an integer (decimal or 0x hex)", arg, eq + 1);
 }
 
+static void parse_max_entries(struct options *opts, char *arg)
+{
+	char *eq = strchr(arg, '='), *end;
+	struct map_size *size;
+
+	if (!eq || eq == arg || !eq[1])
+		fail("--max-entries expects MAP=N, got '%s'", arg);
+	if (opts->size_count == MAX_SETS)
+		fail("too many --max-entries options (at most %d)", MAX_SETS);
+	*eq = '\0';
+	size = &opts->sizes[opts->size_count++];
+	size->name = arg;
+	errno = 0;
+	size->max_entries = strtoull(eq + 1, &end, 0);
+	if (errno || *end || eq[1] == '-' || !size->max_entries || size->max_entries > UINT32_MAX)
+		fail("--max-entries %s: '%s' is not a number from 1 to %u", arg, eq + 1, UINT32_MAX);
+}
+
 static void parse_args(int argc, char **argv, struct options *opts)
 {
 	static const struct option longopts[] = {
 		{ "log-dir", required_argument, NULL, 'd' },
 		{ "set", required_argument, NULL, 's' },
+		{ "max-entries", required_argument, NULL, 'm' },
 		{ "log-size", required_argument, NULL, 'z' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
 	const char *usage = "usage: bpfverify --log-dir DIR [--set NAME=VALUE]... "
-			    "[--log-size BYTES] [--log-level N] OBJECT";
+			    "[--max-entries MAP=N]... [--log-size BYTES] [--log-level N] OBJECT";
 	int c;
 
 	opts->log_size = DEFAULT_LOG_SIZE;
 	opts->rejected_log_level = LOG_LEVEL_REJECTED;
-	while ((c = getopt_long(argc, argv, "d:s:z:l:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:s:m:z:l:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'd': opts->log_dir = optarg; break;
 		case 's': parse_set(opts, optarg); break;
+		case 'm': parse_max_entries(opts, optarg); break;
 		case 'z': opts->log_size = strtoul(optarg, NULL, 0); break;
 		case 'l': opts->rejected_log_level = strtoul(optarg, NULL, 0) | LOG_LEVEL_STATS; break;
 		case 'h': puts(usage); exit(0);
@@ -535,7 +860,10 @@ int main(int argc, char **argv)
 	/* Count the programs once, then verify each in its own fresh object. */
 	obj = bpf_object__open_file(opts.object_path, NULL);
 	if (!obj)
-		fail("cannot open %s: %s", opts.object_path, strerror(errno));
+		fail("cannot open %s: %s%s", opts.object_path, strerror(errno),
+		     libbpf_warnings.len ? libbpf_warnings.buf : "");
+	apply_rodata_sets(obj, &opts);
+	print_object_facts(obj, &opts);
 	count = 0;
 	{
 		struct bpf_program *prog;
