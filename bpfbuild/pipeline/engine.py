@@ -260,12 +260,18 @@ def acquire_lock(root: Path) -> None:
     _held_locks[path] = fd
 
 
-def toolchains_for(project: Project) -> list[Toolchain]:
-    """Every arch's toolchain, with the optional tools the config asks for."""
+def toolchains_for(project: Project, runner: bool = False) -> list[Toolchain]:
+    """Every arch's toolchain, with the optional tools the config asks for. runner: the
+    graph verifies, so it builds the verifier runner of every arch."""
     state = state_dir(project.root)
     toolchains = [
         find_toolchain(
-            arch, state, project, user_space=bool(project.apps), linker=project.config.build.linker
+            arch,
+            state,
+            project,
+            user_space=bool(project.apps),
+            linker=project.config.build.linker,
+            runner=runner,
         )
         for arch in project.arches
     ]
@@ -292,13 +298,14 @@ def select_arches(project: Project, arches: list[Arch] | None) -> Project:
     return project
 
 
-def prepare(project: Project) -> list[Toolchain]:
+def prepare(project: Project, runner: bool = False) -> list[Toolchain]:
     """Before any task of a project is created: hold its lock, delete what killed
-    builds left half-written, and find the toolchains (a missing tool is a clean error)."""
+    builds left half-written, and find the toolchains (a missing tool is a clean error;
+    runner: the verifier runner's C compiler too)."""
     acquire_lock(project.root)
     remove_partials(project.root)
     size_limit()  # a malformed $BPFBUILD_CACHE_SIZE is an error now, not in a task
-    return toolchains_for(project)
+    return toolchains_for(project, runner)
 
 
 def task_bpfbuild(
@@ -309,7 +316,7 @@ def task_bpfbuild(
     root = (root or Path.cwd()).resolve()
     try:
         project = load_project(root)
-        toolchains = prepare(project)
+        toolchains = prepare(project)  # the running kernel's arch: its cc is found anyway
     except BpfBuildError as err:
         # Under plain `doit`, an error doit knows prints as one line, no traceback.
         raise InvalidDodoFile(err.describe()) from None
@@ -419,7 +426,7 @@ def run_doit(project: Project, doit_args: list[str], options: RunOptions) -> int
     """Run a doit command (`run`, `clean`, `list`...) on the project: 0, or 1 when a step
     failed. What doit would print as its own traceback (a task creator, an action or the
     reporter raised) is raised here, for the CLI."""
-    toolchains = prepare(project)
+    toolchains = prepare(project, runner=bool(options.verify))
     fastpath.invalidate(project.root)  # before any task runs: see fastpath.py
     os.chdir(project.root)
     # StateDB is also a doit.BACKEND entry point (for plain `doit` on a project's

@@ -566,13 +566,17 @@ def find_toolchain(
     project: Project | None = None,
     user_space: bool = True,
     linker: str = "auto",
+    runner: bool = False,
 ) -> Toolchain:
     """The whole toolchain for one arch; versions cached under state_dir. A project
     may choose bpftool ([toolchain]) and build libbpf from source ([libbpf]).
     user_space=False (nothing to link for a cross arch): no C compiler, strip or
-    cross libbpf is needed, and none is looked for. linker: [build] linker."""
+    cross libbpf is needed, and none is looked for. linker: [build] linker.
+    runner: verification builds its runner (a static C program) for this arch, so the
+    arch's C compiler and libbpf are needed even when no app is linked."""
     cache = _VersionCache(state_dir / "toolchain.json" if state_dir else None)
-    user_space = user_space or arch == host_arch()
+    only_for_runner = runner and not user_space and arch != host_arch()
+    user_space = user_space or runner or arch == host_arch()
     tree = project.libbpf if project and user_space else None
     try:
         ar = find_ar(arch) if tree else None
@@ -587,7 +591,16 @@ def find_toolchain(
             project.config.toolchain.bpftool if project else "",
             project.root if project else None,
         )
-        cc = find_cc(arch, cache) if user_space else None
+        try:
+            cc = find_cc(arch, cache) if user_space else None
+        except ToolchainError as err:
+            if not only_for_runner:
+                raise
+            raise ToolchainError(
+                f"{err.message}, needed to build the verifier's runner (a C program) for "
+                f"{arch.name}",
+                hint=err.hint,
+            ) from None
         library_dirs = compiler_library_dirs(cc.path, cache) if cc else []
         if tree:
             libbpf = libbpf_from_source(arch, tree, project.root, cache)
