@@ -450,14 +450,15 @@ def init(
     directory: str, name: str | None, template: str, list_templates: bool, force: bool
 ) -> None:
     """Create a project that builds and runs as is."""
-    from .scaffold import available_templates, create_project
+    from .scaffold import available_templates, create_project, installed_source
 
     if list_templates:
         for entry in available_templates():
             click.echo(f"{entry.name:<12} {entry.description}")
         return
     target = Path(directory)
-    created = create_project(target, name, template, force)
+    source = installed_source()
+    created = create_project(target, name, template, force, source)
     for path in created.kept:
         click.echo(f"kept      {path} (it exists; --force overwrites it)")
     for path in created.overwritten:
@@ -466,6 +467,12 @@ def init(
         f"created {created.name} in {target}: cd {target} && bpfbuild build && "
         f"sudo ./output/{created.arch}/{created.name}"
     )
+    if source is None:
+        click.echo(
+            "note: its CI installs bpfbuild from the repository variable BPFBUILD_SOURCE "
+            "(this bpfbuild was not installed from a URL CI can fetch, and bpfbuild is not "
+            'on PyPI): set it to e.g. "bpfbuild @ git+https://github.com/OWNER/bpfbuild@COMMIT"'
+        )
 
 
 @main.group()
