@@ -303,7 +303,9 @@ def prepare(project: Project, runner: bool = False) -> list[Toolchain]:
     builds left half-written, and find the toolchains (a missing tool is a clean error;
     runner: the verifier runner's C compiler too)."""
     acquire_lock(project.root)
-    remove_partials(project.root)
+    remove_partials(
+        project.root, keep={n for a in project.apps.values() for n in (a.name, *a.aliases)}
+    )
     size_limit()  # a malformed $BPFBUILD_CACHE_SIZE is an error now, not in a task
     return toolchains_for(project, runner)
 

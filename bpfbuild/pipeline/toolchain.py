@@ -183,7 +183,8 @@ class _VersionCache:
     def save(self) -> None:
         if self.dirty and self.path:
             # One temporary file per process: two builds starting at once both save.
-            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            # .partial: what a killed run leaves, the next build deletes (remove_partials)
+            tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.partial")
             data = {"format": self.FORMAT, "entries": self.entries}
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
