@@ -15,7 +15,7 @@ from buildutil import ARCH, assert_build_is_noop, bpfbuild, build, copy_project,
 from bpfbuild.arch import host_arch
 from bpfbuild.errors import BpfBuildError
 from bpfbuild.pipeline.project import load_project
-from bpfbuild.pipeline.tasks import TaskFactory
+from bpfbuild.pipeline.tasks import StepBuilder
 from bpfbuild.pipeline.toolchain import find_toolchain
 
 V3_FLAGS = 'bpf_cflags = ["-mcpu=v3"]'
@@ -36,9 +36,9 @@ def _set_config(root: Path, old: str, new: str) -> None:
 def test_object_flags_apply_to_that_object_only_and_it_takes_no_pch(project: Path) -> None:
     _set_config(project, "[object.softcount]", "[build]\npch = true\n\n[object.softcount]")
     loaded = load_project(project)
-    factory = TaskFactory(loaded, find_toolchain(host_arch(), None, loaded))
-    softcount = factory.bpf_compile_argv(loaded.bpf_objects["softcount"])
-    hello = factory.bpf_compile_argv(loaded.bpf_objects["hello"])
+    builder = StepBuilder(loaded, find_toolchain(host_arch(), None, loaded))
+    softcount = builder.bpf_compile_argv(loaded.bpf_objects["softcount"])
+    hello = builder.bpf_compile_argv(loaded.bpf_objects["hello"])
     assert "-mcpu=v3" in softcount and "-mcpu=v3" not in hello
     # Object flags come after the [build] ones, so they win.
     assert softcount.index("-mcpu=v3") > softcount.index("-Wall")

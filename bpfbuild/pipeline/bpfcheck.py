@@ -6,8 +6,6 @@ import struct
 
 from doit.exceptions import TaskFailed
 
-from .actions import signature_once
-
 SHF_EXECINSTR = 0x4
 SHN_XINDEX = 0xFFFF
 
@@ -49,9 +47,8 @@ def program_sections(path: str) -> list[str]:
     ]
 
 
-@signature_once
 def require_programs(compiled: str, source: str) -> TaskFailed | None:
-    """doit action: fail, naming the source, when its object holds no program."""
+    """A failure, naming the source, when its object holds no program (actions.compile_bpf)."""
     try:
         if program_sections(compiled):
             return None

@@ -95,7 +95,8 @@ class ToolchainConfig:
 
 @dataclass
 class VerifyConfig:
-    """[verify]: verifier budgets and regression baselines."""
+    """[verify]: verifier budgets and regression baselines. The defaults here are the
+    verifier's defaults everywhere (verify.budgets, verify.baseline)."""
 
     max_insn_share: float = 0.5
     """Fail when a program processes more than this share of the 1M-insn limit."""

@@ -12,10 +12,10 @@ import shlex
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from doit.action import PythonAction
 from doit.cmd_base import TaskLoader2
@@ -32,11 +32,9 @@ from . import fastpath
 from .layout import state_dir
 from .project import Project, check_own_folders, load_project
 from .state import BACKEND_LOCATION, BACKEND_NAME, SharedDigestChecker, remove_partials
-from .tasks import project_tasks, step_line
+from .steps import step_line
+from .tasks import StepSource, project_tasks, run_of
 from .toolchain import Toolchain, find_toolchain
-
-if TYPE_CHECKING:
-    from ..vm.targets import VerifyPlan
 
 DB_NAME = "doit.sqlite"
 
@@ -53,9 +51,9 @@ class RunOptions:
     """Build everything that does not depend on a failed step, then print a summary."""
     steps_to_stderr: bool = False
     """Step lines on stderr, keeping stdout for a machine format (verify --format json)."""
-    verify: bool | VerifyPlan = False
-    """The graph also holds the verification tasks: of the running kernel's arch
-    (True), or of the kernels and arches of a VerifyPlan (VMs)."""
+    step_sources: tuple[StepSource, ...] = ()
+    """Steps other stages add to each arch's build (`bpfbuild verify`: the verifier
+    runner, the verification of each object, one VM per kernel and arch)."""
     on_success: Callable[[list], None] | None = None
     """Called with doit's tasks after a run that succeeded (bpfbuild build writes the
     no-op stamp, see fastpath.py)."""
@@ -116,57 +114,58 @@ class KbuildReporter(ConsoleReporter):
         self.executables: list[str] = []  # apps linked or up to date
 
     def execute_task(self, task) -> None:
+        """Called by doit just before a task's actions, in the thread that runs them:
+        the step's run takes its arguments here (StepRun.start), so the commands shown
+        are the ones the action runs."""
         try:
-            self._print_step(task)
+            self._start_step(task)
         except Exception as err:
-            # Called in a job's thread: doit would hand on only the error's type and text.
+            # In a job's thread: doit would hand on only the error's type and text.
             if self.raised:
                 self.raised.keep(err)
             raise
 
-    def _print_step(self, task) -> None:
-        if not task.actions or not task.meta:
+    def _start_step(self, task) -> None:
+        run = run_of(task)
+        if run is None or not task.actions or run.step.label is None:
             return
-        lines = [step_line(task.meta)]
+        args = run.start()
+        lines = [step_line(run.step)]
         if self.options.verbose:
-            cd = f"    cd {shlex.quote(task.meta['cwd'])} && "
-            lines += [cd + command.shell() for command in task.meta["commands"]]
+            if run.fell_back and run.step.fallback:
+                lines.append(f"    {run.step.fallback.note}")
+            cd = f"    cd {shlex.quote(args.cwd)} && "
+            lines += [cd + command.shell() for command in args.commands]
         # one write: jobs' threads call this at the same time
         self.write("\n".join(lines) + "\n")
         self.outstream.flush()
 
     def add_success(self, task) -> None:
-        if not task.meta:
+        run = run_of(task)
+        if run is None or run.step.kind != "link":
             return
-        meta = task.meta
-        if (
-            self.options.verbose
-            and task.values.get("pch") is False
-            and "-include-pch" in meta["commands"][0].argv
-        ):
-            self.write(
-                f"    {meta['shown']}: vmlinux.h.pch was not ready yet, "
-                "compiled without -include-pch (same object)\n"
-            )
-        if meta["kind"] == "link":
-            self.executables.append(meta["shown"])
-            size = task.values.get("size")
-            if size is not None:
-                needed = task.values.get("needed") or []
-                linkage = "dynamic: " + ", ".join(needed) if needed else "static, no NEEDED entry"
-                self.write(f"  BIN     {meta['shown']}: {size / 1024:.0f} KiB, {linkage}\n")
+        shown = run.step.shown
+        self.executables.append(shown)
+        size = task.values.get("size")
+        if size is not None:
+            needed = task.values.get("needed") or []
+            linkage = "dynamic: " + ", ".join(needed) if needed else "static, no NEEDED entry"
+            self.write(f"  BIN     {shown}: {size / 1024:.0f} KiB, {linkage}\n")
 
     def skip_uptodate(self, task) -> None:
-        if task.meta and task.meta["kind"] == "link":
-            self.executables.append(task.meta["shown"])
+        run = run_of(task)
+        if run and run.step.kind == "link":
+            self.executables.append(run.step.shown)
 
     def add_failure(self, task, fail) -> None:
         self.failures.append({"task": task, "exception": fail})
         if self.raised and task.name in self.raised.steps:
             return  # the CLI reports what the action raised
-        step = step_line(task.meta, indent="") if task.meta else task.name
+        run = run_of(task)
+        labeled = run is not None and run.step.label is not None
+        step = step_line(run.step, indent="") if run and labeled else task.name
         if isinstance(fail, UnmetDependency):
-            if task.meta:  # an app group that waited for a failed link says nothing
+            if labeled:  # an app group that waited for a failed link says nothing
                 self.not_run.append(step)
             return
         self.failed.append(step)
@@ -262,7 +261,7 @@ def acquire_lock(root: Path) -> None:
 
 def toolchains_for(project: Project, runner: bool = False) -> list[Toolchain]:
     """Every arch's toolchain, with the optional tools the config asks for. runner: the
-    graph verifies, so it builds the verifier runner of every arch."""
+    run verifies, so it builds the verifier's runner (a C program) for every arch."""
     state = state_dir(project.root)
     toolchains = [
         find_toolchain(
@@ -284,16 +283,21 @@ def toolchains_for(project: Project, runner: bool = False) -> list[Toolchain]:
     return toolchains
 
 
+def require_arches(project: Project, names: Iterable[str]) -> None:
+    """Refuse an arch the project does not build (bpfbuild build --arch, verify --arch)."""
+    known = [a.name for a in project.arches]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise BpfBuildError(
+            f"arch {', '.join(unknown)} is not in this project's arches ({', '.join(known)})",
+            hint="add it to `arches` in [build] of bpfbuild.toml",
+        )
+
+
 def select_arches(project: Project, arches: list[Arch] | None) -> Project:
     """Restrict a project to some of its arches (bpfbuild build --arch)."""
     if arches:
-        unknown = [a.name for a in arches if a not in project.arches]
-        if unknown:
-            raise BpfBuildError(
-                f"arch {', '.join(unknown)} is not in this project's arches "
-                f"({', '.join(a.name for a in project.arches)})",
-                hint="add it to `arches` in [build] of bpfbuild.toml",
-            )
+        require_arches(project, [a.name for a in arches])
         project.arches = [a for a in project.arches if a in arches]
     return project
 
@@ -310,26 +314,38 @@ def prepare(project: Project, runner: bool = False) -> list[Toolchain]:
     return toolchains_for(project, runner)
 
 
-def task_bpfbuild(
-    root: Path | None = None, prefix: str = "", verify: bool = False
+def tasks_of_project(
+    root: Path | None = None, prefix: str = "", sources: Sequence[StepSource] = ()
 ) -> Iterator[dict]:
-    """doit task creator for a project: import it in a dodo.py to extend the graph.
-    verify: also the verification tasks of the running kernel's arch."""
+    """The doit tasks of the project at root (the current folder by default), with the
+    steps of sources, for a dodo.py (bpfbuild.task_bpfbuild). prefix names its tasks
+    when a dodo.py holds several projects."""
     root = (root or Path.cwd()).resolve()
     try:
         project = load_project(root)
-        toolchains = prepare(project)  # the running kernel's arch: its cc is found anyway
+        toolchains = prepare(project)
     except BpfBuildError as err:
         # Under plain `doit`, an error doit knows prints as one line, no traceback.
         raise InvalidDodoFile(err.describe()) from None
-    yield from project_tasks(project, toolchains, prefix, verify=verify)
+    yield from project_tasks(project, toolchains, prefix, sources)
+
+
+F = TypeVar("F", bound=Callable)
+_RUN_GRAPH = "bpfbuild_run_graph"
+
+
+def replaced_by_the_run(creator: F) -> F:
+    """Mark bpfbuild's own task creator (bpfbuild.task_bpfbuild): where a project's
+    dodo.py names it, a bpfbuild command loads the graph it runs in its place."""
+    setattr(creator, _RUN_GRAPH, True)
+    return creator
 
 
 class _Loader(TaskLoader2):
     """Loads the project's tasks, and those of its own dodo.py when it has one. The
     project and toolchains are those the command already checked; where the dodo.py
-    names bpfbuild's `task_bpfbuild`, that graph is this one (with the verification
-    tasks when the command asks for them)."""
+    names bpfbuild's `task_bpfbuild`, that graph is this one (with the steps the
+    command adds, as its verification)."""
 
     def __init__(self, project: Project, toolchains: list[Toolchain], options: RunOptions) -> None:
         super().__init__()
@@ -352,10 +368,10 @@ class _Loader(TaskLoader2):
         return self.tasks
 
     def _load_tasks(self, cmd) -> list:
-        project, toolchains, verify = self.project, self.toolchains, self.options.verify
+        project, toolchains, sources = self.project, self.toolchains, self.options.step_sources
 
         def task_bpfbuild_of_this_run():
-            yield from project_tasks(project, toolchains, verify=verify)
+            yield from project_tasks(project, toolchains, sources=sources)
 
         dodo = project.root / "dodo.py"
         if not dodo.is_file():
@@ -365,7 +381,7 @@ class _Loader(TaskLoader2):
                 "bpfbuild", task_bpfbuild_of_this_run(), task_bpfbuild_of_this_run.__doc__
             )
         namespace = dict(inspect.getmembers(_import_dodo(dodo)))
-        if namespace.get("task_bpfbuild") is task_bpfbuild:
+        if getattr(namespace.get("task_bpfbuild"), _RUN_GRAPH, False):
             namespace["task_bpfbuild"] = task_bpfbuild_of_this_run
         return load_tasks(namespace, self.cmd_names, allow_delayed=cmd.execute_tasks)
 
@@ -417,8 +433,9 @@ def _project_error(error: Exception, dodo: Path) -> BpfBuildError | None:
     )
 
 
-def _import_dodo(path: Path):
+def _import_dodo(path: Path) -> Any:
     spec = importlib.util.spec_from_file_location("dodo", path)
+    assert spec is not None and spec.loader is not None, f"{path} is a Python file"
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -428,7 +445,7 @@ def run_doit(project: Project, doit_args: list[str], options: RunOptions) -> int
     """Run a doit command (`run`, `clean`, `list`...) on the project: 0, or 1 when a step
     failed. What doit would print as its own traceback (a task creator, an action or the
     reporter raised) is raised here, for the CLI."""
-    toolchains = prepare(project, runner=bool(options.verify))
+    toolchains = prepare(project, runner=bool(options.step_sources))
     fastpath.invalidate(project.root)  # before any task runs: see fastpath.py
     os.chdir(project.root)
     # StateDB is also a doit.BACKEND entry point (for plain `doit` on a project's

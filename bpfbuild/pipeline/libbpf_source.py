@@ -14,7 +14,7 @@ from ..cache import locked, read_entry, write_entry
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
-    from doit.exceptions import TaskFailed
+    pass
 
 MIN_VERSION = (0, 6)
 """libbpf 0.6 is the oldest whose BPF-side headers have everything CO-RE programs use
@@ -226,12 +226,3 @@ def _extract(orig: Path, tree: Path) -> None:
         top.rename(tree)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def archive(argv: tuple[str, ...], cwd: str, output: str) -> TaskFailed | None:
-    """doit action: `ar rcsD OUTPUT.partial OBJECTS...` then rename. ar adds to an
-    existing archive, so a partial one a killed build left behind goes first."""
-    from .actions import partial, run_tool
-
-    Path(partial(output)).unlink(missing_ok=True)
-    return run_tool(argv, cwd, (output,))

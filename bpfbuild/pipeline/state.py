@@ -13,7 +13,7 @@ import re
 import shutil
 from collections.abc import Collection
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from doit.dependency import MD5Checker, SqliteDB
 from doit.tools import config_changed
@@ -156,7 +156,7 @@ class TargetsAsRecorded:
         return all(has_recorded_content(target, recorded.get(target)) for target in task.targets)
 
 
-TargetsAsRecorded.__signature__ = call_signature(TargetsAsRecorded)
+cast(Any, TargetsAsRecorded).__signature__ = call_signature(TargetsAsRecorded)
 
 
 class ConfigChanged(config_changed):

@@ -164,7 +164,9 @@ class _VersionCache:
             except (OSError, ValueError):
                 data = {}
             if isinstance(data, dict) and data.get("format") == self.FORMAT:
-                self.entries = data.get("entries", {})
+                entries = data.get("entries")
+                if isinstance(entries, dict):  # a malformed entry is a miss
+                    self.entries = {k: e for k, e in entries.items() if _well_formed(e)}
 
     def get(self, key: str, stamp_paths: list[str], compute) -> dict:
         """The cached value while the files of stamp_paths, and those the value names in
@@ -179,6 +181,15 @@ class _VersionCache:
         self.entries[key] = {"stamp": [_stamp(p) for p in paths], "value": value}
         self.dirty = True
         return value
+
+    def stamped_paths(self) -> set[str]:
+        """Every file and folder whose stat keys an entry: the tools' binaries, and what
+        each probe found (pkg-config's folders and .pc files)."""
+        paths: set[str] = set()
+        for entry in self.entries.values():
+            paths.update(item[0] for item in entry["stamp"])
+            paths.update(entry["value"].get("stamp_paths", []))
+        return paths
 
     def save(self) -> None:
         if self.dirty and self.path:
@@ -195,6 +206,27 @@ class _VersionCache:
                 # raised (a missing tool) is what the user must see.
                 tmp.unlink(missing_ok=True)
             self.dirty = False
+
+
+def _well_formed(entry: object) -> bool:
+    """An entry as get() writes it: {"stamp": [[path, size, mtime], ...], "value":
+    {..., "stamp_paths": [path, ...]}}."""
+    if not isinstance(entry, dict):
+        return False
+    stamp, value = entry.get("stamp"), entry.get("value")
+    return (
+        isinstance(stamp, list)
+        and all(isinstance(item, list) and item and isinstance(item[0], str) for item in stamp)
+        and isinstance(value, dict)
+        and isinstance(value.get("stamp_paths", []), list)
+        and all(isinstance(path, str) for path in value.get("stamp_paths", []))
+    )
+
+
+def probed_paths(version_cache: str) -> set[str]:
+    """The paths whose stat keys the version cache at version_cache (.bpfbuild/
+    toolchain.json): the no-op stamp watches them too (fastpath.py)."""
+    return _VersionCache(Path(version_cache)).stamped_paths()
 
 
 def _stamp(path: str) -> list:

@@ -10,13 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import VerifyError
+from ..pipeline.config import VerifyConfig
 from .formats import aligned_columns, cell_text
 from .log import NOT_ROOT_HINT, Verdict
 from .results import ProgramResult
-
-DEFAULT_MAX_GROWTH_PCT = 10.0
-"""Baseline: processed instructions or states may grow by at most this percentage."""
-
 
 BASELINE_FORMAT = 1
 
@@ -172,7 +169,7 @@ def _change_cells(change: Change) -> tuple[str, str, str, str]:
 def compare_baseline(
     path: Path,
     results: Iterable[ProgramResult],
-    max_growth_pct: float = DEFAULT_MAX_GROWTH_PCT,
+    max_growth_pct: float = VerifyConfig.max_growth,
 ) -> Comparison:
     """Compare results with a baseline. A regression: a program that passed no longer
     passes, or its processed instructions or total states grew by more than
