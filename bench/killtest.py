@@ -1,7 +1,9 @@
 """Randomized fault injection: kill real builds of tests/projects/multi COUNT times at
 random moments (SIGKILL or SIGINT of the process group; from nothing, after an edit, or
-after an edit that is then undone), build normally, and compare every output with a clean
-build of the same sources. Prints each kill and what went wrong; exits 1 on any failure.
+after an edit that is then undone), build normally, and compare every file of the project
+with a clean build of the same sources: the outputs bpfbuild knows and whatever else is
+there (a tool's temporary, such as mold's .mold-XXXXXX, counts). Prints each kill and what
+went wrong; exits 1 on any failure.
 
     .venv/bin/python bench/killtest.py --count 40 --seed 1
 """

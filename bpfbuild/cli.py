@@ -34,49 +34,62 @@ _NO_PERMISSION = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
 def handle_errors(func):
-    """Print expected errors as `error:` + `hint:` lines and exit 1; never a traceback.
-    Anything else is a bug in bpfbuild, and says so."""
+    """The one door of every error a command raises: a BpfBuildError (or an OSError naming
+    its file) is one `error:` line and one `hint:` line, exit 1, never a traceback.
+    Anything else is a bug in bpfbuild, and says so (report_bug)."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except BpfBuildError as err:
-            fail(err.message, err.hint)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
-        except OSError as err:
-            if err.errno in _NO_PERMISSION:
-                # A folder bpfbuild must write (.bpfbuild/, output/, an init target)
-                # is read-only or belongs to another user.
-                fail(
-                    f"cannot access {err.filename or 'a file'}: {err.strerror}",
-                    "run bpfbuild as a user who can write the project folder, "
-                    "or fix its permissions (it may be on a read-only mount)",
-                )
-            if err.filename is None:
-                _report_bug(err)
-            # A full disk, a file removed while bpfbuild ran, a link loop...
-            fail(
-                f"cannot access {err.filename}: {err.strerror}",
-                "check that file and the free space of its file system, then run again",
-            )
-        except Exception as err:  # noqa: BLE001 - the last resort: report a bug
-            _report_bug(err)
+        except Exception as err:  # noqa: BLE001 - every error goes through the one door
+            report(err, verbose=bool(kwargs.get("verbose")))
 
     return wrapper
 
 
-def _report_bug(err: Exception) -> NoReturn:
-    if os.environ.get("BPFBUILD_DEBUG"):
+def report(err: Exception, verbose: bool = False) -> NoReturn:
+    """Print an error the way every command does, and exit with its code."""
+    if isinstance(err, BpfBuildError):
+        fail(err.message, err.hint)
+    if isinstance(err, OSError) and err.errno in _NO_PERMISSION:
+        # A folder bpfbuild must write (.bpfbuild/, output/, an init target)
+        # is read-only or belongs to another user.
+        fail(
+            f"cannot access {err.filename or 'a file'}: {err.strerror}",
+            "run bpfbuild as a user who can write the project folder, "
+            "or fix its permissions (it may be on a read-only mount)",
+        )
+    if isinstance(err, OSError) and err.filename is not None:
+        # A full disk, a file removed while bpfbuild ran, a link loop...
+        fail(
+            f"cannot access {err.filename}: {err.strerror}",
+            "check that file and the free space of its file system, then run again",
+        )
+    report_bug(err, verbose)
+
+
+INTERNAL_ERROR_EXIT = 2
+"""The exit code of a bug in bpfbuild (an exception of no BpfBuildError kind)."""
+
+
+def report_bug(err: BaseException, verbose: bool = False) -> NoReturn:
+    """An exception bpfbuild did not expect: one line naming it, and its traceback only
+    with -v or BPFBUILD_DEBUG=1."""
+    if verbose or os.environ.get("BPFBUILD_DEBUG"):
         traceback.print_exception(err)
+    lines = str(err).strip().splitlines() or [""]
+    text = lines[0] + (" ..." if len(lines) > 1 else "")
     fail(
-        f"internal error: {type(err).__name__}: {err}",
-        "this is a bug in bpfbuild; rerun with BPFBUILD_DEBUG=1 and report the traceback",
-        2,
+        f"internal error: {type(err).__name__}: {text}".rstrip(": "),
+        "this is a bug in bpfbuild; run again with -v (or BPFBUILD_DEBUG=1) to see "
+        "the traceback, and report it",
+        INTERNAL_ERROR_EXIT,
     )
 
 
@@ -447,14 +460,15 @@ def init(
     directory: str, name: str | None, template: str, list_templates: bool, force: bool
 ) -> None:
     """Create a project that builds and runs as is."""
-    from .scaffold import available_templates, create_project
+    from .scaffold import available_templates, create_project, installed_source
 
     if list_templates:
         for entry in available_templates():
             click.echo(f"{entry.name:<12} {entry.description}")
         return
     target = Path(directory)
-    created = create_project(target, name, template, force)
+    source = installed_source()
+    created = create_project(target, name, template, force, source)
     for path in created.kept:
         click.echo(f"kept      {path} (it exists; --force overwrites it)")
     for path in created.overwritten:
@@ -463,6 +477,12 @@ def init(
         f"created {created.name} in {target}: cd {target} && bpfbuild build && "
         f"sudo ./output/{created.arch}/{created.name}"
     )
+    if source is None:
+        click.echo(
+            "note: its CI installs bpfbuild from the repository variable BPFBUILD_SOURCE "
+            "(this bpfbuild was not installed from a URL CI can fetch, and bpfbuild is not "
+            'on PyPI): set it to e.g. "bpfbuild @ git+https://github.com/OWNER/bpfbuild@COMMIT"'
+        )
 
 
 @main.group()

@@ -448,4 +448,10 @@ def test_project(
     if code == 5:
         click.echo("==> bpfbuild test: pytest collected no tests")
         return 0
-    return code
+    return PYTEST_EXIT.get(code, 1)
+
+
+PYTEST_EXIT = {0: 0, 1: 1, 2: 130, 3: 1, 4: 2}
+"""bpfbuild's exit code for pytest's: tests failed (1) and pytest's internal error (3)
+are a failed step, 1; interrupted (2) is 130, as a Ctrl-C of bpfbuild; a usage error
+in the arguments after -- (4) is bpfbuild's usage error, 2."""

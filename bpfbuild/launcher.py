@@ -21,5 +21,9 @@ def main() -> int | None:
     if sys.argv[1:2] == ["build"]:
         fastpath.trace(f"miss ({reason})")
     from .cli import main as cli_main
+    from .cli import report_bug
 
-    return cli_main()
+    try:
+        return cli_main()
+    except Exception as err:  # noqa: BLE001 - raised outside a command (click's own code)
+        report_bug(err)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
+import json
 import keyword
 import os
+import re
 import tempfile
 import tomllib
 from dataclasses import dataclass, field
@@ -18,7 +21,10 @@ from .pipeline.layout import NAME_HINT, name_problem
 PLACEHOLDER = "{{name}}"
 """Replaced by the app name in file contents and file names."""
 VERSION_PLACEHOLDER = "{{bpfbuild_version}}"
-"""Replaced by the version of bpfbuild that makes the project (its CI installs it)."""
+"""Replaced by the version of bpfbuild that makes the project."""
+SOURCE_PLACEHOLDER = "{{bpfbuild_source}}"
+"""Replaced by the pip requirement the project's CI installs bpfbuild with (see
+installed_source), or by nothing: the CI then asks for the BPFBUILD_SOURCE variable."""
 COMMON = "_common"
 """Files every template gets (the CI workflow), unless it has its own at that path."""
 # Template file names: a trailing ".tmpl" is dropped and a leading "dot-" becomes
@@ -81,6 +87,63 @@ class Created:
     """Files that existed and were replaced (--force)."""
 
 
+_FETCHABLE_URL = re.compile(r"https://[A-Za-z0-9._~:/?@%+=,-]+")
+"""A URL a CI machine can fetch, in characters that need no quoting in the workflow's
+YAML or in its expression's string (no quote, space, brace, `$` or `#`)."""
+_HEX = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+_VCS = ("git", "hg", "bzr", "svn")
+
+
+def source_from_direct_url(text: str) -> str | None:
+    """The pip requirement that installs again the bpfbuild that pip installed, from its
+    PEP 610 record (direct_url.json): a VCS URL at its commit,
+    `bpfbuild @ git+https://HOST/REPO@COMMIT`, or an archive URL with its hash,
+    `bpfbuild @ https://HOST/bpfbuild.whl#sha256=HASH`. None for what a CI machine
+    cannot fetch or could get other bytes from: a local folder (editable or not), a
+    file:// or plain http URL, an archive without its sha256, a branch without a commit."""
+    try:
+        record = json.loads(text)
+        url = record["url"]
+    except (ValueError, TypeError, KeyError):
+        return None
+    if not isinstance(url, str) or not _FETCHABLE_URL.fullmatch(url):
+        return None
+    fragment = ""
+    subdirectory = record.get("subdirectory")
+    if subdirectory is not None:
+        if not isinstance(subdirectory, str) or not re.fullmatch(r"[\w./-]+", subdirectory):
+            return None
+        fragment = f"subdirectory={subdirectory}"
+    vcs, archive = record.get("vcs_info"), record.get("archive_info")
+    if isinstance(vcs, dict):
+        commit = vcs.get("commit_id")
+        if vcs.get("vcs") not in _VCS or not isinstance(commit, str) or not _HEX.fullmatch(commit):
+            return None
+        requirement = f"bpfbuild @ {vcs['vcs']}+{url}@{commit}"
+        return requirement + (f"#{fragment}" if fragment else "")
+    if isinstance(archive, dict):
+        hashes = archive.get("hashes") or {}
+        legacy = archive.get("hash") or ""
+        digest = hashes.get("sha256") if isinstance(hashes, dict) else None
+        if digest is None and isinstance(legacy, str) and legacy.startswith("sha256="):
+            digest = legacy.removeprefix("sha256=")
+        if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
+            return None
+        return f"bpfbuild @ {url}#sha256={digest}" + (f"&{fragment}" if fragment else "")
+    return None  # dir_info: a folder on the machine that installed it
+
+
+def installed_source() -> str | None:
+    """The pip requirement of the running bpfbuild's own source, when pip recorded one a CI
+    machine can install (source_from_direct_url); bpfbuild is not on PyPI, so a plain
+    `bpfbuild==VERSION` could install only someone else's package of that name."""
+    try:
+        text = importlib.metadata.distribution("bpfbuild").read_text("direct_url.json")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    return source_from_direct_url(text) if text else None
+
+
 def templates_root() -> Path:
     """templates/ as installed in the wheel (bpfbuild.templates), or in a source tree.
 
@@ -104,8 +167,12 @@ def available_templates() -> list[Template]:
     return found
 
 
-def create_project(target: Path, name: str | None, template: str, force: bool) -> Created:
-    """Copy a template into target with NAME filled in.
+def create_project(
+    target: Path, name: str | None, template: str, force: bool, bpfbuild_source: str | None = None
+) -> Created:
+    """Copy a template into target with NAME filled in; its CI installs bpfbuild from
+    bpfbuild_source (a pip requirement, see installed_source), else from the repository
+    variable BPFBUILD_SOURCE, which it asks for.
 
     Like `cargo init`, files that exist are kept (listed in Created.kept); with force
     they are replaced (Created.overwritten). Nothing is written through a symbolic link
@@ -149,7 +216,12 @@ def create_project(target: Path, name: str | None, template: str, force: bool) -
                 continue
             created.overwritten.append(str(relative))
         output.parent.mkdir(parents=True, exist_ok=True)
-        text = path.read_text().replace(PLACEHOLDER, name).replace(VERSION_PLACEHOLDER, __version__)
+        text = (
+            path.read_text()
+            .replace(PLACEHOLDER, name)
+            .replace(VERSION_PLACEHOLDER, __version__)
+            .replace(SOURCE_PLACEHOLDER, bpfbuild_source or "")
+        )
         _write_atomically(output, text)
     return created
 

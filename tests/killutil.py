@@ -1,10 +1,12 @@
 """Fault injection for builds: kill a real `bpfbuild build` of tests/projects/multi (its whole
 process group, SIGKILL or SIGINT) at a chosen moment, after a clean, an edit, or an edit that
-is then reverted; build again normally; compare every output with a clean build of the same
-sources. Used by tests/test_interrupted.py (fixed points) and bench/killtest.py (random)."""
+is then reverted; build again normally; compare every file of the project with a clean build
+of the same sources. Used by tests/test_interrupted.py (fixed points) and bench/killtest.py
+(random)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
@@ -13,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from buildutil import bpfbuild, bpfbuild_command, copy_project, output_hashes, partial_files
+from buildutil import NOT_REPRODUCIBLE, bpfbuild, bpfbuild_command, copy_project
 
 EDITS = {
     # name: (file, old text, new text); each changes some outputs
@@ -49,6 +51,38 @@ class Kill:
         )
         edit = "" if self.scenario == "clean" else f" ({self.edit})"
         return f"{self.scenario}{edit}, {self.signal} {when}"
+
+
+def project_tree(root: Path) -> dict[str, str]:
+    """Every entry of the project, outputs and state included, whatever made it (a tool's
+    temporary too), with what a build after a kill must reproduce: a file's sha256, a
+    link's text, "folder". Only the names count of the files whose bytes differ between
+    two clean builds: .bpfbuild/'s (times, the state database) and NOT_REPRODUCIBLE."""
+    tree = {}
+    for folder, dirs, files in os.walk(root):  # links to folders are listed, not entered
+        for name in [*dirs, *files]:
+            path = Path(folder, name)
+            relative = str(path.relative_to(root))
+            if path.is_symlink():
+                tree[relative] = f"link to {os.readlink(path)}"
+            elif path.is_dir():
+                tree[relative] = "folder"
+            elif relative.startswith(".bpfbuild/") or name.endswith(NOT_REPRODUCIBLE):
+                tree[relative] = "file"
+            else:
+                tree[relative] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return tree
+
+
+def tree_differences(expected: dict[str, str], found: dict[str, str]) -> list[str]:
+    """What differs between two project_tree()s, one line per entry."""
+    return [
+        f"{path} differs from a clean build"
+        if path in found and path in expected
+        else f"{path} {'missing' if path in expected else 'extra'} ({found.get(path)})"
+        for path in sorted(set(expected) | set(found))
+        if expected.get(path) != found.get(path)
+    ]
 
 
 def edit_sources(root: Path, edit: str, undo: bool = False) -> None:
@@ -88,7 +122,7 @@ class KillLab:
             started = time.monotonic()
             _must_build(self.root, f"-j{jobs}")
             self.durations[edit or "original"] = time.monotonic() - started
-            self.references[edit or "original"] = output_hashes(self.root)
+            self.references[edit or "original"] = project_tree(self.root)
             if edit:
                 edit_sources(self.root, edit, undo=True)
             else:
@@ -138,16 +172,8 @@ class KillLab:
         rebuild = bpfbuild(self.root, "build", f"-j{self.jobs}")
         if rebuild.returncode != 0 or "Traceback" in rebuild.output:
             return [f"the build after the kill failed:\n{rebuild.describe()}"]
-        if partial_files(self.root):
-            problems.append(f".partial files left: {partial_files(self.root)}")
-        rebuilt = output_hashes(self.root)
-        for path in sorted(set(expected) | set(rebuilt)):
-            if expected.get(path) != rebuilt.get(path):
-                problems.append(
-                    f"{path} differs from a clean build"
-                    if path in rebuilt and path in expected
-                    else f"{path} {'missing' if path in expected else 'extra'}"
-                )
+        # every file, not only the outputs bpfbuild knows: a tool's temporary counts too
+        problems += tree_differences(expected, project_tree(self.root))
         # the build graph's state must say "nothing to do", not only the no-op stamp
         (self.root / ".bpfbuild" / "fastpath.stamp").unlink(missing_ok=True)
         again = bpfbuild(self.root, "build", f"-j{self.jobs}")

@@ -1,6 +1,8 @@
 """Builds killed (SIGKILL or SIGINT of the process group) at many points, after a clean,
-an edit, or an edit then undone, and two builds at once: a normal build afterwards gives
-the bytes of a clean build, and no output is a truncated file that looks up to date."""
+an edit, or an edit then undone, a kill in the middle of a mold link, and two builds at
+once: a normal build afterwards gives the files of a clean build, every one of them (a
+tool's temporary counts, not only the outputs bpfbuild knows), with their bytes; and no
+output is a truncated file that looks up to date."""
 
 from __future__ import annotations
 
@@ -20,11 +22,9 @@ from buildutil import (
     bpfbuild_command,
     build,
     copy_project,
-    output_hashes,
-    partial_files,
     steps_of,
 )
-from killutil import Kill, KillLab, edit_sources
+from killutil import Kill, KillLab, edit_sources, project_tree, tree_differences
 
 pytestmark = pytest.mark.slow
 
@@ -49,12 +49,16 @@ def kill_build(build_process: subprocess.Popen) -> None:
     build_process.stderr.close()
 
 
-def clean_build_hashes(root: Path, env: dict[str, str] | None = None) -> dict[str, str]:
-    """The outputs of a clean build of root (state and outputs deleted first)."""
+def clean_build_tree(root: Path, env: dict[str, str] | None = None) -> dict[str, str]:
+    """Every file of root after a clean build (state and outputs deleted first)."""
     clean = bpfbuild(root, "clean", env=env)
     assert clean.returncode == 0, clean.describe()
     build(root, env=env)
-    return output_hashes(root)
+    return project_tree(root)
+
+
+def assert_same_tree(found: dict[str, str], clean: dict[str, str]) -> None:
+    assert tree_differences(clean, found) == []
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +87,8 @@ KILLS = [
 @pytest.mark.parametrize("kill", KILLS, ids=[kill.describe() for kill in KILLS])
 def test_killed_build_then_a_build_equals_a_clean_build(kill_lab: KillLab, kill: Kill) -> None:
     """The process group of a real build killed at a step; a normal build then gives
-    every output byte for byte as a clean build of the same sources, leaves no .partial,
-    and the build after it runs nothing. (bench/killtest.py: the same at random times.)"""
+    every file byte for byte as a clean build of the same sources (no .partial, no tool's
+    temporary), and the build after it runs nothing. (bench/killtest.py: the same at random times.)"""
     assert kill_lab.run(kill) == []
     assert kill_lab.last_interrupted, "the build finished before the kill reached it"
 
@@ -95,7 +99,7 @@ def test_outputs_newer_than_the_recorded_state_are_rebuilt(tmp_path: Path) -> No
     edit is undone. The state's sources match, the targets do not: rebuild them."""
     root = copy_project("multi", tmp_path)
     build(root)
-    reference = output_hashes(root)
+    reference = project_tree(root)
     saved_state = tmp_path / "state"
     shutil.copytree(root / ".bpfbuild", saved_state)
     edit_sources(root, "bpf")
@@ -107,29 +111,46 @@ def test_outputs_newer_than_the_recorded_state_are_rebuilt(tmp_path: Path) -> No
     run = build(root)
     assert steps_of(run, "BPF") == {"src/alpha.bpf.c"}
     assert steps_of(run, "LD") == {f"output/{ARCH}/alpha"}
-    assert output_hashes(root) == reference
+    assert_same_tree(project_tree(root), reference)
     assert_build_is_noop(root)
 
 
-def test_partials_left_by_a_kill_are_removed_and_links_not_followed(tmp_path: Path) -> None:
+LEFTOVERS = (
+    # what a killed build can leave, beside the output being written (OUTPUT.partial)
+    f"output/{ARCH}/bpf/alpha.bpf.o.partial",  # bpfbuild's own
+    f"output/{ARCH}/bpf/beta.tmp.bpf.o-50bb4837.partial.tmp",  # clang's
+    f"output/{ARCH}/.mold-Ab12Cd",  # mold's
+    f"output/{ARCH}/alpha.partial.tmp1a2b3c4",  # lld's
+    f"output/{ARCH}/alpha.partial.temp-stream-0a1b2c",  # llvm-strip's
+    f"output/{ARCH}/stAb12Cd",  # GNU strip's or ar's
+    ".bpfbuild/fastpath.stamp.4242.partial",  # the no-op stamp's
+    ".bpfbuild/toolchain.json.4242.partial",  # the toolchain probes'
+    ".bpfbuild/ld-probe.x1y2z3.partial/probe.c",  # the linker probe's folder
+    "compile_commands.json.partial",  # the compile database's
+)
+
+
+def test_leftovers_of_a_kill_are_removed_and_links_not_followed(tmp_path: Path) -> None:
     root = copy_project("multi", tmp_path / "project")
-    build(root)
+    with (root / "bpfbuild.toml").open("a") as config:
+        # an app's alias named as GNU strip names its temporary: an output, kept
+        config.write('\n[app.alpha]\naliases = ["stats123"]\n')
+    clean = clean_build_tree(root)
+    assert (root / "output" / ARCH / "stats123").is_symlink()
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "keep.partial").write_text("not bpfbuild's")
-    stray = root / "output" / ARCH / "bpf" / "alpha.bpf.o.partial"
-    stray.write_text("half-written")
-    clangs_own = root / "output" / ARCH / "bpf" / "beta.tmp.bpf.o-50bb4837.partial.tmp"
-    clangs_own.write_text("half-written by clang")
+    for leftover in LEFTOVERS:
+        (root / leftover).parent.mkdir(exist_ok=True)
+        (root / leftover).write_text("half-written")
     (root / "output" / ARCH / "elsewhere").symlink_to(outside)
     (root / "output" / ARCH / "link.partial").symlink_to(outside / "keep.partial")
     # A killed build has deleted the no-op stamp (it does so before any step runs),
     # so the next build goes through the graph, which removes the leftovers.
     (root / ".bpfbuild" / "fastpath.stamp").unlink()
     assert_build_is_noop(root)
-    assert partial_files(root) == []
-    assert not stray.exists() and not clangs_own.exists()
-    assert not (root / "output" / ARCH / "link.partial").is_symlink()
+    (root / "output" / ARCH / "elsewhere").unlink()
+    assert_same_tree(project_tree(root), clean)
     assert (outside / "keep.partial").read_text() == "not bpfbuild's"
 
 
@@ -176,9 +197,74 @@ def test_partial_output_of_a_killed_compile_is_not_an_output(tmp_path: Path) -> 
 
     rebuild = build(root, env=env)
     assert "src/alpha.bpf.c" in steps_of(rebuild, "BPF")
-    assert partial_files(root) == []
-    rebuilt = output_hashes(root)
-    assert rebuilt == clean_build_hashes(root, env=env)
+    rebuilt = project_tree(root)
+    assert_same_tree(rebuilt, clean_build_tree(root, env=env))
+
+
+MOLD_HELD_AT_RENAME = r"""
+/* Preloaded in a build: mold stops before it renames its temporary (.mold-XXXXXX, its
+   whole output) over the app it links (APP.partial; not the linker probe's program),
+   after creating the file $HELD_MARKER, so that a test kills the build in the middle of
+   a link. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int rename(const char *from, const char *to)
+{
+	static int (*real_rename)(const char *, const char *);
+	const char *base = strrchr(from, '/');
+	const char *marker = getenv("HELD_MARKER");
+	size_t length = strlen(to);
+
+	int app = length > 8 && strcmp(to + length - 8, ".partial") == 0;
+
+	if (marker && app && strncmp(base ? base + 1 : from, ".mold-", 6) == 0) {
+		close(open(marker, O_CREAT | O_WRONLY, 0644));
+		for (;;)
+			pause();
+	}
+	if (!real_rename)
+		real_rename = (int (*)(const char *, const char *))dlsym(RTLD_NEXT, "rename");
+	return real_rename(from, to);
+}
+"""
+
+
+def test_a_kill_in_a_mold_link_leaves_no_mold_temporary(tmp_path: Path) -> None:
+    """mold writes the executable as output/<arch>/.mold-XXXXXX and renames it over
+    APP.partial at the end; a SIGKILL in between leaves that file (1.4 MB, executable).
+    The next build deletes it: the project's files are a clean build's."""
+    if shutil.which("mold") is None:
+        pytest.skip("mold is not installed (apt-get install mold)")
+    root = copy_project("multi", tmp_path / "project")
+    with (root / "bpfbuild.toml").open("a") as config:
+        config.write('linker = "mold"\n')  # in [build], the file's last table
+    shim = tmp_path / "mold-held-at-rename.so"
+    source = tmp_path / "mold-held-at-rename.c"
+    source.write_text(MOLD_HELD_AT_RENAME)
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", shim, source, "-ldl"], check=True)
+    held = tmp_path / "held"
+    env = {**os.environ, "LD_PRELOAD": str(shim), "HELD_MARKER": str(held)}
+
+    process = start_build(root, "-j1", env=env)
+    deadline = time.monotonic() + 120
+    while not held.exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "no mold link reached its rename"
+        time.sleep(0.02)
+    kill_build(process)
+    arch_dir = root / "output" / ARCH
+    [temporary] = arch_dir.glob(".mold-*")
+    assert temporary.stat().st_size > 0
+
+    rebuild = build(root)
+    assert steps_of(rebuild, "LD"), rebuild.describe()
+    assert list(arch_dir.glob(".mold-*")) == []
+    assert_same_tree(project_tree(root), clean_build_tree(root))
 
 
 def test_two_builds_at_once_do_not_corrupt_each_other(tmp_path: Path) -> None:
@@ -198,10 +284,9 @@ def test_two_builds_at_once_do_not_corrupt_each_other(tmp_path: Path) -> None:
     ]
     assert len(steps) == len(set(steps)), steps
     assert sum(line.startswith("  BPF ") for line in steps) == 3
-    assert partial_files(root) == []
-    built = output_hashes(root)
+    built = project_tree(root)
     assert_build_is_noop(root)
-    assert built == clean_build_hashes(root)
+    assert_same_tree(built, clean_build_tree(root))
 
 
 def test_a_build_waits_for_the_lock_and_says_so(tmp_path: Path) -> None:

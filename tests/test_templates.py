@@ -8,6 +8,7 @@ they do so with the reason, rather than pass without testing anything.
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -141,19 +142,52 @@ def test_template_builds_verifies_and_passes_its_tests(template: str, tmp_path: 
             assert any(refusal in line for line in reasons), describe(done)
 
 
+PYTHON_CACHES = {"__pycache__", ".pytest_cache"}
+"""Left by running a project's tests (the repository's own .gitignore ignores them)."""
+REGENERATE = (
+    "regenerate it: rm -rf examples/execsnoop && bpfbuild init examples/execsnoop --name execsnoop"
+)
+
+
+def built_names(project: Path) -> set[str]:
+    """What the project's .gitignore ignores, which is what a build makes there: the
+    template's .gitignore names folders and files at the project's top."""
+    names = set()
+    for line in (project / ".gitignore").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            assert re.fullmatch(r"/[\w.-]+/?", line), f"{line!r}: this test reads /NAME lines only"
+            names.add(line.strip("/"))
+    return names
+
+
+def project_files(root: Path) -> dict[str, bytes]:
+    """Every file of a project but what a build or its tests make."""
+    ignored = built_names(root)
+    return {
+        str(path.relative_to(root)): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+        and path.relative_to(root).parts[0] not in ignored
+        and not PYTHON_CACHES & set(path.relative_to(root).parts)
+    }
+
+
 def test_execsnoop_example_is_the_init_output(tmp_path: Path) -> None:
     """examples/execsnoop is `bpfbuild init --name execsnoop`, kept in sync."""
     create_project(tmp_path / "execsnoop", "execsnoop", "tracepoint", force=False)
-    example = REPO / "examples" / "execsnoop"
-    ignored = {"output", ".bpfbuild", "__pycache__", ".pytest_cache"}
+    example = project_files(REPO / "examples" / "execsnoop")
+    assert example == project_files(tmp_path / "execsnoop"), REGENERATE
 
-    def files(root: Path) -> dict[str, bytes]:
-        return {
-            str(p.relative_to(root)): p.read_bytes()
-            for p in sorted(root.rglob("*"))
-            if p.is_file() and not ignored & set(p.relative_to(root).parts)
-        }
 
-    assert files(example) == files(tmp_path / "execsnoop"), (
-        "regenerate it: rm -rf examples/execsnoop && bpfbuild init examples/execsnoop --name execsnoop"
-    )
+def test_a_built_example_is_still_the_init_output(tmp_path: Path) -> None:
+    """The README's first command builds the example where it is; what the build leaves
+    (output/, .bpfbuild/, compile_commands.json) is what the template's .gitignore
+    ignores, so the example still compares equal to the init output."""
+    built = tmp_path / "built"
+    shutil.copytree(REPO / "examples" / "execsnoop", built)
+    done = run("build", cwd=built)
+    assert done.returncode == 0, describe(done)
+    assert {"output", ".bpfbuild", "compile_commands.json"} <= {p.name for p in built.iterdir()}
+    assert built_names(built) == {"output", ".bpfbuild", "compile_commands.json"}
+    create_project(tmp_path / "execsnoop", "execsnoop", "tracepoint", force=False)
+    assert project_files(built) == project_files(tmp_path / "execsnoop"), REGENERATE

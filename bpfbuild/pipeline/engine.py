@@ -4,25 +4,30 @@ loader, lock. The build state (what makes an interrupted build safe) is in state
 from __future__ import annotations
 
 import fcntl
+import functools
 import importlib.util
 import inspect
 import os
 import shlex
 import sys
+import threading
+import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
+from doit.action import PythonAction
 from doit.cmd_base import TaskLoader2
+from doit.cmd_run import Run
 from doit.doit_cmd import DoitMain
-from doit.exceptions import InvalidDodoFile, UnmetDependency
+from doit.exceptions import InvalidCommand, InvalidDodoFile, InvalidTask, UnmetDependency
 from doit.loader import generate_tasks, load_tasks
 from doit.reporter import ConsoleReporter
 
 from ..arch import Arch
 from ..cache import size_limit
-from ..errors import BpfBuildError, ToolchainError
+from ..errors import BpfBuildError, ProjectError, ToolchainError
 from . import fastpath
 from .layout import state_dir
 from .names import DB_NAME, LOCK_NAME
@@ -56,6 +61,40 @@ class RunOptions:
     that fails does not stop the others)."""
 
 
+class Raised:
+    """The first exception a run raised where doit would not let it reach the CLI: doit
+    prints one raised while it loads or runs the graph (a task creator, the reporter) as
+    its own traceback, and turns one raised by an action into a failed step that says
+    "PythonAction Error". Kept here, it is raised again once doit returns (run_doit),
+    so that it goes through the CLI's one door: error and hint, or "internal error"."""
+
+    def __init__(self) -> None:
+        self.error: Exception | None = None
+        self.steps: set[str] = set()
+        """The tasks whose action raised (their failure is the kept error, not a step's)."""
+        self._lock = threading.Lock()  # actions run in the jobs' threads
+
+    def keep(self, error: Exception, step: str | None = None) -> None:
+        with self._lock:
+            if self.error is None:
+                self.error = error
+            if step is not None:
+                self.steps.add(step)
+
+    def keeping(self, function: Callable, step: str) -> Callable:
+        """function (a doit action), keeping what it raises before doit sees it."""
+
+        @functools.wraps(function)  # and its __signature__, which doit inspects
+        def action(*args, **kwargs):
+            try:
+                return function(*args, **kwargs)
+            except Exception as err:
+                self.keep(err, step)
+                raise
+
+        return action
+
+
 class KbuildReporter(ConsoleReporter):
     """One short line per step (`  BPF     src/hello.bpf.c`); with -v also the commands.
     Failures show the tool's own diagnostics; up-to-date tasks print nothing. With
@@ -63,9 +102,12 @@ class KbuildReporter(ConsoleReporter):
 
     desc = "bpfbuild kbuild-style output"
 
-    def __init__(self, outstream: TextIO, options: RunOptions) -> None:
+    def __init__(
+        self, outstream: TextIO, options: RunOptions, raised: Raised | None = None
+    ) -> None:
         super().__init__(outstream, {})
         self.options = options
+        self.raised = raised
         self.failed: list[str] = []  # steps that failed
         self.not_run: list[str] = []  # steps skipped: they depend on a failed one
         self.executables: list[str] = []  # apps linked or up to date
@@ -74,6 +116,15 @@ class KbuildReporter(ConsoleReporter):
         """Called by doit just before a task's actions, in the thread that runs them:
         the step's run takes its arguments here (StepRun.start), so the commands shown
         are the ones the action runs."""
+        try:
+            self._start_step(task)
+        except Exception as err:
+            # In a job's thread: doit would hand on only the error's type and text.
+            if self.raised:
+                self.raised.keep(err)
+            raise
+
+    def _start_step(self, task) -> None:
         run = run_of(task)
         if run is None or not task.actions or run.step.label is None:
             return
@@ -107,6 +158,8 @@ class KbuildReporter(ConsoleReporter):
 
     def add_failure(self, task, fail) -> None:
         self.failures.append({"task": task, "exception": fail})
+        if self.raised and task.name in self.raised.steps:
+            return  # the CLI reports what the action raised
         run = run_of(task)
         labeled = run is not None and run.step.label is not None
         step = step_line(run.step, indent="") if run and labeled else task.name
@@ -157,7 +210,7 @@ def doit_config(root: Path, options: RunOptions | None = None) -> dict[str, Any]
     return _doit_config(root, options or RunOptions())
 
 
-def _doit_config(root: Path, options: RunOptions) -> dict[str, Any]:
+def _doit_config(root: Path, options: RunOptions, raised: Raised | None = None) -> dict[str, Any]:
     state = state_dir(root)
     state.mkdir(exist_ok=True)
     outstream = sys.stderr if options.steps_to_stderr else sys.stdout
@@ -167,7 +220,7 @@ def _doit_config(root: Path, options: RunOptions) -> dict[str, Any]:
         # as it succeeds; registered as a doit.BACKEND plugin (pyproject.toml)
         "backend": BACKEND_NAME,
         "check_file_uptodate": SharedDigestChecker,  # content: a touch rebuilds nothing
-        "reporter": KbuildReporter(outstream, options),
+        "reporter": KbuildReporter(outstream, options, raised),
         # No capture: doit captures a Python action's output by swapping sys.stdout
         # without a lock, which threads race on. Actions print nothing themselves;
         # a failure carries the tool's diagnostics in its TaskFailed.
@@ -205,12 +258,18 @@ def acquire_lock(root: Path) -> None:
     _held_locks[path] = fd
 
 
-def toolchains_for(project: Project) -> list[Toolchain]:
-    """Every arch's toolchain, with the optional tools the config asks for."""
+def toolchains_for(project: Project, runner: bool = False) -> list[Toolchain]:
+    """Every arch's toolchain, with the optional tools the config asks for. runner: the
+    run verifies, so it builds the verifier's runner (a C program) for every arch."""
     state = state_dir(project.root)
     toolchains = [
         find_toolchain(
-            arch, state, project, user_space=bool(project.apps), linker=project.config.build.linker
+            arch,
+            state,
+            project,
+            user_space=bool(project.apps),
+            linker=project.config.build.linker,
+            runner=runner,
         )
         for arch in project.arches
     ]
@@ -242,13 +301,16 @@ def select_arches(project: Project, arches: list[Arch] | None) -> Project:
     return project
 
 
-def prepare(project: Project) -> list[Toolchain]:
+def prepare(project: Project, runner: bool = False) -> list[Toolchain]:
     """Before any task of a project is created: hold its lock, delete what killed
-    builds left half-written, and find the toolchains (a missing tool is a clean error)."""
+    builds left half-written, and find the toolchains (a missing tool is a clean error;
+    runner: the verifier runner's C compiler too)."""
     acquire_lock(project.root)
-    remove_partials(project.root)
+    remove_partials(
+        project.root, keep={n for a in project.apps.values() for n in (a.name, *a.aliases)}
+    )
     size_limit()  # a malformed $BPFBUILD_CACHE_SIZE is an error now, not in a task
-    return toolchains_for(project)
+    return toolchains_for(project, runner)
 
 
 def tasks_of_project(
@@ -288,14 +350,23 @@ class _Loader(TaskLoader2):
         super().__init__()
         self.project, self.toolchains, self.options = project, toolchains, options
         self.tasks: list = []
+        self.raised = Raised()
 
     def setup(self, opt_values) -> None:
         pass
 
     def load_doit_config(self) -> dict:
-        return _doit_config(self.project.root, self.options)
+        return _doit_config(self.project.root, self.options, self.raised)
 
     def load_tasks(self, cmd, pos_args) -> list:
+        self.tasks = self._load_tasks(cmd)
+        for task in self.tasks:
+            for action in task.actions:
+                if isinstance(action, PythonAction):
+                    action.py_callable = self.raised.keeping(action.py_callable, task.name)
+        return self.tasks
+
+    def _load_tasks(self, cmd) -> list:
         project, toolchains, sources = self.project, self.toolchains, self.options.step_sources
 
         def task_bpfbuild_of_this_run():
@@ -305,15 +376,60 @@ class _Loader(TaskLoader2):
         if not dodo.is_file():
             # What load_tasks does with this one creator, without the source lookup it
             # makes to order creators by line (tokenize's regexes: ~5 ms a build).
-            self.tasks = generate_tasks(
+            return generate_tasks(
                 "bpfbuild", task_bpfbuild_of_this_run(), task_bpfbuild_of_this_run.__doc__
             )
-            return self.tasks
         namespace = dict(inspect.getmembers(_import_dodo(dodo)))
         if getattr(namespace.get("task_bpfbuild"), _RUN_GRAPH, False):
             namespace["task_bpfbuild"] = task_bpfbuild_of_this_run
-        self.tasks = load_tasks(namespace, self.cmd_names, allow_delayed=cmd.execute_tasks)
-        return self.tasks
+        return load_tasks(namespace, self.cmd_names, allow_delayed=cmd.execute_tasks)
+
+
+class _Run(Run):
+    """doit's `run`, but what is raised while it loads the tasks, checks the graph or runs
+    it (the reporter included) is kept for the CLI, where doit would print its traceback."""
+
+    def execute(self, params, args) -> int:
+        try:
+            return super().execute(params, args)
+        except Exception as err:  # noqa: BLE001 - kept, and raised again by run_doit
+            self.loader.raised.keep(err)
+            return 3  # doit's "error before or while running", never returned as is
+
+
+class _DoitMain(DoitMain):
+    BIN_NAME = "bpfbuild"  # doit's hints name the command
+
+    def get_cmds(self):
+        commands = super().get_cmds()
+        commands["run"] = _Run
+        return commands
+
+
+def _project_error(error: Exception, dodo: Path) -> BpfBuildError | None:
+    """What the project's own dodo.py raised, or what doit refused in it, as an error of
+    the project naming the file and line; None when it came from bpfbuild or doit (a bug)."""
+    if isinstance(error, InvalidTask | InvalidDodoFile | InvalidCommand) and dodo.is_file():
+        return ProjectError(
+            f"{dodo}: {' '.join(str(error).split())}",
+            hint="fix that task in the project's dodo.py (doit's task dictionary)",
+        )
+    own = Path(__file__).resolve().parents[1]
+    frames = [
+        frame
+        for frame in traceback.extract_tb(error.__traceback__)
+        if Path(frame.filename) == dodo or Path(frame.filename).is_relative_to(own)
+    ]
+    if isinstance(error, SyntaxError) and error.filename == str(dodo):
+        line = error.lineno
+    elif frames and Path(frames[-1].filename) == dodo:
+        line = frames[-1].lineno
+    else:
+        return None
+    return ProjectError(
+        f"{dodo}:{line}: {type(error).__name__}: {' '.join(str(error).split())}",
+        hint="the project's dodo.py raised it (a task creator or one of its actions); fix it there",
+    )
 
 
 def _import_dodo(path: Path) -> Any:
@@ -325,18 +441,24 @@ def _import_dodo(path: Path) -> Any:
 
 
 def run_doit(project: Project, doit_args: list[str], options: RunOptions) -> int:
-    """Run a doit command (`run`, `clean`, `list`...) on the project; doit's exit code."""
-    toolchains = prepare(project)
+    """Run a doit command (`run`, `clean`, `list`...) on the project: 0, or 1 when a step
+    failed. What doit would print as its own traceback (a task creator, an action or the
+    reporter raised) is raised here, for the CLI."""
+    toolchains = prepare(project, runner=bool(options.step_sources))
     fastpath.invalidate(project.root)  # before any task runs: see fastpath.py
     os.chdir(project.root)
     # StateDB is also a doit.BACKEND entry point (for plain `doit` on a project's
     # dodo.py); naming it here keeps bpfbuild working from a source tree.
     loader = _Loader(project, toolchains, options)
-    main = DoitMain(
+    main = _DoitMain(
         loader, config_filenames=(), extra_config={"BACKEND": {BACKEND_NAME: BACKEND_LOCATION}}
     )
-    main.BIN_NAME = "bpfbuild"
     code = main.run(doit_args)
+    error = loader.raised.error
+    if error is not None:
+        raise _project_error(error, project.root / "dodo.py") or error
     if code == 0 and options.on_success:
         options.on_success(loader.tasks)
-    return code
+    # doit returns 2 when a step could not run because one it depends on failed (-k):
+    # still a failed step, which bpfbuild's exit code 1 says (2 is a usage error).
+    return 0 if code == 0 else 1

@@ -58,7 +58,8 @@ def probe(cc: str, name: str, flags: tuple[str, ...], workdir: Path | None = Non
     when the compiler cannot use it."""
     if workdir:
         workdir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="ld-probe.", dir=workdir) as folder:
+    # .partial: a killed run's folder is deleted by the next build (remove_partials)
+    with tempfile.TemporaryDirectory(prefix="ld-probe.", suffix=".partial", dir=workdir) as folder:
         source, output = Path(folder, "probe.c"), Path(folder, "probe")
         source.write_text(_PROBE_SOURCE)
         try:

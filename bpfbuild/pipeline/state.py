@@ -9,6 +9,9 @@ and whatever they left in place is rebuilt because no record vouches for it.
 from __future__ import annotations
 
 import os
+import re
+import shutil
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, cast
 
@@ -17,7 +20,7 @@ from doit.tools import config_changed
 
 from .actions import PARTIAL, call_signature
 from .content import content_digest
-from .layout import OUTPUT_DIR
+from .layout import OUTPUT_DIR, state_dir
 
 BACKEND_NAME = "bpfbuild-sqlite3"
 """The name DOIT_CONFIG gives StateDB (a doit.BACKEND plugin, see pyproject.toml)."""
@@ -163,23 +166,52 @@ class ConfigChanged(config_changed):
     __signature__ = call_signature(config_changed)
 
 
-LEFTOVER_SUFFIXES = (PARTIAL, PARTIAL + ".tmp")
-"""OUTPUT.partial, and the temporary a tool writes before renaming it to its -o
-(clang: `x.tmp.bpf.o-1a2b3c4d.partial.tmp` for `-o x.tmp.bpf.o.partial`)."""
+TOOL_TEMPORARIES = re.compile(
+    r"""
+      .+\.partial                         # OUTPUT.partial, renamed into place when its step succeeds
+    | .+\.partial\.tmp                    # clang: x.tmp.bpf.o-1a2b3c4d.partial.tmp (-o x.tmp.bpf.o.partial)
+    | .+\.partial\.tmp[0-9a-f]{7}         # lld, LLVM's output buffer: x.partial.tmp1a2b3c4
+    | .+\.partial\.temp-stream-[0-9a-f]{6}  # llvm-strip, llvm-objcopy
+    | \.mold-[0-9A-Za-z]{6}               # mold: .mold-XXXXXX beside its -o, renamed over it
+    | st[0-9A-Za-z]{6}                    # GNU strip and ar: stXXXXXX beside the file they rewrite
+    """,
+    re.VERBOSE,
+)
+"""The names of what a killed build can leave in output/: bpfbuild's OUTPUT.partial, and
+each tool's own temporary, which it writes beside its output (OUTPUT.partial) and renames
+or copies over it when done."""
 
 
-def remove_partials(root: Path) -> list[str]:
-    """Delete the temporaries (LEFTOVER_SUFFIXES) a killed build left under root/output/,
-    never following a symlink (a symlinked output/ is not searched). Call it holding the
-    project's lock, so that no running build owns them. Returns what it deleted."""
+def remove_partials(root: Path, keep: Collection[str] = ()) -> list[str]:
+    """Delete what killed builds left half-written: every tool's temporary (TOOL_TEMPORARIES)
+    under root/output/, and bpfbuild's own .partial files in .bpfbuild/ and beside the
+    compile database. keep: names the project gives its outputs (an app named like a
+    tool's temporary). Never follows a symlink (a symlinked output/ is not searched);
+    call it holding the project's lock, so that no running build owns them. Returns
+    what it deleted."""
+    from .tasks import COMPILE_COMMANDS  # tasks imports this module
+
+    removed: list[str] = []
+
+    def remove(path: str) -> None:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)  # never follows the links inside
+        else:
+            os.unlink(path)  # a symlink itself, not what it points to
+        removed.append(path)
+
     output = root / OUTPUT_DIR
-    if output.is_symlink() or not output.is_dir():
-        return []
-    removed = []
-    for folder, _dirs, files in os.walk(output):  # os.walk does not enter symlinked folders
-        for name in files:
-            if name.endswith(LEFTOVER_SUFFIXES):
-                path = os.path.join(folder, name)
-                os.unlink(path)  # a symlink itself, not what it points to
-                removed.append(path)
+    if output.is_dir() and not output.is_symlink():
+        for folder, dirs, files in os.walk(output):  # os.walk does not enter symlinked folders
+            for name in [*dirs, *files]:
+                if name not in keep and TOOL_TEMPORARIES.fullmatch(name):
+                    remove(os.path.join(folder, name))
+            dirs[:] = [name for name in dirs if os.path.lexists(os.path.join(folder, name))]
+    state = state_dir(root)
+    if state.is_dir() and not state.is_symlink():
+        for entry in state.iterdir():
+            if entry.name.endswith(PARTIAL):  # toolchain probes, the no-op stamp
+                remove(str(entry))
+    if os.path.lexists(root / (COMPILE_COMMANDS + PARTIAL)):
+        remove(str(root / (COMPILE_COMMANDS + PARTIAL)))
     return removed

@@ -193,7 +193,8 @@ class _VersionCache:
     def save(self) -> None:
         if self.dirty and self.path:
             # One temporary file per process: two builds starting at once both save.
-            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            # .partial: what a killed run leaves, the next build deletes (remove_partials)
+            tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.partial")
             data = {"format": self.FORMAT, "entries": self.entries}
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -632,13 +633,18 @@ def find_toolchain(
     project: Project | None = None,
     user_space: bool = True,
     linker: str = "auto",
+    runner: bool = False,
 ) -> Toolchain:
     """The whole toolchain for one arch; versions cached under state_dir. A project
     may choose bpftool ([toolchain]) and build libbpf from source ([libbpf]).
     user_space=False (nothing to link for a cross arch): no C compiler, strip or
-    cross libbpf is needed, and none is looked for. linker: [build] linker."""
+    cross libbpf is needed, and none is looked for. linker: [build] linker.
+    runner: verification builds its runner (a static C program linked with its own
+    pinned libbpf, see bpfbuild.verify.runner.build) for this arch, so the arch's C
+    compiler is needed even when no app is linked (only it: no libbpf, strip or linker)."""
     cache = _VersionCache(state_dir / TOOLCHAIN_CACHE_NAME if state_dir else None)
     user_space = user_space or arch == host_arch()
+    only_for_runner = runner and not user_space
     tree = project.libbpf if project and user_space else None
     try:
         ar = find_ar(arch) if tree else None
@@ -653,13 +659,22 @@ def find_toolchain(
             project.config.toolchain.bpftool if project else "",
             project.root if project else None,
         )
-        cc = find_cc(arch, cache) if user_space else None
-        library_dirs = compiler_library_dirs(cc.path, cache) if cc else []
+        try:
+            cc = find_cc(arch, cache) if user_space or runner else None
+        except ToolchainError as err:
+            if not only_for_runner:
+                raise
+            raise ToolchainError(
+                f"{err.message}, needed to build the verifier's runner (a C program) for "
+                f"{arch.name}",
+                hint=err.hint,
+            ) from None
+        library_dirs = compiler_library_dirs(cc.path, cache) if user_space and cc else []
         if tree and project:  # a tree comes from the project's [libbpf]
             libbpf = libbpf_from_source(arch, tree, project.root, cache)
         else:
             libbpf = find_libbpf(
-                arch if user_space else host_arch(), cache, library_dirs if cc else None
+                arch if user_space else host_arch(), cache, library_dirs if user_space else None
             )
         return Toolchain(
             arch=arch,
@@ -672,7 +687,7 @@ def find_toolchain(
             cflags=_split_env("CFLAGS"),
             ldflags=_split_env("LDFLAGS"),
             library_dirs=library_dirs,
-            linker=find_linker(linker, cc, cache) if cc else None,
+            linker=find_linker(linker, cc, cache) if user_space and cc else None,
         )
     finally:
         cache.save()
