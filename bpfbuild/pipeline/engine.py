@@ -25,7 +25,7 @@ from ..cache import size_limit
 from ..errors import BpfBuildError, ToolchainError
 from . import fastpath
 from .layout import state_dir
-from .project import Project, check_own_folders, load_project
+from .project import Project, check_own_folders, load_project, require_buildable
 from .state import BACKEND_LOCATION, BACKEND_NAME, SharedDigestChecker, remove_partials
 from .tasks import project_tasks, step_line
 from .toolchain import Toolchain, find_toolchain
@@ -242,6 +242,7 @@ def select_arches(project: Project, arches: list[Arch] | None) -> Project:
 def prepare(project: Project) -> list[Toolchain]:
     """Before any task of a project is created: hold its lock, delete what killed
     builds left half-written, and find the toolchains (a missing tool is a clean error)."""
+    require_buildable(project)
     acquire_lock(project.root)
     remove_partials(project.root)
     size_limit()  # a malformed $BPFBUILD_CACHE_SIZE is an error now, not in a task
