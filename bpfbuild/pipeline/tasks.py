@@ -24,7 +24,7 @@ from .elfcheck import bpf_expectation, bpftool_expectation, native_expectation
 from .layout import Layout
 from .project import KERNEL_BTF, BpfObject, Project
 from .state import ConfigChanged, TargetsAsRecorded
-from .toolchain import Toolchain
+from .toolchain import BPF_CPU, Toolchain
 
 if TYPE_CHECKING:  # bpfbuild.vm is imported only by the commands that verify in VMs
     from ..vm.targets import Target, VerifyPlan
@@ -222,6 +222,7 @@ class TaskFactory:
             "-target",
             self.arch.bpf_target,  # BPF byte order must match the kernel's
             f"-D__TARGET_ARCH_{self.arch.target_arch}",  # bpf_tracing.h picks PT_REGS by arch
+            f"-mcpu={BPF_CPU}",  # the BPF ISA of every kernel bpfbuild targets (toolchain.BPF_CPU)
             "-I",
             self.rel(self.layout.include_dir),  # vmlinux.h for this arch
             *[f"-I{d}" for d in self.project.include_dirs],
