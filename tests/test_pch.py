@@ -15,7 +15,12 @@ from bpfbuild.pipeline.tasks import includes_vmlinux_first
 
 FALLBACK_NOTE = "vmlinux.h.pch was not ready yet"
 """What `-v` prints when a compile did not take the PCH because it was not built yet."""
-EXAMPLES = sorted(p.parent.name for p in (REPO / "examples").glob("*/bpfbuild.toml"))
+EXAMPLES = [
+    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="issue 19 phase B"))
+    if name == "kconv"  # objects linked from several sources: built from phase B on
+    else name
+    for name in sorted(p.parent.name for p in (REPO / "examples").glob("*/bpfbuild.toml"))
+]
 
 
 @pytest.mark.parametrize(
