@@ -580,6 +580,24 @@ def test_a_source_glob_through_a_link_out_of_the_project_is_refused(tmp_path: Pa
         load_project(root)
 
 
+def test_a_project_of_tables_needs_no_src_folder(tmp_path: Path) -> None:
+    """A tree in the kernel's layout names its sources in the tables, wherever they are."""
+    root = make_project(
+        tmp_path / "p",
+        {"scheds/c/scx_simple.bpf.c": "", "scheds/c/scx_simple.c": "", "lib/sdt.bpf.c": ""},
+        '[bpflib.sdt]\nsources = ["lib/*.bpf.c"]\n\n'
+        '[object.scx_simple]\nsources = ["scheds/c/scx_simple.bpf.c"]\nlibs = ["sdt"]\n\n'
+        '[app.scx_simple]\nsources = ["scheds/c/scx_simple.c"]\n',
+    )
+    project = load_project(root)
+    assert project.bpf_objects["scx_simple"].sources == ("scheds/c/scx_simple.bpf.c",)
+    app = project.apps["scx_simple"]
+    assert (app.bpf_objects, app.sources) == (("scx_simple",), ("scheds/c/scx_simple.c",))
+    (root / "bpfbuild.toml").write_text("")
+    with pytest.raises(ProjectError, match="no src/ folder"):
+        load_project(root)
+
+
 def test_list_shows_sources_libs_skeletons_libraries_and_exclusions(tmp_path: Path) -> None:
     root = make_project(
         tmp_path / "p",

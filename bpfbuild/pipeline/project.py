@@ -181,8 +181,8 @@ class Project:
             return list(self.bpf_objects)
         owners = {obj.skeleton_header: name for name, obj in self.bpf_objects.items()}
         included: dict[str, None] = {}
-        for line in self.include_scanner.lines(self.root / source):
-            target = include_target(line.argument) if line.directive == "include" else None
+        for line in self.include_scanner.include_lines(self.root / source):
+            target = include_target(line.argument)
             if target and target[0] in owners:
                 included[owners[target[0]]] = None
         return list(included)
@@ -261,7 +261,8 @@ def load_project(root: Path) -> Project:
     arches = [get_arch(name) for name in config.build.arches] or [host_arch()]
     check_own_folders(root, arches)
     src = root / "src"
-    if not src.is_dir():
+    tables_name_sources = config.apps or any(table.sources for table in config.objects.values())
+    if not src.is_dir() and not tables_name_sources:
         raise ProjectError(
             f"{root}: no src/ folder",
             hint="put NAME.bpf.c and NAME.c in src/ (see `bpfbuild init`)",
@@ -328,7 +329,8 @@ def load_project(root: Path) -> Project:
         default = apps.get(app_name)
         apps[app_name] = App(
             app_name,
-            bpf or (default.bpf_objects if default else ()),
+            # without `bpf`: the discovered app's objects, else the object of its name
+            bpf or (default.bpf_objects if default else (app_name,) if app_name in objects else ()),
             tuple(table.sources) or (default.sources if default else ()),
         )
     shared = tuple(f"src/{n}" for n in user_sources if f"src/{n}" not in mains)
