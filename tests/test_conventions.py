@@ -359,6 +359,7 @@ def test_model_libraries_exclusions_and_generated(tmp_path: Path) -> None:
         "src/attic/two.c": "src/attic",
     }
     assert project.generated == ("include/gen.h",)
+    assert project.listed_folders == ("src", "src/lib")
     assert project.bpf_sources == ["src/a.bpf.c", "src/lib/x.bpf.c", "src/lib/y.bpf.c"]
     assert project.user_sources == ["src/a.c"]
 
@@ -372,6 +373,17 @@ def test_globs_match_no_hidden_name(tmp_path: Path) -> None:
     )
     (root / "bpf" / ".#x.bpf.c").symlink_to("root@host.1234")
     assert load_project(root).bpf_objects["a"].sources == ("src/a.bpf.c", "bpf/x.bpf.c")
+
+
+def test_the_folders_globs_read(tmp_path: Path) -> None:
+    """What the no-op fast path must stat, beside src/: a file added there changes
+    the model."""
+    root = make_project(
+        tmp_path / "p",
+        {"src/a.bpf.c": "", "bpf/x/y.bpf.c": "", "bpf/z.bpf.c": "", "bpf/.cache/w.c": ""},
+        '[object.a]\nsources = ["bpf/**/*.bpf.c", "./src/a.bpf.c"]\n',
+    )
+    assert load_project(root).listed_folders == ("bpf", "bpf/x", "src")
 
 
 def test_an_excluded_dangling_link_is_no_error(tmp_path: Path) -> None:

@@ -138,6 +138,10 @@ class Project:
     """Sources left out by [build] exclude: path relative to the root -> its pattern."""
     generated: tuple[str, ...] = ()
     """[build] generated: headers made during the build, relative to the root."""
+    listed_folders: tuple[str, ...] = ()
+    """The folders the globs and paths of [build] exclude, [object] and [bpflib]
+    sources read (relative to the root): a file added or removed there changes the
+    model, as one in src/ does."""
 
     @property
     def name(self) -> str:
@@ -392,6 +396,12 @@ def load_project(root: Path) -> Project:
     _apply_app_settings(config, apps)
     libbpf = _libbpf_tree(root, config)
     generated = tuple(os.path.normpath(path) for path in config.build.generated)
+    patterns = [
+        *config.build.exclude,
+        *(path for lib in config.bpflibs.values() for path in lib.sources),
+        *(path for table in config.objects.values() for path in table.sources),
+    ]
+    folders = tuple(dict.fromkeys(f for pattern in patterns for f in _glob_folders(root, pattern)))
     return Project(
         root,
         config,
@@ -404,6 +414,7 @@ def load_project(root: Path) -> Project:
         bpf_libs,
         excluded,
         generated,
+        folders,
     )
 
 
@@ -546,6 +557,27 @@ def _glob(root: Path, pattern: str) -> list[Path]:
         )
     path = root / os.path.normpath(pattern)
     return [path] if os.path.lexists(path) else []
+
+
+def _glob_folders(root: Path, pattern: str) -> list[str]:
+    """The folders whose listing a path or glob depends on: the deepest folder it names
+    literally, and every folder under it when a wildcard (or **) stands for folders."""
+    parts = Path(os.path.normpath(pattern)).parts
+    literal = []
+    for part in parts[:-1]:
+        if GLOB_CHARS & set(part):
+            break
+        literal.append(part)
+    base = root.joinpath(*literal)
+    folders = [base]
+    if len(literal) < len(parts) - 1 and base.is_dir():
+        folders += sorted(
+            folder
+            for folder in base.rglob("*")
+            if folder.is_dir()
+            and not any(part.startswith(".") for part in folder.relative_to(base).parts)
+        )
+    return [folder.relative_to(root).as_posix() for folder in folders]
 
 
 def _expand_sources(
