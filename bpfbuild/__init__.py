@@ -14,10 +14,14 @@ __all__ = ["TargetsAsRecorded", "doit_config", "task_bpfbuild", "__version__"]
 
 def __getattr__(name: str):
     # Lazy, so that importing the pytest plugin does not import doit.
-    if name in ("doit_config", "task_bpfbuild"):
-        from .pipeline import engine
+    if name == "doit_config":
+        from .pipeline.engine import doit_config
 
-        return getattr(engine, name)
+        return doit_config
+    if name == "task_bpfbuild":
+        from .commands import task_bpfbuild
+
+        return task_bpfbuild
     if name == "TargetsAsRecorded":  # for a dodo.py's own tasks: see docs
         from .pipeline.state import TargetsAsRecorded
 

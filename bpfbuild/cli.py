@@ -17,7 +17,8 @@ import click.shell_completion
 from . import __version__
 from .errors import BpfBuildError
 from .pipeline.fastpath import MAX_JOBS
-from .pipeline.layout import OUTPUT_DIR, Layout, state_dir
+from .pipeline.layout import Layout, state_dir
+from .pipeline.names import LOCK_NAME, OUTPUT_DIR
 from .pipeline.project import find_root, load_project
 
 
@@ -347,7 +348,7 @@ def clean(directory: str | None) -> None:
     for path in folders:
         if path.is_dir() and not path.is_symlink():
             for child in path.iterdir():
-                if path == state_dir(root) and child.name == "lock":
+                if path == state_dir(root) and child.name == LOCK_NAME:
                     continue
                 if child.is_dir() and not child.is_symlink():
                     shutil.rmtree(child)  # never follows the links inside

@@ -1,11 +1,12 @@
-"""The core API behind `bpfbuild build`, `verify` and `test`: each returns an exit code."""
+"""The core API behind `bpfbuild build`, `verify` and `test` (each returns an exit code),
+and `task_bpfbuild` for a project's dodo.py: where the build and the verification meet."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,14 +15,36 @@ import click
 from .arch import get_arch, host_arch
 from .errors import BpfBuildError, VerifyError
 from .pipeline import fastpath
-from .pipeline.engine import RunOptions, run_doit, select_arches
+from .pipeline.engine import (
+    RunOptions,
+    replaced_by_the_run,
+    require_arches,
+    run_doit,
+    select_arches,
+    tasks_of_project,
+)
 from .pipeline.layout import Layout
 from .pipeline.project import Project, load_project
-from .pipeline.tasks import task_name
+from .pipeline.steps import task_id
+from .pipeline.tasks import StepSource
 
 if TYPE_CHECKING:
     from .verify.results import VerifyReport
     from .vm.targets import VerifyPlan
+
+
+@replaced_by_the_run
+def task_bpfbuild(
+    root: Path | None = None, prefix: str = "", verify: bool = False
+) -> Iterator[dict]:
+    """doit task creator for a project: import it in a dodo.py to extend the graph.
+    verify: also the verification steps of the running kernel's arch."""
+    sources: tuple[StepSource, ...] = ()
+    if verify:
+        from .verify.steps import verification_steps
+
+        sources = (verification_steps(),)
+    yield from tasks_of_project(root, prefix, sources)
 
 
 def _load(root: Path, arches: Sequence[str]) -> Project:
@@ -48,7 +71,7 @@ def build_project(
         )
     return run_doit(
         project,
-        ["run", *[task_name("app", a) for a in apps]],
+        ["run", *[task_id("app", a) for a in apps]],
         RunOptions(
             jobs=jobs,
             verbose=verbose,
@@ -88,10 +111,12 @@ def verify_project(
         )
     plan = _resolve_plan(project, specs, arch_names)
     project.arches = [get_arch(a) for a in dict.fromkeys(t.arch for t in plan.targets)]
-    host = host_arch()
-    names = [task_name("verify", name, host.name) for name in selected] if plan.host else []
-    names += [task_name("vmverify", t.kernel.release, t.arch) for t in plan.targets if t.kernel]
+    from .verify.steps import host_verify_id, verification_steps, vm_verify_id
     from .vm.qemu import stop_all
+
+    host = host_arch()
+    names = [host_verify_id(name, host.name) for name in selected] if plan.host else []
+    names += [vm_verify_id(t.kernel.release, t.arch) for t in plan.targets if t.kernel]
 
     vms = any(t.kernel for t in plan.targets)
     try:
@@ -102,7 +127,7 @@ def verify_project(
             RunOptions(
                 jobs=jobs,
                 verbose=verbose,
-                verify=plan if vms else True,
+                step_sources=(verification_steps(plan if vms else None),),
                 steps_to_stderr=fmt != "table",
                 continue_on_failure=vms,
             ),
@@ -132,13 +157,8 @@ def verify_matrix(
     specs = split_list(kernels) or list(settings.kernels) or [HOST]
     host = host_arch().name
     names = [get_arch(a).name for a in split_list(arches) or settings.arches]
+    require_arches(project, names)
     project_arches = [a.name for a in project.arches]
-    for name in names:
-        if name not in project_arches:
-            raise BpfBuildError(
-                f"arch {name} is not in this project's arches ({', '.join(project_arches)})",
-                hint="add it to `arches` in [build] of bpfbuild.toml",
-            )
     if not names:
         names = [
             a
@@ -229,10 +249,11 @@ def _report(
     notes = lambda text: click.echo(text, err=machine)  # noqa: E731 - keep stdout parseable
     host_objects = [o for o in objects if o.kernel_spec == "host"]
     host_report = VerifyReport(host_objects)
-    if host_objects and not host_report.privileged:
+    skipped = host_report.skip_message if host_objects else None
+    if skipped:
         if require:
-            raise VerifyError(host_report.skip_message, hint=host_report.skip_hint)
-        notes(host_report.skip_message)
+            raise VerifyError(skipped, hint=host_report.skip_hint)
+        notes(skipped)
         if len(plan.targets) == 1:
             if machine:  # still a document: status "no privilege", every program skipped
                 click.echo(format_report(report, fmt))

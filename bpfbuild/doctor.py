@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
 
 import click
 
-from .arch import Arch, get_arch, host_arch
+from .arch import LIBRARIES, Arch, get_arch, host_arch
 from .errors import BpfBuildError
-from .kernels.host import KERNEL_BTF, can_load_bpf, kernel_btf_status, tracefs_mount
+from .kernels.host import (
+    KERNEL_BTF,
+    MOUNT_TRACEFS,
+    can_load_bpf,
+    kernel_btf_status,
+    tracefs_mount,
+)
 from .pipeline.layout import state_dir
+from .pipeline.names import TOOLCHAIN_CACHE_NAME
 from .pipeline.project import Project, find_root, load_project
 from .pipeline.toolchain import (
     KFUNC_BPFTOOL,
@@ -74,18 +82,17 @@ def cross_checks(arch: Arch) -> list[tuple[str, bool, str, bool]]:
     cross arch needs beyond clang and bpftool, read from the arch table."""
     lib = arch.multiarch_lib_dir
     sysroot = arch.cross_libc_dir
-    d = arch.debian_arch
-    return [
+    checks = [
         (
             f"C compiler {arch.cross_cc}",
             bool(shutil.which(arch.cross_cc)),
-            f"gcc-{arch.gnu_triplet}",
+            arch.cc_package,
             True,
         ),
         (
             f"C library {sysroot}/lib/libc.a",
             Path(sysroot, "lib/libc.a").is_file(),
-            f"libc6-dev-{d}-cross",
+            arch.libc_package,
             True,
         ),
         (
@@ -97,20 +104,20 @@ def cross_checks(arch: Arch) -> list[tuple[str, bool, str, bool]]:
         (
             f"uapi headers {arch.multiarch_include_dir}/asm",
             Path(arch.multiarch_include_dir, "asm/types.h").is_file(),
-            f"linux-libc-dev:{d}",
+            arch.uapi_package,
             True,
         ),
-        (
-            f"libbpf {lib}/libbpf.a",
-            Path(lib, "libbpf.a").is_file() and Path(lib, "pkgconfig/libbpf.pc").is_file(),
-            f"libbpf-dev:{d}",
-            True,
-        ),
-        (f"libelf {lib}/libelf.a", Path(lib, "libelf.a").is_file(), f"libelf-dev:{d}", True),
-        (f"zlib {lib}/libz.a", Path(lib, "libz.a").is_file(), f"zlib1g-dev:{d}", True),
-        (f"zstd {lib}/libzstd.a", Path(lib, "libzstd.a").is_file(), f"libzstd-dev:{d}", True),
-        (f"runner {arch.qemu_user}", bool(shutil.which(arch.qemu_user)), "qemu-user-static", False),
     ]
+    for library in LIBRARIES:
+        files = [Path(lib, library.archive)]
+        if library.pkg_config == "libbpf":  # its flags come from pkg-config
+            files.append(Path(lib, "pkgconfig", "libbpf.pc"))
+        present = all(path.is_file() for path in files)
+        what = f"{library.pkg_config} {files[0]}"
+        checks.append((what, present, arch.library_package(library), True))
+    runner = bool(shutil.which(arch.qemu_user))
+    checks.append((f"runner {arch.qemu_user}", runner, arch.qemu_user_package, False))
+    return checks
 
 
 def install_commands(arch: Arch, packages: list[str]) -> list[str]:
@@ -189,7 +196,7 @@ def run_doctor(
             )
             click.echo(f"{'':<11} hint: run bpfbuild as a user who can write the project folder")
             cache_dir = None
-    cache = _VersionCache(cache_dir / "toolchain.json" if cache_dir else None)
+    cache = _VersionCache(cache_dir / TOOLCHAIN_CACHE_NAME if cache_dir else None)
 
     def check(label: str, probe, required: bool = True) -> None:
         nonlocal failures
@@ -256,7 +263,7 @@ def run_doctor(
     loadable, how = can_load_bpf()
     click.echo(f"load BPF:   {how}")
     mount = tracefs_mount()
-    click.echo(f"tracefs:    {mount or 'not mounted (mount -t tracefs nodev /sys/kernel/tracing)'}")
+    click.echo(f"tracefs:    {mount or f'not mounted ({shlex.join(MOUNT_TRACEFS)})'}")
     if failures:
         click.echo(f"doctor: {failures} required check(s) failed: builds cannot work")
         return 1

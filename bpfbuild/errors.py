@@ -31,9 +31,5 @@ class ToolchainError(BpfBuildError):
     """A required tool or library is missing or too old."""
 
 
-class CommandError(BpfBuildError):
-    """An external command failed; message holds its own diagnostics."""
-
-
 class VerifyError(BpfBuildError):
     """Verification failed: a rejection, a budget or a baseline regression."""

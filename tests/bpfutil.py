@@ -1,30 +1,17 @@
-"""Test helpers for BPF: vmlinux.h, compiling .bpf.c fixtures, the verifier runner,
-privilege checks and the kernel's list of loaded programs."""
+"""Test helpers for BPF: vmlinux.h, compiling .bpf.c fixtures (with bpfbuild's own
+per-arch BPF flags), the verifier runner and the kernel's list of loaded programs.
+Whether BPF can be loaded here at all is buildutil's (BPF_SKIP_REASON, require_bpf)."""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from bpfbuild.arch import bpf_target_flags, host_arch
+from bpfbuild.kernels.host import KERNEL_BTF
 from bpfbuild.verify.runner import build_runner_command
-
-TRIPLET = "x86_64-linux-gnu"
-
-
-def bpf_unavailable_reason() -> str | None:
-    """Why tests that load BPF programs cannot run here, or None."""
-    if os.geteuid() != 0:
-        return "needs root to load BPF programs"
-    if not Path("/sys/kernel/btf/vmlinux").exists():
-        return "the kernel has no BTF (/sys/kernel/btf/vmlinux)"
-    for tool in ("clang", "bpftool", "gcc", "pkg-config"):
-        if shutil.which(tool) is None:
-            return f"{tool} is not installed"
-    return None
 
 
 def run(command: Sequence[str | Path], **kwargs: object) -> subprocess.CompletedProcess[str]:
@@ -44,7 +31,7 @@ def run(command: Sequence[str | Path], **kwargs: object) -> subprocess.Completed
 def generate_vmlinux_header(include_dir: Path) -> Path:
     include_dir.mkdir(parents=True, exist_ok=True)
     header = include_dir / "vmlinux.h"
-    dump = run(["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "c"])
+    dump = run(["bpftool", "btf", "dump", "file", KERNEL_BTF, "format", "c"])
     header.write_text(dump.stdout)
     return header
 
@@ -52,21 +39,31 @@ def generate_vmlinux_header(include_dir: Path) -> Path:
 def compile_bpf(
     source: Path, out_dir: Path, include_dir: Path, defines: Sequence[str] = ()
 ) -> Path:
-    """clang + `bpftool gen object`, as bpfbuild builds objects: out_dir/<name>.bpf.o."""
+    """clang + `bpftool gen object`, as bpfbuild builds objects for the host's arch
+    (its target flags and -idirafter dirs come from bpfbuild.arch): out_dir/<name>.bpf.o
+    (clang's own output stays beside it as <name>.tmp.bpf.o)."""
+    arch = host_arch()
     name = source.name.removesuffix(".bpf.c")
     out_dir.mkdir(parents=True, exist_ok=True)
     compiled = out_dir / f"{name}.tmp.bpf.o"
     linked = out_dir / f"{name}.bpf.o"
     run(
         [
-            "clang", "-g", "-O2", "-target", "bpf", "-D__TARGET_ARCH_x86",
+            "clang",
+            "-g",  # as TaskFactory.bpf_flags: BTF for CO-RE and the verifier's source lines
+            "-O2",
+            "-Wall",
+            *bpf_target_flags(arch),
             *(f"-D{d}" for d in defines),
             f"-I{include_dir}",
-            "-idirafter", f"/usr/include/{TRIPLET}", "-idirafter", "/usr/include",
-            "-c", source, "-o", compiled,
+            *(flag for d in arch.bpf_include_dirs for flag in ("-idirafter", d)),
+            "-c",
+            source,
+            "-o",
+            compiled,
         ],
         cwd=source.parent,
-    )  # fmt: skip
+    )
     run(["bpftool", "gen", "object", linked, compiled])
     return linked
 

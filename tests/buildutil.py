@@ -1,5 +1,7 @@
-"""Helpers for the build-pipeline tests: copy a test project, run `bpfbuild` as a
-subprocess, read the kbuild lines it prints, hash outputs, and skip what needs root."""
+"""Helpers for the tests: copy a test project, run `bpfbuild` as a subprocess, read the
+kbuild lines it prints, hash outputs; and the one place that skips, with the reason, a
+test whose needs this machine lacks (BPF loading, tools, cross toolchains, qemu, kernel
+BTF, tracefs, Debian's servers)."""
 
 from __future__ import annotations
 
@@ -9,13 +11,17 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bpfbuild.arch import host_arch
-from bpfbuild.kernels.host import can_load_bpf, tracefs_mount
+from bpfbuild.arch import LIBRARIES, Arch, get_arch, host_arch
+from bpfbuild.errors import BpfBuildError
+from bpfbuild.kernels.host import KERNEL_BTF, can_load_bpf, tracefs_mounted
 
 PROJECTS = Path(__file__).resolve().parent / "projects"
 """Test projects, each copied into a temporary folder before use."""
@@ -132,27 +138,143 @@ def partial_files(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in (root / "output").rglob("*.partial"))
 
 
+# -- skips: what a test needs, checked once and said with the reason ----------------
+
+BPF_TOOLS = {"clang": "clang", "bpftool": "bpftool", "gcc": "gcc", "pkg-config": "pkg-config"}
+"""Tools a test that builds and loads BPF programs runs, and their Debian packages."""
+
+
 def _bpf_skip_reason() -> str | None:
     if os.geteuid() != 0:
         return "needs root to load BPF programs"
     loadable, how = can_load_bpf()
     if not loadable:
         return f"this process cannot load BPF programs: {how}"
+    if not Path(KERNEL_BTF).exists():
+        return f"the kernel has no BTF ({KERNEL_BTF})"
+    for tool, package in BPF_TOOLS.items():
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (apt-get install {package})"
     return None
 
 
 BPF_SKIP_REASON = _bpf_skip_reason()
+"""Why tests that build and load BPF programs cannot run here, or None."""
+needs_bpf = pytest.mark.skipif(BPF_SKIP_REASON is not None, reason=str(BPF_SKIP_REASON))
+"""Skips a test (or, as pytestmark, a module) where BPF cannot be loaded."""
 
 
-def needs_root(test):
+def needs_root(test: Any) -> Any:
     """Mark a test `root`, and skip it with the reason where BPF cannot be loaded."""
-    test = pytest.mark.root(test)
-    return pytest.mark.skipif(BPF_SKIP_REASON is not None, reason=str(BPF_SKIP_REASON))(test)
+    return needs_bpf(pytest.mark.root(test))
+
+
+def require_bpf() -> None:
+    """In a fixture: skip unless BPF programs can be built and loaded here."""
+    if BPF_SKIP_REASON is not None:
+        pytest.skip(BPF_SKIP_REASON)
+
+
+def require_tool(tool: str, package: str | None = None, install: str | None = None) -> str:
+    """The path of tool, or skip naming how to install it: the Debian package (default:
+    the tool's name), or the install command."""
+    path = shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+    if path is None:
+        pytest.skip(f"{tool} is not installed ({install or f'apt-get install {package or tool}'})")
+    return path
+
+
+def needs_tool(tool: str, package: str | None = None) -> pytest.MarkDecorator:
+    """A mark that skips a test where tool is not installed."""
+    return pytest.mark.skipif(
+        shutil.which(tool) is None,
+        reason=f"{tool} is not installed (apt-get install {package or tool})",
+    )
+
+
+def host_skip_reason(arch: str, why: str) -> str | None:
+    """Why a test spelled for one host arch cannot run on this host, or None."""
+    return None if ARCH == arch else f"{why}: needs a {arch} host, this is {ARCH}"
+
+
+def require_host(arch: str, why: str) -> None:
+    """Skip unless the host's arch is arch (a test spelled for that host)."""
+    reason = host_skip_reason(arch, why)
+    if reason is not None:
+        pytest.skip(reason)
+
+
+def needs_host(arch: str, why: str) -> pytest.MarkDecorator:
+    """A mark that skips a test (or, as pytestmark, a module) unless the host is arch."""
+    reason = host_skip_reason(arch, why)
+    return pytest.mark.skipif(reason is not None, reason=str(reason))
+
+
+def require_root(why: str) -> None:
+    if os.geteuid() != 0:
+        pytest.skip(f"needs root: {why}")
+
+
+def require_kernel_btf() -> Path:
+    """The running kernel's BTF, or skip."""
+    if not Path(KERNEL_BTF).is_file():
+        pytest.skip(f"the kernel has no BTF ({KERNEL_BTF})")
+    return Path(KERNEL_BTF)
+
+
+def cross_skip_reason(arch: Arch | str, libraries: bool = False) -> str | None:
+    """Why arch's cross toolchain (its gcc; with libraries, the static libraries an app
+    links) is not here, or None; the hint is scripts/setup --arch."""
+    arch = get_arch(arch) if isinstance(arch, str) else arch
+    missing = [] if shutil.which(arch.cross_cc) else [arch.cc_package]
+    if libraries:
+        lib = Path(arch.multiarch_lib_dir)
+        missing += [arch.library_package(x) for x in LIBRARIES if not (lib / x.archive).is_file()]
+    if not missing:
+        return None
+    return f"no {arch.name} cross toolchain ({', '.join(missing)}): run scripts/setup --arch {arch.name}"
+
+
+def require_cross(arch: Arch | str, libraries: bool = False) -> str:
+    """The cross compiler of arch (and, with libraries, its static libraries), or skip."""
+    reason = cross_skip_reason(arch, libraries)
+    if reason is not None:
+        pytest.skip(reason)
+    return get_arch(arch).cross_cc if isinstance(arch, str) else arch.cross_cc
+
+
+def require_qemu_user(arch: Arch | str) -> str:
+    """The static qemu-user binary that runs arch's executables, or skip."""
+    arch = get_arch(arch) if isinstance(arch, str) else arch
+    return require_tool(arch.qemu_user, arch.qemu_user_package)
+
+
+@contextmanager
+def skip_when_unreachable(what: str) -> Iterator[None]:
+    """Skip a test whose fetch from Debian (apt, kernels, sources) fails: the machine
+    does not reach Debian's servers (or $BPFBUILD_DEBIAN_MIRROR)."""
+    try:
+        yield
+    except BpfBuildError as err:
+        pytest.skip(f"cannot fetch {what} from Debian: {err.message}")
+
+
+def require_vm(spec: str, arch: str = "x86_64") -> Any:
+    """The kernel spec names for arch, or skip saying why it cannot be booted here."""
+    from bpfbuild.kernels import get_kernel
+    from bpfbuild.vm.qemu import machine_for
+
+    machine = machine_for(arch)
+    require_tool(machine.qemu, machine.facts.qemu_package)
+    try:
+        return get_kernel(spec, get_arch(arch))
+    except BpfBuildError as err:
+        pytest.skip(f"cannot fetch {spec} for {arch} from Debian: {err.message}")
 
 
 def require_tracefs() -> None:
     """Mount tracefs if it is not mounted (tracepoints attach through it), or skip."""
-    if tracefs_mount() or Path("/sys/kernel/tracing/events").is_dir():
+    if tracefs_mounted():  # where libbpf looks for tracepoint ids
         return
     done = subprocess.run(
         ["mount", "-t", "tracefs", "nodev", "/sys/kernel/tracing"], capture_output=True, text=True

@@ -1,12 +1,17 @@
-"""The arch table: names, uname spellings, BPF byte order and __TARGET_ARCH defines."""
+"""The arch table: names, uname spellings, BPF byte order and __TARGET_ARCH defines;
+every per-arch table has every arch, and no arch is spelled outside arch.py."""
 
 from __future__ import annotations
 
+import ast
 import platform
+from pathlib import Path
 
 import pytest
 
-from bpfbuild.arch import ARCHES, get_arch, host_arch
+import bpfbuild
+from bpfbuild import arch as arch_module
+from bpfbuild.arch import ARCHES, bpf_target_flags, get_arch, host_arch
 from bpfbuild.errors import ConfigError
 
 # (name, __TARGET_ARCH_ suffix, clang -target, Debian triplet)
@@ -70,3 +75,57 @@ def test_unknown_arch_lists_the_valid_ones(name: str) -> None:
         get_arch(name)
     assert caught.value.message == f"unknown arch '{name}'"
     assert caught.value.hint == "valid arches: " + ", ".join(ARCHES)
+
+
+def per_arch_tables() -> dict[str, dict]:
+    """Every module-level dict of arch.py keyed by arch names."""
+    return {
+        name: value
+        for name, value in vars(arch_module).items()
+        if isinstance(value, dict) and name != "ARCHES" and set(value) & set(ARCHES)
+    }
+
+
+def test_every_arch_has_an_entry_in_every_per_arch_table() -> None:
+    tables = per_arch_tables()
+    assert {"DEBIAN", "VM"} <= set(tables)
+    for name, table in tables.items():
+        assert list(table) == list(ARCHES), f"arch.{name} must have one entry per arch of ARCHES"
+    for arch in ARCHES.values():
+        assert arch.elf_machine.startswith("EM_") and arch.elf_machine_number > 0, arch
+        assert arch.bpf_syscall > 0, arch
+        assert arch.va_list_size is None or arch.va_list_size > 0, arch
+    assert {a.name for a in ARCHES.values() if a.vm} == {"x86_64", "arm64"}
+
+
+@pytest.mark.parametrize("name", list(ARCHES))
+def test_bpf_target_flags(name: str) -> None:
+    arch = get_arch(name)
+    flags = bpf_target_flags(arch)
+    assert flags == ["-target", arch.bpf_target, f"-D__TARGET_ARCH_{arch.target_arch}"]
+
+
+def arch_spellings() -> set[str]:
+    """Every way the table spells an arch: bpfbuild's name, `uname -m`, dpkg's."""
+    spellings: set[str] = set()
+    for arch in ARCHES.values():
+        spellings |= {arch.name, *arch.machines, arch.debian_arch}
+    return spellings
+
+
+def test_arch_facts_live_in_arch_py() -> None:
+    """No module of bpfbuild but arch.py spells an arch (a string that is an arch's
+    name, `uname -m` or Debian name): a table or test keyed by one elsewhere is a
+    second home for an arch fact. Put it on bpfbuild.arch.Arch, or in a table of
+    arch.py keyed by arch name (test_every_arch_has_an_entry_in_every_per_arch_table
+    then checks that every arch has its entry)."""
+    package = Path(bpfbuild.__file__).parent
+    spellings = arch_spellings()
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        if path == package / "arch.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Constant) and node.value in spellings:
+                found.append(f"{path.relative_to(package.parent)}:{node.lineno}: {node.value!r}")
+    assert not found, "arch facts outside bpfbuild/arch.py (move them there):\n" + "\n".join(found)

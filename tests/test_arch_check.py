@@ -13,15 +13,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from buildutil import ARCH, bpfbuild, copy_project, partial_files
+from buildutil import ARCH, bpfbuild, copy_project, partial_files, require_cross
 
 from bpfbuild.arch import ARCHES, Arch, host_arch
+from bpfbuild.elf import EM_BPF, machine_name
 from bpfbuild.pipeline.elfcheck import (
-    BUILT_MACHINES,
     ElfExpectation,
     bpf_expectation,
     check_elf,
-    machine_name,
     native_expectation,
     parse_elf_header,
 )
@@ -68,9 +67,12 @@ def test_every_arch_has_elf_facts() -> None:
 def test_built_machines_are_named_as_pyelftools_names_them() -> None:
     from elftools.elf.enums import ENUM_E_MACHINE
 
-    assert {number: name for name, number in MACHINE_NUMBERS.items()} == BUILT_MACHINES
-    assert all(ENUM_E_MACHINE[name] == number for number, name in BUILT_MACHINES.items())
-    assert {a.elf_machine for a in ARCHES.values()} | {"EM_BPF"} == set(BUILT_MACHINES.values())
+    for arch in ARCHES.values():
+        number = arch.elf_machine_number
+        assert MACHINE_NUMBERS[arch.elf_machine] == number == ENUM_E_MACHINE[arch.elf_machine]
+        assert machine_name(number) == arch.elf_machine
+    assert MACHINE_NUMBERS["EM_BPF"] == EM_BPF == ENUM_E_MACHINE["EM_BPF"]
+    assert machine_name(EM_BPF) == "EM_BPF"
     assert machine_name(ENUM_E_MACHINE["EM_MIPS"]) == "EM_MIPS"  # from pyelftools
     assert machine_name(0xFEDC) == "e_machine 65244"
 
@@ -250,11 +252,7 @@ def test_clang_that_does_not_build_bpf_is_refused(tmp_path: Path) -> None:
 
 def test_installed_cross_compiler_as_cc_is_refused(tmp_path: Path) -> None:
     """The case of the issue: CC=aarch64-linux-gnu-gcc bpfbuild build on x86_64."""
-    cross = shutil.which(f"{OTHER.gnu_triplet}-gcc")
-    if not cross:
-        pytest.skip(
-            f"{OTHER.gnu_triplet}-gcc not installed (apt-get install gcc-{OTHER.gnu_triplet})"
-        )
+    cross = shutil.which(require_cross(OTHER))
     root = copy_project("multi", tmp_path)
     run = bpfbuild(root, "build", env={**os.environ, "CC": f"{OTHER.gnu_triplet}-gcc"})
     _assert_refused(run, f"output/{ARCH}/user/src__", f"{OTHER.name} ({OTHER.elf_machine}", "CC")
@@ -277,11 +275,7 @@ def test_verify_runner_for_another_arch_is_refused(tmp_path: Path) -> None:
 
 def test_cross_arch_outputs_are_checked(tmp_path: Path) -> None:
     """A cross build passes the check; the host's gcc as $CC_<arch> is refused by name."""
-    cross = f"{OTHER.gnu_triplet}-gcc"
-    if not shutil.which(cross):
-        pytest.skip(f"{cross} not installed (apt-get install gcc-{OTHER.gnu_triplet})")
-    if not Path(f"/usr/lib/{OTHER.gnu_triplet}/libbpf.a").is_file():
-        pytest.skip(f"no libbpf for {OTHER.name} (apt-get install libbpf-dev:{OTHER.name})")
+    require_cross(OTHER, libraries=True)
     root = copy_project("multi", tmp_path)
     header = subprocess.run(
         ["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "c"],

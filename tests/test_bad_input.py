@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from buildutil import ARCH, BPF_SKIP_REASON, bpfbuild, bpfbuild_command, build
+from buildutil import ARCH, BPF_SKIP_REASON, bpfbuild, bpfbuild_command, build, require_tool
 from click.testing import CliRunner
 
 from bpfbuild.arch import ARCHES, host_arch
@@ -115,8 +115,7 @@ def run_read_only(folder: Path, argv: list[str], **kwargs) -> subprocess.Complet
             return subprocess.run(argv, **kwargs)
         finally:
             folder.chmod(mode)
-    if shutil.which("unshare") is None:
-        pytest.skip("as root, a read-only folder needs unshare(1) for a read-only mount")
+    require_tool("unshare", "util-linux")  # as root, a read-only folder is a read-only mount
     mount = [
         "unshare",
         "--mount",

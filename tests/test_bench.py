@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from buildutil import require_kernel_btf, require_tool
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench" / "run.py"
@@ -33,20 +33,12 @@ TABLE_ROWS = (
 )
 
 
-def _missing_tools() -> list[str]:
-    missing = [tool for tool in ("clang", "cc", "make", "pkg-config") if not shutil.which(tool)]
-    if not shutil.which("bpftool", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin"):
-        missing.append("bpftool")
-    if not Path("/sys/kernel/btf/vmlinux").is_file():
-        missing.append("/sys/kernel/btf/vmlinux")
-    return missing
-
-
 @pytest.fixture(scope="module")
 def bench_results(tmp_path_factory) -> tuple[str, dict]:
-    missing = _missing_tools()
-    if missing:
-        pytest.skip(f"the benchmark needs {', '.join(missing)}")
+    for tool in ("clang", "make", "pkg-config", "bpftool"):
+        require_tool(tool)
+    require_tool("cc", "gcc")
+    require_kernel_btf()
     out = tmp_path_factory.mktemp("bench")
     results = out / "results.json"
     env = dict(os.environ, PATH=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")

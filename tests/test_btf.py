@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+from bpfutil import compile_bpf
+from buildutil import require_tool
 from elftools.elf.elffile import ELFFile
 
 from bpfbuild.testing.btf import Btf, BtfError, FormatLayout, Kind
@@ -44,21 +45,11 @@ DECODE_CASES: list[tuple[str, Any]] = [
 @pytest.fixture(scope="module", params=["clang", "linked"])
 def types_object(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The fixture compiled by clang (DATASEC offsets zero) and linked by bpftool."""
-    if shutil.which("clang") is None or shutil.which("bpftool") is None:
-        pytest.skip("clang and bpftool are needed to build the BTF fixture")
+    require_tool("clang")
+    require_tool("bpftool")
     out = tmp_path_factory.mktemp("btf")
-    compiled = out / "types.tmp.o"
-    subprocess.run(
-        ["clang", "-g", "-O2", "-target", "bpf", "-c", str(FIXTURE), "-o", str(compiled)],
-        check=True,
-    )
-    if request.param == "clang":
-        return compiled
-    linked = out / "types.bpf.o"
-    subprocess.run(
-        ["bpftool", "gen", "object", str(linked), str(compiled)], check=True, capture_output=True
-    )
-    return linked
+    linked = compile_bpf(FIXTURE, out, out)
+    return out / "types.tmp.bpf.o" if request.param == "clang" else linked
 
 
 @pytest.fixture(scope="module")
@@ -192,8 +183,7 @@ def test_format_layout_needs_one_name_per_field() -> None:
 
 
 def test_object_without_btf(tmp_path: Path) -> None:
-    if shutil.which("clang") is None:
-        pytest.skip("clang is needed")
+    require_tool("clang")
     source = tmp_path / "nobtf.c"
     source.write_text("int x = 1;\n")
     subprocess.run(

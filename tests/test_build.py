@@ -27,15 +27,8 @@ from elftools.elf.elffile import ELFFile
 from bpfbuild.cli import main
 
 
-@pytest.fixture(scope="module")
-def multi(tmp_path_factory: pytest.TempPathFactory):
-    """tests/projects/multi built once: for the tests that only read it (or only touch it)."""
-    root = copy_project("multi", tmp_path_factory.mktemp("built"))
-    return root, build(root)
-
-
-def test_first_build_runs_every_step_once(multi) -> None:
-    root, run = multi
+def test_first_build_runs_every_step_once(multi_built) -> None:
+    root, run = multi_built
     assert steps_of(run, "GEN") == {f"output/{ARCH}/include/vmlinux.h", "compile_commands.json"}
     assert steps_of(run, "BPF") == {"src/alpha.bpf.c", "src/beta.bpf.c", "src/gamma.bpf.c"}
     assert steps_of(run, "GENOBJ") == {
@@ -50,8 +43,8 @@ def test_first_build_runs_every_step_once(multi) -> None:
     assert f"  BIN     output/{ARCH}/alpha: " in run.stdout
 
 
-def test_outputs(multi) -> None:
-    root, _ = multi
+def test_outputs(multi_built) -> None:
+    root, _ = multi_built
     out = root / "output" / ARCH
     for name in ("alpha", "beta", "gamma"):
         assert (out / "bpf" / f"{name}.bpf.o").read_bytes()[:4] == b"\x7fELF"
@@ -62,12 +55,12 @@ def test_outputs(multi) -> None:
     assert not list((root / "output").rglob("*.partial"))
 
 
-def test_second_build_is_noop(multi) -> None:
-    assert_build_is_noop(multi[0])
+def test_second_build_is_noop(multi_built) -> None:
+    assert_build_is_noop(multi_built[0])
 
 
-def test_touch_of_every_source_is_noop(multi) -> None:
-    root, _ = multi
+def test_touch_of_every_source_is_noop(multi_built) -> None:
+    root, _ = multi_built
     later = time.time() + 5
     for path in [root / "bpfbuild.toml", *(root / "src").iterdir(), *(root / "include").iterdir()]:
         os.utime(path, (later, later))
@@ -85,8 +78,8 @@ def needed_entries(path: Path) -> list[str]:
         ]
 
 
-def test_static_binaries_have_no_needed_entry_and_run(multi) -> None:
-    root, run = multi
+def test_static_binaries_have_no_needed_entry_and_run(multi_built) -> None:
+    root, run = multi_built
     for app in ("alpha", "gamma"):
         assert needed_entries(root / "output" / ARCH / app) == []
         assert f"output/{ARCH}/{app}: " in run.stdout and "static, no NEEDED entry" in run.stdout
@@ -112,9 +105,9 @@ def test_static_false_links_dynamically(tmp_path: Path) -> None:
 
 
 @needs_root
-def test_programs_load(multi) -> None:
+def test_programs_load(multi_built) -> None:
     """alpha (vmlinux.h, tracepoint) and gamma (uapi headers only, socket filter) load."""
-    root, _ = multi
+    root, _ = multi_built
     for app, expected in (("alpha", "alpha: loaded\n"), ("gamma", "gamma: loaded, util ok\n")):
         done = subprocess.run(
             [root / "output" / ARCH / app], capture_output=True, text=True, timeout=60
@@ -122,8 +115,8 @@ def test_programs_load(multi) -> None:
         assert (done.returncode, done.stdout) == (0, expected), done.stderr
 
 
-def test_list_shows_apps_objects_sources_outputs_and_vmlinux(multi) -> None:
-    root, _ = multi
+def test_list_shows_apps_objects_sources_outputs_and_vmlinux(multi_built) -> None:
+    root, _ = multi_built
     result = CliRunner().invoke(main, ["list", "-C", str(root)])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()

@@ -10,12 +10,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from buildutil import build, copy_project, steps_of
+from buildutil import Run, build, copy_project, require_tool, steps_of
 
 from bpfbuild.arch import host_arch
 from bpfbuild.pipeline.layout import state_dir
 from bpfbuild.pipeline.project import load_project
-from bpfbuild.pipeline.tasks import TaskFactory
+from bpfbuild.pipeline.tasks import StepBuilder
 from bpfbuild.pipeline.toolchain import find_toolchain
 
 pytestmark = pytest.mark.slow
@@ -41,22 +41,20 @@ def database(root: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = copy_project("multi", tmp_path_factory.mktemp("compdb"))
-    build(root)
-    return root
+def project(multi_built: tuple[Path, Run]) -> Path:
+    return multi_built[0]
 
 
 def test_an_entry_per_source_with_the_builds_commands(project: Path) -> None:
     entries = database(project)
     loaded = load_project(project)
-    factory = TaskFactory(loaded, find_toolchain(host_arch(), state_dir(project)))
+    builder = StepBuilder(loaded, find_toolchain(host_arch(), state_dir(project)))
     expected = {
-        str(project / o.source): factory.bpf_compile_argv(o, pch=False)
+        str(project / o.source): builder.bpf_compile_argv(o, pch=False)
         for o in loaded.bpf_objects.values()
     }
     expected |= {
-        str(project / s): factory.user_compile_argv(s)
+        str(project / s): builder.user_compile_argv(s)
         for s in ("src/alpha.c", "src/gamma.c", "src/util.c")
     }
     assert {e["file"]: e["arguments"] for e in entries} == expected
@@ -85,9 +83,7 @@ def test_follows_the_commands(tmp_path: Path) -> None:
 
 
 def test_clangd_resolves_every_header(project: Path) -> None:
-    clangd = shutil.which("clangd") or shutil.which("clangd-14")
-    if clangd is None:
-        pytest.skip("clangd is not installed (apt-get install clangd)")
+    clangd = shutil.which("clangd-14") or require_tool("clangd")
     for entry in database(project):
         done = subprocess.run(
             [clangd, f"--check={entry['file']}"],
@@ -104,7 +100,8 @@ def test_host_arch_first_else_the_arch_built(tmp_path: Path) -> None:
     """One compile database per project: the host's commands when the host arch is
     built, else those of the (first) arch built, e.g. `bpfbuild build --arch arm64`."""
     from bpfbuild.arch import ARCHES
-    from bpfbuild.pipeline.tasks import project_tasks
+    from bpfbuild.pipeline.actions import JsonArgs
+    from bpfbuild.pipeline.tasks import project_steps
     from bpfbuild.pipeline.toolchain import Libbpf, Tool, Toolchain
 
     def toolchain(arch) -> Toolchain:
@@ -127,12 +124,11 @@ def test_host_arch_first_else_the_arch_built(tmp_path: Path) -> None:
     other = ARCHES["arm64"] if host_arch().name == "x86_64" else ARCHES["x86_64"]
 
     def compdb(arches) -> list[dict]:
-        (task,) = [
-            t
-            for t in project_tasks(project, [toolchain(a) for a in arches])
-            if t["basename"] == "compdb"
+        (step,) = [
+            s for s in project_steps(project, [toolchain(a) for a in arches]) if s.kind == "compdb"
         ]
-        return task["actions"][0][1][1]
+        assert isinstance(step.args, JsonArgs) and isinstance(step.args.data, list)
+        return step.args.data
 
     both = compdb([other, host_arch()])
     assert f"-D__TARGET_ARCH_{host_arch().target_arch}" in both[0]["arguments"]

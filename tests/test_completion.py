@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from buildutil import bpfbuild_command, copy_project
+from buildutil import bpfbuild_command
 
 from bpfbuild.scaffold import available_templates
 
@@ -36,11 +36,6 @@ def complete(shell: str, words: str, cwd: Path, **env: str) -> list[str]:
     return [line.split(",", 1)[1].split("\t")[0] for line in lines]
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return copy_project("multi", tmp_path_factory.mktemp("complete"))
-
-
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
 def test_sourcing_script(shell: str, tmp_path: Path) -> None:
     done = subprocess.run(
@@ -55,16 +50,18 @@ def test_sourcing_script(shell: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
-def test_app_object_and_arch_names(shell: str, project: Path) -> None:
-    assert complete(shell, "bpfbuild build ", project) == ["alpha", "gamma"]
-    assert complete(shell, "bpfbuild build g", project) == ["gamma"]
-    assert complete(shell, "bpfbuild verify ", project) == ["alpha", "beta", "gamma"]
-    assert complete(shell, "bpfbuild build --arch x", project) == ["x86_64"]
+def test_app_object_and_arch_names(shell: str, multi_source: Path) -> None:
+    assert complete(shell, "bpfbuild build ", multi_source) == ["alpha", "gamma"]
+    assert complete(shell, "bpfbuild build g", multi_source) == ["gamma"]
+    assert complete(shell, "bpfbuild verify ", multi_source) == ["alpha", "beta", "gamma"]
+    assert complete(shell, "bpfbuild build --arch x", multi_source) == ["x86_64"]
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
-def test_names_of_a_project_named_by_directory(shell: str, project: Path, tmp_path: Path) -> None:
-    assert complete(shell, f"bpfbuild verify -C {project} b", tmp_path) == ["beta"]
+def test_names_of_a_project_named_by_directory(
+    shell: str, multi_source: Path, tmp_path: Path
+) -> None:
+    assert complete(shell, f"bpfbuild verify -C {multi_source} b", tmp_path) == ["beta"]
     assert complete(shell, "bpfbuild build ", tmp_path) == []  # no project here: nothing
 
 

@@ -26,7 +26,7 @@ from bpfbuild.pipeline.bpfcheck import (
 from bpfbuild.pipeline.config import load_config
 from bpfbuild.pipeline.includes import IncludeScanner, logical_lines
 from bpfbuild.pipeline.project import load_project, require_buildable
-from bpfbuild.pipeline.tasks import TaskFactory
+from bpfbuild.pipeline.tasks import StepBuilder
 from bpfbuild.pipeline.toolchain import (
     BPF_CPU,
     Bpftool,
@@ -1135,11 +1135,11 @@ def test_default_mcpu_comes_before_the_projects_flags(tmp_path: Path) -> None:
     """-mcpu=v3 by default; a later -mcpu= in bpf_cflags wins, and the PCH key (and
     so the PCH) follows the flags."""
     root = make_project(tmp_path / "p", {"src/a.bpf.c": '#include "vmlinux.h"\n'})
-    factory = TaskFactory(load_project(root), _toolchain(root))
+    factory = StepBuilder(load_project(root), _toolchain(root))
     flags = factory.bpf_flags()
     assert flags.count(f"-mcpu={BPF_CPU}") == 1 and BPF_CPU == "v3"
     (root / "bpfbuild.toml").write_text('[build]\nbpf_cflags = ["-mcpu=v4"]\n')
-    other = TaskFactory(load_project(root), _toolchain(root))
+    other = StepBuilder(load_project(root), _toolchain(root))
     flags_v4 = other.bpf_flags()
     assert flags_v4.index("-mcpu=v4") > flags_v4.index(f"-mcpu={BPF_CPU}")
     assert other.pch_key != factory.pch_key
@@ -1213,7 +1213,7 @@ def test_kconv_links_by_hand(tmp_path: Path, arch: str, monkeypatch: pytest.Monk
     target = get_arch(arch)
     toolchain = find_toolchain(target, None, project)
     assert toolchain.clang.path == CLANG_19
-    factory = TaskFactory(project, toolchain)
+    factory = StepBuilder(project, toolchain)
     include, bpf = factory.layout.include_dir, factory.layout.arch_dir / "bpf"
     include.mkdir(parents=True)
     bpf.mkdir()
@@ -1296,7 +1296,7 @@ def test_kconv_excluded_source_does_not_compile(tmp_path: Path) -> None:
         pytest.skip("needs the running kernel's BTF for a vmlinux.h")
     root = tmp_path / "kconv"
     shutil.copytree(KCONV, root, ignore=shutil.ignore_patterns("output", ".bpfbuild"))
-    factory = TaskFactory(load_project(root), _toolchain(root))
+    factory = StepBuilder(load_project(root), _toolchain(root))
     factory.layout.include_dir.mkdir(parents=True)
     with open(factory.layout.vmlinux_header, "w") as header:
         bpftool = factory.toolchain.bpftool.path

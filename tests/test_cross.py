@@ -13,38 +13,31 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from buildutil import REPO, bpfbuild, build, copy_project
+from buildutil import (
+    REPO,
+    bpfbuild,
+    build,
+    copy_project,
+    needs_host,
+    require_cross,
+    require_qemu_user,
+    skip_when_unreachable,
+)
 from elftools.elf.elffile import ELFFile
 
-from bpfbuild.arch import get_arch, host_arch
-from bpfbuild.errors import BpfBuildError
+from bpfbuild.arch import get_arch
 from bpfbuild.kernels import get_kernel
-from bpfbuild.kernels.image import parse_btf_header
+from bpfbuild.kernels.abi import parse_btf_header
 from bpfbuild.scaffold import available_templates
 
-pytestmark = pytest.mark.skipif(
-    host_arch().name != "x86_64", reason="the cross tests build arm64 from an x86_64 host"
-)
+pytestmark = needs_host("x86_64", "the cross tests build arm64 from an x86_64 host")
 ARM64 = get_arch("arm64")
 TEMPLATES = [t.name for t in available_templates()]
 
 
-def _missing_arm64_toolchain() -> str | None:
-    lib = Path(ARM64.multiarch_lib_dir)
-    needed = {
-        ARM64.cross_cc: shutil.which(ARM64.cross_cc),
-        f"{lib}/libbpf.a": (lib / "libbpf.a").is_file(),
-        ARM64.qemu_user: shutil.which(ARM64.qemu_user),
-    }
-    missing = [name for name, present in needed.items() if not present]
-    return f"missing {', '.join(missing)}: run scripts/setup --arch arm64" if missing else None
-
-
 def _kernel_or_skip(spec: str, arch: str) -> None:
-    try:
+    with skip_when_unreachable(f"{spec} for {arch}"):
         get_kernel(spec, get_arch(arch))
-    except BpfBuildError as err:
-        pytest.skip(f"cannot fetch {spec} for {arch} from Debian: {err.message}")
 
 
 def _cross_config(root: Path, vmlinux: dict[str, str], arches: list[str]) -> None:
@@ -64,9 +57,8 @@ def _cross_config(root: Path, vmlinux: dict[str, str], arches: list[str]) -> Non
 @pytest.fixture(scope="module")
 def cross_projects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """netwatch and one project per template, each built once for x86_64 and arm64."""
-    reason = _missing_arm64_toolchain()
-    if reason:
-        pytest.skip(reason)
+    require_cross(ARM64, libraries=True)
+    require_qemu_user(ARM64)
     _kernel_or_skip("debian:6.1", "arm64")
     base = tmp_path_factory.mktemp("cross")
     roots = {"netwatch": base / "netwatch"}

@@ -15,19 +15,26 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from bpfutil import bpf_unavailable_reason, build_runner, compile_bpf, generate_vmlinux_header
-from buildutil import bpfbuild, bpfbuild_command, copy_project
+from bpfutil import compile_bpf
+from buildutil import (
+    bpfbuild,
+    bpfbuild_command,
+    copy_project,
+    needs_bpf,
+    require_cross,
+    require_qemu_user,
+    require_root,
+    require_tool,
+)
 
+from bpfbuild.arch import ARCHES, get_arch, host_arch_name
 from bpfbuild.errors import VerifyError
-from bpfbuild.kernels.host import SYS_BPF
 from bpfbuild.verify.formats import format_rejection
 from bpfbuild.verify.log import Verdict, classify_failure, no_privilege_reason
 from bpfbuild.verify.results import VerifyReport
 from bpfbuild.verify.run import run_verifier
 
 FIXTURES = Path(__file__).parent / "fixtures" / "verify"
-UNAVAILABLE = bpf_unavailable_reason()
-needs_bpf = pytest.mark.skipif(UNAVAILABLE is not None, reason=UNAVAILABLE or "")
 KFUNC = "bpf_no_such_kfunc_for_test"
 
 # --- pure: the classification table -------------------------------------------------
@@ -122,17 +129,13 @@ def test_no_privilege_reason(
 
 
 @pytest.fixture(scope="module")
-def tools(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def tools(verify_tools: dict[str, Path]) -> dict[str, Path]:
     """The runner and the kfunc fixture (strong and weak), built once; world-readable."""
-    if UNAVAILABLE:
-        pytest.skip(UNAVAILABLE)
-    root = tmp_path_factory.mktemp("diagnoses")
-    root.chmod(0o755)
-    include = root / "include"
-    generate_vmlinux_header(include)
+    root = verify_tools["root"] / "diagnoses"
+    include = verify_tools["include"]
     return {
         "root": root,
-        "runner": build_runner(root / "tools"),
+        "runner": verify_tools["runner"],
         "kfunc": compile_bpf(FIXTURES / "kfunc.bpf.c", root / "strong", include),
         "weak": compile_bpf(FIXTURES / "kfunc.bpf.c", root / "weak", include, ("WEAK",)),
     }
@@ -205,9 +208,10 @@ SECCOMP_ENOSYS = textwrap.dedent("""\
 @pytest.fixture(scope="module")
 def enosys(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     """A launcher under which bpf() returns ENOSYS, as under qemu-user."""
-    number = SYS_BPF.get(platform.machine())
-    if number is None:
+    host = host_arch_name()
+    if host is None:
         pytest.skip(f"bpf() syscall number unknown on {platform.machine()}")
+    number = ARCHES[host].bpf_syscall
     script = tmp_path_factory.mktemp("seccomp") / "enosys.py"
     script.write_text(SECCOMP_ENOSYS)
     launcher = [sys.executable, str(script), str(number)]
@@ -300,10 +304,8 @@ NO_CAPS = ["setpriv", "--inh-caps=-all", "--bounding-set=-all", "--"]
 
 @pytest.fixture(scope="module")
 def no_caps() -> list[str]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root: the case is root with its capabilities dropped")
-    if shutil.which("setpriv") is None:
-        pytest.skip("setpriv (util-linux) is not installed")
+    require_root("the case is root with its capabilities dropped")
+    require_tool("setpriv", "util-linux")
     return NO_CAPS
 
 
@@ -353,9 +355,10 @@ def test_root_without_capabilities_in_can_load_bpf_and_binding(
     lines = done.stdout.splitlines()
     assert (
         lines[0]
-        == "no: EPERM: no CAP_BPF/CAP_SYS_ADMIN (root, but with those capabilities dropped)"
+        == "no: EPERM: no CAP_BPF/CAP_SYS_ADMIN (running as root, but with those capabilities "
+        "dropped)"
     ), done.stderr
-    assert "no CAP_BPF/CAP_SYS_ADMIN (root, but with those capabilities dropped)" in lines[1]
+    assert "no CAP_BPF/CAP_SYS_ADMIN (running as root, but with those capabilities" in lines[1]
     assert "not root" not in done.stdout
 
 
@@ -365,15 +368,13 @@ def test_enosys_under_qemu_user(tools: dict[str, Path], tmp_path: Path) -> None:
 
     if platform.machine() == "aarch64":
         pytest.skip("the host is arm64: qemu-user is not needed to run the arm64 runner")
-    qemu, cc = shutil.which("qemu-aarch64-static"), shutil.which("aarch64-linux-gnu-gcc")
-    if not qemu or not cc:
-        pytest.skip("needs qemu-user-static and gcc-aarch64-linux-gnu")
-    env = {**os.environ, "PKG_CONFIG_LIBDIR": "/usr/lib/aarch64-linux-gnu/pkgconfig"}
+    arm64 = get_arch("arm64")
+    qemu, cc = require_qemu_user(arm64), require_cross(arm64, libraries=True)
+    env = {**os.environ, "PKG_CONFIG_LIBDIR": arm64.pkg_config_libdir}
     libs = subprocess.run(
         ["pkg-config", "--static", "--libs", "libbpf"], env=env, capture_output=True, text=True
     )
-    if libs.returncode != 0:
-        pytest.skip("no libbpf for arm64 (apt-get install libbpf-dev:arm64)")
+    assert libs.returncode == 0, libs.stderr
     runner = tmp_path / "bpfverify-arm64"
     subprocess.run(build_runner_command(cc, runner, ldflags=libs.stdout.split()), check=True)
     report = VerifyReport([run_verifier(runner, tools["weak"], tmp_path / "logs", launcher=[qemu])])

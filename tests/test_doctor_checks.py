@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from buildutil import PROJECTS
+from buildutil import PROJECTS, require_kernel_btf, require_tool
 
 from bpfbuild.doctor import run_doctor
 from bpfbuild.kernels.host import KERNEL_BTF, kernel_btf_status
@@ -48,8 +48,7 @@ def test_kernel_btf_status_accepts_both_byte_orders(tmp_path: Path, magic: bytes
 
 
 def test_running_kernel_btf_is_readable() -> None:
-    if not Path(KERNEL_BTF).exists():
-        pytest.skip(f"{KERNEL_BTF} absent: this kernel has no BTF")
+    require_kernel_btf()
     assert kernel_btf_status() == (True, KERNEL_BTF)
 
 
@@ -101,8 +100,7 @@ def test_parse_version(text: str, version: str) -> None:
 
 
 def test_doctor_shows_llvm_strip_version(tmp_path: Path, capsys) -> None:
-    if not shutil.which("llvm-strip"):
-        pytest.skip("llvm-strip not installed (apt-get install llvm)")
+    require_tool("llvm-strip", "llvm")
     run_doctor(str(tmp_path))
     line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("llvm-strip:"))
     assert "(unknown)" not in line

@@ -9,6 +9,7 @@ import inspect
 import io
 import json
 import sqlite3
+import threading
 import time
 from importlib.metadata import entry_points, requires, version
 from pathlib import Path
@@ -138,7 +139,7 @@ def test_a_target_changed_after_its_record_makes_the_task_run(tmp_path: Path) ->
 
 
 def test_the_pch_starts_before_the_compiles_that_wait_with_it(tmp_path: Path) -> None:
-    """tasks.TaskFactory.pch_first: in doit's threaded runner all of them wait for
+    """tasks.StepBuilder.pch_first: in doit's threaded runner all of them wait for
     vmlinux.h, in a set (arbitrary order). doit queues ready tasks first in, first out,
     so the PCH is queued before the no-op task that releases the compiles: it is among
     the first two jobs of two workers whatever the set's order (which of the two
@@ -169,6 +170,32 @@ def test_the_pch_starts_before_the_compiles_that_wait_with_it(tmp_path: Path) ->
         )
         assert started[0] == "vmlinux" and "pch" in started[1:3], started
         assert len(started) == len(tasks) - 1
+
+
+def test_the_reporter_sees_a_task_just_before_its_actions_in_their_thread(tmp_path: Path) -> None:
+    """steps.StepRun: the reporter's execute_task takes a step's arguments, which the
+    action then runs. doit's threaded runner calls execute_task in the job's thread,
+    right before the task's actions, with nothing of that task in between."""
+    events: list[tuple[str, str, int]] = []
+
+    class Recording(ConsoleReporter):
+        def execute_task(self, task: Task) -> None:
+            events.append(("shown", task.name, threading.get_ident()))
+
+    def act(name: str) -> None:
+        events.append(("ran", name, threading.get_ident()))
+
+    tasks = [Task(f"t{i}", actions=[(act, (f"t{i}",))]) for i in range(6)]
+    control = TaskControl(tasks)
+    control.process(None)
+    dep_manager = Dependency(StateDB, str(tmp_path / "state.sqlite"))
+    MThreadRunner(dep_manager, Recording(io.StringIO(), {}), num_process=2).run_all(
+        control.task_dispatcher()
+    )
+    for task in tasks:
+        shown, ran = [e for e in events if e[1] == task.name]
+        assert shown[0] == "shown" and ran[0] == "ran"
+        assert shown[2] == ran[2]  # one thread: nothing can come between them
 
 
 def test_run_accepts_a_reporter_instance() -> None:

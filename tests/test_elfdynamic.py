@@ -4,14 +4,15 @@ and a cross-compiled arm64 one."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from buildutil import require_tool
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 
+from bpfbuild.arch import host_arch
 from bpfbuild.pipeline.elfdynamic import NotElf, needed_libraries
 
 HELLO = '#include <stdio.h>\n#include <math.h>\nint main(int c, char **v) { printf("%f\\n", sqrt(c)); return 0; }\n'
@@ -39,8 +40,7 @@ def pyelftools_needed(path: Path) -> list[str]:
     ],
 )
 def test_same_as_pyelftools(tmp_path: Path, compiler: str, flags: list[str]) -> None:
-    if not shutil.which(compiler):
-        pytest.skip(f"{compiler} is not installed")
+    require_tool(compiler)
     (tmp_path / "hello.c").write_text(HELLO)
     done = subprocess.run(
         [compiler, "-o", "hello", "hello.c", *flags], cwd=tmp_path, capture_output=True, text=True
@@ -56,11 +56,11 @@ def test_system_libraries_agree() -> None:
     """Every ELF file among the first shared libraries of the system."""
     libraries = sorted(
         p
-        for p in Path("/usr/lib/x86_64-linux-gnu").glob("lib*.so.*")
+        for p in Path(host_arch().multiarch_lib_dir).glob("lib*.so.*")
         if p.is_file() and not p.is_symlink()
     )[:40]
     if not libraries:
-        pytest.skip("no x86_64 shared libraries here")
+        pytest.skip(f"no shared libraries in {host_arch().multiarch_lib_dir}")
     for library in libraries:
         assert needed_libraries(str(library)) == pyelftools_needed(library), library
 

@@ -3,45 +3,54 @@ commands that paste into a shell), -k/--keep-going, and a project's own dodo.py.
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 from buildutil import ARCH, bpfbuild, build, copy_project
 from doit.exceptions import TaskFailed, UnmetDependency
-from doit.task import Task
+from doit.task import Stream, Task
 
+from bpfbuild.pipeline.actions import ToolArgs
 from bpfbuild.pipeline.engine import KbuildReporter, RunOptions
-from bpfbuild.pipeline.tasks import Command, step_line, task_name
+from bpfbuild.pipeline.steps import Command, Fallback, Step, step_line, task_id
+from bpfbuild.pipeline.tasks import to_doit
 
 
-def fake_task(
+def fake_step(
     kind: str,
     label: str,
     shown: str,
     arch: str,
     several_arches: bool,
-    commands: list[Command] | None = None,
-) -> Task:
-    return Task(
-        task_name(kind, shown, arch),
-        actions=["true"],
-        meta={
-            "kind": kind,
-            "label": label,
-            "shown": shown,
-            "arch": arch,
-            "several_arches": several_arches,
-            "commands": commands or [],
-            "cwd": "/p",
-        },
+    commands: tuple[Command, ...] = (),
+    fallback: Fallback | None = None,
+) -> Step:
+    return Step(
+        id=task_id(kind, shown, arch),
+        kind=kind,
+        arch=arch,
+        label=label,
+        shown=shown,
+        several_arches=several_arches,
+        action=print,
+        args=ToolArgs(commands[0], "/p", (), None) if commands else None,
+        fallback=fallback,
     )
 
 
+def fake_task(*step_args, **step_kwargs) -> Task:
+    """A doit task of a fake step, as to_doit makes it (with an action of its own)."""
+    step = fake_step(*step_args, **step_kwargs)
+    return Task(step.id, actions=["true"], meta=to_doit(step)["meta"])
+
+
 def test_step_lines_name_the_arch_only_when_there_are_several() -> None:
-    one = fake_task("bpf", "BPF", "src/x.bpf.c", "x86_64", False).meta
-    two = fake_task("bpf", "BPF", "src/x.bpf.c", "arm64", True).meta
+    one = fake_step("bpf", "BPF", "src/x.bpf.c", "x86_64", False)
+    two = fake_step("bpf", "BPF", "src/x.bpf.c", "arm64", True)
     assert step_line(one) == "  BPF     src/x.bpf.c"
     assert step_line(two) == "  BPF     src/x.bpf.c (arm64)"
     assert step_line(one, indent="") == "BPF src/x.bpf.c"
@@ -81,9 +90,39 @@ def test_verbose_commands_paste_into_a_shell() -> None:
     )
     out = io.StringIO()
     KbuildReporter(out, RunOptions(verbose=True)).execute_task(
-        fake_task("skel", "SKEL", "output/x86_64/include/a b.skel.h", "x86_64", False, [command])
+        fake_task("skel", "SKEL", "output/x86_64/include/a b.skel.h", "x86_64", False, (command,))
     )
     assert out.getvalue().splitlines()[1] == f"    cd /p && {command.shell()}"
+
+
+def show_then_run(step: Step) -> tuple[list[str], list[Command]]:
+    """What -v prints for a step, then the commands its action gets, as doit calls them."""
+    ran: list[Command] = []
+    task_dict = to_doit(replace(step, action=lambda args: ran.append(args.command)))
+    task = Task(step.id, actions=task_dict["actions"], meta=task_dict["meta"])
+    out = io.StringIO()
+    KbuildReporter(out, RunOptions(verbose=True)).execute_task(task)
+    task.execute(Stream(0))
+    return out.getvalue().splitlines(), ran
+
+
+def test_verbose_shows_the_arguments_the_action_runs() -> None:
+    """The step's run takes its arguments when the reporter shows the step (StepRun.start):
+    with the fallback not ready then, -v shows the fallback's command and says why, and
+    the action runs that command even if the fallback's condition changed since (the
+    PCH finished in between)."""
+    own = Command(("clang", "-include-pch", "x.pch", "-c", "a.c"))
+    direct = Command(("clang", "-c", "a.c"))
+    for ready_at_start, taken, note in ((True, own, []), (False, direct, ["    not ready"])):
+        answers = iter([ready_at_start, not ready_at_start])
+        fallback = Fallback(
+            ToolArgs(direct, "/p", (), None), functools.partial(next, answers), "not ready"
+        )
+        shown, ran = show_then_run(
+            fake_step("bpf", "BPF", "a.c", "x86_64", False, (own,), fallback)
+        )
+        assert shown == ["  BPF     a.c", *note, f"    cd /p && {taken.shell()}"]
+        assert ran == [taken]
 
 
 def test_keep_going_summary_separates_failed_and_not_run() -> None:

@@ -5,6 +5,7 @@ falls through to it (BPFBUILD_TRACE=1 says which path a build took, and why)."""
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import stat
@@ -35,16 +36,6 @@ def assert_fast(root: Path, *args: str, env: dict[str, str] | None = None) -> No
 def assert_missed(run: Run, reason: str) -> None:
     assert "fastpath: miss" in run.stderr, run.describe()
     assert reason in run.stderr, run.describe()
-
-
-@pytest.fixture
-def multi(tmp_path: Path) -> Path:
-    """tests/projects/multi, built once: its stamp is written."""
-    root = copy_project("multi", tmp_path)
-    run = traced(root)
-    assert "fastpath: miss (no build state here)" in run.stderr, run.describe()
-    assert "fastpath: recorded" in run.stderr, run.describe()
-    return root
 
 
 def edit(path: Path, old: str, new: str) -> None:
@@ -312,3 +303,41 @@ def test_launcher_imports_neither_click_nor_doit(multi: Path) -> None:
 )
 def test_parse_build_args(args: list[str], parsed) -> None:
     assert fastpath.parse_build_args(args) == parsed
+
+
+_PROBE = {"stamp": [["/usr/bin/clang", 1, 2]], "value": {"version": "14", "stamp_paths": []}}
+_PKG_CONFIG = {
+    "stamp": [["/usr/bin/pkg-config", 1, 2]],
+    "value": {"cflags": [], "stamp_paths": ["/usr/lib/pkgconfig", "/usr/lib/pkgconfig/z.pc"]},
+}
+
+
+@pytest.mark.parametrize(
+    ("entries", "expected"),
+    [
+        (
+            {"clang:/usr/bin/clang": _PROBE, "libbpf": _PKG_CONFIG},
+            {"/usr/bin/clang", "/usr/bin/pkg-config", "/usr/lib/pkgconfig"}
+            | {"/usr/lib/pkgconfig/z.pc"},
+        ),
+        ({"a": {"stamp": "not a list", "value": {}}, "b": _PROBE}, {"/usr/bin/clang"}),
+        ({"a": {"stamp": [[1, 2, 3]], "value": {}}, "b": [1]}, set()),
+        ({"a": {"stamp": [], "value": {"stamp_paths": [7]}}}, set()),
+        ("not a table", set()),
+    ],
+)
+def test_the_stamp_watches_what_the_version_cache_probed(
+    tmp_path: Path, entries: object, expected: set[str]
+) -> None:
+    """The writer reads toolchain.json through the version cache's own reader
+    (toolchain.probed_paths): every binary and pkg-config file a cached version was
+    keyed by; a malformed entry is a miss there, so it keys nothing."""
+    from bpfbuild.pipeline.toolchain import _VersionCache, probed_paths
+
+    path = tmp_path / "toolchain.json"
+    path.write_text(json.dumps({"format": _VersionCache.FORMAT, "entries": entries}))
+    assert probed_paths(str(path)) == expected
+    path.write_text(json.dumps({"format": _VersionCache.FORMAT - 1, "entries": entries}))
+    assert probed_paths(str(path)) == set()  # another format: none of its entries count
+    path.write_text("{")
+    assert probed_paths(str(path)) == set()

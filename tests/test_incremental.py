@@ -5,19 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-from buildutil import ARCH, assert_build_is_noop, bpfbuild, build, copy_project, steps_of
+from buildutil import ARCH, assert_build_is_noop, bpfbuild, build, steps_of
 
 ALL_BPF = {"src/alpha.bpf.c", "src/beta.bpf.c", "src/gamma.bpf.c"}
 ALL_USER = {"src/alpha.c", "src/gamma.c", "src/util.c"}
-
-
-@pytest.fixture
-def multi(tmp_path: Path) -> Path:
-    """tests/projects/multi, freshly built, for a test that edits it."""
-    root = copy_project("multi", tmp_path)
-    build(root)
-    return root
 
 
 def edit(path: Path, old: str, new: str) -> None:

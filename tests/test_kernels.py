@@ -10,10 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from buildutil import bpfbuild, copy_project
+from buildutil import bpfbuild, copy_project, require_tool, skip_when_unreachable
 
 from bpfbuild.arch import get_arch
-from bpfbuild.errors import BpfBuildError
 from bpfbuild.kernels import (
     Kernel,
     KernelError,
@@ -22,7 +21,8 @@ from bpfbuild.kernels import (
     get_kernel,
     is_kernel_spec,
 )
-from bpfbuild.kernels.image import parse_btf_header
+from bpfbuild.kernels.abi import parse_btf_header
+from bpfbuild.kernels.image import check_btf_file
 
 KERNELS = {  # id: (spec, arch, what the image is)
     "arm64-6.1": ("debian:6.1", "arm64", "uncompressed"),
@@ -38,10 +38,8 @@ def kernels() -> dict[str, Kernel]:
     --arch arm64 fetches the arm64 ones ahead)."""
     found = {}
     for name, (spec, arch, _) in KERNELS.items():
-        try:
+        with skip_when_unreachable(f"{spec} for {arch}"):
             found[name] = get_kernel(spec, get_arch(arch))
-        except BpfBuildError as err:
-            pytest.skip(f"cannot fetch {spec} for {arch} from Debian: {err.message}")
     return found
 
 
@@ -100,6 +98,25 @@ def test_second_use_runs_no_apt(kernels: dict[str, Kernel], tmp_path: Path) -> N
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(kernels["arm64-6.1"].btf)
     assert done.stderr == ""  # no progress line: nothing was fetched
+
+
+def test_extracted_btf_is_checked_with_the_chosen_bpftool(
+    kernels: dict[str, Kernel], tmp_path: Path
+) -> None:
+    """get_kernel hands the project's bpftool ([toolchain] bpftool, $BPFTOOL) to the
+    check of the BTF it cuts out: that one runs, not bpftool from PATH."""
+    real = require_tool("bpftool")
+    btf = tmp_path / "vmlinux.btf"
+    shutil.copyfile(kernels["arm64-6.1"].btf, btf)
+    ran = tmp_path / "ran"
+    chosen = tmp_path / "project-bpftool"
+    chosen.write_text(f'#!/bin/sh\necho "$@" >> {ran}\nexec {real} "$@"\n')
+    chosen.chmod(0o755)
+    check_btf_file(btf, str(chosen))
+    assert ran.read_text() == f"btf dump file {btf} format raw\n"
+    with pytest.raises(KernelImageError, match="cannot run .*/missing-bpftool") as caught:
+        check_btf_file(btf, str(tmp_path / "missing-bpftool"))
+    assert "[toolchain] bpftool" in (caught.value.hint or "")
 
 
 def test_offline_is_one_error_with_the_sources_line(tmp_path: Path, monkeypatch) -> None:

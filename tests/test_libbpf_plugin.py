@@ -9,13 +9,14 @@ checked by running pytest on small test files in a subprocess.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from bpfutil import compile_bpf, generate_vmlinux_header
+from buildutil import needs_bpf, require_bpf, require_tracefs
 
 from bpfbuild.arch import host_arch
 from bpfbuild.pipeline.layout import Layout
@@ -25,9 +26,7 @@ from bpfbuild.testing.libbpf import (
     BpfObject,
     BpfUnsupportedError,
     RingBuffer,
-    has_bpf_privileges,
     num_possible_cpus,
-    tracefs_mounted,
 )
 
 pytest_plugins = ["pytester"]
@@ -38,60 +37,21 @@ XDP_DROP, XDP_PASS = 1, 2
 ETH_IPV4 = bytes(12) + b"\x08\x00"
 ETH_ARP = bytes(12) + b"\x08\x06"
 
-pytestmark = pytest.mark.skipif(not has_bpf_privileges(), reason="needs root or CAP_BPF")
-
-
-def compile_bpf(source: Path, include: Path, target: Path) -> None:
-    """The bpfbuild recipe: clang -g -O2 -target bpf, then bpftool gen object."""
-    arch = host_arch()
-    compiled = target.with_suffix(".tmp.o")
-    subprocess.run(
-        [
-            "clang",
-            "-g",
-            "-O2",
-            "-target",
-            arch.bpf_target,
-            f"-D__TARGET_ARCH_{arch.target_arch}",
-            f"-I{include}",
-            "-idirafter",
-            f"/usr/include/{arch.gnu_triplet}",
-            "-idirafter",
-            "/usr/include",
-            "-c",
-            str(source),
-            "-o",
-            str(compiled),
-        ],
-        check=True,
-    )
-    subprocess.run(
-        ["bpftool", "gen", "object", str(target), str(compiled)], check=True, capture_output=True
-    )
-    compiled.unlink()
+pytestmark = needs_bpf
 
 
 @pytest.fixture(scope="session")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fake bpfbuild project holding every fixture object, built for the host arch."""
-    for tool in ("clang", "bpftool", "cc"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is needed to build the test objects")
-    if not Path("/sys/kernel/btf/vmlinux").exists():
-        pytest.skip("kernel has no BTF to generate vmlinux.h from")
+    require_bpf()
     root = tmp_path_factory.mktemp("project")
     (root / "bpfbuild.toml").write_text("")
     layout = Layout(root, host_arch().name)
     layout.include_dir.mkdir(parents=True)
     layout.bpf_object("x").parent.mkdir(parents=True)
-    with open(layout.vmlinux_header, "w") as header:
-        subprocess.run(
-            ["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "c"],
-            stdout=header,
-            check=True,
-        )
+    generate_vmlinux_header(layout.include_dir)
     for source in sorted(FIXTURES.glob("*.bpf.c")):
-        compile_bpf(source, layout.include_dir, layout.bpf_object(source.name[: -len(".bpf.c")]))
+        compile_bpf(source, layout.bpf_object("x").parent, layout.include_dir)
     subprocess.run(
         ["cc", "-O2", "-g", str(FIXTURES / "add_numbers.c"), "-o", str(root / "add_numbers")],
         check=True,
@@ -112,10 +72,7 @@ def xdp(project: Path) -> Iterator[BpfObject]:
 
 @pytest.fixture
 def tracefs() -> None:
-    if not tracefs_mounted():
-        subprocess.run(["mount", "-t", "tracefs", "nodev", "/sys/kernel/tracing"], check=False)
-    if not tracefs_mounted():
-        pytest.skip("tracefs is not mounted and cannot be")
+    require_tracefs()
 
 
 # ------------------------------------------------------------- direct API

@@ -9,10 +9,19 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from buildutil import ARCH, assert_build_is_noop, bpfbuild, build, copy_project, needs_root
+from buildutil import (
+    ARCH,
+    assert_build_is_noop,
+    bpfbuild,
+    build,
+    copy_project,
+    needs_root,
+    require_cross,
+    require_kernel_btf,
+    skip_when_unreachable,
+)
 from elftools.elf.elffile import ELFFile
 
-from bpfbuild.errors import BpfBuildError
 from bpfbuild.pipeline.actions import needed_libraries
 from bpfbuild.pipeline.libbpf_source import installed_headers, load_tree, tree_version
 
@@ -22,10 +31,9 @@ def libbpf_tree() -> Path:
     """Debian's libbpf source tree, fetched once into the user's cache."""
     from bpfbuild.pipeline.libbpf_source import fetch_debian_libbpf
 
-    try:
-        return fetch_debian_libbpf()
-    except BpfBuildError as err:
-        pytest.skip(f"cannot fetch Debian's libbpf source package: {err.message}")
+    with skip_when_unreachable("the libbpf source package"):
+        tree = fetch_debian_libbpf()
+    return tree
 
 
 @pytest.fixture
@@ -119,12 +127,8 @@ def _arm64_vmlinux_header(root: Path) -> None:
 
 
 def test_arm64_apps_link_the_arm64_libbpf_built_from_the_same_tree(project: Path) -> None:
-    if not shutil.which("aarch64-linux-gnu-gcc"):
-        pytest.skip("no arm64 cross compiler: apt-get install gcc-aarch64-linux-gnu")
-    if not Path("/usr/lib/aarch64-linux-gnu/libelf.a").is_file():
-        pytest.skip("no arm64 libelf: apt-get install libelf-dev:arm64 zlib1g-dev:arm64")
-    if not Path("/sys/kernel/btf/vmlinux").is_file():
-        pytest.skip("no kernel BTF to make the arm64 test header from")
+    require_cross("arm64", libraries=True)
+    require_kernel_btf()  # the arm64 test header is made from it
     _arm64_vmlinux_header(project)
     config = project / "bpfbuild.toml"
     config.write_text(

@@ -14,7 +14,8 @@ from buildutil import ARCH, build, copy_project, steps_of
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 
-from bpfbuild.pipeline.toolchain import resolve_libraries
+from bpfbuild.arch import host_arch
+from bpfbuild.pipeline.toolchain import _system_libs, _VersionCache, resolve_libraries
 
 
 def _system_archive(name: str) -> Path:
@@ -160,3 +161,30 @@ def test_dynamic_link_with_static_only_libbpf(tmp_path: Path) -> None:
     assert not any(lib.startswith("libbpf") for lib in libs), libs  # libbpf.a linked in
     assert any(lib.startswith("libelf") for lib in libs), libs  # its private deps too
     assert steps_of(run, "LD") == {f"output/{ARCH}/alpha", f"output/{ARCH}/gamma"}
+
+
+def test_libbpf_source_system_libs_follow_pc_files_and_search_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """libbpf built from source links libelf and zlib as pkg-config says; the cached
+    answer is probed again when a .pc file it read is edited, or when a search variable
+    (here PKG_CONFIG_SYSROOT_DIR) changes: one pkg-config environment, as find_libbpf's."""
+    pc_dir = tmp_path / "pc"
+    pc_dir.mkdir()
+    libelf = pc_dir / "libelf.pc"
+    monkeypatch.setenv("PKG_CONFIG_PATH", str(pc_dir))
+    monkeypatch.delenv("PKG_CONFIG_LIBDIR", raising=False)
+    monkeypatch.delenv("PKG_CONFIG_SYSROOT_DIR", raising=False)
+
+    def libs() -> list[str]:
+        cache = _VersionCache(tmp_path / "toolchain.json")
+        found = _system_libs(host_arch(), ["libelf", "zlib"], ["-lelf", "-lz"], cache)[0]
+        cache.save()
+        return found
+
+    libelf.write_text("Name: libelf\nDescription: test\nVersion: 0.188\nLibs: -L/opt/e -lelf1\n")
+    assert libs()[:2] == ["-L/opt/e", "-lelf1"]
+    libelf.write_text("Name: libelf\nDescription: test\nVersion: 0.188\nLibs: -L/opt/e -lelf22\n")
+    assert libs()[:2] == ["-L/opt/e", "-lelf22"]
+    monkeypatch.setenv("PKG_CONFIG_SYSROOT_DIR", "/sysroot")
+    assert libs()[:2] == ["-L/sysroot/opt/e", "-lelf22"]

@@ -8,14 +8,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from buildutil import ARCH, build, copy_project, steps_of
+from buildutil import ARCH, Run, build, require_cross, steps_of
 
+from bpfbuild.arch import get_arch
 from bpfbuild.errors import ConfigError, ToolchainError
 from bpfbuild.pipeline.actions import needed_libraries
 from bpfbuild.pipeline.config import load_config
 from bpfbuild.pipeline.linker import choose
 
-CROSS_CC = "aarch64-linux-gnu-gcc"
+ARM64 = get_arch("arm64")
 
 
 def available(name: str) -> bool:
@@ -36,11 +37,9 @@ def set_linker(root: Path, linker: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def project(multi_built: tuple[Path, Run]) -> dict:
     """multi built with "auto"; "linker" is the choice its last build used."""
-    root = copy_project("multi", tmp_path_factory.mktemp("linker"))
-    build(root)
-    return {"root": root, "linker": choose("auto", "cc")}
+    return {"root": multi_built[0], "linker": choose("auto", "cc")}
 
 
 @pytest.mark.parametrize("linker", LINKERS)
@@ -82,9 +81,8 @@ def test_auto_prefers_mold_then_lld() -> None:
     assert choose("auto", "cc").name == expected
 
 
-@pytest.mark.skipif(shutil.which(CROSS_CC) is None, reason=f"{CROSS_CC} is not installed")
 def test_cross_compiler_gets_a_linker_that_links_its_arch() -> None:
-    linker = choose("auto", shutil.which(CROSS_CC))
+    linker = choose("auto", require_cross(ARM64))
     assert linker.name in ("mold", "lld", "default")
     if shutil.which("mold") and Path("/usr/libexec/mold/ld").exists():
         assert linker.name == "mold" and linker.flags == ("-B", "/usr/libexec/mold")

@@ -10,12 +10,22 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from buildutil import ARCH, assert_build_is_noop, bpfbuild, build, copy_project, needs_root
+from buildutil import (
+    ARCH,
+    assert_build_is_noop,
+    bpfbuild,
+    build,
+    copy_project,
+    needs_root,
+    require_host,
+    require_tool,
+    skip_when_unreachable,
+)
 
 from bpfbuild.arch import host_arch
 from bpfbuild.errors import BpfBuildError
 from bpfbuild.pipeline.project import load_project
-from bpfbuild.pipeline.tasks import TaskFactory
+from bpfbuild.pipeline.tasks import StepBuilder
 from bpfbuild.pipeline.toolchain import find_toolchain
 
 V3_FLAGS = 'bpf_cflags = ["-mcpu=v3"]'
@@ -36,12 +46,12 @@ def _set_config(root: Path, old: str, new: str) -> None:
 def test_object_flags_apply_to_that_object_only_and_it_takes_no_pch(project: Path) -> None:
     _set_config(project, "[object.softcount]", "[build]\npch = true\n\n[object.softcount]")
     loaded = load_project(project)
-    factory = TaskFactory(loaded, find_toolchain(host_arch(), None, loaded))
-    softcount = factory.bpf_compile_argv(loaded.bpf_objects["softcount"])
-    hello = factory.bpf_compile_argv(loaded.bpf_objects["hello"])
+    builder = StepBuilder(loaded, find_toolchain(host_arch(), None, loaded))
+    softcount = builder.bpf_compile_argv(loaded.bpf_objects["softcount"])
+    hello = builder.bpf_compile_argv(loaded.bpf_objects["hello"])
     # The object's flags come after every common one (bpfbuild's default -mcpu=v3, the
     # [build] ones), so they win.
-    common = factory.bpf_flags()
+    common = builder.bpf_flags()
     assert softcount[: len(common) + 1] == [*common, "-mcpu=v3"]
     assert hello[: len(common) + 1] != [*common, "-mcpu=v3"]
     # The PCH was built with [build]'s flags only: an object with its own parses vmlinux.h.
@@ -229,9 +239,7 @@ def test_a_libbpf_tree_too_old_for_core_is_an_error(tmp_path: Path) -> None:
 def test_toolchain_bpftool_is_found_relative_to_the_project(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    system = shutil.which("bpftool", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
-    if not system:
-        pytest.skip("bpftool is not installed")
+    system = require_tool("bpftool")
     monkeypatch.delenv("BPFTOOL", raising=False)
     (project / "tools").mkdir()
     wrapper = project / "tools" / "bpftool"
@@ -258,21 +266,19 @@ def test_doctor_warns_about_bpftool_before_7_3_and_not_after(
 ) -> None:
     """bpftool 7.5 from bookworm-backports, unpacked into the project (never installed),
     chosen with [toolchain] bpftool: no warning, and its vmlinux.h declares kfuncs."""
-    from bpfbuild.kernels.apt import Apt, AptError, extract_deb
+    from bpfbuild.kernels.apt import Apt, extract_deb
 
     monkeypatch.delenv("BPFTOOL", raising=False)
     doctor = bpfbuild(project, "doctor")
     system = next(line for line in doctor.stdout.splitlines() if line.startswith("bpftool:"))
     old = tuple(int(p) for p in system.rsplit("(", 1)[1].rstrip(")").split(".")[:2]) < (7, 3)
     assert ("older than 7.3" in doctor.stdout) == old, doctor.describe()
-    try:
+    require_host("x86_64", "runs bookworm-backports' amd64 bpftool")
+    with skip_when_unreachable("bpftool from bookworm-backports"):
         apt = Apt(["bookworm-backports"], "amd64")
         version = apt.candidate("bpftool")
-        deb = apt.download("bpftool", version, tmp_path / "debs") if version else None
-    except AptError as err:
-        pytest.skip(f"cannot fetch bpftool from bookworm-backports: {err.message}")
-    if deb is None or host_arch().name != "x86_64":
-        pytest.skip("no amd64 bpftool in bookworm-backports for this machine")
+        assert version, "bookworm-backports has no bpftool for amd64"
+        deb = apt.download("bpftool", version, tmp_path / "debs")
     extract_deb(deb, tmp_path / "bpftool", ["./usr/sbin/bpftool"])
     (project / "tools").mkdir()
     shutil.copy(tmp_path / "bpftool/usr/sbin/bpftool", project / "tools" / "bpftool")

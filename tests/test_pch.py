@@ -11,10 +11,10 @@ from buildutil import ARCH, REPO, build
 
 from bpfbuild.arch import host_arch
 from bpfbuild.pipeline.config import PCH_AUTO_MIN
-from bpfbuild.pipeline.tasks import includes_vmlinux_first
+from bpfbuild.pipeline.tasks import PCH_NOT_READY, includes_vmlinux_first
 
-FALLBACK_NOTE = "vmlinux.h.pch was not ready yet"
-"""What `-v` prints when a compile did not take the PCH because it was not built yet."""
+FALLBACK_NOTE = PCH_NOT_READY
+"""What `-v` prints under a compile that does not take the PCH because it is not built yet."""
 EXAMPLES = [
     pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="issue 19 phase B"))
     if name == "kconv"  # objects linked from several sources: built from phase B on
@@ -64,7 +64,7 @@ def test_pch_objects_are_byte_identical(tmp_path: Path, example: str) -> None:
     original = config.read_text()
     _set_pch(config, original, "true")  # the examples have fewer objects than "auto" needs
     # One job: the PCH is ready before any compile, so every object takes it (with
-    # more jobs, a compile may run beside the PCH, and -v would still show -include-pch).
+    # more jobs, a compile may run beside the PCH, without it).
     with_pch = build(root, "-v", "-j1")
     assert "-include-pch" in with_pch.stdout, with_pch.describe()
     assert FALLBACK_NOTE not in with_pch.stdout, with_pch.describe()
@@ -94,7 +94,7 @@ def test_source_defining_macros_first_builds_without_pch(tmp_path: Path) -> None
         'char LICENSE[] SEC("license") = "GPL";\n'
         'SEC("xdp") int pass(struct xdp_md *ctx) { return XDP_PASS; }\n'
     )
-    run = build(root, "-v")
+    run = build(root, "-v", "-j1")  # one job: the PCH is built before any compile
     commands = {
         line.split(" -c ")[1].split()[0]: line
         for line in run.stdout.splitlines()
@@ -148,17 +148,21 @@ def test_compiles_run_beside_the_pch_with_identical_objects(tmp_path: Path) -> N
     parallel = build(root, "-j2", "-v")
     fallbacks = parallel.stdout.count(FALLBACK_NOTE)
     assert 1 <= fallbacks < count, parallel.describe()
+    # -v shows what ran: the compiles that did not wait parse vmlinux.h themselves
+    compiles = [line for line in parallel.stdout.splitlines() if " -c src/reader" in line]
+    assert len(compiles) == count, parallel.describe()
+    assert sum("-include-pch" not in line for line in compiles) == fallbacks, parallel.describe()
     assert _bpf_objects(root) == all_with_pch
 
 
 def test_compile_takes_the_pch_only_when_its_key_matches(tmp_path: Path) -> None:
     """The key file written after the PCH names the flags, clang and vmlinux.h's
-    content; without it, or with another vmlinux.h's, a compile parses vmlinux.h."""
-    from types import SimpleNamespace
-
+    content; without it, or with another vmlinux.h's, a compile's run takes its
+    fallback, which parses vmlinux.h: the same object."""
     from bpfbuild.pipeline.layout import Layout, state_dir
     from bpfbuild.pipeline.project import load_project
-    from bpfbuild.pipeline.tasks import TaskFactory
+    from bpfbuild.pipeline.steps import StepRun
+    from bpfbuild.pipeline.tasks import StepBuilder
     from bpfbuild.pipeline.toolchain import find_toolchain
 
     root = _task_readers(tmp_path / "keyed", 1, pch="true")
@@ -166,14 +170,17 @@ def test_compile_takes_the_pch_only_when_its_key_matches(tmp_path: Path) -> None
     layout = Layout(root, ARCH)
     built = layout.bpf_compiled("reader0").read_bytes()
     project = load_project(root)
-    factory = TaskFactory(project, find_toolchain(host_arch(), state_dir(root)))
-    action, args, _ = factory.bpf_compile(project.bpf_objects["reader0"])["actions"][0]
+    builder = StepBuilder(project, find_toolchain(host_arch(), state_dir(root)))
+    step = builder.bpf_compile(project.bpf_objects["reader0"])
+    assert step.action is not None
 
     def compile_now() -> bool:
-        values = action(*args, task=SimpleNamespace(file_dep=set()))
-        assert isinstance(values, dict), values
+        run = StepRun(step)
+        args = run.start()
+        assert ("-include-pch" in args.command.argv) is not run.fell_back
+        assert step.action(args) is None
         assert layout.bpf_compiled("reader0").read_bytes() == built
-        return values["pch"]
+        return not run.fell_back
 
     assert compile_now() is True
     key = layout.vmlinux_pch_key.read_text()
@@ -200,12 +207,14 @@ def test_pch_auto_needs_enough_sources(
 ) -> None:
     """ "auto" builds no PCH for a few sources: it would cost more than it saves."""
     from bpfbuild.pipeline.project import load_project
-    from bpfbuild.pipeline.tasks import TaskFactory
+    from bpfbuild.pipeline.tasks import StepBuilder
     from bpfbuild.pipeline.toolchain import find_toolchain
 
     root = _task_readers(tmp_path / "auto", count, pch=pch)
     project = load_project(root)
-    factory = TaskFactory(project, find_toolchain(host_arch(), None))
-    tasks = list(factory.tasks())
-    assert any(t["basename"] == "pch" for t in tasks) is expected
-    assert all(factory.uses_pch(o) is expected for o in project.bpf_objects.values())
+    builder = StepBuilder(project, find_toolchain(host_arch(), None))
+    steps = list(builder.steps())
+    assert any(s.kind == "pch" for s in steps) is expected
+    assert all(builder.uses_pch(o) is expected for o in project.bpf_objects.values())
+    compiles = [s for s in steps if s.kind == "bpf"]
+    assert all((s.fallback is not None) is expected for s in compiles)

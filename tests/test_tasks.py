@@ -1,5 +1,5 @@
-"""The doit task dicts of a project: paths, compiler flags per arch, depfile deps, link
-flags, environment overrides and what each task's config_changed covers."""
+"""The steps of a project and their doit task dicts: paths, compiler flags per arch,
+depfile deps, link flags, environment overrides and what each step's config covers."""
 
 from __future__ import annotations
 
@@ -10,13 +10,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from buildutil import copy_project
-from doit.tools import config_changed
+from buildutil import copy_project, require_host
+from doit.task import Task
 
 from bpfbuild.arch import ARCHES, Arch, get_arch, host_arch
+from bpfbuild.pipeline.actions import LinkArgs
 from bpfbuild.pipeline.layout import Layout
 from bpfbuild.pipeline.project import load_project
-from bpfbuild.pipeline.tasks import TaskFactory, project_tasks, step_line
+from bpfbuild.pipeline.state import ConfigChanged, TargetsAsRecorded
+from bpfbuild.pipeline.steps import Step, step_line
+from bpfbuild.pipeline.tasks import StepBuilder, project_steps, project_tasks, to_doit
 from bpfbuild.pipeline.toolchain import Libbpf, Tool, Toolchain, find_toolchain
 
 HOST = host_arch()
@@ -34,13 +37,13 @@ def fake_toolchain(arch: Arch) -> Toolchain:
     )
 
 
-def tasks_by_name(factory: TaskFactory) -> dict[str, dict]:
-    return {f"{t['basename']}:{t['name']}": t for t in factory.tasks()}
+def steps_by_id(builder: StepBuilder) -> dict[str, Step]:
+    return {step.id: step for step in builder.steps()}
 
 
-def argv_of(task: dict) -> list[str]:
-    """The (first) command a task runs."""
-    return list(task["meta"]["commands"][0].argv)
+def argv_of(step: Step) -> list[str]:
+    """The (first) command a step runs."""
+    return list(step.commands[0].argv)
 
 
 def contains_run(argv: list[str], run: list[str]) -> bool:
@@ -48,39 +51,52 @@ def contains_run(argv: list[str], run: list[str]) -> bool:
     return any(argv[i : i + len(run)] == run for i in range(len(argv) - len(run) + 1))
 
 
-@pytest.fixture
-def multi(tmp_path: Path) -> Path:
-    return copy_project("multi", tmp_path)
-
-
 @pytest.fixture(scope="module")
 def host_toolchain(tmp_path_factory: pytest.TempPathFactory) -> Toolchain:
     return find_toolchain(HOST, tmp_path_factory.mktemp("state"))
 
 
-def test_every_path_is_absolute(multi: Path, host_toolchain: Toolchain) -> None:
-    tasks = list(project_tasks(load_project(multi), [host_toolchain]))
-    assert tasks
-    for task in tasks:
-        for path in [*task.get("targets", []), *task.get("file_dep", [])]:
-            assert Path(path).is_absolute(), (task["basename"], path)
+def test_every_path_is_absolute(multi_source: Path, host_toolchain: Toolchain) -> None:
+    steps = list(project_steps(load_project(multi_source), [host_toolchain]))
+    assert steps
+    for step in steps:
+        for path in [*step.outputs, *step.inputs]:
+            assert Path(path).is_absolute(), (step.id, path)
 
 
-def test_no_target_is_a_partial_file(multi: Path, host_toolchain: Toolchain) -> None:
+def test_no_target_is_a_partial_file(multi_source: Path, host_toolchain: Toolchain) -> None:
     """Tools write OUTPUT.partial, renamed on success: doit must never track a .partial."""
-    for task in project_tasks(load_project(multi), [host_toolchain]):
-        for target in task.get("targets", []):
+    for step in project_steps(load_project(multi_source), [host_toolchain]):
+        for target in step.outputs:
             assert not target.endswith(".partial"), target
-        for command in (task.get("meta") or {}).get("commands", []):
+        for command in step.every_command:
             argv = command.argv
             outputs = [argv[i + 1] for i, word in enumerate(argv[:-1]) if word in ("-o", "-MF")]
             assert all(o.endswith(".partial") for o in outputs), command
 
 
-def test_task_names_and_the_app_group(multi: Path, host_toolchain: Toolchain) -> None:
+def test_a_step_as_a_doit_task(multi_source: Path, host_toolchain: Toolchain) -> None:
+    """to_doit: doit's group and name from the id, the step's parts under doit's keys,
+    its config first among the up-to-date checks and the outputs' check last."""
+    project = load_project(multi_source)
+    builder = StepBuilder(project, host_toolchain)
+    step = builder.bpf_compile(project.bpf_objects["alpha"])
+    task = to_doit(step)
+    assert (task["basename"], task["name"]) == ("bpf", f"{HOST.name}/alpha")
+    assert task["file_dep"] == list(step.inputs) and task["targets"] == list(step.outputs)
+    assert task["task_dep"] == list(step.order_only)
+    config, recorded = task["uptodate"]
+    assert isinstance(config, ConfigChanged) and config.config == step.config
+    assert isinstance(recorded, TargetsAsRecorded)
+    assert task["title"](Task(step.id, None, meta=task["meta"])) == "  BPF     src/alpha.bpf.c"
+    group = to_doit(next(s for s in project_steps(project, [host_toolchain]) if s.kind == "app"))
+    assert group["actions"] is None and group["uptodate"] == []  # runs nothing, records nothing
+
+
+def test_task_names_and_the_app_group(multi_source: Path, host_toolchain: Toolchain) -> None:
     tasks = {
         f"{t['basename']}:{t['name']}": t
-        for t in project_tasks(load_project(multi), [host_toolchain])
+        for t in project_tasks(load_project(multi_source), [host_toolchain])
     }
     arch = HOST.name
     for name in ("alpha", "beta", "gamma"):
@@ -100,19 +116,19 @@ def test_task_names_and_the_app_group(multi: Path, host_toolchain: Toolchain) ->
     assert tasks[f"order:{arch}/pch-first"]["task_dep"] == [f"vmlinux:{arch}/vmlinux.h"]
     assert tasks[f"order:{arch}/pch-first"]["actions"] is None
     link = tasks[f"link:{arch}/alpha"]
-    assert link["targets"] == [str(multi / "output" / arch / "alpha")]
+    assert link["targets"] == [str(multi_source / "output" / arch / "alpha")]
     archives = host_toolchain.link_libraries(True, [])[1]
     assert any(path.endswith("/libbpf.a") for path in archives), archives
     assert set(link["file_dep"]) == {
-        str(Layout(multi, arch).user_object(s)) for s in ("src/alpha.c", "src/util.c")
+        str(Layout(multi_source, arch).user_object(s)) for s in ("src/alpha.c", "src/util.c")
     } | set(archives)
 
 
 @pytest.mark.parametrize("arch_name", list(ARCHES))
-def test_bpf_compile_flags_per_arch(multi: Path, arch_name: str) -> None:
+def test_bpf_compile_flags_per_arch(multi_source: Path, arch_name: str) -> None:
     arch = get_arch(arch_name)
-    factory = TaskFactory(load_project(multi), fake_toolchain(arch))
-    argv = factory.bpf_compile_argv(factory.project.bpf_objects["gamma"])
+    builder = StepBuilder(load_project(multi_source), fake_toolchain(arch))
+    argv = builder.bpf_compile_argv(builder.project.bpf_objects["gamma"])
     assert argv[0] == "/opt/llvm/bin/clang"
     assert "-g" in argv  # BTF for CO-RE
     assert "-O2" in argv
@@ -128,12 +144,11 @@ def test_bpf_compile_flags_per_arch(multi: Path, arch_name: str) -> None:
     assert contains_run(argv, ["-MD", "-MP", "-MF", f"output/{arch_name}/bpf/gamma.bpf.d.partial"])
 
 
-def test_x86_bpf_argv_on_this_host(multi: Path, host_toolchain: Toolchain) -> None:
+def test_x86_bpf_argv_on_this_host(multi_source: Path, host_toolchain: Toolchain) -> None:
     """The real command on the host, as the issue spells it."""
-    if HOST.name != "x86_64":
-        pytest.skip("spelled for x86_64")
-    factory = TaskFactory(load_project(multi), host_toolchain)
-    argv = factory.bpf_compile_argv(factory.project.bpf_objects["alpha"])
+    require_host("x86_64", "the command is spelled for x86_64")
+    builder = StepBuilder(load_project(multi_source), host_toolchain)
+    argv = builder.bpf_compile_argv(builder.project.bpf_objects["alpha"])
     words = shlex.join(argv)
     for flag in (
         "-g",
@@ -145,10 +160,10 @@ def test_x86_bpf_argv_on_this_host(multi: Path, host_toolchain: Toolchain) -> No
         assert f" {flag} " in f" {words} ", words
 
 
-def test_depfile_deps_and_a_deleted_header(multi: Path, host_toolchain: Toolchain) -> None:
+def test_depfile_deps_and_a_deleted_header(multi_source: Path, host_toolchain: Toolchain) -> None:
     """A previous .d names the headers a compile read: they become file_dep, except
     one deleted since, which is dropped rather than breaking the build."""
-    layout = Layout(multi, HOST.name)
+    layout = Layout(multi_source, HOST.name)
     depfile = layout.bpf_depfile("alpha")
     depfile.parent.mkdir(parents=True)
     depfile.write_text(
@@ -159,23 +174,24 @@ def test_depfile_deps_and_a_deleted_header(multi: Path, host_toolchain: Toolchai
     user_depfile = layout.user_depfile("src/alpha.c")
     user_depfile.parent.mkdir(parents=True)
     user_depfile.write_text("x.o: src/alpha.c src/util.h include/version.h src/gone.h\n")
-    factory = TaskFactory(load_project(multi), host_toolchain)
+    builder = StepBuilder(load_project(multi_source), host_toolchain)
 
-    bpf = factory.bpf_compile(factory.project.bpf_objects["alpha"])
-    assert str(multi / "src/alpha.bpf.c") in bpf["file_dep"]
-    assert str(multi / "src/common.h") in bpf["file_dep"]
-    assert "/usr/include/bpf/bpf_helpers.h" in bpf["file_dep"]
-    assert not any("deleted.h" in dep for dep in bpf["file_dep"])
-    assert str(depfile) in bpf["targets"]
+    bpf = builder.bpf_compile(builder.project.bpf_objects["alpha"])
+    assert str(multi_source / "src/alpha.bpf.c") in bpf.inputs
+    assert str(multi_source / "src/common.h") in bpf.inputs
+    assert "/usr/include/bpf/bpf_helpers.h" in bpf.inputs
+    assert not any("deleted.h" in dep for dep in bpf.inputs)
+    assert bpf.depfile == str(depfile) and str(depfile) in bpf.outputs
 
-    cc = factory.user_compile("src/alpha.c")
-    assert {str(multi / p) for p in ("src/alpha.c", "src/util.h", "include/version.h")} <= set(
-        cc["file_dep"]
-    )
-    assert not any("gone.h" in dep for dep in cc["file_dep"])
+    cc = builder.user_compile("src/alpha.c")
+    assert {
+        str(multi_source / p) for p in ("src/alpha.c", "src/util.h", "include/version.h")
+    } <= set(cc.inputs)
+    assert not any("gone.h" in dep for dep in cc.inputs)
+    assert cc.depfile == str(user_depfile)
 
-    beta = factory.bpf_compile(factory.project.bpf_objects["beta"])
-    assert str(multi / "src/common.h") not in beta["file_dep"]  # no .d yet: source only
+    beta = builder.bpf_compile(builder.project.bpf_objects["beta"])
+    assert str(multi_source / "src/common.h") not in beta.inputs  # no .d yet: source only
 
 
 def pkg_config_libs(*args: str) -> list[str]:
@@ -185,10 +201,12 @@ def pkg_config_libs(*args: str) -> list[str]:
     return shlex.split(done.stdout)
 
 
-def test_static_link_uses_pkg_config_static_libs(multi: Path, host_toolchain: Toolchain) -> None:
-    factory = TaskFactory(load_project(multi), host_toolchain)
-    argv = argv_of(factory.link("alpha"))
-    assert argv[0] == host_toolchain.cc.path
+def test_static_link_uses_pkg_config_static_libs(
+    multi_source: Path, host_toolchain: Toolchain
+) -> None:
+    builder = StepBuilder(load_project(multi_source), host_toolchain)
+    argv = argv_of(builder.link("alpha"))
+    assert host_toolchain.cc and argv[0] == host_toolchain.cc.path
     assert "-static" in argv
     static_libs = pkg_config_libs("--static")
     assert contains_run(argv, static_libs), (argv, static_libs)
@@ -196,19 +214,20 @@ def test_static_link_uses_pkg_config_static_libs(multi: Path, host_toolchain: To
     assert contains_run(argv, ["-o", f"output/{HOST.name}/alpha.partial"])
 
 
-def test_static_false_links_dynamically(multi: Path, host_toolchain: Toolchain) -> None:
-    (multi / "bpfbuild.toml").write_text("[build]\nstatic = false\n")
-    factory = TaskFactory(load_project(multi), host_toolchain)
-    argv = argv_of(factory.link("alpha"))
+def test_static_false_links_dynamically(multi_source: Path, host_toolchain: Toolchain) -> None:
+    (multi_source / "bpfbuild.toml").write_text("[build]\nstatic = false\n")
+    builder = StepBuilder(load_project(multi_source), host_toolchain)
+    link = builder.link("alpha")
+    argv = argv_of(link)
     assert "-static" not in argv
     assert contains_run(argv, pkg_config_libs())
     assert "-lelf" not in argv  # libbpf's private deps come in through libbpf.so
-    action, args, _ = factory.link("alpha")["actions"][0]
-    assert args[3] is False  # link_executable(..., static=False): NEEDED entries allowed
+    assert isinstance(link.args, LinkArgs)
+    assert link.args.static is False  # NEEDED entries allowed
 
 
 def test_toolchain_environment_overrides(
-    multi: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    multi_source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -221,9 +240,9 @@ def test_toolchain_environment_overrides(
     monkeypatch.setenv("CC", str(bin_dir / "my-cc"))
     monkeypatch.setenv("CFLAGS", "-DFROM_CFLAGS '-DQUOTED=a b'")
     monkeypatch.setenv("LDFLAGS", "-Wl,-z,relro")
-    (multi / "bpfbuild.toml").write_text('[build]\ncflags = ["-DFROM_TOML"]\n')
+    (multi_source / "bpfbuild.toml").write_text('[build]\ncflags = ["-DFROM_TOML"]\n')
     toolchain = find_toolchain(HOST, tmp_path / "state")
-    tasks = tasks_by_name(TaskFactory(load_project(multi), toolchain))
+    tasks = steps_by_id(StepBuilder(load_project(multi_source), toolchain))
     arch = HOST.name
 
     bpf = argv_of(tasks[f"bpf:{arch}/alpha"])
@@ -242,19 +261,19 @@ def test_toolchain_environment_overrides(
     assert "-Wl,-z,relro" in link
 
 
-def changed_config(task: dict) -> dict:
-    """What a task's config_changed compares between builds."""
-    (checker,) = [item for item in task["uptodate"] if isinstance(item, config_changed)]
-    return checker.config
+def changed_config(step: Step) -> dict:
+    """What a step's config_changed compares between builds."""
+    assert step.config is not None
+    return dict(step.config)
 
 
 def test_bpf_cflags_change_only_bpf_tasks(tmp_path: Path) -> None:
     """config_changed of BPF compiles holds bpf_cflags; that of user compiles does not."""
     root = copy_project("multi", tmp_path)  # one folder: the commands name it
     toolchain = fake_toolchain(HOST)
-    old = tasks_by_name(TaskFactory(load_project(root), toolchain))
+    old = steps_by_id(StepBuilder(load_project(root), toolchain))
     (root / "bpfbuild.toml").write_text('[build]\nbpf_cflags = ["-DFOO"]\n')
-    new = tasks_by_name(TaskFactory(load_project(root), toolchain))
+    new = steps_by_id(StepBuilder(load_project(root), toolchain))
     arch = HOST.name
     for name in ("alpha", "beta", "gamma"):
         assert changed_config(old[f"bpf:{arch}/{name}"]) != changed_config(
@@ -266,35 +285,35 @@ def test_bpf_cflags_change_only_bpf_tasks(tmp_path: Path) -> None:
             assert changed_config(old[name]) == changed_config(new[name]), name
 
 
-def test_tool_version_is_part_of_config_changed(multi: Path) -> None:
-    project = load_project(multi)
+def test_tool_version_is_part_of_config_changed(multi_source: Path) -> None:
+    project = load_project(multi_source)
     toolchain = fake_toolchain(HOST)
-    task = TaskFactory(project, toolchain).bpf_compile(project.bpf_objects["alpha"])
+    task = StepBuilder(project, toolchain).bpf_compile(project.bpf_objects["alpha"])
     newer = fake_toolchain(HOST)
     newer.clang = Tool("clang", "/opt/llvm/bin/clang", "18.1.0")
-    newer_task = TaskFactory(project, newer).bpf_compile(project.bpf_objects["alpha"])
+    newer_task = StepBuilder(project, newer).bpf_compile(project.bpf_objects["alpha"])
     assert changed_config(task)["version"] == "17.0.1"
     assert changed_config(task) != changed_config(newer_task)
 
 
-def test_several_arches_name_the_arch_on_each_line(multi: Path) -> None:
+def test_several_arches_name_the_arch_on_each_line(multi_source: Path) -> None:
     other = next(a for a in ARCHES.values() if a != HOST)
-    (multi / "bpfbuild.toml").write_text(
+    (multi_source / "bpfbuild.toml").write_text(
         f'[build]\narches = ["{HOST.name}", "{other.name}"]\npch = true\n'
         f'[vmlinux]\n{other.name} = "vmlinux-{other.name}.h"\n'
     )
-    (multi / f"vmlinux-{other.name}.h").write_text("")  # a [vmlinux] file must exist
-    project = load_project(multi)
-    tasks = list(project_tasks(project, [fake_toolchain(HOST), fake_toolchain(other)]))
-    lines = [step_line(t["meta"]) for t in tasks if t.get("meta")]
+    (multi_source / f"vmlinux-{other.name}.h").write_text("")  # a [vmlinux] file must exist
+    project = load_project(multi_source)
+    steps = list(project_steps(project, [fake_toolchain(HOST), fake_toolchain(other)]))
+    lines = [step_line(s) for s in steps if s.label]
     assert f"  BPF     src/alpha.bpf.c ({other.name})" in lines
     assert f"  BPF     src/alpha.bpf.c ({HOST.name})" in lines
-    app = next(t for t in tasks if t["basename"] == "app" and t["name"] == "alpha")
-    assert app["task_dep"] == [
+    app = next(s for s in steps if s.id == "app:alpha")
+    assert list(app.order_only) == [
         f"pch:{HOST.name}/vmlinux.h.pch",
         f"pch:{other.name}/vmlinux.h.pch",
         f"link:{HOST.name}/alpha",
         f"link:{other.name}/alpha",
     ]
-    copy = next(t for t in tasks if t["basename"] == "vmlinux" and other.name in t["name"])
-    assert copy["file_dep"] == [str(multi / f"vmlinux-{other.name}.h")]  # a header is copied
+    copy = next(s for s in steps if s.id == f"vmlinux:{other.name}/vmlinux.h")
+    assert copy.inputs == (str(multi_source / f"vmlinux-{other.name}.h"),)  # a header is copied

@@ -21,17 +21,18 @@ import pytest
 from bpfutil import loaded_programs, ours
 from buildutil import (
     ARCH,
-    BPF_SKIP_REASON,
     Run,
     bpfbuild,
     bpfbuild_command,
     copy_project,
+    needs_bpf,
     parse_steps,
+    require_tool,
 )
 
 pytestmark = [
     pytest.mark.root,
-    pytest.mark.skipif(BPF_SKIP_REASON is not None, reason=str(BPF_SKIP_REASON)),
+    needs_bpf,
 ]
 
 OUR_PROGRAMS = [
@@ -164,8 +165,7 @@ def unprivileged() -> list[str]:
     """A command prefix that runs bpfbuild without BPF privilege: as user nobody
     without capabilities; or, when nobody cannot run this Python (pyenv under root's
     0700 home), as root with every capability dropped."""
-    if shutil.which("setpriv") is None:
-        pytest.skip("setpriv (util-linux) is not installed")
+    require_tool("setpriv", "util-linux")
     disabled = Path("/proc/sys/kernel/unprivileged_bpf_disabled")
     if disabled.exists() and disabled.read_text().strip() == "0":
         pytest.skip("unprivileged BPF is enabled (kernel.unprivileged_bpf_disabled=0)")

@@ -15,14 +15,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from bpfutil import (
-    bpf_unavailable_reason,
-    build_runner,
-    compile_bpf,
-    generate_vmlinux_header,
-    loaded_programs,
-    ours,
-)
+from bpfutil import compile_bpf, loaded_programs, ours
+from buildutil import needs_bpf, require_tool
 
 from bpfbuild.errors import VerifyError
 from bpfbuild.verify.baseline import compare_baseline, write_baseline
@@ -34,8 +28,6 @@ from bpfbuild.verify.run import run_verifier
 from bpfbuild.verify.runner import runner_command
 
 FIXTURES = Path(__file__).parent / "fixtures" / "verify"
-UNAVAILABLE = bpf_unavailable_reason()
-needs_bpf = pytest.mark.skipif(UNAVAILABLE is not None, reason=UNAVAILABLE or "")
 
 SLOW_PROGRAMS = [
     f"slow_{n}" for n in ("one", "two", "three", "four", "five", "six", "seven", "eight")
@@ -54,16 +46,6 @@ def source_line_of(fixture: str, text: str) -> int:
 
 
 # --- fixtures ------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def verify_tools(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """vmlinux.h and the static runner, built once for this module."""
-    if UNAVAILABLE:
-        pytest.skip(UNAVAILABLE)
-    root = tmp_path_factory.mktemp("verify-tools")
-    generate_vmlinux_header(root / "include")
-    return {"include": root / "include", "runner": build_runner(root / "tools")}
 
 
 @pytest.fixture(scope="module")
@@ -282,8 +264,7 @@ def world_readable_copy(
     verify_tools: dict[str, Path], verify_build: Callable[..., Path]
 ) -> Iterator[tuple[Path, Path]]:
     """The runner and an object where user nobody can read them (pytest's tmp is 0700)."""
-    if shutil.which("setpriv") is None:
-        pytest.skip("setpriv (util-linux) is not installed")
+    require_tool("setpriv", "util-linux")
     root = Path(tempfile.mkdtemp(prefix="bpfverify-"))
     root.chmod(0o755)
     runner = Path(shutil.copy(verify_tools["runner"], root))

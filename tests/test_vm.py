@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from buildutil import ARCH, Run, bpfbuild, bpfbuild_command, copy_project
-from vmutil import kill_leftovers, qemu_processes, require_vm
+from buildutil import ARCH, Run, bpfbuild, bpfbuild_command, copy_project, require_host, require_vm
+from vmutil import kill_leftovers, qemu_processes
 
 pytestmark = pytest.mark.slow
 
@@ -45,8 +45,7 @@ def matrix_of(text: str) -> tuple[list[str], dict[str, list[str]]]:
 
 @pytest.fixture(scope="module")
 def verified(tmp_path_factory: pytest.TempPathFactory) -> Verified:
-    if ARCH != "x86_64":
-        pytest.skip("the fixture's vmlinux.h is the host's: an x86_64 host")
+    require_host("x86_64", "the fixture's vmlinux.h is the host's")
     releases = {spec: require_vm(spec).release for spec in KERNELS}
     root = copy_project("vm_kernels", tmp_path_factory.mktemp("vm"))
     try:

@@ -8,8 +8,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from buildutil import bpfbuild
-from vmutil import kill_leftovers, require_vm
+from buildutil import bpfbuild, require_cross, require_vm
+from vmutil import kill_leftovers
 
 from bpfbuild.pipeline.actions import needed_libraries
 from bpfbuild.scaffold import available_templates, create_project
@@ -36,8 +36,7 @@ def templates_project(root: Path, btf: Path) -> Path:
 
 def test_templates_verify_on_debian_6_12_arm64(tmp_path: Path) -> None:
     kernel = require_vm("debian:6.12", "arm64")
-    if shutil.which("aarch64-linux-gnu-gcc") is None:
-        pytest.skip("no arm64 cross compiler for the runner (scripts/setup --arch arm64)")
+    require_cross("arm64")  # the runner is built for the guest
     root = templates_project(tmp_path / "templates", kernel.btf)
     try:
         run = bpfbuild(

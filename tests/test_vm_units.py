@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from buildutil import needs_tool
 
 from bpfbuild.verify.formats import format_matrix
 from bpfbuild.verify.log import Verdict
@@ -20,7 +21,7 @@ from bpfbuild.vm.initramfs import CpioWriter, GuestObject, write_initramfs
 from bpfbuild.vm.targets import image_release, matrix_cells, split_list
 
 
-@pytest.mark.skipif(shutil.which("cpio") is None, reason="cpio is not installed")
+@needs_tool("cpio")
 def test_initramfs_is_a_newc_archive_cpio_reads(tmp_path: Path) -> None:
     busybox, runner, obj = (tmp_path / n for n in ("busybox", "runner", "x.bpf.o"))
     busybox.write_bytes(b"B" * 1001)
@@ -206,8 +207,9 @@ def test_vm_tasks_one_per_cell_with_objects_runner_and_image_as_file_dep(tmp_pat
     from bpfbuild.arch import get_arch
     from bpfbuild.pipeline.layout import Layout
     from bpfbuild.pipeline.project import load_project
-    from bpfbuild.pipeline.tasks import TaskFactory
+    from bpfbuild.pipeline.tasks import StepBuilder
     from bpfbuild.pipeline.toolchain import Libbpf, Tool, Toolchain
+    from bpfbuild.verify.steps import verification_steps
     from bpfbuild.vm.targets import ImageKernel, Target, VerifyPlan
 
     root = copy_project("vm_kernels", tmp_path)
@@ -231,22 +233,19 @@ def test_vm_tasks_one_per_cell_with_objects_runner_and_image_as_file_dep(tmp_pat
     image = tmp_path / "Image"
     kernel = ImageKernel("Image", "arm64", "6.12.1-arm64", image)
     plan = VerifyPlan((Target("Image", "arm64", kernel), Target("host", "x86_64", None)))
-    tasks = {
-        f"{t['basename']}:{t['name']}": t
-        for t in TaskFactory(project, toolchain, verify=plan).tasks()
-    }
-    assert "tool:arm64/bpfverify" in tasks  # the runner, cross-compiled
-    assert (
-        tasks["tool:arm64/bpfverify"]["meta"]["commands"][0].argv[0]
-        == "/usr/bin/aarch64-linux-gnu-gcc"
-    )
-    assert not [name for name in tasks if name.startswith("verify:")]  # not the host's arch
-    vm = tasks["vmverify:arm64/6.12.1-arm64"]
+    builder = StepBuilder(project, toolchain)
+    steps = {step.id: step for step in verification_steps(plan)(builder)}
+    assert "tool:arm64/bpfverify" in steps  # the runner, cross-compiled
+    assert steps["tool:arm64/bpfverify"].commands[0].argv[0] == "/usr/bin/aarch64-linux-gnu-gcc"
+    assert not [name for name in steps if name.startswith("verify:")]  # not the host's arch
+    vm = steps["vmverify:arm64/6.12.1-arm64"]
+    assert vm.label is None  # the VM's progress line says it all
+    assert vm.order_only == tuple(builder.pch_steps())  # a fresh tree: the PCH too
     layout = Layout(root, "arm64")
-    assert sorted(vm["file_dep"]) == sorted(
+    assert sorted(vm.inputs) == sorted(
         [str(layout.bpf_object(n)) for n in ("core", "hooks", "kfunc")]
         + [str(layout.verifier_runner), str(image)]
     )
-    assert vm["targets"] == [
+    assert list(vm.outputs) == [
         str(layout.vm_verify_dir("6.12.1-arm64") / f"{n}.json") for n in ("core", "hooks", "kfunc")
     ]

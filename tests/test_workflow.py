@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from buildutil import require_tool
 
 from bpfbuild import __version__
 from bpfbuild.scaffold import available_templates, create_project
@@ -20,9 +20,11 @@ from bpfbuild.scaffold import available_templates, create_project
 TEMPLATES = sorted(t.name for t in available_templates())
 
 
-def zizmor() -> str | None:
+def zizmor() -> str:
     found = Path(sys.executable).parent / "zizmor"
-    return str(found) if found.is_file() else shutil.which("zizmor")
+    if found.is_file():
+        return str(found)
+    return require_tool("zizmor", install="pip install zizmor; it is in the test extras")
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +40,6 @@ def workflows(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.mark.parametrize("template", TEMPLATES)
 def test_zizmor_finds_nothing_medium_or_high(workflows: dict[str, Path], template: str) -> None:
     tool = zizmor()
-    if tool is None:
-        pytest.skip("zizmor is not installed (pip install zizmor; it is in the test extras)")
     every = sorted(str(p) for p in workflows[template].parent.glob("*.yml"))
     assert len(every) == 2, every  # ci.yml and verify-kernels.yml
     done = subprocess.run(

@@ -1,32 +1,10 @@
-"""Helpers of the VM tests: skip with the reason when qemu or a Debian kernel cannot be
-had, and find qemu processes a test started (by a path only they have on their command line)."""
+"""Helpers of the VM tests: find qemu processes a test started (by a path only they have
+on their command line) and kill them. Skips (no qemu, no kernel) are buildutil.require_vm."""
 
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
-
-import pytest
-
-from bpfbuild.arch import get_arch
-from bpfbuild.errors import BpfBuildError
-from bpfbuild.vm.qemu import MACHINES
-
-
-def require_vm(spec: str, arch: str = "x86_64"):
-    """The kernel spec names for arch, or skip saying why it cannot be booted here."""
-    machine = MACHINES[arch]
-    if not shutil.which(machine.qemu):
-        pytest.skip(f"{machine.qemu} is not installed (apt-get install {machine.package})")
-    try:
-        from bpfbuild.kernels import get_kernel
-    except ImportError:
-        pytest.skip("bpfbuild.kernels.get_kernel (Debian kernel cache, issue 10) is not available")
-    try:
-        return get_kernel(spec, get_arch(arch))
-    except BpfBuildError as err:
-        pytest.skip(f"cannot fetch {spec} for {arch}: {err.message}")
 
 
 def qemu_processes(marker: Path) -> list[int]:

@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import re
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..arch import Arch
-from ..cache import cache_root, locked, read_entry, sha256_file, write_entry
+from ..cache import cache_root, locked, read_entry, write_entry
 from ..errors import BpfBuildError
 from .apt import Apt, AptError, extract_deb
+from .fetch import Made, cached_fetch, download_deb
 from .image import KernelImageError, check_btf_file, extract_btf
 from .spec import is_kernel_spec
 
@@ -172,76 +172,61 @@ def _resolve(spec: str, arch: Arch) -> list[tuple[str, str, str]]:
     return found
 
 
-def _fetch(suite: str, package: str, version: str, arch: Arch) -> dict:
+def _fetch(suite: str, package: str, version: str, arch: Arch, bpftool: str | None) -> dict:
     """Download one image package and store its image and BTF; the entry's meta."""
-    key = _kernel_key(package, version, arch)
-    with locked(KERNELS_KIND, key):
-        entry = read_entry(KERNELS_KIND, key)
-        if entry:
-            return entry.meta
+
+    def make(work: Path) -> Made:
         apt = Apt([suite], arch.debian_arch)
         _progress(
             f"downloading {package} {version} ({arch.debian_arch}, {suite}) for its BTF and image"
         )
-        parent = cache_root() / KERNELS_KIND
-        with tempfile.TemporaryDirectory(prefix=".fetch-", dir=parent) as scratch:
-            work = Path(scratch)
-            deb = apt.download(package, version, work / "deb")
-            deb_sha256 = sha256_file(deb)
-            record = apt.show(package, version)
-            expected = record.fields.get("SHA256") if record else None
-            if expected and expected != deb_sha256:
-                raise KernelError(
-                    f"{deb.name}: SHA-256 {deb_sha256} differs from the "
-                    f"signed package list's {expected}",
-                    hint=apt.network_hint(),
-                )
-            release = package[len("linux-image-") :].removesuffix("-unsigned")
-            extract_deb(deb, work / "root")
-            images = [
-                p
-                for name in ("vmlinuz", "vmlinux", "Image")
-                for p in (work / "root" / "boot").glob(f"{name}-{release}")
-            ]
-            if not images:
-                raise KernelError(
-                    f"{deb.name} holds no /boot/vmlinuz-{release}",
-                    hint=f"name the image package itself, e.g. {arch.kernel_packages[-1]}",
-                )
-            image = images[0]
-            config = work / "root" / "boot" / f"config-{release}"
-            if config.is_file() and "# CONFIG_DEBUG_INFO_BTF is not set" in config.read_text():
-                raise KernelError(
-                    f"{package} {version} was built without CONFIG_DEBUG_INFO_BTF: it has no BTF",
-                    hint="take a series whose kernel for this arch has BTF (debian:6.12 has "
-                    "it for amd64, arm64, riscv64 and s390x), or name a BTF file",
-                )
-            btf = work / BTF_FILE
-            try:
-                btf.write_bytes(extract_btf(image))
-                check_btf_file(btf)
-            except KernelImageError as err:
-                raise KernelImageError(
-                    f"{package} {version}: {err.message}", hint=err.hint
-                ) from None
-            meta = {
-                "package": package,
-                "version": version,
-                "arch": arch.name,
-                "debian_arch": arch.debian_arch,
-                "suite": suite,
-                "release": release,
-                "deb_sha256": deb_sha256,
-                "deb": deb.name,
-                "image": image.name,
-            }
-            write_entry(KERNELS_KIND, key, {image.name: image, BTF_FILE: btf}, meta, move=True)
-        return meta
+        deb = download_deb(apt, package, version, work / "deb")
+        release = package[len("linux-image-") :].removesuffix("-unsigned")
+        extract_deb(deb.path, work / "root")
+        images = [
+            p
+            for name in ("vmlinuz", "vmlinux", "Image")
+            for p in (work / "root" / "boot").glob(f"{name}-{release}")
+        ]
+        if not images:
+            raise KernelError(
+                f"{deb.path.name} holds no /boot/vmlinuz-{release}",
+                hint=f"name the image package itself, e.g. {arch.kernel_packages[-1]}",
+            )
+        image = images[0]
+        config = work / "root" / "boot" / f"config-{release}"
+        if config.is_file() and "# CONFIG_DEBUG_INFO_BTF is not set" in config.read_text():
+            raise KernelError(
+                f"{package} {version} was built without CONFIG_DEBUG_INFO_BTF: it has no BTF",
+                hint="take a series whose kernel for this arch has BTF (debian:6.12 has "
+                "it for amd64, arm64, riscv64 and s390x), or name a BTF file",
+            )
+        btf = work / BTF_FILE
+        try:
+            btf.write_bytes(extract_btf(image))
+            check_btf_file(btf, bpftool)
+        except KernelImageError as err:
+            raise KernelImageError(f"{package} {version}: {err.message}", hint=err.hint) from None
+        meta = {
+            "package": package,
+            "version": version,
+            "arch": arch.name,
+            "debian_arch": arch.debian_arch,
+            "suite": suite,
+            "release": release,
+            "deb_sha256": deb.sha256,
+            "deb": deb.path.name,
+            "image": image.name,
+        }
+        return {image.name: image, BTF_FILE: btf}, meta
+
+    return cached_fetch(KERNELS_KIND, _kernel_key(package, version, arch), make).meta
 
 
-def get_kernel(spec: str, arch: Arch) -> Kernel:
+def get_kernel(spec: str, arch: Arch, bpftool: str | None = None) -> Kernel:
     """The kernel spec names for arch, from the cache when it is there (no network,
-    no apt, no work); else resolved, downloaded and extracted once."""
+    no apt, no work); else resolved, downloaded and extracted once. bpftool: the one
+    that checks the BTF cut out of a fetched image (default: bpftool in PATH)."""
     _parse_spec(spec)
     spec_key = _spec_key(spec, arch)
     resolution = read_entry(SPECS_KIND, spec_key)
@@ -260,7 +245,7 @@ def get_kernel(spec: str, arch: Arch) -> Kernel:
         first_error: BpfBuildError | None = None
         for suite, package, version in candidates:
             try:
-                _fetch(suite, package, version, arch)
+                _fetch(suite, package, version, arch, bpftool)
             except AptError as err:
                 first_error = first_error or err
                 continue

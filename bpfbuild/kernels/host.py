@@ -10,24 +10,25 @@ import platform
 import re
 from pathlib import Path
 
+from ..arch import ARCHES, host_arch_name
+from .abi import (
+    BPF_PROG_LOAD,
+    BPF_PROG_TYPE_SOCKET_FILTER,
+    CAP_BPF,
+    CAP_SYS_ADMIN,
+    ENOSYS_REASON,
+    btf_byte_order,
+    errno_name,
+    missing_privilege,
+)
+
 KERNEL_BTF = "/sys/kernel/btf/vmlinux"
 """The running kernel's BTF: the default vmlinux.h source for the host arch."""
-
-ENOSYS_REASON = "the bpf() syscall is not implemented here (ENOSYS)"
-"""No BPF at all: qemu-user, a seccomp filter, or a kernel without CONFIG_BPF_SYSCALL."""
-
-BPF_PROG_LOAD = 5
-BPF_PROG_TYPE_SOCKET_FILTER = 1
-SYS_BPF = {
-    "x86_64": 321,
-    "aarch64": 280,
-    "riscv64": 280,
-    "s390x": 351,
-    "ppc64le": 361,
-    "armv7l": 386,
-    "armv6l": 386,
-    "loongarch64": 280,
-}
+TRACEFS = "/sys/kernel/tracing"
+"""Where tracefs is mounted: libbpf reads tracepoint ids there (or under debugfs)."""
+TRACEFS_DIRS = (TRACEFS, "/sys/kernel/debug/tracing")
+MOUNT_TRACEFS = ("mount", "-t", "tracefs", "nodev", TRACEFS)
+"""The command that mounts it (root)."""
 
 
 class _ProgLoadAttr(ctypes.Structure):
@@ -48,9 +49,10 @@ class _ProgLoadAttr(ctypes.Structure):
 
 def can_load_bpf() -> tuple[bool, str]:
     """Try to load `r0 = 0; exit` as a socket filter: the least a BPF loader needs."""
-    number = SYS_BPF.get(platform.machine())
-    if number is None:
+    name = host_arch_name()
+    if name is None:
         return False, f"unknown bpf() syscall number on {platform.machine()}"
+    number = ARCHES[name].bpf_syscall
     insns = (ctypes.c_uint64 * 2)(0x00000000000000B7, 0x0000000000000095)  # mov r0,0; exit
     license_ = ctypes.create_string_buffer(b"GPL")
     attr = _ProgLoadAttr(
@@ -65,22 +67,13 @@ def can_load_bpf() -> tuple[bool, str]:
     if err == errno.ENOSYS:
         return False, f"no: {ENOSYS_REASON}"
     if err in (errno.EPERM, errno.EACCES):
-        return False, f"no: {errno.errorcode[err]}: {describe_missing_privilege()}"
+        return False, f"no: {errno_name(err)}: {describe_missing_privilege()}"
     return False, f"no: {os.strerror(err)}"
 
 
 def describe_missing_privilege() -> str:
-    """Why this process may not load BPF, in words that tell root with its capabilities
-    dropped from a user who is not root."""
-    if has_bpf_privileges():
-        return "CAP_BPF or CAP_SYS_ADMIN is effective, yet the kernel refuses (lockdown, LSM?)"
-    if os.geteuid() == 0:
-        return "no CAP_BPF/CAP_SYS_ADMIN (root, but with those capabilities dropped)"
-    return "not root, and no CAP_BPF/CAP_SYS_ADMIN (run as root, or grant CAP_BPF)"
-
-
-BTF_MAGIC = 0xEB9F
-"""First two bytes of a BTF blob, in the byte order of the kernel that wrote it."""
+    """Why this process may not load BPF (kernels.abi.missing_privilege)."""
+    return missing_privilege(os.geteuid(), has_bpf_privileges())
 
 
 def kernel_btf_status(path: str = KERNEL_BTF) -> tuple[bool, str]:
@@ -95,10 +88,7 @@ def kernel_btf_status(path: str = KERNEL_BTF) -> tuple[bool, str]:
         return False, f"unreadable ({err.strerror or err})"
     if len(head) < 4:
         return False, f"unreadable ({len(head)} bytes, too short for a BTF header)"
-    if (
-        int.from_bytes(head[:2], "little") != BTF_MAGIC
-        and int.from_bytes(head[:2], "big") != BTF_MAGIC
-    ):
+    if btf_byte_order(head) is None:
         return False, f"unreadable (not BTF: magic {head[:2].hex()}, expected 9feb or eb9f)"
     return True, path
 
@@ -126,11 +116,9 @@ def has_bpf_privileges() -> bool:
     if not match:
         return os.geteuid() == 0
     caps = int(match.group(1), 16)
-    return bool(caps & (1 << 21) or caps & (1 << 39))  # CAP_SYS_ADMIN, CAP_BPF
+    return bool(caps & (1 << CAP_SYS_ADMIN) or caps & (1 << CAP_BPF))
 
 
 def tracefs_mounted() -> bool:
     """True if tracepoint ids can be read where libbpf looks for them."""
-    return any(
-        Path(p, "events").is_dir() for p in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
-    )
+    return any(Path(p, "events").is_dir() for p in TRACEFS_DIRS)

@@ -2,8 +2,8 @@
 `Image`, an x86 `bzImage` with an lz4/zstd/xz/gzip payload, an s390x image with a
 compressed payload, an ELF vmlinux) and check that it is whole.
 
-BTF starts with a header: magic 0xeB9F (in the kernel's byte order), version 1,
-flags, then hdr_len, type_off, type_len, str_off and str_len. The magic can also
+BTF starts with a header (kernels.abi.parse_btf_header): magic 0xeB9F in the kernel's
+byte order, version 1, flags, then the sections' offsets and lengths. The magic can also
 occur by chance in compressed data or machine code, and an image may embed small BTF
 blobs (e.g. the preloaded BPF iterators); every occurrence is checked, and the largest
 well-formed one wins, then `bpftool btf dump` must read it.
@@ -16,14 +16,11 @@ import shutil
 import struct
 import subprocess
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import BpfBuildError
+from .abi import btf_magic, parse_btf_header
 
-BTF_MAGIC_LE = b"\x9f\xeb\x01"
-"""Magic 0xeB9F stored little-endian, then version 1."""
-BTF_MAGIC_BE = b"\xeb\x9f\x01"
 MIN_VMLINUX_BTF = 256 * 1024
 """Any kernel's BTF is megabytes; smaller blobs are embedded objects, not vmlinux."""
 MAX_DECOMPRESSED = 1 << 30
@@ -43,53 +40,10 @@ class KernelImageError(BpfBuildError):
     """A kernel image is corrupt, truncated, or holds no BTF."""
 
 
-@dataclass(frozen=True)
-class BtfHeader:
-    """The fixed part of a BTF blob."""
-
-    big_endian: bool
-    hdr_len: int
-    type_off: int
-    type_len: int
-    str_off: int
-    str_len: int
-
-    @property
-    def size(self) -> int:
-        """Bytes from the magic to the end of the last section."""
-        return self.hdr_len + max(self.type_off + self.type_len, self.str_off + self.str_len)
-
-
-def parse_btf_header(data: bytes, offset: int = 0) -> BtfHeader | None:
-    """The header at offset if it is a sane BTF header whose sections fit in data."""
-    head = data[offset : offset + 24]
-    if len(head) < 24 or head[3] != 0:
-        return None
-    if head[:3] == BTF_MAGIC_LE:
-        big_endian = False
-    elif head[:3] == BTF_MAGIC_BE:
-        big_endian = True
-    else:
-        return None
-    fields = struct.unpack(">5I" if big_endian else "<5I", head[4:24])
-    header = BtfHeader(big_endian, *fields)
-    if header.hdr_len < 24 or header.hdr_len > 256 or header.hdr_len % 4:
-        return None
-    if header.type_off % 4 or header.type_off + header.type_len > header.str_off:
-        return None
-    if header.str_len < 1 or offset + header.size > len(data):
-        return None
-    strings = offset + header.hdr_len + header.str_off
-    # The string section starts with the empty name and ends with a terminator.
-    if data[strings] != 0 or data[strings + header.str_len - 1] != 0:
-        return None
-    return header
-
-
 def find_btf(data: bytes) -> bytes | None:
     """The largest well-formed BTF blob in data, or None."""
     best: tuple[int, int] | None = None
-    for magic in (BTF_MAGIC_LE, BTF_MAGIC_BE):
+    for magic in (btf_magic("little"), btf_magic("big")):
         start = data.find(magic)
         while start >= 0:
             header = parse_btf_header(data, start)
@@ -208,7 +162,8 @@ def extract_btf(image: Path) -> bytes:
 
 
 def check_btf_file(path: Path, bpftool: str | None = None) -> None:
-    """Fail unless bpftool can read the BTF file (header, types and strings)."""
+    """Fail unless bpftool (the project's; default: bpftool in PATH) can read the BTF
+    file (header, types and strings)."""
     parse = parse_btf_header(path.read_bytes())
     if parse is None:
         raise KernelImageError(
@@ -219,12 +174,19 @@ def check_btf_file(path: Path, bpftool: str | None = None) -> None:
         raise KernelImageError(
             "bpftool is needed to check the extracted BTF", hint="apt-get install bpftool"
         )
-    done = subprocess.run(
-        [tool, "btf", "dump", "file", str(path), "format", "raw"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    try:
+        done = subprocess.run(
+            [tool, "btf", "dump", "file", str(path), "format", "raw"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    except OSError as err:
+        raise KernelImageError(
+            f"cannot run {tool} to check the extracted BTF: {err.strerror}",
+            hint="set $BPFTOOL or [toolchain] bpftool of bpfbuild.toml to a bpftool, "
+            "or apt-get install bpftool",
+        ) from None
     if done.returncode != 0:
         raise KernelImageError(
             "the BTF cut out of the kernel image is unreadable: "

@@ -1,4 +1,5 @@
-"""doit actions: module-level functions that run one tool and write its outputs atomically."""
+"""The steps' actions: module-level functions of one typed argument object each, that run
+one tool (the argv of the object's `commands`, which `-v` shows) and write outputs atomically."""
 
 from __future__ import annotations
 
@@ -9,17 +10,19 @@ import shutil
 import struct
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 from doit.exceptions import TaskFailed
 
 from . import header_cache
+from .bpfcheck import require_programs
 from .content import content_digest
-from .depfile import existing_deps
 from .elfcheck import ElfExpectation, check_elf
 from .elfdynamic import needed_libraries
+from .steps import Command
 
 PARTIAL = ".partial"
 """Suffix of an output being written; renamed to its final name only on success,
@@ -38,7 +41,7 @@ def signature_once(function: F) -> F:
     action (and up-to-date check) every time it calls it, to pass `task` or `values` by
     name; inspect returns a stored __signature__ at once (otherwise ~60 µs a call, 256
     calls in a clean build of the benchmark)."""
-    function.__signature__ = inspect.signature(function)
+    cast(Any, function).__signature__ = inspect.signature(function)
     return function
 
 
@@ -49,24 +52,38 @@ def call_signature(cls: type) -> inspect.Signature:
     return signature.replace(parameters=tuple(signature.parameters.values())[1:])
 
 
-@signature_once
-def run_tool(
-    argv: tuple[str, ...],
-    cwd: str,
-    outputs: tuple[str, ...],
-    stdout_to: str | None = None,
-    expect: ElfExpectation | None = None,
-) -> TaskFailed | None:
-    """Run argv in cwd; it writes each output as OUTPUT.partial, then all are renamed.
+@dataclass(frozen=True)
+class ToolArgs:
+    """run_tool's argument: one command that writes some outputs."""
 
-    With stdout_to, the tool's stdout is the content of that output; with expect,
-    the first output must be an ELF file of that arch.
-    """
-    _prepare(outputs)
-    failed = _execute(argv, cwd, stdout_to)
+    command: Command
+    """The tool and its arguments as they run (and as `-v` shows them): paths relative
+    to cwd; each output named as OUTPUT.partial, or as the command's stdout."""
+    cwd: str
+    """The folder the command runs in: the project root."""
+    outputs: tuple[str, ...]
+    """Absolute paths of what the command writes, each first as OUTPUT.partial,
+    all renamed into place when it succeeds."""
+    expect: ElfExpectation | None
+    """The ELF arch the first output must have (a compiler for another arch must not
+    leave its output in ours); None: not checked."""
+
+    @property
+    def commands(self) -> tuple[Command, ...]:
+        return (self.command,)
+
+
+@signature_once
+def run_tool(args: ToolArgs) -> TaskFailed | None:
+    """Run the command; it writes each output as OUTPUT.partial (or its stdout is the
+    content of one), then all are renamed."""
+    prepare_outputs(args.outputs)
+    command = args.command
+    stdout = os.path.join(args.cwd, command.stdout) if command.stdout else None
+    failed = _execute(command.argv, args.cwd, stdout)
     if not failed:
-        failed = check_arch(outputs[0], cwd, expect)
-    return _finish(outputs, failed)
+        failed = check_arch(args.outputs[0], args.cwd, args.expect)
+    return finish_outputs(args.outputs, failed)
 
 
 def check_arch(output: str, cwd: str, expect: ElfExpectation | None) -> TaskFailed | None:
@@ -78,70 +95,121 @@ def check_arch(output: str, cwd: str, expect: ElfExpectation | None) -> TaskFail
     return TaskFailed(message) if message else None
 
 
-@signature_once
-def compile_with_depfile(
-    argv: tuple[str, ...],
-    cwd: str,
-    outputs: tuple[str, ...],
-    depfile: str,
-    task,
-    expect: ElfExpectation | None = None,
-) -> TaskFailed | None:
-    """Compile, then record the headers the compiler read (its depfile) as the
-    task's file_dep before doit saves its state, so the next build finds the same
-    dependency list and runs nothing. doit passes `task` by name."""
-    failed = run_tool(argv, cwd, outputs, expect=expect)
-    if not failed:
-        task.file_dep.update(existing_deps(Path(cwd), Path(depfile)))
-    return failed
+@dataclass(frozen=True)
+class BpfCompileArgs(ToolArgs):
+    """compile_bpf's argument: the clang command of one BPF object."""
+
+    source: str
+    """The BPF source, relative to cwd: named when its object holds no program."""
 
 
 @signature_once
-def generate_vmlinux(
-    argv: tuple[str, ...], cwd: str, header: str, btf: str, tool: tuple[str, str]
-) -> TaskFailed | None:
-    """`bpftool btf dump file BTF format c > HEADER`, or the same header from the
-    machine-wide cache: keyed by the BTF's content, bpftool (tool: path, version) and
-    the command's other words."""
+def compile_bpf(args: BpfCompileArgs) -> TaskFailed | None:
+    """Compile one BPF object, then check that it holds a program. The command takes the
+    precompiled vmlinux.h or parses vmlinux.h itself, as the step's run chose (see
+    steps.py): the object is byte-identical either way."""
+    return run_tool(args) or require_programs(args.outputs[0], args.source)
+
+
+@dataclass(frozen=True)
+class VmlinuxArgs:
+    """generate_vmlinux's argument: `bpftool btf dump file BTF format c > HEADER`."""
+
+    command: Command
+    """The bpftool command, its stdout the header (relative to cwd)."""
+    cwd: str
+    """The project root."""
+    header: str
+    """Absolute path of vmlinux.h."""
+    btf: str
+    """Absolute path of the BTF it dumps (its content keys the machine-wide cache)."""
+    bpftool: tuple[str, str]
+    """bpftool's path and version (part of the cache key)."""
+    provenance: Mapping[str, object] | None
+    """Where a Debian kernel's BTF came from (package, version, the .deb's SHA-256),
+    written as HEADER.source.json; None for other BTF."""
+
+    @property
+    def commands(self) -> tuple[Command, ...]:
+        return (self.command,)
+
+    @property
+    def provenance_record(self) -> str:
+        return self.header + ".source.json"
+
+
+@signature_once
+def generate_vmlinux(args: VmlinuxArgs) -> TaskFailed | None:
+    """vmlinux.h from bpftool, or the same header from the machine-wide cache: keyed by
+    the BTF's content, bpftool (path, version) and the command's other words; then its
+    provenance record, if any."""
+    argv = args.command.argv
     if not header_cache.enabled():
-        return run_tool(argv, cwd, (header,), header)
-    words = [word for word in argv[1:] if word != btf]
-    key = header_cache.key_of(header_cache.content_sha256(btf), *tool, words)
-    return header_cache.fetch_or_make(
-        header_cache.VMLINUX_KIND,
-        key,
-        "vmlinux.h",
-        header,
-        lambda: _execute(argv, cwd, header),
-        header_cache.stamp(btf=btf, bpftool=tool[1]),
-    )
+        failed = run_tool(ToolArgs(args.command, args.cwd, (args.header,), None))
+    else:
+        words = [word for word in argv[1:] if word != args.btf]
+        key = header_cache.key_of(header_cache.content_sha256(args.btf), *args.bpftool, words)
+        failed = header_cache.fetch_or_make(
+            header_cache.VMLINUX_KIND,
+            key,
+            "vmlinux.h",
+            args.header,
+            lambda: _execute(argv, args.cwd, args.header),
+            header_cache.stamp(btf=args.btf, bpftool=args.bpftool[1]),
+        )
+    if failed or args.provenance is None:
+        return failed
+    record = args.provenance_record
+    Path(partial(record)).write_text(json.dumps(args.provenance, indent=1, sort_keys=True) + "\n")
+    os.replace(partial(record), record)
+    return None
+
+
+@dataclass(frozen=True)
+class PchArgs:
+    """build_pch's argument: vmlinux.h precompiled with the BPF flags of one arch."""
+
+    command: Command
+    """The clang command, writing PCH.partial."""
+    cwd: str
+    """The project root."""
+    pch: str
+    """Absolute path of the PCH."""
+    key_file: str
+    """Absolute path of the key file, which says what the PCH was built from."""
+    key: str
+    """The flags and clang the PCH is built with (StepBuilder.pch_key)."""
+    header: str
+    """Absolute path of vmlinux.h (its digest completes the key)."""
+
+    @property
+    def commands(self) -> tuple[Command, ...]:
+        return (self.command,)
 
 
 @signature_once
-def build_pch(
-    argv: tuple[str, ...], cwd: str, pch: str, key_file: str, key: str, header: str
-) -> TaskFailed | None:
+def build_pch(args: PchArgs) -> TaskFailed | None:
     """Precompile vmlinux.h, or take the same PCH from the machine-wide cache (it is
-    relocatable: see TaskFactory.vmlinux_pch), then write KEY_FILE, which says what
-    the PCH was built from. The key goes first and comes back last: a compile that
-    reads a matching key finds the PCH of those very inputs in place (see pch_ready)."""
-    Path(key_file).unlink(missing_ok=True)
+    relocatable: see StepBuilder.vmlinux_pch), then write the key file. The key goes
+    first and comes back last: a compile that reads a matching key finds the PCH of
+    those very inputs in place (see pch_ready)."""
+    Path(args.key_file).unlink(missing_ok=True)
     if header_cache.enabled():
-        cache_key = header_cache.key_of(key, header_cache.content_sha256(header))
+        cache_key = header_cache.key_of(args.key, header_cache.content_sha256(args.header))
         failed = header_cache.fetch_or_make(
             header_cache.PCH_KIND,
             cache_key,
             "vmlinux.h.pch",
-            pch,
-            lambda: _execute(argv, cwd),
-            header_cache.stamp(built_in=cwd),
+            args.pch,
+            lambda: _execute(args.command.argv, args.cwd),
+            header_cache.stamp(built_in=args.cwd),
         )
     else:
-        failed = run_tool(argv, cwd, (pch,))
+        failed = run_tool(ToolArgs(args.command, args.cwd, (args.pch,), None))
     if failed:
         return failed
-    Path(partial(key_file)).write_text(f"{key} {content_digest(header)}\n")
-    os.replace(partial(key_file), key_file)
+    Path(partial(args.key_file)).write_text(f"{args.key} {content_digest(args.header)}\n")
+    os.replace(partial(args.key_file), args.key_file)
     return None
 
 
@@ -154,62 +222,97 @@ def pch_ready(key_file: str, key: str, header: str) -> bool:
     return saved == [key, content_digest(header)]
 
 
-@signature_once
-def compile_bpf(
-    argv: tuple[str, ...],
-    direct_argv: tuple[str, ...] | None,
-    cwd: str,
-    outputs: tuple[str, ...],
-    depfile: str,
-    pch: tuple[str, str, str] | None,
-    task,
-    expect: ElfExpectation | None = None,
-) -> TaskFailed | dict:
-    """Compile one BPF object with the precompiled vmlinux.h when it is ready, else
-    parse vmlinux.h directly (direct_argv): the object is byte-identical either way.
-    A compile never waits for the PCH, so on a clean build the other cores compile
-    while one builds it. Returns {"pch": used?}, saved as the task's values."""
-    use_pch = direct_argv is None or (pch is not None and pch_ready(*pch))
-    failed = compile_with_depfile(
-        argv if use_pch else direct_argv, cwd, outputs, depfile, task, expect
-    )
-    return failed or {"pch": use_pch}
+@dataclass(frozen=True)
+class JsonArgs:
+    """write_json's argument."""
+
+    output: str
+    """Absolute path of the file."""
+    data: object
+    """What it holds, as JSON."""
+    cwd: str
+    """The project root."""
+
+    @property
+    def commands(self) -> tuple[Command, ...]:
+        return ()
 
 
 @signature_once
-def write_json(output: str, data: object) -> None:
-    """Write data as JSON to output atomically."""
-    _prepare((output,))
-    Path(partial(output)).write_text(json.dumps(data, indent=1) + "\n")
-    _finish((output,), None)
+def write_json(args: JsonArgs) -> None:
+    """Write data as JSON atomically."""
+    prepare_outputs((args.output,))
+    Path(partial(args.output)).write_text(json.dumps(args.data, indent=1) + "\n")
+    finish_outputs((args.output,), None)
+
+
+@dataclass(frozen=True)
+class CopyArgs:
+    """copy_file's argument."""
+
+    source: str
+    """The file copied, relative to cwd or absolute, as `-v` shows it."""
+    output: str
+    """Where it goes, relative to cwd or absolute, as `-v` shows it."""
+    cwd: str
+    """The project root."""
+
+    @property
+    def commands(self) -> tuple[Command, ...]:
+        return (Command(("cp", self.source, self.output)),)
 
 
 @signature_once
-def copy_file(source: str, output: str) -> None:
-    """Copy source to output atomically."""
-    _prepare((output,))
-    shutil.copyfile(source, partial(output))
-    _finish((output,), None)
+def copy_file(args: CopyArgs) -> None:
+    """Copy source to output atomically (what `cp` would do)."""
+    output = os.path.join(args.cwd, args.output)
+    prepare_outputs((output,))
+    shutil.copyfile(os.path.join(args.cwd, args.source), partial(output))
+    finish_outputs((output,), None)
 
 
 @signature_once
-def link_executable(
-    argv: tuple[str, ...],
-    cwd: str,
-    output: str,
-    static: bool,
-    strip_argv: tuple[str, ...] | None,
-    expect: ElfExpectation | None = None,
-) -> TaskFailed | dict:
+def archive_library(args: ToolArgs) -> TaskFailed | None:
+    """`ar rcsD OUTPUT.partial OBJECTS...` then rename. ar adds to an existing archive,
+    so a partial one a killed build left behind goes first."""
+    Path(partial(args.outputs[0])).unlink(missing_ok=True)
+    return run_tool(args)
+
+
+@dataclass(frozen=True)
+class LinkArgs:
+    """link_executable's argument: one app's link, and its strip."""
+
+    link: Command
+    """The C compiler linking OUTPUT.partial."""
+    strip: Command | None
+    """strip --strip-all of OUTPUT.partial, when [build] strip is set."""
+    cwd: str
+    """The project root."""
+    output: str
+    """Absolute path of the executable."""
+    static: bool
+    """[build] static: the executable must have no NEEDED entry."""
+    expect: ElfExpectation | None
+    """The ELF arch the executable must have."""
+
+    @property
+    def commands(self) -> tuple[Command, ...]:
+        return (self.link, self.strip) if self.strip else (self.link,)
+
+
+@signature_once
+def link_executable(args: LinkArgs) -> TaskFailed | dict:
     """Link (and optionally strip) an app into OUTPUT.partial, check its arch and that
     a static one has no NEEDED entry, then rename it. Returns size and NEEDED entries,
     which doit saves as the task's values."""
-    _prepare((output,))
-    failed = _execute(argv, cwd)
-    if not failed and strip_argv:
-        failed = _execute(strip_argv, cwd)
+    output, cwd = args.output, args.cwd
+    prepare_outputs((output,))
+    failed = _execute(args.link.argv, cwd)
+    if not failed and args.strip:
+        failed = _execute(args.strip.argv, cwd)
     if not failed:
-        failed = check_arch(output, cwd, expect)
+        failed = check_arch(output, cwd, args.expect)
     needed: list[str] = []
     if not failed:
         try:
@@ -219,23 +322,25 @@ def link_executable(
                 f"{output}: the linker wrote no readable ELF executable "
                 f"({err})\nhint: check ldflags in bpfbuild.toml and $LDFLAGS"
             )
-    if not failed and static and needed:
+    if not failed and args.static and needed:
         failed = TaskFailed(
             f"{output} should be static but needs {', '.join(needed)}; "
             "check ldflags in bpfbuild.toml and $LDFLAGS"
         )
     if failed:
-        return _finish((output,), failed)
-    _finish((output,), None)
+        finish_outputs((output,), failed)
+        return failed
+    finish_outputs((output,), None)
     return {"size": os.path.getsize(output), "needed": needed}
 
 
-def _prepare(outputs: tuple[str, ...]) -> None:
+def prepare_outputs(outputs: tuple[str, ...]) -> None:
+    """Make the folders of outputs."""
     for output in outputs:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
 
 
-def _finish(outputs: tuple[str, ...], failed: TaskFailed | None) -> TaskFailed | None:
+def finish_outputs(outputs: tuple[str, ...], failed: TaskFailed | None) -> TaskFailed | None:
     """On success rename every OUTPUT.partial into place; on failure delete them.
     Each output is hashed here, in the job's thread, so that recording it in the build
     state (state.TargetsAsRecorded, in doit's main thread) finds the hash cached."""
@@ -268,48 +373,3 @@ def _execute(argv: tuple[str, ...], cwd: str, stdout_to: str | None = None) -> T
         diagnostics = (done.stdout.decode(errors="replace").rstrip() + "\n" + diagnostics).strip()
     status = f"{Path(argv[0]).name} exited with {done.returncode} (run with -v to see the command)"
     return TaskFailed(f"{diagnostics}\n{status}".lstrip())
-
-
-@signature_once
-def verify_object(
-    runner: str, bpf_object: str, log_dir: str, rodata: dict, name: str, arch: str, report: str
-) -> TaskFailed | None:
-    """Run the verifier runner on one object and save its report (atomically).
-    A rejection is a result, not a task failure: `bpfbuild verify` judges it."""
-    from ..errors import BpfBuildError
-    from ..verify.results import save_object_report
-    from ..verify.run import run_verifier
-
-    try:
-        result = run_verifier(
-            Path(runner), Path(bpf_object), Path(log_dir), rodata, name=name, arch=arch
-        )
-    except BpfBuildError as err:
-        return TaskFailed(err.describe())
-    _prepare((report,))
-    save_object_report(result, Path(partial(report)))
-    return _finish((report,), None)
-
-
-def report_complete(report: str) -> bool:
-    """False when the saved report was made without BPF privilege: verify again."""
-    from ..errors import VerifyError
-    from ..verify.results import load_object_report
-
-    try:
-        return load_object_report(Path(report)).privileged
-    except VerifyError:  # missing or corrupt: verify again
-        return False
-
-
-@signature_once
-def verify_in_vm(job) -> TaskFailed | dict:
-    """Boot one VM that verifies every object of its arch (bpfbuild.vm.session.VmJob)
-    and save their reports; returns where the time went, saved as the task's values."""
-    from ..errors import BpfBuildError
-    from ..vm.session import run_vm_job
-
-    try:
-        return run_vm_job(job)
-    except BpfBuildError as err:
-        return TaskFailed(err.describe())

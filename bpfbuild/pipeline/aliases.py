@@ -5,15 +5,34 @@ from __future__ import annotations
 
 import os
 from collections.abc import Collection
+from dataclasses import dataclass
 from pathlib import Path
 
 from .actions import PARTIAL, signature_once
+from .steps import Command
+
+
+@dataclass(frozen=True)
+class AliasArgs:
+    """make_alias's argument."""
+
+    link: str
+    """Absolute path of the alias: output/<arch>/ALIAS."""
+    app: str
+    """The app's name: the link's text (its executable is beside the link)."""
+    cwd: str
+    """The project root."""
+
+    @property
+    def commands(self) -> tuple[Command, ...]:
+        return (Command(("ln", "-sfn", self.app, os.path.relpath(self.link, self.cwd))),)
 
 
 @signature_once
-def make_alias(link: str, app: str) -> None:
-    """Create link as a relative symlink to app (a file beside it): written as
+def make_alias(args: AliasArgs) -> None:
+    """Create the link as a relative symlink to the app (a file beside it): written as
     LINK.partial, then renamed over link, so a reader never sees it missing or wrong."""
+    link, app = args.link, args.app
     partial = link + PARTIAL
     if os.path.lexists(partial):
         os.unlink(partial)
@@ -39,19 +58,37 @@ def stale_aliases(arch_dir: str, aliases: Collection[str], apps: Collection[str]
     return sorted(stale)
 
 
+@dataclass(frozen=True)
+class StaleAliasArgs:
+    """remove_stale_aliases's argument, and no_stale_aliases's."""
+
+    arch_dir: str
+    """output/<arch>/, absolute."""
+    aliases: tuple[str, ...]
+    """The aliases the config names: kept."""
+    apps: tuple[str, ...]
+    """The apps: a link to one of them that is no configured alias is stale."""
+    cwd: str
+    """The project root."""
+
+    @property
+    def commands(self) -> tuple[Command, ...]:
+        return ()  # which links are stale is known only when it runs
+
+
 @signature_once
-def no_stale_aliases(arch_dir: str, aliases: tuple[str, ...], apps: tuple[str, ...]) -> bool:
-    """doit up-to-date check of the removal task: nothing to remove."""
-    return not stale_aliases(arch_dir, aliases, apps)
+def no_stale_aliases(args: StaleAliasArgs) -> bool:
+    """doit up-to-date check of the removal step: nothing to remove."""
+    return not stale_aliases(args.arch_dir, args.aliases, args.apps)
 
 
-no_stale_aliases.fastpath_covered = (
+no_stale_aliases.fastpath_covered = (  # type: ignore[attr-defined]
     True  # stale links come from a bpfbuild.toml edit, which the stamp sees
 )
 
 
 @signature_once
-def remove_stale_aliases(arch_dir: str, aliases: tuple[str, ...], apps: tuple[str, ...]) -> None:
+def remove_stale_aliases(args: StaleAliasArgs) -> None:
     """Unlink the stale alias links (the links themselves, never what they point at)."""
-    for link in stale_aliases(arch_dir, aliases, apps):
+    for link in stale_aliases(args.arch_dir, args.aliases, args.apps):
         os.unlink(link)

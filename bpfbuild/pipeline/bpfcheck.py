@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from doit.exceptions import TaskFailed
 
+from ..elf import parse_ident
 from ..errors import ToolchainError
-from .actions import signature_once
 from .toolchain import Bpftool
 
 SHF_EXECINSTR = 0x4
@@ -35,9 +35,10 @@ def read_sections(path: str) -> list[Section]:
     object."""
     with open(path, "rb") as f:
         data = f.read()
-    if len(data) < 64 or data[:4] != b"\x7fELF" or data[4] != 2 or data[5] not in (1, 2):
+    ident = parse_ident(data)
+    if len(data) < 64 or ident is None or ident.bits != 64 or ident.byte_order is None:
         raise ValueError("not a 64-bit ELF file")
-    order = "<" if data[5] == 1 else ">"
+    order = ident.struct_order
     (shoff,) = struct.unpack_from(order + "Q", data, 40)
     shentsize, shnum, shstrndx = struct.unpack_from(order + "HHH", data, 58)
     header = struct.Struct(order + "IIQQQQIIQQ")  # one Elf64_Shdr
@@ -149,9 +150,8 @@ def skipped_sections(stderr: str) -> list[str]:
     return list(dict.fromkeys(a or b for a, b in _SKIPPED.findall(stderr)))
 
 
-@signature_once
 def require_programs(compiled: str, source: str) -> TaskFailed | None:
-    """doit action: fail, naming the source, when its object holds no program."""
+    """A failure, naming the source, when its object holds no program (actions.compile_bpf)."""
     try:
         if program_sections(compiled):
             return None

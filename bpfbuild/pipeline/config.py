@@ -17,7 +17,6 @@ from ..kernels.spec import is_kernel_spec
 from .layout import NAME_HINT, name_problem
 from .linker import LINKERS
 
-CONFIG_NAME = "bpfbuild.toml"
 DEFAULT_SKEL_HEADER = "{name}.skel.h"
 """libbpf-bootstrap's skeleton header: output/<arch>/include/NAME.skel.h."""
 DEFAULT_SKEL_NAME = "{name}_bpf"
@@ -138,7 +137,8 @@ class ToolchainConfig:
 
 @dataclass
 class VerifyConfig:
-    """[verify]: verifier budgets and regression baselines."""
+    """[verify]: verifier budgets and regression baselines. The defaults here are the
+    verifier's defaults everywhere (verify.budgets, verify.baseline)."""
 
     max_insn_share: float = 0.5
     """Fail when a program processes more than this share of the 1M-insn limit."""

@@ -12,7 +12,8 @@ hashes every output it makes (~50 MB on the benchmark). Changing it needs a new 
 state.SharedDigestChecker: doit records the checker's name and runs again every task
 recorded under another one, which rewrites the PCH's key with the new digest too."""
 
-_digests: dict[tuple[str, int, int], str] = {}
+_digests: dict[tuple[str, int, int, int, int], str] = {}
+"""(path, mtime, size, ctime, inode) -> digest."""
 
 
 def content_digest(path: str, st: os.stat_result | None = None) -> str:

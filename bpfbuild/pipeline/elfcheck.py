@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 from ..arch import ARCHES, Arch
-
-EM_BPF = "EM_BPF"
-HEADER_SIZE = 20
-"""e_ident (16 bytes), e_type (2), e_machine (2): all the check reads."""
+from ..elf import EM_BPF_NAME, HEADER_PREFIX_SIZE, machine_name, machine_number, parse_ident
 
 
 @dataclass(frozen=True)
@@ -30,7 +26,7 @@ class ElfExpectation:
     @classmethod
     def bpf_object(cls, arch: Arch, fix: str) -> ElfExpectation:
         """A BPF object for arch: EM_BPF, 64-bit, in the byte order of its bpf_target."""
-        return cls(arch.name, EM_BPF, 64, arch.bpf_elf_data, fix)
+        return cls(arch.name, EM_BPF_NAME, 64, arch.bpf_elf_data, fix)
 
     @classmethod
     def native(cls, arch: Arch, fix: str) -> ElfExpectation:
@@ -38,7 +34,7 @@ class ElfExpectation:
         return cls(arch.name, arch.elf_machine, arch.elf_class, arch.elf_data, fix)
 
     def describe(self) -> str:
-        kind = "BPF" if self.machine == EM_BPF else self.arch
+        kind = "BPF" if self.machine == EM_BPF_NAME else self.arch
         return f"{kind} ({self.machine}, {self.elf_class}-bit, {self.data}-endian)"
 
 
@@ -53,7 +49,7 @@ class ElfHeader:
     """little, big, or None for an invalid EI_DATA."""
 
     def describe(self) -> str:
-        if self.machine == EM_BPF:
+        if self.machine == EM_BPF_NAME:
             kind = "BPF"
         else:
             kind = next(
@@ -78,40 +74,12 @@ class ElfHeader:
         )
 
 
-BUILT_MACHINES = {
-    62: "EM_X86_64",
-    183: "EM_AARCH64",
-    40: "EM_ARM",
-    243: "EM_RISCV",
-    21: "EM_PPC64",
-    22: "EM_S390",
-    258: "EM_LOONGARCH",
-    247: "EM_BPF",
-}
-"""e_machine of BPF and of every arch in the Arch table: the headers of every build's
-outputs are named without importing pyelftools' table (~5 ms); tests check both agree."""
-
-
-def machine_name(number: int) -> str:
-    """pyelftools' name of an e_machine value (EM_...)."""
-    return BUILT_MACHINES.get(number) or _machine_names().get(number, f"e_machine {number}")
-
-
-@functools.cache
-def _machine_names() -> dict[int, str]:
-    from elftools.elf.enums import ENUM_E_MACHINE
-
-    return {number: name for name, number in ENUM_E_MACHINE.items() if name.startswith("EM_")}
-
-
 def parse_elf_header(head: bytes) -> ElfHeader | None:
     """The header's machine, class and byte order; None when head is no ELF header."""
-    if len(head) < HEADER_SIZE or head[:4] != b"\x7fELF":
+    ident = parse_ident(head)
+    if ident is None or len(head) < HEADER_PREFIX_SIZE:
         return None
-    elf_class = {1: 32, 2: 64}.get(head[4])
-    data = {1: "little", 2: "big"}.get(head[5])
-    number = int.from_bytes(head[18:20], "big" if data == "big" else "little")
-    return ElfHeader(machine_name(number), elf_class, data)
+    return ElfHeader(machine_name(machine_number(head, ident)), ident.bits, ident.byte_order)
 
 
 def check_elf(path: str, expect: ElfExpectation, shown: str | None = None) -> str | None:
@@ -120,7 +88,7 @@ def check_elf(path: str, expect: ElfExpectation, shown: str | None = None) -> st
     shown = shown or path
     try:
         with open(path, "rb") as f:
-            header = parse_elf_header(f.read(HEADER_SIZE))
+            header = parse_elf_header(f.read(HEADER_PREFIX_SIZE))
     except OSError as err:
         return f"cannot read {shown}: {err.strerror}"
     if header is None:

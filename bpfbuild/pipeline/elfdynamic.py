@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import struct
 
+from ..elf import IDENT_SIZE, parse_ident
+
 PT_LOAD, PT_DYNAMIC = 1, 2
 DT_NULL, DT_NEEDED, DT_STRTAB = 0, 1, 5
 PN_XNUM = 0xFFFF
@@ -22,16 +24,11 @@ class NotElf(ValueError):
 def needed_libraries(path: str) -> list[str]:
     """The DT_NEEDED entries of an ELF file, in order (empty for a static one)."""
     with open(path, "rb") as f:
-        ident = f.read(16)
-        if (
-            len(ident) < 16
-            or ident[:4] != b"\x7fELF"
-            or ident[4] not in (1, 2)
-            or ident[5] not in (1, 2)
-        ):
+        ident = parse_ident(f.read(IDENT_SIZE))
+        if ident is None or not ident.valid:
             raise NotElf(f"{path} is not an ELF file")
-        wide = ident[4] == 2  # ELFCLASS64
-        order = "<" if ident[5] == 1 else ">"  # ELFDATA2LSB
+        wide = ident.bits == 64
+        order = ident.struct_order
         header = f.read(48 if wide else 36)
         if wide:
             phoff, shoff = struct.unpack_from(order + "QQ", header, 16)

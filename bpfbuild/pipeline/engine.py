@@ -9,10 +9,10 @@ import inspect
 import os
 import shlex
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from doit.cmd_base import TaskLoader2
 from doit.doit_cmd import DoitMain
@@ -25,15 +25,12 @@ from ..cache import size_limit
 from ..errors import BpfBuildError, ToolchainError
 from . import fastpath
 from .layout import state_dir
+from .names import DB_NAME, LOCK_NAME
 from .project import Project, check_own_folders, load_project, require_buildable
 from .state import BACKEND_LOCATION, BACKEND_NAME, SharedDigestChecker, remove_partials
-from .tasks import project_tasks, step_line
+from .steps import step_line
+from .tasks import StepSource, project_tasks, run_of
 from .toolchain import Toolchain, find_toolchain
-
-if TYPE_CHECKING:
-    from ..vm.targets import VerifyPlan
-
-DB_NAME = "doit.sqlite"
 
 
 @dataclass(frozen=True)
@@ -48,9 +45,9 @@ class RunOptions:
     """Build everything that does not depend on a failed step, then print a summary."""
     steps_to_stderr: bool = False
     """Step lines on stderr, keeping stdout for a machine format (verify --format json)."""
-    verify: bool | VerifyPlan = False
-    """The graph also holds the verification tasks: of the running kernel's arch
-    (True), or of the kernels and arches of a VerifyPlan (VMs)."""
+    step_sources: tuple[StepSource, ...] = ()
+    """Steps other stages add to each arch's build (`bpfbuild verify`: the verifier
+    runner, the verification of each object, one VM per kernel and arch)."""
     on_success: Callable[[list], None] | None = None
     """Called with doit's tasks after a run that succeeded (bpfbuild build writes the
     no-op stamp, see fastpath.py)."""
@@ -74,46 +71,47 @@ class KbuildReporter(ConsoleReporter):
         self.executables: list[str] = []  # apps linked or up to date
 
     def execute_task(self, task) -> None:
-        if not task.actions or not task.meta:
+        """Called by doit just before a task's actions, in the thread that runs them:
+        the step's run takes its arguments here (StepRun.start), so the commands shown
+        are the ones the action runs."""
+        run = run_of(task)
+        if run is None or not task.actions or run.step.label is None:
             return
-        lines = [step_line(task.meta)]
+        args = run.start()
+        lines = [step_line(run.step)]
         if self.options.verbose:
-            cd = f"    cd {shlex.quote(task.meta['cwd'])} && "
-            lines += [cd + command.shell() for command in task.meta["commands"]]
+            if run.fell_back and run.step.fallback:
+                lines.append(f"    {run.step.fallback.note}")
+            cd = f"    cd {shlex.quote(args.cwd)} && "
+            lines += [cd + command.shell() for command in args.commands]
         # one write: jobs' threads call this at the same time
         self.write("\n".join(lines) + "\n")
         self.outstream.flush()
 
     def add_success(self, task) -> None:
-        if not task.meta:
+        run = run_of(task)
+        if run is None or run.step.kind != "link":
             return
-        meta = task.meta
-        if (
-            self.options.verbose
-            and task.values.get("pch") is False
-            and "-include-pch" in meta["commands"][0].argv
-        ):
-            self.write(
-                f"    {meta['shown']}: vmlinux.h.pch was not ready yet, "
-                "compiled without -include-pch (same object)\n"
-            )
-        if meta["kind"] == "link":
-            self.executables.append(meta["shown"])
-            size = task.values.get("size")
-            if size is not None:
-                needed = task.values.get("needed") or []
-                linkage = "dynamic: " + ", ".join(needed) if needed else "static, no NEEDED entry"
-                self.write(f"  BIN     {meta['shown']}: {size / 1024:.0f} KiB, {linkage}\n")
+        shown = run.step.shown
+        self.executables.append(shown)
+        size = task.values.get("size")
+        if size is not None:
+            needed = task.values.get("needed") or []
+            linkage = "dynamic: " + ", ".join(needed) if needed else "static, no NEEDED entry"
+            self.write(f"  BIN     {shown}: {size / 1024:.0f} KiB, {linkage}\n")
 
     def skip_uptodate(self, task) -> None:
-        if task.meta and task.meta["kind"] == "link":
-            self.executables.append(task.meta["shown"])
+        run = run_of(task)
+        if run and run.step.kind == "link":
+            self.executables.append(run.step.shown)
 
     def add_failure(self, task, fail) -> None:
         self.failures.append({"task": task, "exception": fail})
-        step = step_line(task.meta, indent="") if task.meta else task.name
+        run = run_of(task)
+        labeled = run is not None and run.step.label is not None
+        step = step_line(run.step, indent="") if run and labeled else task.name
         if isinstance(fail, UnmetDependency):
-            if task.meta:  # an app group that waited for a failed link says nothing
+            if labeled:  # an app group that waited for a failed link says nothing
                 self.not_run.append(step)
             return
         self.failed.append(step)
@@ -186,7 +184,7 @@ _held_locks: dict[Path, int] = {}
 
 def acquire_lock(root: Path) -> None:
     """Hold .bpfbuild/lock for the life of this process; wait, saying so, if taken."""
-    path = state_dir(root) / "lock"
+    path = state_dir(root) / LOCK_NAME
     if path in _held_locks:
         return
     check_own_folders(root)  # the lock would be written through the link
@@ -225,16 +223,21 @@ def toolchains_for(project: Project) -> list[Toolchain]:
     return toolchains
 
 
+def require_arches(project: Project, names: Iterable[str]) -> None:
+    """Refuse an arch the project does not build (bpfbuild build --arch, verify --arch)."""
+    known = [a.name for a in project.arches]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise BpfBuildError(
+            f"arch {', '.join(unknown)} is not in this project's arches ({', '.join(known)})",
+            hint="add it to `arches` in [build] of bpfbuild.toml",
+        )
+
+
 def select_arches(project: Project, arches: list[Arch] | None) -> Project:
     """Restrict a project to some of its arches (bpfbuild build --arch)."""
     if arches:
-        unknown = [a.name for a in arches if a not in project.arches]
-        if unknown:
-            raise BpfBuildError(
-                f"arch {', '.join(unknown)} is not in this project's arches "
-                f"({', '.join(a.name for a in project.arches)})",
-                hint="add it to `arches` in [build] of bpfbuild.toml",
-            )
+        require_arches(project, [a.name for a in arches])
         project.arches = [a for a in project.arches if a in arches]
     return project
 
@@ -249,11 +252,12 @@ def prepare(project: Project) -> list[Toolchain]:
     return toolchains_for(project)
 
 
-def task_bpfbuild(
-    root: Path | None = None, prefix: str = "", verify: bool = False
+def tasks_of_project(
+    root: Path | None = None, prefix: str = "", sources: Sequence[StepSource] = ()
 ) -> Iterator[dict]:
-    """doit task creator for a project: import it in a dodo.py to extend the graph.
-    verify: also the verification tasks of the running kernel's arch."""
+    """The doit tasks of the project at root (the current folder by default), with the
+    steps of sources, for a dodo.py (bpfbuild.task_bpfbuild). prefix names its tasks
+    when a dodo.py holds several projects."""
     root = (root or Path.cwd()).resolve()
     try:
         project = load_project(root)
@@ -261,14 +265,25 @@ def task_bpfbuild(
     except BpfBuildError as err:
         # Under plain `doit`, an error doit knows prints as one line, no traceback.
         raise InvalidDodoFile(err.describe()) from None
-    yield from project_tasks(project, toolchains, prefix, verify=verify)
+    yield from project_tasks(project, toolchains, prefix, sources)
+
+
+F = TypeVar("F", bound=Callable)
+_RUN_GRAPH = "bpfbuild_run_graph"
+
+
+def replaced_by_the_run(creator: F) -> F:
+    """Mark bpfbuild's own task creator (bpfbuild.task_bpfbuild): where a project's
+    dodo.py names it, a bpfbuild command loads the graph it runs in its place."""
+    setattr(creator, _RUN_GRAPH, True)
+    return creator
 
 
 class _Loader(TaskLoader2):
     """Loads the project's tasks, and those of its own dodo.py when it has one. The
     project and toolchains are those the command already checked; where the dodo.py
-    names bpfbuild's `task_bpfbuild`, that graph is this one (with the verification
-    tasks when the command asks for them)."""
+    names bpfbuild's `task_bpfbuild`, that graph is this one (with the steps the
+    command adds, as its verification)."""
 
     def __init__(self, project: Project, toolchains: list[Toolchain], options: RunOptions) -> None:
         super().__init__()
@@ -282,10 +297,10 @@ class _Loader(TaskLoader2):
         return _doit_config(self.project.root, self.options)
 
     def load_tasks(self, cmd, pos_args) -> list:
-        project, toolchains, verify = self.project, self.toolchains, self.options.verify
+        project, toolchains, sources = self.project, self.toolchains, self.options.step_sources
 
         def task_bpfbuild_of_this_run():
-            yield from project_tasks(project, toolchains, verify=verify)
+            yield from project_tasks(project, toolchains, sources=sources)
 
         dodo = project.root / "dodo.py"
         if not dodo.is_file():
@@ -296,14 +311,15 @@ class _Loader(TaskLoader2):
             )
             return self.tasks
         namespace = dict(inspect.getmembers(_import_dodo(dodo)))
-        if namespace.get("task_bpfbuild") is task_bpfbuild:
+        if getattr(namespace.get("task_bpfbuild"), _RUN_GRAPH, False):
             namespace["task_bpfbuild"] = task_bpfbuild_of_this_run
         self.tasks = load_tasks(namespace, self.cmd_names, allow_delayed=cmd.execute_tasks)
         return self.tasks
 
 
-def _import_dodo(path: Path):
+def _import_dodo(path: Path) -> Any:
     spec = importlib.util.spec_from_file_location("dodo", path)
+    assert spec is not None and spec.loader is not None, f"{path} is a Python file"
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

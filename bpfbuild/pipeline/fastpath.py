@@ -38,11 +38,8 @@ import sys
 import time
 import zlib
 
-STAMP_NAME = "fastpath.stamp"
-STATE_DIR = ".bpfbuild"
-"""As layout.STATE_DIR; not imported from there so that the check imports nothing more."""
-CONFIG_NAME = "bpfbuild.toml"
-"""As config.CONFIG_NAME (config.py imports tomllib and the arch table)."""
+from .names import CONFIG_NAME, LOCK_NAME, STAMP_NAME, STATE_DIR, TOOLCHAIN_CACHE_NAME
+
 FORMAT = 2
 TRACE_ENV = "BPFBUILD_TRACE"
 """Set to 1: `bpfbuild build` says on stderr whether the fast path answered, and why not."""
@@ -152,7 +149,7 @@ def check(args: list[str], environ: dict[str, str] | os._Environ = os.environ) -
     root = directory or "."
     state = os.path.join(root, STATE_DIR)
     try:
-        lock = os.open(os.path.join(state, "lock"), os.O_RDONLY)
+        lock = os.open(os.path.join(state, LOCK_NAME), os.O_RDONLY)
     except OSError:
         return "no build state here"
     try:
@@ -295,9 +292,13 @@ class Recorder:
         except _NoStamp as reason:
             trace(f"not recorded: {reason}")
             return
+        root = signature(self.root)
+        if root is None:
+            trace("not recorded: the project folder is gone")
+            return
         stamp = {
             "running": _running(),
-            "root": signature(self.root)[:2],
+            "root": root[:2],
             "selection": self.selection,
             "environment": environment_digest(os.environ),
             "files": files,
@@ -310,9 +311,10 @@ class Recorder:
         root = self.root
         if os.path.exists(os.path.join(root, "dodo.py")):
             raise _NoStamp("the project has its own dodo.py")
-        from .tasks import task_name  # the build imported it already
+        from .steps import task_id  # the build imported these already
+        from .tasks import step_of
 
-        selected = _selected_tasks(tasks, [task_name("app", a) for a in self.selection[0]])
+        selected = _selected_tasks(tasks, [task_id("app", a) for a in self.selection[0]])
         inputs: set[str] = set()
         targets: set[str] = set()
         tools: set[str] = set()
@@ -327,10 +329,11 @@ class Recorder:
                     )
             inputs.update(os.path.join(root, p) for p in task.file_dep)
             targets.update(os.path.join(root, p) for p in task.targets)
-            for command in (task.meta or {}).get("commands", ()):
-                argv = command.argv  # a tasks.Command
-                if argv and os.path.isabs(str(argv[0])):
-                    tools.add(str(argv[0]))
+            step = step_of(task)
+            for command in step.every_command if step else ():
+                argv = command.argv
+                if argv and os.path.isabs(argv[0]):
+                    tools.add(argv[0])
         files: dict[str, Signature | None] = {}
         for path in sorted(targets):
             files[path] = signature(path)
@@ -383,7 +386,9 @@ class Recorder:
                 dirs.sort()
                 paths += [os.path.join(current, d) for d in dirs]
                 paths += [os.path.join(current, n) for n in sorted(names) if n.endswith(".h")]
-        probed = _probed_paths(os.path.join(root, STATE_DIR, "toolchain.json"))
+        from .toolchain import probed_paths
+
+        probed = probed_paths(os.path.join(root, STATE_DIR, TOOLCHAIN_CACHE_NAME))
         for path in sorted(tools | probed):
             paths.append(path)
             if os.path.isdir(path):  # pkg-config's folders: the .pc files too
@@ -430,32 +435,6 @@ def _selected_tasks(tasks: list, names: list[str]) -> list:
         todo += list(task.task_dep) + list(task.setup_tasks)
         todo += [producer[d].name for d in task.file_dep if d in producer]
     return list(seen.values())
-
-
-def _probed_paths(toolchain_json: str) -> set[str]:
-    """Every binary and folder whose stat keys a cached tool version (toolchain.py's
-    version cache): clang, bpftool, cc, strip, pkg-config and its folders."""
-    import json
-
-    try:
-        with open(toolchain_json) as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        return set()
-    # {"format": N, "entries": {key: {"stamp": [[path, size, mtime], ...], "value": {...,
-    # "stamp_paths": [files the probe found, e.g. the .pc files pkg-config read]}}}}
-    entries = data.get("entries", data) if isinstance(data, dict) else {}
-    paths = set()
-    for entry in entries.values() if isinstance(entries, dict) else ():
-        stamp = entry.get("stamp") if isinstance(entry, dict) else None
-        for item in stamp if isinstance(stamp, list) else ():
-            if isinstance(item, list) and item and isinstance(item[0], str):
-                paths.add(item[0])
-        value = entry.get("value") if isinstance(entry, dict) else None
-        found = value.get("stamp_paths") if isinstance(value, dict) else None
-        if isinstance(found, list):
-            paths.update(p for p in found if isinstance(p, str))
-    return paths
 
 
 def _package_files() -> list[str]:

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-OUTPUT_DIR = "output"
-"""Build outputs, one folder per arch: output/<arch>/."""
-STATE_DIR = ".bpfbuild"
-"""Build state (doit database, lock): never shipped, safe to delete."""
+from .names import OUTPUT_DIR, STATE_DIR
 
 INCLUDE, BPF, USER, TOOLS, VERIFY = "include", "bpf", "user", "tools", "verify"
 """The folders bpfbuild writes in output/<arch>/, beside the apps' executables."""

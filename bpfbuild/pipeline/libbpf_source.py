@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..cache import locked, read_entry, write_entry
+from ..arch import host_arch
+from ..cache import locked
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
-    from doit.exceptions import TaskFailed
+    pass
 
 MIN_VERSION = (0, 6)
 """libbpf 0.6 is the oldest whose BPF-side headers have everything CO-RE programs use
@@ -166,28 +167,18 @@ def fetch_debian_libbpf(suite: str | None = None, root: Path | None = None) -> P
 
 def _fetch_suite(suite: str, root: Path | None) -> Path:
     from ..kernels.apt import Apt, AptError
+    from ..kernels.fetch import Made, cached_fetch
 
     if suite not in DEBIAN_SUITES:
         raise AptError(
             f"no libbpf source known for suite {suite!r}",
             hint="suites: " + ", ".join(DEBIAN_SUITES),
         )
-    key = f"{suite}-{DEBIAN_SUITES[suite]}"
-    with locked(CACHE_KIND, key, root):  # one process fetches and unpacks; the others wait
-        entry = read_entry(CACHE_KIND, key, root)
-        if entry is None:
-            entry = _store(suite, key, Apt([suite], "amd64", sources=True, root=root), root)
-        tree = entry.path / "tree"
-        if not tree.is_dir():
-            _extract(entry.file(entry.meta["orig"]), tree)
-    return tree
 
-
-def _store(suite: str, key: str, apt, root: Path | None):
-    from ..kernels.apt import AptError
-
-    with tempfile.TemporaryDirectory(prefix="bpfbuild-libbpf-") as tmp:
-        files = apt.download_source("libbpf", None, Path(tmp))
+    def make(scratch: Path) -> Made:
+        # A source package is the same for every arch: any arch's lists name it.
+        apt = Apt([suite], host_arch().debian_arch, sources=True, root=root)
+        files = apt.download_source("libbpf", None, scratch)
         origs = [f for f in files if re.fullmatch(r"libbpf_[^_]+\.orig\.tar\.\w+", f.name)]
         if not origs:
             raise AptError(
@@ -195,7 +186,15 @@ def _store(suite: str, key: str, apt, root: Path | None):
                 hint=apt.network_hint(),
             )
         meta = {"suite": suite, "orig": origs[0].name, "files": [f.name for f in files]}
-        return write_entry(CACHE_KIND, key, {f.name: f for f in files}, meta, root, move=True)
+        return {f.name: f for f in files}, meta
+
+    key = f"{suite}-{DEBIAN_SUITES[suite]}"
+    entry = cached_fetch(CACHE_KIND, key, make, root)
+    with locked(CACHE_KIND, key, root):  # one process unpacks; the others wait
+        tree = entry.path / "tree"
+        if not tree.is_dir():
+            _extract(entry.file(entry.meta["orig"]), tree)
+    return tree
 
 
 def _extract(orig: Path, tree: Path) -> None:
@@ -226,12 +225,3 @@ def _extract(orig: Path, tree: Path) -> None:
         top.rename(tree)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def archive(argv: tuple[str, ...], cwd: str, output: str) -> TaskFailed | None:
-    """doit action: `ar rcsD OUTPUT.partial OBJECTS...` then rename. ar adds to an
-    existing archive, so a partial one a killed build left behind goes first."""
-    from .actions import partial, run_tool
-
-    Path(partial(output)).unlink(missing_ok=True)
-    return run_tool(argv, cwd, (output,))

@@ -46,7 +46,7 @@ def candidate_flags(name: str) -> list[tuple[str, ...]]:
     """The ways to ask a gcc-like compiler for a linker, in order."""
     if name == "default":
         return [()]
-    ways = [(f"-fuse-ld={name}",)]
+    ways: list[tuple[str, ...]] = [(f"-fuse-ld={name}",)]
     if name == "mold" and Path(MOLD_LIBEXEC, "ld").exists():
         ways.append(("-B", MOLD_LIBEXEC))
     return ways

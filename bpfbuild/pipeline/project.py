@@ -14,7 +14,6 @@ from ..errors import ConfigError, ProjectError
 from ..kernels.host import KERNEL_BTF
 from ..kernels.spec import is_kernel_spec
 from .config import (
-    CONFIG_NAME,
     DEFAULT_SKEL_HEADER,
     DEFAULT_SKEL_NAME,
     GLOB_CHARS,
@@ -23,8 +22,9 @@ from .config import (
     load_config,
 )
 from .includes import IncludeScanner, include_target
-from .layout import NAME_HINT, OUTPUT_DIR, RESERVED_NAMES, STATE_DIR, name_problem
+from .layout import NAME_HINT, RESERVED_NAMES, name_problem
 from .libbpf_source import LibbpfTree, load_tree
+from .names import CONFIG_NAME, OUTPUT_DIR, STATE_DIR
 
 if TYPE_CHECKING:
     from ..kernels.debian import Kernel
@@ -365,7 +365,7 @@ def load_project(root: Path) -> Project:
     for arch in arches:
         value = configured.get(arch.name)
         if value is not None and is_kernel_spec(value):
-            vmlinux[arch.name] = VmlinuxSource(value, _kernel(config.path, value, arch))
+            vmlinux[arch.name] = VmlinuxSource(value, _kernel(config, root, value, arch))
         elif value is not None:
             if not (root / value).is_file():
                 what = "a folder" if (root / value).is_dir() else "not found"
@@ -831,12 +831,15 @@ def _check_listed_file(root: Path, config_path: Path, app: str, key: str, path: 
         )
 
 
-def _kernel(config_path: Path, spec: str, arch: Arch) -> Kernel:
-    """The Debian kernel a [vmlinux] value names; errors say which key."""
+def _kernel(config: ProjectConfig, root: Path, spec: str, arch: Arch) -> Kernel:
+    """The Debian kernel a [vmlinux] value names, its BTF checked with the project's
+    bpftool; errors say which key."""
     from ..kernels.debian import KernelError, get_kernel
+    from .toolchain import chosen_bpftool
 
+    config_path = config.path
     try:
-        return get_kernel(spec, arch)
+        return get_kernel(spec, arch, chosen_bpftool(config.toolchain.bpftool, root))
     except KernelError as err:
         raise KernelError(
             f'{config_path}: [vmlinux] {arch.name} = "{spec}": {err.message}', hint=err.hint

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from doit.dependency import MD5Checker, SqliteDB
 from doit.tools import config_changed
@@ -153,7 +153,7 @@ class TargetsAsRecorded:
         return all(has_recorded_content(target, recorded.get(target)) for target in task.targets)
 
 
-TargetsAsRecorded.__signature__ = call_signature(TargetsAsRecorded)
+cast(Any, TargetsAsRecorded).__signature__ = call_signature(TargetsAsRecorded)
 
 
 class ConfigChanged(config_changed):

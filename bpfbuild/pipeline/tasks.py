@@ -1,205 +1,174 @@
-"""The task graph: doit task dicts for vmlinux.h, BPF objects, skeletons, user objects and apps."""
+"""The steps of a project, and how they become doit tasks: one StepBuilder per arch makes
+the steps of vmlinux.h, its PCH, BPF objects, skeletons, user objects and apps (steps.py
+is the model); other stages add theirs through step sources; to_doit turns each step
+into a doit task dict, and run_step is the action of every one of them."""
 
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import os
-import platform
 import re
-import shlex
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
-from ..arch import host_arch
+from doit.exceptions import TaskFailed
+
+from ..arch import bpf_target_flags, host_arch
 from ..errors import ToolchainError
-from . import actions, aliases, libbpf_source
-from .bpfcheck import require_programs
+from . import actions, aliases, header_cache, libbpf_source
+from .actions import (
+    BpfCompileArgs,
+    CopyArgs,
+    JsonArgs,
+    LinkArgs,
+    PchArgs,
+    ToolArgs,
+    VmlinuxArgs,
+    signature_once,
+)
 from .config import PCH_AUTO_MIN
 from .depfile import existing_deps
-from .elfcheck import bpf_expectation, bpftool_expectation, native_expectation
+from .elfcheck import ElfExpectation, bpf_expectation, bpftool_expectation, native_expectation
 from .layout import Layout
-from .project import KERNEL_BTF, BpfObject, Project
+from .project import BpfObject, Project
 from .state import ConfigChanged, TargetsAsRecorded
-from .toolchain import BPF_CPU, Toolchain
+from .steps import Command, Fallback, Step, StepRun, step_line, task_id
+from .toolchain import BPF_CPU, Tool, Toolchain
 
-if TYPE_CHECKING:  # bpfbuild.vm is imported only by the commands that verify in VMs
-    from ..vm.targets import Target, VerifyPlan
-
-TaskDict = dict
-
-
-def task_name(kind: str, item: str, arch: str | None = None, prefix: str = "") -> str:
-    """The full doit name of a bpfbuild task: `bpf:x86_64/hello`; with no arch, `app:hello`.
-    prefix names the project when a dodo.py holds several (`execsnoop.bpf:...`)."""
-    return f"{prefix}{kind}:{arch}/{item}" if arch else f"{prefix}{kind}:{item}"
+PCH_NOT_READY = "vmlinux.h.pch is not ready yet: this compile parses vmlinux.h (the same object)"
+"""What `-v` says under a BPF compile that runs while the PCH is being built."""
 
 
-@dataclass(frozen=True)
-class Command:
-    """One command of a step, as `-v` prints it: a line that pastes into a shell."""
+class StepBuilder:
+    """Makes the steps of one project for one arch.
 
-    argv: tuple[str, ...]
-    stdout: str | None = None
-    """The file the command's stdout is written to (bpftool btf dump, gen skeleton)."""
-
-    def shell(self) -> str:
-        line = shlex.join(self.argv)
-        return f"{line} > {shlex.quote(self.stdout)}" if self.stdout else line
-
-
-class TaskFactory:
-    """Creates the tasks of one project for one arch.
-
-    Every file_dep and target is absolute (doit may run from another folder, as the
+    Every input and output is absolute (doit may run from another folder, as the
     repo's dodo.py does); commands run in the project root with relative paths, so
     diagnostics and depfiles name `src/...`; -ffile-prefix-map turns the root that
     the compilers still record (DW_AT_comp_dir, BTF line info) into `.`, so objects,
     skeletons and executables are the same bytes wherever the project lives.
     """
 
-    def __init__(
-        self,
-        project: Project,
-        toolchain: Toolchain,
-        prefix: str = "",
-        verify: bool | VerifyPlan = False,
-    ) -> None:
+    def __init__(self, project: Project, toolchain: Toolchain, prefix: str = "") -> None:
         self.project = project
         self.toolchain = toolchain
         self.arch = toolchain.arch
         self.layout = Layout(project.root, self.arch.name)
         self.prefix = prefix
+        self.cwd = str(project.root)
+        """Where every command of a step runs."""
         self.show_arch = len(project.arches) > 1
         self._headers_include_skeletons: bool | None = None
         self._uses_pch: dict[str, bool] = {}
-        # verify: True (the running kernel) or a VerifyPlan (kernels x arches).
-        self.plan = None if isinstance(verify, bool) else verify
-        # Loading programs in the running kernel: only its own arch.
-        self.verify_tasks = (
-            bool(verify) and self.arch == host_arch() and (self.plan is None or self.plan.host)
-        )
-        self.vm_targets = self.plan.vms(self.arch.name) if self.plan else []
 
-    # -- naming and display -------------------------------------------------
+    # -- naming and the parts every step has ---------------------------------
 
-    def name(self, kind: str, item: str) -> str:
-        """Full doit task name of this arch, e.g. `bpf:x86_64/hello`."""
-        return task_name(kind, item, self.arch.name, self.prefix)
+    def id(self, kind: str, item: str) -> str:
+        """The id of a step of this arch, e.g. `bpf:x86_64/hello`."""
+        return task_id(kind, item, self.arch.name, self.prefix)
 
     def rel(self, path: Path) -> str:
         return str(path.relative_to(self.project.root))
 
-    def _task(
-        self,
-        kind: str,
-        item: str,
-        label: str,
-        shown: str,
-        commands: list[Command],
-        uptodate: list | None = None,
-        **task,
-    ) -> TaskDict:
-        """A task dict; its meta holds what the reporter shows (see step_line), and its
-        uptodate always ends with the check that its targets are as recorded."""
-        basename = f"{self.prefix}{kind}"
-        return {
-            "basename": basename,
-            "name": self.name(kind, item)[len(basename) + 1 :],
-            "title": task_title,
-            "meta": {
-                "kind": kind,
-                "label": label,
-                "shown": shown,
-                "arch": self.arch.name,
-                "several_arches": self.show_arch,
-                "commands": commands,
-                "cwd": str(self.project.root),
-            },
-            "uptodate": [*(uptodate or []), TargetsAsRecorded()],
-            **task,
-        }
-
-    @functools.cached_property
-    def _expect(self) -> dict[str, dict]:
-        """The `expect` argument of each kind of action: the ELF arch its output must have."""
-        toolchain, env = self.toolchain, dict(os.environ)
-        return {
-            "bpf": {"expect": bpf_expectation(self.arch, toolchain.clang.path, env)},
-            "bpftool": {"expect": bpftool_expectation(self.arch, toolchain.bpftool.path)},
-            # no C compiler for a cross arch without apps: nothing native to check
-            "cc": {
-                "expect": native_expectation(
-                    self.arch, toolchain.cc.path, self.arch == host_arch(), env
-                )
-            }
-            if toolchain.cc
-            else {},
-        }
-
-    def _changed(self, tool: str, argv: list[str], **extra) -> ConfigChanged:
-        """Rebuild when the tool's path or version, the arch or the command change."""
-        found = getattr(self.toolchain, tool.replace("-", "_"))
-        return ConfigChanged(
-            {
-                "tool": found.path,
-                "version": found.version,
-                "arch": self.arch.name,
-                "argv": argv,
-                **extra,
-            }
+    def step(self, kind: str, item: str, label: str | None, shown: str, **fields: Any) -> Step:
+        """A step of this arch; fields are Step's others (action, args, inputs...)."""
+        return Step(
+            id=self.id(kind, item),
+            kind=kind,
+            arch=self.arch.name,
+            label=label,
+            shown=shown,
+            several_arches=self.show_arch,
+            **fields,
         )
 
-    # -- tasks ---------------------------------------------------------------
+    @property
+    def cc(self) -> Tool:
+        """The arch's C compiler; find_toolchain looks for one whenever this arch has
+        user space to build."""
+        if self.toolchain.cc is None:
+            arch = self.arch
+            raise ToolchainError(
+                f"no C compiler for {arch.name}",
+                hint=f"apt-get install {' '.join(arch.user_space_packages)}",
+            )
+        return self.toolchain.cc
 
-    def vmlinux(self) -> TaskDict:
+    @functools.cached_property
+    def _expectations(self) -> dict[str, ElfExpectation | None]:
+        toolchain, env = self.toolchain, dict(os.environ)
+        return {
+            "bpf": bpf_expectation(self.arch, toolchain.clang.path, env),
+            "bpftool": bpftool_expectation(self.arch, toolchain.bpftool.path),
+            # no C compiler for a cross arch without apps: nothing native to check
+            "cc": native_expectation(self.arch, toolchain.cc.path, self.arch == host_arch(), env)
+            if toolchain.cc
+            else None,
+        }
+
+    def expect(self, tool: str) -> ElfExpectation | None:
+        """The ELF arch the output of tool ("bpf", "bpftool", "cc") must have."""
+        return self._expectations[tool]
+
+    def changed(self, tool: str, argv: Sequence[str], **extra: object) -> dict[str, object]:
+        """A step's config: rebuild when the tool's path or version, the arch or the
+        command change."""
+        found = getattr(self.toolchain, tool.replace("-", "_"))
+        return {
+            "tool": found.path,
+            "version": found.version,
+            "arch": self.arch.name,
+            "argv": list(argv),
+            **extra,
+        }
+
+    # -- steps ---------------------------------------------------------------
+
+    def vmlinux(self) -> Step:
         """vmlinux.h from BTF (bpftool btf dump) or copied from a ready header. For a
         Debian kernel ([vmlinux] arm64 = "debian:6.1"), the BTF is the one cut out of
         its image in the user's cache, and the kernel's provenance (package, version,
-        the .deb's SHA-256) is part of the task's state and written beside the header
+        the .deb's SHA-256) is part of the step's config and written beside the header
         as vmlinux.h.source.json."""
         source = self.project.vmlinux[self.arch.name]
         header = str(self.layout.vmlinux_header)
         source_path = str(source.file(self.project.root))
-        targets = [header]
+        fields: dict[str, Any]
         if source.is_header:
-            action = (actions.copy_file, (source_path, header))
-            commands = [Command(("cp", source_path, header))]
-            changed = ConfigChanged({"copy": source.path})
+            fields = {
+                "action": actions.copy_file,
+                "args": CopyArgs(source_path, header, self.cwd),
+                "outputs": (header,),
+                "config": {"copy": source.path},
+            }
         else:
-            argv = [self.toolchain.bpftool.path, "btf", "dump", "file", source_path, "format", "c"]
             bpftool = self.toolchain.bpftool
-            action = (
-                actions.generate_vmlinux,
-                (
-                    tuple(argv),
-                    str(self.project.root),
-                    header,
-                    source_path,
-                    (bpftool.path, bpftool.version),
-                ),
+            argv = [bpftool.path, "btf", "dump", "file", source_path, "format", "c"]
+            provenance = source.kernel.provenance() if source.kernel else None
+            args = VmlinuxArgs(
+                Command(tuple(argv), stdout=self.rel(self.layout.vmlinux_header)),
+                self.cwd,
+                header,
+                source_path,
+                (bpftool.path, bpftool.version),
+                provenance,
             )
-            commands = [Command(tuple(argv), stdout=self.rel(self.layout.vmlinux_header))]
-            kernel = {"kernel": source.kernel.provenance()} if source.kernel else {}
-            changed = self._changed("bpftool", argv, **kernel)
-        task_actions = [action]
-        if source.kernel:
-            record = header + ".source.json"
-            targets.append(record)
-            task_actions.append((write_provenance, (record, source.kernel.provenance())))
-        return self._task(
+            kernel = {"kernel": provenance} if provenance else {}
+            fields = {
+                "action": actions.generate_vmlinux,
+                "args": args,
+                "outputs": (header, args.provenance_record) if provenance else (header,),
+                "config": self.changed("bpftool", argv, **kernel),
+            }
+        return self.step(
             "vmlinux",
             "vmlinux.h",
             "GEN",
             self.rel(self.layout.vmlinux_header),
-            commands,
-            actions=task_actions,
-            file_dep=[source_path],
-            targets=targets,
-            uptodate=[changed],
+            inputs=(source_path,),
+            **fields,
         )
 
     def reproducible_flags(self) -> list[str]:
@@ -219,9 +188,7 @@ class TaskFactory:
             "-O2",  # the verifier rejects unoptimized BPF
             "-Wall",
             *self.reproducible_flags(),
-            "-target",
-            self.arch.bpf_target,  # BPF byte order must match the kernel's
-            f"-D__TARGET_ARCH_{self.arch.target_arch}",  # bpf_tracing.h picks PT_REGS by arch
+            *bpf_target_flags(self.arch),
             f"-mcpu={BPF_CPU}",  # the BPF ISA of every kernel bpfbuild targets (toolchain.BPF_CPU)
             "-I",
             self.rel(self.layout.include_dir),  # vmlinux.h for this arch
@@ -232,10 +199,10 @@ class TaskFactory:
             argv += ["-idirafter", directory]  # <linux/*.h>: -target bpf drops multiarch dirs
         return argv + self.project.config.build.bpf_cflags + list(obj.bpf_cflags if obj else ())
 
-    def vmlinux_pch(self) -> TaskDict:
+    def vmlinux_pch(self) -> Step:
         """vmlinux.h precompiled once per arch and flag set: parsing its ~3 MB is most
         of each BPF compile. Objects come out byte-identical to a build without it.
-        No compile waits for it (see actions.compile_bpf)."""
+        No compile waits for it (see bpf_compile)."""
         layout = self.layout
         pch, key_file = layout.vmlinux_pch, layout.vmlinux_pch_key
         argv = [
@@ -247,43 +214,39 @@ class TaskFactory:
             "-o",
             actions.partial(self.rel(pch)),
         ]
-        return self._task(
+        return self.step(
             "pch",
             "vmlinux.h.pch",
             "PCH",
             self.rel(pch),
-            [Command(tuple(argv))],
-            actions=[
-                (
-                    actions.build_pch,
-                    (
-                        tuple(argv),
-                        str(self.project.root),
-                        str(pch),
-                        str(key_file),
-                        self.pch_key,
-                        str(layout.vmlinux_header),
-                    ),
-                )
-            ],
-            file_dep=[str(layout.vmlinux_header)],
-            targets=[str(pch), str(key_file)],
-            uptodate=[self._changed("clang", argv)],
+            action=actions.build_pch,
+            args=PchArgs(
+                Command(tuple(argv)),
+                self.cwd,
+                str(pch),
+                str(key_file),
+                self.pch_key,
+                str(layout.vmlinux_header),
+            ),
+            inputs=(str(layout.vmlinux_header),),
+            outputs=(str(pch), str(key_file)),
+            config=self.changed("clang", argv),
         )
 
-    def pch_first(self) -> TaskDict:
-        """No action: the BPF compiles wait for this task, and it for vmlinux.h, as the
+    def pch_first(self) -> Step:
+        """No action: the BPF compiles wait for this step, and it for vmlinux.h, as the
         PCH does. When vmlinux.h is done, doit queues the ready tasks FIFO, so the PCH
-        is queued before this task releases the compiles: it starts first, and the
+        is queued before this step releases the compiles: it starts first, and the
         other jobs compile without it meanwhile. Always up to date: it runs nothing."""
-        return {
-            "basename": f"{self.prefix}order",
-            "name": self.name("order", "pch-first")[len(f"{self.prefix}order") + 1 :],
-            "actions": None,
-            "task_dep": [self.name("vmlinux", "vmlinux.h")],
-            "uptodate": [True],
-            "doc": f"starts the PCH of {self.arch.name} before the BPF compiles",
-        }
+        return self.step(
+            "order",
+            "pch-first",
+            None,
+            "",
+            order_only=(self.id("vmlinux", "vmlinux.h"),),
+            checks=(True,),
+            doc=f"starts the PCH of {self.arch.name} before the BPF compiles",
+        )
 
     def relocatable_pch_flags(self, use: bool = False) -> list[str]:
         """A PCH records the path of vmlinux.h, and the compiles that take it need that
@@ -301,8 +264,8 @@ class TaskFactory:
     @functools.cached_property
     def pch_key(self) -> str:
         """Names the flags and clang a PCH was built with; the key file adds vmlinux.h's
-        digest (content.CONTENT_DIGEST). Once per arch: every BPF task of the arch
-        passes it to its action."""
+        digest (content.CONTENT_DIGEST). Once per arch: every BPF step of the arch
+        passes it to its fallback's check."""
         clang = self.toolchain.clang
         # Without the project's folder (-ffile-prefix-map): the machine-wide cache
         # shares one relocatable PCH between projects.
@@ -310,8 +273,7 @@ class TaskFactory:
             flag.replace(str(self.project.root), "<root>")
             for flag in [*self.bpf_flags(), *self.relocatable_pch_flags()]
         ]
-        text = json.dumps([clang.path, clang.version, flags])
-        return hashlib.sha256(text.encode()).hexdigest()[:32]
+        return header_cache.key_of(clang.path, clang.version, flags)
 
     def uses_pch(self, obj: BpfObject) -> bool:
         """Only sources whose first directive includes vmlinux.h can take the PCH:
@@ -361,48 +323,52 @@ class TaskFactory:
             actions.partial(self.rel(layout.bpf_compiled(obj.name))),
         ]
 
-    def bpf_compile(self, obj: BpfObject) -> TaskDict:
+    def bpf_compile(self, obj: BpfObject) -> Step:
+        """One BPF object. When its source can take the PCH, the step's command takes
+        it, and its fallback (the same object) parses vmlinux.h: no compile waits for
+        the PCH, so on a clean build the other cores compile while one builds it."""
         layout = self.layout
         argv = self.bpf_compile_argv(obj)
-        targets = [str(layout.bpf_compiled(obj.name)), str(layout.bpf_depfile(obj.name))]
+        targets = (str(layout.bpf_compiled(obj.name)), str(layout.bpf_depfile(obj.name)))
+        args = BpfCompileArgs(
+            Command(tuple(argv)), self.cwd, targets, self.expect("bpf"), obj.source
+        )
         # vmlinux.h itself, not the 15 MB PCH: the PCH changes only with vmlinux.h
-        # or the flags, which this task tracks already.
-        file_dep = self._header_deps(obj.source, layout.bpf_depfile(obj.name))
-        direct_argv = pch = None
+        # or the flags, which this step tracks already.
+        inputs = self._header_deps(obj.source, layout.bpf_depfile(obj.name))
+        fallback = None
         if self.uses_pch(obj):
-            file_dep.append(str(layout.vmlinux_header))
-            direct_argv = tuple(self.bpf_compile_argv(obj, pch=False))
-            pch = (str(layout.vmlinux_pch_key), self.pch_key, str(layout.vmlinux_header))
-        return self._task(
+            inputs.append(str(layout.vmlinux_header))
+            direct = Command(tuple(self.bpf_compile_argv(obj, pch=False)))
+            fallback = Fallback(
+                replace(args, command=direct),
+                functools.partial(
+                    actions.pch_ready,
+                    str(layout.vmlinux_pch_key),
+                    self.pch_key,
+                    str(layout.vmlinux_header),
+                ),
+                PCH_NOT_READY,
+            )
+        return self.step(
             "bpf",
             obj.name,
             "BPF",
             obj.source,
-            [Command(tuple(argv))],
-            actions=[
-                (
-                    actions.compile_bpf,
-                    (
-                        tuple(argv),
-                        direct_argv,
-                        str(self.project.root),
-                        tuple(targets),
-                        targets[1],
-                        pch,
-                    ),
-                    self._expect["bpf"],
-                ),
-                (require_programs, (targets[0], obj.source)),
-            ],
-            file_dep=file_dep,
-            task_dep=[
-                self.name("order", "pch-first")
+            action=actions.compile_bpf,
+            args=args,
+            fallback=fallback,
+            inputs=tuple(inputs),
+            outputs=targets,
+            depfile=targets[1],
+            source=obj.source,
+            config=self.changed("clang", argv),
+            order_only=(
+                self.id("order", "pch-first")
                 if self.needs_pch()
-                else self.name("vmlinux", "vmlinux.h"),
-                *self.libbpf_header_tasks(),
-            ],
-            targets=targets,
-            uptodate=[self._changed("clang", argv)],
+                else self.id("vmlinux", "vmlinux.h"),
+                *self.libbpf_header_steps(),
+            ),
         )
 
     @property
@@ -411,48 +377,43 @@ class TaskFactory:
         libbpf 1.1's linker and skeleton generator refuse them."""
         return self.arch.bpf_target != host_arch().bpf_target
 
-    def bpf_link(self, obj: BpfObject) -> TaskDict:
+    def bpf_link(self, obj: BpfObject) -> Step:
         """`bpftool gen object`: static linking of BPF; also drops DWARF, keeps BTF.
         A cross-endian object is the compiled one as is (with its DWARF)."""
         compiled, linked = self.layout.bpf_compiled(obj.name), self.layout.bpf_object(obj.name)
+        fields: dict[str, Any]
         if self.cross_endian:
-            return self._task(
-                "bpfobj",
-                obj.name,
-                "GENOBJ",
-                self.rel(linked),
-                [Command(("cp", self.rel(compiled), self.rel(linked)))],
-                actions=[(actions.copy_file, (str(compiled), str(linked)))],
-                file_dep=[str(compiled)],
-                targets=[str(linked)],
-                uptodate=[ConfigChanged({"copy": "cross-endian"})],
-            )
-        argv = [
-            self.toolchain.bpftool.path,
-            "gen",
-            "object",
-            actions.partial(self.rel(linked)),
-            self.rel(compiled),
-        ]
-        return self._task(
+            fields = {
+                "action": actions.copy_file,
+                "args": CopyArgs(self.rel(compiled), self.rel(linked), self.cwd),
+                "config": {"copy": "cross-endian"},
+            }
+        else:
+            argv = [
+                self.toolchain.bpftool.path,
+                "gen",
+                "object",
+                actions.partial(self.rel(linked)),
+                self.rel(compiled),
+            ]
+            fields = {
+                "action": actions.run_tool,
+                "args": ToolArgs(
+                    Command(tuple(argv)), self.cwd, (str(linked),), self.expect("bpftool")
+                ),
+                "config": self.changed("bpftool", argv[3:4]),
+            }
+        return self.step(
             "bpfobj",
             obj.name,
             "GENOBJ",
             self.rel(linked),
-            [Command(tuple(argv))],
-            actions=[
-                (
-                    actions.run_tool,
-                    (tuple(argv), str(self.project.root), (str(linked),)),
-                    self._expect["bpftool"],
-                )
-            ],
-            file_dep=[str(compiled)],
-            targets=[str(linked)],
-            uptodate=[self._changed("bpftool", argv[3:4])],
+            inputs=(str(compiled),),
+            outputs=(str(linked),),
+            **fields,
         )
 
-    def skeleton(self, obj: BpfObject) -> TaskDict:
+    def skeleton(self, obj: BpfObject) -> Step:
         linked, header = self.layout.bpf_object(obj.name), self.layout.skeleton_header(obj.name)
         argv = [
             self.toolchain.bpftool.path,
@@ -462,21 +423,18 @@ class TaskFactory:
             "name",
             obj.skeleton_name,
         ]
-        return self._task(
+        return self.step(
             "skel",
             obj.name,
             "SKEL",
             self.rel(header),
-            [Command(tuple(argv), stdout=self.rel(header))],
-            actions=[
-                (
-                    actions.run_tool,
-                    (tuple(argv), str(self.project.root), (str(header),), str(header)),
-                )
-            ],
-            file_dep=[str(linked)],
-            targets=[str(header)],
-            uptodate=[self._changed("bpftool", argv[3:])],
+            action=actions.run_tool,
+            args=ToolArgs(
+                Command(tuple(argv), stdout=self.rel(header)), self.cwd, (str(header),), None
+            ),
+            inputs=(str(linked),),
+            outputs=(str(header),),
+            config=self.changed("bpftool", argv[3:]),
         )
 
     def user_compile_argv(self, source: str, app: str | None = None) -> list[str]:
@@ -484,7 +442,7 @@ class TaskFactory:
         layout, toolchain, build = self.layout, self.toolchain, self.project.config.build
         app_cflags = list(self.project.apps[app].cflags) if app else []
         return [
-            toolchain.cc.path,
+            self.cc.path,
             "-g",
             "-O2",
             "-Wall",
@@ -521,32 +479,30 @@ class TaskFactory:
         }
         return sorted(units, key=lambda unit: (unit[1] or "", unit[0]))
 
-    def user_compile(self, source: str, app: str | None = None) -> TaskDict:
+    def user_compile(self, source: str, app: str | None = None) -> Step:
         layout = self.layout
         argv = self.user_compile_argv(source, app)
         depfile = layout.user_depfile(source, app)
-        targets = [str(layout.user_object(source, app)), str(depfile)]
+        targets = (str(layout.user_object(source, app)), str(depfile))
         shown = f"{app}:{source}" if app else source  # an app's own object of source
-        return self._task(
+        return self.step(
             "cc",
             f"{app}/{source}" if app else source,
             "CC",
             shown,
-            [Command(tuple(argv))],
-            actions=[
-                (
-                    actions.compile_with_depfile,
-                    (tuple(argv), str(self.project.root), tuple(targets), targets[1]),
-                    self._expect["cc"],
-                )
-            ],
-            file_dep=self._header_deps(source, depfile),
+            action=actions.run_tool,
+            args=ToolArgs(Command(tuple(argv)), self.cwd, targets, self.expect("cc")),
+            inputs=tuple(self._header_deps(source, depfile)),
+            outputs=targets,
+            depfile=targets[1],
+            source=source,
+            config=self.changed("cc", argv),
             # Order only: on a first build there is no depfile yet to say which
             # skeletons a source includes; afterwards the depfile has them.
-            task_dep=[self.name("skel", name) for name in self.skeletons_needed(source)]
-            + self.libbpf_header_tasks(),
-            targets=targets,
-            uptodate=[self._changed("cc", argv)],
+            order_only=(
+                *[self.id("skel", name) for name in self.skeletons_needed(source)],
+                *self.libbpf_header_steps(),
+            ),
         )
 
     def skeletons_needed(self, source: str) -> list[str]:
@@ -567,7 +523,7 @@ class TaskFactory:
             name for name in _SKELETON_INCLUDE.findall(text) if name in self.project.bpf_objects
         ]
 
-    def link(self, app_name: str) -> TaskDict:
+    def link(self, app_name: str) -> Step:
         app, layout, toolchain = self.project.apps[app_name], self.layout, self.toolchain
         build = self.project.config.build
         executable = layout.executable(app_name)
@@ -579,7 +535,7 @@ class TaskFactory:
         libs, libraries = toolchain.link_libraries(build.static, [*other_flags, *app.libs])
         linker = toolchain.linker
         argv = [
-            toolchain.cc.path,
+            self.cc.path,
             *(linker.flags if linker else ()),  # [build] linker: -fuse-ld=mold...
             "-o",
             actions.partial(self.rel(executable)),
@@ -589,221 +545,38 @@ class TaskFactory:
             *libs,
             *app.libs,  # [app.NAME] libs, after libbpf's
         ]
-        strip_argv = None
-        commands = [Command(tuple(argv))]
-        if build.strip:  # toolchains_for() checked that strip exists
-            strip_argv = (
-                toolchain.strip.path,
-                "--strip-all",
-                actions.partial(self.rel(executable)),
+        strip = None
+        if build.strip and toolchain.strip:  # toolchains_for() checked that strip exists
+            strip = Command(
+                (toolchain.strip.path, "--strip-all", actions.partial(self.rel(executable)))
             )
-            commands.append(Command(strip_argv))
-        return self._task(
+        return self.step(
             "link",
             app_name,
             "LD",
             self.rel(executable),
-            commands,
-            actions=[
-                (
-                    actions.link_executable,
-                    (
-                        tuple(argv),
-                        str(self.project.root),
-                        str(executable),
-                        build.static,
-                        strip_argv,
-                    ),
-                    self._expect["cc"],
-                )
-            ],
-            file_dep=[str(layout.user_object(source, owner)) for source in app.sources]
-            + libraries
-            + self.libbpf_archive_dep(),
-            targets=[str(executable)],
-            uptodate=[
-                self._changed(
-                    "cc",
-                    argv,
-                    strip=bool(strip_argv),
-                    linker=[linker.path, linker.version] if linker else None,
-                )
-            ],
-        )
-
-    # -- verification (only for the running kernel's arch) -----------------
-
-    def verifier_runner(self) -> TaskDict:
-        """bpfverify, the static C program that loads each BPF program in the kernel:
-        static so that it also runs in a bare initramfs with no Python."""
-        from ..verify.runner import RUNNER_SOURCE, build_runner_command
-
-        runner = self.layout.verifier_runner
-        argv = build_runner_command(
-            self.toolchain.cc.path,
-            Path(actions.partial(self.rel(runner))),
-            RUNNER_SOURCE,
-            cflags=self.toolchain.libbpf.cflags,
-            ldflags=self.toolchain.libbpf.static_libs,
-        )
-        return self._task(
-            "tool",
-            "bpfverify",
-            "CC",
-            self.rel(runner),
-            [Command(tuple(argv))],
-            actions=[
-                (
-                    actions.run_tool,
-                    (tuple(argv), str(self.project.root), (str(runner),)),
-                    self._expect["cc"],
-                )
-            ],
-            file_dep=[
-                str(RUNNER_SOURCE),
-                *self.toolchain.link_libraries(True, [])[1],
+            action=actions.link_executable,
+            args=LinkArgs(
+                Command(tuple(argv)),
+                strip,
+                self.cwd,
+                str(executable),
+                build.static,
+                self.expect("cc"),
+            ),
+            inputs=(
+                *[str(layout.user_object(source, owner)) for source in app.sources],
+                *libraries,
                 *self.libbpf_archive_dep(),
-            ],
-            targets=[str(runner)],
-            task_dep=self.libbpf_header_tasks(),
-            uptodate=[self._changed("cc", argv)],
+            ),
+            outputs=(str(executable),),
+            config=self.changed(
+                "cc",
+                argv,
+                strip=bool(strip),
+                linker=[linker.path, linker.version] if linker else None,
+            ),
         )
-
-    def verify(self, obj: BpfObject) -> TaskDict:
-        """Load every program of one object in the running kernel; save the report.
-        Up to date while the object, the runner and the kernel (release, BTF) are."""
-        layout = self.layout
-        rodata = self.project.config.verify.rodata.get(obj.name, {})
-        report = layout.verify_report(obj.name)
-        bpf_object, runner = layout.bpf_object(obj.name), layout.verifier_runner
-        return self._task(
-            "verify",
-            obj.name,
-            "VERIFY",
-            self.rel(bpf_object),
-            [
-                Command(
-                    (
-                        self.rel(runner),
-                        "--log-dir",
-                        self.rel(layout.verify_dir(obj.name)),
-                        *[f"--set={k}={v}" for k, v in rodata.items()],
-                        self.rel(bpf_object),
-                    )
-                )
-            ],
-            actions=[
-                (
-                    actions.verify_object,
-                    (
-                        str(runner),
-                        str(bpf_object),
-                        str(layout.verify_dir(obj.name)),
-                        rodata,
-                        obj.name,
-                        self.arch.name,
-                        str(report),
-                    ),
-                )
-            ],
-            file_dep=[str(bpf_object), str(runner), KERNEL_BTF],
-            # `bpfbuild verify` on a fresh tree: the PCH (no compile waits for it)
-            task_dep=self.pch_tasks(),
-            targets=[str(report)],
-            uptodate=[
-                ConfigChanged({"kernel": platform.release(), "rodata": rodata}),
-                (actions.report_complete, (str(report),)),
-            ],
-        )
-
-    def vm_verify(self, target: Target) -> TaskDict:
-        """Boot target's kernel once with every object of this arch and save their
-        reports. Up to date while the objects, the runner and the kernel image are."""
-        from ..vm.initramfs import GuestObject
-        from ..vm.session import VmJob
-
-        layout, kernel = self.layout, target.kernel
-        folder = layout.vm_verify_dir(kernel.release)
-        rodata = self.project.config.verify.rodata
-        objects = tuple(
-            GuestObject(name, layout.bpf_object(name), rodata.get(name, {}))
-            for name in self.project.bpf_objects
-        )
-        job = VmJob(
-            spec=target.spec,
-            arch=self.arch.name,
-            image=str(kernel.image),
-            runner=str(layout.verifier_runner),
-            objects=objects,
-            log_root=str(folder),
-            reports={o.name: str(folder / f"{o.name}.json") for o in objects},
-            timeout=self.project.config.verify.timeout,
-        )
-        return {
-            "basename": f"{self.prefix}vmverify",
-            "name": f"{self.arch.name}/{kernel.release}",
-            "doc": f"verify every object of {self.arch.name} in a VM of {target.spec}",
-            # No kbuild line: the VM's progress line (bpfbuild.vm.progress) says it all.
-            "actions": [(actions.verify_in_vm, (job,))],
-            "file_dep": [str(o.path) for o in objects]
-            + [str(layout.verifier_runner), str(kernel.image)],
-            "task_dep": self.pch_tasks(),
-            "targets": list(job.reports.values()),
-            "uptodate": [
-                ConfigChanged(
-                    {
-                        "kernel": kernel.provenance(),
-                        "release": kernel.release,
-                        "rodata": {o.name: o.rodata for o in objects},
-                    }
-                )
-            ],
-        }
-
-    # -- the compile database for editors (clangd) --------------------------
-
-    def compile_commands(self) -> TaskDict:
-        """compile_commands.json at the project root: one entry per BPF and user
-        source, from the argv builders the compile tasks use. BPF entries are the
-        commands without the PCH (the same object; an editor's clang may not read
-        clang 14's PCH). One task for the project whatever the arch, so a build for
-        another arch rewrites the file (its commands differ)."""
-        root = str(self.project.root)
-        entries = [
-            {
-                "directory": root,
-                "file": str(self.project.root / obj.source),
-                "arguments": self.bpf_compile_argv(obj, pch=False),
-                "output": str(self.layout.bpf_compiled(obj.name)),
-            }
-            for obj in self.project.bpf_objects.values()
-        ] + [
-            {
-                "directory": root,
-                "file": str(self.project.root / source),
-                "arguments": self.user_compile_argv(source, app),
-                "output": str(self.layout.user_object(source, app)),
-            }
-            for source, app in self.user_units()
-        ]
-        database = self.project.root / COMPILE_COMMANDS
-        return {
-            "basename": f"{self.prefix}compdb",
-            "name": COMPILE_COMMANDS,
-            "title": task_title,
-            "meta": {
-                "kind": "compdb",
-                "label": "GEN",
-                "shown": COMPILE_COMMANDS,
-                "arch": self.arch.name,
-                "several_arches": False,
-                "commands": [],
-                "cwd": root,
-            },
-            "actions": [(actions.write_json, (str(database), entries))],
-            "targets": [str(database)],
-            "uptodate": [ConfigChanged({"entries": entries})],
-        }
 
     def _header_deps(self, source: str, depfile: Path) -> list[str]:
         """The source plus every file its previous compile read (see existing_deps)."""
@@ -813,49 +586,56 @@ class TaskFactory:
     def needs_pch(self) -> bool:
         return any(self.uses_pch(obj) for obj in self.project.bpf_objects.values())
 
-    def pch_tasks(self) -> list[str]:
-        """The PCH task's name when this arch has one: no compile waits for it, so a
-        run of only some tasks (an app, the verification) has to name it."""
-        return [self.name("pch", "vmlinux.h.pch")] if self.needs_pch() else []
+    def pch_steps(self) -> list[str]:
+        """The PCH step's id when this arch has one: no compile waits for it, so a run
+        of only some steps (an app, the verification) has to name it."""
+        return [self.id("pch", "vmlinux.h.pch")] if self.needs_pch() else []
 
     # -- libbpf from [libbpf] source, and aliases ----------------------------
 
-    def libbpf_header_tasks(self) -> list[str]:
-        """Names of the tasks that install libbpf's headers (none with pkg-config):
+    def libbpf_header_steps(self) -> list[str]:
+        """Ids of the steps that install libbpf's headers (none with pkg-config):
         every compile waits for them before its first run."""
         tree = self.toolchain.libbpf.tree
-        return [self.name("libbpf-h", header) for header in tree.headers] if tree else []
+        return [self.id("libbpf-h", header) for header in tree.headers] if tree else []
 
     def libbpf_archive_dep(self) -> list[str]:
         """libbpf.a as a link dependency: a libbpf edit relinks every app."""
         archive = self.toolchain.libbpf.archive
         return [str(self.project.root / archive)] if archive else []
 
-    def libbpf_header(self, header: str) -> TaskDict:
+    def libbpf_header(self, header: str) -> Step:
         """One public header copied to output/<arch>/libbpf/include/bpf/ (make
         install_headers), where -I finds it ahead of the system's <bpf/...>."""
-        tree = self.toolchain.libbpf.tree
+        tree = self._libbpf_tree
         source = str(tree.src / header)
         installed = str(self.layout.libbpf_include_dir / "bpf" / header)
-        return self._task(
+        return self.step(
             "libbpf-h",
             header,
             "INSTALL",
             self.rel(Path(installed)),
-            [Command(("cp", source, installed))],
-            actions=[(actions.copy_file, (source, installed))],
-            file_dep=[source],
-            targets=[installed],
+            action=actions.copy_file,
+            args=CopyArgs(source, installed, self.cwd),
+            inputs=(source,),
+            outputs=(installed,),
         )
 
-    def libbpf_compile(self, source: str) -> TaskDict:
+    @property
+    def _libbpf_tree(self) -> libbpf_source.LibbpfTree:
+        """[libbpf] source: asked for only by the steps that build it."""
+        tree = self.toolchain.libbpf.tree
+        assert tree is not None, "libbpf is not built from source"
+        return tree
+
+    def libbpf_compile(self, source: str) -> Step:
         """One libbpf source compiled as libbpf's Makefile does, for this arch."""
-        tree, layout = self.toolchain.libbpf.tree, self.layout
+        tree, layout = self._libbpf_tree, self.layout
         path = self.rel(tree.root / source)
         depfile = layout.libbpf_depfile(source)
-        targets = [str(layout.libbpf_object(source)), str(depfile)]
+        targets = (str(layout.libbpf_object(source)), str(depfile))
         argv = [
-            self.toolchain.cc.path,
+            self.cc.path,
             *libbpf_source.compile_flags(self.rel(tree.root)),
             "-MD",
             "-MP",
@@ -866,76 +646,74 @@ class TaskFactory:
             "-o",
             actions.partial(self.rel(layout.libbpf_object(source))),
         ]
-        return self._task(
+        return self.step(
             "libbpf-cc",
             Path(source).name,
             "CC",
             path,
-            [Command(tuple(argv))],
-            actions=[
-                (
-                    actions.compile_with_depfile,
-                    (tuple(argv), str(self.project.root), tuple(targets), targets[1]),
-                    self._expect["cc"],
-                )
-            ],
-            file_dep=self._header_deps(path, depfile),
-            targets=targets,
-            uptodate=[self._changed("cc", argv)],
+            action=actions.run_tool,
+            args=ToolArgs(Command(tuple(argv)), self.cwd, targets, self.expect("cc")),
+            inputs=tuple(self._header_deps(path, depfile)),
+            outputs=targets,
+            depfile=targets[1],
+            config=self.changed("cc", argv),
         )
 
-    def libbpf_archive(self) -> TaskDict:
+    def libbpf_archive(self) -> Step:
         """libbpf.a from this arch's libbpf objects."""
-        tree, layout = self.toolchain.libbpf.tree, self.layout
+        tree, layout = self._libbpf_tree, self.layout
         archive = layout.libbpf_archive
         objects = [self.rel(layout.libbpf_object(source)) for source in tree.sources]
-        argv = [self.toolchain.ar.path, "rcsD", actions.partial(self.rel(archive)), *objects]
-        return self._task(
+        ar = self.toolchain.ar
+        assert ar is not None, "find_toolchain finds ar when libbpf is built from source"
+        argv = [ar.path, "rcsD", actions.partial(self.rel(archive)), *objects]
+        return self.step(
             "libbpf-ar",
             "libbpf.a",
             "AR",
             self.rel(archive),
-            [Command(tuple(argv))],
-            actions=[(libbpf_source.archive, (tuple(argv), str(self.project.root), str(archive)))],
-            file_dep=[str(layout.libbpf_object(source)) for source in tree.sources],
-            targets=[str(archive)],
-            uptodate=[ConfigChanged({"ar": self.toolchain.ar.path, "argv": argv})],
+            action=actions.archive_library,
+            args=ToolArgs(Command(tuple(argv)), self.cwd, (str(archive),), None),
+            inputs=tuple(str(layout.libbpf_object(source)) for source in tree.sources),
+            outputs=(str(archive),),
+            config={"ar": ar.path, "argv": argv},
         )
 
-    def alias(self, app_name: str, alias: str) -> TaskDict:
+    def alias(self, app_name: str, alias: str) -> Step:
         """output/<arch>/ALIAS -> APP, a relative link beside the executable."""
         link = self.layout.executable(alias)
-        return self._task(
+        return self.step(
             "alias",
             alias,
             "LN",
             self.rel(link),
-            [Command(("ln", "-sfn", app_name, self.rel(link)))],
-            actions=[(aliases.make_alias, (str(link), app_name))],
-            task_dep=[self.name("link", app_name)],
-            targets=[str(link)],
-            # the target check records the link itself (state.file_state)
-            uptodate=[ConfigChanged({"alias_of": app_name})],
+            action=aliases.make_alias,
+            args=aliases.AliasArgs(str(link), app_name, self.cwd),
+            order_only=(self.id("link", app_name),),
+            outputs=(str(link),),
+            # the outputs' check records the link itself (state.file_state)
+            config={"alias_of": app_name},
         )
 
-    def stale_alias_removal(self) -> TaskDict:
+    def stale_alias_removal(self) -> Step:
         """Removes the alias links a former config made (only links to an app)."""
         apps = self.project.apps
         keep = tuple(a for app in apps.values() for a in app.aliases)
-        args = (str(self.layout.arch_dir), keep, tuple(apps))
-        return self._task(
+        args = aliases.StaleAliasArgs(str(self.layout.arch_dir), keep, tuple(apps), self.cwd)
+        return self.step(
             "unalias",
             "stale",
             "UNALIAS",
             f"{self.rel(self.layout.arch_dir)}/",
-            [],  # which links are stale is known only when it runs (no command to show)
-            actions=[(aliases.remove_stale_aliases, args)],
+            action=aliases.remove_stale_aliases,
+            args=args,
             # after the alias links are made: never beside one being renamed into place
-            task_dep=[self.name("alias", a) for a in keep],
-            uptodate=[(aliases.no_stale_aliases, args)],
+            order_only=tuple(self.id("alias", a) for a in keep),
+            checks=((aliases.no_stale_aliases, (args,)),),
         )
 
-    def tasks(self) -> Iterator[TaskDict]:
+    def steps(self) -> Iterator[Step]:
+        """The build's own steps of this arch."""
         tree = self.toolchain.libbpf.tree
         for header in tree.headers if tree else ():
             yield self.libbpf_header(header)
@@ -959,20 +737,159 @@ class TaskFactory:
             yield self.bpf_link(obj)
             if not self.cross_endian:
                 yield self.skeleton(obj)
-        for source, app in self.user_units():
-            yield self.user_compile(source, app)
+        for source, owner in self.user_units():
+            yield self.user_compile(source, owner)
         for app_name, app in self.project.apps.items():
             yield self.link(app_name)
             for alias in app.aliases:
                 yield self.alias(app_name, alias)
         yield self.stale_alias_removal()
-        if self.verify_tasks or self.vm_targets:
-            yield self.verifier_runner()
-        if self.verify_tasks:
-            for obj in self.project.bpf_objects.values():
-                yield self.verify(obj)
-        for target in self.vm_targets:
-            yield self.vm_verify(target)
+
+
+StepSource = Callable[[StepBuilder], Iterable[Step]]
+"""Steps another stage adds to each arch's build (bpfbuild.verify's verification): a
+callable given the arch's StepBuilder (its project, toolchain, layout and ids)."""
+
+
+def compile_database(builder: StepBuilder, steps: Iterable[Step]) -> Step:
+    """compile_commands.json at the project root: one entry per BPF and user source,
+    the commands of the compile steps. BPF entries are the commands without the PCH
+    (a step's plain arguments: the same object; an editor's clang may not read clang
+    14's PCH). One step for the project whatever the arch, so a build for another arch
+    rewrites the file (its commands differ)."""
+    root = builder.project.root
+    entries = []
+    for step in steps:
+        args = step.plain_args
+        if step.kind in ("bpf", "cc") and isinstance(args, ToolArgs) and step.source:
+            entries.append(
+                {
+                    "directory": args.cwd,
+                    "file": str(root / step.source),
+                    "arguments": list(args.command.argv),
+                    "output": step.outputs[0],
+                }
+            )
+    database = str(root / COMPILE_COMMANDS)
+    return Step(
+        id=task_id("compdb", COMPILE_COMMANDS, prefix=builder.prefix),
+        kind="compdb",
+        arch=builder.arch.name,
+        label="GEN",
+        shown=COMPILE_COMMANDS,
+        action=actions.write_json,
+        args=JsonArgs(database, entries, builder.cwd),
+        outputs=(database,),
+        config={"entries": entries},
+    )
+
+
+def project_steps(
+    project: Project,
+    toolchains: Sequence[Toolchain],
+    prefix: str = "",
+    sources: Sequence[StepSource] = (),
+) -> Iterator[Step]:
+    """Every step of a project for every arch, with those the step sources add, then
+    the compile database and one `app:NAME` group per app."""
+    builders = [StepBuilder(project, toolchain, prefix) for toolchain in toolchains]
+    if not builders:
+        return
+    compdb_builder = next((b for b in builders if b.arch == host_arch()), builders[0])
+    compiles: list[Step] = []
+    for builder in builders:
+        for step in builder.steps():
+            if builder is compdb_builder:
+                compiles.append(step)
+            yield step
+        for source in sources:
+            yield from source(builder)
+    yield compile_database(compdb_builder, compiles)
+    pch_steps = [name for builder in builders for name in builder.pch_steps()]  # first
+    for app_name, app in project.apps.items():
+        yield Step(
+            id=task_id("app", app_name, prefix=prefix),
+            kind="app",
+            arch=None,
+            order_only=(
+                *pch_steps,
+                *[b.id("link", app_name) for b in builders],
+                *[b.id("alias", alias) for b in builders for alias in app.aliases],
+            ),
+            doc=f"build app {app_name} for " + ", ".join(b.arch.name for b in builders),
+        )
+
+
+# -- the doit backend: a step as a doit task ------------------------------------------
+
+RUN_KEY = "bpfbuild"
+"""The key of a task's doit `meta` that holds its StepRun (run_of reads it)."""
+
+
+def to_doit(step: Step) -> dict[str, Any]:
+    """The doit task dict of a step; the one place that knows doit's task keys. Every
+    step with an action is up to date only while its outputs are as recorded."""
+    basename, _, name = step.id.partition(":")
+    run = StepRun(step)
+    uptodate: list[Any] = [ConfigChanged(step.config)] if step.config is not None else []
+    uptodate += step.checks
+    task: dict[str, Any] = {
+        "basename": basename,
+        "name": name,
+        "title": task_title,
+        "meta": {RUN_KEY: run},
+        "actions": [(run_step, (run,))] if step.action else None,
+        "file_dep": list(step.inputs),
+        "targets": list(step.outputs),
+        "task_dep": list(step.order_only),
+        "uptodate": [*uptodate, TargetsAsRecorded()] if step.action else uptodate,
+    }
+    if step.doc:
+        task["doc"] = step.doc
+    return task
+
+
+@signature_once
+def run_step(run: StepRun, task: Any) -> Any:
+    """The doit action of every step: its action on the arguments its run takes (the
+    ones the reporter printed), then, for a compile, the headers its depfile names
+    become inputs before doit saves the task, so the next build finds the same inputs
+    and runs nothing. doit passes `task` by name."""
+    args = run.start()
+    step = run.step
+    assert step.action is not None
+    result = step.action(args)
+    if step.depfile and not isinstance(result, TaskFailed):
+        task.file_dep.update(existing_deps(Path(args.cwd), Path(step.depfile)))
+    return result
+
+
+def run_of(task: Any) -> StepRun | None:
+    """The StepRun of a doit task made by to_doit; None for another (a dodo.py's own)."""
+    meta = task.meta
+    return meta.get(RUN_KEY) if meta else None
+
+
+def step_of(task: Any) -> Step | None:
+    """The step of a doit task made by to_doit; None for another."""
+    run = run_of(task)
+    return run.step if run else None
+
+
+def task_title(task: Any) -> str:
+    """doit title of every bpfbuild task: its kbuild-style line, else its name."""
+    step = step_of(task)
+    return step_line(step) if step and step.label else task.name
+
+
+def project_tasks(
+    project: Project,
+    toolchains: Sequence[Toolchain],
+    prefix: str = "",
+    sources: Sequence[StepSource] = (),
+) -> Iterator[dict[str, Any]]:
+    """The doit tasks of project_steps."""
+    return map(to_doit, project_steps(project, toolchains, prefix, sources))
 
 
 COMPILE_COMMANDS = "compile_commands.json"
@@ -993,55 +910,3 @@ def includes_vmlinux_first(source: Path) -> bool:
         if line:
             return bool(_VMLINUX_INCLUDE.match(line))
     return False
-
-
-def write_provenance(path: str, provenance: dict) -> None:
-    """Record where vmlinux.h came from (a doit action; written atomically)."""
-    partial = actions.partial(path)
-    Path(partial).write_text(json.dumps(provenance, indent=1, sort_keys=True) + "\n")
-    os.replace(partial, path)
-
-
-def step_line(meta: dict, indent: str = "  ") -> str:
-    """The kbuild-style line of a step, from its task's meta: `  BPF     src/x.bpf.c`,
-    naming the arch when the project builds several. With indent="", one space
-    separates label and path (`BPF src/x.bpf.c`), as inside a sentence."""
-    label = f"{meta['label']:<8}" if indent else f"{meta['label']} "
-    suffix = f" ({meta['arch']})" if meta["several_arches"] else ""
-    return f"{indent}{label}{meta['shown']}{suffix}"
-
-
-def task_title(task) -> str:
-    """doit title of every bpfbuild task: its kbuild-style line."""
-    return step_line(task.meta) if task.meta else task.name
-
-
-def project_tasks(
-    project: Project,
-    toolchains: list[Toolchain],
-    prefix: str = "",
-    verify: bool | VerifyPlan = False,
-) -> Iterator[TaskDict]:
-    """All tasks of a project for every arch, plus one `app:NAME` group per app;
-    with verify, also the verification tasks of the host arch, and with a
-    VerifyPlan those of its kernels and arches."""
-    factories = [TaskFactory(project, toolchain, prefix, verify) for toolchain in toolchains]
-    for factory in factories:
-        yield from factory.tasks()
-    if factories:
-        yield next((f for f in factories if f.arch == host_arch()), factories[0]).compile_commands()
-    pch_tasks = [name for factory in factories for name in factory.pch_tasks()]  # first
-    for app_name in project.apps:
-        yield {
-            "basename": f"{prefix}app",
-            "name": app_name,
-            "actions": None,
-            "task_dep": pch_tasks
-            + [task_name("link", app_name, t.arch.name, prefix) for t in toolchains]
-            + [
-                task_name("alias", alias, t.arch.name, prefix)
-                for t in toolchains
-                for alias in project.apps[app_name].aliases
-            ],
-            "doc": f"build app {app_name} for " + ", ".join(t.arch.name for t in toolchains),
-        }

@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..arch import Arch, host_arch
+from ..arch import LIBRARIES, Arch, host_arch
 from ..errors import ToolchainError
 from . import linker as linkers
 from .layout import Layout
 from .libbpf_source import LibbpfTree
+from .names import TOOLCHAIN_CACHE_NAME
 
 if TYPE_CHECKING:
     from .project import Project
@@ -51,7 +52,6 @@ DEBIAN_PACKAGE = {
     "cc": "gcc",
     "llvm-strip": "llvm",
     "pkg-config": "pkg-config",
-    "libbpf": "libbpf-dev",
 }
 
 
@@ -130,9 +130,8 @@ class Toolchain:
 
     @property
     def system_include_dirs(self) -> list[str]:
-        """Added with -idirafter to BPF compiles: -target bpf drops the multiarch dir,
-        so <linux/*.h> uapi headers (which include <asm/*.h>) would not be found."""
-        return [self.arch.multiarch_include_dir, "/usr/include"]
+        """Added with -idirafter to BPF compiles (Arch.bpf_include_dirs)."""
+        return list(self.arch.bpf_include_dirs)
 
 
 def resolve_libraries(flags: list[str], library_dirs: list[str], static: bool) -> list[str]:
@@ -201,7 +200,9 @@ class _VersionCache:
             except (OSError, ValueError):
                 data = {}
             if isinstance(data, dict) and data.get("format") == self.FORMAT:
-                self.entries = data.get("entries", {})
+                entries = data.get("entries")
+                if isinstance(entries, dict):  # a malformed entry is a miss
+                    self.entries = {k: e for k, e in entries.items() if _well_formed(e)}
 
     def get(self, key: str, stamp_paths: list[str], compute) -> dict:
         """The cached value while the files of stamp_paths, and those the value names in
@@ -217,6 +218,15 @@ class _VersionCache:
         self.dirty = True
         return value
 
+    def stamped_paths(self) -> set[str]:
+        """Every file and folder whose stat keys an entry: the tools' binaries, and what
+        each probe found (pkg-config's folders and .pc files)."""
+        paths: set[str] = set()
+        for entry in self.entries.values():
+            paths.update(item[0] for item in entry["stamp"])
+            paths.update(entry["value"].get("stamp_paths", []))
+        return paths
+
     def save(self) -> None:
         if self.dirty and self.path:
             # One temporary file per process: two builds starting at once both save.
@@ -231,6 +241,27 @@ class _VersionCache:
                 # raised (a missing tool) is what the user must see.
                 tmp.unlink(missing_ok=True)
             self.dirty = False
+
+
+def _well_formed(entry: object) -> bool:
+    """An entry as get() writes it: {"stamp": [[path, size, mtime], ...], "value":
+    {..., "stamp_paths": [path, ...]}}."""
+    if not isinstance(entry, dict):
+        return False
+    stamp, value = entry.get("stamp"), entry.get("value")
+    return (
+        isinstance(stamp, list)
+        and all(isinstance(item, list) and item and isinstance(item[0], str) for item in stamp)
+        and isinstance(value, dict)
+        and isinstance(value.get("stamp_paths", []), list)
+        and all(isinstance(path, str) for path in value.get("stamp_paths", []))
+    )
+
+
+def probed_paths(version_cache: str) -> set[str]:
+    """The paths whose stat keys the version cache at version_cache (.bpfbuild/
+    toolchain.json): the no-op stamp watches them too (fastpath.py)."""
+    return _VersionCache(Path(version_cache)).stamped_paths()
 
 
 def _stamp(path: str) -> list:
@@ -315,8 +346,7 @@ CLANG_CANDIDATES = ["clang"] + [f"clang-{v}" for v in range(21, MIN_CLANG - 1, -
 def _configured(what: str, env: str, configured: str, root: Path | None, hint: str) -> str:
     """The path of the tool [toolchain] names: a name in PATH, or a path (relative to
     the project root when it has a slash)."""
-    candidate = str(root / configured) if root and "/" in configured else configured
-    path = _which([candidate])
+    path = _which([_project_tool(configured, root)])
     if not path:
         raise ToolchainError(
             f"[toolchain] {what} = '{configured}' in bpfbuild.toml is not an executable",
@@ -402,6 +432,17 @@ def installed_clangs() -> list[tuple[str, str]]:
     each clang-NN, in discovery's order."""
     found = [(name, _which([name])) for name in CLANG_CANDIDATES]
     return [(name, path) for name, path in found if path]
+
+
+def chosen_bpftool(configured: str = "", root: Path | None = None) -> str | None:
+    """The bpftool the user chose, as find_bpftool takes it: $BPFTOOL, else [toolchain]
+    bpftool; None when neither is set (bpftool in PATH)."""
+    return os.environ.get("BPFTOOL") or (_project_tool(configured, root) if configured else None)
+
+
+def _project_tool(configured: str, root: Path | None) -> str:
+    """A tool named in bpfbuild.toml: a path relative to the project, or a name in PATH."""
+    return str(root / configured) if root and "/" in configured else configured
 
 
 def find_bpftool(cache: _VersionCache, configured: str = "", root: Path | None = None) -> Bpftool:
@@ -507,49 +548,118 @@ def libbpf_from_source(arch: Arch, tree: LibbpfTree, root: Path, cache: _Version
         "-I",
         rel(tree.root / "include" / "uapi"),
     ]  # the uapi its headers expect
-    libs, static_libs = _system_libs(
-        arch, ["libelf", "zlib"], ["-lelf", "-lz"], cache, "libelf-dev zlib1g-dev"
-    )
+    libs, static_libs = _system_libs(arch, ["libelf", "zlib"], ["-lelf", "-lz"], cache)
     return Libbpf(
         tree.version, cflags, [archive, *libs], [archive, *static_libs], tree=tree, archive=archive
     )
 
 
+SEARCH_VARIABLES = ("PKG_CONFIG_PATH", "PKG_CONFIG_LIBDIR", "PKG_CONFIG_SYSROOT_DIR")
+"""What chooses the .pc files pkg-config reads: part of every cached answer's key."""
+
+
+@dataclass(frozen=True)
+class PkgConfig:
+    """pkg-config as bpfbuild runs it for one arch: a cross arch sees only its own .pc
+    files (and the arch-independent ones), never the host's."""
+
+    path: str
+    arch: Arch
+    env: dict[str, str]
+
+    @classmethod
+    def for_arch(cls, path: str, arch: Arch) -> PkgConfig:
+        env = dict(os.environ)
+        if arch != host_arch():
+            env["PKG_CONFIG_LIBDIR"] = arch.pkg_config_libdir
+        return cls(path, arch, env)
+
+    def cache_key(self, what: str) -> str:
+        """The key of a cached answer about what: the arch and the search variables."""
+        return ":".join([what, self.arch.name, *(self.env.get(v, "") for v in SEARCH_VARIABLES)])
+
+    def stamp_paths(self) -> list[str]:
+        """pkg-config itself and the folders it searches: a .pc file added or removed
+        there changes its answers (the .pc files it read are stamped with them)."""
+        dirs = [
+            f"{self.arch.multiarch_lib_dir}/pkgconfig",
+            "/usr/lib/pkgconfig",
+            "/usr/share/pkgconfig",
+        ]
+        dirs += [
+            d
+            for var in ("PKG_CONFIG_PATH", "PKG_CONFIG_LIBDIR")
+            for d in self.env.get(var, "").split(":")
+            if d
+        ]
+        return [self.path, *dirs]
+
+    def ask(self, *args: str) -> str:
+        """pkg-config's answer; ToolchainError when it fails (a package not found)."""
+        return _capture([self.path, *args], env=self.env).strip()
+
+    def pc_files(self, packages: list[str]) -> list[str]:
+        """The .pc files pkg-config reads for packages: theirs and, transitively, those
+        of their Requires and Requires.private (libbpf: libelf, zlib)."""
+        files: list[str] = []
+        seen: set[str] = set()
+        todo = list(packages)
+        while todo:
+            package = todo.pop(0)
+            if package in seen:
+                continue
+            seen.add(package)
+            done = subprocess.run(
+                [self.path, "--path", package], capture_output=True, text=True, env=self.env
+            )
+            if done.returncode == 0 and done.stdout.strip():
+                files.append(os.path.normpath(done.stdout.strip()))
+            for option in ("--print-requires", "--print-requires-private"):
+                done = subprocess.run(
+                    [self.path, option, package], capture_output=True, text=True, env=self.env
+                )
+                todo += [line.split()[0] for line in done.stdout.splitlines() if line.strip()]
+        return files
+
+    def install_hint(self, packages: list[str]) -> str:
+        """The Debian commands that install packages (-dev names) for this arch."""
+        if self.arch == host_arch():
+            return f"apt-get install {' '.join(packages)}"
+        wanted = " ".join(f"{p}:{self.arch.debian_arch}" for p in packages)
+        return (
+            f"dpkg --add-architecture {self.arch.debian_arch} && apt-get update && "
+            f"apt-get install {wanted}"
+        )
+
+
 def _system_libs(
-    arch: Arch, packages: list[str], fallback: list[str], cache: _VersionCache, debian_packages: str
+    arch: Arch, packages: list[str], fallback: list[str], cache: _VersionCache
 ) -> tuple[list[str], list[str]]:
     """pkg-config's (--libs, --static --libs) of packages for arch; fallback when there
-    is no pkg-config; an error naming the Debian packages when their .pc files are absent."""
-    pkg_config = _which([os.environ.get("PKG_CONFIG", "pkg-config")])
-    if not pkg_config:
+    is no pkg-config; an error naming the Debian packages when their .pc files are
+    absent. Re-probed when the search variables, the folders or a .pc file read change."""
+    path = _which([os.environ.get("PKG_CONFIG", "pkg-config")])
+    if not path:
         return fallback, fallback
-    env = dict(os.environ)
-    if arch != host_arch():
-        env["PKG_CONFIG_LIBDIR"] = arch.pkg_config_libdir
-    pc_dirs = [f"{arch.multiarch_lib_dir}/pkgconfig", "/usr/lib/pkgconfig", "/usr/share/pkgconfig"]
+    pkg_config = PkgConfig.for_arch(path, arch)
 
     def probe() -> dict:
         try:
             return {
-                "libs": shlex.split(_capture([pkg_config, "--libs", *packages], env=env)),
-                "static": shlex.split(
-                    _capture([pkg_config, "--static", "--libs", *packages], env=env)
-                ),
+                "libs": shlex.split(pkg_config.ask("--libs", *packages)),
+                "static": shlex.split(pkg_config.ask("--static", "--libs", *packages)),
+                "stamp_paths": pkg_config.pc_files(packages),
             }
         except ToolchainError:
-            wanted = debian_packages.split()
-            add = ""
-            if arch != host_arch():
-                wanted = [f"{p}:{arch.debian_arch}" for p in wanted]
-                add = f"dpkg --add-architecture {arch.debian_arch} && apt-get update && "
+            debian = [library.package for library in LIBRARIES if library.pkg_config in packages]
             raise ToolchainError(
                 f"{' and '.join(packages)} not found by pkg-config for {arch.name}, "
                 "needed to link libbpf built from [libbpf] source",
-                hint=f"{add}apt-get install {' '.join(wanted)}",
+                hint=pkg_config.install_hint(debian),
             ) from None
 
-    key = f"syslibs:{arch.name}:{' '.join(packages)}:{env.get('PKG_CONFIG_PATH', '')}"
-    info = cache.get(key, [pkg_config, *pc_dirs], probe)
+    key = pkg_config.cache_key(f"syslibs:{' '.join(packages)}")
+    info = cache.get(key, pkg_config.stamp_paths(), probe)
     return info["libs"], info["static"]
 
 
@@ -559,45 +669,24 @@ def find_libbpf(arch: Arch, cache: _VersionCache, library_dirs: list[str] | None
     PKG_CONFIG_LIBDIR, PKG_CONFIG_SYSROOT_DIR: part of the key; their dirs: stamped)
     or a .pc file it read changes. With library_dirs (the compiler's), a libbpf found only as an archive
     links with the --static list even in a dynamic link."""
-    pkg_config = _find("pkg-config", "PKG_CONFIG", ["pkg-config"])
-    env = dict(os.environ)
-    if arch != host_arch():
-        env["PKG_CONFIG_LIBDIR"] = arch.pkg_config_libdir
-    key = ":".join(
-        [
-            "libbpf",
-            arch.name,
-            *(
-                env.get(var, "")
-                for var in ("PKG_CONFIG_PATH", "PKG_CONFIG_LIBDIR", "PKG_CONFIG_SYSROOT_DIR")
-            ),
-        ]
-    )
-    pc_dirs = [f"{arch.multiarch_lib_dir}/pkgconfig", "/usr/lib/pkgconfig", "/usr/share/pkgconfig"]
-    pc_dirs += [
-        d
-        for var in ("PKG_CONFIG_PATH", "PKG_CONFIG_LIBDIR")
-        for d in env.get(var, "").split(":")
-        if d
-    ]
+    pkg_config = PkgConfig.for_arch(_find("pkg-config", "PKG_CONFIG", ["pkg-config"]), arch)
 
     def probe() -> dict:
         def ask(*args: str) -> str:
             try:
-                answer = _capture([pkg_config, *args, "libbpf"], env=env).strip()
+                answer = pkg_config.ask(*args, "libbpf")
             except ToolchainError:
-                add = (
-                    ""
-                    if arch == host_arch()
-                    else f"dpkg --add-architecture {arch.debian_arch} && apt-get update && "
-                )
                 raise ToolchainError(
                     f"libbpf not found by pkg-config for {arch.name}",
-                    hint=f"{add}apt-get install {' '.join(arch.library_packages)}",
+                    hint=pkg_config.install_hint([library.package for library in LIBRARIES]),
                 ) from None
             if not answer and args == ("--modversion",):
                 raise _not_the_tool(
-                    pkg_config, "pkg-config", [pkg_config, *args, "libbpf"], answer, "PKG_CONFIG"
+                    pkg_config.path,
+                    "pkg-config",
+                    [pkg_config.path, *args, "libbpf"],
+                    answer,
+                    "PKG_CONFIG",
                 )
             return answer
 
@@ -606,10 +695,10 @@ def find_libbpf(arch: Arch, cache: _VersionCache, library_dirs: list[str] | None
             "cflags": shlex.split(ask("--cflags")),
             "libs": shlex.split(ask("--libs")),
             "static_libs": shlex.split(ask("--static", "--libs")),
-            "stamp_paths": _pc_files(pkg_config, env),
+            "stamp_paths": pkg_config.pc_files(["libbpf"]),
         }
 
-    info = cache.get(key, [pkg_config, *pc_dirs], probe)
+    info = cache.get(pkg_config.cache_key("libbpf"), pkg_config.stamp_paths(), probe)
     libs = info["libs"]
     if library_dirs is not None:
         shared = resolve_libraries(libs, library_dirs, static=False)
@@ -628,30 +717,6 @@ def find_linker(choice: str, cc: Tool, cache: _VersionCache) -> linkers.Linker:
         ),
     )
     return linkers.from_dict(found)
-
-
-def _pc_files(pkg_config: str, env: dict[str, str]) -> list[str]:
-    """The .pc files pkg-config reads for libbpf: its own and, transitively, those of
-    its Requires and Requires.private (libelf, zlib)."""
-    files: list[str] = []
-    seen: set[str] = set()
-    todo = ["libbpf"]
-    while todo:
-        package = todo.pop(0)
-        if package in seen:
-            continue
-        seen.add(package)
-        done = subprocess.run(
-            [pkg_config, "--path", package], capture_output=True, text=True, env=env
-        )
-        if done.returncode == 0 and done.stdout.strip():
-            files.append(os.path.normpath(done.stdout.strip()))
-        for option in ("--print-requires", "--print-requires-private"):
-            done = subprocess.run(
-                [pkg_config, option, package], capture_output=True, text=True, env=env
-            )
-            todo += [line.split()[0] for line in done.stdout.splitlines() if line.strip()]
-    return files
 
 
 def _split_env(name: str) -> list[str]:
@@ -676,7 +741,7 @@ def find_toolchain(
     may choose bpftool ([toolchain]) and build libbpf from source ([libbpf]).
     user_space=False (nothing to link for a cross arch): no C compiler, strip or
     cross libbpf is needed, and none is looked for. linker: [build] linker."""
-    cache = _VersionCache(state_dir / "toolchain.json" if state_dir else None)
+    cache = _VersionCache(state_dir / TOOLCHAIN_CACHE_NAME if state_dir else None)
     user_space = user_space or arch == host_arch()
     tree = project.libbpf if project and user_space else None
     try:
@@ -698,7 +763,7 @@ def find_toolchain(
         )
         cc = find_cc(arch, cache) if user_space else None
         library_dirs = compiler_library_dirs(cc.path, cache) if cc else []
-        if tree and project:
+        if tree and project:  # a tree comes from the project's [libbpf]
             libbpf = libbpf_from_source(arch, tree, project.root, cache)
         else:
             libbpf = find_libbpf(

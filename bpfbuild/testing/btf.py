@@ -13,11 +13,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from ..errors import BpfBuildError
-
-BTF_MAGIC = 0xEB9F
+from ..kernels.abi import parse_btf_header
 
 
 class BtfError(BpfBuildError):
@@ -92,7 +91,7 @@ class BtfType:
     nelems: int = 0
 
 
-class Layout(Protocol):
+class ValueLayout(Protocol):
     """Anything that turns the raw bytes of a value into a dict: BTF or user-given."""
 
     size: int
@@ -133,17 +132,16 @@ class Btf:
     """All types of one BTF blob, indexed by id (id 0 is void)."""
 
     def __init__(self, raw: bytes, endian: str | None = None) -> None:
-        if len(raw) < 24:
-            raise BtfError("BTF data is too short for its header")
-        if endian is None:
-            endian = "<" if struct.unpack_from("<H", raw)[0] == BTF_MAGIC else ">"
-        self.endian = endian
-        magic, _version, _flags, hdr_len = struct.unpack_from(endian + "HBBI", raw)
-        if magic != BTF_MAGIC:
+        header = parse_btf_header(raw)
+        if header is None or endian not in (None, header.struct_order):
             raise BtfError(
-                f"bad BTF magic {magic:#x}", hint="is this a BPF object built with clang -g?"
+                f"not a whole BTF blob (it starts with {raw[:4].hex() or 'nothing'})",
+                hint="is this a BPF object built with clang -g?",
             )
-        type_off, type_len, str_off, str_len = struct.unpack_from(endian + "IIII", raw, 8)
+        self.endian = header.struct_order
+        self.byte_order: Literal["little", "big"] = "big" if header.big_endian else "little"
+        hdr_len, type_off, type_len = header.hdr_len, header.type_off, header.type_len
+        str_off, str_len = header.str_off, header.str_len
         self.strings = raw[hdr_len + str_off : hdr_len + str_off + str_len]
         self.types: list[BtfType] = [BtfType(0, Kind.UNKN, "void")]
         self._parse_types(raw[hdr_len + type_off : hdr_len + type_off + type_len])
@@ -358,7 +356,7 @@ class Btf:
         return self._decode(self._type(type_ref).type_id, raw[:size])
 
     def _int(self, raw: bytes, signed: bool) -> int:
-        return int.from_bytes(raw, "little" if self.endian == "<" else "big", signed=signed)
+        return int.from_bytes(raw, self.byte_order, signed=signed)
 
     def _decode(self, type_id: int, raw: bytes) -> Any:
         t = self.resolve(type_id)
@@ -428,7 +426,7 @@ class Btf:
         return out
 
     def _get_bits(self, raw: bytes, bit_offset: int, bits: int) -> int:
-        whole = int.from_bytes(raw, "little" if self.endian == "<" else "big")
+        whole = int.from_bytes(raw, self.byte_order)
         shift = bit_offset if self.endian == "<" else len(raw) * 8 - bit_offset - bits
         return (whole >> shift) & ((1 << bits) - 1)
 
@@ -445,7 +443,7 @@ class Btf:
         return bytes(buf)
 
     def _put_int(self, buf: bytearray, offset: int, size: int, value: int, signed: bool) -> None:
-        order = "little" if self.endian == "<" else "big"
+        order = self.byte_order
         try:
             buf[offset : offset + size] = int(value).to_bytes(
                 size, order, signed=signed and value < 0
@@ -535,7 +533,7 @@ class Btf:
     def _set_bits(
         self, buf: bytearray, offset: int, size: int, bit_offset: int, bits: int, value: int
     ) -> None:
-        order = "little" if self.endian == "<" else "big"
+        order = self.byte_order
         whole = int.from_bytes(buf[offset : offset + size], order)
         shift = bit_offset if order == "little" else size * 8 - bit_offset - bits
         mask = ((1 << bits) - 1) << shift

@@ -24,8 +24,8 @@ import errno as errno_codes
 import functools
 import logging
 import os
-import platform
 import re
+import shlex
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -33,32 +33,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..arch import ARCHES, host_arch_name
 from ..errors import BpfBuildError, ToolchainError
-from ..kernels.host import (
+from ..kernels.abi import (
+    BPF_ANY,
     ENOSYS_REASON,
+    ENOTSUPP,
+    PERCPU_MAP_TYPES,
+    RINGBUF_MAP_TYPE,
+    errno_description,
+    errno_name,
+)
+from ..kernels.host import (
+    MOUNT_TRACEFS,
     describe_missing_privilege,
     has_bpf_privileges,
     tracefs_mounted,
 )
 from ..verify.log import missing_ksym
-from .btf import Btf, Layout
+from .btf import Btf, ValueLayout
 
 log = logging.getLogger("bpfbuild.testing.libbpf")
 log.addHandler(logging.NullHandler())  # libbpf's messages go into errors; print only if asked
 
 LIBBPF_SONAME = "libbpf.so.1"
-ENOTSUPP = 524
-"""The kernel-internal "not supported" code some BPF commands return (no libc name)."""
-
-BPF_ANY = 0
-BPF_NOEXIST = 1
-BPF_EXIST = 2
-
-PERCPU_MAP_TYPES = {5, 6, 10, 21}
-"""BPF_MAP_TYPE_PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH, PERCPU_CGROUP_STORAGE."""
-RINGBUF_MAP_TYPE = 27
-"""BPF_MAP_TYPE_RINGBUF."""
-
 KPROBE_SECTIONS = (
     "kprobe",
     "kretprobe",
@@ -70,13 +68,6 @@ KPROBE_SECTIONS = (
 """Section prefixes attached through kprobes, which some kernels are built without."""
 TRACEPOINT_SECTIONS = ("tp", "tracepoint")
 """Section prefixes attached through tracefs (perf tracepoint events)."""
-
-VA_LIST_SIZES = {"x86_64": 24, "aarch64": 32}
-"""Bytes of a va_list, for the arches whose print callback gets it by pointer.
-
-libbpf's print callback receives a va_list; on these arches that arrives as a
-pointer, which vsnprintf can consume. Copying the bytes first lets us format twice
-when the first buffer was too small (what va_copy does there)."""
 
 
 class BpfError(BpfBuildError):
@@ -248,7 +239,11 @@ def _libc() -> ctypes.CDLL:
 
 def _format(fmt: int, ap: int) -> str:
     """printf-format libbpf's message with C's vsnprintf on the va_list pointer."""
-    va_size = VA_LIST_SIZES.get(platform.machine())
+    # libbpf's print callback receives a va_list; where it arrives as a pointer of
+    # known size (Arch.va_list_size), copying its bytes lets vsnprintf run twice when
+    # the first buffer was too small (what va_copy does there).
+    host = host_arch_name()
+    va_size = ARCHES[host].va_list_size if host else None
     if va_size is None:  # cannot copy the va_list: format once, into a large buffer
         buf = ctypes.create_string_buffer(1 << 20)
         _libc().vsnprintf(buf, len(buf), fmt, ap)
@@ -316,9 +311,7 @@ def _error(
 ) -> BpfError:
     """The error for a failed operation, of the subclass its errno and context call for."""
     err = abs(err)
-    reason = errno_codes.errorcode.get(err, "ENOTSUPP" if err == ENOTSUPP else str(err))
-    description = os.strerror(err) if err != ENOTSUPP else "Operation not supported"
-    message = f"{op} {what} failed: {reason} ({description})"
+    message = f"{op} {what} failed: {errno_name(err)} ({errno_description(err)})"
     text = _log_text(sink) if sink is not None else ""
     kind = section.split("/", 1)[0]
     privileged = has_bpf_privileges()
@@ -384,7 +377,7 @@ class TestRunResult:
     """Average duration of one repetition, in nanoseconds."""
 
 
-Decoder = None | type | str | Layout | Callable[[bytes], Any]
+Decoder = None | type | str | ValueLayout | Callable[[bytes], Any]
 """How to turn raw bytes into a value; see Map.lookup."""
 
 
@@ -715,7 +708,7 @@ class Program:
         self._require_loaded("attach")
         hint = None
         if self.section.split("/", 1)[0] in TRACEPOINT_SECTIONS and not tracefs_mounted():
-            hint = "tracefs is not mounted: mount -t tracefs nodev /sys/kernel/tracing"
+            hint = f"tracefs is not mounted: {shlex.join(MOUNT_TRACEFS)}"
         with _capture() as sink:
             ctypes.set_errno(0)
             handle = lib().bpf_program__attach(self._handle)
@@ -895,7 +888,7 @@ class Map:
 
     def update(self, key: Any, value: Any, flags: int = BPF_ANY) -> None:
         """Set key to value (bytes, int or dict); for a per-CPU map a list sets each CPU,
-        a single value sets every CPU."""
+        a single value sets every CPU. flags: kernels.abi.BPF_ANY, BPF_NOEXIST, BPF_EXIST."""
         key_raw = self._encode(key, self.key_size, "key")
         if self.per_cpu:
             per_cpu = value if isinstance(value, list) else [value] * num_possible_cpus()

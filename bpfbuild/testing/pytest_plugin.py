@@ -25,9 +25,12 @@ import pytest
 
 from ..arch import host_arch
 from ..errors import BpfBuildError
+from ..kernels.host import KERNEL_BTF, MOUNT_TRACEFS, TRACEFS
 from ..pipeline.layout import Layout
+from ..pipeline.names import CONFIG_NAME
 from .libbpf import (
     TRACEPOINT_SECTIONS,
+    BpfError,
     BpfObject,
     BpfPrivilegeError,
     BpfUnsupportedError,
@@ -35,18 +38,16 @@ from .libbpf import (
     tracefs_mounted,
 )
 
-PROJECT_FILE = "bpfbuild.toml"
 PROJECT_ENV = "BPFBUILD_PROJECT"
 """Environment variable: the project root, if the tests run from elsewhere."""
 ARCH_ENV = "BPFBUILD_ARCH"
 """Environment variable: which arch's objects to test (default: the host's)."""
-TRACEFS = Path("/sys/kernel/tracing")
 
 FEATURES: dict[str, tuple[Callable[[], bool], str]] = {
     "root": (has_bpf_privileges, "needs root or CAP_BPF to load BPF programs"),
     "btf": (
-        lambda: Path("/sys/kernel/btf/vmlinux").exists(),
-        "kernel has no BTF (/sys/kernel/btf/vmlinux): CO-RE and tp_btf need it",
+        lambda: Path(KERNEL_BTF).exists(),
+        f"kernel has no BTF ({KERNEL_BTF}): CO-RE and tp_btf need it",
     ),
     "kprobes": (
         lambda: (
@@ -88,8 +89,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def skip_reason(exc: BaseException) -> str | None:
     """Why a test should be skipped rather than fail because of this error, if it should."""
     if isinstance(exc, (BpfPrivilegeError, BpfUnsupportedError)):
-        return f"{exc.message} ({exc.hint})" if exc.hint else exc.message
+        return _missing_here(exc)
     return None
+
+
+def _missing_here(exc: BpfError) -> str:
+    """The skip reason of an error that says what this kernel or process lacks."""
+    return f"{exc.message} ({exc.hint})" if exc.hint else exc.message
 
 
 @pytest.hookimpl(wrapper=True)
@@ -98,7 +104,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     try:
         return (yield)
     except (BpfPrivilegeError, BpfUnsupportedError) as exc:
-        pytest.skip(skip_reason(exc))
+        pytest.skip(_missing_here(exc))
 
 
 # ------------------------------------------------------------------- project
@@ -128,7 +134,7 @@ def find_project_root(starts: list[Path], environ: Mapping[str, str] = os.enviro
         return Path(environ[PROJECT_ENV]).resolve()
     for start in starts:
         for folder in [start.resolve(), *start.resolve().parents]:
-            if (folder / PROJECT_FILE).is_file():
+            if (folder / CONFIG_NAME).is_file():
                 return folder
     return None
 
@@ -139,7 +145,7 @@ def bpf_project(pytestconfig: pytest.Config) -> BpfProject:
     root = find_project_root([Path.cwd(), pytestconfig.rootpath])
     if root is None:
         pytest.fail(
-            f"no {PROJECT_FILE} found above {Path.cwd()} or {pytestconfig.rootpath}; "
+            f"no {CONFIG_NAME} found above {Path.cwd()} or {pytestconfig.rootpath}; "
             f"run the tests inside a bpfbuild project or set {PROJECT_ENV}",
             pytrace=False,
         )
@@ -177,7 +183,7 @@ def mount_tracefs() -> str | None:
     if not has_bpf_privileges():
         return "tracefs is not mounted and mounting it needs root"
     result = subprocess.run(
-        ["mount", "-t", "tracefs", "nodev", str(TRACEFS)],
+        list(MOUNT_TRACEFS),
         capture_output=True,
         text=True,
         check=False,
@@ -217,7 +223,7 @@ class BpfObjectFactory:
             if load:
                 obj.load()
         except (BpfPrivilegeError, BpfUnsupportedError) as exc:
-            pytest.skip(skip_reason(exc))
+            pytest.skip(_missing_here(exc))
         if any(p.section.split("/", 1)[0] in TRACEPOINT_SECTIONS for p in obj.programs.values()):
             reason = mount_tracefs()
             if reason:

@@ -10,13 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import VerifyError
+from ..pipeline.config import VerifyConfig
 from .formats import aligned_columns, cell_text
 from .log import NOT_ROOT_HINT, Verdict
 from .results import ProgramResult
-
-DEFAULT_MAX_GROWTH_PCT = 10.0
-"""Baseline: processed instructions or states may grow by at most this percentage."""
-
 
 BASELINE_FORMAT = 1
 
@@ -104,11 +101,12 @@ class Change:
     @property
     def percent(self) -> float | None:
         """Growth relative to before; infinite when it grew from zero."""
-        if self.diff is None:
+        before, diff = self.before, self.diff
+        if before is None or diff is None:
             return None
-        if self.before == 0:
-            return 0.0 if self.diff == 0 else math.copysign(math.inf, self.diff)
-        return 100.0 * self.diff / self.before
+        if before == 0:
+            return 0.0 if diff == 0 else math.copysign(math.inf, diff)
+        return 100.0 * diff / before
 
 
 @dataclass(frozen=True)
@@ -172,7 +170,7 @@ def _change_cells(change: Change) -> tuple[str, str, str, str]:
 def compare_baseline(
     path: Path,
     results: Iterable[ProgramResult],
-    max_growth_pct: float = DEFAULT_MAX_GROWTH_PCT,
+    max_growth_pct: float = VerifyConfig.max_growth,
 ) -> Comparison:
     """Compare results with a baseline. A regression: a program that passed no longer
     passes, or its processed instructions or total states grew by more than

@@ -6,16 +6,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ..errors import VerifyError
+from ..pipeline.config import VerifyConfig
 from .baseline import Comparison
 from .log import Verdict
 from .results import DEFAULT_INSN_LIMIT, ObjectReport, ProgramResult, VerifyReport
 
-DEFAULT_MAX_SHARE = 0.5
-"""Budget: a passing program may use at most this share of the instruction limit."""
-
 
 def check_budget(
-    results: Iterable[ProgramResult], max_share: float = DEFAULT_MAX_SHARE
+    results: Iterable[ProgramResult], max_share: float = VerifyConfig.max_insn_share
 ) -> list[str]:
     """One line per passing program that uses more than `max_share` of the insn limit."""
     problems = []
@@ -32,7 +30,7 @@ def check_budget(
 def failures(
     report: VerifyReport,
     *,
-    max_share: float = DEFAULT_MAX_SHARE,
+    max_share: float = VerifyConfig.max_insn_share,
     comparison: Comparison | None = None,
 ) -> list[str]:
     """Every reason to fail: rejections, budget overruns, baseline regressions.
@@ -52,7 +50,7 @@ def failures(
 def raise_for_failures(
     report: VerifyReport,
     *,
-    max_share: float = DEFAULT_MAX_SHARE,
+    max_share: float = VerifyConfig.max_insn_share,
     comparison: Comparison | None = None,
 ) -> None:
     """Raise one VerifyError listing every failure, if any."""

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import fields
 
 from .log import Verdict
-from .results import ProgramResult, VerifyReport
+from .results import ObjectReport, ProgramResult, VerifyReport
 
 TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("Program", "name"),
@@ -85,7 +85,7 @@ def format_csv(results: Iterable[ProgramResult], report: VerifyReport | None = N
     """One row per program, every ProgramResult field, header first. With the report
     of a run on several kernels, each row starts with its kernel_spec and kernel."""
     names = [f.name for f in fields(ProgramResult)]
-    rows = [(None, r) for r in results]
+    rows: list[tuple[ObjectReport | None, ProgramResult]] = [(None, r) for r in results]
     if report is not None:
         names = ["kernel_spec", "kernel", *names]
         rows = [(o, r) for o in report.objects for r in o.results]

@@ -10,16 +10,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..errors import VerifyError
-from ..kernels.host import ENOSYS_REASON
+from ..kernels.abi import ENOSYS_REASON, errno_name, missing_privilege
 
 RUNNER_FORMAT = 1
 """The `format` the runner's first line must carry (bpfverify.c OUTPUT_FORMAT)."""
 
 LIBBPF_PREFIX = "libbpf: "
 """libbpf prefixes each of its messages so; the runner appends them to each log."""
-
-ENOTSUPP = 524
-"""The kernel-internal "operation not supported" errno the bpf() syscall can leak."""
 
 
 class Verdict(enum.StrEnum):
@@ -168,7 +165,8 @@ _LIBBPF_RELO_FAILED_RE = re.compile(
 
 def split_log(text: str) -> tuple[str, list[str]]:
     """Split a runner log file into the kernel's verifier log and libbpf's lines."""
-    kernel, libbpf = [], []
+    kernel: list[str] = []
+    libbpf: list[str] = []
     for line in text.splitlines():
         (libbpf if line.startswith(LIBBPF_PREFIX) else kernel).append(line)
     return "\n".join(kernel), [line[len(LIBBPF_PREFIX) :] for line in libbpf]
@@ -447,10 +445,7 @@ def classify_failure(load_errno: int, log: str, libbpf_lines: Sequence[str]) -> 
         return Classification(
             Verdict.UNSUPPORTED, f"attach target '{m[1]}' is not in the running kernel's BTF"
         )
-    name = errno.errorcode.get(
-        load_errno, "ENOTSUPP" if load_errno == ENOTSUPP else str(load_errno)
-    )
-    reason = f"the kernel refused the load with {name} and no verifier log"
+    reason = f"the kernel refused the load with {errno_name(load_errno)} and no verifier log"
     if libbpf_error:
         reason += f" ({libbpf_error})"
     return Classification(Verdict.UNSUPPORTED, reason)
@@ -487,21 +482,17 @@ def no_privilege_reason(probe_errno: int, euid: int, capable: bool) -> tuple[str
             "outside any seccomp filter that refuses bpf() (a container's, a sandbox's)"
         )
     if euid == 0 and not capable:
-        return (
-            "no BPF privilege: no CAP_BPF/CAP_SYS_ADMIN (running as root, but with those "
-            "capabilities dropped)"
-        ), (
+        return f"no BPF privilege: {missing_privilege(euid, capable)}", (
             "run without dropping capabilities (no `setpriv --bounding-set=-all`, `capsh "
             "--drop`, or a container without CAP_BPF), or add CAP_BPF with CAP_PERFMON and "
             "CAP_NET_ADMIN"
         )
     if not capable:
-        return "no BPF privilege: not root, and no CAP_BPF/CAP_SYS_ADMIN", NOT_ROOT_HINT
-    name = errno.errorcode.get(probe_errno, str(probe_errno))
+        return f"no BPF privilege: {missing_privilege(euid, capable)}", NOT_ROOT_HINT
     return (
-        f"the kernel refused a trivial program with {name} although CAP_BPF or "
-        "CAP_SYS_ADMIN is effective",
-        ("check kernel.unprivileged_bpf_disabled, lockdown and LSM policies of this machine"),
+        f"the kernel refused a trivial program with {errno_name(probe_errno)}: "
+        + missing_privilege(euid, capable),
+        "check kernel.unprivileged_bpf_disabled, lockdown and LSM policies of this machine",
     )
 
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..errors import VerifyError
-from ..kernels.host import ENOSYS_REASON
+from ..kernels.abi import ENOSYS_REASON
 from .log import NOT_ROOT_HINT, Verdict
 
 DEFAULT_INSN_LIMIT = 1_000_000
@@ -62,7 +63,7 @@ class ProgramResult:
             return None
         return self.insns_processed / (self.insn_limit or DEFAULT_INSN_LIMIT)
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, Any]:  # not `object`: a field of this class is named so
         data = asdict(self)
         data["verdict"] = self.verdict.value
         data["log_path"] = str(self.log_path) if self.log_path else None

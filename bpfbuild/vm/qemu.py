@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..arch import get_arch, host_arch
+from ..arch import VM, VmFacts, get_arch, host_arch
 from ..cache import cache_root
 from ..errors import BpfBuildError
 
@@ -30,18 +30,12 @@ class VmError(BpfBuildError):
 
 @dataclass(frozen=True)
 class Machine:
-    """How to boot a Debian kernel of one arch in qemu."""
+    """An arch whose Debian kernels qemu boots, with its VM facts (arch.VM)."""
 
     arch: str
     """bpfbuild's arch name."""
-    package: str
-    """The Debian package that provides its qemu system emulator."""
-    console: str
-    """The kernel's name of the serial console the board has."""
-    tcg_args: tuple[str, ...]
-    """Board and CPU under TCG (emulation)."""
-    kvm_args: tuple[str, ...]
-    """Board and CPU under KVM."""
+    facts: VmFacts
+    """Its console, board and CPU, and the qemu package (arch.VM)."""
 
     @property
     def qemu(self) -> str:
@@ -55,25 +49,9 @@ class Machine:
 
 
 MACHINES: dict[str, Machine] = {
-    m.arch: m
-    for m in (
-        Machine(
-            "x86_64",
-            "qemu-system-x86",
-            "ttyS0",
-            ("-M", "pc", "-cpu", "max"),
-            ("-M", "pc", "-enable-kvm", "-cpu", "host"),
-        ),
-        # pauth-impdef: the architected pointer-auth algorithm costs TCG 4x the boot time
-        Machine(
-            "arm64",
-            "qemu-system-arm",
-            "ttyAMA0",
-            ("-M", "virt", "-cpu", "max,pauth-impdef=on"),
-            ("-M", "virt", "-enable-kvm", "-cpu", "host"),
-        ),
-    )
+    name: Machine(name, facts) for name, facts in VM.items() if facts is not None
 }
+"""The arches bpfbuild boots VMs of."""
 
 
 def machine_for(arch: str) -> Machine:
@@ -89,7 +67,7 @@ def qemu_binary(machine: Machine) -> str:
     if not found:
         raise VmError(
             f"{machine.qemu} not found: needed to verify {machine.arch} kernels in a VM",
-            hint=f"apt-get install {machine.package}",
+            hint=f"apt-get install {machine.facts.qemu_package}",
         )
     return found
 
@@ -98,7 +76,7 @@ def qemu_command(machine: Machine, image: Path, initramfs: Path, kvm: bool) -> l
     """The qemu command that boots image with initramfs, console on stdout."""
     return [
         qemu_binary(machine),
-        *(machine.kvm_args if kvm else machine.tcg_args),
+        *(machine.facts.kvm_args if kvm else machine.facts.tcg_args),
         "-m",
         str(MEMORY_MB),
         "-smp",
@@ -114,7 +92,7 @@ def qemu_command(machine: Machine, image: Path, initramfs: Path, kvm: bool) -> l
         "-initrd",
         str(initramfs),
         "-append",
-        f"console={machine.console} panic=-1 quiet rdinit=/init",
+        f"console={machine.facts.console} panic=-1 quiet rdinit=/init",
     ]
 
 
@@ -190,11 +168,13 @@ def run(command: Sequence[str], timeout: float, on_line: Callable[[str], object]
     timer = threading.Timer(timeout, expire)
     timer.daemon = True
     timer.start()
+    console, errors = process.stdout, process.stderr
+    assert console is not None and errors is not None  # start() pipes both
     stderr: list[bytes] = []
-    reader = threading.Thread(target=lambda: stderr.append(process.stderr.read()), daemon=True)
+    reader = threading.Thread(target=lambda: stderr.append(errors.read()), daemon=True)
     reader.start()
     try:
-        for raw in process.stdout:
+        for raw in console:
             on_line(raw.decode(errors="replace"))
         process.wait()
     finally:
@@ -257,7 +237,7 @@ def _kvm_verdict(machine: Machine, image: Path) -> bool:
 def _probe_kvm(machine: Machine, image: Path) -> bool:
     command = [
         qemu_binary(machine),
-        *machine.kvm_args,
+        *machine.facts.kvm_args,
         "-m",
         str(MEMORY_MB),
         "-nodefaults",
@@ -269,7 +249,7 @@ def _probe_kvm(machine: Machine, image: Path) -> bool:
         "-kernel",
         str(image),
         "-append",
-        f"console={machine.console} earlyprintk={machine.console} panic=-1",
+        f"console={machine.facts.console} earlyprintk={machine.facts.console} panic=-1",
     ]
     seen = threading.Event()
 

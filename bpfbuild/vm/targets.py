@@ -17,12 +17,20 @@ _RELEASE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+~-]*")
 
 
 class BootableKernel(Protocol):
-    """What a VM needs of a kernel: bpfbuild.kernels.Kernel has it, ImageKernel too."""
+    """What a VM needs of a kernel: bpfbuild.kernels.Kernel has it, ImageKernel too
+    (frozen dataclasses: read-only attributes)."""
 
-    spec: str
-    arch: str
-    release: str
-    image: Path
+    @property
+    def spec(self) -> str: ...
+
+    @property
+    def arch(self) -> str: ...
+
+    @property
+    def release(self) -> str: ...
+
+    @property
+    def image(self) -> Path: ...
 
     def provenance(self) -> dict: ...
 
