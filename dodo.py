@@ -9,7 +9,12 @@ from pathlib import Path
 import bpfbuild
 
 HERE = Path(__file__).resolve().parent
-EXAMPLES = sorted(p.parent for p in (HERE / "examples").glob("*/bpfbuild.toml"))
+UNBUILT = {"kconv"}
+"""Examples whose objects link several sources: built once the build steps link them
+(issue 19 phase B)."""
+EXAMPLES = sorted(
+    p.parent for p in (HERE / "examples").glob("*/bpfbuild.toml") if p.parent.name not in UNBUILT
+)
 
 DOIT_CONFIG = bpfbuild.doit_config(HERE)
 

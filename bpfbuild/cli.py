@@ -410,14 +410,27 @@ def list_(directory: str | None) -> None:
             )
     for obj in project.bpf_objects.values():
         click.echo(
-            f"bpf object {obj.name}: {obj.source} -> skeleton {obj.name}.skel.h ({obj.skeleton_name})"
+            f"bpf object {obj.name}: {', '.join(obj.sources)} -> skeleton "
+            f"{obj.skeleton_header} ({obj.skeleton_name})"
         )
+        if obj.libs:
+            click.echo(f"  libs:        {', '.join(obj.libs)}")
         if obj.bpf_cflags:
             click.echo(f"  bpf_cflags:  {' '.join(obj.bpf_cflags)}")
         for arch in project.arches:
             click.echo(
                 f"  output:      {Layout(project.root, arch.name).bpf_object(obj.name).relative_to(project.root)}"
             )
+    for lib in project.bpf_libs.values():
+        users = [obj.name for obj in project.bpf_objects.values() if lib.name in obj.libs]
+        click.echo(
+            f"bpf lib {lib.name}: {', '.join(lib.sources)} -> linked into "
+            + (", ".join(users) or "no object")
+        )
+    for source, pattern in project.excluded.items():
+        click.echo(f'excluded {source} (by "{pattern}" in [build] exclude)')
+    for header in project.generated:
+        click.echo(f"generated {header} ([build] generated)")
 
 
 @main.command()

@@ -27,11 +27,14 @@ from .pipeline.toolchain import (
     KFUNC_BPFTOOL,
     Libbpf,
     _VersionCache,
+    clang_at,
+    clang_features,
     find_bpftool,
     find_cc,
     find_clang,
     find_libbpf,
     find_llvm_strip,
+    installed_clangs,
     libbpf_from_source,
 )
 
@@ -52,6 +55,25 @@ def warn_old_bpftool(cache: _VersionCache, configured: str, root: Path | None) -
         click.echo(
             f"{'':<11} hint: ./scripts/setup --backports installs bpftool 7.5 from "
             "bookworm-backports; or set [toolchain] bpftool or $BPFTOOL"
+        )
+
+
+def report_clangs(cache: _VersionCache) -> None:
+    """One line per clang in PATH (clang, clang-NN): its version and the BPF features
+    it compiles (-mcpu=v4: clang 18; arena address space casts: clang 19), so that a
+    project can choose one with [toolchain] clang."""
+    yes = {True: "yes", False: "no"}
+    for name, path in installed_clangs():
+        try:
+            tool = clang_at(path, cache)
+        except BpfBuildError as err:
+            click.echo(f"{'':<11} {name}: not usable: {err.message}")
+            continue
+        features = clang_features(path, cache)
+        click.echo(
+            f"{'':<11} {name:<9} {tool.version:<7} -mcpu=v4: {yes[features.mcpu_v4]:<3} "
+            f"arena: {yes[features.arena]:<3} {path}"
+            + (f" -> {os.path.realpath(path)}" if os.path.islink(path) else "")
         )
 
 
@@ -190,11 +212,22 @@ def run_doctor(
         if result is None:
             click.echo(f"{label:<11} not found (optional)")
         elif hasattr(result, "path"):
-            click.echo(f"{label:<11} {result.path} ({result.version})")
+            libbpf = getattr(result, "libbpf_version", "")  # bpftool's
+            click.echo(
+                f"{label:<11} {result.path} ({result.version}"
+                + (f", libbpf {libbpf})" if libbpf else ")")
+            )
         else:
             click.echo(f"{label:<11} {result}")
 
-    check("clang:", lambda: find_clang(cache))
+    configured_clang = project.config.toolchain.clang if project else ""
+    check(
+        "clang:",
+        lambda: find_clang(cache, configured_clang, project.root if project else None),
+    )
+    if configured_clang and os.environ.get("CLANG"):
+        click.echo(f"{'':<11} ($CLANG wins over [toolchain] clang = '{configured_clang}')")
+    report_clangs(cache)
     configured = project.config.toolchain.bpftool if project else ""
     check("bpftool:", lambda: find_bpftool(cache, configured, project.root if project else None))
     warn_old_bpftool(cache, configured, project.root if project else None)

@@ -178,7 +178,7 @@ CASES = [
         "unknown-table",
         ["build"],
         "bpfbuild.toml:1: unknown table or key 'bogus'",
-        "valid top-level tables: app, build",
+        "valid top-level tables: app, bpflib, build",
         files={TOML: "[bogus]\nx = 1\n"},
     ),
     Case(
@@ -776,7 +776,7 @@ CASES = [
         "clang-too-old",
         ["build"],
         "/fakebin/clang is clang 10.0.1; CO-RE needs clang 11 or newer",
-        "a newer clang-NN",
+        "scripts/setup --clang 19 installs Debian's clang-19",
         setup=fake_tool(
             "clang",
             'case "$1" in --version) echo "clang version 10.0.1";; *) echo "    bpf - BPF";; esac',

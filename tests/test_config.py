@@ -103,7 +103,7 @@ CONFIG_ERRORS = [
         "unknown-table",
         '[project]\nname = "x"\n\n[bogus]\nkey = 1\n',
         "4: unknown table or key 'bogus'",
-        "valid top-level tables: app, build, libbpf, object, project, toolchain",
+        "valid top-level tables: app, bpflib, build, libbpf, object, project, toolchain",
     ),
     ("unknown-top-key", 'name = "x"\n', "1: unknown table or key 'name'", "valid top-level tables"),
     (

@@ -208,7 +208,7 @@ def documented_keys(data: dict[str, Any]) -> set[tuple[str, ...]]:
     """The keys a bpfbuild.toml example sets, with `*` for a table named by the user."""
     keys: set[tuple[str, ...]] = set()
     for table, value in data.items():
-        if table in ("app", "object") and isinstance(value, dict):
+        if table in ("app", "object", "bpflib") and isinstance(value, dict):
             for named in value.values():
                 keys |= {(table, "*", key) for key in named}
         elif table == "vmlinux" and isinstance(value, dict):
@@ -231,6 +231,7 @@ def test_toml_examples_show_every_key() -> None:
         ("build",): config.BuildConfig,
         ("app", "*"): config.AppConfig,
         ("object", "*"): config.ObjectConfig,
+        ("bpflib", "*"): config.BpflibConfig,
         ("libbpf",): config.LibbpfConfig,
         ("toolchain",): config.ToolchainConfig,
         ("verify",): config.VerifyConfig,

@@ -49,9 +49,11 @@ def test_object_flags_apply_to_that_object_only_and_it_takes_no_pch(project: Pat
     builder = StepBuilder(loaded, find_toolchain(host_arch(), None, loaded))
     softcount = builder.bpf_compile_argv(loaded.bpf_objects["softcount"])
     hello = builder.bpf_compile_argv(loaded.bpf_objects["hello"])
-    assert "-mcpu=v3" in softcount and "-mcpu=v3" not in hello
-    # Object flags come after the [build] ones, so they win.
-    assert softcount.index("-mcpu=v3") > softcount.index("-Wall")
+    # The object's flags come after every common one (bpfbuild's default -mcpu=v3, the
+    # [build] ones), so they win.
+    common = builder.bpf_flags()
+    assert softcount[: len(common) + 1] == [*common, "-mcpu=v3"]
+    assert hello[: len(common) + 1] != [*common, "-mcpu=v3"]
     # The PCH was built with [build]'s flags only: an object with its own parses vmlinux.h.
     assert "-include-pch" in hello and "-include-pch" not in softcount
 
@@ -76,7 +78,8 @@ def test_verifier_rejects_the_object_without_mcpu_v3_and_passes_it_with(project:
     assert passed.returncode == 0, passed.describe()
     (line,) = [ln for ln in passed.stdout.splitlines() if "softcount/count_syscall" in ln]
     assert " passed" in line, passed.stdout
-    _set_config(project, V3_FLAGS, "bpf_cflags = []")
+    # The object's -mcpu comes after bpfbuild's default -mcpu=v3, so it wins.
+    _set_config(project, V3_FLAGS, 'bpf_cflags = ["-mcpu=v1"]')
     rejected = bpfbuild(project, "verify", "softcount")
     assert rejected.returncode != 0, rejected.describe()
     assert (

@@ -15,7 +15,12 @@ from bpfbuild.pipeline.tasks import PCH_NOT_READY, includes_vmlinux_first
 
 FALLBACK_NOTE = PCH_NOT_READY
 """What `-v` prints under a compile that does not take the PCH because it is not built yet."""
-EXAMPLES = sorted(p.parent.name for p in (REPO / "examples").glob("*/bpfbuild.toml"))
+EXAMPLES = [
+    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="issue 19 phase B"))
+    if name == "kconv"  # objects linked from several sources: built from phase B on
+    else name
+    for name in sorted(p.parent.name for p in (REPO / "examples").glob("*/bpfbuild.toml"))
+]
 
 
 @pytest.mark.parametrize(

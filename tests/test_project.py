@@ -118,7 +118,8 @@ def test_discovery(
 def test_object_names_its_skeleton() -> None:
     from bpfbuild.pipeline.project import BpfObject
 
-    assert BpfObject("hello", "src/hello.bpf.c").skeleton_name == "hello_bpf"
+    hello = BpfObject("hello", ("src/hello.bpf.c",))
+    assert (hello.skeleton_header, hello.skeleton_name) == ("hello.skel.h", "hello_bpf")
 
 
 @pytest.mark.parametrize(

@@ -1,24 +1,38 @@
-"""Checks on a compiled BPF object before it is linked: it must hold a program."""
+"""Checks on BPF objects: a compiled one must hold a program, and the bpftool found
+must read every section of a linked one before it writes its skeleton."""
 
 from __future__ import annotations
 
+import re
 import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from doit.exceptions import TaskFailed
 
 from ..elf import parse_ident
+from ..errors import ToolchainError
+from .toolchain import Bpftool
 
 SHF_EXECINSTR = 0x4
 SHN_XINDEX = 0xFFFF
 
 
-def program_sections(path: str) -> list[str]:
-    """Names of the sections of a BPF object that hold a program: executable and not
-    empty; `.text` holds subprograms (called functions), which load with no program.
+@dataclass(frozen=True)
+class Section:
+    """One ELF section header, as far as the checks need it."""
 
-    Read with struct from the section headers (BPF objects are ELF64 of either byte
-    order): pyelftools takes about 10 ms an object for this, a third of bpfbuild's
-    own time in a clean build. Raises ValueError for what is not such an object."""
+    name: str
+    type: int
+    flags: int
+    size: int
+
+
+def read_sections(path: str) -> list[Section]:
+    """The section headers of a BPF object, read with struct (BPF objects are ELF64 of
+    either byte order): pyelftools takes about 10 ms an object for this, a third of
+    bpfbuild's own time in a clean build. Raises ValueError for what is not such an
+    object."""
     with open(path, "rb") as f:
         data = f.read()
     ident = parse_ident(data)
@@ -43,11 +57,97 @@ def program_sections(path: str) -> list[str]:
         end = strings.find(b"\0", offset)
         return strings[offset : end if end >= 0 else None].decode(errors="replace")
 
+    return [Section(name_of(s[0]), s[1], s[2], s[5]) for s in sections]
+
+
+def program_sections(path: str) -> list[str]:
+    """Names of the sections of a BPF object that hold a program: executable and not
+    empty; `.text` holds subprograms (called functions), which load with no program.
+    Raises ValueError for what is not a 64-bit ELF object."""
     return [
-        name_of(s[0])
-        for s in sections
-        if s[2] & SHF_EXECINSTR and s[5] and name_of(s[0]) != ".text"
+        s.name
+        for s in read_sections(path)
+        if s.flags & SHF_EXECINSTR and s.size and s.name != ".text"
     ]
+
+
+@dataclass(frozen=True)
+class SectionSupport:
+    """A section libbpf reads only from some version on: an older one skips it, and
+    bpftool built with it writes a skeleton without what the section holds."""
+
+    name: str
+    libbpf: tuple[int, int]
+    """The first libbpf release that reads it (from libbpf's history)."""
+    holds: str
+
+
+LIBBPF_SECTIONS = (
+    SectionSupport(".struct_ops.link", (1, 2), "struct_ops maps attached through a link"),
+    SectionSupport("?.struct_ops", (1, 4), "struct_ops maps created only on request"),
+    SectionSupport(
+        "?.struct_ops.link", (1, 4), "struct_ops maps with a link, created only on request"
+    ),
+    SectionSupport(".addr_space.1", (1, 4), "the global variables of a BPF arena"),
+    SectionSupport(".jumptables", (1, 7), "the jump tables of indirect jumps"),
+)
+"""Sections libbpf learned to read after libbpf 1.0 (libbpf 1.2: .struct_ops.link;
+1.4: `?` struct_ops and arenas; 1.7: jump tables)."""
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:2])
+
+
+def bpftool_libbpf(bpftool: Bpftool) -> tuple[int, ...]:
+    """The libbpf bpftool runs: what `bpftool version` says, else what its version
+    implies (bpftool 7.N is built with libbpf 1.N); an older bpftool: before 1.0."""
+    if bpftool.libbpf_version:
+        return _version(bpftool.libbpf_version)
+    major, *minor = _version(bpftool.version) or (0,)
+    return (major - 6, *minor[:1]) if major >= 7 else (0, 0)
+
+
+def unreadable_sections(sections: Iterable[str], bpftool: Bpftool) -> list[SectionSupport]:
+    """The sections of an object that the libbpf of bpftool skips, of those a newer
+    libbpf reads (a section no libbpf reads is only a warning, which bpftool prints)."""
+    libbpf = bpftool_libbpf(bpftool)
+    names = set(sections)
+    return [need for need in LIBBPF_SECTIONS if need.name in names and libbpf < need.libbpf]
+
+
+def unreadable_sections_error(
+    bpf_object: str, sections: Iterable[str], bpftool: Bpftool
+) -> ToolchainError | None:
+    """The skeleton step's error for an object with a section the found bpftool drops
+    (sections: the object's section names, or those skipped_sections found in
+    bpftool's warnings), naming bpftool's version, the section and the fix."""
+    dropped = unreadable_sections(sections, bpftool)
+    if not dropped:
+        return None
+    libbpf = ".".join(map(str, bpftool_libbpf(bpftool)))
+    need = max(dropped, key=lambda section: section.libbpf)
+    names = ", ".join(f"{section.name} ({section.holds})" for section in dropped)
+    return ToolchainError(
+        f"{bpf_object}: bpftool {bpftool.version} (libbpf {libbpf}, {bpftool.path}) would "
+        f"write its skeleton without section {names}: libbpf reads it from "
+        f"{'.'.join(map(str, need.libbpf))} on",
+        hint="scripts/setup --backports installs bpftool 7.5 (Debian 12); or name a newer "
+        "bpftool in [toolchain] bpftool of bpfbuild.toml (or $BPFTOOL)",
+    )
+
+
+_SKIPPED = re.compile(
+    r"^libbpf: elf: skipping (?:unrecognized data section\(\d+\) (\S+)"
+    r"|relo section\(\d+\) \S+ for section\(\d+\) (\S+))",
+    re.M,
+)
+
+
+def skipped_sections(stderr: str) -> list[str]:
+    """The sections libbpf says it skipped in bpftool's output (`libbpf: elf: skipping
+    unrecognized data section(13) .struct_ops.link`, and the relocations of one)."""
+    return list(dict.fromkeys(a or b for a, b in _SKIPPED.findall(stderr)))
 
 
 def require_programs(compiled: str, source: str) -> TaskFailed | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import string
 import tomllib
 import types
 from dataclasses import dataclass, field, fields
@@ -16,6 +17,15 @@ from ..kernels.spec import is_kernel_spec
 from .layout import NAME_HINT, name_problem
 from .linker import LINKERS
 
+DEFAULT_SKEL_HEADER = "{name}.skel.h"
+"""libbpf-bootstrap's skeleton header: output/<arch>/include/NAME.skel.h."""
+DEFAULT_SKEL_NAME = "{name}_bpf"
+"""libbpf-bootstrap's skeleton name: struct NAME_bpf, NAME_bpf__open()."""
+SKEL_NAME_MAX = 63
+"""bpftool gen skeleton cuts a longer name (its MAX_OBJ_NAME_LEN, 64 with the NUL):
+the struct would not be the one the loader names."""
+GLOB_CHARS = frozenset("*?[")
+"""What makes a path of sources a glob (pathlib's syntax, ** for any folder depth)."""
 PCH_AUTO_MIN = 4
 """With pch = "auto": fewer sources do not pay back the ~0.4 s the PCH takes to build
 (each saves 0.1-0.2 s), and the other jobs compile them meanwhile anyway."""
@@ -45,6 +55,18 @@ class BuildConfig:
     linker: str = "auto"
     """Linker of the apps: "auto" (mold, then lld, when they link for the arch, else the
     compiler's default), "mold", "lld", "bfd", "gold" or "default"."""
+    skel_header: str = DEFAULT_SKEL_HEADER
+    """File name of each object's skeleton in output/<arch>/include/, with {name} for
+    the object's name: "{name}.bpf.skel.h" is the kernel tree's convention."""
+    skel_name: str = DEFAULT_SKEL_NAME
+    """Name of each object's skeleton (`bpftool gen skeleton ... name NAME`: struct
+    NAME, NAME__open()), with {name} for the object's name: "{name}" is the kernel's."""
+    exclude: list[str] = field(default_factory=list)
+    """Globs relative to the project (e.g. "src/old_*.c"): the sources they match are
+    left out of discovery and out of the globs of [object] and [bpflib] sources."""
+    generated: list[str] = field(default_factory=list)
+    """Headers that sources include and that are made during the build (by a task of
+    the project's dodo.py) or by hand: paths relative to the project."""
 
 
 @dataclass
@@ -72,7 +94,25 @@ class ObjectConfig:
 
     bpf_cflags: list[str] = field(default_factory=list)
     """Extra clang flags for this object only, after [build] bpf_cflags (e.g.
-    ["-mcpu=v3"]). Such an object compiles without the shared precompiled vmlinux.h."""
+    ["-mcpu=v4"]). Such an object compiles without the shared precompiled vmlinux.h."""
+    sources: list[str] = field(default_factory=list)
+    """BPF sources compiled one by one and linked into this object (globs allowed,
+    relative to the project). Its own src/NAME.bpf.c, when there is one, comes first
+    without being listed; with no such file, the table alone defines the object."""
+    libs: list[str] = field(default_factory=list)
+    """[bpflib] names whose sources are linked into this object."""
+    skel_header: str = ""
+    """This object's skeleton file name, overriding [build] skel_header ({name} allowed)."""
+    skel_name: str = ""
+    """This object's skeleton name, overriding [build] skel_name ({name} allowed)."""
+
+
+@dataclass
+class BpflibConfig:
+    """[bpflib.NAME]: BPF sources shared by several objects, linked into each."""
+
+    sources: list[str] = field(default_factory=list)
+    """The library's BPF sources (globs allowed, relative to the project)."""
 
 
 @dataclass
@@ -90,6 +130,9 @@ class ToolchainConfig:
 
     bpftool: str = ""
     """bpftool to run: a path relative to the project, or a name looked up in PATH."""
+    clang: str = ""
+    """clang for BPF objects ($CLANG still wins): a name looked up in PATH, such as
+    "clang-19", or a path (relative to the project); empty: the first clang found."""
 
 
 @dataclass
@@ -136,13 +179,25 @@ class ProjectConfig:
     toolchain: ToolchainConfig = field(default_factory=ToolchainConfig)
     objects: dict[str, ObjectConfig] = field(default_factory=dict)
     """[object.NAME] tables, by object name (checked against the project's objects)."""
+    bpflibs: dict[str, BpflibConfig] = field(default_factory=dict)
+    """[bpflib.NAME] tables, by library name."""
 
     def fail_at(self, table: tuple[str, ...], key: str, message: str, hint: str) -> None:
         """Raise a ConfigError naming the line of table.key in this file."""
         _Locator(self.path, self.path.read_text()).fail(table, key, message, hint)
 
 
-_TOP_KEYS = {"project", "build", "vmlinux", "app", "verify", "libbpf", "toolchain", "object"}
+_TOP_KEYS = {
+    "project",
+    "build",
+    "vmlinux",
+    "app",
+    "verify",
+    "libbpf",
+    "toolchain",
+    "object",
+    "bpflib",
+}
 
 
 def load_config(path: Path) -> ProjectConfig:
@@ -273,11 +328,7 @@ def load_config(path: Path) -> ProjectConfig:
         )
     libbpf = _dataclass_from(locate, ("libbpf",), data.get("libbpf", {}), LibbpfConfig)
     toolchain = _dataclass_from(locate, ("toolchain",), data.get("toolchain", {}), ToolchainConfig)
-    objects_table = _expect(locate, (), "object", data.get("object", {}), dict)
-    objects = {
-        obj: _dataclass_from(locate, ("object", obj), table, ObjectConfig)
-        for obj, table in objects_table.items()
-    }
+    objects, bpflibs = _check_conventions(locate, data, build)
     for app, table in apps.items():
         for alias in table.aliases:
             if not alias.isidentifier():
@@ -287,11 +338,172 @@ def load_config(path: Path) -> ProjectConfig:
                     f"alias '{alias}' of app '{app}' is not a C identifier",
                     "use letters, digits and underscores (it becomes a file name)",
                 )
-    return ProjectConfig(path, name, build, vmlinux, apps, verify, libbpf, toolchain, objects)
+    return ProjectConfig(
+        path, name, build, vmlinux, apps, verify, libbpf, toolchain, objects, bpflibs
+    )
 
 
 KERNEL_BTF_DIR = "/sys/kernel/btf/"
 """The running kernel's BTF: the one place outside the project [vmlinux] may read."""
+
+
+def _check_conventions(
+    locate: _Locator, data: dict, build: BuildConfig
+) -> tuple[dict[str, ObjectConfig], dict[str, BpflibConfig]]:
+    """[build] skeleton names, exclude and generated; [object.NAME] and [bpflib.NAME]
+    tables: names, sources, libs, and the clashes that need no file to be found."""
+    given = data.get("build", {})
+    for key in ("skel_header", "skel_name"):
+        if key in given:
+            _check_template(locate, ("build",), key, getattr(build, key), needs_name=True)
+    for key in ("exclude", "generated"):
+        _check_sources(locate, ("build",), key, getattr(build, key), globs=key == "exclude")
+    bpflibs_table = _expect(locate, (), "bpflib", data.get("bpflib", {}), dict)
+    bpflibs = {}
+    for lib, table in bpflibs_table.items():
+        problem = name_problem(lib, "BPF library")
+        if problem:
+            locate.fail(("bpflib",), lib, problem, NAME_HINT)
+        bpflibs[lib] = _dataclass_from(locate, ("bpflib", lib), table, BpflibConfig)
+        if not bpflibs[lib].sources:
+            locate.fail(
+                ("bpflib",),
+                lib,
+                f"[bpflib.{lib}] has no sources",
+                f'list its BPF sources: `sources = ["src/lib/{lib}.bpf.c"]` under [bpflib.{lib}]',
+            )
+        _check_sources(locate, ("bpflib", lib), "sources", bpflibs[lib].sources)
+    objects_table = _expect(locate, (), "object", data.get("object", {}), dict)
+    objects = {}
+    for obj, table in objects_table.items():
+        problem = name_problem(obj, "BPF object")
+        if problem:
+            locate.fail(("object",), obj, problem, NAME_HINT)
+        if obj in bpflibs:
+            locate.fail(
+                ("object",),
+                obj,
+                f"[object.{obj}] and [bpflib.{obj}] have the same name",
+                "rename one: objects and BPF libraries share one namespace "
+                "(their outputs are output/<arch>/bpf/NAME*)",
+            )
+        settings = _dataclass_from(locate, ("object", obj), table, ObjectConfig)
+        objects[obj] = settings
+        for key in ("skel_header", "skel_name"):
+            if key in table:
+                _check_template(
+                    locate, ("object", obj), key, getattr(settings, key), needs_name=False
+                )
+        if "sources" in table and not settings.sources:
+            locate.fail(
+                ("object", obj),
+                "sources",
+                f"'object.{obj}.sources' is empty",
+                f"list the object's BPF sources, or remove `sources` from [object.{obj}]",
+            )
+        _check_sources(locate, ("object", obj), "sources", settings.sources)
+        for lib in settings.libs:
+            if lib not in bpflibs:
+                locate.fail(
+                    ("object", obj),
+                    "libs",
+                    f"'object.{obj}.libs' names '{lib}', which is no [bpflib] of this file",
+                    "BPF libraries: "
+                    + (", ".join(sorted(bpflibs)) or "none")
+                    + f"; define [bpflib.{lib}] with its sources, or fix the name",
+                )
+        twice = sorted({lib for lib in settings.libs if settings.libs.count(lib) > 1})
+        if twice:
+            locate.fail(
+                ("object", obj),
+                "libs",
+                f"'object.{obj}.libs' lists '{twice[0]}' twice",
+                f"list each library once in 'object.{obj}.libs'",
+            )
+    return objects, bpflibs
+
+
+def _check_template(
+    locate: _Locator, table: tuple[str, ...], key: str, value: str, needs_name: bool
+) -> None:
+    """A skeleton header or name: {name} is its only placeholder (required in [build],
+    where it tells the objects apart); a header is a file name ending in .h, a name
+    is a C identifier once {name} is replaced."""
+    dotted = ".".join(table + (key,))
+    try:
+        fields = [part[1:] for part in string.Formatter().parse(value) if part[1] is not None]
+    except ValueError as err:
+        locate.fail(
+            table,
+            key,
+            f"'{dotted}' = {value!r}: {err}",
+            "write {name} for the object's name; a brace is otherwise not allowed",
+        )
+    for field_name, spec, conversion in fields:
+        if field_name != "name" or spec or conversion:
+            shown = "{" + str(field_name) + (f"!{conversion}" if conversion else "")
+            shown += (f":{spec}" if spec else "") + "}"
+            locate.fail(
+                table,
+                key,
+                f"'{dotted}' = {value!r}: unknown placeholder {shown}",
+                "the only placeholder is {name}, the object's name",
+            )
+    if needs_name and not fields:
+        locate.fail(
+            table,
+            key,
+            f"'{dotted}' = {value!r} has no {{name}}: every object would get the same one",
+            f'put {{name}} where the object\'s name goes, e.g. "{DEFAULT_SKEL_HEADER}"'
+            if key == "skel_header"
+            else f'put {{name}} where the object\'s name goes, e.g. "{DEFAULT_SKEL_NAME}"',
+        )
+    sample = value.replace("{name}", "x")
+    if key == "skel_header" and (
+        "/" in sample or "\0" in sample or sample.startswith(".") or not sample.endswith(".h")
+    ):
+        locate.fail(
+            table,
+            key,
+            f"'{dotted}' = {value!r} is not a header file name",
+            "a file name ending in .h, with no folder (skeletons are written to "
+            'output/<arch>/include/), e.g. "{name}.bpf.skel.h"',
+        )
+    if key == "skel_name" and not (sample.isascii() and sample.isidentifier()):
+        locate.fail(
+            table,
+            key,
+            f"'{dotted}' = {value!r} is not a C identifier",
+            "the skeleton's name becomes `struct NAME` and NAME__open(): use letters, "
+            'digits and underscores, e.g. "{name}" or "{name}_bpf"',
+        )
+
+
+def _check_sources(
+    locate: _Locator, table: tuple[str, ...], key: str, paths: list[str], globs: bool = True
+) -> None:
+    """Paths (or globs) of sources: each in the project and listed once; with
+    globs=False, plain paths (files that need not exist yet)."""
+    dotted = ".".join(table + (key,))
+    for path in paths:
+        _check_path(locate, table, key, path)
+        if not globs and GLOB_CHARS & set(path):
+            locate.fail(
+                table,
+                key,
+                f"'{dotted}': '{path}' is a glob",
+                f"list each file of '{dotted}' by its path: the files may not exist "
+                "until the build makes them",
+            )
+    normal = [os.path.normpath(path) for path in paths]
+    twice = sorted({path for path, n in zip(paths, normal, strict=True) if normal.count(n) > 1})
+    if twice:
+        locate.fail(
+            table,
+            key,
+            f"'{dotted}' lists '{twice[0]}' twice",
+            f"list each file once in '{dotted}'",
+        )
 
 
 def _check_path(locate: _Locator, table: tuple[str, ...], key: str, value: str) -> None:

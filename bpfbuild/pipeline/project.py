@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,7 +13,15 @@ from ..arch import Arch, get_arch, host_arch
 from ..errors import ConfigError, ProjectError
 from ..kernels.host import KERNEL_BTF
 from ..kernels.spec import is_kernel_spec
-from .config import ProjectConfig, load_config
+from .config import (
+    DEFAULT_SKEL_HEADER,
+    DEFAULT_SKEL_NAME,
+    GLOB_CHARS,
+    SKEL_NAME_MAX,
+    ProjectConfig,
+    load_config,
+)
+from .includes import IncludeScanner, include_target
 from .layout import NAME_HINT, RESERVED_NAMES, name_problem
 from .libbpf_source import LibbpfTree, load_tree
 from .names import CONFIG_NAME, OUTPUT_DIR, STATE_DIR
@@ -26,17 +35,46 @@ USER_SUFFIXES = (".c", ".S", ".s")
 
 @dataclass(frozen=True)
 class BpfObject:
-    """One BPF object: built from src/NAME.bpf.c, skeleton NAME.skel.h, type NAME_bpf."""
+    """One BPF object: its sources compiled one by one, linked with the sources of its
+    libraries into output/<arch>/bpf/NAME.bpf.o, and its skeleton header."""
 
     name: str
-    source: str
-    """Path relative to the project root."""
+    sources: tuple[str, ...]
+    """Its own BPF sources, relative to the project root, in link order: the one that
+    names it first (src/NAME.bpf.c, or the first its [object] table lists)."""
     bpf_cflags: tuple[str, ...] = ()
     """[object.NAME] bpf_cflags: clang flags of this object only, after [build]'s."""
+    libs: tuple[str, ...] = ()
+    """[object.NAME] libs: the [bpflib] libraries linked into it, in order."""
+    skel_header_template: str = DEFAULT_SKEL_HEADER
+    """skel_header of [object.NAME], else of [build], else libbpf-bootstrap's."""
+    skel_name_template: str = DEFAULT_SKEL_NAME
+    """skel_name of [object.NAME], else of [build], else libbpf-bootstrap's."""
+
+    @property
+    def source(self) -> str:
+        """The source that names the object (the first of sources)."""
+        return self.sources[0]
+
+    @property
+    def skeleton_header(self) -> str:
+        """The skeleton's file name in output/<arch>/include/ (NAME.skel.h by default)."""
+        return self.skel_header_template.replace("{name}", self.name)
 
     @property
     def skeleton_name(self) -> str:
-        return f"{self.name}_bpf"
+        """`bpftool gen skeleton ... name` of it: struct NAME_bpf by default."""
+        return self.skel_name_template.replace("{name}", self.name)
+
+
+@dataclass(frozen=True)
+class BpfLib:
+    """[bpflib.NAME]: BPF sources compiled once per arch and linked into every object
+    that lists the library in its libs."""
+
+    name: str
+    sources: tuple[str, ...]
+    """Relative to the project root, in link order."""
 
 
 @dataclass(frozen=True)
@@ -94,10 +132,119 @@ class Project:
     """Per arch name."""
     libbpf: LibbpfTree | None = None
     """[libbpf] source: the libbpf tree built per arch; None: pkg-config's libbpf."""
+    bpf_libs: dict[str, BpfLib] = field(default_factory=dict)
+    """[bpflib] libraries, by name."""
+    excluded: dict[str, str] = field(default_factory=dict)
+    """Sources left out by [build] exclude: path relative to the root -> its pattern."""
+    generated: tuple[str, ...] = ()
+    """[build] generated: headers made during the build, relative to the root."""
+    listed_folders: tuple[str, ...] = ()
+    """The folders the globs and paths of [build] exclude, [object] and [bpflib]
+    sources read (relative to the root): a file added or removed there changes the
+    model, as one in src/ does."""
 
     @property
     def name(self) -> str:
         return self.config.name
+
+    @property
+    def bpf_sources(self) -> list[str]:
+        """Every BPF source once: the objects', then the libraries'."""
+        sources = [s for obj in self.bpf_objects.values() for s in obj.sources]
+        sources += [s for lib in self.bpf_libs.values() for s in lib.sources]
+        return list(dict.fromkeys(sources))
+
+    @property
+    def user_sources(self) -> list[str]:
+        """Every user-space source of an app, once."""
+        return list(dict.fromkeys(s for app in self.apps.values() for s in app.sources))
+
+    @functools.cached_property
+    def include_scanner(self) -> IncludeScanner:
+        """Reads the project's sources and headers once, for the functions below."""
+        return IncludeScanner(self.root, self.include_dirs)
+
+    @functools.cached_property
+    def _headers_include_skeletons(self) -> bool:
+        headers = {obj.skeleton_header for obj in self.bpf_objects.values()}
+        scanner = self.include_scanner
+        return any(
+            target[0] in headers
+            for folder in self.include_dirs
+            for header in sorted((self.root / folder).rglob("*.h"))
+            for _, _, *target in scanner.includes(header)
+        )
+
+    def skeletons_included(self, source: str) -> list[str]:
+        """The objects whose skeletons a user source must wait for: those whose
+        skeleton header it includes by name (`#include "NAME.skel.h"`, or the file
+        name skel_header gives); all of them when a project header includes one, as
+        a source may reach it through that header. Waiting for fewer lets user code
+        compile beside BPF; after a first build, the depfiles say what was read."""
+        if self._headers_include_skeletons:
+            return list(self.bpf_objects)
+        owners = {obj.skeleton_header: name for name, obj in self.bpf_objects.items()}
+        included: dict[str, None] = {}
+        for line in self.include_scanner.include_lines(self.root / source):
+            target = include_target(line.argument)
+            if target and target[0] in owners:
+                included[owners[target[0]]] = None
+        return list(included)
+
+    def pch_verdicts(self) -> dict[str, str | None]:
+        """For every BPF source: None when it can take the precompiled vmlinux.h (the
+        first thing it reads is vmlinux.h, directly or through project headers), else
+        one line saying why not (includes.IncludeScanner.why_not_vmlinux_first)."""
+        scanner = self.include_scanner
+        return {
+            source: scanner.why_not_vmlinux_first(source, self.generated)
+            for source in self.bpf_sources
+        }
+
+    def generated_includers(self, made: Iterable[str] = ()) -> dict[str, tuple[str, ...]]:
+        """Sources (BPF and user space) that include a generated header, directly or
+        through project headers, whatever #if surrounds the include: source -> those
+        headers. Generated: [build] generated, and made (the targets of the project's
+        own dodo.py tasks, absolute or relative to the root). Their compiles must wait
+        for the tasks that make them."""
+        generated = set(self.generated)
+        for path in made:
+            absolute = Path(os.path.normpath(self.root / path))
+            if absolute.is_relative_to(self.root):
+                generated.add(absolute.relative_to(self.root).as_posix())
+        scanner = self.include_scanner
+        includers: dict[str, tuple[str, ...]] = {}
+        for source in [*self.bpf_sources, *self.user_sources]:
+            found = [
+                header
+                for file, _, name, quoted in scanner.includes(self.root / source)
+                for header in (scanner.rel(c) for c in scanner.candidates(name, quoted, file))
+                if header in generated
+            ]
+            if found:
+                includers[source] = tuple(dict.fromkeys(found))
+        return includers
+
+
+def require_buildable(project: Project) -> None:
+    """The build steps make an object of one source with no library, and its skeleton
+    as NAME.skel.h: refuse, before any task exists, an object the model describes
+    but those steps would build wrongly."""
+    for obj in project.bpf_objects.values():
+        unbuilt = []
+        if len(obj.sources) > 1:
+            unbuilt.append(f"{len(obj.sources)} sources ({', '.join(obj.sources)})")
+        if obj.libs:
+            unbuilt.append(f"libs ({', '.join(obj.libs)})")
+        if obj.skeleton_header != f"{obj.name}.skel.h":
+            unbuilt.append(f"skeleton header {obj.skeleton_header}")
+        if unbuilt:
+            raise ProjectError(
+                f"object '{obj.name}' has {' and '.join(unbuilt)}, which this bpfbuild "
+                "reads but cannot build yet",
+                hint="`bpfbuild list` shows the object; linking several BPF sources and "
+                "skeletons named by skel_header come with issue 19's build steps",
+            )
 
 
 def find_root(start: Path) -> Path:
@@ -118,12 +265,30 @@ def load_project(root: Path) -> Project:
     arches = [get_arch(name) for name in config.build.arches] or [host_arch()]
     check_own_folders(root, arches)
     src = root / "src"
-    if not src.is_dir():
+    tables_name_sources = config.apps or any(table.sources for table in config.objects.values())
+    if not src.is_dir() and not tables_name_sources:
         raise ProjectError(
             f"{root}: no src/ folder",
             hint="put NAME.bpf.c and NAME.c in src/ (see `bpfbuild init`)",
         )
-    found = sorted(src.glob("*.c"))
+    excluded = _excluded_sources(root, config)
+    bpf_libs = {
+        name: BpfLib(name, _expand_sources(root, config, ("bpflib", name), lib.sources, excluded))
+        for name, lib in config.bpflibs.items()
+    }
+    table_sources = {
+        name: _own_first(
+            name, _expand_sources(root, config, ("object", name), table.sources, excluded)
+        )
+        for name, table in config.objects.items()
+        if table.sources
+    }
+    claimed = _claimed_sources(config, bpf_libs, table_sources)
+    found = [
+        path
+        for path in sorted(src.glob("*.c"))
+        if f"src/{path.name}" not in excluded and f"src/{path.name}" not in claimed
+    ]
     for path in [src, *found]:
         _refuse_outside(root, path)
     for path in found:
@@ -138,6 +303,8 @@ def load_project(root: Path) -> Project:
     objects: dict[str, BpfObject] = {}
     for name in bpf_sources:
         _add_object(objects, f"src/{name}", config.path)
+    for name, sources in table_sources.items():
+        objects.setdefault(name, BpfObject(name, sources))  # defined by its table alone
 
     apps: dict[str, App] = {}
     mains: set[str] = set()  # sources that hold an app's main(): never shared
@@ -156,14 +323,18 @@ def load_project(root: Path) -> Project:
         for key, paths in (("bpf", table.bpf), ("sources", table.sources)):
             for listed in paths:
                 _check_listed_file(root, config.path, app_name, key, listed)
+                _check_not_excluded(config, ("app", app_name), key, listed, excluded)
         # The first source of an [app] table is its main; the others may be shared
         # sources, which stay linked into the discovered apps too.
         mains.update(table.sources[:1])
-        bpf = tuple(_add_object(objects, path, config.path).name for path in table.bpf)
+        bpf = tuple(
+            _object_of_listed(objects, path, claimed, config, app_name) for path in table.bpf
+        )
         default = apps.get(app_name)
         apps[app_name] = App(
             app_name,
-            bpf or (default.bpf_objects if default else ()),
+            # without `bpf`: the discovered app's objects, else the object of its name
+            bpf or (default.bpf_objects if default else (app_name,) if app_name in objects else ()),
             tuple(table.sources) or (default.sources if default else ()),
         )
     shared = tuple(f"src/{n}" for n in user_sources if f"src/{n}" not in mains)
@@ -229,15 +400,43 @@ def load_project(root: Path) -> Project:
     include_dirs = [d for d in config.build.include_dirs if (root / d).is_dir()]
     for folder in include_dirs:
         _refuse_outside(root, root / folder)
-    _apply_object_settings(config, objects)
+    _apply_object_settings(config, objects, table_sources, bpf_libs)
     _apply_app_settings(config, apps)
     libbpf = _libbpf_tree(root, config)
-    return Project(root, config, arches, objects, apps, include_dirs, vmlinux, libbpf)
+    generated = tuple(os.path.normpath(path) for path in config.build.generated)
+    patterns = [
+        *config.build.exclude,
+        *(path for lib in config.bpflibs.values() for path in lib.sources),
+        *(path for table in config.objects.values() for path in table.sources),
+    ]
+    folders = tuple(dict.fromkeys(f for pattern in patterns for f in _glob_folders(root, pattern)))
+    return Project(
+        root,
+        config,
+        arches,
+        objects,
+        apps,
+        include_dirs,
+        vmlinux,
+        libbpf,
+        bpf_libs,
+        excluded,
+        generated,
+        folders,
+    )
 
 
-def _apply_object_settings(config: ProjectConfig, objects: dict[str, BpfObject]) -> None:
-    """[object.NAME] tables: each must name an object of the project."""
-    for name, settings in config.objects.items():
+def _apply_object_settings(
+    config: ProjectConfig,
+    objects: dict[str, BpfObject],
+    table_sources: dict[str, tuple[str, ...]],
+    bpf_libs: dict[str, BpfLib],
+) -> None:
+    """Each object's sources (its own first, then its table's), libraries, flags and
+    skeleton names ([object.NAME] > [build] > the defaults); an [object.NAME] table
+    without sources must name an object the project has. Then the clashes."""
+    build = config.build
+    for name in config.objects:
         if name not in objects:
             config.fail_at(
                 ("object",),
@@ -245,9 +444,279 @@ def _apply_object_settings(config: ProjectConfig, objects: dict[str, BpfObject])
                 f"[object.{name}]: no BPF object named '{name}'",
                 "objects: "
                 + (", ".join(sorted(objects)) or "none")
-                + f"; rename or remove [object.{name}]",
+                + f"; rename or remove [object.{name}], or give it `sources = [...]`",
             )
-        objects[name] = BpfObject(name, objects[name].source, tuple(settings.bpf_cflags))
+    for name, obj in objects.items():
+        settings = config.objects.get(name)
+        sources = dict.fromkeys(obj.sources)  # its own first
+        sources.update(dict.fromkeys(table_sources.get(name, ())))
+        objects[name] = BpfObject(
+            name,
+            tuple(sources),
+            tuple(settings.bpf_cflags) if settings else (),
+            tuple(settings.libs) if settings else (),
+            (settings.skel_header if settings else "") or build.skel_header,
+            (settings.skel_name if settings else "") or build.skel_name,
+        )
+    _check_object_clashes(config, objects, bpf_libs)
+
+
+def _check_object_clashes(
+    config: ProjectConfig, objects: dict[str, BpfObject], bpf_libs: dict[str, BpfLib]
+) -> None:
+    """No object named as a library; no two skeletons with one header file, one name,
+    or one header guard (bpftool's is __NAME_SKEL_H__ in capitals: struct foo and
+    struct FOO could not be included together); no name bpftool would cut."""
+
+    def where(name: str, key: str) -> tuple[tuple[str, ...], str]:
+        """The key that chose an object's skeleton header or name, for the error line."""
+        settings = config.objects.get(name)
+        return (("object", name), key) if settings and getattr(settings, key) else (("build",), key)
+
+    headers: dict[str, str] = {}
+    guards: dict[str, str] = {}
+    for name, obj in objects.items():
+        if name in bpf_libs:
+            config.fail_at(
+                ("bpflib",),
+                name,
+                f"BPF object '{name}' ({obj.source}) and [bpflib.{name}] have the same name",
+                "rename the library: objects and BPF libraries share one namespace",
+            )
+        header, skeleton = obj.skeleton_header, obj.skeleton_name
+        if header == "vmlinux.h":
+            config.fail_at(
+                *where(name, "skel_header"),
+                f"the skeleton of object '{name}' would be vmlinux.h, which bpfbuild "
+                "generates in the same folder",
+                "choose another skel_header",
+            )
+        if header in headers:
+            config.fail_at(
+                *where(name, "skel_header"),
+                f"objects '{headers[header]}' and '{name}' have the same skeleton header "
+                f"'{header}'",
+                f"give one of them its own skel_header in [object.{headers[header]}] or "
+                f"[object.{name}]",
+            )
+        headers[header] = name
+        if not (skeleton.isascii() and skeleton.isidentifier()):
+            config.fail_at(
+                *where(name, "skel_name"),
+                f"the skeleton name of object '{name}' would be '{skeleton}', not a C identifier",
+                "use letters, digits and underscores in skel_name",
+            )
+        if len(skeleton) > SKEL_NAME_MAX:
+            config.fail_at(
+                *where(name, "skel_name"),
+                f"the skeleton name of object '{name}' would be '{skeleton}', longer than "
+                f"the {SKEL_NAME_MAX} characters bpftool keeps",
+                f"give [object.{name}] a shorter skel_name",
+            )
+        guard = f"__{skeleton.upper()}_SKEL_H__"
+        if guard in guards:
+            other = objects[guards[guard]].skeleton_name
+            same = "name" if other == skeleton else f"header guard {guard} ('{other}')"
+            config.fail_at(
+                *where(name, "skel_name"),
+                f"objects '{guards[guard]}' and '{name}' have the same skeleton {same}",
+                f"give one of them its own skel_name in [object.{guards[guard]}] or "
+                f"[object.{name}]",
+            )
+        guards[guard] = name
+
+
+def _excluded_sources(root: Path, config: ProjectConfig) -> dict[str, str]:
+    """[build] exclude: every file its globs match (a folder: the files in it), by path
+    relative to the root, with the pattern that matched first. A glob that matches
+    nothing is an error: it is a typo or a leftover."""
+    excluded: dict[str, str] = {}
+    for pattern in config.build.exclude:
+        matched = _glob(root, pattern)
+        if not matched:
+            config.fail_at(
+                ("build",),
+                "exclude",
+                f"'build.exclude': '{pattern}' matches no file",
+                "fix the glob (relative to the project folder), or remove it",
+            )
+        for path in matched:
+            files = (
+                sorted(p for p in path.rglob("*") if not p.is_dir()) if path.is_dir() else [path]
+            )
+            for file in files:
+                excluded.setdefault(file.relative_to(root).as_posix(), pattern)
+    return excluded
+
+
+def _glob(root: Path, pattern: str) -> list[Path]:
+    """What a path or glob of the configuration names in the project (links too). As
+    in a shell, a wildcard matches no name that starts with a dot: editors' leftovers
+    (.#x.bpf.c, .x.bpf.c.swp) and hidden folders are not sources."""
+    if GLOB_CHARS & set(pattern):
+        literal = set(Path(pattern).parts)
+        return sorted(
+            path
+            for path in root.glob(pattern)
+            if not any(
+                part.startswith(".") and part not in literal
+                for part in path.relative_to(root).parts
+            )
+        )
+    path = root / os.path.normpath(pattern)
+    return [path] if os.path.lexists(path) else []
+
+
+def _glob_folders(root: Path, pattern: str) -> list[str]:
+    """The folders whose listing a path or glob depends on: the deepest folder it names
+    literally, and every folder under it when a wildcard (or **) stands for folders."""
+    parts = Path(os.path.normpath(pattern)).parts
+    literal = []
+    for part in parts[:-1]:
+        if GLOB_CHARS & set(part):
+            break
+        literal.append(part)
+    base = root.joinpath(*literal)
+    folders = [base]
+    if len(literal) < len(parts) - 1 and base.is_dir():
+        folders += sorted(
+            folder
+            for folder in base.rglob("*")
+            if folder.is_dir()
+            and not any(part.startswith(".") for part in folder.relative_to(base).parts)
+        )
+    return [folder.relative_to(root).as_posix() for folder in folders]
+
+
+def _expand_sources(
+    root: Path,
+    config: ProjectConfig,
+    table: tuple[str, ...],
+    patterns: list[str],
+    excluded: dict[str, str],
+) -> tuple[str, ...]:
+    """The sources of an [object] or [bpflib] table, in order: each glob's files
+    sorted, less the excluded ones; a glob that matches nothing, or a file listed by
+    its own name that is excluded or missing, is an error naming the key's line."""
+    dotted = ".".join(table) + ".sources"
+    sources: dict[str, None] = {}
+    for pattern in patterns:
+        is_glob = bool(GLOB_CHARS & set(pattern))
+        matched = [path for path in _glob(root, pattern) if not path.is_dir() or not is_glob]
+        if not matched:
+            config.fail_at(
+                table,
+                "sources",
+                f"'{dotted}': '{pattern}' matches no file",
+                "fix the path or glob (relative to the project folder)",
+            )
+        for path in matched:
+            _refuse_outside(root, path)
+            relative = path.relative_to(root).as_posix()
+            if not path.is_file():
+                what = "a folder" if path.is_dir() else "not a file"
+                config.fail_at(
+                    table,
+                    "sources",
+                    f"'{dotted}': '{relative}' is {what}",
+                    f"list the BPF sources in '{dotted}', e.g. \"{relative}/*.bpf.c\""
+                    if path.is_dir()
+                    else "list regular files",
+                )
+            if not relative.endswith(".c"):
+                config.fail_at(
+                    table,
+                    "sources",
+                    f"'{dotted}': '{relative}' is not a C source (.c)",
+                    "list only the BPF sources to compile; headers are found through include_dirs",
+                )
+            if relative in excluded:
+                if is_glob:
+                    continue
+                _check_not_excluded(config, table, "sources", relative, excluded)
+            sources[relative] = None
+        if is_glob and not any(path.relative_to(root).as_posix() in sources for path in matched):
+            config.fail_at(
+                table,
+                "sources",
+                f"'{dotted}': every file '{pattern}' matches is excluded by build.exclude",
+                "fix the glob, or the patterns of build.exclude",
+            )
+    return tuple(sources)
+
+
+def _own_first(name: str, sources: tuple[str, ...]) -> tuple[str, ...]:
+    """An object's sources with its own src/NAME.bpf.c first, wherever its table lists it."""
+    own = f"src/{name}.bpf.c"
+    return (own, *(s for s in sources if s != own)) if own in sources else sources
+
+
+def _check_not_excluded(
+    config: ProjectConfig, table: tuple[str, ...], key: str, path: str, excluded: dict[str, str]
+) -> None:
+    """A file a table lists by name cannot also be excluded: one of them is a mistake."""
+    normal = Path(os.path.normpath(path)).as_posix()
+    if normal in excluded:
+        config.fail_at(
+            table,
+            key,
+            f"'{'.'.join(table + (key,))}' lists '{path}', which build.exclude leaves out "
+            f"(pattern '{excluded[normal]}')",
+            "remove it from one of the two",
+        )
+
+
+def _claimed_sources(
+    config: ProjectConfig,
+    bpf_libs: dict[str, BpfLib],
+    table_sources: dict[str, tuple[str, ...]],
+) -> dict[str, str]:
+    """Sources the [bpflib] and [object] tables list, each with its owner ("object x",
+    "bpflib y"): discovery makes no object or app of them. A source has one owner;
+    objects share sources through a library."""
+    owners: dict[str, str] = {}
+    tables = [(("bpflib", name), lib.sources) for name, lib in bpf_libs.items()]
+    tables += [(("object", name), sources) for name, sources in table_sources.items()]
+    for table, sources in tables:
+        for source in sources:
+            owner = owners.get(source)
+            if owner is None:
+                owners[source] = f"{table[0]} {table[1]}"
+                continue
+            kind, name = owner.split(" ", 1)
+            hint = "a BPF source belongs to one object: share it through a [bpflib]"
+            if kind == "bpflib" and table[0] == "object":
+                hint = f'remove it from [object.{table[1]}] sources and add "{name}" to its libs'
+            config.fail_at(
+                table,
+                "sources",
+                f"'{source}' is a source of both [{kind}.{name}] and [{table[0]}.{table[1]}]",
+                hint,
+            )
+    return owners
+
+
+def _object_of_listed(
+    objects: dict[str, BpfObject],
+    source: str,
+    claimed: dict[str, str],
+    config: ProjectConfig,
+    app: str,
+) -> str:
+    """The object an [app] table's `bpf` source belongs to: the object whose table
+    lists it, else the object it makes by its name."""
+    owner = claimed.get(Path(os.path.normpath(source)).as_posix())
+    if owner and owner.startswith("object "):
+        return owner.split(" ", 1)[1]
+    if owner:
+        config.fail_at(
+            ("app", app),
+            "bpf",
+            f"'app.{app}.bpf' lists '{source}', a source of [{owner.replace(' ', '.', 1)}]",
+            "list the objects' own sources in `bpf`: a library is linked into the objects "
+            "whose libs name it",
+        )
+    return _add_object(objects, source, config.path).name
 
 
 def _apply_app_settings(config: ProjectConfig, apps: dict[str, App]) -> None:
@@ -400,10 +869,11 @@ def _add_object(objects: dict[str, BpfObject], source: str, config_path: Path) -
             hint="rename the file using letters, digits and underscores",
         )
     existing = objects.get(name)
-    if existing and existing.source != source:
+    if existing and source not in existing.sources:
         raise ProjectError(
             f"two BPF sources make object '{name}': {existing.source} and {source}",
             hint="rename one of them",
         )
-    objects[name] = BpfObject(name, source)
+    if not existing:
+        objects[name] = BpfObject(name, (source,))
     return objects[name]

@@ -35,7 +35,7 @@ from .layout import Layout
 from .project import BpfObject, Project
 from .state import ConfigChanged, TargetsAsRecorded
 from .steps import Command, Fallback, Step, StepRun, step_line, task_id
-from .toolchain import Tool, Toolchain
+from .toolchain import BPF_CPU, Tool, Toolchain
 
 PCH_NOT_READY = "vmlinux.h.pch is not ready yet: this compile parses vmlinux.h (the same object)"
 """What `-v` says under a BPF compile that runs while the PCH is being built."""
@@ -189,6 +189,7 @@ class StepBuilder:
             "-Wall",
             *self.reproducible_flags(),
             *bpf_target_flags(self.arch),
+            f"-mcpu={BPF_CPU}",  # the BPF ISA of every kernel bpfbuild targets (toolchain.BPF_CPU)
             "-I",
             self.rel(self.layout.include_dir),  # vmlinux.h for this arch
             *[f"-I{d}" for d in self.project.include_dirs],

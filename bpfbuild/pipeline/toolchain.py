@@ -26,6 +26,25 @@ KFUNC_BPFTOOL = (7, 3)
 """bpftool from 7.3 on emits kfunc prototypes in the vmlinux.h it dumps."""
 MIN_CLANG = 11
 """Oldest clang whose BTF and CO-RE relocations libbpf can rely on."""
+BPF_CPU = "v3"
+"""The BPF instruction set of every BPF compile (-mcpu), unless bpf_cflags name another
+(a later -mcpu= wins, and the PCH key follows the flags). v3 is v1 (clang's default up
+to clang 19) plus 32-bit jumps and ALU32: every kernel bpfbuild targets (5.10 and
+later; jmp32 came in 5.1) runs it, 32-bit values stay in 32-bit registers (bounds the
+verifier can follow), and clang needs it for 32-bit atomics that return a value
+(`__sync_fetch_and_add` on an int: "Invalid usage of the XADD return value" with v1).
+v4 (clang 18, kernel 6.6) would leave out the kernels before 6.6."""
+MCPU_V4_SOURCE = "int probe(void) { return 0; }\n"
+"""Compiled with -mcpu=v4: clang 18 and later accept it (sign-extending loads, ...)."""
+ARENA_SOURCE = """#ifndef __BPF_FEATURE_ADDR_SPACE_CAST
+#error "no address_space casts"
+#endif
+int __attribute__((address_space(1))) *counter;
+int read_counter(void) { return *(int *)counter; }
+"""
+"""Compiled for BPF: clang 19 and later predefine __BPF_FEATURE_ADDR_SPACE_CAST and
+turn such a cast into addr_space_cast, which BPF arena programs (__arena pointers,
+kernel 6.9) need."""
 
 DEBIAN_PACKAGE = {
     "clang": "clang",
@@ -41,6 +60,24 @@ class Tool:
     name: str
     path: str
     version: str
+
+
+@dataclass(frozen=True)
+class Bpftool(Tool):
+    """bpftool, with the libbpf it runs (`bpftool version`: "using libbpf v1.1"):
+    which ELF sections it reads, so which objects it can make skeletons of."""
+
+    libbpf_version: str = ""
+
+
+@dataclass(frozen=True)
+class ClangFeatures:
+    """What a clang can compile for BPF, probed by compiling a tiny source."""
+
+    mcpu_v4: bool
+    """-mcpu=v4 accepted (clang 18 and later)."""
+    arena: bool
+    """Address space casts for BPF arenas (clang 19 and later)."""
 
 
 @dataclass
@@ -65,7 +102,7 @@ class Toolchain:
 
     arch: Arch
     clang: Tool
-    bpftool: Tool
+    bpftool: Bpftool
     cc: Tool | None
     """None when the build links nothing for this arch (a project with no app):
     BPF objects need no user-space (cross) toolchain."""
@@ -150,7 +187,7 @@ class _VersionCache:
     A no-op build then runs no subprocess to learn versions it already knows.
     """
 
-    FORMAT = 2
+    FORMAT = 3
     """Bumped when a probe changes what it records: older entries are dropped."""
 
     def __init__(self, path: Path | None) -> None:
@@ -303,9 +340,43 @@ def _find(name: str, env: str | None, candidates: list[str]) -> str:
     return path
 
 
-def find_clang(cache: _VersionCache) -> Tool:
-    candidates = ["clang"] + [f"clang-{v}" for v in range(21, MIN_CLANG - 1, -1)]
-    path = _find("clang", "CLANG", candidates)
+CLANG_CANDIDATES = ["clang"] + [f"clang-{v}" for v in range(21, MIN_CLANG - 1, -1)]
+"""What discovery looks for in PATH, in order: clang, then the newest clang-NN."""
+
+
+def _configured(what: str, env: str, configured: str, root: Path | None, hint: str) -> str:
+    """The path of the tool [toolchain] names: a name in PATH, or a path (relative to
+    the project root when it has a slash)."""
+    path = _which([_project_tool(configured, root)])
+    if not path:
+        raise ToolchainError(
+            f"[toolchain] {what} = '{configured}' in bpfbuild.toml is not an executable",
+            hint=f"{hint}; or fix the path in [toolchain] of bpfbuild.toml (relative to the "
+            f"project, or a name in PATH), or remove the key (${env} still wins over it)",
+        )
+    return path
+
+
+def find_clang(cache: _VersionCache, configured: str = "", root: Path | None = None) -> Tool:
+    """$CLANG, else [toolchain] clang, else clang or the newest clang-NN in PATH."""
+    if configured and not os.environ.get("CLANG"):
+        numbered = re.fullmatch(r"clang-(\d+)", configured)
+        path = _configured(
+            "clang",
+            "CLANG",
+            configured,
+            root,
+            f"scripts/setup --clang {numbered.group(1)} installs Debian's {configured}"
+            if numbered
+            else "apt-get install clang (or clang-NN)",
+        )
+    else:
+        path = _find("clang", "CLANG", CLANG_CANDIDATES)
+    return clang_at(path, cache)
+
+
+def clang_at(path: str, cache: _VersionCache) -> Tool:
+    """The clang at path, checked: its version, a BPF target, new enough for CO-RE."""
 
     def probe() -> dict:
         version_text = _capture([path, "--version"])
@@ -322,15 +393,46 @@ def find_clang(cache: _VersionCache) -> Tool:
     if not info["bpf"]:
         raise ToolchainError(
             f"{path} has no BPF target (`clang -print-targets` does not list bpf)",
-            hint="apt-get install clang (Debian's clang includes the BPF backend), or set $CLANG",
+            hint="apt-get install clang (Debian's clang includes the BPF backend), or name "
+            "another in [toolchain] clang of bpfbuild.toml (or $CLANG)",
         )
     major = int(info["version"].split(".")[0]) if info["version"][0].isdigit() else 0
     if major < MIN_CLANG:
         raise ToolchainError(
             f"{path} is clang {info['version']}; CO-RE needs clang {MIN_CLANG} or newer",
-            hint="apt-get install clang (or a newer clang-NN) and set $CLANG to it",
+            hint="scripts/setup --clang 19 installs Debian's clang-19; name it in "
+            '[toolchain] clang of bpfbuild.toml (clang = "clang-19") or in $CLANG',
         )
     return Tool("clang", path, info["version"])
+
+
+def clang_features(path: str, cache: _VersionCache) -> ClangFeatures:
+    """Whether clang at path accepts -mcpu=v4 and compiles arena address space casts,
+    each probed by compiling a tiny source for BPF (cached with the versions)."""
+
+    def compiles(source: str, *flags: str) -> bool:
+        argv = [path, "-target", "bpf", "-O2", *flags, "-c", "-x", "c", "-", "-o", os.devnull]
+        try:
+            done = subprocess.run(argv, input=source, capture_output=True, text=True)
+        except OSError:
+            return False
+        return done.returncode == 0
+
+    def probe() -> dict:
+        return {
+            "mcpu_v4": compiles(MCPU_V4_SOURCE, "-mcpu=v4"),
+            "arena": compiles(ARENA_SOURCE, f"-mcpu={BPF_CPU}"),
+        }
+
+    found = cache.get("clang-features:" + path, [path], probe)
+    return ClangFeatures(found["mcpu_v4"], found["arena"])
+
+
+def installed_clangs() -> list[tuple[str, str]]:
+    """(name, path) of every clang in PATH that discovery would consider: clang and
+    each clang-NN, in discovery's order."""
+    found = [(name, _which([name])) for name in CLANG_CANDIDATES]
+    return [(name, path) for name, path in found if path]
 
 
 def chosen_bpftool(configured: str = "", root: Path | None = None) -> str | None:
@@ -344,17 +446,17 @@ def _project_tool(configured: str, root: Path | None) -> str:
     return str(root / configured) if root and "/" in configured else configured
 
 
-def find_bpftool(cache: _VersionCache, configured: str = "", root: Path | None = None) -> Tool:
+def find_bpftool(cache: _VersionCache, configured: str = "", root: Path | None = None) -> Bpftool:
     """$BPFTOOL, else [toolchain] bpftool (a path relative to the project, or a name in
     PATH), else bpftool in PATH."""
     if configured and not os.environ.get("BPFTOOL"):
-        path = _which([_project_tool(configured, root)])
-        if not path:
-            raise ToolchainError(
-                f"[toolchain] bpftool = '{configured}' is not an executable",
-                hint="fix the path in [toolchain] of bpfbuild.toml (relative to the project, "
-                "or a name in PATH), or remove the key to use bpftool from PATH",
-            )
+        path = _configured(
+            "bpftool",
+            "BPFTOOL",
+            configured,
+            root,
+            "scripts/setup --backports installs bpftool 7.5 (Debian 12)",
+        )
     else:
         path = _find("bpftool", "BPFTOOL", ["bpftool"])
 
@@ -363,9 +465,11 @@ def find_bpftool(cache: _VersionCache, configured: str = "", root: Path | None =
         match = re.search(r"v?(\d+\.\d+\.\d+)", text)
         if "bpftool" not in text or not match:
             raise _not_the_tool(path, "bpftool", [path, "version"], text, "BPFTOOL")
-        return {"version": match.group(1)}
+        libbpf = re.search(r"using libbpf v?(\d+\.\d+(?:\.\d+)?)", text)
+        return {"version": match.group(1), "libbpf": libbpf.group(1) if libbpf else ""}
 
-    return Tool("bpftool", path, cache.get("bpftool:" + path, [path], probe)["version"])
+    found = cache.get("bpftool:" + path, [path], probe)
+    return Bpftool("bpftool", path, found["version"], found["libbpf"])
 
 
 def parse_version(text: str) -> str:
@@ -653,7 +757,11 @@ def find_toolchain(
                 f"no ar for {arch.name}, needed to archive libbpf.a from [libbpf] source",
                 hint=f"apt-get install {arch.binutils_package}",
             )
-        clang = find_clang(cache)
+        clang = find_clang(
+            cache,
+            project.config.toolchain.clang if project else "",
+            project.root if project else None,
+        )
         bpftool = find_bpftool(
             cache,
             project.config.toolchain.bpftool if project else "",
