@@ -9,9 +9,9 @@ import json
 from pathlib import Path
 
 import pytest
-from buildutil import ARCH, bpfbuild, copy_project
+from buildutil import ARCH, bpfbuild, copy_project, require_vm
 from test_verifier_log import LOGS, MISTAKES
-from vmutil import kill_leftovers, require_vm
+from vmutil import kill_leftovers
 
 from bpfbuild.verify.log import classify_failure, split_log
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from buildutil import Run, bpfbuild, copy_project
-from vmutil import kill_leftovers, require_vm
+from buildutil import Run, bpfbuild, copy_project, require_vm
+from vmutil import kill_leftovers
 
 pytestmark = pytest.mark.slow
 
