@@ -10,8 +10,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from buildutil import bpfbuild, copy_project
-from vmutil import kill_leftovers, require_vm
+from buildutil import bpfbuild, copy_project, require_vm
+from vmutil import kill_leftovers
 
 from bpfbuild.arch import get_arch
 from bpfbuild.pipeline.actions import needed_libraries
