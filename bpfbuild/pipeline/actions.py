@@ -349,7 +349,7 @@ def finish_outputs(outputs: tuple[str, ...], failed: TaskFailed | None) -> TaskF
             Path(partial(output)).unlink(missing_ok=True)
         else:
             os.replace(partial(output), output)
-            content_digest(output)
+            content_digest(output, own_output=True)
     return failed
 
 

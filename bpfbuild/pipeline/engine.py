@@ -26,7 +26,7 @@ from ..errors import BpfBuildError, ToolchainError
 from . import fastpath
 from .layout import state_dir
 from .project import Project, check_own_folders, load_project
-from .state import BACKEND_LOCATION, BACKEND_NAME, SharedDigestChecker, remove_partials
+from .state import BACKEND_LOCATION, BACKEND_NAME, InputContentChecker, remove_partials
 from .steps import step_line
 from .tasks import StepSource, project_tasks, run_of
 from .toolchain import Toolchain, find_toolchain
@@ -167,7 +167,7 @@ def _doit_config(root: Path, options: RunOptions) -> dict[str, Any]:
         # sqlite3 (tolerates concurrent readers, one file), each task committed as soon
         # as it succeeds; registered as a doit.BACKEND plugin (pyproject.toml)
         "backend": BACKEND_NAME,
-        "check_file_uptodate": SharedDigestChecker,  # content: a touch rebuilds nothing
+        "check_file_uptodate": InputContentChecker,  # content: a touch rebuilds nothing
         "reporter": KbuildReporter(outstream, options),
         # No capture: doit captures a Python action's output by swapping sys.stdout
         # without a lock, which threads race on. Actions print nothing themselves;

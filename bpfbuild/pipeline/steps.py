@@ -108,6 +108,9 @@ class Step(Generic[A]):
     outputs: tuple[str, ...] = ()
     """Absolute paths it writes (doit's targets); each must keep the content recorded
     when the step last succeeded (state.TargetsAsRecorded)."""
+    headers: tuple[str, ...] = ()
+    """The inputs the previous run's depfile named (besides the source): after a run,
+    the headers the new depfile names replace them."""
     depfile: str | None = None
     """The compiler's `.d` file among the outputs: after a run, the headers it names
     become inputs."""

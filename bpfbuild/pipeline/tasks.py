@@ -31,9 +31,9 @@ from .actions import (
 from .config import PCH_AUTO_MIN
 from .depfile import existing_deps
 from .elfcheck import ElfExpectation, bpf_expectation, bpftool_expectation, native_expectation
-from .layout import Layout
+from .layout import OUTPUT_DIR, Layout
 from .project import BpfObject, Project
-from .state import ConfigChanged, TargetsAsRecorded
+from .state import INPUTS_KEY, ConfigChanged, TargetsAsRecorded, inputs_as_read, snapshot_inputs
 from .steps import Command, Fallback, Step, StepRun, step_line, task_id
 from .toolchain import Tool, Toolchain
 
@@ -336,7 +336,7 @@ class StepBuilder:
         )
         # vmlinux.h itself, not the 15 MB PCH: the PCH changes only with vmlinux.h
         # or the flags, which this step tracks already.
-        inputs = self._header_deps(obj.source, layout.bpf_depfile(obj.name))
+        inputs = [str(self.project.root / obj.source)]
         fallback = None
         if self.uses_pch(obj):
             inputs.append(str(layout.vmlinux_header))
@@ -351,6 +351,8 @@ class StepBuilder:
                 ),
                 PCH_NOT_READY,
             )
+        headers = self._headers(layout.bpf_depfile(obj.name), *inputs)
+        inputs += headers
         return self.step(
             "bpf",
             obj.name,
@@ -360,6 +362,7 @@ class StepBuilder:
             args=args,
             fallback=fallback,
             inputs=tuple(inputs),
+            headers=headers,
             outputs=targets,
             depfile=targets[1],
             source=obj.source,
@@ -484,6 +487,7 @@ class StepBuilder:
         layout = self.layout
         argv = self.user_compile_argv(source, app)
         depfile = layout.user_depfile(source, app)
+        headers = self._headers(depfile, str(self.project.root / source))
         targets = (str(layout.user_object(source, app)), str(depfile))
         shown = f"{app}:{source}" if app else source  # an app's own object of source
         return self.step(
@@ -493,7 +497,8 @@ class StepBuilder:
             shown,
             action=actions.run_tool,
             args=ToolArgs(Command(tuple(argv)), self.cwd, targets, self.expect("cc")),
-            inputs=tuple(self._header_deps(source, depfile)),
+            inputs=(str(self.project.root / source), *headers),
+            headers=headers,
             outputs=targets,
             depfile=targets[1],
             source=source,
@@ -579,10 +584,10 @@ class StepBuilder:
             ),
         )
 
-    def _header_deps(self, source: str, depfile: Path) -> list[str]:
-        """The source plus every file its previous compile read (see existing_deps)."""
-        root = self.project.root
-        return sorted({str(root / source)} | existing_deps(root, depfile))
+    def _headers(self, depfile: Path, *declared: str) -> tuple[str, ...]:
+        """Every file its previous compile read (existing_deps) but its declared inputs
+        (the source...)."""
+        return tuple(sorted(existing_deps(self.project.root, depfile) - set(declared)))
 
     def needs_pch(self) -> bool:
         return any(self.uses_pch(obj) for obj in self.project.bpf_objects.values())
@@ -634,6 +639,7 @@ class StepBuilder:
         tree, layout = self._libbpf_tree, self.layout
         path = self.rel(tree.root / source)
         depfile = layout.libbpf_depfile(source)
+        headers = self._headers(depfile, str(self.project.root / path))
         targets = (str(layout.libbpf_object(source)), str(depfile))
         argv = [
             self.cc.path,
@@ -654,7 +660,8 @@ class StepBuilder:
             path,
             action=actions.run_tool,
             args=ToolArgs(Command(tuple(argv)), self.cwd, targets, self.expect("cc")),
-            inputs=tuple(self._header_deps(path, depfile)),
+            inputs=(str(self.project.root / path), *headers),
+            headers=headers,
             outputs=targets,
             depfile=targets[1],
             config=self.changed("cc", argv),
@@ -853,15 +860,24 @@ def to_doit(step: Step) -> dict[str, Any]:
 @signature_once
 def run_step(run: StepRun, task: Any) -> Any:
     """The doit action of every step: its action on the arguments its run takes (the
-    ones the reporter printed), then, for a compile, the headers its depfile names
-    become inputs before doit saves the task, so the next build finds the same inputs
-    and runs nothing. doit passes `task` by name."""
+    ones the reporter printed). Before it, the inputs are snapshotted; after it, for a
+    compile, the headers its depfile names become inputs (so the next build finds the
+    same inputs and runs nothing), and the state of every input as the tools read it
+    goes into the task's values, for StateDB to record (an input edited while the step
+    ran is recorded as such: the next build runs the step again). doit passes `task`
+    by name."""
     args = run.start()
     step = run.step
     assert step.action is not None
+    before = snapshot_inputs(task.file_dep)
     result = step.action(args)
-    if step.depfile and not isinstance(result, TaskFailed):
+    if isinstance(result, TaskFailed):
+        return result
+    if step.depfile:  # what it reads now, not what it read before
+        task.file_dep.difference_update(step.headers)
         task.file_dep.update(existing_deps(Path(args.cwd), Path(step.depfile)))
+    own_outputs = os.path.join(args.cwd, OUTPUT_DIR, "")
+    task.values[INPUTS_KEY] = inputs_as_read(task.file_dep, before, own_outputs)
     return result
 
 
