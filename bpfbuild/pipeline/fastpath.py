@@ -50,6 +50,8 @@ from .timestamps import RACE_MARGIN_NS, is_racy, margin
 STAMP_NAME = "fastpath.stamp"
 STATE_DIR = ".bpfbuild"
 """As layout.STATE_DIR; not imported from there so that the check imports nothing more."""
+OUTPUT_DIR = "output"
+"""As layout.OUTPUT_DIR."""
 CONFIG_NAME = "bpfbuild.toml"
 """As config.CONFIG_NAME (config.py imports tomllib and the arch table)."""
 FORMAT = 2
@@ -323,7 +325,9 @@ class Recorder:
         inputs: set[str] = set()
         targets: set[str] = set()
         tools: set[str] = set()
+        absent: set[str] = set()
         for task in selected:
+            absent |= _absent_paths(root, task)
             if task.actions and not task.file_dep and not task.uptodate:
                 raise _NoStamp(f"task {task.name} runs on every build")
             for check, _, _ in task.uptodate:
@@ -341,7 +345,9 @@ class Recorder:
                     tools.add(argv[0])
         files = _settled_outputs(sorted(targets))
         self.targets = targets
-        watched = sorted(inputs - targets) + self._settings(project, tools)
+        settings = self._settings(project, tools)
+        watched = sorted(inputs - targets) + settings
+        watched += _watched_for_absent(root, absent, set(settings))
         for path in watched:
             sig = signature(path)
             # An input edited just before the command ran is older than started_ns by
@@ -406,6 +412,47 @@ class Recorder:
 
 class _NoStamp(Exception):
     """Why a build cannot be vouched for by a stamp."""
+
+
+def _absent_paths(root: str, task) -> set[str]:
+    """The paths that must stay absent for a compile that ran or was found up to date
+    (search.NothingShadows): from its record's search path and its depfile's headers."""
+    from .search import SEARCH_KEY, compile_absent_paths
+    from .tasks import step_of
+
+    step = step_of(task)
+    record = (task.values or {}).get(SEARCH_KEY)
+    if step is None or step.source is None or record is None:
+        return set()
+    return compile_absent_paths(root, os.path.join(root, step.source), task.file_dep, record)
+
+
+def _watched_for_absent(root: str, absent: set[str], watched: set[str]) -> list[str]:
+    """What the stamp watches so that any of the absent paths appearing is seen: the
+    nearest folder that exists above each, outside the project (a system folder
+    changes seldom); inside it, the absent path's first missing part (the root changes
+    whenever output/ or an editor's file comes and goes). Paths in folders the stamp
+    watches already (src/, the include folders) and under output/ (only the build
+    writes there: its outputs are watched themselves) need nothing more."""
+    inside = os.path.join(root, "")
+    output = os.path.join(root, OUTPUT_DIR, "")
+    is_folder: dict[str, bool] = {}
+    paths: set[str] = set()
+    for path in absent:
+        parent = os.path.dirname(path)
+        if parent in watched or path.startswith(output):
+            continue
+        child = path
+        while parent != child:
+            exists = is_folder.get(parent)
+            if exists is None:
+                exists = is_folder[parent] = os.path.isdir(parent)
+            if exists:
+                break
+            child, parent = parent, os.path.dirname(parent)
+        if parent not in watched:
+            paths.add(child if os.path.join(parent, "").startswith(inside) else parent)
+    return sorted(paths)
 
 
 def _settled_outputs(targets: list[str]) -> dict[str, Signature | None]:

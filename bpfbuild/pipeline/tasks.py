@@ -33,6 +33,7 @@ from .depfile import existing_deps
 from .elfcheck import ElfExpectation, bpf_expectation, bpftool_expectation, native_expectation
 from .layout import OUTPUT_DIR, Layout
 from .project import BpfObject, Project
+from .search import SEARCH_KEY, NothingShadows, lookup_record
 from .state import INPUTS_KEY, ConfigChanged, TargetsAsRecorded, inputs_as_read, snapshot_inputs
 from .steps import Command, Fallback, Step, StepRun, step_line, task_id
 from .toolchain import Tool, Toolchain
@@ -664,6 +665,7 @@ class StepBuilder:
             headers=headers,
             outputs=targets,
             depfile=targets[1],
+            source=path,
             config=self.changed("cc", argv),
         )
 
@@ -841,6 +843,9 @@ def to_doit(step: Step) -> dict[str, Any]:
     run = StepRun(step)
     uptodate: list[Any] = [ConfigChanged(step.config)] if step.config is not None else []
     uptodate += step.checks
+    if step.depfile and step.source and step.args is not None:
+        root = step.args.cwd
+        uptodate.append(NothingShadows(root, os.path.join(root, step.source)))
     task: dict[str, Any] = {
         "basename": basename,
         "name": name,
@@ -873,9 +878,15 @@ def run_step(run: StepRun, task: Any) -> Any:
     result = step.action(args)
     if isinstance(result, TaskFailed):
         return result
-    if step.depfile:  # what it reads now, not what it read before
+    if step.depfile:  # what it reads now, not what it read before, and where it looked
         task.file_dep.difference_update(step.headers)
         task.file_dep.update(existing_deps(Path(args.cwd), Path(step.depfile)))
+        source = os.path.join(args.cwd, step.source) if step.source else ""
+        lookup = lookup_record(
+            args.commands[0].argv, args.cwd, task.file_dep, source, before.started_ns
+        )
+        if lookup is not None:
+            task.values[SEARCH_KEY] = lookup
     own_outputs = os.path.join(args.cwd, OUTPUT_DIR, "")
     task.values[INPUTS_KEY] = inputs_as_read(task.file_dep, before, own_outputs)
     return result
