@@ -8,6 +8,9 @@ OUTPUT_DIR = "output"
 """Build outputs, one folder per arch: output/<arch>/."""
 STATE_DIR = ".bpfbuild"
 """Build state (doit database, lock): never shipped, safe to delete."""
+COMPILE_COMMANDS = "compile_commands.json"
+"""The compile database at the project root, for the arch built (the host's first):
+the one output outside output/."""
 
 INCLUDE, BPF, USER, TOOLS, VERIFY = "include", "bpf", "user", "tools", "verify"
 """The folders bpfbuild writes in output/<arch>/, beside the apps' executables."""

@@ -8,9 +8,12 @@ and whatever they left in place is rebuilt because no record vouches for it.
 
 from __future__ import annotations
 
+import errno
+import json
 import os
+import stat
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -18,9 +21,10 @@ from typing import Any, cast
 from doit.dependency import FileChangedChecker, SqliteDB
 from doit.tools import config_changed
 
+from ..errors import BpfBuildError
 from .actions import PARTIAL, call_signature
 from .content import content_digest
-from .layout import OUTPUT_DIR
+from .layout import COMPILE_COMMANDS, OUTPUT_DIR, STATE_DIR
 from .timestamps import is_racy, newest_time
 
 BACKEND_NAME = "bpfbuild-sqlite3"
@@ -317,4 +321,104 @@ def remove_partials(root: Path) -> list[str]:
                 path = os.path.join(folder, name)
                 os.unlink(path)  # a symlink itself, not what it points to
                 removed.append(path)
+    return removed
+
+
+OUTPUTS_NAME = "outputs.json"
+"""In the state folder: every output the build's own steps may have made, with the step
+that makes it (remove_dead_outputs)."""
+OUTPUTS_FORMAT = 1
+
+
+def read_record(path: Path) -> dict[str, str]:
+    """The outputs a record holds ({path relative to the root: step id}); empty when
+    there is none or it is not one (nothing can be known to be dead then)."""
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return {}
+    outputs = data.get("outputs") if isinstance(data, dict) else None
+    if data.get("format") != OUTPUTS_FORMAT or not isinstance(outputs, dict):
+        return {}
+    return {p: s for p, s in outputs.items() if isinstance(p, str) and isinstance(s, str)}
+
+
+def replace_record(path: Path, outputs: Mapping[str, str]) -> None:
+    """Write the record atomically: a temporary file renamed over it."""
+    partial = path.with_name(f"{path.name}.{os.getpid()}{PARTIAL}")
+    data = {"format": OUTPUTS_FORMAT, "outputs": dict(sorted(outputs.items()))}
+    partial.write_text(json.dumps(data, indent=0) + "\n")
+    os.replace(partial, path)
+
+
+def is_removable(relative: str) -> bool:
+    """True for a path the record may name: under output/ (bpfbuild's own folder), or
+    the compile database at the root; relative, with no `.` or `..` part."""
+    parts = relative.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        return False
+    return relative == COMPILE_COMMANDS or (parts[0] == OUTPUT_DIR and len(parts) > 1)
+
+
+def remove_output(root: Path, relative: str) -> bool:
+    """Unlink root/relative when it is a file or a link (the link itself), never
+    following a link on the way: each folder is opened without following links, so a
+    linked folder is not entered. A folder found where the output was is left alone.
+    True when something was removed."""
+    *folders, name = relative.split("/")
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for folder in folders:
+            try:
+                inner = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            except (FileNotFoundError, NotADirectoryError):
+                return False
+            except OSError as err:
+                if err.errno == errno.ELOOP:  # a link: not followed
+                    return False
+                raise
+            os.close(fd)
+            fd = inner
+        try:
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        if stat.S_ISDIR(st.st_mode):
+            return False
+        os.unlink(name, dir_fd=fd)
+        return True
+    finally:
+        os.close(fd)
+
+
+def remove_dead_outputs(
+    root: Path, current: Mapping[str, str], judged: Callable[[str], bool]
+) -> list[str]:
+    """Remove the outputs earlier builds recorded that no step of this build makes (as
+    ninja's dead outputs: nothing links against the skeleton of a deleted source),
+    then record the outputs this build's steps may make. current: each output of the
+    build's own steps, relative to root, with its step's id; judged: whether this
+    build decides about a recorded output (not of an arch it does not build). Call it
+    holding the project's lock, before any step runs. Returns what it removed.
+
+    The record only grows before a step writes anything: a build killed at any moment
+    leaves a record that names every output that exists, and the next build removes
+    what this one did not get to."""
+    path = root / STATE_DIR / OUTPUTS_NAME
+    recorded = read_record(path)
+    kept = {p: step for p, step in recorded.items() if is_removable(p)}
+    removed = []
+    for relative in sorted(p for p in kept if p not in current and judged(p)):
+        try:
+            if remove_output(root, relative):
+                removed.append(relative)
+        except OSError as err:
+            raise BpfBuildError(
+                f"cannot remove {relative}, an output no step makes any more: {err.strerror}",
+                hint=f"remove {root / relative} yourself, then build again",
+            ) from None
+        del kept[relative]
+    kept.update(current)
+    if kept != recorded:
+        replace_record(path, kept)
     return removed

@@ -9,6 +9,7 @@ import functools
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from .actions import (
 from .config import PCH_AUTO_MIN
 from .depfile import existing_deps
 from .elfcheck import ElfExpectation, bpf_expectation, bpftool_expectation, native_expectation
-from .layout import OUTPUT_DIR, Layout
+from .layout import COMPILE_COMMANDS, OUTPUT_DIR, Layout
 from .project import BpfObject, Project
 from .search import SEARCH_KEY, NothingShadows, lookup_record
 from .state import INPUTS_KEY, ConfigChanged, TargetsAsRecorded, inputs_as_read, snapshot_inputs
@@ -756,6 +757,62 @@ class StepBuilder:
         yield self.stale_alias_removal()
 
 
+OWN_KINDS = frozenset(
+    {
+        "vmlinux",
+        "pch",
+        "order",
+        "bpf",
+        "bpfobj",
+        "skel",
+        "cc",
+        "link",
+        "libbpf-h",
+        "libbpf-cc",
+        "libbpf-ar",
+        "alias",
+        "unalias",
+        "compdb",
+        "app",
+    }
+)
+"""The kinds of the build's own steps (StepBuilder's, the compile database, the app
+groups), whatever the command: the outputs of these are recorded as the build's, and
+one no such step makes any more is removed (state.remove_dead_outputs). Steps that a
+stage adds (a verification's reports) are its own business."""
+
+
+def own_outputs(steps: Iterable[Step], root: Path) -> dict[str, str]:
+    """Every output of the build's own steps (OWN_KINDS), relative to root, with the id
+    of the step that makes it."""
+    outputs = {}
+    for step in steps:
+        if step.kind in OWN_KINDS:
+            for output in step.outputs:
+                relative = os.path.relpath(output, root)
+                if not relative.startswith(".."):
+                    outputs[relative] = step.id
+    return outputs
+
+
+def without_inputs(steps: Iterable[Step], gone: AbstractSet[str]) -> list[Step]:
+    """The steps with the paths of gone (dead outputs just removed) no longer among
+    their inputs, as if their previous depfiles had not named them: a compile that
+    still includes one fails as it would in a clean build."""
+    if not gone:
+        return list(steps)
+    return [
+        replace(
+            step,
+            inputs=tuple(p for p in step.inputs if p not in gone),
+            headers=tuple(p for p in step.headers if p not in gone),
+        )
+        if not gone.isdisjoint(step.inputs)
+        else step
+        for step in steps
+    ]
+
+
 StepSource = Callable[[StepBuilder], Iterable[Step]]
 """Steps another stage adds to each arch's build (bpfbuild.verify's verification): a
 callable given the arch's StepBuilder (its project, toolchain, layout and ids)."""
@@ -920,8 +977,6 @@ def project_tasks(
     return map(to_doit, project_steps(project, toolchains, prefix, sources))
 
 
-COMPILE_COMMANDS = "compile_commands.json"
-"""The compile database at the project root, for the arch built (the host's first)."""
 _SKELETON_INCLUDE = re.compile(r'#\s*include\s*[<"](\w+)\.skel\.h[>"]')
 _VMLINUX_INCLUDE = re.compile(r'\s*#\s*include\s*[<"]vmlinux\.h[>"]')
 
