@@ -161,8 +161,12 @@ def search_path(argv: Sequence[str], cwd: str) -> SearchPath | None:
 @functools.cache
 def _probe(compiler: str, flags: tuple[str, ...], cwd: str) -> SearchPath | None:
     argv = [compiler, *flags, "-E", "-v", "-x", "c", os.devnull, "-o", os.devnull]
+    # LC_ALL=C: gcc translates the lines parse_search reads; the search is the same
+    env = {**os.environ, "LC_ALL": "C"}
     try:
-        done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, errors="replace")
+        done = subprocess.run(
+            argv, cwd=cwd, env=env, capture_output=True, text=True, errors="replace"
+        )
     except OSError:
         return None
     if done.returncode != 0:

@@ -115,8 +115,9 @@ class Step(Generic[A]):
     """The compiler's `.d` file among the outputs: after a run, the headers it names
     become inputs."""
     source: str | None = None
-    """The source a compile step compiles, relative to the project (an entry of the
-    compile database)."""
+    """The source a compile step compiles, relative to the project: an entry of the
+    compile database (BPF and user compiles), the one input its compiler does not
+    search for (search.NothingShadows)."""
     config: Mapping[str, Any] | None = None
     """Everything besides the inputs that decides the outputs (tool, version, arch,
     argv): a change reruns the step (doit's config_changed)."""
