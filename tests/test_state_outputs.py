@@ -258,7 +258,10 @@ def test_a_dead_output_is_never_removed_through_a_link(multi: Path, tmp_path: Pa
     }
 
 
-@pytest.mark.parametrize("damage", [b"", b"{not json", b'{"format": 1, "outputs": [1, 2]}'])
+@pytest.mark.parametrize(
+    "damage",
+    [b"", b"{not json", b"[1, 2]", b'{"format": 1, "outputs": [1, 2]}', b"\xff\xfe"],
+)
 def test_a_damaged_record_removes_nothing_and_is_rewritten(multi: Path, damage: bytes) -> None:
     (multi / ".bpfbuild" / OUTPUTS_NAME).write_bytes(damage)
     (multi / ".bpfbuild/fastpath.stamp").unlink()
@@ -291,10 +294,19 @@ def kill_before(function):
         os.kill(os.getpid(), signal.SIGKILL)
     return wrapped
 
+def kill_at_rename(replace):
+    def wrapped(source, destination, *args, **kwargs):
+        if str(destination).endswith(state.OUTPUTS_NAME):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return replace(source, destination, *args, **kwargs)
+    return wrapped
+
 if where == "removal":
     state.remove_output = kill_after(state.remove_output)
-else:
+elif where == "record":
     state.replace_record = kill_before(state.replace_record)
+else:
+    os.replace = kill_at_rename(os.replace)
 sys.argv = ["bpfbuild", "build"]
 from bpfbuild.cli import main
 main()
@@ -303,13 +315,19 @@ main()
 
 @pytest.mark.parametrize(
     ("where", "count"),
-    [("removal", 1), ("removal", 3), ("removal", 4), ("record", 4)],
-    ids=["after the first removal", "after the third", "after the last", "before the record"],
+    [("removal", 1), ("removal", 3), ("removal", 4), ("record", 4), ("rename", 4)],
+    ids=[
+        "after the first removal",
+        "after the third",
+        "after the last",
+        "before the record",
+        "before its rename",
+    ],
 )
 def test_killed_while_removing_dead_outputs(multi: Path, where: str, count: int) -> None:
-    """SIGKILL of a real build, in the middle of the removals or just before the new
-    record replaces the old one: the next build removes what is left, and the outputs
-    are a clean build's."""
+    """SIGKILL of a real build, in the middle of the removals, before the new record is
+    written, or written but not yet renamed over the old one: the next build removes
+    what is left (and no temporary stays), and the outputs are a clean build's."""
     (multi / "src/beta.bpf.c").unlink()
     killed = subprocess.run(
         [sys.executable, "-c", KILLED_AT, where, str(count)],

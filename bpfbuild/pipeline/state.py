@@ -337,15 +337,18 @@ def read_record(path: Path) -> dict[str, str]:
         data = json.loads(path.read_bytes())
     except (OSError, ValueError):
         return {}
-    outputs = data.get("outputs") if isinstance(data, dict) else None
-    if data.get("format") != OUTPUTS_FORMAT or not isinstance(outputs, dict):
+    if not isinstance(data, dict) or data.get("format") != OUTPUTS_FORMAT:
+        return {}
+    outputs = data.get("outputs")
+    if not isinstance(outputs, dict):
         return {}
     return {p: s for p, s in outputs.items() if isinstance(p, str) and isinstance(s, str)}
 
 
 def replace_record(path: Path, outputs: Mapping[str, str]) -> None:
-    """Write the record atomically: a temporary file renamed over it."""
-    partial = path.with_name(f"{path.name}.{os.getpid()}{PARTIAL}")
+    """Write the record atomically: a temporary file renamed over it (one name: only
+    the build holding the lock writes it, and a killed one's is overwritten)."""
+    partial = path.with_name(path.name + PARTIAL)
     data = {"format": OUTPUTS_FORMAT, "outputs": dict(sorted(outputs.items()))}
     partial.write_text(json.dumps(data, indent=0) + "\n")
     os.replace(partial, path)
@@ -405,6 +408,7 @@ def remove_dead_outputs(
     leaves a record that names every output that exists, and the next build removes
     what this one did not get to."""
     path = root / STATE_DIR / OUTPUTS_NAME
+    path.with_name(path.name + PARTIAL).unlink(missing_ok=True)  # a killed build's
     recorded = read_record(path)
     kept = {p: step for p, step in recorded.items() if is_removable(p)}
     removed = []
