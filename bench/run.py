@@ -520,7 +520,7 @@ STEP_KINDS = {
     "bpftool": "bpftool gen object, gen skeleton",
     "cc": "user-space compiles (cc -c)",
     "ld": "links (cc -o)",
-    "probe": "tool probes (versions, pkg-config)",
+    "probe": "tool probes (versions, header search paths, pkg-config)",
 }
 LOGGED_TOOLS = (
     ("clang", "CLANG"),
@@ -537,6 +537,8 @@ LOG_ENV = "BENCH_CMDLOG"
 def classify(tool: str, args: str) -> str:
     """The kind of one command a build ran (see STEP_KINDS)."""
     words = args.split()
+    if "-E" in words:  # a compiler asked for its header search path (-E -v)
+        return "probe"
     if tool == "clang":
         return "pch" if "c-header" in words else "bpf" if "-c" in words else "probe"
     if tool == "bpftool":

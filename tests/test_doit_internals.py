@@ -25,10 +25,12 @@ from packaging.requirements import Requirement
 from bpfbuild.pipeline.state import (
     BACKEND_LOCATION,
     BACKEND_NAME,
+    CHANGED_WHILE_ITS_STEP_RAN,
     FIRST_KEY_OF_A_RECORD,
+    INPUTS_KEY,
     LAST_KEY_OF_A_RECORD,
     TARGETS_KEY,
-    SharedDigestChecker,
+    InputContentChecker,
     StateDB,
     TargetsAsRecorded,
 )
@@ -72,7 +74,7 @@ def make_task(tmp_path: Path) -> Task:
 
 def run_without_finishing(task: Task, db: Path) -> Dependency:
     """Run one task as doit's runner does, but never close the state (as a killed build)."""
-    dep_manager = Dependency(StateDB, str(db), checker_cls=SharedDigestChecker)
+    dep_manager = Dependency(StateDB, str(db), checker_cls=InputContentChecker)
     control = TaskControl([task])
     control.process(None)
     Runner(dep_manager, ConsoleReporter(io.StringIO(), {})).run_tasks(control.task_dispatcher())
@@ -127,12 +129,47 @@ def test_records_without_targets_wait_and_unchanged_ones_are_not_written(tmp_pat
     assert not again._dirty
 
 
+def test_the_inputs_are_recorded_as_the_run_read_them(tmp_path: Path) -> None:
+    """tasks.run_step puts the state of each input as its tools read it in the task's
+    values, after the actions: StateDB records those in place of the states doit's
+    checker takes later, in the main thread (which save_success asks for only after it
+    set the values), and keeps the key out of the saved values."""
+    source, target = tmp_path / "in.txt", tmp_path / "out.txt"
+    source.write_text("input\n")
+
+    def copy(task: Task) -> None:
+        target.write_text(source.read_text())
+        task.values[INPUTS_KEY] = {str(source): [CHANGED_WHILE_ITS_STEP_RAN]}
+
+    task = Task(
+        "copy",
+        actions=[copy],
+        file_dep=[str(source)],
+        targets=[str(target)],
+        uptodate=[TargetsAsRecorded()],
+    )
+    db = tmp_path / "state.sqlite"
+    run_without_finishing(task, db)
+    record = committed_record(db, "copy")
+    assert record[str(source)] == [CHANGED_WHILE_ITS_STEP_RAN]
+    assert INPUTS_KEY not in record[FIRST_KEY_OF_A_RECORD]
+    again = Task(
+        "copy",
+        actions=None,
+        file_dep=[str(source)],
+        targets=[str(target)],
+        uptodate=[TargetsAsRecorded()],
+    )
+    dep_manager = Dependency(StateDB, str(db), checker_cls=InputContentChecker)
+    assert dep_manager.get_status(again, {"copy": again}).status == "run"
+
+
 def test_a_target_changed_after_its_record_makes_the_task_run(tmp_path: Path) -> None:
     db = tmp_path / "state.sqlite"
     run_without_finishing(make_task(tmp_path), db)
     (tmp_path / "out.txt").write_text("other\n")  # same size, other content
     task = make_task(tmp_path)
-    dep_manager = Dependency(StateDB, str(db), checker_cls=SharedDigestChecker)
+    dep_manager = Dependency(StateDB, str(db), checker_cls=InputContentChecker)
     assert dep_manager.get_status(task, {"copy": task}).status == "run"
     (tmp_path / "out.txt").write_text("input\n")  # the recorded content again
     assert dep_manager.get_status(task, {"copy": task}).status == "up-to-date"

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from buildutil import ARCH, Run, bpfbuild, build, copy_project, steps_of
 
-from bpfbuild.pipeline import fastpath
+from bpfbuild.pipeline import fastpath, timestamps
 
 TRACED = dict(os.environ, BPFBUILD_TRACE="1")
 
@@ -180,6 +180,84 @@ def test_touch_is_answered_by_content(multi: Path) -> None:
     assert "fastpath: hit" in run.stderr and run.stdout == "", run.describe()
     run = traced(multi)
     assert run.stderr == "fastpath: hit\n", run.describe()  # nothing read this time
+
+
+def test_same_size_edit_with_its_mtime_put_back_falls_through(multi: Path) -> None:
+    """`touch -r`, `tar x`, `cp -p` of another version: the size and mtime are the old
+    ones, the ctime is not, and the digest differs: the graph runs, and rebuilds."""
+    source = multi / "src/alpha.bpf.c"
+    before = source.stat()
+    edit(source, "__sync_fetch_and_add(count, 1);", "__sync_fetch_and_add(count, 2);")
+    os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = source.stat()
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    run = traced(multi)
+    assert_missed(run, "src/alpha.bpf.c changed")
+    assert steps_of(run, "BPF") == {"src/alpha.bpf.c"}, run.describe()
+    assert_fast(multi)
+
+
+def test_a_tree_whose_files_all_have_one_mtime_falls_through(tmp_path: Path) -> None:
+    """A Nix-style tree: every file at mtime 1, a new version of a header too."""
+    root = copy_project("multi", tmp_path)
+    epoch = (10**9, 10**9)
+    for path in (root / "src").iterdir():
+        os.utime(path, ns=epoch)
+    traced(root)
+    header = root / "src/common.h"
+    edit(header, "#define COMMON_SLOTS 4", "#define COMMON_SLOTS 8")
+    os.utime(header, ns=epoch)
+    run = traced(root)
+    assert_missed(run, "src/common.h changed")
+    assert steps_of(run, "BPF") == {"src/alpha.bpf.c", "src/beta.bpf.c"}, run.describe()
+    assert_fast(root)
+
+
+def test_the_outputs_are_recorded_once_older_than_a_clock_tick(tmp_path: Path) -> None:
+    """The racy rule for the stamp's outputs: their stats are taken once the newest is
+    older than the clock's granularity, so that no rewrite can keep a recorded stat."""
+    output = tmp_path / "just-written.o"
+    output.write_bytes(b"\x7fELF")
+    recorded = fastpath._settled_outputs([str(output)])
+    taken = time.time_ns()
+    (sig,) = recorded.values()
+    assert sig == fastpath.signature(str(output))
+    assert sig is not None and not timestamps.is_racy(max(sig[4], sig[5]), taken)
+
+
+def test_outputs_with_whole_second_times_just_written_leave_no_stamp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where file times are whole seconds (FAT), waiting for the margin would take up
+    to two seconds: the build writes no stamp, and the next one writes it."""
+    output = tmp_path / "just-written.o"
+    output.write_bytes(b"\x7fELF")
+    whole = time.time_ns() // 10**9 * 10**9
+    real_signature = fastpath.signature
+
+    def whole_seconds(path: str):
+        sig = real_signature(path)
+        return sig and (*sig[:4], whole, whole)
+
+    monkeypatch.setattr(fastpath, "signature", whole_seconds)
+    with pytest.raises(fastpath._NoStamp, match="clock granularity"):
+        fastpath._settled_outputs([str(output)])
+
+
+def test_a_file_touched_in_the_current_clock_tick_is_read_again(
+    multi: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A touched source whose new stat is racy is answered by its content, but its new
+    stat is not recorded: the next check reads it again."""
+    monkeypatch.setenv(fastpath.TRACE_ENV, "1")
+    (multi / "src/alpha.bpf.c").touch()
+    assert fastpath.check(["build", "-C", str(multi)]) is None
+    assert fastpath.check(["build", "-C", str(multi)]) is None
+    assert capsys.readouterr().err.count("1 touched, same content") == 2
+    time.sleep(2 * timestamps.RACE_MARGIN_NS / 1e9)
+    assert fastpath.check(["build", "-C", str(multi)]) is None  # records it now
+    assert fastpath.check(["build", "-C", str(multi)]) is None
+    assert capsys.readouterr().err.count("1 touched, same content") == 1
 
 
 def test_touch_of_an_output_falls_through_and_rebuilds_nothing(multi: Path) -> None:

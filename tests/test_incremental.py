@@ -110,3 +110,21 @@ def test_deleted_header_still_included_is_the_compilers_error(multi: Path) -> No
     run = build(multi)
     assert steps_of(run, "BPF") <= {"src/alpha.bpf.c", "src/beta.bpf.c"}
     assert_build_is_noop(multi)
+
+
+def test_header_no_longer_included_but_kept_is_no_longer_an_input(multi: Path) -> None:
+    """The new depfile replaces the old one's headers: a header the source stopped
+    including (the file stays) is not an input of the next build, which runs nothing
+    (it used to run the compile once more), and an edit of it rebuilds nothing."""
+    (multi / "src/extra.h").write_text("#define EXTRA_FLAG 1\n")
+    edit(
+        multi / "src/gamma.bpf.c",
+        "#include <bpf/bpf_endian.h>",
+        '#include <bpf/bpf_endian.h>\n#include "extra.h"',
+    )
+    assert steps_of(build(multi), "BPF") == {"src/gamma.bpf.c"}
+    edit(multi / "src/gamma.bpf.c", '\n#include "extra.h"', "")
+    assert steps_of(build(multi), "BPF") == {"src/gamma.bpf.c"}
+    assert_build_is_noop(multi)
+    (multi / "src/extra.h").write_text("#define EXTRA_FLAG 2\n")
+    assert_build_is_noop(multi)

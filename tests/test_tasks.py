@@ -17,6 +17,7 @@ from bpfbuild.arch import ARCHES, Arch, get_arch, host_arch
 from bpfbuild.pipeline.actions import LinkArgs
 from bpfbuild.pipeline.layout import Layout
 from bpfbuild.pipeline.project import load_project
+from bpfbuild.pipeline.search import NothingShadows
 from bpfbuild.pipeline.state import ConfigChanged, TargetsAsRecorded
 from bpfbuild.pipeline.steps import Step, step_line
 from bpfbuild.pipeline.tasks import StepBuilder, project_steps, project_tasks, to_doit
@@ -77,7 +78,8 @@ def test_no_target_is_a_partial_file(multi_source: Path, host_toolchain: Toolcha
 
 def test_a_step_as_a_doit_task(multi_source: Path, host_toolchain: Toolchain) -> None:
     """to_doit: doit's group and name from the id, the step's parts under doit's keys,
-    its config first among the up-to-date checks and the outputs' check last."""
+    its config first among the up-to-date checks, then for a compile the check of the
+    paths that would hide its headers, and the outputs' check last."""
     project = load_project(multi_source)
     builder = StepBuilder(project, host_toolchain)
     step = builder.bpf_compile(project.bpf_objects["alpha"])
@@ -85,8 +87,10 @@ def test_a_step_as_a_doit_task(multi_source: Path, host_toolchain: Toolchain) ->
     assert (task["basename"], task["name"]) == ("bpf", f"{HOST.name}/alpha")
     assert task["file_dep"] == list(step.inputs) and task["targets"] == list(step.outputs)
     assert task["task_dep"] == list(step.order_only)
-    config, recorded = task["uptodate"]
+    config, shadows, recorded = task["uptodate"]
     assert isinstance(config, ConfigChanged) and config.config == step.config
+    assert isinstance(shadows, NothingShadows)
+    assert shadows.source == str(multi_source / "src/alpha.bpf.c")
     assert isinstance(recorded, TargetsAsRecorded)
     assert task["title"](Task(step.id, None, meta=task["meta"])) == "  BPF     src/alpha.bpf.c"
     group = to_doit(next(s for s in project_steps(project, [host_toolchain]) if s.kind == "app"))

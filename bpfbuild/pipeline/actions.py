@@ -239,11 +239,11 @@ class JsonArgs:
 
 
 @signature_once
-def write_json(args: JsonArgs) -> None:
+def write_json(args: JsonArgs) -> TaskFailed | None:
     """Write data as JSON atomically."""
     prepare_outputs((args.output,))
     Path(partial(args.output)).write_text(json.dumps(args.data, indent=1) + "\n")
-    finish_outputs((args.output,), None)
+    return finish_outputs((args.output,), None)
 
 
 @dataclass(frozen=True)
@@ -263,12 +263,12 @@ class CopyArgs:
 
 
 @signature_once
-def copy_file(args: CopyArgs) -> None:
+def copy_file(args: CopyArgs) -> TaskFailed | None:
     """Copy source to output atomically (what `cp` would do)."""
     output = os.path.join(args.cwd, args.output)
     prepare_outputs((output,))
     shutil.copyfile(os.path.join(args.cwd, args.source), partial(output))
-    finish_outputs((output,), None)
+    return finish_outputs((output,), None)
 
 
 @signature_once
@@ -327,10 +327,9 @@ def link_executable(args: LinkArgs) -> TaskFailed | dict:
             f"{output} should be static but needs {', '.join(needed)}; "
             "check ldflags in bpfbuild.toml and $LDFLAGS"
         )
+    failed = finish_outputs((output,), failed)
     if failed:
-        finish_outputs((output,), failed)
         return failed
-    finish_outputs((output,), None)
     return {"size": os.path.getsize(output), "needed": needed}
 
 
@@ -341,15 +340,24 @@ def prepare_outputs(outputs: tuple[str, ...]) -> None:
 
 
 def finish_outputs(outputs: tuple[str, ...], failed: TaskFailed | None) -> TaskFailed | None:
-    """On success rename every OUTPUT.partial into place; on failure delete them.
+    """On success rename every OUTPUT.partial into place; on failure delete them. A
+    folder where an output goes fails the step (a user's folder is never replaced).
     Each output is hashed here, in the job's thread, so that recording it in the build
     state (state.TargetsAsRecorded, in doit's main thread) finds the hash cached."""
     for output in outputs:
         if failed:
             Path(partial(output)).unlink(missing_ok=True)
-        else:
+            continue
+        try:
             os.replace(partial(output), output)
-            content_digest(output)
+        except IsADirectoryError:
+            Path(partial(output)).unlink(missing_ok=True)
+            failed = TaskFailed(
+                f"{output} is a folder, where bpfbuild writes a file\n"
+                "hint: move the folder away (or delete it), then build again"
+            )
+            continue
+        content_digest(output, own_output=True)
     return failed
 
 

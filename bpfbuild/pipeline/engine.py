@@ -25,16 +25,30 @@ from doit.exceptions import InvalidCommand, InvalidDodoFile, InvalidTask, UnmetD
 from doit.loader import generate_tasks, load_tasks
 from doit.reporter import ConsoleReporter
 
-from ..arch import Arch
+from ..arch import Arch, get_arch, host_arch
 from ..cache import size_limit
 from ..errors import BpfBuildError, ProjectError, ToolchainError
 from . import fastpath
-from .layout import state_dir
+from .layout import OUTPUT_DIR, state_dir
 from .names import DB_NAME, LOCK_NAME
 from .project import Project, check_own_folders, load_project, require_buildable
-from .state import BACKEND_LOCATION, BACKEND_NAME, SharedDigestChecker, remove_partials
-from .steps import step_line
-from .tasks import StepSource, project_tasks, run_of
+from .state import (
+    BACKEND_LOCATION,
+    BACKEND_NAME,
+    InputContentChecker,
+    remove_dead_outputs,
+    remove_partials,
+)
+from .steps import Step, step_line
+from .tasks import (
+    StepSource,
+    own_outputs,
+    project_steps,
+    project_tasks,
+    run_of,
+    to_doit,
+    without_inputs,
+)
 from .toolchain import Toolchain, find_toolchain
 
 
@@ -219,7 +233,7 @@ def _doit_config(root: Path, options: RunOptions, raised: Raised | None = None) 
         # sqlite3 (tolerates concurrent readers, one file), each task committed as soon
         # as it succeeds; registered as a doit.BACKEND plugin (pyproject.toml)
         "backend": BACKEND_NAME,
-        "check_file_uptodate": SharedDigestChecker,  # content: a touch rebuilds nothing
+        "check_file_uptodate": InputContentChecker,  # content: a touch rebuilds nothing
         "reporter": KbuildReporter(outstream, options, raised),
         # No capture: doit captures a Python action's output by swapping sys.stdout
         # without a lock, which threads race on. Actions print nothing themselves;
@@ -314,6 +328,22 @@ def prepare(project: Project, runner: bool = False) -> list[Toolchain]:
     return toolchains_for(project, runner)
 
 
+def judged_by(project: Project) -> Callable[[str], bool]:
+    """Which recorded outputs (relative to the root) a build of project decides about:
+    all but those of an arch the project still builds and this build does not (a
+    build with --arch, a verification in some arches' VMs)."""
+    configured = {get_arch(name).name for name in project.config.build.arches} or {host_arch().name}
+    built = {arch.name for arch in project.arches}
+
+    def judged(relative: str) -> bool:
+        parts = relative.split("/")
+        if parts[0] != OUTPUT_DIR or len(parts) < 3:
+            return True
+        return parts[1] in built or parts[1] not in configured
+
+    return judged
+
+
 def tasks_of_project(
     root: Path | None = None, prefix: str = "", sources: Sequence[StepSource] = ()
 ) -> Iterator[dict]:
@@ -343,13 +373,13 @@ def replaced_by_the_run(creator: F) -> F:
 
 class _Loader(TaskLoader2):
     """Loads the project's tasks, and those of its own dodo.py when it has one. The
-    project and toolchains are those the command already checked; where the dodo.py
-    names bpfbuild's `task_bpfbuild`, that graph is this one (with the steps the
-    command adds, as its verification)."""
+    steps are those the command already made (of the project and toolchains it
+    checked, with the steps it adds, as its verification); where the dodo.py names
+    bpfbuild's `task_bpfbuild`, that graph is this one."""
 
-    def __init__(self, project: Project, toolchains: list[Toolchain], options: RunOptions) -> None:
+    def __init__(self, project: Project, steps: list[Step], options: RunOptions) -> None:
         super().__init__()
-        self.project, self.toolchains, self.options = project, toolchains, options
+        self.project, self.steps, self.options = project, steps, options
         self.tasks: list = []
         self.raised = Raised()
 
@@ -368,12 +398,12 @@ class _Loader(TaskLoader2):
         return self.tasks
 
     def _load_tasks(self, cmd) -> list:
-        project, toolchains, sources = self.project, self.toolchains, self.options.step_sources
+        steps = self.steps
 
         def task_bpfbuild_of_this_run():
-            yield from project_tasks(project, toolchains, sources=sources)
+            yield from map(to_doit, steps)
 
-        dodo = project.root / "dodo.py"
+        dodo = self.project.root / "dodo.py"
         if not dodo.is_file():
             # What load_tasks does with this one creator, without the source lookup it
             # makes to order creators by line (tokenize's regexes: ~5 ms a build).
@@ -447,10 +477,18 @@ def run_doit(project: Project, doit_args: list[str], options: RunOptions) -> int
     reporter raised) is raised here, for the CLI."""
     toolchains = prepare(project, runner=bool(options.step_sources))
     fastpath.invalidate(project.root)  # before any task runs: see fastpath.py
+    steps = list(project_steps(project, toolchains, sources=options.step_sources))
+    removed = remove_dead_outputs(
+        project.root, own_outputs(steps, project.root), judged_by(project)
+    )
+    outstream = sys.stderr if options.steps_to_stderr else sys.stdout
+    for relative in removed:
+        print(f"  {'RM':<8}{relative}", file=outstream, flush=True)
+    steps = without_inputs(steps, {str(project.root / relative) for relative in removed})
     os.chdir(project.root)
     # StateDB is also a doit.BACKEND entry point (for plain `doit` on a project's
     # dodo.py); naming it here keeps bpfbuild working from a source tree.
-    loader = _Loader(project, toolchains, options)
+    loader = _Loader(project, steps, options)
     main = _DoitMain(
         loader, config_filenames=(), extra_config={"BACKEND": {BACKEND_NAME: BACKEND_LOCATION}}
     )

@@ -25,8 +25,15 @@ build deletes it before any task runs (`invalidate`), it is written atomically, 
 not at all when an input changed while the build ran (it could have been read before
 the change).
 
-This module imports only os, sys, time, marshal, fcntl and zlib at the top: the launcher
-imports it before anything else. The writer's imports are inside its functions.
+The racy case (see timestamps.py): a stat recorded within the clock's granularity of
+a file's last change could miss a second change in that tick. No input may have
+changed that late (the stamp is not written), the outputs' stats are taken once they
+are older than that (the writer waits up to one margin), and a touched file's new stat
+is recorded only once it is.
+
+This module imports only os, sys, time, marshal, fcntl, zlib and timestamps (which
+imports nothing) at the top: the launcher imports it before anything else. The
+writer's imports are inside its functions.
 """
 
 from __future__ import annotations
@@ -38,7 +45,8 @@ import sys
 import time
 import zlib
 
-from .names import CONFIG_NAME, LOCK_NAME, STAMP_NAME, STATE_DIR, TOOLCHAIN_CACHE_NAME
+from .names import CONFIG_NAME, LOCK_NAME, OUTPUT_DIR, STAMP_NAME, STATE_DIR, TOOLCHAIN_CACHE_NAME
+from .timestamps import RACE_MARGIN_NS, is_racy, margin
 
 FORMAT = 2
 TRACE_ENV = "BPFBUILD_TRACE"
@@ -50,14 +58,6 @@ IGNORED_ENV = frozenset(
 the key. The toolchain reads CC, CC_<arch>, CLANG, BPFTOOL, CFLAGS, LDFLAGS, STRIP,
 PKG_CONFIG* and PATH, the compilers read more (CPATH, SOURCE_DATE_EPOCH...): rather
 than list them, any change of the environment falls back to the full graph."""
-RACE_MARGIN_NS = 20_000_000
-"""An input whose ctime is this close to the build's start, or later, may have changed
-after the build read it: no stamp then. File times come from a clock that lags by up
-to a timer tick (1-10 ms), hence the margin. (The build's start is taken when
-build_project starts, after Python and click have started: an input edited just
-before the command ran is older than that by much more.)"""
-COARSE_RACE_MARGIN_NS = 2_000_000_000
-"""The same for a file system that keeps whole seconds (FAT keeps 2 s)."""
 DIGEST_MAX_SIZE = 1 << 20
 """Project inputs up to this size get a content digest (a touch of one stays a no-op)."""
 
@@ -224,14 +224,15 @@ def _refresh(root: str, stamp: dict, touched: dict[str, Signature]) -> None:
     could change again within that tick and keep this stat), and never an error."""
     trace(f"{len(touched)} touched, same content")
     now = time.time_ns()
-    if any(sig[5] >= now - _margin(sig) for sig in touched.values()):
+    if any(is_racy(_newest(sig), now) for sig in touched.values()):
         return
     stamp["files"].update(touched)
     _write(os.path.join(root, STATE_DIR, STAMP_NAME), stamp)
 
 
-def _margin(sig: Signature) -> int:
-    return COARSE_RACE_MARGIN_NS if sig[5] % 1_000_000_000 == 0 else RACE_MARGIN_NS
+def _newest(sig: Signature) -> int:
+    """The later of a signature's mtime and ctime."""
+    return max(sig[4], sig[5])
 
 
 def _write(path: str, stamp: dict) -> bool:
@@ -318,7 +319,9 @@ class Recorder:
         inputs: set[str] = set()
         targets: set[str] = set()
         tools: set[str] = set()
+        absent: set[str] = set()
         for task in selected:
+            absent |= _absent_paths(root, task)
             if task.actions and not task.file_dep and not task.uptodate:
                 raise _NoStamp(f"task {task.name} runs on every build")
             for check, _, _ in task.uptodate:
@@ -334,16 +337,16 @@ class Recorder:
                 argv = command.argv
                 if argv and os.path.isabs(argv[0]):
                     tools.add(argv[0])
-        files: dict[str, Signature | None] = {}
-        for path in sorted(targets):
-            files[path] = signature(path)
-            if files[path] is None:
-                raise _NoStamp(f"target {path} does not exist")
+        files = _settled_outputs(sorted(targets))
         self.targets = targets
-        watched = sorted(inputs - targets) + self._settings(project, tools)
+        settings = self._settings(project, tools)
+        watched = sorted(inputs - targets) + settings
+        watched += _watched_for_absent(root, absent, set(settings))
         for path in watched:
             sig = signature(path)
-            if sig is not None and path not in files and sig[5] >= self.started_ns - _margin(sig):
+            # An input edited just before the command ran is older than started_ns by
+            # much more than the margin: Python and click started in between.
+            if sig is not None and path not in files and is_racy(_newest(sig), self.started_ns):
                 raise _NoStamp(f"{path} changed while the build ran")
             files.setdefault(path, sig)
         return files
@@ -403,6 +406,70 @@ class Recorder:
 
 class _NoStamp(Exception):
     """Why a build cannot be vouched for by a stamp."""
+
+
+def _absent_paths(root: str, task) -> set[str]:
+    """The paths that must stay absent for a compile that ran or was found up to date
+    (search.NothingShadows): from its record's search path and its depfile's headers."""
+    from .search import SEARCH_KEY, compile_absent_paths
+    from .tasks import step_of
+
+    step = step_of(task)
+    record = (task.values or {}).get(SEARCH_KEY)
+    if step is None or step.source is None or record is None:
+        return set()
+    return compile_absent_paths(root, os.path.join(root, step.source), task.file_dep, record)
+
+
+def _watched_for_absent(root: str, absent: set[str], watched: set[str]) -> list[str]:
+    """What the stamp watches so that any of the absent paths appearing is seen: the
+    nearest folder that exists above each, outside the project (a system folder
+    changes seldom); inside it, the absent path's first missing part (the root changes
+    whenever output/ or an editor's file comes and goes). Paths in folders the stamp
+    watches already (src/, the include folders) and under output/ (only the build
+    writes there: its outputs are watched themselves) need nothing more."""
+    inside = os.path.join(root, "")
+    output = os.path.join(root, OUTPUT_DIR, "")
+    is_folder: dict[str, bool] = {}
+    paths: set[str] = set()
+    for path in absent:
+        parent = os.path.dirname(path)
+        if parent in watched or path.startswith(output):
+            continue
+        child = path
+        while parent != child:
+            exists = is_folder.get(parent)
+            if exists is None:
+                exists = is_folder[parent] = os.path.isdir(parent)
+            if exists:
+                break
+            child, parent = parent, os.path.dirname(parent)
+        if parent not in watched:
+            paths.add(child if os.path.join(parent, "").startswith(inside) else parent)
+    return sorted(paths)
+
+
+def _settled_outputs(targets: list[str]) -> dict[str, Signature | None]:
+    """The signatures of the build's outputs, taken when the newest of them is older than
+    the clock's granularity, so that a later rewrite in the same tick cannot keep its
+    stat: waits for it (at most one margin, once), or no stamp where file times are
+    whole seconds."""
+    files: dict[str, Signature | None] = {}
+    for path in targets:
+        files[path] = signature(path)
+        if files[path] is None:
+            raise _NoStamp(f"target {path} does not exist")
+    newest = max((_newest(sig) for sig in files.values() if sig), default=0)
+    now = time.time_ns()
+    if not is_racy(newest, now):
+        return files
+    if margin(newest) > RACE_MARGIN_NS:
+        raise _NoStamp("outputs written within the file system's clock granularity")
+    time.sleep((newest + margin(newest) - now) / 1e9 + 0.001)
+    for path, sig in files.items():
+        if signature(path) != sig:
+            raise _NoStamp(f"{path} changed while the build ran")
+    return files
 
 
 def _covered(check) -> bool:

@@ -6,6 +6,9 @@ CONFIG_NAME = "bpfbuild.toml"
 """The project's configuration; the folder holding it is the project root."""
 OUTPUT_DIR = "output"
 """Build outputs, one folder per arch: output/<arch>/."""
+COMPILE_COMMANDS = "compile_commands.json"
+"""The compile database at the project root, for the arch built (the host's first):
+the one output outside output/."""
 STATE_DIR = ".bpfbuild"
 """Build state (the files below): never shipped, safe to delete."""
 
@@ -17,3 +20,6 @@ STAMP_NAME = "fastpath.stamp"
 """STATE_DIR/fastpath.stamp: what the last successful build depended on (fastpath.py)."""
 TOOLCHAIN_CACHE_NAME = "toolchain.json"
 """STATE_DIR/toolchain.json: the tools' versions and probes, keyed by their stat."""
+OUTPUTS_NAME = "outputs.json"
+"""STATE_DIR/outputs.json: every output the last build's steps can make (its dead outputs
+are removed at the start of the next build)."""

@@ -108,12 +108,16 @@ class Step(Generic[A]):
     outputs: tuple[str, ...] = ()
     """Absolute paths it writes (doit's targets); each must keep the content recorded
     when the step last succeeded (state.TargetsAsRecorded)."""
+    headers: tuple[str, ...] = ()
+    """The inputs the previous run's depfile named (besides the source): after a run,
+    the headers the new depfile names replace them."""
     depfile: str | None = None
     """The compiler's `.d` file among the outputs: after a run, the headers it names
     become inputs."""
     source: str | None = None
-    """The source a compile step compiles, relative to the project (an entry of the
-    compile database)."""
+    """The source a compile step compiles, relative to the project: an entry of the
+    compile database (BPF and user compiles), the one input its compiler does not
+    search for (search.NothingShadows)."""
     config: Mapping[str, Any] | None = None
     """Everything besides the inputs that decides the outputs (tool, version, arch,
     argv): a change reruns the step (doit's config_changed)."""

@@ -9,6 +9,7 @@ import functools
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -31,9 +32,11 @@ from .actions import (
 from .config import PCH_AUTO_MIN
 from .depfile import existing_deps
 from .elfcheck import ElfExpectation, bpf_expectation, bpftool_expectation, native_expectation
-from .layout import Layout
+from .layout import OUTPUT_DIR, Layout
+from .names import COMPILE_COMMANDS
 from .project import BpfObject, Project
-from .state import ConfigChanged, TargetsAsRecorded
+from .search import SEARCH_KEY, NothingShadows, lookup_record
+from .state import INPUTS_KEY, ConfigChanged, TargetsAsRecorded, inputs_as_read, snapshot_inputs
 from .steps import Command, Fallback, Step, StepRun, step_line, task_id
 from .toolchain import BPF_CPU, Tool, Toolchain
 
@@ -335,7 +338,7 @@ class StepBuilder:
         )
         # vmlinux.h itself, not the 15 MB PCH: the PCH changes only with vmlinux.h
         # or the flags, which this step tracks already.
-        inputs = self._header_deps(obj.source, layout.bpf_depfile(obj.name))
+        inputs = [str(self.project.root / obj.source)]
         fallback = None
         if self.uses_pch(obj):
             inputs.append(str(layout.vmlinux_header))
@@ -350,6 +353,8 @@ class StepBuilder:
                 ),
                 PCH_NOT_READY,
             )
+        headers = self._headers(layout.bpf_depfile(obj.name), *inputs)
+        inputs += headers
         return self.step(
             "bpf",
             obj.name,
@@ -359,6 +364,7 @@ class StepBuilder:
             args=args,
             fallback=fallback,
             inputs=tuple(inputs),
+            headers=headers,
             outputs=targets,
             depfile=targets[1],
             source=obj.source,
@@ -483,6 +489,7 @@ class StepBuilder:
         layout = self.layout
         argv = self.user_compile_argv(source, app)
         depfile = layout.user_depfile(source, app)
+        headers = self._headers(depfile, str(self.project.root / source))
         targets = (str(layout.user_object(source, app)), str(depfile))
         shown = f"{app}:{source}" if app else source  # an app's own object of source
         return self.step(
@@ -492,7 +499,8 @@ class StepBuilder:
             shown,
             action=actions.run_tool,
             args=ToolArgs(Command(tuple(argv)), self.cwd, targets, self.expect("cc")),
-            inputs=tuple(self._header_deps(source, depfile)),
+            inputs=(str(self.project.root / source), *headers),
+            headers=headers,
             outputs=targets,
             depfile=targets[1],
             source=source,
@@ -578,10 +586,10 @@ class StepBuilder:
             ),
         )
 
-    def _header_deps(self, source: str, depfile: Path) -> list[str]:
-        """The source plus every file its previous compile read (see existing_deps)."""
-        root = self.project.root
-        return sorted({str(root / source)} | existing_deps(root, depfile))
+    def _headers(self, depfile: Path, *declared: str) -> tuple[str, ...]:
+        """Every file its previous compile read (existing_deps) but its declared inputs
+        (the source...)."""
+        return tuple(sorted(existing_deps(self.project.root, depfile) - set(declared)))
 
     def needs_pch(self) -> bool:
         return any(self.uses_pch(obj) for obj in self.project.bpf_objects.values())
@@ -633,6 +641,7 @@ class StepBuilder:
         tree, layout = self._libbpf_tree, self.layout
         path = self.rel(tree.root / source)
         depfile = layout.libbpf_depfile(source)
+        headers = self._headers(depfile, str(self.project.root / path))
         targets = (str(layout.libbpf_object(source)), str(depfile))
         argv = [
             self.cc.path,
@@ -653,9 +662,11 @@ class StepBuilder:
             path,
             action=actions.run_tool,
             args=ToolArgs(Command(tuple(argv)), self.cwd, targets, self.expect("cc")),
-            inputs=tuple(self._header_deps(path, depfile)),
+            inputs=(str(self.project.root / path), *headers),
+            headers=headers,
             outputs=targets,
             depfile=targets[1],
+            source=path,
             config=self.changed("cc", argv),
         )
 
@@ -746,6 +757,62 @@ class StepBuilder:
         yield self.stale_alias_removal()
 
 
+OWN_KINDS = frozenset(
+    {
+        "vmlinux",
+        "pch",
+        "order",
+        "bpf",
+        "bpfobj",
+        "skel",
+        "cc",
+        "link",
+        "libbpf-h",
+        "libbpf-cc",
+        "libbpf-ar",
+        "alias",
+        "unalias",
+        "compdb",
+        "app",
+    }
+)
+"""The kinds of the build's own steps (StepBuilder's, the compile database, the app
+groups), whatever the command: the outputs of these are recorded as the build's, and
+one no such step makes any more is removed (state.remove_dead_outputs). Steps that a
+stage adds (a verification's reports) are its own business."""
+
+
+def own_outputs(steps: Iterable[Step], root: Path) -> dict[str, str]:
+    """Every output of the build's own steps (OWN_KINDS), relative to root, with the id
+    of the step that makes it."""
+    outputs = {}
+    for step in steps:
+        if step.kind in OWN_KINDS:
+            for output in step.outputs:
+                relative = os.path.relpath(output, root)
+                if not relative.startswith(".."):
+                    outputs[relative] = step.id
+    return outputs
+
+
+def without_inputs(steps: Iterable[Step], gone: AbstractSet[str]) -> list[Step]:
+    """The steps with the paths of gone (dead outputs just removed) no longer among
+    their inputs, as if their previous depfiles had not named them: a compile that
+    still includes one fails as it would in a clean build."""
+    if not gone:
+        return list(steps)
+    return [
+        replace(
+            step,
+            inputs=tuple(p for p in step.inputs if p not in gone),
+            headers=tuple(p for p in step.headers if p not in gone),
+        )
+        if not gone.isdisjoint(step.inputs)
+        else step
+        for step in steps
+    ]
+
+
 StepSource = Callable[[StepBuilder], Iterable[Step]]
 """Steps another stage adds to each arch's build (bpfbuild.verify's verification): a
 callable given the arch's StepBuilder (its project, toolchain, layout and ids)."""
@@ -833,6 +900,9 @@ def to_doit(step: Step) -> dict[str, Any]:
     run = StepRun(step)
     uptodate: list[Any] = [ConfigChanged(step.config)] if step.config is not None else []
     uptodate += step.checks
+    if step.depfile and step.source and step.args is not None:
+        root = step.args.cwd
+        uptodate.append(NothingShadows(root, os.path.join(root, step.source)))
     task: dict[str, Any] = {
         "basename": basename,
         "name": name,
@@ -852,15 +922,30 @@ def to_doit(step: Step) -> dict[str, Any]:
 @signature_once
 def run_step(run: StepRun, task: Any) -> Any:
     """The doit action of every step: its action on the arguments its run takes (the
-    ones the reporter printed), then, for a compile, the headers its depfile names
-    become inputs before doit saves the task, so the next build finds the same inputs
-    and runs nothing. doit passes `task` by name."""
+    ones the reporter printed). Before it, the inputs are snapshotted; after it, for a
+    compile, the headers its depfile names become inputs (so the next build finds the
+    same inputs and runs nothing), and the state of every input as the tools read it
+    goes into the task's values, for StateDB to record (an input edited while the step
+    ran is recorded as such: the next build runs the step again). doit passes `task`
+    by name."""
     args = run.start()
     step = run.step
     assert step.action is not None
+    before = snapshot_inputs(task.file_dep)
     result = step.action(args)
-    if step.depfile and not isinstance(result, TaskFailed):
+    if isinstance(result, TaskFailed):
+        return result
+    if step.depfile:  # what it reads now, not what it read before, and where it looked
+        task.file_dep.difference_update(step.headers)
         task.file_dep.update(existing_deps(Path(args.cwd), Path(step.depfile)))
+        source = os.path.join(args.cwd, step.source) if step.source else ""
+        lookup = lookup_record(
+            args.commands[0].argv, args.cwd, task.file_dep, source, before.started_ns
+        )
+        if lookup is not None:
+            task.values[SEARCH_KEY] = lookup
+    own_outputs = os.path.join(args.cwd, OUTPUT_DIR, "")
+    task.values[INPUTS_KEY] = inputs_as_read(task.file_dep, before, own_outputs)
     return result
 
 
@@ -892,8 +977,6 @@ def project_tasks(
     return map(to_doit, project_steps(project, toolchains, prefix, sources))
 
 
-COMPILE_COMMANDS = "compile_commands.json"
-"""The compile database at the project root, for the arch built (the host's first)."""
 _SKELETON_INCLUDE = re.compile(r'#\s*include\s*[<"](\w+)\.skel\.h[>"]')
 _VMLINUX_INCLUDE = re.compile(r'\s*#\s*include\s*[<"]vmlinux\.h[>"]')
 
