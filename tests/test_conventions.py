@@ -1331,3 +1331,42 @@ def test_kconv_builds_for_both_arches_and_its_tests_pass(tmp_path: Path) -> None
     )
     assert tests.returncode == 0, tests.stdout + tests.stderr
     assert " passed" in tests.stdout and "skipped" not in tests.stdout, tests.stdout
+
+
+# ------------------------------------------------------------ the build steps (phase B)
+
+HELLO_BPF = """#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+SEC("tp/syscalls/sys_enter_getpid") int on_getpid(void *ctx) { return 0; }
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_skeletons_named_by_skel_header_and_skel_name(tmp_path: Path) -> None:
+    """The kernel's convention: NAME.bpf.skel.h with struct NAME; the loader that
+    includes it builds, and a renamed skeleton's old header is removed as dead."""
+    loader = (
+        '#include "hello.bpf.skel.h"\n'
+        "int main(void) { struct hello *s = hello__open_and_load(); "
+        "hello__destroy(s); return 0; }\n"
+    )
+    root = make_project(
+        tmp_path / "p",
+        {"src/hello.bpf.c": HELLO_BPF, "src/hello.c": loader},
+        '[build]\nskel_header = "{name}.bpf.skel.h"\nskel_name = "{name}"\n',
+    )
+    run = build(root)
+    include = root / "output" / ARCH / "include"
+    assert (include / "hello.bpf.skel.h").is_file(), run.describe()
+    assert "struct hello {" in (include / "hello.bpf.skel.h").read_text()
+    assert not (include / "hello.skel.h").exists()
+    assert (root / "output" / ARCH / "hello").is_file()
+    (root / "bpfbuild.toml").write_text("")
+    (root / "src/hello.c").write_text(
+        loader.replace("hello.bpf.skel.h", "hello.skel.h")
+        .replace("struct hello ", "struct hello_bpf ")
+        .replace("hello__", "hello_bpf__")
+    )
+    run = build(root)
+    assert (include / "hello.skel.h").is_file(), run.describe()
+    assert not (include / "hello.bpf.skel.h").exists()

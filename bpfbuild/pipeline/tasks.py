@@ -63,7 +63,6 @@ class StepBuilder:
         self.cwd = str(project.root)
         """Where every command of a step runs."""
         self.show_arch = len(project.arches) > 1
-        self._headers_include_skeletons: bool | None = None
         self._uses_pch: dict[str, bool] = {}
 
     # -- naming and the parts every step has ---------------------------------
@@ -420,7 +419,8 @@ class StepBuilder:
         )
 
     def skeleton(self, obj: BpfObject) -> Step:
-        linked, header = self.layout.bpf_object(obj.name), self.layout.skeleton_header(obj.name)
+        linked = self.layout.bpf_object(obj.name)
+        header = self.layout.skeleton_header(obj.skeleton_header)
         argv = [
             self.toolchain.bpftool.path,
             "gen",
@@ -508,28 +508,10 @@ class StepBuilder:
             # Order only: on a first build there is no depfile yet to say which
             # skeletons a source includes; afterwards the depfile has them.
             order_only=(
-                *[self.id("skel", name) for name in self.skeletons_needed(source)],
+                *[self.id("skel", name) for name in self.project.skeletons_included(source)],
                 *self.libbpf_header_steps(),
             ),
         )
-
-    def skeletons_needed(self, source: str) -> list[str]:
-        """Skeletons a user source must wait for: those it names in `#include
-        "NAME.skel.h"`; all of them when a project header includes one (a source may
-        reach it indirectly). Waiting for fewer lets user code compile beside BPF."""
-        if self._headers_include_skeletons is None:
-            root = self.project.root
-            self._headers_include_skeletons = any(
-                _SKELETON_INCLUDE.search(header.read_text(errors="replace"))
-                for folder in self.project.include_dirs
-                for header in (root / folder).rglob("*.h")
-            )
-        if self._headers_include_skeletons:
-            return list(self.project.bpf_objects)
-        text = (self.project.root / source).read_text(errors="replace")
-        return [
-            name for name in _SKELETON_INCLUDE.findall(text) if name in self.project.bpf_objects
-        ]
 
     def link(self, app_name: str) -> Step:
         app, layout, toolchain = self.project.apps[app_name], self.layout, self.toolchain
@@ -977,7 +959,6 @@ def project_tasks(
     return map(to_doit, project_steps(project, toolchains, prefix, sources))
 
 
-_SKELETON_INCLUDE = re.compile(r'#\s*include\s*[<"](\w+)\.skel\.h[>"]')
 _VMLINUX_INCLUDE = re.compile(r'\s*#\s*include\s*[<"]vmlinux\.h[>"]')
 
 
