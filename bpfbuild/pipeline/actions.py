@@ -18,11 +18,12 @@ from typing import Any, TypeVar, cast
 from doit.exceptions import TaskFailed
 
 from . import header_cache
-from .bpfcheck import require_programs
+from .bpfcheck import read_sections, require_programs, unreadable_sections_error
 from .content import content_digest
 from .elfcheck import ElfExpectation, check_elf
 from .elfdynamic import needed_libraries
 from .steps import Command
+from .toolchain import Bpftool
 
 PARTIAL = ".partial"
 """Suffix of an output being written; renamed to its final name only on success,
@@ -109,6 +110,33 @@ def compile_bpf(args: BpfCompileArgs) -> TaskFailed | None:
     precompiled vmlinux.h or parses vmlinux.h itself, as the step's run chose (see
     steps.py): the object is byte-identical either way."""
     return run_tool(args) or require_programs(args.outputs[0], args.source)
+
+
+@dataclass(frozen=True)
+class SkeletonArgs(ToolArgs):
+    """generate_skeleton's argument: `bpftool gen skeleton OBJECT name NAME > HEADER`."""
+
+    bpf_object: str
+    """The linked BPF object, relative to cwd."""
+    bpftool: Bpftool
+    """The bpftool that runs: which sections its libbpf reads (bpfcheck)."""
+
+
+@signature_once
+def generate_skeleton(args: SkeletonArgs) -> TaskFailed | None:
+    """Write the skeleton, unless the object has a section the bpftool's libbpf would
+    skip (struct_ops maps attached through a link with bpftool 7.1): that skeleton
+    would lack them, and the user would only see a C error later."""
+    try:
+        sections = [
+            section.name for section in read_sections(os.path.join(args.cwd, args.bpf_object))
+        ]
+    except (OSError, ValueError) as err:
+        return TaskFailed(f"{args.bpf_object}: cannot read the linked object: {err}")
+    error = unreadable_sections_error(args.bpf_object, sections, args.bpftool)
+    if error:
+        return TaskFailed(f"{error.message}\nhint: {error.hint}")
+    return run_tool(args)
 
 
 @dataclass(frozen=True)

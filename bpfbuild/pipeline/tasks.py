@@ -25,6 +25,7 @@ from .actions import (
     JsonArgs,
     LinkArgs,
     PchArgs,
+    SkeletonArgs,
     ToolArgs,
     VmlinuxArgs,
     signature_once,
@@ -434,9 +435,14 @@ class StepBuilder:
             obj.name,
             "SKEL",
             self.rel(header),
-            action=actions.run_tool,
-            args=ToolArgs(
-                Command(tuple(argv), stdout=self.rel(header)), self.cwd, (str(header),), None
+            action=actions.generate_skeleton,
+            args=SkeletonArgs(
+                Command(tuple(argv), stdout=self.rel(header)),
+                self.cwd,
+                (str(header),),
+                None,
+                self.rel(linked),
+                self.toolchain.bpftool,
             ),
             inputs=(str(linked),),
             outputs=(str(header),),
