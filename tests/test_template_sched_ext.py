@@ -1,0 +1,228 @@
+"""The sched_ext template as a user gets it (`bpfbuild init --template sched_ext`):
+built for x86_64 and arm64, one static binary each, with its skeleton in the kernel
+tree's convention; every callback verified passed in VMs of Debian's trixie-backports
+7.3 kernel (sched_ext built in) and "no struct sched_ext_ops" once per object on
+debian:6.12, nothing verified failing --require, no scheduler switched on while
+verifying, and one callback broken by a patch rejected while its siblings pass.
+
+The template's own tests (what a kernel without sched_ext can check) run in
+test_templates.py."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from buildutil import (
+    Run,
+    bpfbuild,
+    prepare_struct_ops_project,
+    require_cross,
+    require_vm,
+)
+from elftools.elf.elffile import ELFFile
+from vmutil import kill_leftovers
+
+pytestmark = pytest.mark.slow
+
+NAME = "my_sched"
+"""Not the template's name: its files must use {{name}} throughout."""
+ARCHES = ("x86_64", "arm64")
+MACHINES = {"x86_64": "EM_X86_64", "arm64": "EM_AARCH64"}
+KERNELS = ("debian:7.3", "debian:6.12")
+CALLBACKS = ("select_cpu", "enqueue", "dispatch", "init", "exit")
+PROGRAMS = tuple(f"{NAME}_{callback}" for callback in CALLBACKS)
+NO_SCHED_EXT = "this kernel has no struct sched_ext_ops (sched_ext is not enabled in it)"
+ENQUEUE_COUNTS = "\tcount(STAT_QUEUED);\n"
+BROKEN_ENQUEUE = (
+    "\tu32 key = STAT_QUEUED;\n"
+    "\tu64 *queued = bpf_map_lookup_elem(&stats, &key);\n"
+    "\n"
+    "\t*queued += 1;\t/* BROKEN: no NULL check */\n"
+)
+"""The patch that breaks one callback: the enqueue counts through a map value it never
+checks against NULL."""
+
+
+@dataclass
+class Project:
+    root: Path
+    env: dict[str, str]
+    build: Run
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """The template, initialised, with both arches on, built."""
+    require_cross("arm64", libraries=True)
+    base = tmp_path_factory.mktemp("sched_ext")
+    init = bpfbuild(base, "init", "--template", "sched_ext", NAME)
+    assert init.returncode == 0, init.describe()
+    root = base / NAME
+    config = root / "bpfbuild.toml"
+    arches = '# arches = ["x86_64", "arm64"]'
+    assert arches in config.read_text(), "the template's commented arches"
+    config.write_text(config.read_text().replace(arches, arches.removeprefix("# ")))
+    env = prepare_struct_ops_project(root, base / "tools")
+    build = bpfbuild(root, "build", env=env, timeout=900)
+    assert build.returncode == 0, build.describe()
+    assert "Traceback" not in build.output
+    return Project(root, env, build)
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_one_static_binary_per_arch(project: Project, arch: str) -> None:
+    line = next(
+        (x for x in project.build.stdout.splitlines() if f"BIN     output/{arch}/{NAME}:" in x),
+        None,
+    )
+    assert line is not None and line.endswith("static, no NEEDED entry"), project.build.describe()
+    with open(project.root / "output" / arch / NAME, "rb") as f:
+        elf = ELFFile(f)
+        assert elf["e_machine"] == MACHINES[arch]
+        assert not any(s["p_type"] == "PT_INTERP" for s in elf.iter_segments())
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_the_skeleton_follows_the_kernels_convention(project: Project, arch: str) -> None:
+    include = project.root / "output" / arch / "include"
+    skeleton = (include / f"{NAME}.bpf.skel.h").read_text()
+    assert f"struct {NAME} {{" in skeleton
+    assert f"{NAME}__open(void)" in skeleton
+    # The ops struct's map is there: the bpftool used keeps .struct_ops.link.
+    assert re.search(rf"struct bpf_map \*{NAME}_ops;", skeleton), skeleton[:2000]
+    assert not (include / f"{NAME}.skel.h").exists()
+    loader = (project.root / "src" / f"{NAME}.c").read_text()
+    assert f'#include "{NAME}.bpf.skel.h"' in loader and f"{NAME}__open()" in loader
+
+
+# ---------------------------------------------------------------- in VMs
+
+
+@dataclass
+class Verified:
+    run: Run
+    releases: dict[tuple[str, str], str]
+    """(spec, arch) -> `uname -r`."""
+
+    def programs(self, spec: str, arch: str) -> dict[str, dict]:
+        data = json.loads(self.run.stdout)
+        (obj,) = [o for o in data["objects"] if (o["kernel_spec"], o["arch"]) == (spec, arch)]
+        assert obj["object"] == NAME
+        return {p["program"]: p for p in obj["programs"]}
+
+
+@pytest.fixture(scope="module")
+def verified(project: Project) -> Verified:
+    """The template verified on 7.3 and 6.12 for both arches: four VMs."""
+    releases = {(s, a): require_vm(s, a).release for s in KERNELS for a in ARCHES}
+    try:
+        run = bpfbuild(
+            project.root,
+            "verify",
+            *[f"--kernel={k}" for k in KERNELS],
+            "--format",
+            "json",
+            env=project.env,
+            timeout=1500,
+        )
+    finally:
+        kill_leftovers(project.root)
+    assert "Traceback" not in run.output, run.describe()
+    assert run.returncode == 0, run.describe()
+    return Verified(run, releases)
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_every_callback_passes_on_a_kernel_with_sched_ext(verified: Verified, arch: str) -> None:
+    found = verified.programs("debian:7.3", arch)
+    assert tuple(found) == PROGRAMS
+    for program in found.values():
+        assert (program["verdict"], program["prog_type"]) == ("passed", "struct_ops"), program
+        assert program["insns_processed"] > 0
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_6_12_names_the_missing_subsystem_once(verified: Verified, arch: str) -> None:
+    found = verified.programs("debian:6.12", arch)
+    assert tuple(found) == PROGRAMS
+    assert {(p["verdict"], p["error"]) for p in found.values()} == {("unsupported", NO_SCHED_EXT)}
+    notes = [
+        line
+        for line in verified.run.stderr.splitlines()
+        if line.startswith("note:") and f"debian:6.12 ({arch})" in line
+    ]
+    assert len(notes) == 1 and notes[0].endswith(NO_SCHED_EXT), verified.run.stderr
+    assert "kfunc" not in verified.run.stderr and "bpf_ksym_exists" not in verified.run.stderr
+
+
+def test_sched_ext_stays_disabled_while_verifying(verified: Verified, project: Project) -> None:
+    for arch in ARCHES:
+        release = verified.releases[("debian:7.3", arch)]
+        record = project.root / "output" / arch / "verify" / release / "kernel-state.json"
+        values: dict[str, set[str]] = {}
+        for state in json.loads(record.read_text()):
+            values.setdefault(state["file"], set()).add(state["value"])
+        assert values == {
+            "/sys/kernel/sched_ext/state": {"disabled"},
+            "/sys/kernel/sched_ext/enable_seq": {"0"},  # never enabled, not even briefly
+        }
+
+
+def test_nothing_verified_fails_require(verified: Verified, project: Project) -> None:
+    run = bpfbuild(
+        project.root, "verify", "--kernel", "debian:6.12", "--require", env=project.env, timeout=600
+    )
+    assert run.returncode == 1, run.describe()
+    assert "5 of 5 programs verified on no kernel at all" in run.stderr, run.describe()
+    assert "debian:7.3" in run.stderr  # the hint: where sched_ext is
+
+
+@pytest.fixture(scope="module")
+def broken(verified: Verified, project: Project) -> tuple[Run, int]:
+    """The template's scheduler with its enqueue broken by a patch, as a second object
+    (src/broken.bpf.c), verified on 7.3 for both arches; and the broken line."""
+    source = (project.root / "src" / f"{NAME}.bpf.c").read_text()
+    assert source.count(ENQUEUE_COUNTS) == 1, "the template's enqueue changed: update the patch"
+    patched = source.replace(ENQUEUE_COUNTS, BROKEN_ENQUEUE)
+    (project.root / "src" / "broken.bpf.c").write_text(patched)
+    line = next(n for n, text in enumerate(patched.splitlines(), 1) if "BROKEN" in text)
+    try:
+        run = bpfbuild(
+            project.root,
+            "verify",
+            "broken",
+            "--kernel=debian:7.3",
+            "--format",
+            "json",
+            env=project.env,
+            timeout=1500,
+        )
+    finally:
+        kill_leftovers(project.root)
+    assert "Traceback" not in run.output, run.describe()
+    assert run.returncode == 1, run.describe()  # the rejection
+    return run, line
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_a_broken_callback_is_rejected_and_its_siblings_pass(
+    broken: tuple[Run, int], arch: str
+) -> None:
+    run, line = broken
+    (obj,) = [o for o in json.loads(run.stdout)["objects"] if o["arch"] == arch]
+    assert obj["object"] == "broken"
+    found = {p["program"]: p for p in obj["programs"]}
+    assert tuple(found) == PROGRAMS
+    for name, program in found.items():
+        if name != f"{NAME}_enqueue":
+            assert program["verdict"] == "passed", program  # not "not supported"
+            continue
+        assert program["verdict"] == "rejected", program
+        assert "invalid mem access 'map_value_or_null'" in program["error"], program
+        assert (program["source_file"], program["source_line"]) == ("src/broken.bpf.c", line)
+        assert "BROKEN: no NULL check" in program["source_text"]
+        assert "NULL" in program["hint"]
