@@ -25,6 +25,11 @@ VERSION_PLACEHOLDER = "{{bpfbuild_version}}"
 SOURCE_PLACEHOLDER = "{{bpfbuild_source}}"
 """Replaced by the pip requirement the project's CI installs bpfbuild with (see
 installed_source), or by nothing: the CI then asks for the BPFBUILD_SOURCE variable."""
+KERNELS_PLACEHOLDER = "{{verify_kernels}}"
+"""Replaced by the `--kernel` options of the kernels the project's verify-kernels
+workflow boots: the template's `verify_kernels` (template.toml), else DEFAULT_KERNELS."""
+DEFAULT_KERNELS = ("debian:5.10", "debian:6.1", "debian:6.12")
+"""The kernels a project's CI verifies on: Debian's stable and LTS kernels."""
 COMMON = "_common"
 """Files every template gets (the CI workflow), unless it has its own at that path."""
 # Template file names: a trailing ".tmpl" is dropped and a leading "dot-" becomes
@@ -75,6 +80,9 @@ class Template:
     name: str
     description: str
     path: Path
+    kernels: tuple[str, ...] = DEFAULT_KERNELS
+    """What its CI verifies on (template.toml's verify_kernels): a sched_ext scheduler
+    needs kernels that have sched_ext, and one without it to show what happens there."""
 
 
 @dataclass(frozen=True)
@@ -162,8 +170,9 @@ def available_templates() -> list[Template]:
     for folder in sorted(templates_root().iterdir()):
         meta = folder / "template.toml"
         if meta.is_file():
-            description = tomllib.loads(meta.read_text()).get("description", "")
-            found.append(Template(folder.name, description, folder))
+            settings = tomllib.loads(meta.read_text())
+            kernels = tuple(settings.get("verify_kernels", DEFAULT_KERNELS))
+            found.append(Template(folder.name, settings.get("description", ""), folder, kernels))
     return found
 
 
@@ -208,6 +217,7 @@ def create_project(
                 hint="move it away, or init another folder",
             )
     created = Created(name, host_arch().name)
+    kernels = " ".join(f"--kernel {kernel}" for kernel in templates[template].kernels)
     for relative, path in sorted(files.items()):
         output = target / relative
         if os.path.lexists(output):
@@ -221,6 +231,7 @@ def create_project(
             .replace(PLACEHOLDER, name)
             .replace(VERSION_PLACEHOLDER, __version__)
             .replace(SOURCE_PLACEHOLDER, bpfbuild_source or "")
+            .replace(KERNELS_PLACEHOLDER, kernels)
         )
         _write_atomically(output, text)
     return created

@@ -285,6 +285,10 @@ def require_tracefs() -> None:
 
 # -- struct_ops projects (sched_ext): the bpftool and libbpf their skeletons need -----
 
+STRUCT_OPS_TEMPLATES = frozenset({"sched_ext"})
+"""Templates whose skeleton holds a struct_ops map: they build with the bpftool and
+libbpf of prepare_struct_ops_project, and only against a vmlinux.h of a kernel with
+sched_ext; tests/test_template_sched_ext.py builds them for every arch."""
 STRUCT_OPS_LINK_LIBBPF = (1, 2)
 """The libbpf (of bpftool) that reads .struct_ops.link; Debian 12's bpftool 7.1 has 1.1."""
 

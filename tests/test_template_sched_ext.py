@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,10 +22,13 @@ from buildutil import (
     bpfbuild,
     prepare_struct_ops_project,
     require_cross,
+    require_qemu_user,
     require_vm,
 )
 from elftools.elf.elffile import ELFFile
 from vmutil import kill_leftovers
+
+from bpfbuild.arch import get_arch
 
 pytestmark = pytest.mark.slow
 
@@ -84,6 +88,19 @@ def test_one_static_binary_per_arch(project: Project, arch: str) -> None:
         elf = ELFFile(f)
         assert elf["e_machine"] == MACHINES[arch]
         assert not any(s["p_type"] == "PT_INTERP" for s in elf.iter_segments())
+
+
+def test_the_arm64_loader_runs_under_qemu_user(project: Project) -> None:
+    """--help, then a plain run: no bpf() is reached, the loader looks for sched_ext
+    first (and this machine's kernel, which qemu-user shows it, may have none)."""
+    arm64 = get_arch("arm64")
+    qemu = require_qemu_user(arm64)
+    loader = str(project.root / "output" / "arm64" / NAME)
+    done = subprocess.run([qemu, loader, "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("usage: "), done
+    if not Path("/sys/kernel/sched_ext").exists():
+        done = subprocess.run([qemu, loader], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 1 and "has no sched_ext" in done.stderr, done
 
 
 @pytest.mark.parametrize("arch", ARCHES)

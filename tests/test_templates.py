@@ -13,7 +13,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from buildutil import ARCH, BPF_SKIP_REASON, REPO, bpfbuild_command, prepare_struct_ops_project
+from buildutil import (
+    ARCH,
+    BPF_SKIP_REASON,
+    REPO,
+    STRUCT_OPS_TEMPLATES,
+    bpfbuild_command,
+    prepare_struct_ops_project,
+)
 
 from bpfbuild.pipeline.layout import Layout
 from bpfbuild.scaffold import available_templates, create_project
@@ -33,9 +40,6 @@ REQUIRED_TEMPLATES = {
     "fentry",
     "sched_ext",
 }
-STRUCT_OPS_TEMPLATES = {"sched_ext"}
-"""Templates whose skeleton holds a struct_ops map: they need a newer bpftool and libbpf
-than Debian 12's (buildutil.prepare_struct_ops_project)."""
 KPROBE_PMU = Path("/sys/bus/event_source/devices/kprobe")
 SCHED_EXT = Path("/sys/kernel/sched_ext")
 ENVIRONMENT_SKIPS = re.compile(

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from buildutil import bpfbuild, require_cross, require_vm
+from buildutil import STRUCT_OPS_TEMPLATES, bpfbuild, require_cross, require_vm
 from vmutil import kill_leftovers
 
 from bpfbuild.pipeline.actions import needed_libraries
@@ -17,13 +17,19 @@ from bpfbuild.scaffold import available_templates, create_project
 pytestmark = pytest.mark.slow
 
 
+def templates() -> list[str]:
+    """Every template whose vmlinux.h can be 6.12's: not sched_ext, whose kernel must
+    have it (tests/test_template_sched_ext.py verifies it on 7.3, and on 6.12)."""
+    return [t.name for t in available_templates() if t.name not in STRUCT_OPS_TEMPLATES]
+
+
 def templates_project(root: Path, btf: Path) -> Path:
-    """One arm64 project holding the sources of every template (their names differ)."""
+    """One arm64 project holding the sources of those templates (their names differ)."""
     src = root / "src"
     src.mkdir(parents=True)
-    for template in available_templates():
-        made = root.parent / f"t_{template.name}"
-        create_project(made, template.name, template.name, force=False)
+    for template in templates():
+        made = root.parent / f"t_{template}"
+        create_project(made, template, template, force=False)
         for source in (made / "src").iterdir():
             shutil.copy(source, src / source.name)
     shutil.copy(btf, root / "arm64.btf")
@@ -54,7 +60,7 @@ def test_templates_verify_on_debian_6_12_arm64(tmp_path: Path) -> None:
         kill_leftovers(root)
     assert run.returncode == 0, run.describe()
     data = json.loads(run.stdout)
-    names = {template.name for template in available_templates()}
+    names = set(templates())
     assert {o["object"] for o in data["objects"]} == names
     for obj in data["objects"]:
         assert (obj["arch"], obj["kernel"], obj["kernel_spec"]) == (

@@ -18,6 +18,7 @@ import pytest
 from buildutil import bpfbuild_command, require_tool
 
 from bpfbuild import __version__
+from bpfbuild.kernels.spec import is_kernel_spec
 from bpfbuild.scaffold import (
     available_templates,
     create_project,
@@ -260,3 +261,17 @@ def test_caches_the_user_cache_and_the_build_state(workflows: dict[str, Path]) -
 def test_every_template_gets_the_same_workflow(workflows: dict[str, Path]) -> None:
     texts = {t: path.read_text().replace(f"my_{t}", "NAME") for t, path in workflows.items()}
     assert len(set(texts.values())) == 1
+
+
+def test_each_template_verifies_on_its_kernels(tmp_path: Path) -> None:
+    """The kernel matrix of verify-kernels.yml: Debian's stable and LTS kernels, but for
+    sched_ext one kernel that has it and one that has not."""
+    expected = {"sched_ext": ("debian:7.3", "debian:6.12")}
+    for template in available_templates():
+        kernels = expected.get(template.name, ("debian:5.10", "debian:6.1", "debian:6.12"))
+        assert template.kernels == kernels
+        assert all(is_kernel_spec(kernel) for kernel in kernels)
+        create_project(tmp_path / template.name, f"my_{template.name}", template.name, False)
+        workflow = tmp_path / template.name / ".github" / "workflows" / "verify-kernels.yml"
+        options = " ".join(f"--kernel {kernel}" for kernel in kernels)
+        assert f"\n  KERNELS: {options}\n" in workflow.read_text()
