@@ -243,3 +243,81 @@ def test_a_broken_callback_is_rejected_and_its_siblings_pass(
         assert (program["source_file"], program["source_line"]) == ("src/broken.bpf.c", line)
         assert "BROKEN: no NULL check" in program["source_text"]
         assert "NULL" in program["hint"]
+
+
+# ---------------------------------------------------------------- the loader in a VM
+
+LOADER_INIT = """#!/bin/sh
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t tmpfs tmpfs /tmp
+echo 1 > /proc/sys/kernel/printk
+echo "@@ before $(cat /sys/kernel/sched_ext/state)"
+/loader > /tmp/out 2> /tmp/err &
+loader=$!
+sleep 4
+echo "@@ during $(cat /sys/kernel/sched_ext/state) $(cat /sys/kernel/sched_ext/root/ops)"
+kill -INT $loader
+wait $loader
+echo "@@ exit $?"
+echo "@@ after $(cat /sys/kernel/sched_ext/state) $(cat /sys/kernel/sched_ext/enable_seq)"
+sed 's/^/@@ out /' /tmp/out
+sed 's/^/@@ err /' /tmp/err
+poweroff -f
+"""
+"""/init of a VM that runs the loader as a user would: it registers the scheduler, which
+schedules the guest for four seconds, and Ctrl-C (SIGINT) unregisters it. Lines of
+interest start with @@."""
+
+
+def run_loader_in_vm(loader: Path, arch: str, folder: Path) -> list[str]:
+    """Boot debian:7.3 for arch with loader as /loader under LOADER_INIT; the @@ lines."""
+    from bpfbuild.vm.busybox import busybox_for
+    from bpfbuild.vm.initramfs import CpioWriter
+    from bpfbuild.vm.qemu import machine_for, qemu_command, run
+
+    kernel = require_vm("debian:7.3", arch)
+    machine = machine_for(arch)
+    initramfs = folder / f"loader-{arch}.cpio"
+    with open(initramfs, "wb") as out:
+        cpio = CpioWriter(out)
+        for name in ("bin", "dev", "proc", "sys", "tmp"):
+            cpio.directory(name)
+        cpio.char_device("dev/console", 5, 1)
+        cpio.file("bin/busybox", busybox_for(machine.debian_arch).read_bytes(), executable=True)
+        for applet in ("sh", "mount", "echo", "cat", "sleep", "sed", "poweroff"):
+            cpio.symlink(f"bin/{applet}", "busybox")
+        cpio.file("loader", loader.read_bytes(), executable=True)
+        cpio.file("init", LOADER_INIT.encode(), executable=True)
+        cpio.close()
+    lines: list[str] = []
+    done = run(
+        qemu_command(machine, kernel.image, initramfs, kvm=False),
+        timeout=300,
+        on_line=lambda line: lines.append(line.strip()),
+    )
+    assert not done.timed_out, "\n".join(lines)
+    return [line.removeprefix("@@ ") for line in lines if line.startswith("@@ ")]
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_the_loader_schedules_in_a_kernel_with_sched_ext_until_ctrl_c(
+    project: Project, arch: str, tmp_path: Path
+) -> None:
+    report = run_loader_in_vm(project.root / "output" / arch / NAME, arch, tmp_path)
+    assert report[:4] == [
+        "before disabled",
+        f"during enabled {NAME}",  # registered through the link: the guest's scheduler
+        "exit 0",
+        "after disabled 1",  # unregistered by Ctrl-C; enabled once
+    ], report
+    out = [line.removeprefix("out ") for line in report if line.startswith("out ")]
+    assert out[0].split() == ["DIRECT", "QUEUED", "DISPATCHED"], report
+    counts = [[int(n) for n in line.split()] for line in out[1:]]
+    assert len(counts) >= 2 and all(len(c) == 3 for c in counts), report
+    assert sum(map(sum, counts)) > 0, report  # it scheduled tasks
+    err = [line.removeprefix("err ") for line in report if line.startswith("err ")]
+    assert err == [f"{NAME}: stopped (BPF scheduler unregistered)"] or (
+        len(err) == 1 and err[0].startswith(f"{NAME}: stopped (")
+    ), report
