@@ -25,7 +25,7 @@ from bpfbuild.pipeline.bpfcheck import (
 )
 from bpfbuild.pipeline.config import load_config
 from bpfbuild.pipeline.includes import IncludeScanner, logical_lines
-from bpfbuild.pipeline.project import load_project, require_buildable
+from bpfbuild.pipeline.project import load_project
 from bpfbuild.pipeline.tasks import StepBuilder
 from bpfbuild.pipeline.toolchain import (
     BPF_CPU,
@@ -643,24 +643,6 @@ def test_list_shows_sources_libs_skeletons_libraries_and_exclusions(tmp_path: Pa
         "generated include/gen.h ([build] generated)",
     ):
         assert expected in lines, listing.stdout
-
-
-def test_the_build_refuses_what_its_steps_cannot_make_yet(tmp_path: Path) -> None:
-    """Until the steps link several sources (issue 19 phase B): an error, never an
-    object made of its first source alone."""
-    root = make_project(
-        tmp_path / "p",
-        {"src/a.bpf.c": "", "src/a_more.bpf.c": ""},
-        '[object.a]\nsources = ["src/a_more.bpf.c"]\n',
-    )
-    with pytest.raises(ProjectError, match=r"object 'a' has 2 sources \(src/a.bpf.c, src/a_"):
-        require_buildable(load_project(root))
-    run = bpfbuild(root, "build")
-    assert run.returncode != 0, run.describe()
-    assert "error: object 'a' has 2 sources" in run.stderr, run.describe()
-    assert "hint: `bpfbuild list` shows the object" in run.stderr
-    assert "Traceback" not in run.output
-    assert not (root / "output" / ARCH / "bpf").exists()
 
 
 # ------------------------------------------------------------ what sources include

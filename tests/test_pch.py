@@ -215,6 +215,6 @@ def test_pch_auto_needs_enough_sources(
     builder = StepBuilder(project, find_toolchain(host_arch(), None))
     steps = list(builder.steps())
     assert any(s.kind == "pch" for s in steps) is expected
-    assert all(builder.uses_pch(o) is expected for o in project.bpf_objects.values())
+    assert all(builder.uses_pch(o.source) is expected for o in project.bpf_objects.values())
     compiles = [s for s in steps if s.kind == "bpf"]
     assert all((s.fallback is not None) is expected for s in compiles)

@@ -31,7 +31,7 @@ from ..errors import BpfBuildError, ProjectError, ToolchainError
 from . import fastpath
 from .layout import OUTPUT_DIR, state_dir
 from .names import DB_NAME, LOCK_NAME
-from .project import Project, check_own_folders, load_project, require_buildable
+from .project import Project, check_own_folders, load_project
 from .state import (
     BACKEND_LOCATION,
     BACKEND_NAME,
@@ -319,7 +319,6 @@ def prepare(project: Project, runner: bool = False) -> list[Toolchain]:
     """Before any task of a project is created: hold its lock, delete what killed
     builds left half-written, and find the toolchains (a missing tool is a clean error;
     runner: the verifier runner's C compiler too)."""
-    require_buildable(project)
     acquire_lock(project.root)
     remove_partials(
         project.root, keep={n for a in project.apps.values() for n in (a.name, *a.aliases)}
