@@ -11,16 +11,12 @@ from buildutil import ARCH, REPO, build
 
 from bpfbuild.arch import host_arch
 from bpfbuild.pipeline.config import PCH_AUTO_MIN
-from bpfbuild.pipeline.tasks import PCH_NOT_READY, includes_vmlinux_first
+from bpfbuild.pipeline.includes import IncludeScanner
+from bpfbuild.pipeline.tasks import PCH_NOT_READY
 
 FALLBACK_NOTE = PCH_NOT_READY
 """What `-v` prints under a compile that does not take the PCH because it is not built yet."""
-EXAMPLES = [
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="issue 19 phase B"))
-    if name == "kconv"  # objects linked from several sources: built from phase B on
-    else name
-    for name in sorted(p.parent.name for p in (REPO / "examples").glob("*/bpfbuild.toml"))
-]
+EXAMPLES = sorted(p.parent.name for p in (REPO / "examples").glob("*/bpfbuild.toml"))
 
 
 @pytest.mark.parametrize(
@@ -36,9 +32,9 @@ EXAMPLES = [
     ],
 )
 def test_includes_vmlinux_first(tmp_path: Path, source: str, expected: bool) -> None:
-    path = tmp_path / "x.bpf.c"
-    path.write_text(source)
-    assert includes_vmlinux_first(path) is expected
+    (tmp_path / "x.bpf.c").write_text(source)
+    verdict = IncludeScanner(tmp_path, []).why_not_vmlinux_first("x.bpf.c")
+    assert (verdict is None) is expected, verdict
 
 
 def _set_pch(config: Path, original: str, value: str) -> None:

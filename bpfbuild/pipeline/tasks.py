@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import replace
@@ -1016,20 +1015,3 @@ def project_tasks(
 ) -> Iterator[dict[str, Any]]:
     """The doit tasks of project_steps."""
     return map(to_doit, project_steps(project, toolchains, prefix, sources))
-
-
-_VMLINUX_INCLUDE = re.compile(r'\s*#\s*include\s*[<"]vmlinux\.h[>"]')
-
-
-def includes_vmlinux_first(source: Path) -> bool:
-    """True when the first preprocessor directive of source is #include vmlinux.h."""
-    try:
-        text = source.read_text(errors="replace")
-    except OSError:
-        return False
-    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
-    for line in text.splitlines():
-        line = line.split("//", 1)[0].strip()
-        if line:
-            return bool(_VMLINUX_INCLUDE.match(line))
-    return False
