@@ -412,7 +412,60 @@ class _Loader(TaskLoader2):
         namespace = dict(inspect.getmembers(_import_dodo(dodo)))
         if getattr(namespace.get("task_bpfbuild"), _RUN_GRAPH, False):
             namespace["task_bpfbuild"] = task_bpfbuild_of_this_run
-        return load_tasks(namespace, self.cmd_names, allow_delayed=cmd.execute_tasks)
+        tasks = load_tasks(namespace, self.cmd_names, allow_delayed=cmd.execute_tasks)
+        wait_for_generated(self.project, tasks)
+        return tasks
+
+
+def wait_for_generated(project: Project, tasks: list) -> None:
+    """A compile of a source that includes a header the project's own dodo.py tasks
+    make (one of their targets, directly or through project headers) waits for the
+    task that makes it: the header, named as the task names it, becomes an input of
+    the compile, which doit runs after the task whose target it is (and again when it
+    changes). A [build] generated header that no task names as a target waits for
+    every task of the dodo.py that does not itself wait for bpfbuild's."""
+    own = [task for task in tasks if run_of(task) is None]
+    root = project.root
+    makers: dict[str, list[str]] = {}
+    for task in own:
+        for target in task.targets:
+            normal = os.path.normpath(os.path.join(root, target))
+            makers.setdefault(os.path.relpath(normal, root), []).append(target)
+    includers = project.generated_includers(makers)
+    if not includers:
+        return
+    independent: list[str] = []
+    if any(header not in makers for found in includers.values() for header in found):
+        independent = [task.name for task in _not_after_bpfbuild(tasks, own)]
+    for task in tasks:
+        run = run_of(task)
+        source = run.step.source if run else None
+        if source is None or source not in includers or run is None or not run.step.depfile:
+            continue
+        for header in includers[source]:
+            if header in makers:
+                task.file_dep.update(makers[header])
+            else:
+                task.task_dep.extend(n for n in independent if n not in task.task_dep)
+
+
+def _not_after_bpfbuild(tasks: list, own: list) -> list:
+    """The tasks of own that wait for none of bpfbuild's steps, even through others."""
+    after = {task.name for task in tasks if run_of(task) is not None}
+    outputs = {
+        os.path.normpath(output) for task in tasks if run_of(task) for output in task.targets
+    }
+    changed = True
+    while changed:
+        changed = False
+        for task in own:
+            if task.name in after:
+                continue
+            files = {os.path.normpath(os.path.abspath(dep)) for dep in task.file_dep}
+            if not after.isdisjoint(task.task_dep) or not outputs.isdisjoint(files):
+                after.add(task.name)
+                changed = True
+    return [task for task in own if task.name not in after]
 
 
 class _Run(Run):

@@ -39,7 +39,7 @@ from .project import BpfObject, Project
 from .search import SEARCH_KEY, NothingShadows, lookup_record
 from .state import INPUTS_KEY, ConfigChanged, TargetsAsRecorded, inputs_as_read, snapshot_inputs
 from .steps import Command, Fallback, Step, StepRun, step_line, task_id
-from .toolchain import BPF_CPU, Tool, Toolchain
+from .toolchain import BPF_CPU, Tool, Toolchain, pch_keeps_bytes
 
 PCH_NOT_READY = "vmlinux.h.pch is not ready yet: this compile parses vmlinux.h (the same object)"
 """What `-v` says under a BPF compile that runs while the PCH is being built."""
@@ -291,6 +291,8 @@ class StepBuilder:
             flagged = {
                 s for o in self.project.bpf_objects.values() if o.bpf_cflags for s in o.sources
             }
+            if not pch_keeps_bytes(self.toolchain.clang):
+                pch = False
             verdicts = self.project.pch_verdicts() if pch is not False else {}
             takers = {
                 source: pch is not False and source not in flagged and verdicts[source] is None

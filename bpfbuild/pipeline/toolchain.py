@@ -34,6 +34,20 @@ later; jmp32 came in 5.1) runs it, 32-bit values stay in 32-bit registers (bound
 verifier can follow), and clang needs it for 32-bit atomics that return a value
 (`__sync_fetch_and_add` on an int: "Invalid usage of the XADD return value" with v1).
 v4 (clang 18, kernel 6.6) would leave out the kernels before 6.6."""
+PCH_SAME_BYTES_CLANG = 14
+"""The newest clang major whose objects are the same bytes with the precompiled
+vmlinux.h as without it. clang 19 emits the BTF forward declarations of a source
+(`struct cfs_rq;`...) in another order when vmlinux.h comes from a PCH: the same types
+under other ids, so other bytes; bpfbuild promises that the PCH changes nothing, so it
+is not used with a later clang (tests/test_pch.py compares every example's objects)."""
+
+
+def pch_keeps_bytes(clang: Tool) -> bool:
+    """Whether objects built by clang with the PCH are the same bytes (PCH_SAME_BYTES_CLANG)."""
+    major = clang.version.split(".")[0]
+    return major.isdigit() and int(major) <= PCH_SAME_BYTES_CLANG
+
+
 MCPU_V4_SOURCE = "int probe(void) { return 0; }\n"
 """Compiled with -mcpu=v4: clang 18 and later accept it (sign-extending loads, ...)."""
 ARENA_SOURCE = """#ifndef __BPF_FEATURE_ADDR_SPACE_CAST
