@@ -1410,3 +1410,24 @@ def test_an_unresolved_extern_names_the_symbol_and_the_objects(tmp_path: Path) -
     assert "hint: define it in one of the object's sources" in run.output
     assert "Traceback" not in run.output
     assert not (root / "output" / ARCH / "bpf" / "main.bpf.o").exists()
+
+
+def test_generated_headers_are_made_before_the_compiles_that_include_them(
+    tmp_path: Path,
+) -> None:
+    """tests/projects/gendodo: its dodo.py makes include/events.h (a target) and
+    include/limits.h ([build] generated, no target), each after a pause; ten clean
+    builds at -j2 all succeed, and the build after each runs nothing."""
+    root = copy_project("gendodo", tmp_path)
+    for _ in range(10):
+        for path in ("output", ".bpfbuild"):
+            shutil.rmtree(root / path, ignore_errors=True)
+        for header in ("events.h", "limits.h"):
+            (root / "include" / header).unlink(missing_ok=True)
+        run = build(root, "-j2")
+        assert (root / "output" / ARCH / "gen").is_file(), run.describe()
+        again = build(root, "-j2")
+        assert again.stdout == "", again.describe()
+    (root / "include" / "limits.h").write_text("#define MAX_EVENTS 32\n")
+    run = build(root, "-j2")
+    assert "  BPF     src/gen.bpf.c" in run.stdout, run.describe()

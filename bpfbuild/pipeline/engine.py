@@ -41,6 +41,7 @@ from .state import (
 )
 from .steps import Step, step_line
 from .tasks import (
+    GENERATED_KEY,
     StepSource,
     own_outputs,
     project_steps,
@@ -447,6 +448,8 @@ def wait_for_generated(project: Project, tasks: list) -> None:
                 task.file_dep.update(makers[header])
             else:
                 task.task_dep.extend(n for n in independent if n not in task.task_dep)
+                generated = task.meta.setdefault(GENERATED_KEY, [])
+                generated.append(str(root / header))
 
 
 def _not_after_bpfbuild(tasks: list, own: list) -> list:

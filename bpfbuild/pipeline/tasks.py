@@ -931,6 +931,9 @@ def project_steps(
 
 # -- the doit backend: a step as a doit task ------------------------------------------
 
+GENERATED_KEY = "bpfbuild-generated"
+"""The key of a compile task's doit `meta` that holds the generated headers it waits
+for through a task_dep ([build] generated headers no task names as a target)."""
 RUN_KEY = "bpfbuild"
 """The key of a task's doit `meta` that holds its StepRun (run_of reads it)."""
 
@@ -973,7 +976,9 @@ def run_step(run: StepRun, task: Any) -> Any:
     args = run.start()
     step = run.step
     assert step.action is not None
-    before = snapshot_inputs(task.file_dep)
+    # headers made by the project's own tasks that it waits for without naming them
+    # (engine.wait_for_generated): read by this step, so snapshotted with its inputs
+    before = snapshot_inputs([*task.file_dep, *task.meta.get(GENERATED_KEY, ())])
     result = step.action(args)
     if isinstance(result, TaskFailed):
         return result
