@@ -11,10 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from buildutil import ARCH, REPO, bpfbuild, build, copy_project
+from buildutil import ARCH, REPO, bpfbuild, build, copy_project, skip_when_unreachable
 
 from bpfbuild.arch import host_arch
 from bpfbuild.errors import BpfBuildError, ConfigError, ProjectError
+from bpfbuild.kernels.tools import backports_bpftool
 from bpfbuild.pipeline.bpfcheck import (
     bpftool_libbpf,
     program_sections,
@@ -1016,11 +1017,43 @@ def test_the_skeleton_step_refuses_a_section_bpftool_drops(
     bpftool = find_bpftool(_VersionCache(tmp_path / "toolchain.json"))
     if bpftool_libbpf(bpftool) >= (1, 2):
         pytest.skip(f"bpftool {bpftool.version} reads .struct_ops.link")
-    run = bpfbuild(struct_ops_project, "build")
+    offline = {
+        **os.environ,
+        "BPFBUILD_CACHE_DIR": str(tmp_path / "cache"),  # no fetched bpftool in it
+        "BPFBUILD_DEBIAN_MIRROR": "http://127.0.0.1:9/debian",  # and none to fetch
+    }
+    run = bpfbuild(struct_ops_project, "build", env=offline)
     assert run.returncode == 1, run.describe()
     assert f"bpftool {bpftool.version}" in run.output and ".struct_ops.link" in run.output
     assert "scripts/setup --backports" in run.output
     assert not (struct_ops_project / "output" / ARCH / "include" / "demo.skel.h").exists()
+
+
+def test_a_struct_ops_object_gets_bookworm_backports_bpftool(
+    struct_ops_project: Path, tmp_path: Path
+) -> None:
+    """With no bpftool chosen and one that drops .struct_ops.link, bpftool 7.5 is
+    fetched into the cache (said once) and writes the skeleton with the struct_ops map."""
+    bpftool = find_bpftool(_VersionCache(tmp_path / "toolchain.json"))
+    if bpftool_libbpf(bpftool) >= (1, 2):
+        pytest.skip(f"bpftool {bpftool.version} reads .struct_ops.link")
+    cache = tmp_path / "cache"
+    with skip_when_unreachable("bookworm-backports' bpftool"):
+        backports_bpftool(host_arch().debian_arch, cache)
+    env = {**os.environ, "BPFBUILD_CACHE_DIR": str(cache)}
+    env.pop("BPFTOOL", None)
+    run = build(struct_ops_project, "-v", env=env)
+    entry = cache / "tools" / f"bpftool-bookworm-backports-{host_arch().debian_arch}"
+    assert f"{entry}/bpftool gen skeleton" in run.stdout, run.describe()
+    skeleton = struct_ops_project / "output" / ARCH / "include" / "demo.skel.h"
+    assert "struct_ops" in skeleton.read_text()
+    again = build(struct_ops_project, env=env)
+    assert again.stdout == "" and again.stderr == "", again.describe()
+    shutil.rmtree(entry)
+    (struct_ops_project / "bpfbuild.toml").write_text("[build]\npch = false\n# fetched again\n")
+    fetched = build(struct_ops_project, env=env)
+    assert f"bpftool {bpftool.version} drops .struct_ops.link" in fetched.stderr, fetched.describe()
+    assert fetched.stderr.count("fetched into") == 1
 
 
 # ------------------------------------------------------------ the clang of choice
@@ -1138,8 +1171,8 @@ def test_default_mcpu_comes_before_the_projects_flags(tmp_path: Path) -> None:
 def test_switching_clang_rebuilds_bpf_and_the_pch_only(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """[toolchain] clang is part of every BPF step's and the PCH's key: a switch
-    recompiles every BPF object and the PCH; user code recompiles only where it includes
+    """[toolchain] clang is part of every BPF step's key: a switch recompiles every
+    BPF object (clang 19 without the PCH, whose outputs go); user code recompiles only where it includes
     a skeleton whose object changed (src/util.c does not)."""
     monkeypatch.delenv("CLANG", raising=False)
     root = copy_project("multi", tmp_path)
@@ -1153,8 +1186,9 @@ def test_switching_clang_rebuilds_bpf_and_the_pch_only(
     kinds = {kind for kind, _ in again.steps}
     bpf = {what for kind, what in again.steps if kind == "BPF"}
     assert bpf == {"src/alpha.bpf.c", "src/beta.bpf.c", "src/gamma.bpf.c"}, again.describe()
-    assert ("PCH", f"output/{ARCH}/include/vmlinux.h.pch") in again.steps
-    assert {"BPF", "PCH", "GENOBJ", "SKEL"} <= kinds
+    # clang 19 takes no PCH (toolchain.PCH_SAME_BYTES_CLANG): clang 14's is removed
+    assert ("RM", f"output/{ARCH}/include/vmlinux.h.pch") in again.steps
+    assert {"BPF", "GENOBJ", "SKEL"} <= kinds and "PCH" not in kinds
     compiled = {what for kind, what in again.steps if kind == "CC"}
     assert "src/util.c" not in compiled, again.describe()
     assert compiled <= {"src/alpha.c", "src/gamma.c"}

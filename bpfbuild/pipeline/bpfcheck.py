@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import re
 import struct
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from doit.exceptions import TaskFailed
 
 from ..elf import parse_ident
 from ..errors import ToolchainError
-from .toolchain import Bpftool
+from .toolchain import Bpftool, _VersionCache, chosen_bpftool, find_bpftool
+
+if TYPE_CHECKING:
+    from .project import Project
 
 SHF_EXECINSTR = 0x4
 SHN_XINDEX = 0xFFFF
@@ -185,6 +191,65 @@ def unreadable_sections_error(
         hint="scripts/setup --backports installs bpftool 7.5 (Debian 12); or name a newer "
         "bpftool in [toolchain] bpftool of bpfbuild.toml (or $BPFTOOL)",
     )
+
+
+def sections_named(project: Project) -> list[str]:
+    """The sections of LIBBPF_SECTIONS whose names, quoted, appear in the project's BPF
+    sources or headers (SEC(".struct_ops.link"), or a macro that expands to it, as
+    sched_ext's SCX_OPS_DEFINE): known before anything is compiled."""
+    files = [project.root / source for source in project.bpf_sources]
+    files += [
+        header for folder in project.include_dirs for header in (project.root / folder).rglob("*.h")
+    ]
+    found: set[str] = set()
+    for file in files:
+        try:
+            text = file.read_text(errors="replace")
+        except OSError:
+            continue
+        found.update(need.name for need in LIBBPF_SECTIONS if f'"{need.name}"' in text)
+    return sorted(found)
+
+
+def bpftool_for_sections(project: Project, bpftool: Bpftool, versions: Path) -> Bpftool | None:
+    """A bpftool for `gen object` and `gen skeleton` when the user chose none ($BPFTOOL,
+    [toolchain] bpftool) and the found one drops a section the sources name:
+    bookworm-backports' bpftool 7.5, fetched once into the user's cache (said once,
+    on stderr). None when bpftool will do, or when it cannot be fetched (offline): the
+    skeleton step then refuses the object, saying how to get a newer bpftool."""
+    if chosen_bpftool(project.config.toolchain.bpftool, project.root) is not None:
+        return None
+    dropped = unreadable_sections(sections_named(project), bpftool)
+    if not dropped:
+        return None
+    from ..arch import host_arch
+    from ..cache import read_entry
+    from ..kernels.apt import AptError
+    from ..kernels.tools import TOOLS_KIND, backports_bpftool, bpftool_key
+
+    debian_arch = host_arch().debian_arch
+    fetched_now = read_entry(TOOLS_KIND, bpftool_key(debian_arch)) is None
+    try:
+        entry = backports_bpftool(debian_arch)
+    except (AptError, OSError):
+        return None
+    cache = _VersionCache(versions)
+    try:
+        newer = find_bpftool(cache, str(entry.file("bpftool")))
+    finally:
+        cache.save()
+    if unreadable_sections([need.name for need in dropped], newer):
+        return None
+    if fetched_now:
+        names = ", ".join(need.name for need in dropped)
+        print(
+            f"bpfbuild: bpftool {bpftool.version} drops {names}: skeletons are written with "
+            f"{entry.meta.get('suite')}' bpftool {newer.version}, fetched into "
+            f"{entry.path}",
+            file=sys.stderr,
+            flush=True,
+        )
+    return newer
 
 
 _SKIPPED = re.compile(

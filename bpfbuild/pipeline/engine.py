@@ -13,7 +13,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
@@ -29,8 +29,9 @@ from ..arch import Arch, get_arch, host_arch
 from ..cache import size_limit
 from ..errors import BpfBuildError, ProjectError, ToolchainError
 from . import fastpath
+from .bpfcheck import bpftool_for_sections
 from .layout import OUTPUT_DIR, state_dir
-from .names import DB_NAME, LOCK_NAME
+from .names import DB_NAME, LOCK_NAME, TOOLCHAIN_CACHE_NAME
 from .project import Project, check_own_folders, load_project
 from .state import (
     BACKEND_LOCATION,
@@ -288,6 +289,9 @@ def toolchains_for(project: Project, runner: bool = False) -> list[Toolchain]:
         )
         for arch in project.arches
     ]
+    newer = bpftool_for_sections(project, toolchains[0].bpftool, state / TOOLCHAIN_CACHE_NAME)
+    if newer is not None:
+        toolchains = [replace(toolchain, gen_bpftool=newer) for toolchain in toolchains]
     for toolchain in toolchains:
         if project.config.build.strip and project.apps and toolchain.strip is None:
             raise ToolchainError(

@@ -441,7 +441,7 @@ class StepBuilder:
             }
         else:
             argv = [
-                self.toolchain.bpftool.path,
+                self.toolchain.skeleton_bpftool.path,
                 "gen",
                 "object",
                 actions.partial(self.rel(linked)),
@@ -457,7 +457,7 @@ class StepBuilder:
                     obj.name,
                     tuple(self.rel(path) for path in inputs),
                 ),
-                "config": self.changed("bpftool", argv[3:]),
+                "config": self.changed("skeleton_bpftool", argv[3:]),
             }
         return self.step(
             "bpfobj",
@@ -473,7 +473,7 @@ class StepBuilder:
         linked = self.layout.bpf_object(obj.name)
         header = self.layout.skeleton_header(obj.skeleton_header)
         argv = [
-            self.toolchain.bpftool.path,
+            self.toolchain.skeleton_bpftool.path,
             "gen",
             "skeleton",
             self.rel(linked),
@@ -492,11 +492,11 @@ class StepBuilder:
                 (str(header),),
                 None,
                 self.rel(linked),
-                self.toolchain.bpftool,
+                self.toolchain.skeleton_bpftool,
             ),
             inputs=(str(linked),),
             outputs=(str(header),),
-            config=self.changed("bpftool", argv[3:]),
+            config=self.changed("skeleton_bpftool", argv[3:]),
         )
 
     def user_compile_argv(self, source: str, app: str | None = None) -> list[str]:

@@ -134,6 +134,15 @@ class Toolchain:
     """Where cc looks for -l libraries after the -L dirs (`cc -print-search-dirs`)."""
     linker: linkers.Linker | None = None
     """The linker of the apps ([build] linker); None: the compiler's default, unprobed."""
+    gen_bpftool: Bpftool | None = None
+    """The bpftool of `gen object` and `gen skeleton` when it is not bpftool: one
+    fetched into the cache because bpftool drops a section the sources use
+    (bpfcheck.bpftool_for_sections); None: bpftool."""
+
+    @property
+    def skeleton_bpftool(self) -> Bpftool:
+        """The bpftool that links BPF objects and writes their skeletons."""
+        return self.gen_bpftool or self.bpftool
 
     def link_libraries(self, static: bool, ldflags: list[str]) -> tuple[list[str], list[str]]:
         """libbpf's link flags for a static or dynamic link, and the library files they
