@@ -15,7 +15,7 @@ from doit.exceptions import TaskFailed
 
 from ..elf import parse_ident
 from ..errors import ToolchainError
-from .toolchain import Bpftool, _VersionCache, chosen_bpftool, find_bpftool
+from .toolchain import Bpftool, Toolchain, _VersionCache, chosen_bpftool, find_bpftool
 
 if TYPE_CHECKING:
     from .project import Project
@@ -250,6 +250,42 @@ def bpftool_for_sections(project: Project, bpftool: Bpftool, versions: Path) -> 
             flush=True,
         )
     return newer
+
+
+SKELETON_LIBBPF = (1, 5)
+"""The user-space libbpf the skeletons of bookworm-backports' bpftool 7.5 need: they set
+the `link` of a struct_ops map's bpf_map_skeleton, which libbpf 1.5 added."""
+
+
+def libbpf_for_skeletons(toolchains: list[Toolchain], project: Project) -> list[Toolchain]:
+    """The toolchains, with libbpf built from Debian trixie's libbpf 1.5 source (fetched
+    once into the user's cache) for the apps of the arches whose libbpf is older than
+    the skeletons of the fetched bpftool need. Only when the project builds no libbpf of
+    its own ([libbpf] source) and bpftool_for_sections chose bpftool 7.5."""
+    first = toolchains[0] if toolchains else None
+    if first is None or first.gen_bpftool is None or project.libbpf or not project.apps:
+        return toolchains
+    old = [t for t in toolchains if t.cc and _version(t.libbpf.version) < SKELETON_LIBBPF]
+    if not old:
+        return toolchains
+    from ..kernels.apt import AptError
+    from .layout import state_dir
+    from .libbpf_source import fetch_debian_libbpf, load_tree
+    from .toolchain import with_libbpf_tree
+
+    try:
+        tree = load_tree(fetch_debian_libbpf("trixie"))
+    except AptError as err:
+        raise ToolchainError(
+            f"the skeletons of bpftool {first.gen_bpftool.version} need libbpf 1.5 for the "
+            f"apps, and libbpf {old[0].libbpf.version} is installed: {err.message}",
+            hint="build libbpf 1.5 with the project ([libbpf] source, a git submodule), or "
+            "name a bpftool whose skeletons your libbpf compiles in [toolchain] bpftool",
+        ) from None
+    return [
+        with_libbpf_tree(t, tree, project.root, state_dir(project.root)) if t in old else t
+        for t in toolchains
+    ]
 
 
 _SKIPPED = re.compile(

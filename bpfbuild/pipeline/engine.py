@@ -29,7 +29,7 @@ from ..arch import Arch, get_arch, host_arch
 from ..cache import size_limit
 from ..errors import BpfBuildError, ProjectError, ToolchainError
 from . import fastpath
-from .bpfcheck import bpftool_for_sections
+from .bpfcheck import bpftool_for_sections, libbpf_for_skeletons
 from .layout import OUTPUT_DIR, state_dir
 from .names import DB_NAME, LOCK_NAME, TOOLCHAIN_CACHE_NAME
 from .project import Project, check_own_folders, load_project
@@ -292,6 +292,7 @@ def toolchains_for(project: Project, runner: bool = False) -> list[Toolchain]:
     newer = bpftool_for_sections(project, toolchains[0].bpftool, state / TOOLCHAIN_CACHE_NAME)
     if newer is not None:
         toolchains = [replace(toolchain, gen_bpftool=newer) for toolchain in toolchains]
+        toolchains = libbpf_for_skeletons(toolchains, project)
     for toolchain in toolchains:
         if project.config.build.strip and project.apps and toolchain.strip is None:
             raise ToolchainError(

@@ -73,7 +73,10 @@ class StepBuilder:
         return task_id(kind, item, self.arch.name, self.prefix)
 
     def rel(self, path: Path) -> str:
-        return str(path.relative_to(self.project.root))
+        """path as the commands name it: relative to the root where they run; absolute
+        outside it (a libbpf tree fetched into the user's cache)."""
+        root = self.project.root
+        return str(path.relative_to(root) if path.is_relative_to(root) else path)
 
     def step(self, kind: str, item: str, label: str | None, shown: str, **fields: Any) -> Step:
         """A step of this arch; fields are Step's others (action, args, inputs...)."""

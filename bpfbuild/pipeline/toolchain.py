@@ -564,7 +564,8 @@ def libbpf_from_source(arch: Arch, tree: LibbpfTree, root: Path, cache: _Version
     """libbpf built from tree into output/<arch>/libbpf/: its headers ahead of the
     system's, libbpf.a, and only libelf and zlib (and what they need) from the system."""
     layout = Layout(root, arch.name)
-    rel = lambda path: str(path.relative_to(root))  # noqa: E731 - commands run in the root
+    # commands run in the root; a tree fetched into the user's cache is named absolute
+    rel = lambda path: str(path.relative_to(root) if path.is_relative_to(root) else path)  # noqa: E731
     archive = rel(layout.libbpf_archive)
     cflags = [
         "-I",
@@ -576,6 +577,28 @@ def libbpf_from_source(arch: Arch, tree: LibbpfTree, root: Path, cache: _Version
     return Libbpf(
         tree.version, cflags, [archive, *libs], [archive, *static_libs], tree=tree, archive=archive
     )
+
+
+def with_libbpf_tree(
+    toolchain: Toolchain, tree: LibbpfTree, root: Path, state_dir: Path
+) -> Toolchain:
+    """toolchain with libbpf built from tree for its arch (and the ar that archives it),
+    in place of the system's."""
+    from dataclasses import replace
+
+    cache = _VersionCache(state_dir / TOOLCHAIN_CACHE_NAME)
+    try:
+        libbpf = libbpf_from_source(toolchain.arch, tree, root, cache)
+    finally:
+        cache.save()
+    ar = toolchain.ar or find_ar(toolchain.arch)
+    if ar is None:
+        arch = toolchain.arch
+        raise ToolchainError(
+            f"no ar for {arch.name}, needed to archive libbpf.a",
+            hint=f"apt-get install {arch.binutils_package}",
+        )
+    return replace(toolchain, libbpf=libbpf, ar=ar)
 
 
 SEARCH_VARIABLES = ("PKG_CONFIG_PATH", "PKG_CONFIG_LIBDIR", "PKG_CONFIG_SYSROOT_DIR")
