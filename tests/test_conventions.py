@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from buildutil import ARCH, REPO, bpfbuild, build, copy_project, skip_when_unreachable
 
-from bpfbuild.arch import host_arch
+from bpfbuild.arch import get_arch, host_arch
 from bpfbuild.errors import BpfBuildError, ConfigError, ProjectError
 from bpfbuild.kernels.tools import backports_bpftool
 from bpfbuild.pipeline.bpfcheck import (
@@ -1465,3 +1465,32 @@ def test_generated_headers_are_made_before_the_compiles_that_include_them(
     (root / "include" / "limits.h").write_text("#define MAX_EVENTS 32\n")
     run = build(root, "-j2")
     assert "  BPF     src/gen.bpf.c" in run.stdout, run.describe()
+
+
+@NEEDS_CLANG_19
+@pytest.mark.slow
+def test_scx_tree_builds_from_its_bpfbuild_toml_alone(tmp_path: Path) -> None:
+    """tests/projects/scx_tree, in the kernel tree's tools/sched_ext layout: both
+    schedulers and loaders for x86_64 and arm64, scx_qstat linked with the qstats
+    library (its map in the skeleton), the struct_ops maps kept (a bpftool that reads
+    .struct_ops.link, fetched when the found one drops it), then a no-op build."""
+    root = copy_project("scx_tree", tmp_path)
+    with skip_when_unreachable("the 7.3 kernel, bpftool 7.5 or libbpf 1.5"):
+        from bpfbuild.kernels.debian import get_kernel
+
+        for arch in ("x86_64", "arm64"):
+            get_kernel("debian:7.3", get_arch(arch))
+    run = bpfbuild(root, "build", "-j2", timeout=900)
+    assert run.returncode == 0, run.describe()
+    for arch in ("x86_64", "arm64"):
+        out = root / "output" / arch
+        for name in ("scx_fifo", "scx_qstat"):
+            assert (out / name).is_file(), run.describe()
+            skeleton = (out / "include" / f"{name}.bpf.skel.h").read_text()
+            assert f"struct {name} {{" in skeleton
+            assert "struct_ops" in skeleton  # the .struct_ops.link map is there
+        qstat = (out / "include" / "scx_qstat.bpf.skel.h").read_text()
+        assert "struct bpf_map *qstats;" in qstat
+        assert (out / "bpf" / "sources" / "lib" / "qstats.bpf.o").is_file()
+    again = build(root, "-j2")
+    assert again.stdout == "", again.describe()
