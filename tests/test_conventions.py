@@ -1494,3 +1494,18 @@ def test_scx_tree_builds_from_its_bpfbuild_toml_alone(tmp_path: Path) -> None:
         assert (out / "bpf" / "sources" / "lib" / "qstats.bpf.o").is_file()
     again = build(root, "-j2")
     assert again.stdout == "", again.describe()
+
+
+def test_list_says_which_sources_take_no_pch_and_why(tmp_path: Path) -> None:
+    root = make_project(
+        tmp_path / "p",
+        {
+            "src/a.bpf.c": HELLO_BPF,
+            "src/b.bpf.c": "#define BPF_NO_PRESERVE_ACCESS_INDEX\n" + HELLO_BPF,
+        },
+        "[build]\npch = true\n",
+    )
+    listing = bpfbuild(root, "list")
+    assert listing.returncode == 0, listing.describe()
+    lines = [line for line in listing.stdout.splitlines() if line.startswith("no pch")]
+    assert len(lines) == 1 and lines[0].startswith("no pch for src/b.bpf.c: src/b.bpf.c:1"), lines
