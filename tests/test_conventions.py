@@ -1509,3 +1509,16 @@ def test_list_says_which_sources_take_no_pch_and_why(tmp_path: Path) -> None:
     assert listing.returncode == 0, listing.describe()
     lines = [line for line in listing.stdout.splitlines() if line.startswith("no pch")]
     assert len(lines) == 1 and lines[0].startswith("no pch for src/b.bpf.c: src/b.bpf.c:1"), lines
+
+
+def test_a_source_added_to_a_globbed_folder_is_seen_by_the_fast_path(tmp_path: Path) -> None:
+    """A new file matching [bpflib] sources' glob, outside src/, joins the library."""
+    root = _linked_project(tmp_path / "p", use_missing=False)
+    build(root)
+    assert build(root).stdout == ""
+    (root / "lib" / "more.bpf.c").write_text(
+        LINKED_LIB.replace("bump", "more").replace("total", "t2")
+    )
+    run = build(root)
+    assert "  BPF     lib/more.bpf.c" in run.stdout, run.describe()
+    assert "t2" in (root / "output" / ARCH / "include" / "main.skel.h").read_text()
