@@ -78,6 +78,15 @@ class Layout:
     def bpf_depfile(self, name: str) -> Path:
         return self.arch_dir / BPF / f"{name}.bpf.d"
 
+    def bpf_source_object(self, source: str) -> Path:
+        """clang's output for a BPF source that is not the first of its object (an
+        object's other sources, a [bpflib]'s): named by its path relative to the root,
+        so no two sources share one (bpf/sources/src/lib/x.bpf.o for src/lib/x.bpf.c)."""
+        return self.arch_dir / BPF / "sources" / (source.removesuffix(".c") + ".o")
+
+    def bpf_source_depfile(self, source: str) -> Path:
+        return self.arch_dir / BPF / "sources" / (source.removesuffix(".c") + ".d")
+
     def skeleton_header(self, file_name: str) -> Path:
         """A skeleton: file_name is the object's (BpfObject.skeleton_header)."""
         return self.include_dir / file_name

@@ -226,24 +226,6 @@ class Project:
         return includers
 
 
-def require_buildable(project: Project) -> None:
-    """The build steps make an object of one source with no library: refuse, before any task exists, an object the model describes
-    but those steps would build wrongly."""
-    for obj in project.bpf_objects.values():
-        unbuilt = []
-        if len(obj.sources) > 1:
-            unbuilt.append(f"{len(obj.sources)} sources ({', '.join(obj.sources)})")
-        if obj.libs:
-            unbuilt.append(f"libs ({', '.join(obj.libs)})")
-        if unbuilt:
-            raise ProjectError(
-                f"object '{obj.name}' has {' and '.join(unbuilt)}, which this bpfbuild "
-                "reads but cannot build yet",
-                hint="`bpfbuild list` shows the object; linking several BPF sources "
-                "comes with issue 19's build steps",
-            )
-
-
 def find_root(start: Path) -> Path:
     """The nearest folder at or above start that holds bpfbuild.toml."""
     start = start.resolve()
