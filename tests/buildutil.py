@@ -283,64 +283,9 @@ def require_tracefs() -> None:
         pytest.skip(f"tracefs is not mounted and mounting it failed: {done.stderr.strip()}")
 
 
-# -- struct_ops projects (sched_ext): the bpftool and libbpf their skeletons need -----
+# -- templates of struct_ops schedulers -----------------------------------------------
 
 STRUCT_OPS_TEMPLATES = frozenset({"sched_ext"})
-"""Templates whose skeleton holds a struct_ops map: they build with the bpftool and
-libbpf of prepare_struct_ops_project, and only against a vmlinux.h of a kernel with
-sched_ext; tests/test_template_sched_ext.py builds them for every arch."""
-STRUCT_OPS_LINK_LIBBPF = (1, 2)
-"""The libbpf (of bpftool) that reads .struct_ops.link; Debian 12's bpftool 7.1 has 1.1."""
-
-
-def _version(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in re.findall(r"\d+", text)[:2])
-
-
-def require_struct_ops_bpftool(folder: Path) -> tuple[str, tuple[int, ...]]:
-    """A bpftool whose libbpf reads .struct_ops.link, and that libbpf's version: the
-    bpftool bpfbuild finds, else bookworm-backports' (7.5) unpacked into folder, never
-    installed; or skip saying why."""
-    from bpfbuild.kernels.apt import Apt, extract_deb
-    from bpfbuild.pipeline.bpfcheck import bpftool_libbpf
-    from bpfbuild.pipeline.toolchain import _VersionCache, find_bpftool
-
-    found = find_bpftool(_VersionCache(folder / "toolchain.json"))
-    if bpftool_libbpf(found) >= STRUCT_OPS_LINK_LIBBPF:
-        return found.path, bpftool_libbpf(found)
-    debian_arch = host_arch().debian_arch
-    with skip_when_unreachable("bpftool from bookworm-backports"):
-        apt = Apt(["bookworm-backports"], debian_arch)
-        version = apt.candidate("bpftool")
-        if not version:
-            pytest.skip(f"bookworm-backports has no bpftool for {debian_arch}")
-        deb = apt.download("bpftool", version, folder / "debs")
-    extract_deb(deb, folder / "bpftool", ["./usr/sbin/bpftool"])
-    path = str(folder / "bpftool" / "usr" / "sbin" / "bpftool")
-    done = subprocess.run([path, "version"], capture_output=True, text=True, check=True)
-    return path, _version(done.stdout.split("libbpf", 1)[-1])
-
-
-def prepare_struct_ops_project(root: Path, folder: Path) -> dict[str, str]:
-    """Make a project made from the sched_ext template build here: the environment
-    that picks a bpftool keeping .struct_ops.link (BPFTOOL), and, when the system's
-    libbpf is older than that bpftool's (its skeleton would not compile: libbpf 1.4
-    added bpf_map_skeleton.link), the template's commented `[libbpf] source` turned on
-    with Debian's libbpf source tree copied into the project."""
-    from bpfbuild.pipeline.libbpf_source import fetch_debian_libbpf
-
-    bpftool, libbpf = require_struct_ops_bpftool(folder)
-    system = subprocess.run(
-        ["pkg-config", "--modversion", "libbpf"], capture_output=True, text=True, check=False
-    )
-    if system.returncode != 0 or _version(system.stdout) < libbpf:
-        with skip_when_unreachable("the libbpf source package"):
-            tree = fetch_debian_libbpf()
-        shutil.copytree(tree, root / "libbpf")
-        config = root / "bpfbuild.toml"
-        text = config.read_text()
-        assert '# [libbpf]\n# source = "libbpf"' in text, "the template's [libbpf] comment"
-        config.write_text(
-            text.replace('# [libbpf]\n# source = "libbpf"', '[libbpf]\nsource = "libbpf"')
-        )
-    return {**os.environ, "BPFTOOL": bpftool}
+"""Templates whose BPF object is a sched_ext scheduler: they build only against the
+vmlinux.h of a kernel with sched_ext; tests/test_template_sched_ext.py builds them for
+every arch and verifies them in VMs."""

@@ -11,15 +11,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from buildutil import (
-    ARCH,
-    REPO,
-    STRUCT_OPS_TEMPLATES,
-    build,
-    needs_root,
-    prepare_struct_ops_project,
-    require_tracefs,
-)
+from buildutil import ARCH, REPO, build, needs_root, require_tracefs
 
 from bpfbuild.scaffold import available_templates, create_project
 
@@ -73,10 +65,7 @@ def test_template_loader_answers_help(tmp_path: Path, template: str) -> None:
     name = f"my_{template}"
     root = tmp_path / name
     create_project(root, name, template, force=False)
-    env = None
-    if template in STRUCT_OPS_TEMPLATES:
-        env = prepare_struct_ops_project(root, tmp_path / "tools")
-    build(root, env=env)
+    build(root)
     check_help(root / "output" / ARCH / name)
 
 

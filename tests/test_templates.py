@@ -13,14 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from buildutil import (
-    ARCH,
-    BPF_SKIP_REASON,
-    REPO,
-    STRUCT_OPS_TEMPLATES,
-    bpfbuild_command,
-    prepare_struct_ops_project,
-)
+from buildutil import ARCH, BPF_SKIP_REASON, REPO, bpfbuild_command
 
 from bpfbuild.pipeline.layout import Layout
 from bpfbuild.scaffold import available_templates, create_project
@@ -63,9 +56,7 @@ ENVIRONMENT_SKIPS = re.compile(
 """Skip reasons that name a missing kernel feature or sandbox limit, not a broken test."""
 
 
-def run(
-    *args: str, cwd: Path, timeout: float = 300, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
+def run(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*bpfbuild_command(), *args],
         cwd=cwd,
@@ -73,7 +64,6 @@ def run(
         text=True,
         timeout=timeout,
         check=False,
-        env=env,
     )
 
 
@@ -125,16 +115,13 @@ def test_template_builds_verifies_and_passes_its_tests(template: str, tmp_path: 
         assert "{{name}}" not in path.name and not path.name.endswith(".tmpl"), path
         if path.is_file():
             assert "{{name}}" not in path.read_text(), f"{path} keeps a placeholder"
-    env = None
-    if template in STRUCT_OPS_TEMPLATES:
-        env = prepare_struct_ops_project(root, tmp_path / "tools")
 
     if BPF_SKIP_REASON is not None:
-        done = run("build", cwd=root, env=env)
+        done = run("build", cwd=root)
         assert done.returncode == 0, describe(done)
         pytest.skip(f"{BPF_SKIP_REASON} (verify and the project's tests load programs)")
 
-    done = run("test", "--", "-v", cwd=root, env=env)  # -v: one line per test, with its outcome
+    done = run("test", "--", "-v", cwd=root)  # -v: one line per test, with its outcome
     output = done.stdout + done.stderr
     assert done.returncode == 0, describe(done)
     outcomes = dict(
