@@ -1522,3 +1522,14 @@ def test_a_source_added_to_a_globbed_folder_is_seen_by_the_fast_path(tmp_path: P
     run = build(root)
     assert "  BPF     lib/more.bpf.c" in run.stdout, run.describe()
     assert "t2" in (root / "output" / ARCH / "include" / "main.skel.h").read_text()
+
+
+def test_missing_libraries_of_a_fetched_tool(tmp_path: Path) -> None:
+    """ldd's verdict on a fetched binary: none missing for one of this system, and
+    something missing for what the loader cannot run."""
+    from bpfbuild.kernels.tools import missing_libraries
+
+    assert missing_libraries(Path(sys.executable).resolve()) == []
+    text = tmp_path / "not-a-binary"
+    text.write_text("#!/bin/sh\n")
+    assert missing_libraries(text) != []
