@@ -862,7 +862,7 @@ def test_sources_including_generated_headers(tmp_path: Path) -> None:
 
 def test_generated_headers_from_the_targets_of_a_dodo_task(tmp_path: Path) -> None:
     """The targets of a project's dodo.py tasks, as doit loads them, name the headers
-    whose compiles must wait (phase B orders them after those tasks)."""
+    whose compiles must wait (engine.wait_for_generated orders them after those tasks)."""
     from doit.loader import load_tasks
 
     root = make_project(
@@ -1221,7 +1221,7 @@ def test_kconv_model() -> None:
 @NEEDS_CLANG_19
 @pytest.mark.parametrize("arch", ["x86_64", "arm64"])
 def test_kconv_links_by_hand(tmp_path: Path, arch: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """What the build steps of phase B will do, done here by hand with the project's own
+    """What the build steps do, done here by hand with the project's own
     flags and clang-19: each source compiles, `bpftool gen object` resolves the externs
     of each object against the library, `gen skeleton ... name NAME` writes the
     skeleton the loaders compile against, and on the host the loaders run and the
@@ -1355,7 +1355,7 @@ def test_kconv_builds_for_both_arches_and_its_tests_pass(tmp_path: Path) -> None
     assert " passed" in tests.stdout and "skipped" not in tests.stdout, tests.stdout
 
 
-# ------------------------------------------------------------ the build steps (phase B)
+# ------------------------------------------------------------ the build steps
 
 
 def test_skeletons_named_by_skel_header_and_skel_name(tmp_path: Path) -> None:
@@ -1522,3 +1522,14 @@ def test_a_source_added_to_a_globbed_folder_is_seen_by_the_fast_path(tmp_path: P
     run = build(root)
     assert "  BPF     lib/more.bpf.c" in run.stdout, run.describe()
     assert "t2" in (root / "output" / ARCH / "include" / "main.skel.h").read_text()
+
+
+def test_missing_libraries_of_a_fetched_tool(tmp_path: Path) -> None:
+    """ldd's verdict on a fetched binary: none missing for one of this system, and
+    something missing for what the loader cannot run."""
+    from bpfbuild.kernels.tools import missing_libraries
+
+    assert missing_libraries(Path(sys.executable).resolve()) == []
+    text = tmp_path / "not-a-binary"
+    text.write_text("#!/bin/sh\n")
+    assert missing_libraries(text) != []
