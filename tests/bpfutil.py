@@ -54,6 +54,8 @@ def compile_bpf(
             "-O2",
             "-Wall",
             *bpf_target_flags(arch),
+            "-fms-extensions",  # 6.19+ vmlinux.h: tagged anonymous members
+            "-Wno-microsoft-anon-tag",
             *(f"-D{d}" for d in defines),
             f"-I{include_dir}",
             *(flag for d in arch.bpf_include_dirs for flag in ("-idirafter", d)),

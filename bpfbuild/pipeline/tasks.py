@@ -212,6 +212,12 @@ class StepBuilder:
             *self.reproducible_flags(),
             *bpf_target_flags(self.arch),
             f"-mcpu={BPF_CPU}",  # the BPF ISA of every kernel bpfbuild targets (toolchain.BPF_CPU)
+            # Linux 6.19+ uses tagged anonymous members (`struct ns_tree;` inside a union),
+            # which bpftool writes into vmlinux.h as they are: without the extension clang
+            # reads them as empty declarations and drops their fields (wrong sizes and
+            # offsets). Objects of other headers come out byte-identical.
+            "-fms-extensions",
+            "-Wno-microsoft-anon-tag",
             "-I",
             self.rel(self.layout.include_dir),  # vmlinux.h for this arch
             *[f"-I{d}" for d in self.project.include_dirs],
