@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..arch import Arch
-from ..cache import cache_root, locked, read_entry, write_entry
+from ..cache import Entry, cache_root, locked, read_entry, write_entry
 from ..errors import BpfBuildError
 from .apt import Apt, AptError, DebianVersion, extract_deb
 from .fetch import Made, cached_fetch, download_deb
@@ -43,6 +43,9 @@ __all__ = [
 SPECS_KIND = "kernel-specs"
 KERNELS_KIND = "kernels"
 BTF_FILE = "vmlinux.btf"
+CONFIG_FILE = "config"
+"""The kernel's build configuration (/boot/config-<release>), which libbpf reads in the
+guest to resolve a program's `__kconfig` externs (CONFIG_* values)."""
 
 SUITES: dict[str, tuple[str, ...]] = {
     "5.10": ("bullseye",),
@@ -85,6 +88,8 @@ class Kernel:
     """The raw BTF cut out of the image, in the cache."""
     suite: str = ""
     """The Debian suite the package came from."""
+    config: Path | None = None
+    """The kernel's build configuration, in the cache (the guest's /boot/config-<release>)."""
 
     def provenance(self) -> dict:
         """What a build records about where its vmlinux.h came from."""
@@ -268,9 +273,21 @@ def _fetch(suite: str, package: str, version: str, arch: Arch, bpftool: str | No
             "image": image_name,
             "image_package": holder,
         }
-        return {image_name: image, BTF_FILE: btf}, meta
+        files = {image_name: image, BTF_FILE: btf}
+        meta["config"] = CONFIG_FILE if config.is_file() else ""
+        if config.is_file():
+            files[CONFIG_FILE] = config
+        return files, meta
 
-    return cached_fetch(KERNELS_KIND, _kernel_key(package, version, arch), make).meta
+    return cached_fetch(
+        KERNELS_KIND, _kernel_key(package, version, arch), make, usable=_has_config_key
+    ).meta
+
+
+def _has_config_key(entry: Entry) -> bool:
+    """Whether a kernel entry says where its configuration is (entries made before it was
+    kept do not, and are fetched again)."""
+    return "config" in entry.meta
 
 
 def get_kernel(spec: str, arch: Arch, bpftool: str | None = None) -> Kernel:
@@ -366,6 +383,8 @@ def _cached_kernel(spec: str, arch: Arch, resolution: dict) -> Kernel | None:
     if entry is None:
         return None
     meta = entry.meta
+    if "config" not in meta:  # fetched before the configuration was kept: fetch again
+        return None
     try:
         return Kernel(
             spec=spec,
@@ -377,6 +396,7 @@ def _cached_kernel(spec: str, arch: Arch, resolution: dict) -> Kernel | None:
             image=entry.file(meta["image"]),
             btf=entry.file(BTF_FILE),
             suite=meta.get("suite", ""),
+            config=entry.file(meta["config"]) if meta["config"] else None,
         )
     except KeyError:
         return None

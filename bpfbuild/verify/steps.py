@@ -295,6 +295,8 @@ def vm_verify_step(builder: StepBuilder, target: Target) -> Step:
         log_root=str(folder),
         reports={o.name: str(folder / f"{o.name}.json") for o in objects},
         timeout=builder.project.config.verify.timeout,
+        config=str(kernel.config) if kernel.config else None,
+        release=kernel.release,
     )
     return builder.step(
         VM_KIND,
@@ -303,7 +305,12 @@ def vm_verify_step(builder: StepBuilder, target: Target) -> Step:
         "",
         action=verify_in_vm,
         args=VmVerifyArgs(job, builder.cwd),
-        inputs=(*[str(o.path) for o in objects], str(layout.verifier_runner), str(kernel.image)),
+        inputs=(
+            *[str(o.path) for o in objects],
+            str(layout.verifier_runner),
+            str(kernel.image),
+            *([str(kernel.config)] if kernel.config else []),
+        ),
         outputs=tuple(job.reports.values()),
         order_only=tuple(builder.pch_steps()),
         config={
