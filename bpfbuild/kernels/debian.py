@@ -43,6 +43,8 @@ __all__ = [
 SPECS_KIND = "kernel-specs"
 KERNELS_KIND = "kernels"
 BTF_FILE = "vmlinux.btf"
+ENTRY_SHAPE = 2
+"""What a kernel entry holds: 2 = image, BTF and configuration (1 had no configuration)."""
 CONFIG_FILE = "config"
 """The kernel's build configuration (/boot/config-<release>), which libbpf reads in the
 guest to resolve a program's `__kconfig` externs (CONFIG_* values)."""
@@ -218,6 +220,17 @@ def _image_holder(apt: Apt, package: str, version: str, release: str) -> str:
     return package
 
 
+def _config_holder(apt: Apt, package: str, version: str, release: str) -> str | None:
+    """The package whose .deb holds the kernel's configuration when the image's does not:
+    from 7.x on, linux-base-<release> of the same version (/usr/lib/modules/<release>/config)."""
+    record = apt.show(package, version)
+    depends = record.fields.get("Depends", "") if record else ""
+    base = f"linux-base-{release}"
+    if re.search(rf"(^|,)\s*{re.escape(base)}\s*\(=\s*{re.escape(version)}\)", depends):
+        return base
+    return None
+
+
 def _fetch(suite: str, package: str, version: str, arch: Arch, bpftool: str | None) -> dict:
     """Download one image package and store its image and BTF; the entry's meta."""
 
@@ -245,10 +258,12 @@ def _fetch(suite: str, package: str, version: str, arch: Arch, bpftool: str | No
                 hint=f"name the image package itself, e.g. {arch.kernel_packages[-1]}",
             )
         image_name, image = images[0]
-        config = next(
-            (c for c in (boot / f"config-{release}", modules / "config") if c.is_file()),
-            boot / f"config-{release}",
-        )
+        places = (boot / f"config-{release}", modules / "config")
+        if not any(c.is_file() for c in places):
+            base = _config_holder(apt, package, version, release)
+            if base:
+                extract_deb(download_deb(apt, base, version, work / "deb").path, work / "root")
+        config = next((c for c in places if c.is_file()), places[0])
         if config.is_file() and "# CONFIG_DEBUG_INFO_BTF is not set" in config.read_text():
             raise KernelError(
                 f"{package} {version} was built without CONFIG_DEBUG_INFO_BTF: it has no BTF",
@@ -261,7 +276,7 @@ def _fetch(suite: str, package: str, version: str, arch: Arch, bpftool: str | No
             check_btf_file(btf, bpftool)
         except KernelImageError as err:
             raise KernelImageError(f"{package} {version}: {err.message}", hint=err.hint) from None
-        meta = {
+        meta: dict[str, object] = {
             "package": package,
             "version": version,
             "arch": arch.name,
@@ -275,19 +290,20 @@ def _fetch(suite: str, package: str, version: str, arch: Arch, bpftool: str | No
         }
         files = {image_name: image, BTF_FILE: btf}
         meta["config"] = CONFIG_FILE if config.is_file() else ""
+        meta["shape"] = ENTRY_SHAPE
         if config.is_file():
             files[CONFIG_FILE] = config
         return files, meta
 
     return cached_fetch(
-        KERNELS_KIND, _kernel_key(package, version, arch), make, usable=_has_config_key
+        KERNELS_KIND, _kernel_key(package, version, arch), make, usable=_current_shape
     ).meta
 
 
-def _has_config_key(entry: Entry) -> bool:
-    """Whether a kernel entry says where its configuration is (entries made before it was
-    kept do not, and are fetched again)."""
-    return "config" in entry.meta
+def _current_shape(entry: Entry) -> bool:
+    """Whether a kernel entry holds what this bpfbuild stores (entries made before the
+    configuration was kept are fetched again)."""
+    return entry.meta.get("shape") == ENTRY_SHAPE
 
 
 def get_kernel(spec: str, arch: Arch, bpftool: str | None = None) -> Kernel:
@@ -383,7 +399,7 @@ def _cached_kernel(spec: str, arch: Arch, resolution: dict) -> Kernel | None:
     if entry is None:
         return None
     meta = entry.meta
-    if "config" not in meta:  # fetched before the configuration was kept: fetch again
+    if not _current_shape(entry):  # made by an older bpfbuild: fetched again
         return None
     try:
         return Kernel(
