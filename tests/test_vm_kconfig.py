@@ -33,3 +33,19 @@ def test_kconfig_externs_resolve_in_a_vm(tmp_path: Path) -> None:
         for p in o["programs"]
     }
     assert verdicts[(SPEC, "remember_hz")] == "passed", run.describe()
+
+
+@pytest.mark.parametrize(
+    ("spec", "arch", "line"),
+    [
+        ("debian:5.10", "x86_64", "CONFIG_BPF_SYSCALL=y"),
+        ("debian:6.12", "arm64", "# CONFIG_SCHED_CLASS_EXT is not set"),
+        # 7.x: the image's .deb has no configuration; linux-base-<release> has it
+        ("debian:7.3", "x86_64", "CONFIG_SCHED_CLASS_EXT=y"),
+        ("debian:7.3", "arm64", "CONFIG_SCHED_CLASS_EXT=y"),
+    ],
+)
+def test_every_debian_kernel_comes_with_its_configuration(spec: str, arch: str, line: str) -> None:
+    kernel = require_vm(spec, arch)
+    assert kernel.config is not None, kernel.describe()
+    assert line in kernel.config.read_text().splitlines()
