@@ -176,6 +176,12 @@ def test_6_12_names_the_missing_subsystem_once(verified: Verified, arch: str) ->
     assert "kfunc" not in verified.run.stderr and "bpf_ksym_exists" not in verified.run.stderr
 
 
+def test_the_kernels_it_runs_on(verified: Verified) -> None:
+    """The line a README can quote: the oldest verified kernel where all programs pass."""
+    support = json.loads(verified.run.stdout)["kernel_support"][NAME]
+    assert {arch: support[arch]["oldest"] for arch in ARCHES} == dict.fromkeys(ARCHES, "7.3")
+
+
 def test_sched_ext_stays_disabled_while_verifying(verified: Verified, project: Project) -> None:
     for arch in ARCHES:
         release = verified.releases[("debian:7.3", arch)]
