@@ -5,7 +5,7 @@ tree's convention; every callback verified passed in VMs of Debian's trixie-back
 debian:6.12, nothing verified failing --require, no scheduler switched on while
 verifying, one callback broken by a patch rejected while its siblings pass; and its
 loader, in VMs of that 7.3 kernel, registers the scheduler, which schedules the guest,
-until Ctrl-C unregisters it.
+until Ctrl-C unregisters it, and says why when the kernel stops a failing scheduler.
 
 The template's own tests (what a kernel without sched_ext can check) run in
 test_templates.py."""
@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from buildutil import (
+    ARCH,
     Run,
     bpfbuild,
     require_cross,
@@ -279,8 +280,8 @@ schedules the guest for three seconds, and Ctrl-C (SIGINT) unregisters it. Lines
 interest start with @@."""
 
 
-def run_loader_in_vm(loader: Path, arch: str, folder: Path) -> list[str]:
-    """Boot debian:7.3 for arch with loader as /loader under LOADER_INIT; the @@ lines."""
+def run_loader_in_vm(loader: Path, arch: str, folder: Path, init: str = LOADER_INIT) -> list[str]:
+    """Boot debian:7.3 for arch with loader as /loader under init; the @@ lines."""
     from bpfbuild.vm.busybox import busybox_for
     from bpfbuild.vm.initramfs import CpioWriter
     from bpfbuild.vm.qemu import machine_for, qemu_command, run
@@ -298,7 +299,7 @@ def run_loader_in_vm(loader: Path, arch: str, folder: Path) -> list[str]:
         for applet in ("sh", "mount", "echo", "cat", "sleep", "sed", "poweroff"):
             cpio.symlink(f"bin/{applet}", "busybox")
         cpio.file("loader", loader.read_bytes(), executable=True)
-        cpio.file("init", LOADER_INIT.encode(), executable=True)
+        cpio.file("init", init.encode(), executable=True)
         cpio.close()
     lines: list[str] = []
     done = run(
@@ -329,3 +330,54 @@ def test_the_loader_schedules_in_a_kernel_with_sched_ext_until_ctrl_c(
     err = [line.removeprefix("err ") for line in report if line.startswith("err ")]
     # The exit callback's record: the kernel's reason for SCX_EXIT_UNREG.
     assert err == [f"{NAME}: stopped (unregistered from user space)"], report
+
+
+FAILING_INIT = """#!/bin/sh
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t tmpfs tmpfs /tmp
+echo 1 > /proc/sys/kernel/printk
+/loader -d 120 > /tmp/out 2> /tmp/err
+echo "@@ exit $?"
+echo "@@ after $(cat /sys/kernel/sched_ext/state)"
+sed 's/^/@@ err /' /tmp/err
+poweroff -f
+"""
+"""/init of a VM whose scheduler fails: the loader must end by itself, long before -d."""
+DISPATCH_COUNTS = "\t\tcount(STAT_DISPATCHED);\n"
+FAILING_DISPATCH = (
+    DISPATCH_COUNTS + "\tif (++dispatches == 100)\t/* FAIL: the scheduler stops itself */\n"
+    "\t\tscx_bpf_error_bstr(fail_fmt, fail_args, sizeof(fail_args));\n"
+)
+FAILING_GLOBALS = """
+void scx_bpf_error_bstr(char *fmt, unsigned long long *data, u32 data__sz) __ksym;
+static char fail_fmt[] = "failing on purpose";
+static unsigned long long fail_args[1];
+static int dispatches;
+"""
+"""The patch that makes the scheduler fail at run time: its 100th dispatch calls
+scx_bpf_error() (as scx_bpf_error_bstr, the kfunc behind it), and the kernel stops it."""
+
+
+def test_the_loader_says_why_the_kernel_stopped_the_scheduler(tmp_path: Path) -> None:
+    """The template patched to fail once it runs, built for the host's arch only, run
+    in a VM: the loader prints the kernel's reason and the scheduler's message, and
+    exits with 1; sched_ext is disabled again."""
+    init = bpfbuild(tmp_path, "init", "--template", "sched_ext", NAME)
+    assert init.returncode == 0, init.describe()
+    root = tmp_path / NAME
+    source = root / "src" / f"{NAME}.bpf.c"
+    text = source.read_text()
+    exit_info = "struct exit_info exit_info;\n"
+    assert text.count(DISPATCH_COUNTS) == 1 and text.count(exit_info) == 1, "update the patch"
+    text = text.replace(exit_info, exit_info + FAILING_GLOBALS)
+    source.write_text(text.replace(DISPATCH_COUNTS, FAILING_DISPATCH))
+    build = bpfbuild(root, "build", timeout=900)
+    assert build.returncode == 0, build.describe()
+    report = run_loader_in_vm(root / "output" / ARCH / NAME, ARCH, tmp_path, FAILING_INIT)
+    assert report[:2] == ["exit 1", "after disabled"], report
+    err = [line.removeprefix("err ") for line in report if line.startswith("err ")]
+    assert err == [
+        f"{NAME}: the kernel stopped the scheduler: scx_bpf_error: failing on purpose"
+    ], report
