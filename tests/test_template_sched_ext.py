@@ -381,3 +381,16 @@ def test_the_loader_says_why_the_kernel_stopped_the_scheduler(tmp_path: Path) ->
     assert err == [
         f"{NAME}: the kernel stopped the scheduler: scx_bpf_error: failing on purpose"
     ], report
+
+
+def test_a_scheduler_named_like_the_kfunc_header(tmp_path: Path) -> None:
+    """--name sched_ext: its src/sched_ext.h ({{name}}.h) is not the template's
+    src/scx/sched_ext.h, and the project builds."""
+    init = bpfbuild(tmp_path, "init", "--template", "sched_ext", "sched_ext")
+    assert init.returncode == 0, init.describe()
+    root = tmp_path / "sched_ext"
+    assert "struct exit_info" in (root / "src" / "sched_ext.h").read_text()
+    assert "scx_bpf_dsq_insert" in (root / "src" / "scx" / "sched_ext.h").read_text()
+    build = bpfbuild(root, "build", timeout=900)
+    assert build.returncode == 0, build.describe()
+    assert (root / "output" / ARCH / "sched_ext").is_file()

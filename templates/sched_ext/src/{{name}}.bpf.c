@@ -4,7 +4,7 @@
  * CPU is idle runs there at once; every other runnable task joins one queue shared by
  * all CPUs (a dispatch queue, DSQ), and a CPU that runs out of work takes the oldest.
  */
-#include "sched_ext.h"
+#include "scx/sched_ext.h"
 #include "{{name}}.h"
 
 char LICENSE[] SEC("license") = "GPL";	/* sched_ext takes GPL schedulers only */

@@ -4,8 +4,8 @@
  * and later name them; vmlinux.h has the types and SCX_* constants, from the BTF of a
  * kernel with sched_ext) and a way to write one struct_ops callback.
  */
-#ifndef __SCHED_EXT_H
-#define __SCHED_EXT_H
+#ifndef __SCX_SCHED_EXT_H
+#define __SCX_SCHED_EXT_H
 
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -31,4 +31,4 @@ s32 scx_bpf_select_cpu_dfl(struct task_struct *p, s32 prev_cpu, u64 wake_flags,
 /* A callback that may sleep (init: scx_bpf_create_dsq may allocate). */
 #define SCX_CALLBACK_SLEEPABLE(name, args...) SEC("struct_ops.s/" #name) BPF_PROG(name, ##args)
 
-#endif /* __SCHED_EXT_H */
+#endif /* __SCX_SCHED_EXT_H */
