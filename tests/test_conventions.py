@@ -1026,6 +1026,7 @@ def test_the_skeleton_step_refuses_a_section_bpftool_drops(
     assert run.returncode == 1, run.describe()
     assert f"bpftool {bpftool.version}" in run.output and ".struct_ops.link" in run.output
     assert "scripts/setup --backports" in run.output
+    assert "bookworm-backports' bpftool cannot be fetched" in run.stderr
     assert not (struct_ops_project / "output" / ARCH / "include" / "demo.skel.h").exists()
 
 

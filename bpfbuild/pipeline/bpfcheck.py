@@ -231,7 +231,14 @@ def bpftool_for_sections(project: Project, bpftool: Bpftool, versions: Path) -> 
     fetched_now = read_entry(TOOLS_KIND, bpftool_key(debian_arch)) is None
     try:
         entry = backports_bpftool(debian_arch)
-    except (AptError, OSError):
+    except (AptError, OSError) as err:
+        reason = err.message if isinstance(err, AptError) else str(err)
+        print(
+            f"bpfbuild: bpftool {bpftool.version} drops {dropped[0].name}, and bookworm-backports' "
+            f"bpftool cannot be fetched: {reason}",
+            file=sys.stderr,
+            flush=True,
+        )
         return None
     cache = _VersionCache(versions)
     try:
