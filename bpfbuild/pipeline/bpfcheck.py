@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from doit.exceptions import TaskFailed
 
 from ..elf import parse_ident
-from ..errors import ToolchainError
+from ..errors import BpfBuildError, ToolchainError
 from .toolchain import Bpftool, Toolchain, _VersionCache, chosen_bpftool, find_bpftool
 
 if TYPE_CHECKING:
@@ -224,15 +224,14 @@ def bpftool_for_sections(project: Project, bpftool: Bpftool, versions: Path) -> 
         return None
     from ..arch import host_arch
     from ..cache import read_entry
-    from ..kernels.apt import AptError
     from ..kernels.tools import TOOLS_KIND, backports_bpftool, bpftool_key
 
     debian_arch = host_arch().debian_arch
     fetched_now = read_entry(TOOLS_KIND, bpftool_key(debian_arch)) is None
     try:
         entry = backports_bpftool(debian_arch)
-    except (AptError, OSError) as err:
-        reason = err.message if isinstance(err, AptError) else str(err)
+    except (BpfBuildError, OSError) as err:  # apt, the cache: the skeleton step says the rest
+        reason = err.message if isinstance(err, BpfBuildError) else str(err)
         print(
             f"bpfbuild: bpftool {bpftool.version} drops {dropped[0].name}, and bookworm-backports' "
             f"bpftool cannot be fetched: {reason}",
