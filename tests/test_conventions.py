@@ -1534,3 +1534,16 @@ def test_missing_libraries_of_a_fetched_tool(tmp_path: Path) -> None:
     text = tmp_path / "not-a-binary"
     text.write_text("#!/bin/sh\n")
     assert missing_libraries(text) != []
+
+
+def test_doctor_names_the_sections_bpftool_drops(struct_ops_project: Path, tmp_path: Path) -> None:
+    bpftool = find_bpftool(_VersionCache(tmp_path / "toolchain.json"))
+    if bpftool_libbpf(bpftool) >= (1, 2):
+        pytest.skip(f"bpftool {bpftool.version} reads .struct_ops.link")
+    env = {**os.environ, "BPFBUILD_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("BPFTOOL", None)
+    run = bpfbuild(struct_ops_project, "doctor", env=env)
+    assert (
+        f"note: the sources name .struct_ops.link, which bpftool {bpftool.version} drops: "
+        "the build fetches bookworm-backports' bpftool 7.5 for the skeletons"
+    ) in run.stdout, run.describe()
