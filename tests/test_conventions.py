@@ -20,6 +20,7 @@ from bpfbuild.pipeline.bpfcheck import (
     bpftool_libbpf,
     program_sections,
     read_sections,
+    sections_named,
     skipped_sections,
     unreadable_sections,
     unreadable_sections_error,
@@ -1547,3 +1548,21 @@ def test_doctor_names_the_sections_bpftool_drops(struct_ops_project: Path, tmp_p
         f"note: the sources name .struct_ops.link, which bpftool {bpftool.version} drops: "
         "the build fetches bookworm-backports' bpftool 7.5 for the skeletons"
     ) in run.stdout, run.describe()
+
+
+@pytest.mark.parametrize(
+    "text, sections",
+    [
+        ('SEC(".struct_ops.link") struct x y = {};', [".struct_ops.link"]),
+        ('#define OPS SEC("?.struct_ops") struct', ["?.struct_ops"]),
+        ("#define __arena __attribute__((address_space(1)))", [".addr_space.1"]),
+        ('SEC(".struct_ops") struct x y = {};', []),  # every libbpf reads it
+    ],
+)
+def test_sections_named_before_anything_is_compiled(
+    tmp_path: Path, text: str, sections: list[str]
+) -> None:
+    root = make_project(
+        tmp_path / "p", {"src/a.bpf.c": '#include "common.bpf.h"\n', "include/common.bpf.h": text}
+    )
+    assert sections_named(load_project(root)) == sections
