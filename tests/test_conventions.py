@@ -20,6 +20,7 @@ from bpfbuild.pipeline.bpfcheck import (
     bpftool_libbpf,
     program_sections,
     read_sections,
+    sections_named,
     skipped_sections,
     unreadable_sections,
     unreadable_sections_error,
@@ -1026,6 +1027,7 @@ def test_the_skeleton_step_refuses_a_section_bpftool_drops(
     assert run.returncode == 1, run.describe()
     assert f"bpftool {bpftool.version}" in run.output and ".struct_ops.link" in run.output
     assert "scripts/setup --backports" in run.output
+    assert "bookworm-backports' bpftool cannot be fetched" in run.stderr
     assert not (struct_ops_project / "output" / ARCH / "include" / "demo.skel.h").exists()
 
 
@@ -1533,3 +1535,34 @@ def test_missing_libraries_of_a_fetched_tool(tmp_path: Path) -> None:
     text = tmp_path / "not-a-binary"
     text.write_text("#!/bin/sh\n")
     assert missing_libraries(text) != []
+
+
+def test_doctor_names_the_sections_bpftool_drops(struct_ops_project: Path, tmp_path: Path) -> None:
+    bpftool = find_bpftool(_VersionCache(tmp_path / "toolchain.json"))
+    if bpftool_libbpf(bpftool) >= (1, 2):
+        pytest.skip(f"bpftool {bpftool.version} reads .struct_ops.link")
+    env = {**os.environ, "BPFBUILD_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("BPFTOOL", None)
+    run = bpfbuild(struct_ops_project, "doctor", env=env)
+    assert (
+        f"note: the sources name .struct_ops.link, which bpftool {bpftool.version} drops: "
+        "the build fetches bookworm-backports' bpftool 7.5 for the skeletons"
+    ) in run.stdout, run.describe()
+
+
+@pytest.mark.parametrize(
+    "text, sections",
+    [
+        ('SEC(".struct_ops.link") struct x y = {};', [".struct_ops.link"]),
+        ('#define OPS SEC("?.struct_ops") struct', ["?.struct_ops"]),
+        ("#define __arena __attribute__((address_space(1)))", [".addr_space.1"]),
+        ('SEC(".struct_ops") struct x y = {};', []),  # every libbpf reads it
+    ],
+)
+def test_sections_named_before_anything_is_compiled(
+    tmp_path: Path, text: str, sections: list[str]
+) -> None:
+    root = make_project(
+        tmp_path / "p", {"src/a.bpf.c": '#include "common.bpf.h"\n', "include/common.bpf.h": text}
+    )
+    assert sections_named(load_project(root)) == sections

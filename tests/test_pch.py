@@ -4,6 +4,7 @@ by sources whose first directive includes vmlinux.h."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -226,3 +227,40 @@ def test_pch_auto_needs_enough_sources(
 def test_pch_only_with_a_clang_whose_objects_keep_their_bytes(version: str, keeps: bool) -> None:
     """clang 19 orders BTF forward declarations differently with a PCH: no PCH with it."""
     assert pch_keeps_bytes(Tool("clang", "/usr/bin/clang", version)) is keeps
+
+
+def test_sources_reaching_vmlinux_first_through_a_project_header_take_the_pch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """<proj/common.bpf.h> whose first directive includes vmlinux.h (as sched_ext's
+    <scx/common.bpf.h>): both sources of a linked object take the PCH (with clang 14),
+    and the objects are the bytes of a build without it."""
+    monkeypatch.delenv("CLANG", raising=False)
+    root = tmp_path / "common_first"
+    (root / "src").mkdir(parents=True)
+    (root / "include" / "proj").mkdir(parents=True)
+    (root / "include" / "proj" / "common.bpf.h").write_text(
+        "#ifndef PROJ_COMMON_BPF_H\n#define PROJ_COMMON_BPF_H\n"
+        '#include "vmlinux.h"\n#include <bpf/bpf_helpers.h>\n#endif\n'
+    )
+    (root / "src" / "one.bpf.c").write_text(
+        "#include <proj/common.bpf.h>\n"
+        'char LICENSE[] SEC("license") = "GPL";\n'
+        'SEC("xdp") int pass(struct xdp_md *ctx) { return XDP_PASS; }\n'
+    )
+    (root / "src" / "two.bpf.c").write_text(
+        "#include <proj/common.bpf.h>\n__noinline int helper(int x) { return x + 1; }\n"
+    )
+    config = root / "bpfbuild.toml"
+    original = '[build]\n\n[object.one]\nsources = ["src/two.bpf.c"]\n'
+    _set_pch(config, original, "true")
+    clang = subprocess.run(["clang", "--version"], capture_output=True, text=True).stdout
+    if "clang version 14" not in clang:
+        pytest.skip("the PCH is taken with clang 14 only (toolchain.PCH_SAME_BYTES_CLANG)")
+    with_pch = build(root, "-v", "-j1")
+    compiles = [line for line in with_pch.stdout.splitlines() if " -c src/" in line]
+    assert len(compiles) == 2 and all("-include-pch" in line for line in compiles), compiles
+    objects = _bpf_objects(root)
+    _set_pch(config, original, "false")
+    build(root)
+    assert _bpf_objects(root) == objects

@@ -44,7 +44,7 @@ def _fetch(debian_arch: str, scratch: Path) -> Made:
     if not binary.is_file():
         raise AptError(
             f"{deb.path.name} holds no {BPFTOOL_MEMBER[1:]}",
-            hint="`bpfbuild cache clean tools`, then build again",
+            hint="`bpfbuild cache clean --kind tools`, then build again",
         )
     missing = missing_libraries(binary)
     if missing:

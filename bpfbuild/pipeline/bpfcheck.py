@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from doit.exceptions import TaskFailed
 
 from ..elf import parse_ident
-from ..errors import ToolchainError
+from ..errors import BpfBuildError, ToolchainError
 from .toolchain import Bpftool, Toolchain, _VersionCache, chosen_bpftool, find_bpftool
 
 if TYPE_CHECKING:
@@ -193,10 +193,21 @@ def unreadable_sections_error(
     )
 
 
+SECTIONS_SPELLED = {".addr_space.1": ("address_space(1)",)}
+"""What else in a source makes clang emit a section than its quoted name: an arena's
+variables (`__attribute__((address_space(1)))`, bpf_arena_common.h's __arena) go
+into .addr_space.1."""
+
+
+def _spellings(section: str) -> tuple[str, ...]:
+    return (f'"{section}"', *SECTIONS_SPELLED.get(section, ()))
+
+
 def sections_named(project: Project) -> list[str]:
     """The sections of LIBBPF_SECTIONS whose names, quoted, appear in the project's BPF
     sources or headers (SEC(".struct_ops.link"), or a macro that expands to it, as
-    sched_ext's SCX_OPS_DEFINE): known before anything is compiled."""
+    sched_ext's SCX_OPS_DEFINE), or what else makes one (SECTIONS_SPELLED): known
+    before anything is compiled."""
     files = [project.root / source for source in project.bpf_sources]
     files += [
         header for folder in project.include_dirs for header in (project.root / folder).rglob("*.h")
@@ -207,7 +218,11 @@ def sections_named(project: Project) -> list[str]:
             text = file.read_text(errors="replace")
         except OSError:
             continue
-        found.update(need.name for need in LIBBPF_SECTIONS if f'"{need.name}"' in text)
+        found.update(
+            need.name
+            for need in LIBBPF_SECTIONS
+            if any(spelling in text for spelling in _spellings(need.name))
+        )
     return sorted(found)
 
 
@@ -224,14 +239,20 @@ def bpftool_for_sections(project: Project, bpftool: Bpftool, versions: Path) -> 
         return None
     from ..arch import host_arch
     from ..cache import read_entry
-    from ..kernels.apt import AptError
     from ..kernels.tools import TOOLS_KIND, backports_bpftool, bpftool_key
 
     debian_arch = host_arch().debian_arch
     fetched_now = read_entry(TOOLS_KIND, bpftool_key(debian_arch)) is None
     try:
         entry = backports_bpftool(debian_arch)
-    except (AptError, OSError):
+    except (BpfBuildError, OSError) as err:  # apt, the cache: the skeleton step says the rest
+        reason = err.message if isinstance(err, BpfBuildError) else str(err)
+        print(
+            f"bpfbuild: bpftool {bpftool.version} drops {dropped[0].name}, and bookworm-backports' "
+            f"bpftool cannot be fetched: {reason}",
+            file=sys.stderr,
+            flush=True,
+        )
         return None
     cache = _VersionCache(versions)
     try:
