@@ -289,3 +289,15 @@ STRUCT_OPS_TEMPLATES = frozenset({"sched_ext"})
 """Templates whose BPF object is a sched_ext scheduler: they build only against the
 vmlinux.h of a kernel with sched_ext; tests/test_template_sched_ext.py builds them for
 every arch and verifies them in VMs."""
+
+
+def require_template_kernels(template: str, arches: tuple[str, ...] = (ARCH,)) -> None:
+    """The Debian kernels whose BTF a struct_ops template's vmlinux.h comes from
+    ([vmlinux] debian:7.3), fetched into the cache, or skip when Debian is unreachable."""
+    if template not in STRUCT_OPS_TEMPLATES:
+        return
+    from bpfbuild.kernels import get_kernel
+
+    for arch in arches:
+        with skip_when_unreachable(f"debian:7.3 for {arch}, whose BTF makes its vmlinux.h"):
+            get_kernel("debian:7.3", get_arch(arch))

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from buildutil import ARCH, REPO, build, needs_root, require_tracefs
+from buildutil import ARCH, REPO, build, needs_root, require_template_kernels, require_tracefs
 
 from bpfbuild.scaffold import available_templates, create_project
 
@@ -65,6 +65,7 @@ def test_template_loader_answers_help(tmp_path: Path, template: str) -> None:
     name = f"my_{template}"
     root = tmp_path / name
     create_project(root, name, template, force=False)
+    require_template_kernels(template)
     build(root)
     check_help(root / "output" / ARCH / name)
 

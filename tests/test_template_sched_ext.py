@@ -25,6 +25,7 @@ from buildutil import (
     bpfbuild,
     require_cross,
     require_qemu_user,
+    require_template_kernels,
     require_vm,
 )
 from elftools.elf.elffile import ELFFile
@@ -63,6 +64,7 @@ class Project:
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     """The template, initialised, with both arches on, built."""
     require_cross("arm64", libraries=True)
+    require_template_kernels("sched_ext", ARCHES)
     base = tmp_path_factory.mktemp("sched_ext")
     init = bpfbuild(base, "init", "--template", "sched_ext", NAME)
     assert init.returncode == 0, init.describe()
@@ -364,6 +366,7 @@ def test_the_loader_says_why_the_kernel_stopped_the_scheduler(tmp_path: Path) ->
     """The template patched to fail once it runs, built for the host's arch only, run
     in a VM: the loader prints the kernel's reason and the scheduler's message, and
     exits with 1; sched_ext is disabled again."""
+    require_template_kernels("sched_ext")
     init = bpfbuild(tmp_path, "init", "--template", "sched_ext", NAME)
     assert init.returncode == 0, init.describe()
     root = tmp_path / NAME
@@ -386,6 +389,7 @@ def test_the_loader_says_why_the_kernel_stopped_the_scheduler(tmp_path: Path) ->
 def test_a_scheduler_named_like_the_kfunc_header(tmp_path: Path) -> None:
     """--name sched_ext: its src/sched_ext.h ({{name}}.h) is not the template's
     src/scx/sched_ext.h, and the project builds."""
+    require_template_kernels("sched_ext")
     init = bpfbuild(tmp_path, "init", "--template", "sched_ext", "sched_ext")
     assert init.returncode == 0, init.describe()
     root = tmp_path / "sched_ext"

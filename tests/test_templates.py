@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from buildutil import ARCH, BPF_SKIP_REASON, REPO, bpfbuild_command
+from buildutil import ARCH, BPF_SKIP_REASON, REPO, bpfbuild_command, require_template_kernels
 
 from bpfbuild.pipeline.layout import Layout
 from bpfbuild.scaffold import available_templates, create_project
@@ -115,6 +115,7 @@ def test_template_builds_verifies_and_passes_its_tests(template: str, tmp_path: 
         assert "{{name}}" not in path.name and not path.name.endswith(".tmpl"), path
         if path.is_file():
             assert "{{name}}" not in path.read_text(), f"{path} keeps a placeholder"
+    require_template_kernels(template)
 
     if BPF_SKIP_REASON is not None:
         done = run("build", cwd=root)
