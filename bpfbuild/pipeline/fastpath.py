@@ -376,6 +376,8 @@ class Recorder:
 
     def _settings(self, project, tools: set[str]) -> list[str]:
         """Paths besides the tasks' own that decide what the graph would do."""
+        from .files import is_editor_leftover
+
         root = self.root
         paths = [
             os.path.join(root, CONFIG_NAME),
@@ -388,7 +390,11 @@ class Recorder:
             for current, dirs, names in os.walk(top):
                 dirs.sort()
                 paths += [os.path.join(current, d) for d in dirs]
-                paths += [os.path.join(current, n) for n in sorted(names) if n.endswith(".h")]
+                paths += [
+                    os.path.join(current, n)
+                    for n in sorted(names)
+                    if n.endswith(".h") and not is_editor_leftover(n)
+                ]
         from .toolchain import probed_paths
 
         probed = probed_paths(os.path.join(root, STATE_DIR, TOOLCHAIN_CACHE_NAME))

@@ -21,6 +21,7 @@ from .config import (
     ProjectConfig,
     load_config,
 )
+from .files import NOT_UTF8_HINT, is_editor_leftover, kind_problem, non_utf8_byte, shown_name
 from .includes import IncludeScanner, include_target
 from .layout import NAME_HINT, RESERVED_NAMES, name_problem
 from .libbpf_source import LibbpfTree, load_tree
@@ -142,6 +143,9 @@ class Project:
     """The folders the globs and paths of [build] exclude, [object] and [bpflib]
     sources read (relative to the root): a file added or removed there changes the
     model, as one in src/ does."""
+    headers: tuple[Path, ...] = ()
+    """Every *.h of the include folders (project_headers): regular files, editors'
+    leftovers left out."""
 
     @property
     def name(self) -> str:
@@ -170,8 +174,7 @@ class Project:
         scanner = self.include_scanner
         return any(
             target[0] in headers
-            for folder in self.include_dirs
-            for header in sorted((self.root / folder).rglob("*.h"))
+            for header in self.headers
             for _, _, *target in scanner.includes(header)
         )
 
@@ -261,6 +264,14 @@ def find_root(start: Path) -> Path:
 
 def load_project(root: Path) -> Project:
     """Read bpfbuild.toml and discover the project's sources."""
+    byte = non_utf8_byte(str(root))
+    if byte is not None:
+        raise ProjectError(
+            f"the project's path {shown_name(str(root))} is not UTF-8 (byte 0x{byte:02x})",
+            hint="move the project to a folder whose path is UTF-8 text (rename the folder "
+            "that holds that byte): paths go to the compilers' command lines, depfiles and "
+            "the build state as text",
+        )
     config = load_config(root / CONFIG_NAME)
     arches = [get_arch(name) for name in config.build.arches] or [host_arch()]
     check_own_folders(root, arches)
@@ -287,13 +298,16 @@ def load_project(root: Path) -> Project:
     found = [
         path
         for path in sorted(src.glob("*.c"))
-        if f"src/{path.name}" not in excluded and f"src/{path.name}" not in claimed
+        if not is_editor_leftover(path.name)
+        and f"src/{path.name}" not in excluded
+        and f"src/{path.name}" not in claimed
     ]
     for path in [src, *found]:
         _refuse_outside(root, path)
     for path in found:
-        if not path.is_file():
-            what = "a folder" if path.is_dir() else "a symbolic link to nothing"
+        _check_name(root, path, "every src/*.c is compiled")
+        what = kind_problem(path)
+        if what:
             raise ProjectError(
                 f"src/{path.name} is {what}, not a source file",
                 hint=f"remove or rename src/{path.name}: every src/*.c is compiled",
@@ -375,8 +389,11 @@ def load_project(root: Path) -> Project:
         if value is not None and is_kernel_spec(value):
             vmlinux[arch.name] = VmlinuxSource(value, _kernel(config, root, value, arch))
         elif value is not None:
-            if not (root / value).is_file():
-                what = "a folder" if (root / value).is_dir() else "not found"
+            what = kind_problem(root / value)
+            if what is None and (root / value).stat().st_size == 0:
+                what = "an empty file"
+            if what:
+                what = "not found" if what == "missing" else what
                 raise ConfigError(
                     f'{config.path}: [vmlinux] {arch.name} = "{value}": {what}',
                     hint="give a BTF file (an ELF vmlinux or raw BTF), a ready vmlinux.h, "
@@ -400,6 +417,7 @@ def load_project(root: Path) -> Project:
     include_dirs = [d for d in config.build.include_dirs if (root / d).is_dir()]
     for folder in include_dirs:
         _refuse_outside(root, root / folder)
+    headers = project_headers(root, include_dirs)
     _apply_object_settings(config, objects, table_sources, bpf_libs)
     _apply_app_settings(config, apps)
     libbpf = _libbpf_tree(root, config)
@@ -423,6 +441,7 @@ def load_project(root: Path) -> Project:
         excluded,
         generated,
         folders,
+        headers,
     )
 
 
@@ -613,8 +632,9 @@ def _expand_sources(
         for path in matched:
             _refuse_outside(root, path)
             relative = path.relative_to(root).as_posix()
-            if not path.is_file():
-                what = "a folder" if path.is_dir() else "not a file"
+            what = kind_problem(path)
+            if what:
+                what = "not a file" if what == "missing" else what
                 config.fail_at(
                     table,
                     "sources",
@@ -799,6 +819,41 @@ def check_own_folders(root: Path, arches: Sequence[Arch] = ()) -> None:
             )
 
 
+def project_headers(root: Path, include_dirs: Sequence[str]) -> tuple[Path, ...]:
+    """Every *.h under the include folders, which bpfbuild reads (for the skeletons
+    they include): editors' leftovers are left out; a name that is not UTF-8, or a
+    header that is not a regular file (a folder, a link to nothing, a FIFO, a device),
+    is an error naming it, stat()ed and never opened."""
+    headers: dict[Path, None] = {}
+    for folder in include_dirs:
+        for header in sorted((root / folder).rglob("*.h")):
+            if is_editor_leftover(header.name):
+                continue
+            why = f"bpfbuild reads every *.h of the include folders ({', '.join(include_dirs)})"
+            _check_name(root, header, why)
+            what = kind_problem(header)
+            if what:
+                relative = header.relative_to(root).as_posix()
+                raise ProjectError(
+                    f"{relative} is {what}, not a header",
+                    hint=f"remove or rename {relative}: {why}",
+                )
+            headers[header] = None
+    return tuple(headers)
+
+
+def _check_name(root: Path, path: Path, why: str) -> None:
+    """A file name discovery found must be UTF-8 text."""
+    relative = path.relative_to(root).as_posix()
+    byte = non_utf8_byte(relative)
+    if byte is not None:
+        relative = shown_name(relative)
+        raise ProjectError(
+            f"{relative}: the file name is not UTF-8 (byte 0x{byte:02x})",
+            hint=f"{NOT_UTF8_HINT} ({why})",
+        )
+
+
 def _refuse_outside(root: Path, path: Path) -> None:
     """A discovered source or folder that is a link out of the project is an error:
     bpfbuild reads nothing outside the project."""
@@ -821,9 +876,15 @@ def _check_listed_file(root: Path, config_path: Path, app: str, key: str, path: 
             hint=f"list the files in [app.{app}] {key}, e.g. "
             f'"{path}/{app}{".bpf.c" if key == "bpf" else ".c"}"',
         )
-    if not (root / path).is_file():
+    what = kind_problem(root / path)
+    if what == "missing":
         raise ConfigError(
             f"{where}, which does not exist", hint=f"fix [app.{app}] or create {path}"
+        )
+    if what:
+        raise ConfigError(
+            f"{where}, which is {what}, not a file",
+            hint=f"replace {path} with a regular file, or fix [app.{app}] {key}",
         )
     if key == "sources" and path.endswith(".bpf.c"):
         raise ConfigError(

@@ -518,11 +518,9 @@ class StepBuilder:
         "NAME.skel.h"`; all of them when a project header includes one (a source may
         reach it indirectly). Waiting for fewer lets user code compile beside BPF."""
         if self._headers_include_skeletons is None:
-            root = self.project.root
             self._headers_include_skeletons = any(
                 _SKELETON_INCLUDE.search(header.read_text(errors="replace"))
-                for folder in self.project.include_dirs
-                for header in (root / folder).rglob("*.h")
+                for header in self.project.headers
             )
         if self._headers_include_skeletons:
             return list(self.project.bpf_objects)
