@@ -6,7 +6,9 @@ import errno
 import functools
 import os
 import shutil
+import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 from typing import Any, NoReturn
@@ -40,6 +42,9 @@ def handle_errors(func):
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        if threading.current_thread() is threading.main_thread():
+            # from here Ctrl-C stops the command's steps (launcher.early_interrupt before)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             return func(*args, **kwargs)
         except KeyboardInterrupt:
@@ -57,6 +62,23 @@ def report(err: Exception, verbose: bool = False) -> NoReturn:
     """Print an error the way every command does, and exit with its code."""
     if isinstance(err, BpfBuildError):
         fail(err.message, err.hint)
+    if isinstance(err, BrokenPipeError) or (isinstance(err, OSError) and err.errno == errno.EPIPE):
+        # `bpfbuild build | head -1`: the reader is gone; stop quietly, as a shell's
+        # SIGPIPE would
+        _drop_stdout()
+        sys.exit(BROKEN_PIPE_EXIT)
+    if isinstance(err, OSError) and err.filename is None and err.errno in _OUTPUT_FULL:
+        _drop_stdout()
+        fail(
+            f"cannot write bpfbuild's output: {err.strerror}",
+            "free space where its standard output goes (a file, a disk), or send it "
+            "elsewhere (`>/dev/null` drops it)",
+        )
+    if isinstance(err, FileNotFoundError) and err.filename is None and _cwd_gone():
+        fail(
+            "the current folder no longer exists (it was deleted or moved)",
+            "cd into the project again, or give its folder with -C DIR",
+        )
     if isinstance(err, OSError) and err.errno in _NO_PERMISSION:
         # A folder bpfbuild must write (.bpfbuild/, output/, an init target)
         # is read-only or belongs to another user.
@@ -72,6 +94,31 @@ def report(err: Exception, verbose: bool = False) -> NoReturn:
             "check that file and the free space of its file system, then run again",
         )
     report_bug(err, verbose)
+
+
+BROKEN_PIPE_EXIT = 141
+"""The exit code when the reader of bpfbuild's output went away: a shell's for SIGPIPE."""
+_OUTPUT_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
+"""Errors of a write to standard output (an OSError naming no file)."""
+
+
+def _drop_stdout() -> None:
+    """Send what is left in stdout's buffer to /dev/null: Python's flush at exit would
+    fail again, with a message of its own."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _cwd_gone() -> bool:
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        return True
+    return False
 
 
 INTERNAL_ERROR_EXIT = 2

@@ -390,8 +390,8 @@ def load_project(root: Path) -> Project:
             vmlinux[arch.name] = VmlinuxSource(value, _kernel(config, root, value, arch))
         elif value is not None:
             what = kind_problem(root / value)
-            if what is None and (root / value).stat().st_size == 0:
-                what = "an empty file"
+            if what is None and not value.endswith(".h") and (root / value).stat().st_size == 0:
+                what = "an empty file, not BTF"
             if what:
                 what = "not found" if what == "missing" else what
                 raise ConfigError(
