@@ -23,7 +23,7 @@ from .config import (
 )
 from .files import NOT_UTF8_HINT, is_editor_leftover, kind_problem, non_utf8_byte, shown_name
 from .includes import IncludeScanner, include_target
-from .layout import NAME_HINT, RESERVED_NAMES, name_problem
+from .layout import NAME_HINT, RESERVED_NAMES, Layout, name_problem
 from .libbpf_source import LibbpfTree, load_tree
 from .names import CONFIG_NAME, OUTPUT_DIR, STATE_DIR
 
@@ -420,6 +420,7 @@ def load_project(root: Path) -> Project:
     headers = project_headers(root, include_dirs)
     _apply_object_settings(config, objects, table_sources, bpf_libs)
     _apply_app_settings(config, apps)
+    _check_user_object_clashes(root, arches, apps)
     libbpf = _libbpf_tree(root, config)
     generated = tuple(os.path.normpath(path) for path in config.build.generated)
     patterns = [
@@ -737,6 +738,23 @@ def _object_of_listed(
             "whose libs name it",
         )
     return _add_object(objects, source, config.path).name
+
+
+def _check_user_object_clashes(root: Path, arches: Sequence[Arch], apps: dict[str, App]) -> None:
+    """Two user sources whose objects would have one path (an object is named by its
+    source's path, / made __: src/x/y.c and src/x__y.c) are refused, naming both."""
+    layout = Layout(root, arches[0].name)
+    makers: dict[Path, str] = {}
+    for source in dict.fromkeys(s for app in apps.values() for s in app.sources):
+        output = layout.user_object(source)
+        other = makers.setdefault(output, source)
+        if other != source:
+            raise ProjectError(
+                f"user sources {other} and {source} would both be compiled to "
+                f"{output.relative_to(root)}",
+                hint="rename one of them: a user object is named by its source's path "
+                "relative to the project, with / written __",
+            )
 
 
 def _apply_app_settings(config: ProjectConfig, apps: dict[str, App]) -> None:
