@@ -218,6 +218,15 @@ def _complete_folders(
     return [click.shell_completion.CompletionItem(incomplete, type="dir")]
 
 
+def _no_blank(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]):
+    """A repeatable option whose value (or an item of its comma list) is blank names
+    nothing: a usage error, not the default silently."""
+    for value in values:
+        if not value.strip() or any(not item.strip() for item in value.split(",")):
+            raise click.BadParameter(f"{value!r} names nothing (a blank item)", ctx, param)
+    return values
+
+
 dir_option = click.option(
     "-C",
     "--directory",
@@ -245,6 +254,7 @@ arch_option = click.option(
     "arches",
     multiple=True,
     metavar="ARCH",
+    callback=_no_blank,
     shell_complete=_complete_arches,
     help="Only these arches (default: all of the project's).",
 )
@@ -297,6 +307,7 @@ def build(
     "kernels",
     multiple=True,
     metavar="KERNEL",
+    callback=_no_blank,
     help="Verify on this kernel: host, debian:5.10, debian:6.1, debian:6.12, debian:7.3, a Debian "
     "kernel package, or a kernel image; repeatable (default: [verify] kernels, "
     "else host). Other kernels than host boot in a VM.",
@@ -306,6 +317,7 @@ def build(
     "arches",
     multiple=True,
     metavar="ARCH[,ARCH]",
+    callback=_no_blank,
     help="Verify for these arches (default: [verify] arches, else the project's).",
 )
 @click.option(

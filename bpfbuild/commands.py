@@ -237,17 +237,27 @@ def list_kernels(root: Path, kernels: Sequence[str] = (), arches: Sequence[str] 
 
 def _resolve_plan(project: Project, specs: Sequence[str], arch_names: Sequence[str]) -> VerifyPlan:
     """Each cell's kernel, fetched into the cache when needed; two names of one kernel
-    boot it once."""
+    (one image) boot it once; two images of one release are refused."""
     from .vm.targets import HOST, Target, VerifyPlan, resolve
     from .vm.targets import matrix_cells as cells
 
-    targets, seen = [], set()
+    targets: list[Target] = []
+    seen: dict[tuple[str, str], Target] = {}
     for spec, arch in cells(specs, arch_names, host_arch().name):
         kernel = None if spec == HOST else resolve(spec, arch, project.root)
         key = (arch, kernel.release if kernel else HOST)
-        if key not in seen:
-            seen.add(key)
-            targets.append(Target(spec, arch, kernel))
+        first = seen.get(key)
+        if first is None:
+            seen[key] = Target(spec, arch, kernel)
+            targets.append(seen[key])
+        elif first.kernel and kernel and first.kernel.image.resolve() != kernel.image.resolve():
+            # results are kept per release: two kernels of one release would share them
+            raise BpfBuildError(
+                f"kernels {first.spec} and {spec} ({arch}) are two images of one release "
+                f"'{kernel.release}'",
+                hint="verify them in two runs of `bpfbuild verify` (a VM's results are "
+                "kept per kernel release), or give only one of them",
+            )
     if not targets:
         raise BpfBuildError(
             "nothing to verify: no kernel runs any of the selected arches",

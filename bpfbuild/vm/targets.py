@@ -3,6 +3,7 @@ package, a bootable image) times arches, resolved to the images the VMs boot."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..errors import BpfBuildError
+from ..pipeline.files import kind_problem
 from .qemu import MACHINES, machine_for
 
 HOST = "host"
@@ -108,10 +110,13 @@ def resolve(spec: str, arch: str, root: Path) -> BootableKernel:
     """The kernel a spec names for an arch: an image path, else a Debian kernel."""
     machine_for(arch)
     candidate = (root / spec).resolve() if not spec.startswith("debian:") else None
-    if candidate is not None and ("/" in spec or candidate.is_file()):
-        if not candidate.is_file():
+    if candidate is not None and ("/" in spec or os.path.lexists(root / spec)):
+        what = kind_problem(root / spec)
+        if what is None and candidate.stat().st_size == 0:
+            what = "an empty file"
+        if what:
             raise BpfBuildError(
-                f"kernel image {spec} not found",
+                f"kernel image {spec} " + ("not found" if what == "missing" else f"is {what}"),
                 hint="give a bootable image (vmlinuz, Image), `debian:6.1` "
                 "or a Debian kernel package name",
             )
