@@ -4,6 +4,7 @@ and `task_bpfbuild` for a project's dodo.py: where the build and the verificatio
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -23,6 +24,7 @@ from .pipeline.engine import (
     select_arches,
     tasks_of_project,
 )
+from .pipeline.files import kind_problem
 from .pipeline.layout import Layout
 from .pipeline.project import Project, load_project
 from .pipeline.steps import task_id
@@ -407,14 +409,46 @@ def merge_results(paths: Sequence[Path], fmt: str = "table") -> int:
             "--merge needs result files", hint="bpfbuild verify --merge results/*.json"
         )
     objects = []
+    seen: dict[tuple[str, str, str], Path] = {}
     for path in paths:
+        what = kind_problem(path)
+        if what:
+            raise BpfBuildError(
+                f"{path}: " + ("no such file" if what == "missing" else f"{what}, not a file"),
+                hint="give the files the matrix jobs wrote",
+            )
         try:
-            text = Path(path).read_text()
+            data = Path(path).read_bytes()
         except OSError as err:
             raise BpfBuildError(
                 f"cannot read {path}: {err.strerror}", hint="give the files the matrix jobs wrote"
             ) from None
-        objects += report_from_json(text, str(path)).objects
+        try:
+            text = data.decode()
+        except UnicodeDecodeError as err:
+            raise BpfBuildError(
+                f"{path}: not a result of `bpfbuild verify --format json`: byte "
+                f"0x{data[err.start]:02x} at offset {err.start} is not UTF-8 text (a binary file?)",
+                hint="give the files that each matrix job wrote with --format json",
+            ) from None
+        found = report_from_json(text, str(path)).objects
+        if not found:
+            raise BpfBuildError(
+                f"{path}: an empty result (no object was verified)",
+                hint="check that the matrix job that wrote it verified something "
+                "(its log), and give the files of the jobs that did",
+            )
+        for obj in found:
+            key = (obj.object, obj.arch, obj.kernel)
+            if key in seen:
+                also = "twice" if seen[key] == path else f"also in {seen[key]}"
+                raise BpfBuildError(
+                    f"{path}: object '{obj.object}' on {obj.arch}, kernel {obj.kernel} is {also}",
+                    hint="give each matrix job's file once: merging one (object, arch, "
+                    "kernel) twice would count its programs twice",
+                )
+            seen[key] = path
+        objects += found
     report = VerifyReport(objects)
     click.echo(format_report(report, fmt))
     raise_for_failures(report)
@@ -455,10 +489,19 @@ def test_project(
     argv += pytest_args
     env = dict(os.environ, BPFBUILD_PROJECT=str(root))
     code = subprocess.call(argv, cwd=root, env=env)
-    if code == 5:
-        click.echo("==> bpfbuild test: pytest collected no tests")
-        return 0
+    if code == PYTEST_NO_TESTS:
+        # not a success: `-- -k typo` would pass with nothing tested
+        raise BpfBuildError(
+            "pytest collected no tests"
+            + (f" (with {shlex.join(pytest_args)})" if pytest_args else " in tests/"),
+            hint="check the arguments after -- (a -k or a test's name) and the test files "
+            "in tests/ (test_*.py); a project without tests has no tests/ folder",
+        )
     return PYTEST_EXIT.get(code, 1)
+
+
+PYTEST_NO_TESTS = 5
+"""pytest's exit code when it collected no tests."""
 
 
 PYTEST_EXIT = {0: 0, 1: 1, 2: 130, 3: 1, 4: 2}
