@@ -74,6 +74,12 @@ def report(err: Exception, verbose: bool = False) -> NoReturn:
             "free space where its standard output goes (a file, a disk), or send it "
             "elsewhere (`>/dev/null` drops it)",
         )
+    if isinstance(err, RuntimeError) and str(err).startswith(_LINK_LOOP):
+        # Path.resolve() of a link loop (Python < 3.13), wherever a path is resolved
+        fail(
+            f"{str(err)[len(_LINK_LOOP) :].strip(chr(39))} is a symbolic link loop",
+            "remove or replace the link: it leads, through others or itself, back to itself",
+        )
     if isinstance(err, FileNotFoundError) and err.filename is None and _cwd_gone():
         fail(
             "the current folder no longer exists (it was deleted or moved)",
@@ -100,6 +106,10 @@ BROKEN_PIPE_EXIT = 141
 """The exit code when the reader of bpfbuild's output went away: a shell's for SIGPIPE."""
 _OUTPUT_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
 """Errors of a write to standard output (an OSError naming no file)."""
+
+
+_LINK_LOOP = "Symlink loop from "
+"""How pathlib's resolve() begins the RuntimeError of a link loop."""
 
 
 def _drop_stdout() -> None:

@@ -874,8 +874,12 @@ def _check_name(root: Path, path: Path, why: str) -> None:
 
 def _refuse_outside(root: Path, path: Path) -> None:
     """A discovered source or folder that is a link out of the project is an error:
-    bpfbuild reads nothing outside the project."""
-    resolved = path.resolve()
+    bpfbuild reads nothing outside the project. A link loop resolves nowhere: its
+    kind is said where it is read (files.kind_problem)."""
+    try:
+        resolved = path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: a link loop, before Python 3.13
+        return
     if not resolved.is_relative_to(root.resolve()):
         relative = path.relative_to(root)
         raise ProjectError(

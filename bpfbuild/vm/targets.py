@@ -109,10 +109,10 @@ def check_vm_arch(arch: str) -> None:
 def resolve(spec: str, arch: str, root: Path) -> BootableKernel:
     """The kernel a spec names for an arch: an image path, else a Debian kernel."""
     machine_for(arch)
-    candidate = (root / spec).resolve() if not spec.startswith("debian:") else None
-    if candidate is not None and ("/" in spec or os.path.lexists(root / spec)):
-        what = kind_problem(root / spec)
-        if what is None and candidate.stat().st_size == 0:
+    given = root / spec
+    if not spec.startswith("debian:") and ("/" in spec or os.path.lexists(given)):
+        what = kind_problem(given)  # before resolve(), which raises on a link loop
+        if what is None and given.stat().st_size == 0:
             what = "an empty file"
         if what:
             raise BpfBuildError(
@@ -120,6 +120,7 @@ def resolve(spec: str, arch: str, root: Path) -> BootableKernel:
                 hint="give a bootable image (vmlinuz, Image), `debian:6.1` "
                 "or a Debian kernel package name",
             )
+        candidate = given.resolve()
         return ImageKernel(spec, arch, image_release(candidate), candidate)
     from ..arch import get_arch
 
