@@ -71,9 +71,15 @@ class Lab:
                 shutil.rmtree(path)
             elif os.path.lexists(path):
                 path.unlink()
-        for key, content in before.items():
-            if isinstance(content, bytes) and now.get(key) != content:
-                (self.root / key).write_bytes(content)
+        for key, content in sorted(before.items()):
+            path = self.root / key
+            if content is None:
+                path.mkdir(parents=True, exist_ok=True)
+            elif isinstance(content, str) and not os.path.lexists(path):
+                path.symlink_to(content)
+            elif isinstance(content, bytes) and now.get(key) != content:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(content)
 
     def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = 60) -> Run:
         return bpfbuild(self.root, *args, env=env or self.env, timeout=timeout)

@@ -192,6 +192,18 @@ def with_toml(text: str, *makes: tuple[str, Callable[[Path], None]]) -> Callable
     return setup
 
 
+def in_build(line: str, *makes: tuple[str, Callable[[Path], None]]) -> Callable[[Lab], None]:
+    """A line added to the project's [build] table, and files made."""
+
+    def setup(lab: Lab) -> None:
+        for path, make in makes:
+            at(path, make)(lab)
+        toml = lab.root / "bpfbuild.toml"
+        toml.write_text(toml.read_text().replace("[build]\n", f"[build]\n{line}\n", 1))
+
+    return setup
+
+
 def text(content: str) -> Callable[[Path], None]:
     def make(path: Path) -> None:
         path.write_text(content)
@@ -234,7 +246,7 @@ ODD = [
             "replace lib/odd.c with a regular file, or fix [app.hello] sources",
         )
         for kind, make, what in KINDS
-        if kind not in ("folder",)
+        if kind not in ("folder", "link-loop")
     ],
     Odd(
         "app-source-folder",
@@ -250,7 +262,7 @@ ODD = [
             "list regular files",
         )
         for kind, make, what in KINDS
-        if kind not in ("folder",)
+        if kind not in ("folder", "link-loop")
     ],
     *[
         Odd(
@@ -260,7 +272,30 @@ ODD = [
             "give a BTF file",
         )
         for kind, make, what in [*KINDS, ("empty", empty, "an empty file, not BTF")]
+        if kind != "link-loop"
     ],
+    *[
+        # the configuration's paths are resolved (to refuse those that leave the
+        # project) before they are read: a loop is said there
+        Odd(
+            f"{table}-link-loop",
+            with_toml(toml, (path, loop)),
+            f"{path} is a symbolic link loop",
+            "remove or replace the link: it leads, through others or itself, back to itself",
+        )
+        for table, toml, path in [
+            ("app-source", '[app.hello]\nsources = ["src/hello.c", "lib/odd.c"]\n', "lib/odd.c"),
+            ("object-source", '[object.hello]\nsources = ["bpf/odd.bpf.c"]\n', "bpf/odd.bpf.c"),
+            ("vmlinux", f'[vmlinux]\n{ARCH} = "btf/odd"\n', "btf/odd"),
+            ("libbpf-source", '[libbpf]\nsource = "lb"\n', "lb"),
+        ]
+    ],
+    Odd(
+        "include-dirs-link-loop",
+        in_build('include_dirs = ["src", "inc"]', ("inc", loop)),
+        "inc is a symbolic link loop",
+        "remove or replace the link",
+    ),
     # two sources, one output
     Odd(
         "user-objects-clash",
@@ -278,6 +313,7 @@ ODD = [
         with_toml(
             '[app.hello]\nsources = ["src/hello.c", "src/a/b.c", "src/a__b.c"]\n',
             ("src/a/b.c", text("int b;\n")),
+            ("src/a__b.c", text("int ab;\n")),
         ),
         f"user sources src/a/b.c and src/a__b.c would both be compiled to "
         f"output/{ARCH}/user/src__a__b.c.o",
