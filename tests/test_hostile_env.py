@@ -65,7 +65,8 @@ def test_a_reader_that_goes_away_stops_bpfbuild_quietly(lab: Lab, command: str) 
     assert process.stdout is not None
     process.stdout.close()  # as `head` does once it has its line
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 141, stderr
+    # click's own help and version stop with 1 (its handling of EPIPE), commands with 141
+    assert process.returncode == (1 if "help" in command or command == "version" else 141), stderr
     quiet(stderr)
     assert "error:" not in stderr, stderr
     lab.assert_clean_build()
