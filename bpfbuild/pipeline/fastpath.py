@@ -150,7 +150,8 @@ def check(args: list[str], environ: dict[str, str] | os._Environ = os.environ) -
     root = directory or "."
     state = os.path.join(root, STATE_DIR)
     try:
-        lock = os.open(os.path.join(state, LOCK_NAME), os.O_RDONLY)
+        # O_NONBLOCK: a FIFO planted there is not waited on (regular files ignore it)
+        lock = os.open(os.path.join(state, LOCK_NAME), os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return "no build state here"
     try:
@@ -159,13 +160,22 @@ def check(args: list[str], environ: dict[str, str] | os._Environ = os.environ) -
         except OSError:
             return "another build holds the lock"
         try:
-            with open(os.path.join(state, STAMP_NAME), "rb") as f:
-                stamp = marshal.load(f)
+            stamp = _read_stamp(os.path.join(state, STAMP_NAME))
         except (OSError, EOFError, ValueError, TypeError):
             return "no stamp"
         return _compare(stamp, root, apps, arches, environ)
     finally:
         os.close(lock)
+
+
+def _read_stamp(path: str):
+    """The stamp's content; OSError when it is not a regular file (a FIFO there is
+    never waited on)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    with open(fd, "rb") as f:
+        if (os.fstat(fd).st_mode & 0o170000) != 0o100000:  # stat.S_IFREG
+            raise OSError(f"{path} is not a regular file")
+        return marshal.load(f)
 
 
 def _compare(

@@ -277,6 +277,11 @@ def load_project(root: Path) -> Project:
     check_own_folders(root, arches)
     src = root / "src"
     tables_name_sources = config.apps or any(table.sources for table in config.objects.values())
+    if not src.is_dir() and os.path.lexists(src) and not tables_name_sources:
+        raise ProjectError(
+            f"{src} is {kind_problem(src) or 'a file'}, not a folder",
+            hint="move it away: bpfbuild discovers the sources in the folder src/",
+        )
     if not src.is_dir() and not tables_name_sources:
         raise ProjectError(
             f"{root}: no src/ folder",
