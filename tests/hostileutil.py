@@ -74,6 +74,8 @@ class Lab:
         for key, content in sorted(before.items()):
             path = self.root / key
             if content is None:
+                if os.path.lexists(path) and (path.is_symlink() or not path.is_dir()):
+                    path.unlink()  # a folder the case replaced (by a file, a FIFO, a link)
                 path.mkdir(parents=True, exist_ok=True)
             elif isinstance(content, str) and not os.path.lexists(path):
                 path.symlink_to(content)

@@ -296,6 +296,22 @@ ODD = [
         "inc is a symbolic link loop",
         "remove or replace the link",
     ),
+    *[
+        Odd(
+            f"src-is-{kind}",
+            at(
+                "src",
+                lambda path, make=make: (os.rename(path, path.with_name("src.kept")), make(path)),
+            ),
+            f"/src is {what}, not a folder",
+            "move it away: bpfbuild discovers the sources in the folder src/",
+        )
+        for kind, make, what in [
+            ("fifo", fifo, "a FIFO (named pipe)"),
+            ("file", text("x"), "a file"),
+            ("dangling-link", dangling, "a symbolic link to nothing"),
+        ]
+    ],
     # two sources, one output
     Odd(
         "user-objects-clash",
@@ -353,6 +369,40 @@ def test_what_is_not_a_regular_file_is_an_error_naming_it(lab: Lab, odd: Odd) ->
     lab.assert_clean_build()
 
 
+OWN = [
+    ("bpf-depfile", f"output/{ARCH}/bpf/hello.bpf.d", fifo),
+    (
+        "bpf-depfile-garbage",
+        f"output/{ARCH}/bpf/hello.bpf.d",
+        lambda p: p.write_bytes(bytes(range(256))),
+    ),
+    ("user-depfile", f"output/{ARCH}/user/src__hello.c.d", fifo),
+    ("bpf-object", f"output/{ARCH}/bpf/hello.bpf.o", fifo),
+    ("skeleton", f"output/{ARCH}/include/hello.skel.h", fifo),
+    ("vmlinux-header", f"output/{ARCH}/include/vmlinux.h", fifo),
+    ("executable", f"output/{ARCH}/hello", fifo),
+    ("compile-database", "compile_commands.json", fifo),
+    ("fast-path-stamp", ".bpfbuild/fastpath.stamp", fifo),
+]
+
+
+@pytest.mark.parametrize("name,path,make", OWN, ids=[o[0] for o in OWN])
+def test_a_fifo_or_garbage_in_place_of_an_output_is_rebuilt_never_read(
+    lab: Lab, name: str, path: str, make: Callable[[Path], None]
+) -> None:
+    """bpfbuild's own files replaced by a FIFO (or garbage): never waited on, rebuilt."""
+    target = lab.root / path
+    if os.path.lexists(target):
+        target.unlink()
+    make(target)
+    run = lab.run("build", timeout=60)
+    assert run.returncode == 0, run.describe()
+    assert "Traceback" not in run.output
+    if name != "fast-path-stamp":
+        assert target.is_file() and not target.is_symlink(), run.describe()
+    lab.assert_clean_build()
+
+
 def test_an_error_from_scratch_leaves_no_output(tmp_path: Path, lab: Lab) -> None:
     """From an empty output/, a FIFO header stops the build before any step: nothing is
     written, and the next build is a clean build."""
@@ -368,4 +418,4 @@ def test_an_error_from_scratch_leaves_no_output(tmp_path: Path, lab: Lab) -> Non
 
 
 def test_the_tables_are_long() -> None:
-    assert len(LEFTOVERS) + len(ODD) >= 80
+    assert len(LEFTOVERS) + len(ODD) + len(OWN) >= 100
