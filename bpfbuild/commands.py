@@ -325,7 +325,7 @@ def _report(
     if host_objects and update_baseline:
         write_baseline(baseline, host_report.results)
         notes(f"wrote baseline {baseline.relative_to(root)} ({len(host_report.results)} programs)")
-    elif host_objects and baseline.is_file():
+    elif host_objects and os.path.lexists(baseline):  # not a file: load_baseline says so
         comparison = compare_baseline(baseline, host_report.results, settings.max_growth)
         notes(f"\ncompared with {baseline.relative_to(root)}:\n{comparison.format().rstrip()}")
     raise_for_failures(
@@ -469,6 +469,12 @@ def test_project(
     if junit_xml:
         # Relative to where the user ran bpfbuild: the build changes into the root.
         junit_xml = str(Path(junit_xml).resolve())
+        what = kind_problem(junit_xml)
+        if what and what != "missing":  # pytest would block on a FIFO, fail on a folder
+            raise BpfBuildError(
+                f"--junit-xml {junit_xml} is {what}, where pytest writes a file",
+                hint="give the path of a file (it is replaced), or remove what is there",
+            )
     steps = (
         ("build", lambda: build_project(root, (), jobs, verbose, keep_going=keep_going)),
         ("verify", lambda: verify_project(root, (), jobs, verbose, require=require)),

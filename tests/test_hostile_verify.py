@@ -380,3 +380,85 @@ def test_one_image_named_twice_boots_once(tmp_path: Path) -> None:
 
 def test_the_tables_are_long() -> None:
     assert len(MERGES) + len(BLANKS) + 2 * len(IMAGES) >= 60
+
+
+# -- files verify reads or writes beside the project ------------------------------------
+
+BASELINES = [
+    ("fifo", lambda p: os.mkfifo(p), "is a FIFO (named pipe), not a verifier baseline"),
+    (
+        "dangling",
+        lambda p: p.symlink_to("nowhere"),
+        "is a symbolic link to nothing, not a verifier baseline",
+    ),
+    ("loop", lambda p: p.symlink_to(p.name), "is a symbolic link loop, not a verifier baseline"),
+]
+
+
+@pytest.mark.parametrize("update", [False, True], ids=["compare", "update"])
+@pytest.mark.parametrize("kind,make,said", BASELINES, ids=[b[0] for b in BASELINES])
+def test_a_baseline_that_is_not_a_file_is_never_opened(
+    update: bool, kind: str, make: Callable[[Path], None], said: str, tmp_path: Path
+) -> None:
+    from bpfbuild.errors import VerifyError
+    from bpfbuild.verify.baseline import load_baseline, write_baseline
+    from bpfbuild.verify.log import Verdict
+    from bpfbuild.verify.results import ProgramResult
+
+    path = tmp_path / "verify-baseline.json"
+    make(path)
+    result = ProgramResult(ARCH, "hello", "p", "s", "xdp", Verdict.PASSED)
+    with pytest.raises(VerifyError) as raised:
+        if update:
+            write_baseline(path, [result])
+        else:
+            load_baseline(path)
+    assert raised.value.message == f"{path} {said}"
+    assert "bpfbuild verify --update-baseline" in (raised.value.hint or "")
+    assert os.path.islink(path) or not path.is_file()  # nothing written through it
+
+
+JUNIT = [
+    ("fifo", lambda p: os.mkfifo(p), "is a FIFO (named pipe), where pytest writes a file"),
+    ("folder", lambda p: p.mkdir(), "is a folder, where pytest writes a file"),
+]
+
+
+@pytest.mark.parametrize("kind,make,said", JUNIT, ids=[j[0] for j in JUNIT])
+def test_a_junit_report_path_that_is_not_a_file_is_refused(
+    kind: str, make: Callable[[Path], None], said: str, tmp_path: Path
+) -> None:
+    from bpfbuild.commands import test_project
+
+    make(tmp_path / "report.xml")
+    with pytest.raises(BpfBuildError) as raised:
+        test_project(tmp_path, junit_xml=str(tmp_path / "report.xml"))
+    assert said in raised.value.message
+    assert "give the path of a file" in (raised.value.hint or "")
+
+
+INIT_TARGETS = [
+    ("file", lambda p: p.write_text("notes"), "exists and is not a folder (a file)"),
+    ("fifo", lambda p: os.mkfifo(p), "exists and is not a folder (a FIFO (named pipe))"),
+    (
+        "dangling",
+        lambda p: p.symlink_to("nowhere"),
+        "exists and is not a folder (a symbolic link to nothing)",
+    ),
+]
+
+
+@pytest.mark.parametrize("kind,make,said", INIT_TARGETS, ids=[i[0] for i in INIT_TARGETS])
+def test_init_into_what_is_not_a_folder_says_what_it_is(
+    kind: str, make: Callable[[Path], None], said: str, tmp_path: Path
+) -> None:
+    make(tmp_path / "newp")
+    output, code = invoke("init", "--name", "newp", "newp", cwd=tmp_path)
+    assert_error(output, code, 1, f"newp {said}", "choose another DIR")
+
+
+def test_init_in_a_folder_whose_name_is_not_utf8_shows_the_byte(tmp_path: Path) -> None:
+    folder = Path(os.fsdecode(os.fsencode(str(tmp_path)) + b"/n\xff"))
+    folder.mkdir()
+    output, code = invoke("init", str(folder), cwd=tmp_path)
+    assert_error(output, code, 1, "'n\\xff' is not a valid app name", "e.g. --name my_tool")
