@@ -283,6 +283,11 @@ def clean(kind: str | None = None, root: Path | None = None) -> list[EntryInfo]:
     return removed
 
 
+def discard_entry(kind: str, key: str, root: Path | None = None) -> bool:
+    """Remove one entry (one that is intact but of an older shape, to make it again)."""
+    return _discard(entry_path(kind, key, root))
+
+
 def _discard(path: Path) -> bool:
     """Rename an entry to a staging name (atomic for readers), then delete it."""
     gone = path.with_name(f".{path.name}.{os.getpid()}.evicted.partial")
