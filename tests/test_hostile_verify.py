@@ -462,3 +462,13 @@ def test_init_in_a_folder_whose_name_is_not_utf8_shows_the_byte(tmp_path: Path) 
     folder.mkdir()
     output, code = invoke("init", str(folder), cwd=tmp_path)
     assert_error(output, code, 1, "'n\\xff' is not a valid app name", "e.g. --name my_tool")
+
+
+def test_two_images_of_one_file_name_without_a_release_are_refused(tmp_path: Path) -> None:
+    """No release in either image: both are known by their file name, `vmlinuz`."""
+    for folder, filler in (("a", b"\1"), ("b", b"\2")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "vmlinuz").write_bytes(filler * 8192)
+    with pytest.raises(BpfBuildError) as raised:
+        _plan(tmp_path, ["a/vmlinuz", "b/vmlinuz"])
+    assert "are two images of one release 'vmlinuz'" in raised.value.message
