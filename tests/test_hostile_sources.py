@@ -312,6 +312,27 @@ ODD = [
             ("dangling-link", dangling, "a symbolic link to nothing"),
         ]
     ],
+    Odd(
+        "header-linked-to-a-fifo",
+        lambda lab: (os.mkfifo(lab.root / "pipe"), (lab.root / "src/odd.h").symlink_to("../pipe")),
+        "src/odd.h is a FIFO (named pipe), not a header",
+        f"remove or rename src/odd.h: {HEADER_HINT}",
+    ),
+    Odd(
+        "source-linked-to-a-folder",
+        lambda lab: ((lab.root / "lib").mkdir(), (lab.root / "src/odd.c").symlink_to("../lib")),
+        "src/odd.c is a folder, not a source file",
+        "remove or rename src/odd.c: every src/*.c is compiled",
+    ),
+    Odd(
+        "bpf-source-linked-to-a-socket",
+        lambda lab: (
+            unix_socket(lab.root / "sock"),
+            (lab.root / "src/odd.bpf.c").symlink_to("../sock"),
+        ),
+        "src/odd.bpf.c is a socket, not a source file",
+        "remove or rename src/odd.bpf.c: every src/*.c is compiled",
+    ),
     # two sources, one output
     Odd(
         "user-objects-clash",
