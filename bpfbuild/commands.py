@@ -485,7 +485,14 @@ def test_project(
         if code:
             click.echo(f"==> bpfbuild test: {name} failed")
             return code
-    if not (root / "tests").is_dir():
+    tests = root / "tests"
+    if os.path.lexists(tests) and not tests.is_dir():
+        raise BpfBuildError(
+            f"{tests} is {kind_problem(tests) or 'a file'}, not a folder of tests",
+            hint="move it away: `bpfbuild test` runs pytest on the folder tests/ "
+            "(a project without one passes after verify)",
+        )
+    if not tests.is_dir():
         click.echo("==> bpfbuild test: no tests/ folder, nothing more to run")
         return 0
     click.echo("==> bpfbuild test: pytest")

@@ -330,6 +330,28 @@ def test_pytest_collecting_nothing_fails_bpfbuild_test(lab: Lab, setup, args, er
         lab.restore(before)
 
 
+TESTS_KINDS = [
+    ("file", lambda p: p.write_text("x"), "a file"),
+    ("fifo", lambda p: os.mkfifo(p), "a FIFO (named pipe)"),
+    ("dangling-link", lambda p: p.symlink_to("nowhere"), "a symbolic link to nothing"),
+]
+
+
+@pytest.mark.skipif(BPF_SKIP_REASON is not None, reason=str(BPF_SKIP_REASON))
+@pytest.mark.parametrize("kind,make,said", TESTS_KINDS, ids=[t[0] for t in TESTS_KINDS])
+def test_a_tests_path_that_is_not_a_folder_fails_bpfbuild_test(lab: Lab, kind, make, said) -> None:
+    before = lab.snapshot()
+    try:
+        shutil.rmtree(lab.root / "tests")
+        make(lab.root / "tests")
+        run = lab.run("test", timeout=300)
+        assert_error(
+            run.output, run.returncode, 1, f"tests is {said}, not a folder of tests", "move it away"
+        )
+    finally:
+        lab.restore(before)
+
+
 @pytest.mark.skipif(BPF_SKIP_REASON is not None, reason=str(BPF_SKIP_REASON))
 def test_a_project_without_tests_folder_passes_bpfbuild_test(lab: Lab) -> None:
     before = lab.snapshot()
