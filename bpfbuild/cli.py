@@ -44,11 +44,11 @@ def handle_errors(func):
     def wrapper(*args, **kwargs):
         if threading.current_thread() is threading.main_thread():
             # from here Ctrl-C stops the command's steps (launcher.early_interrupt before)
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGINT, _first_interrupt)
         try:
             return func(*args, **kwargs)
         except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
+            _say_interrupted()
             sys.exit(130)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
@@ -56,6 +56,34 @@ def handle_errors(func):
             report(err, verbose=bool(kwargs.get("verbose")))
 
     return wrapper
+
+
+_interrupted = [False]
+"""Whether `interrupted` was said: one line, however many Ctrl-C."""
+
+
+def _say_interrupted() -> None:
+    """The one line of Ctrl-C; later Ctrl-C are ignored while bpfbuild exits (Python's
+    own handler is gone by then: one would kill it by SIGINT, not exit 130)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if not _interrupted[0]:
+        _interrupted[0] = True
+        click.echo("interrupted", err=True)
+
+
+def _first_interrupt(signum: int, frame: object) -> None:
+    """Ctrl-C in a command: KeyboardInterrupt, which stops its steps and cleans up."""
+    signal.signal(signal.SIGINT, _another_interrupt)
+    raise KeyboardInterrupt
+
+
+def _another_interrupt(signum: int, frame: object) -> None:
+    """Ctrl-C again while the first one is handled: stop now, as a kill would (builds
+    are safe to kill), with the one line and 130 still."""
+    _say_interrupted()
+    sys.stderr.flush()
+    os._exit(130)
 
 
 def report(err: Exception, verbose: bool = False) -> NoReturn:
@@ -162,7 +190,7 @@ class _Group(click.Group):
         try:
             return super().main(*args, **kwargs)
         except click.exceptions.Abort:
-            click.echo("interrupted", err=True)
+            _say_interrupted()
             sys.exit(130)
         except _NO_ARGS_IS_HELP as err:
             click.echo(err.format_message(), err=True)  # the help text, as click shows it

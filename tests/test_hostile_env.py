@@ -188,18 +188,26 @@ class Interrupt:
     after_miss: bool
     """Count the delay from the fast path's miss (traced), not from the start."""
     delay: float
+    times: int = 1
+    """Ctrl-C this many times (a user who insists), gap seconds apart."""
+    gap: float = 0.0
 
 
 INTERRUPTS = [
     *[Interrupt(True, d) for d in (0.0, 0.002, 0.005, 0.01, 0.02, 0.04, 0.07, 0.1, 0.15, 0.2)],
     *[Interrupt(False, d) for d in (0.08, 0.1, 0.12, 0.15)],
+    *[Interrupt(True, d, 3, g) for d, g in ((0.0, 0.001), (0.05, 0.01), (0.1, 0.005), (0.2, 0.03))],
 ]
 
 
 @pytest.mark.parametrize(
     "interrupt",
     INTERRUPTS,
-    ids=[f"{'after-miss' if i.after_miss else 'from-start'}-{i.delay:.3f}s" for i in INTERRUPTS],
+    ids=[
+        f"{'after-miss' if i.after_miss else 'from-start'}-{i.delay:.3f}s"
+        + (f"-{i.times}-times-{i.gap:.3f}s-apart" if i.times > 1 else "")
+        for i in INTERRUPTS
+    ],
 )
 def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(lab: Lab, interrupt: Interrupt) -> None:
     unbuilt(lab)
@@ -219,7 +227,10 @@ def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(lab: Lab, interrupt: Inte
         assert seen.startswith("fastpath: miss"), seen
     time.sleep(interrupt.delay)
     assert process.poll() is None, "the build ended before the interrupt"
-    os.killpg(process.pid, signal.SIGINT)
+    for _ in range(interrupt.times):
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)
+        time.sleep(interrupt.gap)
     _, stderr = process.communicate(timeout=120)
     lines = [line for line in stderr.splitlines() if not line.startswith("fastpath:")]
     assert process.returncode == 130, seen + stderr
