@@ -196,7 +196,7 @@ class Interrupt:
 INTERRUPTS = [
     *[Interrupt(True, d) for d in (0.0, 0.002, 0.005, 0.01, 0.02, 0.04, 0.07, 0.1, 0.15, 0.2)],
     *[Interrupt(False, d) for d in (0.08, 0.1, 0.12, 0.15)],
-    *[Interrupt(True, d, 3, g) for d, g in ((0.0, 0.001), (0.05, 0.01), (0.1, 0.005), (0.2, 0.03))],
+    *[Interrupt(True, d, 3, g) for d, g in ((0.0, 0.001), (0.05, 0.01), (0.1, 0.005), (0.15, 0.03))],
 ]
 
 
