@@ -191,12 +191,17 @@ class Interrupt:
     times: int = 1
     """Ctrl-C this many times (a user who insists), gap seconds apart."""
     gap: float = 0.0
+    command: str = "build"
 
 
 INTERRUPTS = [
     *[Interrupt(True, d) for d in (0.0, 0.002, 0.005, 0.01, 0.02, 0.04, 0.07, 0.1, 0.15, 0.2)],
     *[Interrupt(False, d) for d in (0.08, 0.1, 0.12, 0.15)],
-    *[Interrupt(True, d, 3, g) for d, g in ((0.0, 0.001), (0.05, 0.01), (0.1, 0.005), (0.15, 0.03))],
+    *[
+        Interrupt(True, d, 3, g)
+        for d, g in ((0.0, 0.001), (0.05, 0.01), (0.1, 0.005), (0.15, 0.03))
+    ],
+    *[Interrupt(False, d, command="verify") for d in (0.15, 0.3, 0.6)],
 ]
 
 
@@ -204,7 +209,7 @@ INTERRUPTS = [
     "interrupt",
     INTERRUPTS,
     ids=[
-        f"{'after-miss' if i.after_miss else 'from-start'}-{i.delay:.3f}s"
+        f"{i.command}-{'after-miss' if i.after_miss else 'from-start'}-{i.delay:.3f}s"
         + (f"-{i.times}-times-{i.gap:.3f}s-apart" if i.times > 1 else "")
         for i in INTERRUPTS
     ],
@@ -212,7 +217,7 @@ INTERRUPTS = [
 def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(lab: Lab, interrupt: Interrupt) -> None:
     unbuilt(lab)
     process = subprocess.Popen(
-        [*bpfbuild_command(), "build"],
+        [*bpfbuild_command(), interrupt.command],
         cwd=lab.root,
         env=dict(lab.env, BPFBUILD_TRACE="1"),
         stdout=subprocess.PIPE,
