@@ -25,11 +25,16 @@ from .pipeline.project import find_root, load_project
 
 
 def fail(message: str, hint: str | None, code: int = 1) -> NoReturn:
-    """Print the one `error:` line and the one `hint:` line, and exit with code."""
-    click.echo(f"error: {message}", err=True)
+    """Print the one `error:` line and the one `hint:` line, and exit with code. Bytes of
+    a name that are not UTF-8 (os's surrogates) show as backslash-x and two hex digits."""
+    click.echo(f"error: {_bytes_shown(message)}", err=True)
     if hint:
-        click.echo(f"hint: {hint}", err=True)
+        click.echo(f"hint: {_bytes_shown(hint)}", err=True)
     sys.exit(code)
+
+
+def _bytes_shown(text: str) -> str:
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 _NO_PERMISSION = (errno.EACCES, errno.EPERM, errno.EROFS)

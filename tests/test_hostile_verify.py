@@ -472,3 +472,31 @@ def test_two_images_of_one_file_name_without_a_release_are_refused(tmp_path: Pat
     with pytest.raises(BpfBuildError) as raised:
         _plan(tmp_path, ["a/vmlinuz", "b/vmlinuz"])
     assert "are two images of one release 'vmlinuz'" in raised.value.message
+
+
+# -- arguments that are not UTF-8: refused, their bytes shown as \xNN -------------------
+
+BYTE = os.fsdecode(b"\xff")
+ARGS = [
+    (["build", BYTE], "no app named \\xff", "apps: hello"),
+    (["build", f"caf\u00e9{BYTE}"], "no app named caf\u00e9\\xff", "apps: hello"),
+    (["verify", BYTE], "no BPF object named \\xff", "objects: hello"),
+    (["verify", "--kernel", f"./{BYTE}"], "kernel image ./\\xff not found", IMAGE_HINT),
+    (["verify", "--kernel", BYTE], "invalid kernel package name '\\xff'", "debian:6.12"),
+    (["verify", "--merge", f"{BYTE}.json"], "\\xff.json: no such file", "give the files"),
+    (["build", "--arch", BYTE], "unknown arch '\\xff'", "valid arches:"),
+    (["init", "--name", BYTE, "other"], "'\\xff' is not a valid app name", "e.g. --name my_tool"),
+]
+
+
+@pytest.mark.parametrize(
+    "args,error,hint", ARGS, ids=[" ".join(a[0]).encode("unicode_escape").decode() for a in ARGS]
+)
+def test_an_argument_that_is_not_utf8_is_shown_by_its_bytes(
+    args: list[str], error: str, hint: str, tmp_path: Path
+) -> None:
+    output, code = invoke("init", "--name", "hello", "hello", cwd=tmp_path)
+    assert code == 0, output
+    output, code = invoke(*args, cwd=tmp_path / "hello")
+    assert_error(output, code, 1, error, hint)
+    assert "\\udc" not in output
