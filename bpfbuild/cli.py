@@ -47,9 +47,11 @@ def handle_errors(func):
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        if threading.current_thread() is threading.main_thread():
+        main_thread = threading.current_thread() is threading.main_thread()
+        if main_thread:
             # from here Ctrl-C stops the command's steps (launcher.early_interrupt before)
-            signal.signal(signal.SIGINT, _first_interrupt)
+            before = signal.signal(signal.SIGINT, _first_interrupt)
+            _interrupted[0] = False
         try:
             return func(*args, **kwargs)
         except KeyboardInterrupt:
@@ -59,6 +61,9 @@ def handle_errors(func):
             raise
         except Exception as err:  # noqa: BLE001 - every error goes through the one door
             report(err, verbose=bool(kwargs.get("verbose")))
+        finally:
+            if main_thread and not _interrupted[0] and before is not None:
+                signal.signal(signal.SIGINT, before)  # a caller in-process gets its own back
 
     return wrapper
 
