@@ -6,7 +6,9 @@ import errno
 import functools
 import os
 import shutil
+import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 from typing import Any, NoReturn
@@ -23,11 +25,16 @@ from .pipeline.project import find_root, load_project
 
 
 def fail(message: str, hint: str | None, code: int = 1) -> NoReturn:
-    """Print the one `error:` line and the one `hint:` line, and exit with code."""
-    click.echo(f"error: {message}", err=True)
+    """Print the one `error:` line and the one `hint:` line, and exit with code. Bytes of
+    a name that are not UTF-8 (os's surrogates) show as backslash-x and two hex digits."""
+    click.echo(f"error: {_bytes_shown(message)}", err=True)
     if hint:
-        click.echo(f"hint: {hint}", err=True)
+        click.echo(f"hint: {_bytes_shown(hint)}", err=True)
     sys.exit(code)
+
+
+def _bytes_shown(text: str) -> str:
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 _NO_PERMISSION = (errno.EACCES, errno.EPERM, errno.EROFS)
@@ -40,23 +47,82 @@ def handle_errors(func):
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        main_thread = threading.current_thread() is threading.main_thread()
+        if main_thread:
+            # from here Ctrl-C stops the command's steps (launcher.early_interrupt before)
+            before = signal.signal(signal.SIGINT, _first_interrupt)
+            _interrupted[0] = False
         try:
             return func(*args, **kwargs)
         except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
+            _say_interrupted()
             sys.exit(130)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
         except Exception as err:  # noqa: BLE001 - every error goes through the one door
             report(err, verbose=bool(kwargs.get("verbose")))
+        finally:
+            if main_thread and not _interrupted[0] and before is not None:
+                signal.signal(signal.SIGINT, before)  # a caller in-process gets its own back
 
     return wrapper
+
+
+_interrupted = [False]
+"""Whether `interrupted` was said: one line, however many Ctrl-C."""
+
+
+def _say_interrupted() -> None:
+    """The one line of Ctrl-C; later Ctrl-C are ignored while bpfbuild exits (Python's
+    own handler is gone by then: one would kill it by SIGINT, not exit 130)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if not _interrupted[0]:
+        _interrupted[0] = True
+        click.echo("interrupted", err=True)
+
+
+def _first_interrupt(signum: int, frame: object) -> None:
+    """Ctrl-C in a command: KeyboardInterrupt, which stops its steps and cleans up."""
+    signal.signal(signal.SIGINT, _another_interrupt)
+    raise KeyboardInterrupt
+
+
+def _another_interrupt(signum: int, frame: object) -> None:
+    """Ctrl-C again while the first one is handled: stop now, as a kill would (builds
+    are safe to kill), with the one line and 130 still."""
+    _say_interrupted()
+    sys.stderr.flush()
+    os._exit(130)
 
 
 def report(err: Exception, verbose: bool = False) -> NoReturn:
     """Print an error the way every command does, and exit with its code."""
     if isinstance(err, BpfBuildError):
         fail(err.message, err.hint)
+    if isinstance(err, BrokenPipeError) or (isinstance(err, OSError) and err.errno == errno.EPIPE):
+        # `bpfbuild build | head -1`: the reader is gone; stop quietly, as a shell's
+        # SIGPIPE would
+        _drop_stdout()
+        sys.exit(BROKEN_PIPE_EXIT)
+    if isinstance(err, OSError) and err.filename is None and err.errno in _OUTPUT_FULL:
+        _drop_stdout()
+        fail(
+            f"cannot write bpfbuild's output: {err.strerror}",
+            "free space where its standard output goes (a file, a disk), or send it "
+            "elsewhere (`>/dev/null` drops it)",
+        )
+    if isinstance(err, RuntimeError) and str(err).startswith(_LINK_LOOP):
+        # Path.resolve() of a link loop (Python < 3.13), wherever a path is resolved
+        fail(
+            f"{str(err)[len(_LINK_LOOP) :].strip(chr(39))} is a symbolic link loop",
+            "remove or replace the link: it leads, through others or itself, back to itself",
+        )
+    if isinstance(err, FileNotFoundError) and err.filename is None and _cwd_gone():
+        fail(
+            "the current folder no longer exists (it was deleted or moved)",
+            "cd into the project again, or give its folder with -C DIR",
+        )
     if isinstance(err, OSError) and err.errno in _NO_PERMISSION:
         # A folder bpfbuild must write (.bpfbuild/, output/, an init target)
         # is read-only or belongs to another user.
@@ -72,6 +138,35 @@ def report(err: Exception, verbose: bool = False) -> NoReturn:
             "check that file and the free space of its file system, then run again",
         )
     report_bug(err, verbose)
+
+
+BROKEN_PIPE_EXIT = 141
+"""The exit code when the reader of bpfbuild's output went away: a shell's for SIGPIPE."""
+_OUTPUT_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
+"""Errors of a write to standard output (an OSError naming no file)."""
+
+
+_LINK_LOOP = "Symlink loop from "
+"""How pathlib's resolve() begins the RuntimeError of a link loop."""
+
+
+def _drop_stdout() -> None:
+    """Send what is left in stdout's buffer to /dev/null: Python's flush at exit would
+    fail again, with a message of its own."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _cwd_gone() -> bool:
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        return True
+    return False
 
 
 INTERNAL_ERROR_EXIT = 2
@@ -105,7 +200,7 @@ class _Group(click.Group):
         try:
             return super().main(*args, **kwargs)
         except click.exceptions.Abort:
-            click.echo("interrupted", err=True)
+            _say_interrupted()
             sys.exit(130)
         except _NO_ARGS_IS_HELP as err:
             click.echo(err.format_message(), err=True)  # the help text, as click shows it
@@ -171,6 +266,15 @@ def _complete_folders(
     return [click.shell_completion.CompletionItem(incomplete, type="dir")]
 
 
+def _no_blank(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]):
+    """A repeatable option whose value (or an item of its comma list) is blank names
+    nothing: a usage error, not the default silently."""
+    for value in values:
+        if not value.strip() or any(not item.strip() for item in value.split(",")):
+            raise click.BadParameter(f"{value!r} names nothing (a blank item)", ctx, param)
+    return values
+
+
 dir_option = click.option(
     "-C",
     "--directory",
@@ -198,6 +302,7 @@ arch_option = click.option(
     "arches",
     multiple=True,
     metavar="ARCH",
+    callback=_no_blank,
     shell_complete=_complete_arches,
     help="Only these arches (default: all of the project's).",
 )
@@ -250,6 +355,7 @@ def build(
     "kernels",
     multiple=True,
     metavar="KERNEL",
+    callback=_no_blank,
     help="Verify on this kernel: host, debian:5.10, debian:6.1, debian:6.12, debian:7.3, a Debian "
     "kernel package, or a kernel image; repeatable (default: [verify] kernels, "
     "else host). Other kernels than host boot in a VM.",
@@ -259,6 +365,7 @@ def build(
     "arches",
     multiple=True,
     metavar="ARCH[,ARCH]",
+    callback=_no_blank,
     help="Verify for these arches (default: [verify] arches, else the project's).",
 )
 @click.option(

@@ -4,6 +4,7 @@ and `task_bpfbuild` for a project's dodo.py: where the build and the verificatio
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -23,6 +24,7 @@ from .pipeline.engine import (
     select_arches,
     tasks_of_project,
 )
+from .pipeline.files import kind_problem
 from .pipeline.layout import Layout
 from .pipeline.project import Project, load_project
 from .pipeline.steps import task_id
@@ -237,17 +239,27 @@ def list_kernels(root: Path, kernels: Sequence[str] = (), arches: Sequence[str] 
 
 def _resolve_plan(project: Project, specs: Sequence[str], arch_names: Sequence[str]) -> VerifyPlan:
     """Each cell's kernel, fetched into the cache when needed; two names of one kernel
-    boot it once."""
+    (one image) boot it once; two images of one release are refused."""
     from .vm.targets import HOST, Target, VerifyPlan, resolve
     from .vm.targets import matrix_cells as cells
 
-    targets, seen = [], set()
+    targets: list[Target] = []
+    seen: dict[tuple[str, str], Target] = {}
     for spec, arch in cells(specs, arch_names, host_arch().name):
         kernel = None if spec == HOST else resolve(spec, arch, project.root)
         key = (arch, kernel.release if kernel else HOST)
-        if key not in seen:
-            seen.add(key)
-            targets.append(Target(spec, arch, kernel))
+        first = seen.get(key)
+        if first is None:
+            seen[key] = Target(spec, arch, kernel)
+            targets.append(seen[key])
+        elif first.kernel and kernel and first.kernel.image.resolve() != kernel.image.resolve():
+            # results are kept per release: two kernels of one release would share them
+            raise BpfBuildError(
+                f"kernels {first.spec} and {spec} ({arch}) are two images of one release "
+                f"'{kernel.release}'",
+                hint="verify them in two runs of `bpfbuild verify` (a VM's results are "
+                "kept per kernel release), or give only one of them",
+            )
     if not targets:
         raise BpfBuildError(
             "nothing to verify: no kernel runs any of the selected arches",
@@ -313,7 +325,7 @@ def _report(
     if host_objects and update_baseline:
         write_baseline(baseline, host_report.results)
         notes(f"wrote baseline {baseline.relative_to(root)} ({len(host_report.results)} programs)")
-    elif host_objects and baseline.is_file():
+    elif host_objects and os.path.lexists(baseline):  # not a file: load_baseline says so
         comparison = compare_baseline(baseline, host_report.results, settings.max_growth)
         notes(f"\ncompared with {baseline.relative_to(root)}:\n{comparison.format().rstrip()}")
     raise_for_failures(
@@ -397,14 +409,46 @@ def merge_results(paths: Sequence[Path], fmt: str = "table") -> int:
             "--merge needs result files", hint="bpfbuild verify --merge results/*.json"
         )
     objects = []
+    seen: dict[tuple[str, str, str], Path] = {}
     for path in paths:
+        what = kind_problem(path)
+        if what:
+            raise BpfBuildError(
+                f"{path}: " + ("no such file" if what == "missing" else f"{what}, not a file"),
+                hint="give the files the matrix jobs wrote",
+            )
         try:
-            text = Path(path).read_text()
+            data = Path(path).read_bytes()
         except OSError as err:
             raise BpfBuildError(
                 f"cannot read {path}: {err.strerror}", hint="give the files the matrix jobs wrote"
             ) from None
-        objects += report_from_json(text, str(path)).objects
+        try:
+            text = data.decode()
+        except UnicodeDecodeError as err:
+            raise BpfBuildError(
+                f"{path}: not a result of `bpfbuild verify --format json`: byte "
+                f"0x{data[err.start]:02x} at offset {err.start} is not UTF-8 text (a binary file?)",
+                hint="give the files that each matrix job wrote with --format json",
+            ) from None
+        found = report_from_json(text, str(path)).objects
+        if not found:
+            raise BpfBuildError(
+                f"{path}: an empty result (no object was verified)",
+                hint="check that the matrix job that wrote it verified something "
+                "(its log), and give the files of the jobs that did",
+            )
+        for obj in found:
+            key = (obj.object, obj.arch, obj.kernel)
+            if key in seen:
+                also = "twice" if seen[key] == path else f"also in {seen[key]}"
+                raise BpfBuildError(
+                    f"{path}: object '{obj.object}' on {obj.arch}, kernel {obj.kernel} is {also}",
+                    hint="give each matrix job's file once: merging one (object, arch, "
+                    "kernel) twice would count its programs twice",
+                )
+            seen[key] = path
+        objects += found
     report = VerifyReport(objects)
     click.echo(format_report(report, fmt))
     raise_for_failures(report)
@@ -425,6 +469,12 @@ def test_project(
     if junit_xml:
         # Relative to where the user ran bpfbuild: the build changes into the root.
         junit_xml = str(Path(junit_xml).resolve())
+        what = kind_problem(junit_xml)
+        if what and what != "missing":  # pytest would block on a FIFO, fail on a folder
+            raise BpfBuildError(
+                f"--junit-xml {junit_xml} is {what}, where pytest writes a file",
+                hint="give the path of a file (it is replaced), or remove what is there",
+            )
     steps = (
         ("build", lambda: build_project(root, (), jobs, verbose, keep_going=keep_going)),
         ("verify", lambda: verify_project(root, (), jobs, verbose, require=require)),
@@ -435,7 +485,14 @@ def test_project(
         if code:
             click.echo(f"==> bpfbuild test: {name} failed")
             return code
-    if not (root / "tests").is_dir():
+    tests = root / "tests"
+    if os.path.lexists(tests) and not tests.is_dir():
+        raise BpfBuildError(
+            f"{tests} is {kind_problem(tests) or 'a file'}, not a folder of tests",
+            hint="move it away: `bpfbuild test` runs pytest on the folder tests/ "
+            "(a project without one passes after verify)",
+        )
+    if not tests.is_dir():
         click.echo("==> bpfbuild test: no tests/ folder, nothing more to run")
         return 0
     click.echo("==> bpfbuild test: pytest")
@@ -445,10 +502,19 @@ def test_project(
     argv += pytest_args
     env = dict(os.environ, BPFBUILD_PROJECT=str(root))
     code = subprocess.call(argv, cwd=root, env=env)
-    if code == 5:
-        click.echo("==> bpfbuild test: pytest collected no tests")
-        return 0
+    if code == PYTEST_NO_TESTS:
+        # not a success: `-- -k typo` would pass with nothing tested
+        raise BpfBuildError(
+            "pytest collected no tests"
+            + (f" (with {shlex.join(pytest_args)})" if pytest_args else " in tests/"),
+            hint="check the arguments after -- (a -k or a test's name) and the test files "
+            "in tests/ (test_*.py); a project without tests has no tests/ folder",
+        )
     return PYTEST_EXIT.get(code, 1)
+
+
+PYTEST_NO_TESTS = 5
+"""pytest's exit code when it collected no tests."""
 
 
 PYTEST_EXIT = {0: 0, 1: 1, 2: 130, 3: 1, 4: 2}

@@ -16,6 +16,7 @@ from pathlib import Path
 from . import __version__
 from .arch import host_arch
 from .errors import BpfBuildError
+from .pipeline.files import kind_problem, shown_name
 from .pipeline.layout import NAME_HINT, name_problem
 
 PLACEHOLDER = "{{name}}"
@@ -193,7 +194,7 @@ def create_project(
         problem = f"'{name}' is not a valid app name: it is a keyword of C or Python"
     if problem:
         raise BpfBuildError(
-            problem + ("" if given else " (taken from the folder's name)"),
+            shown_name(problem) + ("" if given else " (taken from the folder's name)"),
             hint=f"{NAME_HINT}; e.g. --name my_tool",
         )
     templates = {t.name: t for t in available_templates()}
@@ -201,8 +202,11 @@ def create_project(
         raise BpfBuildError(
             f"unknown template '{template}'", hint="templates: " + ", ".join(templates)
         )
-    if target.exists() and not target.is_dir():
-        raise BpfBuildError(f"{target} exists and is not a folder", hint="choose another DIR")
+    if os.path.lexists(target) and not target.is_dir():
+        raise BpfBuildError(
+            f"{target} exists and is not a folder ({kind_problem(target) or 'a file'})",
+            hint="choose another DIR",
+        )
     files: dict[Path, Path] = {}
     for source in (templates_root() / COMMON, templates[template].path):
         for path in sorted(source.rglob("*")):

@@ -125,11 +125,11 @@ def _parse_spec(spec: str) -> tuple[tuple[str, ...], str | None, str | None]:
     if spec.startswith("debian:"):
         series = spec[len("debian:") :]
         if series not in SUITES:
-            raise KernelError(f"unknown Debian kernel series {spec!r}", hint=_spec_hint())
+            raise KernelError(f"unknown Debian kernel series '{spec}'", hint=_spec_hint())
         return SUITES[series], None, None
     package, _, version = spec.partition("=")
     if not _PACKAGE.match(package) or (version and not _VERSION.match(version)):
-        raise KernelError(f"invalid kernel package name {spec!r}", hint=_spec_hint())
+        raise KernelError(f"invalid kernel package name '{spec}'", hint=_spec_hint())
     return PACKAGE_SUITES, package, version or None
 
 

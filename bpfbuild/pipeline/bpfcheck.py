@@ -209,9 +209,7 @@ def sections_named(project: Project) -> list[str]:
     sched_ext's SCX_OPS_DEFINE), or what else makes one (SECTIONS_SPELLED): known
     before anything is compiled."""
     files = [project.root / source for source in project.bpf_sources]
-    files += [
-        header for folder in project.include_dirs for header in (project.root / folder).rglob("*.h")
-    ]
+    files += project.headers  # regular files only: no FIFO is opened
     found: set[str] = set()
     for file in files:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path
 
 
@@ -28,11 +29,26 @@ def parse_depfile(text: str) -> list[str]:
 
 
 def read_depfile(path: Path) -> list[str]:
-    """Prerequisites of a depfile on disk; [] if it does not exist yet."""
+    """Prerequisites of a depfile on disk; [] if it does not exist yet, or is not a
+    regular file of text (a FIFO, a folder, a link, garbage put in its place: never
+    opened in a way that blocks). The depfile is a target of its step: one that is not
+    as the step wrote it makes the step run again, which writes it anew (its content is
+    recorded). One the compiler wrote is UTF-8: bpfbuild refuses project paths and file
+    names that are not."""
     try:
-        return parse_depfile(path.read_text())
-    except FileNotFoundError:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError:
         return []
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return []
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            text = f.read().decode()
+    except (OSError, UnicodeDecodeError):
+        return []
+    finally:
+        os.close(fd)
+    return parse_depfile(text)
 
 
 def _rules(text: str) -> list[str]:

@@ -31,8 +31,8 @@ changed that late (the stamp is not written), the outputs' stats are taken once 
 are older than that (the writer waits up to one margin), and a touched file's new stat
 is recorded only once it is.
 
-This module imports only os, sys, time, marshal, fcntl, zlib and timestamps (which
-imports nothing) at the top: the launcher imports it before anything else. The
+This module imports only os, sys, time, marshal, fcntl, zlib, timestamps and files
+(which import nothing else) at the top: the launcher imports it before anything else. The
 writer's imports are inside its functions.
 """
 
@@ -45,6 +45,7 @@ import sys
 import time
 import zlib
 
+from .files import is_editor_leftover
 from .names import CONFIG_NAME, LOCK_NAME, OUTPUT_DIR, STAMP_NAME, STATE_DIR, TOOLCHAIN_CACHE_NAME
 from .timestamps import RACE_MARGIN_NS, is_racy, margin
 
@@ -149,7 +150,8 @@ def check(args: list[str], environ: dict[str, str] | os._Environ = os.environ) -
     root = directory or "."
     state = os.path.join(root, STATE_DIR)
     try:
-        lock = os.open(os.path.join(state, LOCK_NAME), os.O_RDONLY)
+        # O_NONBLOCK: a FIFO planted there is not waited on (regular files ignore it)
+        lock = os.open(os.path.join(state, LOCK_NAME), os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return "no build state here"
     try:
@@ -158,13 +160,22 @@ def check(args: list[str], environ: dict[str, str] | os._Environ = os.environ) -
         except OSError:
             return "another build holds the lock"
         try:
-            with open(os.path.join(state, STAMP_NAME), "rb") as f:
-                stamp = marshal.load(f)
+            stamp = _read_stamp(os.path.join(state, STAMP_NAME))
         except (OSError, EOFError, ValueError, TypeError):
             return "no stamp"
         return _compare(stamp, root, apps, arches, environ)
     finally:
         os.close(lock)
+
+
+def _read_stamp(path: str):
+    """The stamp's content; OSError when it is not a regular file (a FIFO there is
+    never waited on)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    with open(fd, "rb") as f:
+        if (os.fstat(fd).st_mode & 0o170000) != 0o100000:  # stat.S_IFREG
+            raise OSError(f"{path} is not a regular file")
+        return marshal.load(f)
 
 
 def _compare(
@@ -182,10 +193,20 @@ def _compare(
     files, digests = stamp.get("files"), stamp.get("digests")
     if not isinstance(files, dict) or not isinstance(digests, dict):
         return "no stamp"
+    listings = stamp.get("listings", {})
     touched: dict[str, Signature] = {}
     for path, recorded in files.items():
         current = signature(path)
         if current == recorded:
+            continue
+        if (
+            current
+            and recorded
+            and path in listings
+            and current[:3] == recorded[:3]
+            and listing(path) == listings[path]
+        ):
+            touched[path] = current  # a project folder that gained or lost leftovers only
             continue
         if not (
             current
@@ -199,6 +220,17 @@ def _compare(
     if touched:
         _refresh(root, stamp, touched)
     return None
+
+
+def listing(path: str) -> tuple[str, ...] | None:
+    """The names in a folder but editors' leftovers (files.is_editor_leftover), sorted;
+    None when it cannot be listed. A project folder with the same listing, whose
+    files have their recorded stats, holds what the build read: an editor's lock or
+    swap file appearing there changes its mtime, and nothing else."""
+    try:
+        return tuple(sorted(n for n in os.listdir(path) if not is_editor_leftover(n)))
+    except OSError:
+        return None
 
 
 def _same_content(path: str, current: Signature, digest: str) -> bool:
@@ -304,6 +336,7 @@ class Recorder:
             "environment": environment_digest(os.environ),
             "files": files,
             "digests": digests,
+            "listings": self._listings(files),
         }
         if _write(stamp_path(self.root), stamp):  # else only the next no-op is slower
             trace(f"recorded {len(files)} paths")
@@ -351,6 +384,26 @@ class Recorder:
             files.setdefault(path, sig)
         return files
 
+    def _listings(self, files: dict[str, Signature | None]) -> dict[str, tuple[str, ...]]:
+        """The listing of each of the project's own folders the stamp watches (src/, the
+        include folders, those of [build] exclude...), outside output/ and .bpfbuild/."""
+        import stat
+
+        inside = os.path.join(self.root, "")
+        own = (os.path.join(self.root, OUTPUT_DIR, ""), os.path.join(self.root, STATE_DIR, ""))
+        listings = {}
+        for path, sig in files.items():
+            if (
+                sig
+                and stat.S_ISDIR(sig[2])
+                and os.path.join(path, "").startswith(inside)
+                and not os.path.join(path, "").startswith(own)
+            ):
+                names = listing(path)
+                if names is not None:
+                    listings[path] = names
+        return listings
+
     def _digests(self, files: dict[str, Signature | None]) -> dict[str, str]:
         """SHA-256 of the project's own inputs: regular files under the root, not
         made by the build, not in .bpfbuild/, at most DIGEST_MAX_SIZE bytes."""
@@ -376,6 +429,7 @@ class Recorder:
 
     def _settings(self, project, tools: set[str]) -> list[str]:
         """Paths besides the tasks' own that decide what the graph would do."""
+
         root = self.root
         paths = [
             os.path.join(root, CONFIG_NAME),
@@ -390,7 +444,11 @@ class Recorder:
             for current, dirs, names in os.walk(top):
                 dirs.sort()
                 paths += [os.path.join(current, d) for d in dirs]
-                paths += [os.path.join(current, n) for n in sorted(names) if n.endswith(".h")]
+                paths += [
+                    os.path.join(current, n)
+                    for n in sorted(names)
+                    if n.endswith(".h") and not is_editor_leftover(n)
+                ]
         from .toolchain import probed_paths
 
         probed = probed_paths(os.path.join(root, STATE_DIR, TOOLCHAIN_CACHE_NAME))

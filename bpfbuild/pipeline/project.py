@@ -21,8 +21,9 @@ from .config import (
     ProjectConfig,
     load_config,
 )
+from .files import NOT_UTF8_HINT, is_editor_leftover, kind_problem, non_utf8_byte, shown_name
 from .includes import IncludeScanner, include_target
-from .layout import NAME_HINT, RESERVED_NAMES, name_problem
+from .layout import NAME_HINT, RESERVED_NAMES, Layout, name_problem
 from .libbpf_source import LibbpfTree, load_tree
 from .names import CONFIG_NAME, OUTPUT_DIR, STATE_DIR
 
@@ -142,6 +143,9 @@ class Project:
     """The folders the globs and paths of [build] exclude, [object] and [bpflib]
     sources read (relative to the root): a file added or removed there changes the
     model, as one in src/ does."""
+    headers: tuple[Path, ...] = ()
+    """Every *.h of the include folders (project_headers): regular files, editors'
+    leftovers left out."""
 
     @property
     def name(self) -> str:
@@ -170,8 +174,7 @@ class Project:
         scanner = self.include_scanner
         return any(
             target[0] in headers
-            for folder in self.include_dirs
-            for header in sorted((self.root / folder).rglob("*.h"))
+            for header in self.headers
             for _, _, *target in scanner.includes(header)
         )
 
@@ -240,11 +243,24 @@ def find_root(start: Path) -> Path:
 
 def load_project(root: Path) -> Project:
     """Read bpfbuild.toml and discover the project's sources."""
+    byte = non_utf8_byte(str(root))
+    if byte is not None:
+        raise ProjectError(
+            f"the project's path {shown_name(str(root))} is not UTF-8 (byte 0x{byte:02x})",
+            hint="move the project to a folder whose path is UTF-8 text (rename the folder "
+            "that holds that byte): paths go to the compilers' command lines, depfiles and "
+            "the build state as text",
+        )
     config = load_config(root / CONFIG_NAME)
     arches = [get_arch(name) for name in config.build.arches] or [host_arch()]
     check_own_folders(root, arches)
     src = root / "src"
     tables_name_sources = config.apps or any(table.sources for table in config.objects.values())
+    if not src.is_dir() and os.path.lexists(src) and not tables_name_sources:
+        raise ProjectError(
+            f"{src} is {kind_problem(src) or 'a file'}, not a folder",
+            hint="move it away: bpfbuild discovers the sources in the folder src/",
+        )
     if not src.is_dir() and not tables_name_sources:
         raise ProjectError(
             f"{root}: no src/ folder",
@@ -266,13 +282,16 @@ def load_project(root: Path) -> Project:
     found = [
         path
         for path in sorted(src.glob("*.c"))
-        if f"src/{path.name}" not in excluded and f"src/{path.name}" not in claimed
+        if not is_editor_leftover(path.name)
+        and f"src/{path.name}" not in excluded
+        and f"src/{path.name}" not in claimed
     ]
     for path in [src, *found]:
         _refuse_outside(root, path)
     for path in found:
-        if not path.is_file():
-            what = "a folder" if path.is_dir() else "a symbolic link to nothing"
+        _check_name(root, path, "every src/*.c is compiled")
+        what = kind_problem(path)
+        if what:
             raise ProjectError(
                 f"src/{path.name} is {what}, not a source file",
                 hint=f"remove or rename src/{path.name}: every src/*.c is compiled",
@@ -354,8 +373,11 @@ def load_project(root: Path) -> Project:
         if value is not None and is_kernel_spec(value):
             vmlinux[arch.name] = VmlinuxSource(value, _kernel(config, root, value, arch))
         elif value is not None:
-            if not (root / value).is_file():
-                what = "a folder" if (root / value).is_dir() else "not found"
+            what = kind_problem(root / value)
+            if what is None and not value.endswith(".h") and (root / value).stat().st_size == 0:
+                what = "an empty file, not BTF"
+            if what:
+                what = "not found" if what == "missing" else what
                 raise ConfigError(
                     f'{config.path}: [vmlinux] {arch.name} = "{value}": {what}',
                     hint="give a BTF file (an ELF vmlinux or raw BTF), a ready vmlinux.h, "
@@ -379,8 +401,10 @@ def load_project(root: Path) -> Project:
     include_dirs = [d for d in config.build.include_dirs if (root / d).is_dir()]
     for folder in include_dirs:
         _refuse_outside(root, root / folder)
+    headers = project_headers(root, include_dirs)
     _apply_object_settings(config, objects, table_sources, bpf_libs)
     _apply_app_settings(config, apps)
+    _check_user_object_clashes(root, arches, apps)
     libbpf = _libbpf_tree(root, config)
     generated = tuple(os.path.normpath(path) for path in config.build.generated)
     patterns = [
@@ -402,6 +426,7 @@ def load_project(root: Path) -> Project:
         excluded,
         generated,
         folders,
+        headers,
     )
 
 
@@ -592,8 +617,9 @@ def _expand_sources(
         for path in matched:
             _refuse_outside(root, path)
             relative = path.relative_to(root).as_posix()
-            if not path.is_file():
-                what = "a folder" if path.is_dir() else "not a file"
+            what = kind_problem(path)
+            if what:
+                what = "not a file" if what == "missing" else what
                 config.fail_at(
                     table,
                     "sources",
@@ -698,6 +724,23 @@ def _object_of_listed(
     return _add_object(objects, source, config.path).name
 
 
+def _check_user_object_clashes(root: Path, arches: Sequence[Arch], apps: dict[str, App]) -> None:
+    """Two user sources whose objects would have one path (an object is named by its
+    source's path, / made __: src/x/y.c and src/x__y.c) are refused, naming both."""
+    layout = Layout(root, arches[0].name)
+    makers: dict[Path, str] = {}
+    for source in dict.fromkeys(s for app in apps.values() for s in app.sources):
+        output = layout.user_object(source)
+        other = makers.setdefault(output, source)
+        if other != source:
+            raise ProjectError(
+                f"user sources {other} and {source} would both be compiled to "
+                f"{output.relative_to(root)}",
+                hint="rename one of them: a user object is named by its source's path "
+                "relative to the project, with / written __",
+            )
+
+
 def _apply_app_settings(config: ProjectConfig, apps: dict[str, App]) -> None:
     """[app.NAME] flags, libraries and aliases; aliases must not collide with an app,
     another alias or one of bpfbuild's folders in output/<arch>/."""
@@ -778,10 +821,49 @@ def check_own_folders(root: Path, arches: Sequence[Arch] = ()) -> None:
             )
 
 
+def project_headers(root: Path, include_dirs: Sequence[str]) -> tuple[Path, ...]:
+    """Every *.h under the include folders, which bpfbuild reads (for the skeletons
+    they include): editors' leftovers are left out; a name that is not UTF-8, or a
+    header that is not a regular file (a folder, a link to nothing, a FIFO, a device),
+    is an error naming it, stat()ed and never opened."""
+    headers: dict[Path, None] = {}
+    for folder in include_dirs:
+        for header in sorted((root / folder).rglob("*.h")):
+            if is_editor_leftover(header.name):
+                continue
+            why = f"bpfbuild reads every *.h of the include folders ({', '.join(include_dirs)})"
+            _check_name(root, header, why)
+            what = kind_problem(header)
+            if what:
+                relative = header.relative_to(root).as_posix()
+                raise ProjectError(
+                    f"{relative} is {what}, not a header",
+                    hint=f"remove or rename {relative}: {why}",
+                )
+            headers[header] = None
+    return tuple(headers)
+
+
+def _check_name(root: Path, path: Path, why: str) -> None:
+    """A file name discovery found must be UTF-8 text."""
+    relative = path.relative_to(root).as_posix()
+    byte = non_utf8_byte(relative)
+    if byte is not None:
+        relative = shown_name(relative)
+        raise ProjectError(
+            f"{relative}: the file name is not UTF-8 (byte 0x{byte:02x})",
+            hint=f"{NOT_UTF8_HINT} ({why})",
+        )
+
+
 def _refuse_outside(root: Path, path: Path) -> None:
     """A discovered source or folder that is a link out of the project is an error:
-    bpfbuild reads nothing outside the project."""
-    resolved = path.resolve()
+    bpfbuild reads nothing outside the project. A link loop resolves nowhere: its
+    kind is said where it is read (files.kind_problem)."""
+    try:
+        resolved = path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: a link loop, before Python 3.13
+        return
     if not resolved.is_relative_to(root.resolve()):
         relative = path.relative_to(root)
         raise ProjectError(
@@ -800,9 +882,15 @@ def _check_listed_file(root: Path, config_path: Path, app: str, key: str, path: 
             hint=f"list the files in [app.{app}] {key}, e.g. "
             f'"{path}/{app}{".bpf.c" if key == "bpf" else ".c"}"',
         )
-    if not (root / path).is_file():
+    what = kind_problem(root / path)
+    if what == "missing":
         raise ConfigError(
             f"{where}, which does not exist", hint=f"fix [app.{app}] or create {path}"
+        )
+    if what:
+        raise ConfigError(
+            f"{where}, which is {what}, not a file",
+            hint=f"replace {path} with a regular file, or fix [app.{app}] {key}",
         )
     if key == "sources" and path.endswith(".bpf.c"):
         raise ConfigError(

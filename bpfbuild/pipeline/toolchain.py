@@ -645,6 +645,32 @@ class PkgConfig:
         """pkg-config's answer; ToolchainError when it fails (a package not found)."""
         return _capture([self.path, *args], env=self.env).strip()
 
+    def check_works(self) -> None:
+        """After a failed answer: a ToolchainError naming pkg-config's command and exit
+        when pkg-config itself fails (`--version` does not answer: $PKG_CONFIG set to
+        /bin/false, a broken wrapper), rather than a package said to be missing."""
+        argv = [self.path, "--version"]
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, env=self.env)
+        except OSError as err:
+            code, said = None, err.strerror
+        else:
+            if done.returncode == 0 and done.stdout.strip():
+                return
+            code = done.returncode
+            said = (done.stderr.strip().splitlines() or ["printing nothing"])[-1]
+        chosen = os.environ.get("PKG_CONFIG")
+        raise ToolchainError(
+            f"pkg-config failed: `{shlex.join(argv)}` "
+            + (f"exited with {code}, {said}" if code is not None else f"could not run: {said}"),
+            hint=(
+                f"$PKG_CONFIG is '{chosen}': set it to a working pkg-config, or unset it"
+                if chosen
+                else f"fix or reinstall {self.path} (apt-get install pkg-config)"
+            )
+            + "; `bpfbuild doctor` lists the tools it found",
+        )
+
     def pc_files(self, packages: list[str]) -> list[str]:
         """The .pc files pkg-config reads for packages: theirs and, transitively, those
         of their Requires and Requires.private (libbpf: libelf, zlib)."""
@@ -698,6 +724,7 @@ def _system_libs(
                 "stamp_paths": pkg_config.pc_files(packages),
             }
         except ToolchainError:
+            pkg_config.check_works()
             debian = [library.package for library in LIBRARIES if library.pkg_config in packages]
             raise ToolchainError(
                 f"{' and '.join(packages)} not found by pkg-config for {arch.name}, "
@@ -723,6 +750,7 @@ def find_libbpf(arch: Arch, cache: _VersionCache, library_dirs: list[str] | None
             try:
                 answer = pkg_config.ask(*args, "libbpf")
             except ToolchainError:
+                pkg_config.check_works()
                 raise ToolchainError(
                     f"libbpf not found by pkg-config for {arch.name}",
                     hint=pkg_config.install_hint([library.package for library in LIBRARIES]),

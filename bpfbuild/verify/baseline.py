@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import VerifyError
 from ..pipeline.config import VerifyConfig
+from ..pipeline.files import kind_problem
 from .formats import aligned_columns, cell_text
 from .log import NOT_ROOT_HINT, Verdict
 from .results import ProgramResult
@@ -36,6 +38,12 @@ def baseline_key(result: ProgramResult) -> str:
 
 def load_baseline(path: Path) -> dict[str, dict[str, object]]:
     rewrite = "rewrite it with `bpfbuild verify --update-baseline` (and commit it)"
+    what = kind_problem(path)
+    if what and what != "missing":  # never opened: a FIFO would block
+        raise VerifyError(
+            f"{path} is {what}, not a verifier baseline",
+            hint="remove it, then write the baseline with `bpfbuild verify --update-baseline`",
+        )
     try:
         data = json.loads(path.read_bytes())
     except FileNotFoundError:
@@ -73,7 +81,7 @@ def write_baseline(path: Path, results: Iterable[ProgramResult]) -> None:
             "no verdicts to write a baseline from (verification was skipped)",
             hint=NOT_ROOT_HINT,
         )
-    programs = load_baseline(path) if path.exists() else {}
+    programs = load_baseline(path) if os.path.lexists(path) else {}
     replaced = {f"{r.arch}/{r.object}/" for r in results}
     programs = {k: v for k, v in programs.items() if not k.startswith(tuple(replaced))}
     for r in results:

@@ -193,33 +193,138 @@ def format_json(report: VerifyReport, tools: Mapping[str, Sequence[str]] | None 
 
 
 def report_from_json(text: str, origin: str = "<json>") -> VerifyReport:
-    """Read back a document printed by format_json (e.g. one CI job's result)."""
+    """Read back a document printed by format_json (e.g. one CI job's result); every
+    value of the type its field takes, else a VerifyError naming the file and field."""
     try:
         data = json.loads(text)
-        objects = []
-        for o in data["objects"]:
-            results = []
-            for entry in o["programs"]:
-                entry = dict(entry)
-                entry["verdict"] = Verdict(entry["verdict"])
-                entry["log_path"] = Path(entry["log_path"]) if entry.get("log_path") else None
-                results.append(ProgramResult(**entry))
-            objects.append(
-                ObjectReport(
-                    object=o["object"],
-                    path=Path(o["path"]),
-                    arch=o["arch"],
-                    kernel=o["kernel"],
-                    privileged=o["privileged"],
-                    results=results,
-                    kernel_spec=o.get("kernel_spec", "host"),
-                    notes=list(o.get("notes", [])),
-                    maps=dict(o.get("maps", {})),
+    except ValueError as exc:
+        raise _not_a_result(origin, f"not JSON: {exc}") from None
+    document = _typed(data, dict, origin, "the document")
+    objects = []
+    for i, o in enumerate(_field(document, "objects", list, origin, "")):
+        where = f"objects[{i}]"
+        o = _typed(o, dict, origin, where)
+        results = []
+        for j, entry in enumerate(_field(o, "programs", list, origin, where)):
+            results.append(
+                _program(
+                    _typed(entry, dict, origin, f"{where}.programs[{j}]"),
+                    origin,
+                    f"{where}.programs[{j}]",
                 )
             )
-    except (ValueError, KeyError, TypeError) as exc:
-        raise VerifyError(
-            f"{origin}: not a result of `bpfbuild verify --format json` ({exc})",
-            hint="give the files that each matrix job wrote with --format json",
-        ) from None
+        notes = _field(o, "notes", list, origin, where, [])
+        maps = _field(o, "maps", dict, origin, where, {})
+        for k, note in enumerate(notes):
+            _typed(note, str, origin, f"{where}.notes[{k}]")
+        for name, size in maps.items():
+            _typed(size, int, origin, f"{where}.maps.{name}")
+        objects.append(
+            ObjectReport(
+                object=_field(o, "object", str, origin, where),
+                path=Path(_field(o, "path", str, origin, where)),
+                arch=_field(o, "arch", str, origin, where),
+                kernel=_field(o, "kernel", str, origin, where),
+                privileged=_field(o, "privileged", bool, origin, where),
+                results=results,
+                kernel_spec=_field(o, "kernel_spec", str, origin, where, "host"),
+                notes=list(notes),
+                maps=dict(maps),
+            )
+        )
     return VerifyReport(objects)
+
+
+_MISSING: Any = object()
+"""A required key that is absent."""
+_RESULT_TYPES: dict[str, tuple[type, ...]] = {
+    "arch": (str,),
+    "object": (str,),
+    "program": (str,),
+    "section": (str,),
+    "prog_type": (str,),
+    "verdict": (str,),
+    "log_truncated": (bool,),
+    **{
+        name: (int, type(None))
+        for name in (
+            "insns_processed",
+            "insn_limit",
+            "total_states",
+            "peak_states",
+            "max_states_per_insn",
+            "stack_depth",
+            "verification_time_usec",
+            "xlated_insns",
+            "jited_bytes",
+            "source_line",
+        )
+    },
+    **{
+        name: (str, type(None))
+        for name in ("error", "failing_insn", "source_file", "source_text", "hint", "log_path")
+    },
+}
+"""The JSON types of each field of a ProgramResult (verdict: one of Verdict's words)."""
+_REQUIRED = ("arch", "object", "program", "section", "prog_type", "verdict")
+
+
+def _program(entry: dict, origin: str, where: str) -> ProgramResult:
+    for key, value in entry.items():
+        if key not in _RESULT_TYPES:
+            raise _not_a_result(origin, f"{where} has an unknown key '{key}'")
+        _typed(value, _RESULT_TYPES[key], origin, f"{where}.{key}")
+    for key in _REQUIRED:
+        if key not in entry:
+            raise _not_a_result(origin, f"{where} has no '{key}'")
+    values = dict(entry)
+    if values["verdict"] not in set(Verdict):
+        raise _not_a_result(
+            origin,
+            f"{where}.verdict is '{values['verdict']}', not one of "
+            + ", ".join(v.value for v in Verdict),
+        )
+    values["verdict"] = Verdict(values["verdict"])
+    values["log_path"] = Path(values["log_path"]) if values.get("log_path") else None
+    return ProgramResult(**values)
+
+
+def _field(data: dict, key: str, kind: type, origin: str, where: str, default: Any = _MISSING):
+    """data[key] of type kind (where: the path of data in the document, "" at its top)."""
+    named = f"{where}.{key}" if where else key
+    if key not in data:
+        if default is _MISSING:
+            raise _not_a_result(origin, f"{where or 'the document'} has no '{key}'")
+        return default
+    return _typed(data[key], kind, origin, named)
+
+
+def _typed(value: Any, kinds: type | tuple[type, ...], origin: str, where: str) -> Any:
+    """value when it is of one of kinds (true/false is no integer); else the VerifyError."""
+    kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+    if isinstance(value, kinds) and (bool in kinds or not isinstance(value, bool)):
+        return value
+    shown = json.dumps(value)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    if value is not None and not isinstance(value, bool):
+        shown += f" ({_JSON_NAMES.get(type(value), type(value).__name__)})"
+    wanted = " or ".join(_JSON_NAMES.get(k, k.__name__) for k in kinds)
+    raise _not_a_result(origin, f"{where} is {shown}, not {wanted}")
+
+
+_JSON_NAMES = {
+    dict: "an object",
+    list: "an array",
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    type(None): "null",
+}
+
+
+def _not_a_result(origin: str, why: str) -> VerifyError:
+    return VerifyError(
+        f"{origin}: not a result of `bpfbuild verify --format json`: {why}",
+        hint="give the files that each matrix job wrote with --format json",
+    )

@@ -3,6 +3,7 @@ package, a bootable image) times arches, resolved to the images the VMs boot."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..errors import BpfBuildError
+from ..pipeline.files import kind_problem
 from .qemu import MACHINES, machine_for
 
 HOST = "host"
@@ -117,14 +119,18 @@ def check_vm_arch(arch: str) -> None:
 def resolve(spec: str, arch: str, root: Path) -> BootableKernel:
     """The kernel a spec names for an arch: an image path, else a Debian kernel."""
     machine_for(arch)
-    candidate = (root / spec).resolve() if not spec.startswith("debian:") else None
-    if candidate is not None and ("/" in spec or candidate.is_file()):
-        if not candidate.is_file():
+    given = root / spec
+    if not spec.startswith("debian:") and ("/" in spec or os.path.lexists(given)):
+        what = kind_problem(given)  # before resolve(), which raises on a link loop
+        if what is None and given.stat().st_size == 0:
+            what = "an empty file"
+        if what:
             raise BpfBuildError(
-                f"kernel image {spec} not found",
+                f"kernel image {spec} " + ("not found" if what == "missing" else f"is {what}"),
                 hint="give a bootable image (vmlinuz, Image), `debian:6.1` "
                 "or a Debian kernel package name",
             )
+        candidate = given.resolve()
         return ImageKernel(spec, arch, image_release(candidate), candidate)
     from ..arch import get_arch
 
