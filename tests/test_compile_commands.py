@@ -116,7 +116,7 @@ def test_host_arch_first_else_the_arch_built(tmp_path: Path) -> None:
 
     root = copy_project("multi", tmp_path)
     (root / "btf").mkdir()
-    (root / "btf/vmlinux").write_bytes(b"")  # a [vmlinux] file must exist; never read here
+    (root / "btf/vmlinux").write_bytes(b"\x9f\xeb\x01")  # must exist, non-empty; never read
     (root / "bpfbuild.toml").write_text(
         '[build]\narches = ["x86_64", "arm64"]\n[vmlinux]\narm64 = "btf/vmlinux"\n'
     )

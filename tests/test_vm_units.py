@@ -280,7 +280,7 @@ def test_vm_tasks_one_per_cell_with_objects_runner_and_image_as_file_dep(tmp_pat
     from bpfbuild.vm.targets import ImageKernel, Target, VerifyPlan
 
     root = copy_project("vm_kernels", tmp_path)
-    (root / "arm64.btf").write_bytes(b"")
+    (root / "arm64.btf").write_bytes(b"\x9f\xeb\x01")  # must exist, non-empty; never read
     toml = root / "bpfbuild.toml"
     toml.write_text(
         toml.read_text().replace(
