@@ -409,7 +409,7 @@ def verify(
     from . import commands
 
     if merge:
-        sys.exit(commands.merge_results([Path(o) for o in objects], fmt))
+        sys.exit(commands.merge_results([Path(o) for o in objects], fmt, require))
     root = _project_root(directory)
     if list_kernels:
         sys.exit(commands.list_kernels(root, kernels, arches))

@@ -398,9 +398,10 @@ def format_report(
     return "\n\n".join(parts)
 
 
-def merge_results(paths: Sequence[Path], fmt: str = "table") -> int:
-    """Combine the --format json results of matrix jobs: print them with the matrix,
-    and fail on any failure."""
+def merge_results(paths: Sequence[Path], fmt: str = "table", require: bool = False) -> int:
+    """Combine the --format json results of matrix jobs: print them with the matrix and
+    the notes, and fail on any failure (with require, also on programs that no kernel of
+    the whole matrix verified)."""
     from .verify.budgets import raise_for_failures
     from .verify.results import VerifyReport, report_from_json
 
@@ -451,7 +452,8 @@ def merge_results(paths: Sequence[Path], fmt: str = "table") -> int:
         objects += found
     report = VerifyReport(objects)
     click.echo(format_report(report, fmt))
-    raise_for_failures(report)
+    _print_verdict_notes(objects, lambda text: click.echo(text, err=fmt != "table"))
+    raise_for_failures(report, require=require)
     return 0
 
 

@@ -300,6 +300,26 @@ def test_fentry_and_lsm_are_not_supported_rather_than_rejected(tmp_path: Path) -
     assert "error:" not in run.output and "rejected" not in run.output
 
 
+def test_merge_require_fails_on_programs_no_kernel_verified(tmp_path: Path) -> None:
+    """The templates' combined CI job: `--merge --require` fails when a program was
+    verified nowhere in the whole matrix; plain `--merge` says so and passes."""
+    root = copy_project("verify_unsupported", tmp_path)
+    run = bpfbuild(root, "verify", "--format", "json")
+    if '"verdict": "unsupported"' not in run.stdout:
+        pytest.skip("this kernel loads fentry and LSM programs: nothing unsupported")
+    assert run.returncode == 0, run.describe()
+    result = tmp_path / "result.json"
+    result.write_text(run.stdout)
+    merged = bpfbuild(root, "verify", "--merge", str(result))
+    assert merged.returncode == 0, merged.describe()
+    assert "warning: 2 of 3 programs verified on no kernel at all" in merged.output
+    required = bpfbuild(root, "verify", "--merge", "--require", str(result))
+    assert required.returncode == 1, required.describe()
+    assert "error: verification failed" in required.stderr, required.describe()
+    assert "hooks/on_unlinkat" in required.stderr and "hint: " in required.stderr
+    assert "Traceback" not in required.output
+
+
 # --- 4. baselines ------------------------------------------------------------------------------
 
 
