@@ -17,6 +17,7 @@ from typing import Any, TypeVar, cast
 
 from doit.exceptions import TaskFailed
 
+from .. import safefs
 from . import header_cache
 from .bpfcheck import require_programs
 from .content import content_digest
@@ -77,13 +78,15 @@ class ToolArgs:
 def run_tool(args: ToolArgs) -> TaskFailed | None:
     """Run the command; it writes each output as OUTPUT.partial (or its stdout is the
     content of one), then all are renamed."""
-    prepare_outputs(args.outputs)
+    failed = prepare_outputs(args.cwd, args.outputs)
+    if failed:
+        return failed
     command = args.command
     stdout = os.path.join(args.cwd, command.stdout) if command.stdout else None
     failed = _execute(command.argv, args.cwd, stdout)
     if not failed:
         failed = check_arch(args.outputs[0], args.cwd, args.expect)
-    return finish_outputs(args.outputs, failed)
+    return finish_outputs(args.outputs, failed, args.cwd)
 
 
 def check_arch(output: str, cwd: str, expect: ElfExpectation | None) -> TaskFailed | None:
@@ -149,20 +152,19 @@ def generate_vmlinux(args: VmlinuxArgs) -> TaskFailed | None:
     else:
         words = [word for word in argv[1:] if word != args.btf]
         key = header_cache.key_of(header_cache.content_sha256(args.btf), *args.bpftool, words)
-        failed = header_cache.fetch_or_make(
+        failed = _fetch_or_make(
             header_cache.VMLINUX_KIND,
             key,
             "vmlinux.h",
             args.header,
             lambda: _execute(argv, args.cwd, args.header),
             header_cache.stamp(btf=args.btf, bpftool=args.bpftool[1]),
+            args.cwd,
         )
     if failed or args.provenance is None:
         return failed
-    record = args.provenance_record
-    Path(partial(record)).write_text(json.dumps(args.provenance, indent=1, sort_keys=True) + "\n")
-    os.replace(partial(record), record)
-    return None
+    text = json.dumps(args.provenance, indent=1, sort_keys=True) + "\n"
+    return _write_own(args.cwd, args.provenance_record, text.encode())
 
 
 @dataclass(frozen=True)
@@ -193,33 +195,56 @@ def build_pch(args: PchArgs) -> TaskFailed | None:
     relocatable: see StepBuilder.vmlinux_pch), then write the key file. The key goes
     first and comes back last: a compile that reads a matching key finds the PCH of
     those very inputs in place (see pch_ready)."""
-    Path(args.key_file).unlink(missing_ok=True)
+    try:
+        safefs.prepare_file(args.cwd, args.key_file)
+        Path(args.key_file).unlink(missing_ok=True)
+    except safefs.UnsafePathError as err:
+        return TaskFailed(err.describe())
+    except OSError as err:
+        return TaskFailed(safefs.refusal(args.cwd, args.key_file, err).describe())
     if header_cache.enabled():
         cache_key = header_cache.key_of(args.key, header_cache.content_sha256(args.header))
-        failed = header_cache.fetch_or_make(
+        failed = _fetch_or_make(
             header_cache.PCH_KIND,
             cache_key,
             "vmlinux.h.pch",
             args.pch,
             lambda: _execute(args.command.argv, args.cwd),
             header_cache.stamp(built_in=args.cwd),
+            args.cwd,
         )
     else:
         failed = run_tool(ToolArgs(args.command, args.cwd, (args.pch,), None))
     if failed:
         return failed
-    Path(partial(args.key_file)).write_text(f"{args.key} {content_digest(args.header)}\n")
-    os.replace(partial(args.key_file), args.key_file)
+    key_line = f"{args.key} {content_digest(args.header)}\n"
+    return _write_own(args.cwd, args.key_file, key_line.encode())
+
+
+def _fetch_or_make(*args: Any) -> TaskFailed | None:
+    """header_cache.fetch_or_make, with a link or a file where output's folders go as
+    the step's failure."""
+    try:
+        return header_cache.fetch_or_make(*args)
+    except safefs.UnsafePathError as err:
+        return TaskFailed(err.describe())
+
+
+def _write_own(root: str, path: str, data: bytes) -> TaskFailed | None:
+    """Write one of bpfbuild's own small files atomically, under checked folders."""
+    try:
+        safefs.write_file(root, path, data)
+    except safefs.UnsafePathError as err:
+        return TaskFailed(err.describe())
     return None
 
 
 def pch_ready(key_file: str, key: str, header: str) -> bool:
     """True when the PCH in place was built with these flags from this vmlinux.h."""
-    try:
-        saved = Path(key_file).read_text().split()
-    except OSError:
+    saved = safefs.read_regular(key_file, limit=4096)
+    if saved is None:
         return False
-    return saved == [key, content_digest(header)]
+    return saved.decode(errors="replace").split() == [key, content_digest(header)]
 
 
 @dataclass(frozen=True)
@@ -241,9 +266,13 @@ class JsonArgs:
 @signature_once
 def write_json(args: JsonArgs) -> TaskFailed | None:
     """Write data as JSON atomically."""
-    prepare_outputs((args.output,))
-    Path(partial(args.output)).write_text(json.dumps(args.data, indent=1) + "\n")
-    return finish_outputs((args.output,), None)
+    failed = prepare_outputs(args.cwd, (args.output,))
+    if failed:
+        return failed
+    failed = _write_own(
+        args.cwd, partial(args.output), (json.dumps(args.data, indent=1) + "\n").encode()
+    )
+    return finish_outputs((args.output,), failed, args.cwd)
 
 
 @dataclass(frozen=True)
@@ -266,9 +295,14 @@ class CopyArgs:
 def copy_file(args: CopyArgs) -> TaskFailed | None:
     """Copy source to output atomically (what `cp` would do)."""
     output = os.path.join(args.cwd, args.output)
-    prepare_outputs((output,))
-    shutil.copyfile(os.path.join(args.cwd, args.source), partial(output))
-    return finish_outputs((output,), None)
+    failed = prepare_outputs(args.cwd, (output,))
+    if failed:
+        return failed
+    try:
+        shutil.copyfile(os.path.join(args.cwd, args.source), partial(output))
+    except OSError as err:
+        failed = TaskFailed(f"cannot copy {args.source} to {args.output}: {err.strerror}")
+    return finish_outputs((output,), failed, args.cwd)
 
 
 @signature_once
@@ -307,7 +341,9 @@ def link_executable(args: LinkArgs) -> TaskFailed | dict:
     a static one has no NEEDED entry, then rename it. Returns size and NEEDED entries,
     which doit saves as the task's values."""
     output, cwd = args.output, args.cwd
-    prepare_outputs((output,))
+    failed = prepare_outputs(cwd, (output,))
+    if failed:
+        return failed
     failed = _execute(args.link.argv, cwd)
     if not failed and args.strip:
         failed = _execute(args.strip.argv, cwd)
@@ -327,35 +363,45 @@ def link_executable(args: LinkArgs) -> TaskFailed | dict:
             f"{output} should be static but needs {', '.join(needed)}; "
             "check ldflags in bpfbuild.toml and $LDFLAGS"
         )
-    failed = finish_outputs((output,), failed)
+    failed = finish_outputs((output,), failed, cwd)
     if failed:
         return failed
     return {"size": os.path.getsize(output), "needed": needed}
 
 
-def prepare_outputs(outputs: tuple[str, ...]) -> None:
-    """Make the folders of outputs."""
+def prepare_outputs(root: str, outputs: tuple[str, ...]) -> TaskFailed | None:
+    """Make and check the folders of outputs (none may be a link: safefs), and remove
+    a link or a killed build's leftover at each OUTPUT and OUTPUT.partial, so that no
+    tool writes through a link planted there. A failure names the path and the fix."""
     for output in outputs:
-        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            safefs.prepare_file(root, output)
+            safefs.prepare_file(root, partial(output))
+            Path(partial(output)).unlink(missing_ok=True)
+        except safefs.UnsafePathError as err:
+            return TaskFailed(err.describe())
+        except OSError as err:
+            return TaskFailed(safefs.refusal(root, partial(output), err).describe())
+    return None
 
 
-def finish_outputs(outputs: tuple[str, ...], failed: TaskFailed | None) -> TaskFailed | None:
+def finish_outputs(
+    outputs: tuple[str, ...], failed: TaskFailed | None, root: str
+) -> TaskFailed | None:
     """On success rename every OUTPUT.partial into place; on failure delete them. A
-    folder where an output goes fails the step (a user's folder is never replaced).
-    Each output is hashed here, in the job's thread, so that recording it in the build
-    state (state.TargetsAsRecorded, in doit's main thread) finds the hash cached."""
+    folder where an output goes fails the step (a user's folder is never replaced),
+    as does a folder bpfbuild cannot write. Each output is hashed here, in the job's
+    thread, so that recording it in the build state (state.TargetsAsRecorded, in
+    doit's main thread) finds the hash cached."""
     for output in outputs:
         if failed:
             Path(partial(output)).unlink(missing_ok=True)
             continue
         try:
             os.replace(partial(output), output)
-        except IsADirectoryError:
+        except OSError as err:
             Path(partial(output)).unlink(missing_ok=True)
-            failed = TaskFailed(
-                f"{output} is a folder, where bpfbuild writes a file\n"
-                "hint: move the folder away (or delete it), then build again"
-            )
+            failed = TaskFailed(safefs.refusal(root, output, err).describe())
             continue
         content_digest(output, own_output=True)
     return failed
@@ -365,7 +411,9 @@ def _execute(argv: tuple[str, ...], cwd: str, stdout_to: str | None = None) -> T
     """Run one command; a failure carries the tool's own diagnostics and the command."""
     try:
         if stdout_to:
-            with open(partial(stdout_to), "wb") as out:
+            # O_NOFOLLOW: prepare_outputs removed any link there; one planted since is refused
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+            with os.fdopen(os.open(partial(stdout_to), flags, 0o644), "wb") as out:
                 done = subprocess.run(argv, cwd=cwd, stdout=out, stderr=subprocess.PIPE)
         else:
             done = subprocess.run(argv, cwd=cwd, capture_output=True)
