@@ -52,9 +52,22 @@ ENTRY_VERSION = 2
 """Version 1 (no signature) entries are misses: rebuilt, and replaced when rewritten."""
 _SIGNING_KEY = f"{ENTRY_FORMAT}/{ENTRY_VERSION}".encode()
 LEGACY_FOLDERS = frozenset(
-    {"vmlinux", "pch", "kernels", "kernel-specs", "apt", "busybox", "libbpf-src", "runner", "vm"}
+    {
+        "vmlinux",
+        "pch",
+        "kernels",
+        "kernel-specs",
+        "apt",
+        "busybox",
+        "libbpf-src",
+        "runner",
+        "tools",
+        "vm",
+    }
 )
-"""What a root made by a bpfbuild without the marker holds: such a root is marked."""
+"""The folders a root made by a bpfbuild without the marker holds: a root that holds
+only these (and LEGACY_FILES) is marked on its first write."""
+LEGACY_FILES = frozenset({".bpfbuild-cache"})
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+~-]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -87,6 +100,7 @@ def _is_legacy_root(root: Path) -> bool:
         return False
     return all(
         (child.name in LEGACY_FOLDERS and child.is_dir(follow_symlinks=False))
+        or (child.name in LEGACY_FILES and child.is_file(follow_symlinks=False))
         or child.name.startswith(MARKER)  # another process marking it now
         for child in children
     )
@@ -221,16 +235,19 @@ def _signed_manifest(path: Path) -> dict | None:
     return manifest
 
 
+_LEGACY_KEYS = frozenset({"files", "meta", "format", "signature", "derived"})
+
+
 def _legacy_entry(path: Path) -> bool:
-    """True for a whole entry of version 1 (a manifest of files and meta, no
-    signature), each file present and matching: what an older bpfbuild wrote. It is
-    a miss, and a new entry replaces it."""
+    """True for a whole entry of an older format (a manifest of files and meta, with
+    no signature or another one), each file present and matching: what an older
+    bpfbuild wrote. It is a miss, and a new entry replaces it."""
     data = safefs.read_regular(path / MANIFEST, limit=1 << 20)
     try:
         manifest = json.loads(data) if data is not None else None
     except ValueError:
         return False
-    if not isinstance(manifest, dict) or set(manifest) != {"files", "meta"}:
+    if not isinstance(manifest, dict) or not {"files", "meta"} <= set(manifest) <= _LEGACY_KEYS:
         return False
     files = manifest["files"]
     return isinstance(files, dict) and _holds_exactly(path, files)

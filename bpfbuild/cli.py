@@ -358,6 +358,7 @@ def clean(directory: str | None) -> None:
     root = _project_root(directory)
     from .pipeline.engine import acquire_lock
 
+    click.echo(f"cleaning the project in {root}")  # never a parent's by surprise
     folders = (root / OUTPUT_DIR, state_dir(root))
     for path in folders:
         if path.is_symlink():  # before the lock, which would be written through it

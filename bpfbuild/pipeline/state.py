@@ -23,11 +23,12 @@ from typing import Any, cast
 from doit.dependency import FileChangedChecker, SqliteDB
 from doit.tools import config_changed
 
+from .. import safefs
 from ..errors import BpfBuildError
 from .actions import PARTIAL, call_signature
 from .content import content_digest
 from .layout import state_dir
-from .names import COMPILE_COMMANDS, OUTPUT_DIR, OUTPUTS_NAME, STATE_DIR
+from .names import COMPILE_COMMANDS, DB_NAME, OUTPUT_DIR, OUTPUTS_NAME, STATE_DIR
 from .timestamps import is_racy, newest_time
 
 BACKEND_NAME = "bpfbuild-sqlite3"
@@ -362,9 +363,10 @@ OUTPUTS_FORMAT = 1
 def read_record(path: Path) -> dict[str, str]:
     """The outputs a record holds ({path relative to the root: step id}); empty when
     there is none or it is not one (nothing can be known to be dead then)."""
+    text = safefs.read_regular(path)  # never a FIFO's or a link's
     try:
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError):
+        data = json.loads(text) if text is not None else None
+    except ValueError:
         return {}
     if not isinstance(data, dict) or data.get("format") != OUTPUTS_FORMAT:
         return {}
@@ -375,12 +377,11 @@ def read_record(path: Path) -> dict[str, str]:
 
 
 def replace_record(path: Path, outputs: Mapping[str, str]) -> None:
-    """Write the record atomically: a temporary file renamed over it (one name: only
-    the build holding the lock writes it, and a killed one's is overwritten)."""
-    partial = path.with_name(path.name + PARTIAL)
+    """Write the record atomically: a temporary file renamed over it, under checked
+    folders (safefs); a link there is replaced, never followed."""
     data = {"format": OUTPUTS_FORMAT, "outputs": dict(sorted(outputs.items()))}
-    partial.write_text(json.dumps(data, indent=0) + "\n")
-    os.replace(partial, path)
+    root = path.parent.parent
+    safefs.write_file(root, path, (json.dumps(data, indent=0) + "\n").encode())
 
 
 def is_removable(relative: str) -> bool:
@@ -455,3 +456,77 @@ def remove_dead_outputs(
     if kept != recorded:
         replace_record(path, kept)
     return removed
+
+
+DAMAGED_SUFFIX = ".damaged"
+"""A damaged state database is moved to STATE_DIR/doit.sqlite.damaged (the last one)."""
+_SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+"""The files sqlite keeps beside a database (WAL mode: -wal and -shm)."""
+
+
+def database_problem(path: Path) -> str | None:
+    """Why the state database at path cannot be used (a link, a folder, a FIFO,
+    read-only, not a database, damaged pages), or None when it can, or is absent.
+    Read before doit opens it: doit would follow a link, hang on a FIFO, and fail with
+    a traceback on a damaged file."""
+    for name in (path.name, *(path.name + c for c in _SQLITE_COMPANIONS)):
+        try:
+            st = os.lstat(path.with_name(name))
+        except FileNotFoundError:
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            return f"{name} is a symbolic link"
+        if stat.S_ISDIR(st.st_mode):
+            return f"{name} is a folder"
+        if not stat.S_ISREG(st.st_mode):
+            return f"{name} is not a regular file"
+        if not st.st_mode & stat.S_IWUSR or not os.access(path.with_name(name), os.W_OK):
+            return f"{name} is read-only"
+    if not os.path.lexists(path):
+        return None
+    import sqlite3
+
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=rw", uri=True)
+        try:
+            verdict = connection.execute("pragma quick_check").fetchone()
+            if not verdict or verdict[0] != "ok":
+                return f"damaged pages: {verdict[0] if verdict else 'no answer'}"
+            connection.execute("select count(*) from sqlite_master").fetchone()
+        finally:
+            connection.close()
+    except sqlite3.Error as err:
+        return str(err)
+    return None
+
+
+def repair_database(root: Path) -> str | None:
+    """Move a damaged state database aside (a link is removed as a link, its target
+    left alone), so that doit starts a new one and every step runs again; returns
+    the note that says so, or None when the database is sound. Call it holding the
+    project's lock."""
+    path = root / STATE_DIR / DB_NAME
+    problem = database_problem(path)
+    if problem is None:
+        return None
+    aside = path.with_name(DB_NAME + DAMAGED_SUFFIX)
+    shown = os.path.relpath(path, root)
+    _remove_own(aside)
+    moved = False
+    if os.path.islink(path):
+        os.unlink(path)
+    elif os.path.lexists(path):
+        os.rename(path, aside)
+        moved = True
+    for companion in _SQLITE_COMPANIONS:
+        _remove_own(path.with_name(DB_NAME + companion))
+    where = f"moved to {os.path.relpath(aside, root)}" if moved else "the link removed"
+    return f"{shown}: the build state was damaged ({problem}); {where}; everything is rebuilt"
+
+
+def _remove_own(path: Path) -> None:
+    """Remove a file, link or folder in the state folder (a link as a link)."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)  # never follows the links inside
+    elif os.path.lexists(path):
+        os.unlink(path)
