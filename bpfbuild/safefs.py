@@ -69,11 +69,20 @@ def refusal(
             f"cannot write {name}: {err.strerror}",
             hint="free space on its file system, then run again",
         )
+    if err.errno == errno.EROFS:
+        return UnsafePathError(
+            f"cannot write {name}: it is on a read-only file system",
+            hint="remount it read-write, or build a writable copy of the project",
+        )
+    if os.path.lexists(path):
+        return UnsafePathError(
+            f"cannot write {name}: {err.strerror}",
+            hint=f"make it writable (chmod u+w {name}), or remove it, then run again",
+        )
+    folder = os.path.dirname(name) or "."
     return UnsafePathError(
-        f"cannot write {name}: {err.strerror}",
-        hint=f"make it writable (chmod u+w {name}), or remove it, then run again"
-        if os.path.lexists(path)
-        else f"make the folder of {name} writable, then run again",
+        f"cannot write in {folder}/: {err.strerror}",
+        hint=f"make the folder writable (chmod u+w {folder}), then run again",
     )
 
 

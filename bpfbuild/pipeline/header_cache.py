@@ -55,9 +55,12 @@ def fetch_or_make(
     folders are checked (safefs): no link planted there is written through."""
     partial = output + ".partial"
     owner = root or str(Path(output).parent)
-    safefs.prepare_file(owner, output)
-    safefs.prepare_file(owner, partial)
-    Path(partial).unlink(missing_ok=True)
+    try:
+        safefs.prepare_file(owner, output)
+        safefs.prepare_file(owner, partial)
+        Path(partial).unlink(missing_ok=True)
+    except OSError as err:
+        raise safefs.refusal(owner, partial, err) from None
     with contextlib.ExitStack() as held:
         try:
             held.enter_context(cache.locked(kind, key))
