@@ -27,7 +27,7 @@ import shutil
 import stat
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,7 +101,8 @@ def _is_legacy_root(root: Path) -> bool:
     return all(
         (child.name in LEGACY_FOLDERS and child.is_dir(follow_symlinks=False))
         or (child.name in LEGACY_FILES and child.is_file(follow_symlinks=False))
-        or child.name.startswith(MARKER)  # another process marking it now
+        or (child.name.startswith(MARKER + ".") and child.name.endswith(safefs.PARTIAL))
+        # (another process marking it now; a CACHEDIR.TAG in place is checked by is_marked)
         for child in children
     )
 
@@ -193,7 +194,9 @@ def _signature(body: Mapping) -> str:
     return hmac.new(_SIGNING_KEY, text, hashlib.sha256).hexdigest()
 
 
-def _manifest(kind: str, key: str, files: Mapping[str, str], meta: Mapping) -> dict:
+def _manifest(
+    kind: str, key: str, files: Mapping[str, str], meta: Mapping, derived: tuple[str, ...]
+) -> dict:
     body = {
         "format": ENTRY_FORMAT,
         "version": ENTRY_VERSION,
@@ -201,6 +204,7 @@ def _manifest(kind: str, key: str, files: Mapping[str, str], meta: Mapping) -> d
         "key": key,
         "files": dict(files),
         "meta": dict(meta),
+        "derived": list(derived),
     }
     return {**body, "signature": _signature(body)}
 
@@ -218,7 +222,7 @@ def _signed_manifest(path: Path) -> dict | None:
     body = {k: v for k, v in manifest.items() if k != "signature"}
     if not hmac.compare_digest(manifest["signature"], _signature(body)):
         return None
-    files = manifest.get("files")
+    files, derived = manifest.get("files"), manifest.get("derived")
     if (
         manifest.get("format") != ENTRY_FORMAT
         or manifest.get("version") != ENTRY_VERSION
@@ -226,6 +230,8 @@ def _signed_manifest(path: Path) -> dict | None:
         or manifest.get("key") != path.name
         or not isinstance(files, dict)
         or not isinstance(manifest.get("meta"), dict)
+        or not isinstance(derived, list)
+        or not all(isinstance(name, str) and _KEY.match(name) for name in derived)
         or not all(
             isinstance(name, str) and _KEY.match(name) and isinstance(d, str) and _SHA256.match(d)
             for name, d in files.items()
@@ -249,18 +255,27 @@ def _legacy_entry(path: Path) -> bool:
         return False
     if not isinstance(manifest, dict) or not {"files", "meta"} <= set(manifest) <= _LEGACY_KEYS:
         return False
-    files = manifest["files"]
-    return isinstance(files, dict) and _holds_exactly(path, files)
+    files, derived = manifest["files"], manifest.get("derived", [])
+    return (
+        isinstance(files, dict)
+        and isinstance(derived, list)
+        and all(isinstance(name, str) for name in derived)
+        and _holds_exactly(path, files, derived)
+    )
 
 
-def _holds_exactly(path: Path, files: Mapping[str, object]) -> bool:
+def _holds_exactly(path: Path, files: Mapping[str, object], derived: Iterable[str] = ()) -> bool:
     """True when the folder holds the manifest and exactly these regular files (no
-    link, no folder, nothing unlisted), each with its recorded SHA-256."""
+    link, no folder, nothing unlisted), each with its recorded SHA-256; and, maybe,
+    the derived folders the manifest names (real folders, not links)."""
     try:
         present = {c.name: c for c in os.scandir(path)}
     except OSError:
         return False
-    if set(present) != {*files, MANIFEST}:
+    made = {name for name in derived if name in present}
+    if set(present) - made != {*files, MANIFEST}:
+        return False
+    if not all(present[name].is_dir(follow_symlinks=False) for name in made):
         return False
     for name, digest in files.items():
         if not present[name].is_file(follow_symlinks=False):
@@ -291,7 +306,7 @@ def read_entry(
     if manifest is None:
         return None
     files = manifest["files"]
-    if not set(required) <= set(files) or not _holds_exactly(path, files):
+    if not set(required) <= set(files) or not _holds_exactly(path, files, manifest["derived"]):
         _discard(path)
         return None
     entry = Entry(path, dict(files), dict(manifest["meta"]))
@@ -306,10 +321,12 @@ def write_entry(
     meta: Mapping | None = None,
     root: Path | None = None,
     move: bool = False,
+    derived: tuple[str, ...] = (),
 ) -> Entry:
     """Store files (name -> source path) as one entry, atomically. When another process
     stored the same key meanwhile, its verified entry is kept and returned.
-    move: rename the sources into the entry instead of copying them (same file system)."""
+    move: rename the sources into the entry instead of copying them (same file system).
+    derived: names of folders its user may make in it later (an unpacked tree)."""
     final = entry_path(kind, key, root)
     parent = own_folder(kind, root)
     try:
@@ -328,7 +345,7 @@ def write_entry(
             else:
                 shutil.copyfile(source, target)
             digests[name] = sha256_file(target)
-        manifest = _manifest(kind, key, digests, meta or {})
+        manifest = _manifest(kind, key, digests, meta or {}, derived)
         text = json.dumps(manifest, indent=1, sort_keys=True).encode()
         safefs.write_file(staging, staging / MANIFEST, text, relative=False)
         if not _holds_exactly(staging, digests):
@@ -463,7 +480,9 @@ def entries(kind: str | None = None, root: Path | None = None) -> list[EntryInfo
                 continue  # not an entry of bpfbuild's: never listed, never deleted
             try:
                 size = sum(
-                    f.lstat().st_size for f in path.iterdir() if f.is_file() and not f.is_symlink()
+                    os.lstat(os.path.join(folder_, name)).st_size
+                    for folder_, _, names in os.walk(path)  # never into a linked folder
+                    for name in names
                 )
                 found.append(EntryInfo(folder.name, path.name, path, size, path.stat().st_mtime))
             except OSError:

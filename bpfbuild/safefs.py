@@ -183,7 +183,7 @@ def write_file(
                 os.fsync(out)
         finally:
             os.close(out)
-        os.rename(temporary, name, src_dir_fd=fd, dst_dir_fd=fd)
+        os.replace(temporary, name, src_dir_fd=fd, dst_dir_fd=fd)
     except OSError as err:
         try:
             os.unlink(temporary, dir_fd=fd)

@@ -158,7 +158,12 @@ def _open(root: Path) -> None:
     os.close(safefs.open_file(root, root / TARGET, os.O_RDWR | os.O_CREAT))
 
 
-OPERATIONS = {"write_file": _write, "prepare_file": _prepare, "make_folders": _make, "open_file": _open}
+OPERATIONS = {
+    "write_file": _write,
+    "prepare_file": _prepare,
+    "make_folders": _make,
+    "open_file": _open,
+}
 
 
 @pytest.mark.parametrize("operation", sorted(OPERATIONS))

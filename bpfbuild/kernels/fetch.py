@@ -17,13 +17,18 @@ Made = tuple[Mapping[str, Path], dict]
 
 
 def cached_fetch(
-    kind: str, key: str, make: Callable[[Path], Made], root: Path | None = None
+    kind: str,
+    key: str,
+    make: Callable[[Path], Made],
+    root: Path | None = None,
+    derived: tuple[str, ...] = (),
 ) -> Entry:
     """The cache entry kind/key. When it is absent or corrupt, make(scratch) downloads
     and unpacks what it needs into scratch, a folder beside the entry (same file
     system: the files are moved in; a killed run leaves a `.partial` folder that
     `bpfbuild cache clean` removes), and names the files to store. One process makes
-    it; the others wait for the entry's lock and read what it stored."""
+    it; the others wait for the entry's lock and read what it stored. derived: folders
+    the caller makes in the entry later (cache.write_entry)."""
     entry = read_entry(kind, key, root)
     if entry is not None:
         return entry
@@ -34,7 +39,7 @@ def cached_fetch(
         parent = (root or cache_root()) / kind
         with tempfile.TemporaryDirectory(prefix=".fetch-", suffix=".partial", dir=parent) as tmp:
             files, meta = make(Path(tmp))
-            return write_entry(kind, key, files, meta, root, move=True)
+            return write_entry(kind, key, files, meta, root, move=True, derived=derived)
 
 
 @dataclass(frozen=True)
