@@ -282,19 +282,20 @@ def config_problem(config: Path) -> str | None:
         if not Path(target).is_relative_to(os.path.realpath(config.parent)):
             return f"a symbolic link out of its project (to {target})"
     try:
-        fd = os.open(config, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except IsADirectoryError:
-        return "a folder, not a file"
+        mode = os.stat(config).st_mode
     except OSError as err:
         return f"not readable ({err.strerror})"
-    try:
-        mode = os.fstat(fd).st_mode
-    finally:
-        os.close(fd)
     if stat.S_ISDIR(mode):
         return "a folder, not a file"
     if not stat.S_ISREG(mode):
-        return "not a regular file (" + ("a FIFO" if stat.S_ISFIFO(mode) else "a device") + ")"
+        kind = (
+            "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        )
+        return f"not a regular file ({kind})"
+    try:
+        os.close(os.open(config, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC))
+    except OSError as err:
+        return f"not readable ({err.strerror})"
     return None
 
 
