@@ -36,6 +36,8 @@ def snapshot(folder: Path) -> dict[str, str]:
             entries_[key] = "-> " + str(path.readlink())
         elif path.is_dir():
             entries_[key] = "dir"
+        elif path.is_fifo():
+            entries_[key] = "fifo"
         else:
             entries_[key] = hashlib.sha256(path.read_bytes()).hexdigest()
     return entries_
