@@ -222,7 +222,7 @@ def _signed_manifest(path: Path) -> dict | None:
     body = {k: v for k, v in manifest.items() if k != "signature"}
     if not hmac.compare_digest(manifest["signature"], _signature(body)):
         return None
-    files, derived = manifest.get("files"), manifest.get("derived")
+    files, derived = manifest.get("files"), manifest.get("derived", [])
     if (
         manifest.get("format") != ENTRY_FORMAT
         or manifest.get("version") != ENTRY_VERSION
@@ -241,7 +241,9 @@ def _signed_manifest(path: Path) -> dict | None:
     return manifest
 
 
-_LEGACY_KEYS = frozenset({"files", "meta", "format", "signature", "derived"})
+_LEGACY_KEYS = frozenset(
+    {"files", "meta", "format", "version", "kind", "key", "signature", "derived"}
+)
 
 
 def _legacy_entry(path: Path) -> bool:
@@ -306,7 +308,8 @@ def read_entry(
     if manifest is None:
         return None
     files = manifest["files"]
-    if not set(required) <= set(files) or not _holds_exactly(path, files, manifest["derived"]):
+    derived = manifest.get("derived", [])
+    if not set(required) <= set(files) or not _holds_exactly(path, files, derived):
         _discard(path)
         return None
     entry = Entry(path, dict(files), dict(manifest["meta"]))

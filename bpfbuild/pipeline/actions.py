@@ -84,6 +84,7 @@ def run_tool(args: ToolArgs) -> TaskFailed | None:
     command = args.command
     stdout = os.path.join(args.cwd, command.stdout) if command.stdout else None
     failed = _execute(command.argv, args.cwd, stdout)
+    failed = with_space_hint(failed, args.cwd, args.outputs[0])
     if not failed:
         failed = check_arch(args.outputs[0], args.cwd, args.expect)
     return finish_outputs(args.outputs, failed, args.cwd)
@@ -157,7 +158,7 @@ def generate_vmlinux(args: VmlinuxArgs) -> TaskFailed | None:
             key,
             "vmlinux.h",
             args.header,
-            lambda: _execute(argv, args.cwd, args.header),
+            lambda: with_space_hint(_execute(argv, args.cwd, args.header), args.cwd, args.header),
             header_cache.stamp(btf=args.btf, bpftool=args.bpftool[1]),
             args.cwd,
         )
@@ -209,7 +210,7 @@ def build_pch(args: PchArgs) -> TaskFailed | None:
             cache_key,
             "vmlinux.h.pch",
             args.pch,
-            lambda: _execute(args.command.argv, args.cwd),
+            lambda: with_space_hint(_execute(args.command.argv, args.cwd), args.cwd, args.pch),
             header_cache.stamp(built_in=args.cwd),
             args.cwd,
         )
@@ -347,6 +348,7 @@ def link_executable(args: LinkArgs) -> TaskFailed | dict:
     failed = _execute(args.link.argv, cwd)
     if not failed and args.strip:
         failed = _execute(args.strip.argv, cwd)
+    failed = with_space_hint(failed, cwd, output)
     if not failed:
         failed = check_arch(output, cwd, args.expect)
     needed: list[str] = []
@@ -408,24 +410,54 @@ def finish_outputs(
 
 
 def _execute(argv: tuple[str, ...], cwd: str, stdout_to: str | None = None) -> TaskFailed | None:
-    """Run one command; a failure carries the tool's own diagnostics and the command."""
+    """Run one command; a failure carries the tool's own diagnostics and the command.
+    stdout_to: its stdout is the content of OUTPUT.partial, written here (not by the
+    tool, which may not check its writes: a full disk must fail the step, not leave a
+    truncated header that looks complete)."""
     try:
-        if stdout_to:
-            # O_NOFOLLOW: prepare_outputs removed any link there; one planted since is refused
-            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
-            with os.fdopen(os.open(partial(stdout_to), flags, 0o644), "wb") as out:
-                done = subprocess.run(argv, cwd=cwd, stdout=out, stderr=subprocess.PIPE)
-        else:
-            done = subprocess.run(argv, cwd=cwd, capture_output=True)
+        done = subprocess.run(argv, cwd=cwd, capture_output=True)
     except OSError as err:
         return TaskFailed(f"cannot run {argv[0]}: {err.strerror}")
     if done.returncode == 0:
         if done.stderr:  # warnings: show them, as make would
             sys.stderr.write(done.stderr.decode(errors="replace"))
             sys.stderr.flush()
+        if stdout_to:
+            return _write_stdout(cwd, stdout_to, done.stdout)
         return None
     diagnostics = (done.stderr or b"").decode(errors="replace").rstrip()
-    if done.stdout:
+    if done.stdout and not stdout_to:
         diagnostics = (done.stdout.decode(errors="replace").rstrip() + "\n" + diagnostics).strip()
     status = f"{Path(argv[0]).name} exited with {done.returncode} (run with -v to see the command)"
     return TaskFailed(f"{diagnostics}\n{status}".lstrip())
+
+
+def _write_stdout(cwd: str, output: str, data: bytes) -> TaskFailed | None:
+    """Write a tool's stdout as OUTPUT.partial (O_NOFOLLOW: prepare_outputs removed any
+    link there, one planted since is refused); a write error is the step's failure."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        with os.fdopen(os.open(partial(output), flags, 0o644), "wb") as out:
+            out.write(data)
+    except OSError as err:
+        Path(partial(output)).unlink(missing_ok=True)
+        return TaskFailed(safefs.refusal(cwd, partial(output), err).describe())
+    return None
+
+
+def with_space_hint(failed: TaskFailed | None, cwd: str, output: str) -> TaskFailed | None:
+    """A failed step whose output's file system is full says so: the tool's own message
+    (clang's "No space left on device") is followed by what to do."""
+    if failed is None:
+        return None
+    try:
+        st = os.statvfs(os.path.dirname(output))
+    except OSError:
+        return failed
+    if st.f_bavail * st.f_frsize >= 64 * 1024:
+        return failed
+    name = os.path.relpath(os.path.dirname(output), cwd)
+    return TaskFailed(
+        f"{failed.get_msg().rstrip()}\nthe file system of {name}/ is full"
+        "\nhint: free space on it, then build again"
+    )
