@@ -320,19 +320,19 @@ LOCK_CASES: list[tuple[str, Callable[[Path, Path], None], str, str]] = [
         "link-to-nothing",
         lambda root, out: _replace(root / LOCK, lambda p: p.symlink_to(out / "pid")),
         ".bpfbuild/lock is a symbolic link",
-        "rm .bpfbuild/lock",
+        "remove the link: rm .bpfbuild/lock",
     ),
     (
         "link-to-a-folder",
         lambda root, out: _replace(root / LOCK, lambda p: p.symlink_to(out)),
         ".bpfbuild/lock is a symbolic link",
-        "rm .bpfbuild/lock",
+        "remove the link: rm .bpfbuild/lock",
     ),
     (
         "folder",
         lambda root, out: _replace(root / LOCK, lambda p: p.mkdir()),
         ".bpfbuild/lock is a folder, where bpfbuild writes a file",
-        "rm -r .bpfbuild/lock",
+        "move the folder away (or delete it: rm -r .bpfbuild/lock)",
     ),
     (
         "fifo",
@@ -421,15 +421,16 @@ PLANTED_FILES: list[str] = [
 
 @pytest.mark.parametrize("target", ["file", "nothing"])
 @pytest.mark.parametrize("planted", PLANTED_FILES)
-def test_a_link_where_an_output_goes_is_replaced_never_written_through(
+def test_a_link_where_an_output_goes_is_never_written_through(
     project: Project, planted: str, target: str
 ) -> None:
-    """A link planted at an output (or its temporary): the step writes a file in its
-    place; the target outside stays byte-identical (or absent)."""
-    (project.root / "src/alpha.bpf.c").write_text(
-        (project.root / "src/alpha.bpf.c").read_text() + "\n"
-    )
-    (project.root / "src/util.c").write_text((project.root / "src/util.c").read_text() + "\n")
+    """A link planted at an output (or its temporary). Beside the apps (where an alias
+    is a link) and at the root, the step writes a file in its place; inside bpfbuild's
+    own folders (bpf/, include/, user/...) it is refused before any step, naming the
+    `rm` that fixes it. Either way the target outside stays byte-identical (or absent),
+    and the build after the fix gives a clean build's bytes."""
+    for source in ("src/alpha.bpf.c", "src/util.c"):
+        (project.root / source).write_text((project.root / source).read_text() + "\n")
     link = project.root / planted
     _replace(
         link,
@@ -437,10 +438,17 @@ def test_a_link_where_an_output_goes_is_replaced_never_written_through(
     )
     before = snapshot(project.outside)
     run = bpfbuild(project.root, "build")
-    assert run.returncode == 0, run.describe()
     no_traceback(run)
+    inside = planted.startswith(OUT + "/") and planted.count("/") > 2
+    if inside:
+        assert run.returncode == 1, run.describe()
+        assert f"error: {planted} is a symbolic link inside bpfbuild's own folder" in run.stderr
+        assert f"hint: remove the link: rm {planted} (its target is left alone)" in run.stderr
+        link.unlink()
+    else:
+        assert run.returncode == 0, run.describe()
+        assert not link.is_symlink()
     assert snapshot(project.outside) == before
-    assert not link.is_symlink()
     for source in ("src/alpha.bpf.c", "src/util.c"):
         (project.root / source).write_text((project.root / source).read_text()[:-1])
     assert_clean_bytes(project)
@@ -520,3 +528,68 @@ def test_a_read_only_folder_is_an_error_naming_it(
     for source in ("src/alpha.bpf.c", "src/util.c"):
         (project.root / source).write_text((project.root / source).read_text()[:-1])
     assert_clean_bytes(project)
+
+
+# -- a full file system: the step fails with a hint, and the next build is clean -------
+
+FULL_SCRIPT = """
+set -e
+mount -t tmpfs -o size="$1" tmpfs "$2"
+cp -a "$3" "$2/multi"
+cd "$2/multi"
+set +e
+"$4" build > "$2/first.out" 2> "$2/first.err"
+echo $? > "$2/first.rc"
+set -e
+mount -o remount,size=512m "$2"
+"$4" build > "$2/second.out" 2> "$2/second.err"
+cp -a "$2/multi/output" "$5/output"
+cp "$2"/first.* "$2"/second.* "$5/"
+"""
+
+
+@pytest.mark.parametrize("size", ["64k", "200k", "1m", "3m", "3500k", "5m", "6m"])
+def test_a_full_file_system_fails_the_step_and_the_next_build_is_clean(
+    project: Project, mounts: None, tmp_path: Path, size: str
+) -> None:
+    """The project on a file system that fills up during its clean build: the failed
+    step says so with a hint (never a traceback, never a truncated output renamed into
+    place); once there is space, the next build gives a clean build's bytes."""
+    source = tmp_path / "source"
+    shutil.copytree(project.root, source / "multi", symlinks=True)
+    for leftover in ("output", ".bpfbuild", "compile_commands.json"):
+        path = source / "multi" / leftover
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    mount, result = tmp_path / "mnt", tmp_path / "result"
+    mount.mkdir()
+    result.mkdir()
+    done = subprocess.run(
+        [
+            "unshare",
+            "-m",
+            "sh",
+            "-c",
+            FULL_SCRIPT,
+            "sh",
+            size,
+            str(mount),
+            str(source / "multi"),
+            bpfbuild_command()[0],
+            str(result),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    first = Run(
+        int((result / "first.rc").read_text()),
+        (result / "first.out").read_text(),
+        (result / "first.err").read_text(),
+    )
+    assert first.returncode == 1, first.describe()
+    no_traceback(first)
+    assert "hint: free space on" in first.stderr, first.describe()
+    second = Run(0, (result / "second.out").read_text(), (result / "second.err").read_text())
+    no_traceback(second)
+    assert output_hashes(result) == project.reference
