@@ -3,6 +3,7 @@ one tool (the argv of the object's `commands`, which `-v` shows) and write outpu
 
 from __future__ import annotations
 
+import errno
 import inspect
 import json
 import os
@@ -450,14 +451,17 @@ def with_space_hint(failed: TaskFailed | None, cwd: str, output: str) -> TaskFai
     (clang's "No space left on device") is followed by what to do."""
     if failed is None:
         return None
+    message = failed.get_msg()
+    said = any(os.strerror(e) in message for e in (errno.ENOSPC, errno.EDQUOT))
     try:
         st = os.statvfs(os.path.dirname(output))
+        nearly_full = st.f_bavail * st.f_frsize < 64 * 1024
     except OSError:
-        return failed
-    if st.f_bavail * st.f_frsize >= 64 * 1024:
+        nearly_full = False
+    if not (said or nearly_full):
         return failed
     name = os.path.relpath(os.path.dirname(output), cwd)
     return TaskFailed(
-        f"{failed.get_msg().rstrip()}\nthe file system of {name}/ is full"
+        f"{message.rstrip()}\nthe file system of {name}/ is full"
         "\nhint: free space on it, then build again"
     )

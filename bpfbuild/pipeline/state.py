@@ -15,7 +15,8 @@ import re
 import shutil
 import stat
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -62,9 +63,10 @@ class StateDB(SqliteDB):
     desc = "sqlite3, each task's record committed as soon as it succeeds (bpfbuild)"
 
     def __init__(self, name: str, codec: Any, *, module_name: str | None = None) -> None:
-        super().__init__(name, codec, module_name=module_name)
-        self._conn.execute("pragma journal_mode=wal")
-        self._conn.execute("pragma synchronous=normal")
+        with _state_errors(name):
+            super().__init__(name, codec, module_name=module_name)
+            self._conn.execute("pragma journal_mode=wal")
+            self._conn.execute("pragma synchronous=normal")
         self._recording: set[str] = set()
         self._as_read: dict[str, dict[str, list]] = {}
 
@@ -87,10 +89,12 @@ class StateDB(SqliteDB):
             self._recording.discard(task_id)
             record = self._cache[task_id]
             if task_id in self._dirty and TARGETS_KEY in (record.get(FIRST_KEY_OF_A_RECORD) or {}):
-                self._conn.execute(
-                    "insert or replace into doit values (?,?)", (task_id, self.codec.encode(record))
-                )
-                self._conn.commit()
+                with _state_errors(self.name):
+                    self._conn.execute(
+                        "insert or replace into doit values (?,?)",
+                        (task_id, self.codec.encode(record)),
+                    )
+                    self._conn.commit()
                 self._dirty.discard(task_id)
 
     def _store(self, task_id: str, dependency: str, value: Any) -> None:
@@ -105,14 +109,36 @@ class StateDB(SqliteDB):
             super().set(task_id, dependency, value)
 
     def remove(self, task_id: str) -> None:
-        super().remove(task_id)
-        self._recording.discard(task_id)
-        self._as_read.pop(task_id, None)
-        self._conn.commit()
+        with _state_errors(self.name):
+            super().remove(task_id)
+            self._recording.discard(task_id)
+            self._as_read.pop(task_id, None)
+            self._conn.commit()
 
     def dump(self) -> None:
         self._dirty -= self._recording
-        super().dump()
+        with _state_errors(self.name):
+            super().dump()
+
+
+@contextmanager
+def _state_errors(name: str) -> Iterator[None]:
+    """The state database cannot be written (a full disk, a read-only folder, damage
+    that appeared while the build ran): an error with what to do, not doit's traceback.
+    What was committed stays; the next build redoes the rest."""
+    import sqlite3
+
+    from doit.dependency import DatabaseException
+
+    try:
+        yield
+    except (sqlite3.Error, DatabaseException) as err:
+        text = str(err).splitlines()[0]
+        raise BpfBuildError(
+            f"cannot write the build state {os.path.relpath(name)}: {text}",
+            hint="free space on its file system (or make .bpfbuild/ writable), then build "
+            "again; the steps whose record was not written run again",
+        ) from None
 
 
 INPUTS_KEY = "_inputs_as_read_"
