@@ -76,6 +76,14 @@ class CacheError(BpfBuildError):
     """The cache folder cannot be created or written."""
 
 
+class MissingFile(CacheError, KeyError):
+    """An entry asked for a file its manifest does not list (a KeyError, as a missing
+    key of the metadata that names it)."""
+
+    def __str__(self) -> str:
+        return self.message
+
+
 def cache_root() -> Path:
     """Where the user's cache lives; nothing else of the machine is written."""
     override = os.environ.get(CACHE_ENV)
@@ -164,7 +172,7 @@ class Entry:
 
     def file(self, name: str) -> Path:
         if name not in self.files:
-            raise CacheError(
+            raise MissingFile(
                 f"the cache entry {self.path} has no file {name!r}",
                 hint="this is a bug in bpfbuild; `bpfbuild cache clean` works around it",
             )
@@ -532,6 +540,15 @@ def clean(kind: str | None = None, root: Path | None = None) -> list[EntryInfo]:
         if folder.is_dir() and not folder.is_symlink():
             remove_partials(folder.name, root)
     return removed
+
+
+def discard_entry(kind: str, key: str, root: Path | None = None) -> bool:
+    """Remove one entry bpfbuild signed (intact, but of an older shape, to make it
+    again); anything else found there is left alone."""
+    path = entry_path(kind, key, root)
+    if _signed_manifest(path) is None:
+        return False
+    return _discard(path)
 
 
 def _discard(path: Path) -> bool:

@@ -9,7 +9,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from bpfbuild.arch import bpf_target_flags, host_arch
+from bpfbuild.arch import host_arch
 from bpfbuild.kernels.host import KERNEL_BTF
 from bpfbuild.verify.runner.build import build_runner as build_verify_runner
 
@@ -39,32 +39,32 @@ def generate_vmlinux_header(include_dir: Path) -> Path:
 def compile_bpf(
     source: Path, out_dir: Path, include_dir: Path, defines: Sequence[str] = ()
 ) -> Path:
-    """clang + `bpftool gen object`, as bpfbuild builds objects for the host's arch
-    (its target flags and -idirafter dirs come from bpfbuild.arch): out_dir/<name>.bpf.o
-    (clang's own output stays beside it as <name>.tmp.bpf.o)."""
-    arch = host_arch()
+    """clang + `bpftool gen object` with the argv bpfbuild itself builds for the host's
+    arch (StepBuilder.bpf_flags of a one-file project beside out_dir, so a flag added to
+    bpfbuild's compiles reaches the tests' objects too): out_dir/<name>.bpf.o (clang's own
+    output stays beside it as <name>.tmp.bpf.o). include_dir holds the vmlinux.h."""
+    from bpfbuild.pipeline.project import load_project
+    from bpfbuild.pipeline.tasks import StepBuilder
+    from bpfbuild.pipeline.toolchain import find_toolchain
+
     name = source.name.removesuffix(".bpf.c")
     out_dir.mkdir(parents=True, exist_ok=True)
+    project_root = out_dir / f".{name}.project"
+    (project_root / "src").mkdir(parents=True, exist_ok=True)
+    (project_root / "src" / "stub.bpf.c").write_text("")  # a project has an object
+    (project_root / "bpfbuild.toml").write_text(
+        "[build]\nbpf_cflags = [" + ", ".join(f'"-D{d}"' for d in defines) + "]\n"
+    )
+    project = load_project(project_root)
+    toolchain = find_toolchain(host_arch(), None, project)
+    flags = StepBuilder(project, toolchain).bpf_flags()
     compiled = out_dir / f"{name}.tmp.bpf.o"
     linked = out_dir / f"{name}.bpf.o"
     run(
-        [
-            "clang",
-            "-g",  # as TaskFactory.bpf_flags: BTF for CO-RE and the verifier's source lines
-            "-O2",
-            "-Wall",
-            *bpf_target_flags(arch),
-            *(f"-D{d}" for d in defines),
-            f"-I{include_dir}",
-            *(flag for d in arch.bpf_include_dirs for flag in ("-idirafter", d)),
-            "-c",
-            source,
-            "-o",
-            compiled,
-        ],
-        cwd=source.parent,
+        [*flags, f"-I{include_dir}", "-c", source, "-o", compiled],
+        cwd=project_root,
     )
-    run(["bpftool", "gen", "object", linked, compiled])
+    run([toolchain.bpftool.path, "gen", "object", linked, compiled])
     return linked
 
 

@@ -107,12 +107,12 @@ def steps_of(run: Run, kind: str) -> set[str]:
     return {what for step_kind, what in run.steps if step_kind == kind}
 
 
-def assert_build_is_noop(root: Path, *args: str) -> None:
+def assert_build_is_noop(root: Path, *args: str, env: dict[str, str] | None = None) -> None:
     """As meson's assertBuildIsNoop: a build that runs no command at all. The no-op
     stamp is removed first, so that the build graph and its recorded state answer, not
     the fast path (which tests/test_fastpath.py covers)."""
     (root / ".bpfbuild" / "fastpath.stamp").unlink(missing_ok=True)
-    run = build(root, *args, env=dict(os.environ, BPFBUILD_TRACE="1"))
+    run = build(root, *args, env=dict(env or os.environ, BPFBUILD_TRACE="1"))
     assert "fastpath: miss" in run.stderr, run.describe()
     assert run.steps == [], run.describe()
     assert run.stdout == "", run.describe()

@@ -3,6 +3,7 @@ steps an edit affects run, read from the kbuild lines `bpfbuild build` prints.""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from buildutil import ARCH, assert_build_is_noop, bpfbuild, build, steps_of
@@ -128,3 +129,25 @@ def test_header_no_longer_included_but_kept_is_no_longer_an_input(multi: Path) -
     assert_build_is_noop(multi)
     (multi / "src/extra.h").write_text("#define EXTRA_FLAG 2\n")
     assert_build_is_noop(multi)
+
+
+def test_a_compiler_search_path_variable_rebuilds_what_it_changes(
+    multi: Path, tmp_path: Path
+) -> None:
+    """CPATH (and the other variables clang and cc read besides their argv) is part of
+    every compile's key: pointing it at another folder rebuilds, with the other header."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder, value in ((first, 1), (second, 2)):
+        folder.mkdir()
+        (folder / "picked.h").write_text(f"#define PICKED {value}\n")
+    edit(
+        multi / "src/util.c",
+        '#include "util.h"',
+        '#include "util.h"\n#include <picked.h>\nint util_picked(void) { return PICKED; }',
+    )
+    build(multi, env={**os.environ, "CPATH": str(first)})
+    assert_build_is_noop(multi, env={**os.environ, "CPATH": str(first)})
+    run = build(multi, env={**os.environ, "CPATH": str(second)})
+    assert steps_of(run, "CC") == ALL_USER, run.describe()
+    assert steps_of(run, "BPF") == ALL_BPF  # clang reads CPATH for BPF objects too
+    assert_build_is_noop(multi, env={**os.environ, "CPATH": str(second)})

@@ -406,7 +406,7 @@ def test_runner_counts_loaded_programs(
 def test_budget(verify_run: Callable[..., ObjectReport]) -> None:
     results = verify_run("loop").results
     assert check_budget(results) == []
-    (problem,) = check_budget(results, max_share=0.0001)
+    (problem,) = check_budget(results, max_share=0.00001)
     assert re.fullmatch(
         r"loop/count_loop: \d+ of 1,000,000 instructions processed \(0%\), over the 0% budget",
         problem,

@@ -18,7 +18,37 @@ from bpfbuild.verify.log import Verdict
 from bpfbuild.verify.results import ObjectReport, ProgramResult, VerifyReport
 from bpfbuild.vm.console import ConsoleReader, Markers
 from bpfbuild.vm.initramfs import CpioWriter, GuestObject, write_initramfs
-from bpfbuild.vm.targets import image_release, matrix_cells, split_list
+from bpfbuild.vm.targets import ImageKernel, image_release, matrix_cells, split_list
+
+
+@needs_tool("cpio")
+def test_the_kernels_configuration_is_where_libbpf_looks(tmp_path: Path) -> None:
+    busybox, runner, config = (tmp_path / n for n in ("busybox", "runner", "config"))
+    busybox.write_bytes(b"B")
+    runner.write_bytes(b"R")
+    config.write_text("CONFIG_HZ=250\n")
+    archive = tmp_path / "initramfs.cpio"
+    write_initramfs(
+        archive, busybox, runner, [], Markers("ab"), kernel_config=("6.12.1-amd64", config)
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+    subprocess.run(
+        ["cpio", "-id", "--quiet", "--no-absolute-filenames"],
+        stdin=archive.open("rb"),
+        cwd=out,
+        check=True,
+    )
+    assert (out / "boot" / "config-6.12.1-amd64").read_text() == "CONFIG_HZ=250\n"
+
+
+def test_an_image_path_takes_the_configuration_beside_it(tmp_path: Path) -> None:
+    image = tmp_path / "vmlinuz-6.12.1-amd64"
+    image.write_bytes(b"MZ")
+    kernel = ImageKernel(str(image), "x86_64", "6.12.1-amd64", image)
+    assert kernel.config is None
+    (tmp_path / "config-6.12.1-amd64").write_text("CONFIG_HZ=250\n")
+    assert kernel.config == tmp_path / "config-6.12.1-amd64"
 
 
 @needs_tool("cpio")

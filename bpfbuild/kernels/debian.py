@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..arch import Arch
-from ..cache import cache_root, locked, read_entry, write_entry
+from ..cache import Entry, cache_root, locked, read_entry, write_entry
 from ..errors import BpfBuildError
 from .apt import Apt, AptError, DebianVersion, extract_deb
 from .fetch import Made, cached_fetch, download_deb
@@ -43,6 +43,11 @@ __all__ = [
 SPECS_KIND = "kernel-specs"
 KERNELS_KIND = "kernels"
 BTF_FILE = "vmlinux.btf"
+ENTRY_SHAPE = 2
+"""What a kernel entry holds: 2 = image, BTF and configuration (1 had no configuration)."""
+CONFIG_FILE = "config"
+"""The kernel's build configuration (/boot/config-<release>), which libbpf reads in the
+guest to resolve a program's `__kconfig` externs (CONFIG_* values)."""
 
 SUITES: dict[str, tuple[str, ...]] = {
     "5.10": ("bullseye",),
@@ -85,6 +90,8 @@ class Kernel:
     """The raw BTF cut out of the image, in the cache."""
     suite: str = ""
     """The Debian suite the package came from."""
+    config: Path | None = None
+    """The kernel's build configuration, in the cache (the guest's /boot/config-<release>)."""
 
     def provenance(self) -> dict:
         """What a build records about where its vmlinux.h came from."""
@@ -213,6 +220,17 @@ def _image_holder(apt: Apt, package: str, version: str, release: str) -> str:
     return package
 
 
+def _config_holder(apt: Apt, package: str, version: str, release: str) -> str | None:
+    """The package whose .deb holds the kernel's configuration when the image's does not:
+    from 7.x on, linux-base-<release> of the same version (/usr/lib/modules/<release>/config)."""
+    record = apt.show(package, version)
+    depends = record.fields.get("Depends", "") if record else ""
+    base = f"linux-base-{release}"
+    if re.search(rf"(^|,)\s*{re.escape(base)}\s*\(=\s*{re.escape(version)}\)", depends):
+        return base
+    return None
+
+
 def _fetch(suite: str, package: str, version: str, arch: Arch, bpftool: str | None) -> dict:
     """Download one image package and store its image and BTF; the entry's meta."""
 
@@ -240,10 +258,12 @@ def _fetch(suite: str, package: str, version: str, arch: Arch, bpftool: str | No
                 hint=f"name the image package itself, e.g. {arch.kernel_packages[-1]}",
             )
         image_name, image = images[0]
-        config = next(
-            (c for c in (boot / f"config-{release}", modules / "config") if c.is_file()),
-            boot / f"config-{release}",
-        )
+        places = (boot / f"config-{release}", modules / "config")
+        if not any(c.is_file() for c in places):
+            base = _config_holder(apt, package, version, release)
+            if base:
+                extract_deb(download_deb(apt, base, version, work / "deb").path, work / "root")
+        config = next((c for c in places if c.is_file()), places[0])
         if config.is_file() and "# CONFIG_DEBUG_INFO_BTF is not set" in config.read_text():
             raise KernelError(
                 f"{package} {version} was built without CONFIG_DEBUG_INFO_BTF: it has no BTF",
@@ -256,7 +276,7 @@ def _fetch(suite: str, package: str, version: str, arch: Arch, bpftool: str | No
             check_btf_file(btf, bpftool)
         except KernelImageError as err:
             raise KernelImageError(f"{package} {version}: {err.message}", hint=err.hint) from None
-        meta = {
+        meta: dict[str, object] = {
             "package": package,
             "version": version,
             "arch": arch.name,
@@ -268,9 +288,22 @@ def _fetch(suite: str, package: str, version: str, arch: Arch, bpftool: str | No
             "image": image_name,
             "image_package": holder,
         }
-        return {image_name: image, BTF_FILE: btf}, meta
+        files = {image_name: image, BTF_FILE: btf}
+        meta["config"] = CONFIG_FILE if config.is_file() else ""
+        meta["shape"] = ENTRY_SHAPE
+        if config.is_file():
+            files[CONFIG_FILE] = config
+        return files, meta
 
-    return cached_fetch(KERNELS_KIND, _kernel_key(package, version, arch), make).meta
+    return cached_fetch(
+        KERNELS_KIND, _kernel_key(package, version, arch), make, usable=_current_shape
+    ).meta
+
+
+def _current_shape(entry: Entry) -> bool:
+    """Whether a kernel entry holds what this bpfbuild stores (entries made before the
+    configuration was kept are fetched again)."""
+    return entry.meta.get("shape") == ENTRY_SHAPE
 
 
 def get_kernel(spec: str, arch: Arch, bpftool: str | None = None) -> Kernel:
@@ -366,6 +399,8 @@ def _cached_kernel(spec: str, arch: Arch, resolution: dict) -> Kernel | None:
     if entry is None:
         return None
     meta = entry.meta
+    if not _current_shape(entry):  # made by an older bpfbuild: fetched again
+        return None
     try:
         return Kernel(
             spec=spec,
@@ -377,6 +412,7 @@ def _cached_kernel(spec: str, arch: Arch, resolution: dict) -> Kernel | None:
             image=entry.file(meta["image"]),
             btf=entry.file(BTF_FILE),
             suite=meta.get("suite", ""),
+            config=entry.file(meta["config"]) if meta["config"] else None,
         )
     except KeyError:
         return None

@@ -9,7 +9,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..cache import Entry, cache_root, locked, read_entry, sha256_file, write_entry
+from ..cache import (
+    Entry,
+    cache_root,
+    discard_entry,
+    locked,
+    read_entry,
+    sha256_file,
+    write_entry,
+)
 from .apt import Apt, AptError
 
 Made = tuple[Mapping[str, Path], dict]
@@ -21,21 +29,25 @@ def cached_fetch(
     key: str,
     make: Callable[[Path], Made],
     root: Path | None = None,
+    usable: Callable[[Entry], bool] = lambda entry: True,
     derived: tuple[str, ...] = (),
 ) -> Entry:
     """The cache entry kind/key. When it is absent or corrupt, make(scratch) downloads
     and unpacks what it needs into scratch, a folder beside the entry (same file
     system: the files are moved in; a killed run leaves a `.partial` folder that
     `bpfbuild cache clean` removes), and names the files to store. One process makes
-    it; the others wait for the entry's lock and read what it stored. derived: folders
-    the caller makes in the entry later (cache.write_entry)."""
+    it; the others wait for the entry's lock and read what it stored. An intact entry
+    that usable() refuses (made by an older bpfbuild, without a file now stored) is made
+    again. derived: folders the caller makes in the entry later (cache.write_entry)."""
     entry = read_entry(kind, key, root)
-    if entry is not None:
+    if entry is not None and usable(entry):
         return entry
     with locked(kind, key, root):
         entry = read_entry(kind, key, root)
         if entry is not None:
-            return entry
+            if usable(entry):
+                return entry
+            discard_entry(kind, key, root)
         parent = (root or cache_root()) / kind
         with tempfile.TemporaryDirectory(prefix=".fetch-", suffix=".partial", dir=parent) as tmp:
             files, meta = make(Path(tmp))

@@ -44,6 +44,20 @@ PCH_NOT_READY = "vmlinux.h.pch is not ready yet: this compile parses vmlinux.h (
 """What `-v` says under a BPF compile that runs while the PCH is being built."""
 
 
+COMPILER_ENV = (
+    "CPATH",
+    "C_INCLUDE_PATH",
+    "LIBRARY_PATH",
+    "COMPILER_PATH",
+    "GCC_EXEC_PREFIX",
+    "CCC_OVERRIDE_OPTIONS",
+    "SOURCE_DATE_EPOCH",
+)
+"""Variables the compilers and linkers read besides their argv (include and library
+search folders, clang's argv rewriting, a reproducible build's date): part of every
+compile and link step's key when set, so that changing one rebuilds what it affects."""
+
+
 class StepBuilder:
     """Makes the steps of one project for one arch.
 
@@ -119,13 +133,18 @@ class StepBuilder:
         """A step's config: rebuild when the tool's path or version, the arch or the
         command change."""
         found = getattr(self.toolchain, tool.replace("-", "_"))
-        return {
+        config: dict[str, object] = {
             "tool": found.path,
             "version": found.version,
             "arch": self.arch.name,
             "argv": list(argv),
             **extra,
         }
+        if tool in ("clang", "cc"):
+            read = {name: os.environ[name] for name in COMPILER_ENV if name in os.environ}
+            if read:  # only when set: a key that did not change keeps its old records
+                config["env"] = read
+        return config
 
     # -- steps ---------------------------------------------------------------
 
@@ -193,6 +212,12 @@ class StepBuilder:
             *self.reproducible_flags(),
             *bpf_target_flags(self.arch),
             f"-mcpu={BPF_CPU}",  # the BPF ISA of every kernel bpfbuild targets (toolchain.BPF_CPU)
+            # Linux 6.19+ uses tagged anonymous members (`struct ns_tree;` inside a union),
+            # which bpftool writes into vmlinux.h as they are: without the extension clang
+            # reads them as empty declarations and drops their fields (wrong sizes and
+            # offsets). Objects of other headers come out byte-identical.
+            "-fms-extensions",
+            "-Wno-microsoft-anon-tag",
             "-I",
             self.rel(self.layout.include_dir),  # vmlinux.h for this arch
             *[f"-I{d}" for d in self.project.include_dirs],

@@ -4,6 +4,8 @@ each object in the running kernel, and one VM per (kernel, arch), with their act
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import platform
 from collections.abc import Iterator, Mapping
@@ -31,6 +33,27 @@ from .runner.build import RUNNER_LIBBPF_SUITE, build_runner, runner_compiler
 if TYPE_CHECKING:
     from ..vm.session import VmJob
     from ..vm.targets import Target, VerifyPlan
+
+_CLASSIFIER_FOLDERS = (
+    Path(__file__).resolve().parent,
+    Path(__file__).resolve().parent.parent / "vm",
+)
+"""Where the code that turns a runner's output into verdicts lives (log parsing, results,
+the VM's console protocol): a saved report is only as good as the code that made it."""
+
+
+@functools.cache
+def classifier_key() -> str:
+    """A digest of the Python sources that classify a load (this package and vm/): part of
+    every verification step's key, so that a bpfbuild whose verdicts changed verifies
+    again instead of showing reports saved by the old code."""
+    digest = hashlib.sha256()
+    for folder in _CLASSIFIER_FOLDERS:
+        for source in sorted(folder.rglob("*.py")):
+            digest.update(source.relative_to(folder.parent).as_posix().encode() + b"\0")
+            digest.update(source.read_bytes())
+    return digest.hexdigest()[:16]
+
 
 RUNNER_KIND = "tool"
 HOST_KIND = "verify"
@@ -189,7 +212,12 @@ def host_verify_step(builder: StepBuilder, obj: BpfObject) -> Step:
         outputs=(str(report),),
         # `bpfbuild verify` on a fresh tree: the PCH (no compile waits for it)
         order_only=tuple(builder.pch_steps()),
-        config={"kernel": platform.release(), "rodata": rodata, "maps": max_entries},
+        config={
+            "kernel": platform.release(),
+            "rodata": rodata,
+            "maps": max_entries,
+            "classifier": classifier_key(),
+        },
         checks=((report_complete, (str(report),)),),
     )
 
@@ -269,6 +297,8 @@ def vm_verify_step(builder: StepBuilder, target: Target) -> Step:
         log_root=str(folder),
         reports={o.name: str(folder / f"{o.name}.json") for o in objects},
         timeout=builder.project.config.verify.timeout,
+        config=str(kernel.config) if kernel.config else None,
+        release=kernel.release,
     )
     return builder.step(
         VM_KIND,
@@ -277,7 +307,12 @@ def vm_verify_step(builder: StepBuilder, target: Target) -> Step:
         "",
         action=verify_in_vm,
         args=VmVerifyArgs(job, builder.cwd),
-        inputs=(*[str(o.path) for o in objects], str(layout.verifier_runner), str(kernel.image)),
+        inputs=(
+            *[str(o.path) for o in objects],
+            str(layout.verifier_runner),
+            str(kernel.image),
+            *([str(kernel.config)] if kernel.config else []),
+        ),
         outputs=tuple(job.reports.values()),
         order_only=tuple(builder.pch_steps()),
         config={
@@ -285,6 +320,7 @@ def vm_verify_step(builder: StepBuilder, target: Target) -> Step:
             "release": kernel.release,
             "rodata": {o.name: o.rodata for o in objects},
             "maps": {o.name: o.max_entries for o in objects},
+            "classifier": classifier_key(),
         },
         doc=f"verify every object of {arch} in a VM of {target.spec}",
     )

@@ -151,13 +151,24 @@ def init_script(objects: Sequence[GuestObject], markers: Markers) -> str:
 
 
 def write_initramfs(
-    path: Path, busybox: Path, runner: Path, objects: Sequence[GuestObject], markers: Markers
+    path: Path,
+    busybox: Path,
+    runner: Path,
+    objects: Sequence[GuestObject],
+    markers: Markers,
+    kernel_config: tuple[str, Path] | None = None,
 ) -> None:
-    """Write the guest's initramfs to path (a plain, uncompressed cpio archive)."""
+    """Write the guest's initramfs to path (a plain, uncompressed cpio archive).
+    kernel_config: (release, file) put at /boot/config-<release>, where libbpf looks
+    for the CONFIG_* values of `__kconfig` externs."""
     with open(path, "wb") as out:
         cpio = CpioWriter(out)
         for folder in ("bin", "dev", "proc", "sys", "tmp", GUEST_OBJECTS.lstrip("/")):
             cpio.directory(folder)
+        if kernel_config:
+            release, config = kernel_config
+            cpio.directory("boot")
+            cpio.file(f"boot/config-{release}", config.read_bytes())
         # Without /dev/console the kernel starts /init with no stdout.
         cpio.char_device("dev/console", 5, 1)
         cpio.file("bin/busybox", busybox.read_bytes(), executable=True)

@@ -46,6 +46,11 @@ class VmJob:
     """Object name -> the report file to write."""
     timeout: float = 300.0
     """Seconds before the VM is killed."""
+    config: str | None = None
+    """The kernel's build configuration, put at /boot/config-<release> in the guest (libbpf
+    reads it for a program's `__kconfig` externs); None when it is not known."""
+    release: str = ""
+    """`uname -r` of the kernel (names the configuration's file in the guest)."""
 
     @property
     def label(self) -> str:
@@ -72,7 +77,14 @@ def run_vm_job(job: VmJob, progress: VmProgress = default_progress) -> dict[str,
     with tempfile.TemporaryDirectory(prefix="vm-", dir=log_root) as scratch:
         mark = time.monotonic()
         initramfs = Path(scratch) / "initramfs.cpio"
-        write_initramfs(initramfs, busybox, Path(job.runner), job.objects, markers)
+        write_initramfs(
+            initramfs,
+            busybox,
+            Path(job.runner),
+            job.objects,
+            markers,
+            kernel_config=(job.release, Path(job.config)) if job.config else None,
+        )
         timings["initramfs"] = time.monotonic() - mark
         kvm = qemu.use_kvm(machine, Path(job.image))
         command = qemu.qemu_command(machine, Path(job.image), initramfs, kvm)

@@ -32,6 +32,9 @@ class BootableKernel(Protocol):
     @property
     def image(self) -> Path: ...
 
+    @property
+    def config(self) -> Path | None: ...
+
     def provenance(self) -> dict: ...
 
 
@@ -43,6 +46,13 @@ class ImageKernel:
     arch: str
     release: str
     image: Path
+
+    @property
+    def config(self) -> Path | None:
+        """The kernel's build configuration when it lies beside the image, as in /boot
+        (config-<release>): the guest's libbpf reads it for `__kconfig` externs."""
+        beside = self.image.parent / f"config-{self.release}"
+        return beside if beside.is_file() else None
 
     def provenance(self) -> dict:
         return {"image": str(self.image)}
