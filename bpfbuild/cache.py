@@ -249,9 +249,9 @@ def _signed_manifest(path: Path) -> dict | None:
     return manifest
 
 
-_LEGACY_KEYS = frozenset(
-    {"files", "meta", "format", "version", "kind", "key", "signature", "derived"}
-)
+_LEGACY_KEYS = frozenset({"files", "meta", "format", "signature", "derived"})
+_LEGACY_FORMATS = (None, 2)
+"""Manifests of older bpfbuilds: none (version 1), or 2 (an earlier signature)."""
 
 
 def _legacy_entry(path: Path) -> bool:
@@ -264,6 +264,8 @@ def _legacy_entry(path: Path) -> bool:
     except ValueError:
         return False
     if not isinstance(manifest, dict) or not {"files", "meta"} <= set(manifest) <= _LEGACY_KEYS:
+        return False
+    if manifest.get("format") not in _LEGACY_FORMATS:
         return False
     files, derived = manifest["files"], manifest.get("derived", [])
     return (
