@@ -431,3 +431,29 @@ def test_a_damaged_header_entry_is_rebuilt_not_copied(
     assert "Traceback" not in run.output
     assert output_hashes(root) == clean_build
     assert (root / "output" / ARCH / "include" / "vmlinux.h").read_bytes().startswith(b"#ifndef")
+
+
+@pytest.mark.parametrize(("what", "make"), FOREIGN_ROOTS, ids=[c[0] for c in FOREIGN_ROOTS])
+def test_a_build_with_the_cache_pointed_at_users_data_deletes_nothing(
+    tmp_path: Path, clean_build: dict[str, str], what: str, make: Callable[[Path], None]
+) -> None:
+    """The issue's case: $BPFBUILD_CACHE_DIR at a folder of the user's, and a plain build
+    with a size bound of one byte (eviction would take everything): nothing there is
+    written or deleted, the build warns once per header and gives a clean build's bytes."""
+    folder = tmp_path / "users"
+    make(folder)
+    before = snapshot(folder)
+    root = copy_project("multi", tmp_path / "project")
+    env = dict(os.environ, BPFBUILD_CACHE_DIR=str(folder), BPFBUILD_CACHE_SIZE="1")
+    run = build(root, env=env)
+    assert "warning: the cache folder" in run.stderr, run.describe()
+    assert output_hashes(root) == clean_build
+    assert snapshot(folder) == before
+    info = bpfbuild(root, "cache", "info", env=env)
+    assert info.returncode == 0 and "0 entries" in info.stdout, info.describe()
+    for args in (["clean"], ["clean", "--kind", "pch"]):
+        run = bpfbuild(root, "cache", *args, env=env)
+        assert run.returncode == 1, run.describe()
+        assert "error:" in run.stderr and "hint:" in run.stderr, run.describe()
+        assert "Traceback" not in run.output
+    assert snapshot(folder) == before
