@@ -308,6 +308,8 @@ def read_entry(
     bpfbuild's that does not is removed; anything else found there is left alone. Both
     are a miss."""
     path = entry_path(kind, key, root)
+    if os.path.islink(path.parent):
+        return None  # a linked kind folder: nothing outside the cache is read
     try:
         st = os.lstat(path)
     except OSError:
