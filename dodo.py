@@ -9,12 +9,7 @@ from pathlib import Path
 import bpfbuild
 
 HERE = Path(__file__).resolve().parent
-UNBUILT = {"kconv"}
-"""Examples whose objects link several sources: built once the build steps link them
-(issue 19 phase B)."""
-EXAMPLES = sorted(
-    p.parent for p in (HERE / "examples").glob("*/bpfbuild.toml") if p.parent.name not in UNBUILT
-)
+EXAMPLES = sorted(p.parent for p in (HERE / "examples").glob("*/bpfbuild.toml"))
 
 DOIT_CONFIG = bpfbuild.doit_config(HERE)
 

@@ -432,6 +432,10 @@ def list_(directory: str | None) -> None:
         click.echo(f'excluded {source} (by "{pattern}" in [build] exclude)')
     for header in project.generated:
         click.echo(f"generated {header} ([build] generated)")
+    if project.config.build.pch is not False:
+        for source, why_not in project.pch_verdicts().items():
+            if why_not:
+                click.echo(f"no pch for {source}: {why_not}")
 
 
 @main.command()

@@ -58,6 +58,34 @@ def warn_old_bpftool(cache: _VersionCache, configured: str, root: Path | None) -
         )
 
 
+def report_dropped_sections(cache: _VersionCache, project: Project) -> None:
+    """The sections the project's sources name that the found bpftool drops, and which
+    bpftool writes their skeletons instead (bpfcheck.bpftool_for_sections)."""
+    from .cache import read_entry
+    from .kernels.tools import TOOLS_KIND, bpftool_key
+    from .pipeline.bpfcheck import sections_named, unreadable_sections
+    from .pipeline.toolchain import chosen_bpftool
+
+    configured = project.config.toolchain.bpftool
+    try:
+        tool = find_bpftool(cache, configured, project.root)
+    except BpfBuildError:
+        return
+    dropped = unreadable_sections(sections_named(project), tool)
+    if not dropped:
+        return
+    names = ", ".join(need.name for need in dropped)
+    if chosen_bpftool(configured, project.root) is not None:
+        instead = "the build refuses their skeletons (you chose this bpftool)"
+    elif read_entry(TOOLS_KIND, bpftool_key(host_arch().debian_arch)):
+        instead = "skeletons are written with bookworm-backports' bpftool, in the cache"
+    else:
+        instead = "the build fetches bookworm-backports' bpftool 7.5 for the skeletons"
+    click.echo(
+        f"{'':<11} note: the sources name {names}, which bpftool {tool.version} drops: {instead}"
+    )
+
+
 def report_clangs(cache: _VersionCache) -> None:
     """One line per clang in PATH (clang, clang-NN): its version and the BPF features
     it compiles (-mcpu=v4: clang 18; arena address space casts: clang 19), so that a
@@ -231,6 +259,8 @@ def run_doctor(
     configured = project.config.toolchain.bpftool if project else ""
     check("bpftool:", lambda: find_bpftool(cache, configured, project.root if project else None))
     warn_old_bpftool(cache, configured, project.root if project else None)
+    if project:
+        report_dropped_sections(cache, project)
     check("llvm-strip:", lambda: find_llvm_strip(cache), required=False)
     for arch in arches:
         if arch != host_arch() and not has_apps:

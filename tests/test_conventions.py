@@ -11,21 +11,23 @@ import sys
 from pathlib import Path
 
 import pytest
-from buildutil import ARCH, REPO, bpfbuild, build, copy_project
+from buildutil import ARCH, REPO, bpfbuild, build, copy_project, skip_when_unreachable
 
-from bpfbuild.arch import host_arch
+from bpfbuild.arch import get_arch, host_arch
 from bpfbuild.errors import BpfBuildError, ConfigError, ProjectError
+from bpfbuild.kernels.tools import backports_bpftool
 from bpfbuild.pipeline.bpfcheck import (
     bpftool_libbpf,
     program_sections,
     read_sections,
+    sections_named,
     skipped_sections,
     unreadable_sections,
     unreadable_sections_error,
 )
 from bpfbuild.pipeline.config import load_config
 from bpfbuild.pipeline.includes import IncludeScanner, logical_lines
-from bpfbuild.pipeline.project import load_project, require_buildable
+from bpfbuild.pipeline.project import load_project
 from bpfbuild.pipeline.tasks import StepBuilder
 from bpfbuild.pipeline.toolchain import (
     BPF_CPU,
@@ -46,6 +48,13 @@ PROGRAM_SECTIONS = {
     "forkcount": "raw_tp/sched_process_fork",
 }
 """The program of each object of examples/kconv (the library's function is .text)."""
+
+
+HELLO_BPF = """#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+SEC("tp/syscalls/sys_enter_getpid") int on_getpid(void *ctx) { return 0; }
+char LICENSE[] SEC("license") = "GPL";
+"""
 
 
 def make_project(root: Path, files: dict[str, str], config: str = "") -> Path:
@@ -638,24 +647,6 @@ def test_list_shows_sources_libs_skeletons_libraries_and_exclusions(tmp_path: Pa
         assert expected in lines, listing.stdout
 
 
-def test_the_build_refuses_what_its_steps_cannot_make_yet(tmp_path: Path) -> None:
-    """Until the steps link several sources (issue 19 phase B): an error, never an
-    object made of its first source alone."""
-    root = make_project(
-        tmp_path / "p",
-        {"src/a.bpf.c": "", "src/a_more.bpf.c": ""},
-        '[object.a]\nsources = ["src/a_more.bpf.c"]\n',
-    )
-    with pytest.raises(ProjectError, match=r"object 'a' has 2 sources \(src/a.bpf.c, src/a_"):
-        require_buildable(load_project(root))
-    run = bpfbuild(root, "build")
-    assert run.returncode != 0, run.describe()
-    assert "error: object 'a' has 2 sources" in run.stderr, run.describe()
-    assert "hint: `bpfbuild list` shows the object" in run.stderr
-    assert "Traceback" not in run.output
-    assert not (root / "output" / ARCH / "bpf").exists()
-
-
 # ------------------------------------------------------------ what sources include
 
 
@@ -872,7 +863,7 @@ def test_sources_including_generated_headers(tmp_path: Path) -> None:
 
 def test_generated_headers_from_the_targets_of_a_dodo_task(tmp_path: Path) -> None:
     """The targets of a project's dodo.py tasks, as doit loads them, name the headers
-    whose compiles must wait (phase B orders them after those tasks)."""
+    whose compiles must wait (engine.wait_for_generated orders them after those tasks)."""
     from doit.loader import load_tasks
 
     root = make_project(
@@ -976,7 +967,7 @@ def test_sections_of_a_struct_ops_object_and_bpftools_warning(
 ) -> None:
     """The real object and the real bpftool: the section reader finds .struct_ops.link,
     and when bpftool skips it, the parser finds it in bpftool's warning."""
-    build(struct_ops_project)
+    bpfbuild(struct_ops_project, "build")  # the skeleton step may refuse it: see below
     linked = struct_ops_project / "output" / ARCH / "bpf" / "demo.bpf.o"
     names = [section.name for section in read_sections(str(linked))]
     assert ".struct_ops.link" in names
@@ -1011,27 +1002,60 @@ def test_skipped_sections_parser() -> None:
     assert skipped_sections(stderr) == [".struct_ops.link", ".mydata"]
 
 
-def test_bpftools_warning_reaches_the_user(struct_ops_project: Path, tmp_path: Path) -> None:
-    """bpftool's and libbpf's warnings on success are shown, not swallowed."""
-    bpftool = find_bpftool(_VersionCache(tmp_path / "toolchain.json"))
-    if bpftool_libbpf(bpftool) >= (1, 2):
-        pytest.skip(f"bpftool {bpftool.version} reads .struct_ops.link: no warning to show")
-    run = build(struct_ops_project)
+def test_bpftools_warning_reaches_the_user(tmp_path: Path) -> None:
+    """bpftool's and libbpf's warnings on success are shown, not swallowed: a data
+    section no libbpf reads is skipped with a warning, and the build goes on."""
+    source = HELLO_BPF + 'int odd SEC(".mydata") = 1;\n'
+    root = make_project(tmp_path / "p", {"src/demo.bpf.c": source}, "[build]\npch = false\n")
+    run = build(root)
     assert "libbpf: elf: skipping unrecognized data section" in run.stderr, run.describe()
+    assert ".mydata" in run.output
 
 
-@pytest.mark.xfail(strict=True, reason="issue 19 phase B")
 def test_the_skeleton_step_refuses_a_section_bpftool_drops(
     struct_ops_project: Path, tmp_path: Path
 ) -> None:
     bpftool = find_bpftool(_VersionCache(tmp_path / "toolchain.json"))
     if bpftool_libbpf(bpftool) >= (1, 2):
         pytest.skip(f"bpftool {bpftool.version} reads .struct_ops.link")
-    run = bpfbuild(struct_ops_project, "build")
+    offline = {
+        **os.environ,
+        "BPFBUILD_CACHE_DIR": str(tmp_path / "cache"),  # no fetched bpftool in it
+        "BPFBUILD_DEBIAN_MIRROR": "http://127.0.0.1:9/debian",  # and none to fetch
+    }
+    run = bpfbuild(struct_ops_project, "build", env=offline)
     assert run.returncode == 1, run.describe()
     assert f"bpftool {bpftool.version}" in run.output and ".struct_ops.link" in run.output
     assert "scripts/setup --backports" in run.output
+    assert "bookworm-backports' bpftool cannot be fetched" in run.stderr
     assert not (struct_ops_project / "output" / ARCH / "include" / "demo.skel.h").exists()
+
+
+def test_a_struct_ops_object_gets_bookworm_backports_bpftool(
+    struct_ops_project: Path, tmp_path: Path
+) -> None:
+    """With no bpftool chosen and one that drops .struct_ops.link, bpftool 7.5 is
+    fetched into the cache (said once) and writes the skeleton with the struct_ops map."""
+    bpftool = find_bpftool(_VersionCache(tmp_path / "toolchain.json"))
+    if bpftool_libbpf(bpftool) >= (1, 2):
+        pytest.skip(f"bpftool {bpftool.version} reads .struct_ops.link")
+    cache = tmp_path / "cache"
+    with skip_when_unreachable("bookworm-backports' bpftool"):
+        backports_bpftool(host_arch().debian_arch, cache)
+    env = {**os.environ, "BPFBUILD_CACHE_DIR": str(cache)}
+    env.pop("BPFTOOL", None)
+    run = build(struct_ops_project, "-v", env=env)
+    entry = cache / "tools" / f"bpftool-bookworm-backports-{host_arch().debian_arch}"
+    assert f"{entry}/bpftool gen skeleton" in run.stdout, run.describe()
+    skeleton = struct_ops_project / "output" / ARCH / "include" / "demo.skel.h"
+    assert "struct_ops" in skeleton.read_text()
+    again = build(struct_ops_project, env=env)
+    assert again.stdout == "" and again.stderr == "", again.describe()
+    shutil.rmtree(entry)
+    (struct_ops_project / "bpfbuild.toml").write_text("[build]\npch = false\n# fetched again\n")
+    fetched = build(struct_ops_project, env=env)
+    assert f"bpftool {bpftool.version} drops .struct_ops.link" in fetched.stderr, fetched.describe()
+    assert fetched.stderr.count("fetched into") == 1
 
 
 # ------------------------------------------------------------ the clang of choice
@@ -1085,7 +1109,7 @@ def test_a_missing_clang_of_choice(
     assert caught.value.hint and hint in caught.value.hint and "$CLANG" in caught.value.hint
     run = bpfbuild(root, "build")
     assert run.returncode != 0 and "Traceback" not in run.output, run.describe()
-    assert f"error: [toolchain] clang = '{value}'" in run.stderr
+    assert f"error: [toolchain] clang = '{value}'" in run.output
 
 
 def test_clang_features_probed_and_cached(tmp_path: Path) -> None:
@@ -1149,8 +1173,8 @@ def test_default_mcpu_comes_before_the_projects_flags(tmp_path: Path) -> None:
 def test_switching_clang_rebuilds_bpf_and_the_pch_only(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """[toolchain] clang is part of every BPF step's and the PCH's key: a switch
-    recompiles every BPF object and the PCH; user code recompiles only where it includes
+    """[toolchain] clang is part of every BPF step's key: a switch recompiles every
+    BPF object (clang 19 without the PCH, whose outputs go); user code recompiles only where it includes
     a skeleton whose object changed (src/util.c does not)."""
     monkeypatch.delenv("CLANG", raising=False)
     root = copy_project("multi", tmp_path)
@@ -1164,8 +1188,9 @@ def test_switching_clang_rebuilds_bpf_and_the_pch_only(
     kinds = {kind for kind, _ in again.steps}
     bpf = {what for kind, what in again.steps if kind == "BPF"}
     assert bpf == {"src/alpha.bpf.c", "src/beta.bpf.c", "src/gamma.bpf.c"}, again.describe()
-    assert ("PCH", f"output/{ARCH}/include/vmlinux.h.pch") in again.steps
-    assert {"BPF", "PCH", "GENOBJ", "SKEL"} <= kinds
+    # clang 19 takes no PCH (toolchain.PCH_SAME_BYTES_CLANG): clang 14's is removed
+    assert ("RM", f"output/{ARCH}/include/vmlinux.h.pch") in again.steps
+    assert {"BPF", "GENOBJ", "SKEL"} <= kinds and "PCH" not in kinds
     compiled = {what for kind, what in again.steps if kind == "CC"}
     assert "src/util.c" not in compiled, again.describe()
     assert compiled <= {"src/alpha.c", "src/gamma.c"}
@@ -1198,7 +1223,7 @@ def test_kconv_model() -> None:
 @NEEDS_CLANG_19
 @pytest.mark.parametrize("arch", ["x86_64", "arm64"])
 def test_kconv_links_by_hand(tmp_path: Path, arch: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """What the build steps of phase B will do, done here by hand with the project's own
+    """What the build steps do, done here by hand with the project's own
     flags and clang-19: each source compiles, `bpftool gen object` resolves the externs
     of each object against the library, `gen skeleton ... name NAME` writes the
     skeleton the loaders compile against, and on the host the loaders run and the
@@ -1310,7 +1335,6 @@ def test_kconv_excluded_source_does_not_compile(tmp_path: Path) -> None:
 
 @NEEDS_CLANG_19
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 19 phase B")
 def test_kconv_builds_for_both_arches_and_its_tests_pass(tmp_path: Path) -> None:
     root = tmp_path / "kconv"
     shutil.copytree(KCONV, root, ignore=shutil.ignore_patterns("output", ".bpfbuild"))
@@ -1331,3 +1355,214 @@ def test_kconv_builds_for_both_arches_and_its_tests_pass(tmp_path: Path) -> None
     )
     assert tests.returncode == 0, tests.stdout + tests.stderr
     assert " passed" in tests.stdout and "skipped" not in tests.stdout, tests.stdout
+
+
+# ------------------------------------------------------------ the build steps
+
+
+def test_skeletons_named_by_skel_header_and_skel_name(tmp_path: Path) -> None:
+    """The kernel's convention: NAME.bpf.skel.h with struct NAME; the loader that
+    includes it builds, and a renamed skeleton's old header is removed as dead."""
+    loader = (
+        '#include "hello.bpf.skel.h"\n'
+        "int main(void) { struct hello *s = hello__open_and_load(); "
+        "hello__destroy(s); return 0; }\n"
+    )
+    root = make_project(
+        tmp_path / "p",
+        {"src/hello.bpf.c": HELLO_BPF, "src/hello.c": loader},
+        '[build]\nskel_header = "{name}.bpf.skel.h"\nskel_name = "{name}"\n',
+    )
+    run = build(root)
+    include = root / "output" / ARCH / "include"
+    assert (include / "hello.bpf.skel.h").is_file(), run.describe()
+    assert "struct hello {" in (include / "hello.bpf.skel.h").read_text()
+    assert not (include / "hello.skel.h").exists()
+    assert (root / "output" / ARCH / "hello").is_file()
+    (root / "bpfbuild.toml").write_text("")
+    (root / "src/hello.c").write_text(
+        loader.replace("hello.bpf.skel.h", "hello.skel.h")
+        .replace("struct hello ", "struct hello_bpf ")
+        .replace("hello__", "hello_bpf__")
+    )
+    run = build(root)
+    assert (include / "hello.skel.h").is_file(), run.describe()
+    assert not (include / "hello.bpf.skel.h").exists()
+
+
+LINKED_MAIN = """#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+extern int bump(int by);
+extern int missing_helper(void);
+SEC("tp/syscalls/sys_enter_getpid") int on_getpid(void *ctx) { return bump(1)USE; }
+char LICENSE[] SEC("license") = "GPL";
+"""
+LINKED_LIB = """#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+int total;
+__noinline int bump(int by) { total += by; return 0; }
+"""
+
+
+def _linked_project(root: Path, use_missing: bool) -> Path:
+    main = LINKED_MAIN.replace("USE", " + missing_helper()" if use_missing else "")
+    return make_project(
+        root,
+        {
+            "src/main.bpf.c": main,
+            "src/extra.bpf.c": HELLO_BPF.replace("on_getpid", "on_other"),
+            "lib/bump.bpf.c": LINKED_LIB,
+        },
+        '[build]\npch = false\n\n[bpflib.util]\nsources = ["lib/*.bpf.c"]\n\n'
+        '[object.main]\nsources = ["src/extra.bpf.c"]\nlibs = ["util"]\n',
+    )
+
+
+def test_an_object_of_two_sources_and_a_library(tmp_path: Path) -> None:
+    """Each source compiled once to its own object, linked by bpftool gen object; the
+    skeleton has the programs of both sources and the library's global."""
+    root = _linked_project(tmp_path / "p", use_missing=False)
+    run = build(root)
+    out = root / "output" / ARCH
+    assert (out / "bpf" / "sources" / "src" / "extra.bpf.o").is_file(), run.describe()
+    assert (out / "bpf" / "sources" / "lib" / "bump.bpf.o").is_file()
+    skeleton = (out / "include" / "main.skel.h").read_text()
+    assert "on_getpid" in skeleton and "on_other" in skeleton and "total" in skeleton
+    link_line = [line for line in run.stdout.splitlines() if "GENOBJ" in line]
+    assert link_line == [f"  GENOBJ  output/{ARCH}/bpf/main.bpf.o"], run.stdout
+    compdb = (root / "compile_commands.json").read_text()
+    for source in ("src/main.bpf.c", "src/extra.bpf.c", "lib/bump.bpf.c"):
+        assert str(root / source) in compdb
+
+
+def test_an_unresolved_extern_names_the_symbol_and_the_objects(tmp_path: Path) -> None:
+    root = _linked_project(tmp_path / "p", use_missing=True)
+    run = bpfbuild(root, "build")
+    assert run.returncode == 1, run.describe()
+    assert "object 'main': unresolved extern missing_helper: defined in none of " in run.output
+    assert f"output/{ARCH}/bpf/main.tmp.bpf.o, output/{ARCH}/bpf/sources/src/extra.bpf.o" in (
+        run.output
+    )
+    assert "hint: define it in one of the object's sources" in run.output
+    assert "Traceback" not in run.output
+    assert not (root / "output" / ARCH / "bpf" / "main.bpf.o").exists()
+
+
+def test_generated_headers_are_made_before_the_compiles_that_include_them(
+    tmp_path: Path,
+) -> None:
+    """tests/projects/gendodo: its dodo.py makes include/events.h (a target) and
+    include/limits.h ([build] generated, no target), each after a pause; ten clean
+    builds at -j2 all succeed, and the build after each runs nothing."""
+    root = copy_project("gendodo", tmp_path)
+    for _ in range(10):
+        for path in ("output", ".bpfbuild"):
+            shutil.rmtree(root / path, ignore_errors=True)
+        for header in ("events.h", "limits.h"):
+            (root / "include" / header).unlink(missing_ok=True)
+        run = build(root, "-j2")
+        assert (root / "output" / ARCH / "gen").is_file(), run.describe()
+        again = build(root, "-j2")
+        assert again.stdout == "", again.describe()
+    (root / "include" / "limits.h").write_text("#define MAX_EVENTS 32\n")
+    run = build(root, "-j2")
+    assert "  BPF     src/gen.bpf.c" in run.stdout, run.describe()
+
+
+@NEEDS_CLANG_19
+@pytest.mark.slow
+def test_scx_tree_builds_from_its_bpfbuild_toml_alone(tmp_path: Path) -> None:
+    """tests/projects/scx_tree, in the kernel tree's tools/sched_ext layout: both
+    schedulers and loaders for x86_64 and arm64, scx_qstat linked with the qstats
+    library (its map in the skeleton), the struct_ops maps kept (a bpftool that reads
+    .struct_ops.link, fetched when the found one drops it), then a no-op build."""
+    root = copy_project("scx_tree", tmp_path)
+    with skip_when_unreachable("the 7.3 kernel, bpftool 7.5 or libbpf 1.5"):
+        from bpfbuild.kernels.debian import get_kernel
+
+        for arch in ("x86_64", "arm64"):
+            get_kernel("debian:7.3", get_arch(arch))
+    run = bpfbuild(root, "build", "-j2", timeout=900)
+    assert run.returncode == 0, run.describe()
+    for arch in ("x86_64", "arm64"):
+        out = root / "output" / arch
+        for name in ("scx_fifo", "scx_qstat"):
+            assert (out / name).is_file(), run.describe()
+            skeleton = (out / "include" / f"{name}.bpf.skel.h").read_text()
+            assert f"struct {name} {{" in skeleton
+            assert "struct_ops" in skeleton  # the .struct_ops.link map is there
+        qstat = (out / "include" / "scx_qstat.bpf.skel.h").read_text()
+        assert "struct bpf_map *qstats;" in qstat
+        assert (out / "bpf" / "sources" / "lib" / "qstats.bpf.o").is_file()
+    again = build(root, "-j2")
+    assert again.stdout == "", again.describe()
+
+
+def test_list_says_which_sources_take_no_pch_and_why(tmp_path: Path) -> None:
+    root = make_project(
+        tmp_path / "p",
+        {
+            "src/a.bpf.c": HELLO_BPF,
+            "src/b.bpf.c": "#define BPF_NO_PRESERVE_ACCESS_INDEX\n" + HELLO_BPF,
+        },
+        "[build]\npch = true\n",
+    )
+    listing = bpfbuild(root, "list")
+    assert listing.returncode == 0, listing.describe()
+    lines = [line for line in listing.stdout.splitlines() if line.startswith("no pch")]
+    assert len(lines) == 1 and lines[0].startswith("no pch for src/b.bpf.c: src/b.bpf.c:1"), lines
+
+
+def test_a_source_added_to_a_globbed_folder_is_seen_by_the_fast_path(tmp_path: Path) -> None:
+    """A new file matching [bpflib] sources' glob, outside src/, joins the library."""
+    root = _linked_project(tmp_path / "p", use_missing=False)
+    build(root)
+    assert build(root).stdout == ""
+    (root / "lib" / "more.bpf.c").write_text(
+        LINKED_LIB.replace("bump", "more").replace("total", "t2")
+    )
+    run = build(root)
+    assert "  BPF     lib/more.bpf.c" in run.stdout, run.describe()
+    assert "t2" in (root / "output" / ARCH / "include" / "main.skel.h").read_text()
+
+
+def test_missing_libraries_of_a_fetched_tool(tmp_path: Path) -> None:
+    """ldd's verdict on a fetched binary: none missing for one of this system, and
+    something missing for what the loader cannot run."""
+    from bpfbuild.kernels.tools import missing_libraries
+
+    assert missing_libraries(Path(sys.executable).resolve()) == []
+    text = tmp_path / "not-a-binary"
+    text.write_text("#!/bin/sh\n")
+    assert missing_libraries(text) != []
+
+
+def test_doctor_names_the_sections_bpftool_drops(struct_ops_project: Path, tmp_path: Path) -> None:
+    bpftool = find_bpftool(_VersionCache(tmp_path / "toolchain.json"))
+    if bpftool_libbpf(bpftool) >= (1, 2):
+        pytest.skip(f"bpftool {bpftool.version} reads .struct_ops.link")
+    env = {**os.environ, "BPFBUILD_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("BPFTOOL", None)
+    run = bpfbuild(struct_ops_project, "doctor", env=env)
+    assert (
+        f"note: the sources name .struct_ops.link, which bpftool {bpftool.version} drops: "
+        "the build fetches bookworm-backports' bpftool 7.5 for the skeletons"
+    ) in run.stdout, run.describe()
+
+
+@pytest.mark.parametrize(
+    "text, sections",
+    [
+        ('SEC(".struct_ops.link") struct x y = {};', [".struct_ops.link"]),
+        ('#define OPS SEC("?.struct_ops") struct', ["?.struct_ops"]),
+        ("#define __arena __attribute__((address_space(1)))", [".addr_space.1"]),
+        ('SEC(".struct_ops") struct x y = {};', []),  # every libbpf reads it
+    ],
+)
+def test_sections_named_before_anything_is_compiled(
+    tmp_path: Path, text: str, sections: list[str]
+) -> None:
+    root = make_project(
+        tmp_path / "p", {"src/a.bpf.c": '#include "common.bpf.h"\n', "include/common.bpf.h": text}
+    )
+    assert sections_named(load_project(root)) == sections

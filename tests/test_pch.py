@@ -4,6 +4,7 @@ by sources whose first directive includes vmlinux.h."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,16 +12,13 @@ from buildutil import ARCH, REPO, build
 
 from bpfbuild.arch import host_arch
 from bpfbuild.pipeline.config import PCH_AUTO_MIN
-from bpfbuild.pipeline.tasks import PCH_NOT_READY, includes_vmlinux_first
+from bpfbuild.pipeline.includes import IncludeScanner
+from bpfbuild.pipeline.tasks import PCH_NOT_READY
+from bpfbuild.pipeline.toolchain import Tool, pch_keeps_bytes
 
 FALLBACK_NOTE = PCH_NOT_READY
 """What `-v` prints under a compile that does not take the PCH because it is not built yet."""
-EXAMPLES = [
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="issue 19 phase B"))
-    if name == "kconv"  # objects linked from several sources: built from phase B on
-    else name
-    for name in sorted(p.parent.name for p in (REPO / "examples").glob("*/bpfbuild.toml"))
-]
+EXAMPLES = sorted(p.parent.name for p in (REPO / "examples").glob("*/bpfbuild.toml"))
 
 
 @pytest.mark.parametrize(
@@ -36,9 +34,9 @@ EXAMPLES = [
     ],
 )
 def test_includes_vmlinux_first(tmp_path: Path, source: str, expected: bool) -> None:
-    path = tmp_path / "x.bpf.c"
-    path.write_text(source)
-    assert includes_vmlinux_first(path) is expected
+    (tmp_path / "x.bpf.c").write_text(source)
+    verdict = IncludeScanner(tmp_path, []).why_not_vmlinux_first("x.bpf.c")
+    assert (verdict is None) is expected, verdict
 
 
 def _set_pch(config: Path, original: str, value: str) -> None:
@@ -66,7 +64,10 @@ def test_pch_objects_are_byte_identical(tmp_path: Path, example: str) -> None:
     # One job: the PCH is ready before any compile, so every object takes it (with
     # more jobs, a compile may run beside the PCH, without it).
     with_pch = build(root, "-v", "-j1")
-    assert "-include-pch" in with_pch.stdout, with_pch.describe()
+    if 'clang = "clang-19"' in original:  # toolchain.PCH_SAME_BYTES_CLANG: no PCH
+        assert "-include-pch" not in with_pch.stdout, with_pch.describe()
+    else:
+        assert "-include-pch" in with_pch.stdout, with_pch.describe()
     assert FALLBACK_NOTE not in with_pch.stdout, with_pch.describe()
     objects_with_pch = _bpf_objects(root)
 
@@ -215,6 +216,51 @@ def test_pch_auto_needs_enough_sources(
     builder = StepBuilder(project, find_toolchain(host_arch(), None))
     steps = list(builder.steps())
     assert any(s.kind == "pch" for s in steps) is expected
-    assert all(builder.uses_pch(o) is expected for o in project.bpf_objects.values())
+    assert all(builder.uses_pch(o.source) is expected for o in project.bpf_objects.values())
     compiles = [s for s in steps if s.kind == "bpf"]
     assert all((s.fallback is not None) is expected for s in compiles)
+
+
+@pytest.mark.parametrize(
+    ("version", "keeps"), [("14.0.6", True), ("11.0.1", True), ("19.1.7", False), ("", False)]
+)
+def test_pch_only_with_a_clang_whose_objects_keep_their_bytes(version: str, keeps: bool) -> None:
+    """clang 19 orders BTF forward declarations differently with a PCH: no PCH with it."""
+    assert pch_keeps_bytes(Tool("clang", "/usr/bin/clang", version)) is keeps
+
+
+def test_sources_reaching_vmlinux_first_through_a_project_header_take_the_pch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """<proj/common.bpf.h> whose first directive includes vmlinux.h (as sched_ext's
+    <scx/common.bpf.h>): both sources of a linked object take the PCH (with clang 14),
+    and the objects are the bytes of a build without it."""
+    monkeypatch.delenv("CLANG", raising=False)
+    root = tmp_path / "common_first"
+    (root / "src").mkdir(parents=True)
+    (root / "include" / "proj").mkdir(parents=True)
+    (root / "include" / "proj" / "common.bpf.h").write_text(
+        "#ifndef PROJ_COMMON_BPF_H\n#define PROJ_COMMON_BPF_H\n"
+        '#include "vmlinux.h"\n#include <bpf/bpf_helpers.h>\n#endif\n'
+    )
+    (root / "src" / "one.bpf.c").write_text(
+        "#include <proj/common.bpf.h>\n"
+        'char LICENSE[] SEC("license") = "GPL";\n'
+        'SEC("xdp") int pass(struct xdp_md *ctx) { return XDP_PASS; }\n'
+    )
+    (root / "src" / "two.bpf.c").write_text(
+        "#include <proj/common.bpf.h>\n__noinline int helper(int x) { return x + 1; }\n"
+    )
+    config = root / "bpfbuild.toml"
+    original = '[build]\n\n[object.one]\nsources = ["src/two.bpf.c"]\n'
+    _set_pch(config, original, "true")
+    clang = subprocess.run(["clang", "--version"], capture_output=True, text=True).stdout
+    if "clang version 14" not in clang:
+        pytest.skip("the PCH is taken with clang 14 only (toolchain.PCH_SAME_BYTES_CLANG)")
+    with_pch = build(root, "-v", "-j1")
+    compiles = [line for line in with_pch.stdout.splitlines() if " -c src/" in line]
+    assert len(compiles) == 2 and all("-include-pch" in line for line in compiles), compiles
+    objects = _bpf_objects(root)
+    _set_pch(config, original, "false")
+    build(root)
+    assert _bpf_objects(root) == objects

@@ -30,7 +30,7 @@ def fake_toolchain(arch: Arch) -> Toolchain:
     """A toolchain that is never run: for pure checks of the commands."""
     return Toolchain(
         arch=arch,
-        clang=Tool("clang", "/opt/llvm/bin/clang", "17.0.1"),
+        clang=Tool("clang", "/opt/llvm/bin/clang", "14.0.6"),
         bpftool=Tool("bpftool", "/opt/bin/bpftool", "7.3.0"),
         cc=Tool("cc", f"/usr/bin/{arch.gnu_triplet}-gcc", "12.2"),
         libbpf=Libbpf("1.3.0", ["-I/opt/libbpf/include"], ["-lbpf"], ["-lbpf", "-lelf", "-lz"]),
@@ -296,7 +296,7 @@ def test_tool_version_is_part_of_config_changed(multi_source: Path) -> None:
     newer = fake_toolchain(HOST)
     newer.clang = Tool("clang", "/opt/llvm/bin/clang", "18.1.0")
     newer_task = StepBuilder(project, newer).bpf_compile(project.bpf_objects["alpha"])
-    assert changed_config(task)["version"] == "17.0.1"
+    assert changed_config(task)["version"] == "14.0.6"
     assert changed_config(task) != changed_config(newer_task)
 
 

@@ -20,11 +20,17 @@ from doit.exceptions import TaskFailed
 
 from .. import safefs
 from . import header_cache
-from .bpfcheck import require_programs
+from .bpfcheck import (
+    read_sections,
+    require_programs,
+    unreadable_sections_error,
+    unresolved_externs,
+)
 from .content import content_digest
 from .elfcheck import ElfExpectation, check_elf
 from .elfdynamic import needed_libraries
 from .steps import Command
+from .toolchain import Bpftool
 
 PARTIAL = ".partial"
 """Suffix of an output being written; renamed to its final name only on success,
@@ -106,6 +112,10 @@ class BpfCompileArgs(ToolArgs):
 
     source: str
     """The BPF source, relative to cwd: named when its object holds no program."""
+    whole_object: bool = True
+    """The source is all of its object (one source, no library): it must hold a
+    program. The sources of a linked object may hold only functions and maps; the
+    link checks that the object has a program."""
 
 
 @signature_once
@@ -113,7 +123,70 @@ def compile_bpf(args: BpfCompileArgs) -> TaskFailed | None:
     """Compile one BPF object, then check that it holds a program. The command takes the
     precompiled vmlinux.h or parses vmlinux.h itself, as the step's run chose (see
     steps.py): the object is byte-identical either way."""
-    return run_tool(args) or require_programs(args.outputs[0], args.source)
+    failed = run_tool(args)
+    return failed or (require_programs(args.outputs[0], args.source) if args.whole_object else None)
+
+
+@dataclass(frozen=True)
+class BpfLinkArgs(ToolArgs):
+    """link_bpf's argument: `bpftool gen object OBJECT.partial INPUTS...`."""
+
+    name: str
+    """The object's name, for its errors."""
+    inputs: tuple[str, ...]
+    """The objects linked, relative to cwd: named when an extern stays unresolved."""
+
+
+@signature_once
+def link_bpf(args: BpfLinkArgs) -> TaskFailed | None:
+    """Link the object, then refuse it while an extern is unresolved: libbpf would
+    only say so when it loads it, naming no source."""
+    prepare_outputs(args.outputs)
+    failed = _execute(args.command.argv, args.cwd) or check_arch(
+        args.outputs[0], args.cwd, args.expect
+    )
+    if not failed:
+        failed = require_programs(partial(args.outputs[0]), f"object '{args.name}'")
+    if not failed:
+        try:
+            missing = unresolved_externs(partial(args.outputs[0]))
+        except (OSError, ValueError) as err:
+            missing, failed = [], TaskFailed(f"cannot read the linked object {args.name}: {err}")
+        if missing:
+            failed = TaskFailed(
+                f"object '{args.name}': unresolved extern {', '.join(missing)}: defined in "
+                f"none of {', '.join(args.inputs)}\n"
+                "hint: define it in one of the object's sources or in a [bpflib] its libs "
+                "name; a kernel symbol is declared with __ksym (or __kconfig)"
+            )
+    return finish_outputs(args.outputs, failed)
+
+
+@dataclass(frozen=True)
+class SkeletonArgs(ToolArgs):
+    """generate_skeleton's argument: `bpftool gen skeleton OBJECT name NAME > HEADER`."""
+
+    bpf_object: str
+    """The linked BPF object, relative to cwd."""
+    bpftool: Bpftool
+    """The bpftool that runs: which sections its libbpf reads (bpfcheck)."""
+
+
+@signature_once
+def generate_skeleton(args: SkeletonArgs) -> TaskFailed | None:
+    """Write the skeleton, unless the object has a section the bpftool's libbpf would
+    skip (struct_ops maps attached through a link with bpftool 7.1): that skeleton
+    would lack them, and the user would only see a C error later."""
+    try:
+        sections = [
+            section.name for section in read_sections(os.path.join(args.cwd, args.bpf_object))
+        ]
+    except (OSError, ValueError) as err:
+        return TaskFailed(f"{args.bpf_object}: cannot read the linked object: {err}")
+    error = unreadable_sections_error(args.bpf_object, sections, args.bpftool)
+    if error:
+        return TaskFailed(f"{error.message}\nhint: {error.hint}")
+    return run_tool(args)
 
 
 @dataclass(frozen=True)

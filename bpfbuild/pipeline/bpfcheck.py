@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import re
 import struct
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from doit.exceptions import TaskFailed
 
 from ..elf import parse_ident
-from ..errors import ToolchainError
-from .toolchain import Bpftool
+from ..errors import BpfBuildError, ToolchainError
+from .toolchain import Bpftool, Toolchain, _VersionCache, chosen_bpftool, find_bpftool
+
+if TYPE_CHECKING:
+    from .project import Project
 
 SHF_EXECINSTR = 0x4
 SHN_XINDEX = 0xFFFF
@@ -26,9 +32,17 @@ class Section:
     type: int
     flags: int
     size: int
+    offset: int = 0
+    """Where its bytes are in the file."""
+    link: int = 0
+    """sh_link: for a symbol table, the index of its string table."""
 
 
 def read_sections(path: str) -> list[Section]:
+    return _read_elf(path)[1]
+
+
+def _read_elf(path: str) -> tuple[bytes, list[Section], str]:
     """The section headers of a BPF object, read with struct (BPF objects are ELF64 of
     either byte order): pyelftools takes about 10 ms an object for this, a third of
     bpfbuild's own time in a clean build. Raises ValueError for what is not such an
@@ -57,7 +71,8 @@ def read_sections(path: str) -> list[Section]:
         end = strings.find(b"\0", offset)
         return strings[offset : end if end >= 0 else None].decode(errors="replace")
 
-    return [Section(name_of(s[0]), s[1], s[2], s[5]) for s in sections]
+    found = [Section(name_of(s[0]), s[1], s[2], s[5], s[4], s[6]) for s in sections]
+    return data, found, order
 
 
 def program_sections(path: str) -> list[str]:
@@ -69,6 +84,47 @@ def program_sections(path: str) -> list[str]:
         for s in read_sections(path)
         if s.flags & SHF_EXECINSTR and s.size and s.name != ".text"
     ]
+
+
+SHT_SYMTAB = 2
+SHN_UNDEF = 0
+STB_GLOBAL, STB_WEAK = 1, 2
+KERNEL_EXTERN_SECTIONS = (".ksyms", ".kconfig")
+"""The BTF data sections of the externs the kernel resolves when libbpf loads the
+object (kfuncs and kernel variables with __ksym, CONFIG_ values with __kconfig)."""
+
+
+def unresolved_externs(path: str) -> list[str]:
+    """The externs of a linked BPF object that nothing resolves: undefined in its
+    symbol table and in neither .ksyms nor .kconfig of its BTF. libbpf would refuse to
+    load it ("failed to find BTF for extern"). Raises ValueError for what is not a
+    64-bit ELF file."""
+    from ..testing.btf import Btf, BtfError, Kind
+
+    data, sections, order = _read_elf(path)
+    undefined: list[str] = []
+    for table in sections:
+        if table.type != SHT_SYMTAB or table.link >= len(sections):
+            continue
+        strings = sections[table.link]
+        names = data[strings.offset : strings.offset + strings.size]
+        for start in range(table.offset + 24, table.offset + table.size, 24):  # Elf64_Sym
+            name, info, _, shndx = struct.unpack_from(order + "IBBH", data, start)
+            if shndx == SHN_UNDEF and name and info >> 4 in (STB_GLOBAL, STB_WEAK):
+                undefined.append(names[name : names.index(b"\0", name)].decode(errors="replace"))
+    if not undefined:
+        return []
+    kernel: set[str] = set()
+    btf = next((s for s in sections if s.name == ".BTF"), None)
+    if btf is not None:
+        try:
+            types = Btf(data[btf.offset : btf.offset + btf.size]).types
+        except BtfError as err:
+            raise ValueError(f"unreadable BTF: {err.message}") from None
+        for t in types:
+            if t.kind is Kind.DATASEC and t.name in KERNEL_EXTERN_SECTIONS:
+                kernel.update(member.name for member in t.members)
+    return [name for name in dict.fromkeys(undefined) if name not in kernel]
 
 
 @dataclass(frozen=True)
@@ -135,6 +191,122 @@ def unreadable_sections_error(
         hint="scripts/setup --backports installs bpftool 7.5 (Debian 12); or name a newer "
         "bpftool in [toolchain] bpftool of bpfbuild.toml (or $BPFTOOL)",
     )
+
+
+SECTIONS_SPELLED = {".addr_space.1": ("address_space(1)",)}
+"""What else in a source makes clang emit a section than its quoted name: an arena's
+variables (`__attribute__((address_space(1)))`, bpf_arena_common.h's __arena) go
+into .addr_space.1."""
+
+
+def _spellings(section: str) -> tuple[str, ...]:
+    return (f'"{section}"', *SECTIONS_SPELLED.get(section, ()))
+
+
+def sections_named(project: Project) -> list[str]:
+    """The sections of LIBBPF_SECTIONS whose names, quoted, appear in the project's BPF
+    sources or headers (SEC(".struct_ops.link"), or a macro that expands to it, as
+    sched_ext's SCX_OPS_DEFINE), or what else makes one (SECTIONS_SPELLED): known
+    before anything is compiled."""
+    files = [project.root / source for source in project.bpf_sources]
+    files += [
+        header for folder in project.include_dirs for header in (project.root / folder).rglob("*.h")
+    ]
+    found: set[str] = set()
+    for file in files:
+        try:
+            text = file.read_text(errors="replace")
+        except OSError:
+            continue
+        found.update(
+            need.name
+            for need in LIBBPF_SECTIONS
+            if any(spelling in text for spelling in _spellings(need.name))
+        )
+    return sorted(found)
+
+
+def bpftool_for_sections(project: Project, bpftool: Bpftool, versions: Path) -> Bpftool | None:
+    """A bpftool for `gen object` and `gen skeleton` when the user chose none ($BPFTOOL,
+    [toolchain] bpftool) and the found one drops a section the sources name:
+    bookworm-backports' bpftool 7.5, fetched once into the user's cache (said once,
+    on stderr). None when bpftool will do, or when it cannot be fetched (offline): the
+    skeleton step then refuses the object, saying how to get a newer bpftool."""
+    if chosen_bpftool(project.config.toolchain.bpftool, project.root) is not None:
+        return None
+    dropped = unreadable_sections(sections_named(project), bpftool)
+    if not dropped:
+        return None
+    from ..arch import host_arch
+    from ..cache import read_entry
+    from ..kernels.tools import TOOLS_KIND, backports_bpftool, bpftool_key
+
+    debian_arch = host_arch().debian_arch
+    fetched_now = read_entry(TOOLS_KIND, bpftool_key(debian_arch)) is None
+    try:
+        entry = backports_bpftool(debian_arch)
+    except (BpfBuildError, OSError) as err:  # apt, the cache: the skeleton step says the rest
+        reason = err.message if isinstance(err, BpfBuildError) else str(err)
+        print(
+            f"bpfbuild: bpftool {bpftool.version} drops {dropped[0].name}, and bookworm-backports' "
+            f"bpftool cannot be fetched: {reason}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return None
+    cache = _VersionCache(versions)
+    try:
+        newer = find_bpftool(cache, str(entry.file("bpftool")))
+    finally:
+        cache.save()
+    if unreadable_sections([need.name for need in dropped], newer):
+        return None
+    if fetched_now:
+        names = ", ".join(need.name for need in dropped)
+        print(
+            f"bpfbuild: bpftool {bpftool.version} drops {names}: skeletons are written with "
+            f"{entry.meta.get('suite')}' bpftool {newer.version}, fetched into "
+            f"{entry.path}",
+            file=sys.stderr,
+            flush=True,
+        )
+    return newer
+
+
+SKELETON_LIBBPF = (1, 5)
+"""The user-space libbpf the skeletons of bookworm-backports' bpftool 7.5 need: they set
+the `link` of a struct_ops map's bpf_map_skeleton, which libbpf 1.5 added."""
+
+
+def libbpf_for_skeletons(toolchains: list[Toolchain], project: Project) -> list[Toolchain]:
+    """The toolchains, with libbpf built from Debian trixie's libbpf 1.5 source (fetched
+    once into the user's cache) for the apps of the arches whose libbpf is older than
+    the skeletons of the fetched bpftool need. Only when the project builds no libbpf of
+    its own ([libbpf] source) and bpftool_for_sections chose bpftool 7.5."""
+    first = toolchains[0] if toolchains else None
+    if first is None or first.gen_bpftool is None or project.libbpf or not project.apps:
+        return toolchains
+    old = [t for t in toolchains if t.cc and _version(t.libbpf.version) < SKELETON_LIBBPF]
+    if not old:
+        return toolchains
+    from ..kernels.apt import AptError
+    from .layout import state_dir
+    from .libbpf_source import fetch_debian_libbpf, load_tree
+    from .toolchain import with_libbpf_tree
+
+    try:
+        tree = load_tree(fetch_debian_libbpf("trixie"))
+    except AptError as err:
+        raise ToolchainError(
+            f"the skeletons of bpftool {first.gen_bpftool.version} need libbpf 1.5 for the "
+            f"apps, and libbpf {old[0].libbpf.version} is installed: {err.message}",
+            hint="build libbpf 1.5 with the project ([libbpf] source, a git submodule), or "
+            "name a bpftool whose skeletons your libbpf compiles in [toolchain] bpftool",
+        ) from None
+    return [
+        with_libbpf_tree(t, tree, project.root, state_dir(project.root)) if t in old else t
+        for t in toolchains
+    ]
 
 
 _SKIPPED = re.compile(

@@ -14,7 +14,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
@@ -31,9 +31,10 @@ from ..arch import Arch, get_arch, host_arch
 from ..cache import size_limit
 from ..errors import BpfBuildError, ProjectError, ToolchainError
 from . import fastpath
+from .bpfcheck import bpftool_for_sections, libbpf_for_skeletons
 from .layout import OUTPUT_DIR, state_dir
-from .names import DB_NAME, LOCK_NAME
-from .project import Project, check_own_folders, load_project, require_buildable
+from .names import DB_NAME, LOCK_NAME, TOOLCHAIN_CACHE_NAME
+from .project import Project, check_own_folders, load_project
 from .state import (
     BACKEND_LOCATION,
     BACKEND_NAME,
@@ -44,6 +45,7 @@ from .state import (
 )
 from .steps import Step, step_line
 from .tasks import (
+    GENERATED_KEY,
     StepSource,
     own_outputs,
     project_steps,
@@ -296,6 +298,10 @@ def toolchains_for(project: Project, runner: bool = False) -> list[Toolchain]:
         )
         for arch in project.arches
     ]
+    newer = bpftool_for_sections(project, toolchains[0].bpftool, state / TOOLCHAIN_CACHE_NAME)
+    if newer is not None:
+        toolchains = [replace(toolchain, gen_bpftool=newer) for toolchain in toolchains]
+        toolchains = libbpf_for_skeletons(toolchains, project)
     for toolchain in toolchains:
         if project.config.build.strip and project.apps and toolchain.strip is None:
             raise ToolchainError(
@@ -328,7 +334,6 @@ def prepare(project: Project, runner: bool = False) -> list[Toolchain]:
     """Before any task of a project is created: hold its lock, delete what killed
     builds left half-written, and find the toolchains (a missing tool is a clean error;
     runner: the verifier runner's C compiler too)."""
-    require_buildable(project)
     acquire_lock(project.root)
     note = repair_database(project.root)
     if note:
@@ -425,7 +430,62 @@ class _Loader(TaskLoader2):
         namespace = dict(inspect.getmembers(_import_dodo(dodo)))
         if getattr(namespace.get("task_bpfbuild"), _RUN_GRAPH, False):
             namespace["task_bpfbuild"] = task_bpfbuild_of_this_run
-        return load_tasks(namespace, self.cmd_names, allow_delayed=cmd.execute_tasks)
+        tasks = load_tasks(namespace, self.cmd_names, allow_delayed=cmd.execute_tasks)
+        wait_for_generated(self.project, tasks)
+        return tasks
+
+
+def wait_for_generated(project: Project, tasks: list) -> None:
+    """A compile of a source that includes a header the project's own dodo.py tasks
+    make (one of their targets, directly or through project headers) waits for the
+    task that makes it: the header, named as the task names it, becomes an input of
+    the compile, which doit runs after the task whose target it is (and again when it
+    changes). A [build] generated header that no task names as a target waits for
+    every task of the dodo.py that does not itself wait for bpfbuild's."""
+    own = [task for task in tasks if run_of(task) is None]
+    root = project.root
+    makers: dict[str, list[str]] = {}
+    for task in own:
+        for target in task.targets:
+            normal = os.path.normpath(os.path.join(root, target))
+            makers.setdefault(os.path.relpath(normal, root), []).append(target)
+    includers = project.generated_includers(makers)
+    if not includers:
+        return
+    independent: list[str] = []
+    if any(header not in makers for found in includers.values() for header in found):
+        independent = [task.name for task in _not_after_bpfbuild(tasks, own)]
+    for task in tasks:
+        run = run_of(task)
+        source = run.step.source if run else None
+        if source is None or source not in includers or run is None or not run.step.depfile:
+            continue
+        for header in includers[source]:
+            if header in makers:
+                task.file_dep.update(makers[header])
+            else:
+                task.task_dep.extend(n for n in independent if n not in task.task_dep)
+                generated = task.meta.setdefault(GENERATED_KEY, [])
+                generated.append(str(root / header))
+
+
+def _not_after_bpfbuild(tasks: list, own: list) -> list:
+    """The tasks of own that wait for none of bpfbuild's steps, even through others."""
+    after = {task.name for task in tasks if run_of(task) is not None}
+    outputs = {
+        os.path.normpath(output) for task in tasks if run_of(task) for output in task.targets
+    }
+    changed = True
+    while changed:
+        changed = False
+        for task in own:
+            if task.name in after:
+                continue
+            files = {os.path.normpath(os.path.abspath(dep)) for dep in task.file_dep}
+            if not after.isdisjoint(task.task_dep) or not outputs.isdisjoint(files):
+                after.add(task.name)
+                changed = True
+    return [task for task in own if task.name not in after]
 
 
 class _Run(Run):

@@ -399,6 +399,8 @@ class Recorder:
             os.path.join(root, "dodo.py"),
             os.path.join(root, "src"),
         ]
+        # the folders the globs of [object]/[bpflib] sources and [build] exclude read
+        paths += [os.path.join(root, folder) for folder in project.listed_folders]
         for folder in project.config.build.include_dirs:
             top = os.path.join(root, folder)
             paths.append(top)

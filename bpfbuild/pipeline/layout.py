@@ -64,7 +64,7 @@ class Layout:
 
     @property
     def include_dir(self) -> Path:
-        """Generated headers: vmlinux.h and every NAME.skel.h."""
+        """Generated headers: vmlinux.h and every skeleton (NAME.skel.h by default)."""
         return self.arch_dir / INCLUDE
 
     def bpf_object(self, name: str) -> Path:
@@ -78,8 +78,18 @@ class Layout:
     def bpf_depfile(self, name: str) -> Path:
         return self.arch_dir / BPF / f"{name}.bpf.d"
 
-    def skeleton_header(self, name: str) -> Path:
-        return self.include_dir / f"{name}.skel.h"
+    def bpf_source_object(self, source: str) -> Path:
+        """clang's output for a BPF source that is not the first of its object (an
+        object's other sources, a [bpflib]'s): named by its path relative to the root,
+        so no two sources share one (bpf/sources/src/lib/x.bpf.o for src/lib/x.bpf.c)."""
+        return self.arch_dir / BPF / "sources" / (source.removesuffix(".c") + ".o")
+
+    def bpf_source_depfile(self, source: str) -> Path:
+        return self.arch_dir / BPF / "sources" / (source.removesuffix(".c") + ".d")
+
+    def skeleton_header(self, file_name: str) -> Path:
+        """A skeleton: file_name is the object's (BpfObject.skeleton_header)."""
+        return self.include_dir / file_name
 
     def user_object(self, source: str, app: str | None = None) -> Path:
         """Object of a user-space source, named by its path relative to the root; in

@@ -227,27 +227,6 @@ class Project:
         return includers
 
 
-def require_buildable(project: Project) -> None:
-    """The build steps make an object of one source with no library, and its skeleton
-    as NAME.skel.h: refuse, before any task exists, an object the model describes
-    but those steps would build wrongly."""
-    for obj in project.bpf_objects.values():
-        unbuilt = []
-        if len(obj.sources) > 1:
-            unbuilt.append(f"{len(obj.sources)} sources ({', '.join(obj.sources)})")
-        if obj.libs:
-            unbuilt.append(f"libs ({', '.join(obj.libs)})")
-        if obj.skeleton_header != f"{obj.name}.skel.h":
-            unbuilt.append(f"skeleton header {obj.skeleton_header}")
-        if unbuilt:
-            raise ProjectError(
-                f"object '{obj.name}' has {' and '.join(unbuilt)}, which this bpfbuild "
-                "reads but cannot build yet",
-                hint="`bpfbuild list` shows the object; linking several BPF sources and "
-                "skeletons named by skel_header come with issue 19's build steps",
-            )
-
-
 def find_root(start: Path) -> Path:
     """The nearest folder at or above start that holds bpfbuild.toml. A bpfbuild.toml
     that is there but cannot be read (a link to nothing or out of its folder, a folder,

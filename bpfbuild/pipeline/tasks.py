@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import replace
@@ -21,10 +20,12 @@ from ..errors import ToolchainError
 from . import actions, aliases, header_cache, libbpf_source
 from .actions import (
     BpfCompileArgs,
+    BpfLinkArgs,
     CopyArgs,
     JsonArgs,
     LinkArgs,
     PchArgs,
+    SkeletonArgs,
     ToolArgs,
     VmlinuxArgs,
     signature_once,
@@ -38,7 +39,7 @@ from .project import BpfObject, Project
 from .search import SEARCH_KEY, NothingShadows, lookup_record
 from .state import INPUTS_KEY, ConfigChanged, TargetsAsRecorded, inputs_as_read, snapshot_inputs
 from .steps import Command, Fallback, Step, StepRun, step_line, task_id
-from .toolchain import BPF_CPU, Tool, Toolchain
+from .toolchain import BPF_CPU, Tool, Toolchain, pch_keeps_bytes
 
 PCH_NOT_READY = "vmlinux.h.pch is not ready yet: this compile parses vmlinux.h (the same object)"
 """What `-v` says under a BPF compile that runs while the PCH is being built."""
@@ -77,7 +78,6 @@ class StepBuilder:
         self.cwd = str(project.root)
         """Where every command of a step runs."""
         self.show_arch = len(project.arches) > 1
-        self._headers_include_skeletons: bool | None = None
         self._uses_pch: dict[str, bool] = {}
 
     # -- naming and the parts every step has ---------------------------------
@@ -87,7 +87,10 @@ class StepBuilder:
         return task_id(kind, item, self.arch.name, self.prefix)
 
     def rel(self, path: Path) -> str:
-        return str(path.relative_to(self.project.root))
+        """path as the commands name it: relative to the root where they run; absolute
+        outside it (a libbpf tree fetched into the user's cache)."""
+        root = self.project.root
+        return str(path.relative_to(root) if path.is_relative_to(root) else path)
 
     def step(self, kind: str, item: str, label: str | None, shown: str, **fields: Any) -> Step:
         """A step of this arch; fields are Step's others (action, args, inputs...)."""
@@ -303,32 +306,56 @@ class StepBuilder:
         ]
         return header_cache.key_of(clang.path, clang.version, flags)
 
-    def uses_pch(self, obj: BpfObject) -> bool:
-        """Only sources whose first directive includes vmlinux.h can take the PCH:
-        one that defines macros first (BPF_NO_PRESERVE_ACCESS_INDEX...) or uses uapi
-        headers instead must see exactly what it asked for. With pch = "auto", none
+    def uses_pch(self, source: str) -> bool:
+        """Only a source whose first read is vmlinux.h (its first directive includes it,
+        or a project header whose first directive does: project.pch_verdicts) can take
+        the PCH: one that defines macros first (BPF_NO_PRESERVE_ACCESS_INDEX...) or uses
+        uapi headers instead must see exactly what it asked for. With pch = "auto", none
         does when fewer than PCH_AUTO_MIN can. Each source is read once."""
         if not self._uses_pch:
             pch = self.project.config.build.pch
-            # An object with flags of its own would need a PCH of its own: it parses
-            # vmlinux.h itself (the PCH key holds the flags it was built with).
+            # An object with flags of its own would need a PCH of its own: its sources
+            # parse vmlinux.h themselves (the PCH key holds the flags it was built with).
+            flagged = {
+                s for o in self.project.bpf_objects.values() if o.bpf_cflags for s in o.sources
+            }
+            if not pch_keeps_bytes(self.toolchain.clang):
+                pch = False
+            verdicts = self.project.pch_verdicts() if pch is not False else {}
             takers = {
-                name: pch is not False
-                and not o.bpf_cflags
-                and includes_vmlinux_first(self.project.root / o.source)
-                for name, o in self.project.bpf_objects.items()
+                source: pch is not False and source not in flagged and verdicts[source] is None
+                for source in self.project.bpf_sources
             }
             if pch == "auto" and sum(takers.values()) < PCH_AUTO_MIN:
                 takers = dict.fromkeys(takers, False)
             self._uses_pch.update(takers)
-        return self._uses_pch[obj.name]
+        return self._uses_pch[source]
 
-    def bpf_compile_argv(self, obj: BpfObject, pch: bool = True) -> list[str]:
-        """The clang command for one BPF object; with pch, the one that takes the
-        precompiled vmlinux.h when the source can."""
+    @functools.cached_property
+    def _first_sources(self) -> dict[str, str]:
+        """The first source of each object -> the object's name."""
+        return {obj.source: name for name, obj in self.project.bpf_objects.items()}
+
+    def bpf_unit(self, source: str) -> tuple[str, Path, Path]:
+        """The step item, clang's object and the depfile of one BPF source. An object's
+        first source keeps the object's name (bpf:<arch>/NAME, bpf/NAME.tmp.bpf.o); its
+        other sources and the libraries' are named by their path (bpf/sources/...)."""
+        layout, owner = self.layout, self._first_sources.get(source)
+        if owner is not None:
+            return owner, layout.bpf_compiled(owner), layout.bpf_depfile(owner)
+        return source, layout.bpf_source_object(source), layout.bpf_source_depfile(source)
+
+    def bpf_compile_argv(
+        self, obj: BpfObject | None, pch: bool = True, source: str = ""
+    ) -> list[str]:
+        """The clang command for one BPF source (obj's first by default): with obj's
+        own bpf_cflags (obj is None for a [bpflib]'s source); with pch, the one that
+        takes the precompiled vmlinux.h when the source can."""
         layout = self.layout
+        source = source or (obj.source if obj else "")
+        _, compiled, depfile = self.bpf_unit(source)
         pch_flags = []
-        if pch and self.uses_pch(obj):
+        if pch and self.uses_pch(source):
             pch_flags = [
                 *self.relocatable_pch_flags(use=True),
                 "-include-pch",
@@ -344,30 +371,34 @@ class StepBuilder:
             "-MD",
             "-MP",
             "-MF",
-            actions.partial(self.rel(layout.bpf_depfile(obj.name))),
+            actions.partial(self.rel(depfile)),
             "-c",
-            obj.source,
+            source,
             "-o",
-            actions.partial(self.rel(layout.bpf_compiled(obj.name))),
+            actions.partial(self.rel(compiled)),
         ]
 
-    def bpf_compile(self, obj: BpfObject) -> Step:
-        """One BPF object. When its source can take the PCH, the step's command takes
-        it, and its fallback (the same object) parses vmlinux.h: no compile waits for
-        the PCH, so on a clean build the other cores compile while one builds it."""
+    def bpf_compile(self, obj: BpfObject | None, source: str = "") -> Step:
+        """One BPF source compiled (obj's first by default; obj is None for a
+        [bpflib]'s source). When it can take the PCH, the step's command takes it, and
+        its fallback (the same object) parses vmlinux.h: no compile waits for the PCH,
+        so on a clean build the other cores compile while one builds it."""
         layout = self.layout
-        argv = self.bpf_compile_argv(obj)
-        targets = (str(layout.bpf_compiled(obj.name)), str(layout.bpf_depfile(obj.name)))
+        source = source or (obj.source if obj else "")
+        item, compiled, depfile = self.bpf_unit(source)
+        argv = self.bpf_compile_argv(obj, source=source)
+        targets = (str(compiled), str(depfile))
+        whole = obj is not None and len(obj.sources) == 1 and not obj.libs
         args = BpfCompileArgs(
-            Command(tuple(argv)), self.cwd, targets, self.expect("bpf"), obj.source
+            Command(tuple(argv)), self.cwd, targets, self.expect("bpf"), source, whole
         )
         # vmlinux.h itself, not the 15 MB PCH: the PCH changes only with vmlinux.h
         # or the flags, which this step tracks already.
-        inputs = [str(self.project.root / obj.source)]
+        inputs = [str(self.project.root / source)]
         fallback = None
-        if self.uses_pch(obj):
+        if self.uses_pch(source):
             inputs.append(str(layout.vmlinux_header))
-            direct = Command(tuple(self.bpf_compile_argv(obj, pch=False)))
+            direct = Command(tuple(self.bpf_compile_argv(obj, pch=False, source=source)))
             fallback = Fallback(
                 replace(args, command=direct),
                 functools.partial(
@@ -378,13 +409,13 @@ class StepBuilder:
                 ),
                 PCH_NOT_READY,
             )
-        headers = self._headers(layout.bpf_depfile(obj.name), *inputs)
+        headers = self._headers(depfile, *inputs)
         inputs += headers
         return self.step(
             "bpf",
-            obj.name,
+            item,
             "BPF",
-            obj.source,
+            source,
             action=actions.compile_bpf,
             args=args,
             fallback=fallback,
@@ -392,7 +423,7 @@ class StepBuilder:
             headers=headers,
             outputs=targets,
             depfile=targets[1],
-            source=obj.source,
+            source=source,
             config=self.changed("clang", argv),
             order_only=(
                 self.id("order", "pch-first")
@@ -408,46 +439,69 @@ class StepBuilder:
         libbpf 1.1's linker and skeleton generator refuse them."""
         return self.arch.bpf_target != host_arch().bpf_target
 
+    def link_inputs(self, obj: BpfObject) -> list[Path]:
+        """What `bpftool gen object` links into obj, in order: clang's objects of its own
+        sources, then of the sources of each library its libs name."""
+        sources = [*obj.sources]
+        sources += [s for lib in obj.libs for s in self.project.bpf_libs[lib].sources]
+        return [self.bpf_unit(source)[1] for source in sources]
+
     def bpf_link(self, obj: BpfObject) -> Step:
-        """`bpftool gen object`: static linking of BPF; also drops DWARF, keeps BTF.
-        A cross-endian object is the compiled one as is (with its DWARF)."""
-        compiled, linked = self.layout.bpf_compiled(obj.name), self.layout.bpf_object(obj.name)
+        """`bpftool gen object` (libbpf's BPF static linker): the object's compiled
+        sources and its libraries' in one object, each extern resolved against the
+        others; also drops DWARF, keeps BTF. A cross-endian object is the compiled one
+        as is (with its DWARF)."""
+        inputs, linked = self.link_inputs(obj), self.layout.bpf_object(obj.name)
         fields: dict[str, Any]
         if self.cross_endian:
+            if len(inputs) > 1:
+                raise ToolchainError(
+                    f"object '{obj.name}' links {len(inputs)} BPF objects, and libbpf's "
+                    f"linker cannot link {self.arch.name}'s {self.arch.bpf_target} objects "
+                    f"on this {host_arch().bpf_target} host",
+                    hint=f"build {self.arch.name} on a host of its byte order, or make "
+                    f"'{obj.name}' of one source",
+                )
             fields = {
                 "action": actions.copy_file,
-                "args": CopyArgs(self.rel(compiled), self.rel(linked), self.cwd),
+                "args": CopyArgs(self.rel(inputs[0]), self.rel(linked), self.cwd),
                 "config": {"copy": "cross-endian"},
             }
         else:
             argv = [
-                self.toolchain.bpftool.path,
+                self.toolchain.skeleton_bpftool.path,
                 "gen",
                 "object",
                 actions.partial(self.rel(linked)),
-                self.rel(compiled),
+                *[self.rel(path) for path in inputs],
             ]
             fields = {
-                "action": actions.run_tool,
-                "args": ToolArgs(
-                    Command(tuple(argv)), self.cwd, (str(linked),), self.expect("bpftool")
+                "action": actions.link_bpf,
+                "args": BpfLinkArgs(
+                    Command(tuple(argv)),
+                    self.cwd,
+                    (str(linked),),
+                    self.expect("bpftool"),
+                    obj.name,
+                    tuple(self.rel(path) for path in inputs),
                 ),
-                "config": self.changed("bpftool", argv[3:4]),
+                "config": self.changed("skeleton_bpftool", argv[3:]),
             }
         return self.step(
             "bpfobj",
             obj.name,
             "GENOBJ",
             self.rel(linked),
-            inputs=(str(compiled),),
+            inputs=tuple(str(path) for path in inputs),
             outputs=(str(linked),),
             **fields,
         )
 
     def skeleton(self, obj: BpfObject) -> Step:
-        linked, header = self.layout.bpf_object(obj.name), self.layout.skeleton_header(obj.name)
+        linked = self.layout.bpf_object(obj.name)
+        header = self.layout.skeleton_header(obj.skeleton_header)
         argv = [
-            self.toolchain.bpftool.path,
+            self.toolchain.skeleton_bpftool.path,
             "gen",
             "skeleton",
             self.rel(linked),
@@ -459,13 +513,18 @@ class StepBuilder:
             obj.name,
             "SKEL",
             self.rel(header),
-            action=actions.run_tool,
-            args=ToolArgs(
-                Command(tuple(argv), stdout=self.rel(header)), self.cwd, (str(header),), None
+            action=actions.generate_skeleton,
+            args=SkeletonArgs(
+                Command(tuple(argv), stdout=self.rel(header)),
+                self.cwd,
+                (str(header),),
+                None,
+                self.rel(linked),
+                self.toolchain.skeleton_bpftool,
             ),
             inputs=(str(linked),),
             outputs=(str(header),),
-            config=self.changed("bpftool", argv[3:]),
+            config=self.changed("skeleton_bpftool", argv[3:]),
         )
 
     def user_compile_argv(self, source: str, app: str | None = None) -> list[str]:
@@ -533,28 +592,10 @@ class StepBuilder:
             # Order only: on a first build there is no depfile yet to say which
             # skeletons a source includes; afterwards the depfile has them.
             order_only=(
-                *[self.id("skel", name) for name in self.skeletons_needed(source)],
+                *[self.id("skel", name) for name in self.project.skeletons_included(source)],
                 *self.libbpf_header_steps(),
             ),
         )
-
-    def skeletons_needed(self, source: str) -> list[str]:
-        """Skeletons a user source must wait for: those it names in `#include
-        "NAME.skel.h"`; all of them when a project header includes one (a source may
-        reach it indirectly). Waiting for fewer lets user code compile beside BPF."""
-        if self._headers_include_skeletons is None:
-            root = self.project.root
-            self._headers_include_skeletons = any(
-                _SKELETON_INCLUDE.search(header.read_text(errors="replace"))
-                for folder in self.project.include_dirs
-                for header in (root / folder).rglob("*.h")
-            )
-        if self._headers_include_skeletons:
-            return list(self.project.bpf_objects)
-        text = (self.project.root / source).read_text(errors="replace")
-        return [
-            name for name in _SKELETON_INCLUDE.findall(text) if name in self.project.bpf_objects
-        ]
 
     def link(self, app_name: str) -> Step:
         app, layout, toolchain = self.project.apps[app_name], self.layout, self.toolchain
@@ -617,7 +658,7 @@ class StepBuilder:
         return tuple(sorted(existing_deps(self.project.root, depfile) - set(declared)))
 
     def needs_pch(self) -> bool:
-        return any(self.uses_pch(obj) for obj in self.project.bpf_objects.values())
+        return any(self.uses_pch(source) for source in self.project.bpf_sources)
 
     def pch_steps(self) -> list[str]:
         """The PCH step's id when this arch has one: no compile waits for it, so a run
@@ -768,8 +809,12 @@ class StepBuilder:
             for source in tree.sources:
                 yield self.libbpf_compile(source)
             yield self.libbpf_archive()
+        for lib in self.project.bpf_libs.values():
+            for source in lib.sources:
+                yield self.bpf_compile(None, source)
         for obj in self.project.bpf_objects.values():
-            yield self.bpf_compile(obj)
+            for source in obj.sources:
+                yield self.bpf_compile(obj, source)
             yield self.bpf_link(obj)
             if not self.cross_endian:
                 yield self.skeleton(obj)
@@ -914,6 +959,9 @@ def project_steps(
 
 # -- the doit backend: a step as a doit task ------------------------------------------
 
+GENERATED_KEY = "bpfbuild-generated"
+"""The key of a compile task's doit `meta` that holds the generated headers it waits
+for through a task_dep ([build] generated headers no task names as a target)."""
 RUN_KEY = "bpfbuild"
 """The key of a task's doit `meta` that holds its StepRun (run_of reads it)."""
 
@@ -956,7 +1004,9 @@ def run_step(run: StepRun, task: Any) -> Any:
     args = run.start()
     step = run.step
     assert step.action is not None
-    before = snapshot_inputs(task.file_dep)
+    # headers made by the project's own tasks that it waits for without naming them
+    # (engine.wait_for_generated): read by this step, so snapshotted with its inputs
+    before = snapshot_inputs([*task.file_dep, *task.meta.get(GENERATED_KEY, ())])
     result = step.action(args)
     if isinstance(result, TaskFailed):
         return result
@@ -1000,21 +1050,3 @@ def project_tasks(
 ) -> Iterator[dict[str, Any]]:
     """The doit tasks of project_steps."""
     return map(to_doit, project_steps(project, toolchains, prefix, sources))
-
-
-_SKELETON_INCLUDE = re.compile(r'#\s*include\s*[<"](\w+)\.skel\.h[>"]')
-_VMLINUX_INCLUDE = re.compile(r'\s*#\s*include\s*[<"]vmlinux\.h[>"]')
-
-
-def includes_vmlinux_first(source: Path) -> bool:
-    """True when the first preprocessor directive of source is #include vmlinux.h."""
-    try:
-        text = source.read_text(errors="replace")
-    except OSError:
-        return False
-    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
-    for line in text.splitlines():
-        line = line.split("//", 1)[0].strip()
-        if line:
-            return bool(_VMLINUX_INCLUDE.match(line))
-    return False

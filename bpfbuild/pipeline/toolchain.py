@@ -35,6 +35,20 @@ later; jmp32 came in 5.1) runs it, 32-bit values stay in 32-bit registers (bound
 verifier can follow), and clang needs it for 32-bit atomics that return a value
 (`__sync_fetch_and_add` on an int: "Invalid usage of the XADD return value" with v1).
 v4 (clang 18, kernel 6.6) would leave out the kernels before 6.6."""
+PCH_SAME_BYTES_CLANG = 14
+"""The newest clang major whose objects are the same bytes with the precompiled
+vmlinux.h as without it. clang 19 emits the BTF forward declarations of a source
+(`struct cfs_rq;`...) in another order when vmlinux.h comes from a PCH: the same types
+under other ids, so other bytes; bpfbuild promises that the PCH changes nothing, so it
+is not used with a later clang (tests/test_pch.py compares every example's objects)."""
+
+
+def pch_keeps_bytes(clang: Tool) -> bool:
+    """Whether objects built by clang with the PCH are the same bytes (PCH_SAME_BYTES_CLANG)."""
+    major = clang.version.split(".")[0]
+    return major.isdigit() and int(major) <= PCH_SAME_BYTES_CLANG
+
+
 MCPU_V4_SOURCE = "int probe(void) { return 0; }\n"
 """Compiled with -mcpu=v4: clang 18 and later accept it (sign-extending loads, ...)."""
 ARENA_SOURCE = """#ifndef __BPF_FEATURE_ADDR_SPACE_CAST
@@ -121,6 +135,15 @@ class Toolchain:
     """Where cc looks for -l libraries after the -L dirs (`cc -print-search-dirs`)."""
     linker: linkers.Linker | None = None
     """The linker of the apps ([build] linker); None: the compiler's default, unprobed."""
+    gen_bpftool: Bpftool | None = None
+    """The bpftool of `gen object` and `gen skeleton` when it is not bpftool: one
+    fetched into the cache because bpftool drops a section the sources use
+    (bpfcheck.bpftool_for_sections); None: bpftool."""
+
+    @property
+    def skeleton_bpftool(self) -> Bpftool:
+        """The bpftool that links BPF objects and writes their skeletons."""
+        return self.gen_bpftool or self.bpftool
 
     def link_libraries(self, static: bool, ldflags: list[str]) -> tuple[list[str], list[str]]:
         """libbpf's link flags for a static or dynamic link, and the library files they
@@ -541,7 +564,8 @@ def libbpf_from_source(arch: Arch, tree: LibbpfTree, root: Path, cache: _Version
     """libbpf built from tree into output/<arch>/libbpf/: its headers ahead of the
     system's, libbpf.a, and only libelf and zlib (and what they need) from the system."""
     layout = Layout(root, arch.name)
-    rel = lambda path: str(path.relative_to(root))  # noqa: E731 - commands run in the root
+    # commands run in the root; a tree fetched into the user's cache is named absolute
+    rel = lambda path: str(path.relative_to(root) if path.is_relative_to(root) else path)  # noqa: E731
     archive = rel(layout.libbpf_archive)
     cflags = [
         "-I",
@@ -553,6 +577,28 @@ def libbpf_from_source(arch: Arch, tree: LibbpfTree, root: Path, cache: _Version
     return Libbpf(
         tree.version, cflags, [archive, *libs], [archive, *static_libs], tree=tree, archive=archive
     )
+
+
+def with_libbpf_tree(
+    toolchain: Toolchain, tree: LibbpfTree, root: Path, state_dir: Path
+) -> Toolchain:
+    """toolchain with libbpf built from tree for its arch (and the ar that archives it),
+    in place of the system's."""
+    from dataclasses import replace
+
+    cache = _VersionCache(state_dir / TOOLCHAIN_CACHE_NAME)
+    try:
+        libbpf = libbpf_from_source(toolchain.arch, tree, root, cache)
+    finally:
+        cache.save()
+    ar = toolchain.ar or find_ar(toolchain.arch)
+    if ar is None:
+        arch = toolchain.arch
+        raise ToolchainError(
+            f"no ar for {arch.name}, needed to archive libbpf.a",
+            hint=f"apt-get install {arch.binutils_package}",
+        )
+    return replace(toolchain, libbpf=libbpf, ar=ar)
 
 
 SEARCH_VARIABLES = ("PKG_CONFIG_PATH", "PKG_CONFIG_LIBDIR", "PKG_CONFIG_SYSROOT_DIR")
