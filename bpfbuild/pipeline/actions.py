@@ -141,10 +141,11 @@ class BpfLinkArgs(ToolArgs):
 def link_bpf(args: BpfLinkArgs) -> TaskFailed | None:
     """Link the object, then refuse it while an extern is unresolved: libbpf would
     only say so when it loads it, naming no source."""
-    prepare_outputs(args.outputs)
-    failed = _execute(args.command.argv, args.cwd) or check_arch(
-        args.outputs[0], args.cwd, args.expect
-    )
+    failed = prepare_outputs(args.cwd, args.outputs)
+    if failed:
+        return failed
+    failed = with_space_hint(_execute(args.command.argv, args.cwd), args.cwd, args.outputs[0])
+    failed = failed or check_arch(args.outputs[0], args.cwd, args.expect)
     if not failed:
         failed = require_programs(partial(args.outputs[0]), f"object '{args.name}'")
     if not failed:
@@ -159,7 +160,7 @@ def link_bpf(args: BpfLinkArgs) -> TaskFailed | None:
                 "hint: define it in one of the object's sources or in a [bpflib] its libs "
                 "name; a kernel symbol is declared with __ksym (or __kconfig)"
             )
-    return finish_outputs(args.outputs, failed)
+    return finish_outputs(args.outputs, failed, args.cwd)
 
 
 @dataclass(frozen=True)
