@@ -536,14 +536,33 @@ def clean(kind: str | None = None, root: Path | None = None) -> list[EntryInfo]:
     if not is_marked(root):
         if not os.path.lexists(root):
             return []
-        if not root.is_dir() or any(os.scandir(root)):
+        if root.is_dir() and _is_legacy_root(root):
+            own_root(root)  # an older bpfbuild's root: marked, then cleaned as ours
+        elif not root.is_dir() or any(os.scandir(root)):
             raise not_ours(root)
-        return []
+        else:
+            return []
     removed = [e for e in entries(kind, root) if _discard(e.path)]
     for folder in [root / kind] if kind else [p for p in root.iterdir() if p.is_dir()]:
         if folder.is_dir() and not folder.is_symlink():
             remove_partials(folder.name, root)
     return removed
+
+
+def older_entries(root: Path | None = None) -> list[Path]:
+    """The whole entries of an older bpfbuild in a marked root (no signature of this
+    one): never deleted by clean or eviction; `cache clean` names how many are left."""
+    root = root or cache_root()
+    if not is_marked(root):
+        return []
+    found = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()):
+        for path in sorted(folder.iterdir()):
+            if path.name.startswith(".") or path.is_symlink() or not path.is_dir():
+                continue
+            if _signed_manifest(path) is None and _legacy_entry(path):
+                found.append(path)
+    return found
 
 
 def discard_entry(kind: str, key: str, root: Path | None = None) -> bool:

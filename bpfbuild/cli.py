@@ -550,7 +550,7 @@ def cache_info() -> None:
 @handle_errors
 def cache_clean(kind: str | None) -> None:
     """Delete every entry of the cache (or of one kind); builds refill it as needed."""
-    from .cache import cache_root, clean
+    from .cache import cache_root, clean, older_entries
 
     kinds = ", ".join(_cache_kinds("")) or "none yet"
     if kind is not None and (not kind or "/" in kind or kind.startswith(".")):
@@ -565,6 +565,12 @@ def cache_clean(kind: str | None) -> None:
     click.echo(
         f"removed {len(removed)} entries, {_size(sum(e.size for e in removed))} from {cache_root()}"
     )
+    older = older_entries()
+    if older:  # never deleted: they carry no signature of this bpfbuild
+        click.echo(
+            f"note: {len(older)} entries of an older bpfbuild are left in {cache_root()} "
+            "(builds replace them as they need them; delete that folder to drop them all)"
+        )
 
 
 def _cache_kinds(incomplete: str) -> list[str]:

@@ -457,3 +457,44 @@ def test_a_build_with_the_cache_pointed_at_users_data_deletes_nothing(
         assert "error:" in run.stderr and "hint:" in run.stderr, run.describe()
         assert "Traceback" not in run.output
     assert snapshot(folder) == before
+
+
+def _older_entry(root: Path, kind: str, key: str, content: bytes) -> Path:
+    """An entry as a bpfbuild without signatures wrote it (manifest of files and meta)."""
+    folder = root / kind / key
+    folder.mkdir(parents=True)
+    (folder / "vmlinux.h").write_bytes(content)
+    digest = hashlib.sha256(content).hexdigest()
+    (folder / MANIFEST).write_text(json.dumps({"files": {"vmlinux.h": digest}, "meta": {}}))
+    return folder
+
+
+def test_cache_clean_of_an_older_bpfbuilds_root_marks_it_and_keeps_its_entries(
+    tmp_path: Path,
+) -> None:
+    """A root an older bpfbuild made (its own folder names only, no marker): `cache clean`
+    marks it, deletes nothing unsigned, and says how many older entries are left."""
+    root = tmp_path / "cache"
+    older = _older_entry(root, "vmlinux", "k", b"old\n")
+    before = snapshot(older)
+    run = bpfbuild(tmp_path, "cache", "clean", env=dict(os.environ, BPFBUILD_CACHE_DIR=str(root)))
+    assert run.returncode == 0, run.describe()
+    assert "removed 0 entries" in run.stdout
+    assert f"note: 1 entries of an older bpfbuild are left in {root}" in run.stdout
+    assert cache.is_marked(root)
+    assert snapshot(older) == before
+
+
+def test_cache_clean_removes_signed_entries_and_leaves_the_rest(tmp_path: Path) -> None:
+    root = tmp_path / "cache"
+    own_root(root)
+    older = _older_entry(root, "vmlinux", "old", b"old\n")
+    (root / "vmlinux" / "users").mkdir()
+    (root / "vmlinux" / "users" / "notes.txt").write_text("mine\n")
+    ours = write_entry("vmlinux", "new", {"vmlinux.h": _source(tmp_path, b"new\n")}, root=root)
+    kept = snapshot(older), snapshot(root / "vmlinux" / "users")
+    run = bpfbuild(tmp_path, "cache", "clean", env=dict(os.environ, BPFBUILD_CACHE_DIR=str(root)))
+    assert run.returncode == 0, run.describe()
+    assert "removed 1 entries" in run.stdout
+    assert not ours.path.exists()
+    assert (snapshot(older), snapshot(root / "vmlinux" / "users")) == kept
