@@ -602,3 +602,16 @@ def test_a_full_file_system_fails_the_step_and_the_next_build_is_clean(
     second = Run(0, (result / "second.out").read_text(), (result / "second.err").read_text())
     no_traceback(second)
     assert output_hashes(result) == project.reference
+
+
+@pytest.mark.parametrize("folder", ["we#ird?x", "per%20cent", "sp ace", "file:colon"])
+def test_the_state_check_takes_any_project_path(tmp_path: Path, folder: str) -> None:
+    """The state database's check opens it by its path, not as a URI: a project folder
+    named with #, ?, % or a colon is not taken for a damaged state, and a second build
+    runs nothing."""
+    root = copy_project("multi", tmp_path / folder)
+    build(root)
+    (root / ".bpfbuild" / "fastpath.stamp").unlink(missing_ok=True)
+    run = build(root)
+    assert "note:" not in run.stderr, run.describe()
+    assert run.steps == [], run.describe()

@@ -513,7 +513,7 @@ def database_problem(path: Path) -> str | None:
     import sqlite3
 
     try:
-        connection = sqlite3.connect(f"file:{path}?mode=rw", uri=True)
+        connection = sqlite3.connect(os.fsencode(path))  # exists: checked above
         try:
             verdict = connection.execute("pragma quick_check").fetchone()
             if not verdict or verdict[0] != "ok":
