@@ -151,3 +151,23 @@ def test_clean_names_the_project_it_cleans(tmp_path: Path) -> None:
     run = bpfbuild(root / "src" / "sub", "clean")
     assert run.returncode == 0, run.describe()
     assert run.stdout.splitlines()[0] == f"cleaning the project in {root}"
+
+
+@pytest.mark.parametrize(("name", "plant", "error"), CASES, ids=[c[0] for c in CASES])
+def test_the_pytest_plugin_stops_at_an_unreadable_config(
+    tmp_path: Path, name: str, plant: Plant, error: str
+) -> None:
+    """The bpf_project fixture finds the project as the CLI does: a broken bpfbuild.toml
+    in the tests' folder is an error there, not the parent's project."""
+    from bpfbuild.testing.pytest_plugin import find_project_root
+
+    (tmp_path / "bpfbuild.toml").write_text('[project]\nname = "parent"\n')
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    outside.mkdir()
+    nested = tmp_path / "nested"
+    nested.mkdir()
+    plant(nested / "bpfbuild.toml", outside)
+    with pytest.raises(ProjectError) as raised:
+        find_project_root([nested], environ={})
+    assert error in raised.value.message
+    assert find_project_root([tmp_path], environ={}) == tmp_path
