@@ -465,6 +465,7 @@ def clean(directory: str | None) -> None:
     root = _project_root(directory)
     from .pipeline.engine import acquire_lock
 
+    click.echo(f"cleaning the project in {root}")  # never a parent's by surprise
     folders = (root / OUTPUT_DIR, state_dir(root))
     for path in folders:
         if path.is_symlink():  # before the lock, which would be written through it
@@ -656,7 +657,7 @@ def cache_info() -> None:
 @handle_errors
 def cache_clean(kind: str | None) -> None:
     """Delete every entry of the cache (or of one kind); builds refill it as needed."""
-    from .cache import cache_root, clean
+    from .cache import cache_root, clean, older_entries
 
     kinds = ", ".join(_cache_kinds("")) or "none yet"
     if kind is not None and (not kind or "/" in kind or kind.startswith(".")):
@@ -671,6 +672,12 @@ def cache_clean(kind: str | None) -> None:
     click.echo(
         f"removed {len(removed)} entries, {_size(sum(e.size for e in removed))} from {cache_root()}"
     )
+    older = older_entries()
+    if older:  # never deleted: they carry no signature of this bpfbuild
+        click.echo(
+            f"note: {len(older)} entries of an older bpfbuild are left in {cache_root()} "
+            "(builds replace them as they need them; delete that folder to drop them all)"
+        )
 
 
 def _cache_kinds(incomplete: str) -> list[str]:

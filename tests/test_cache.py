@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from bpfbuild.cache import CacheError, cache_root, read_entry, remove_partials, write_entry
+from bpfbuild.cache import (
+    CacheError,
+    cache_root,
+    own_root,
+    read_entry,
+    remove_partials,
+    write_entry,
+)
 
 
 def _source(tmp_path: Path, name: str, content: bytes) -> Path:
@@ -70,6 +77,7 @@ def test_concurrent_writers_leave_one_whole_entry(tmp_path: Path) -> None:
 
 
 def test_leftover_staging_folders_are_removed(tmp_path: Path) -> None:
+    own_root(tmp_path)
     staging = tmp_path / "things" / ".k.abc.partial"
     staging.mkdir(parents=True)
     remove_partials("things", root=tmp_path)

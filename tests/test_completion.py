@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from buildutil import bpfbuild_command
 
+from bpfbuild.cache import write_entry
 from bpfbuild.scaffold import available_templates
 
 
@@ -72,8 +73,7 @@ def test_template_names_commands_and_cache_kinds(shell: str, tmp_path: Path) -> 
     assert complete(shell, "bpfbuild init -t tr", tmp_path) == ["tracepoint"]
     assert {"build", "verify", "init", "cache"} <= set(complete(shell, "bpfbuild ", tmp_path))
     cache = tmp_path / "cache"
-    (cache / "pch" / "k").mkdir(parents=True)
-    (cache / "pch" / "k" / "manifest.json").write_text('{"files": {}}')
+    write_entry("pch", "k", {}, root=cache)  # an entry bpfbuild signed
     assert complete(
         shell, "bpfbuild cache clean --kind ", tmp_path, BPFBUILD_CACHE_DIR=str(cache)
     ) == ["pch"]

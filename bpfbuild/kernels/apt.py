@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..cache import cache_root, locked
+from .. import safefs
+from ..cache import cache_root, locked, own_folder
 from ..errors import BpfBuildError
 
 MIRROR_ENV = "BPFBUILD_DEBIAN_MIRROR"
@@ -113,6 +114,8 @@ class Apt:
         return [arg for key, value in options.items() for arg in ("-o", f"{key}={value}")]
 
     def _prepare(self) -> None:
+        # In the cache's marked root, through safefs: no link there is followed.
+        apt_root = own_folder("apt", self.dir.parent.parent)
         try:
             for sub in (
                 "lists/partial",
@@ -120,12 +123,15 @@ class Apt:
                 "sources.list.d",
                 "preferences.d",
             ):
-                (self.dir / sub).mkdir(parents=True, exist_ok=True)
-            (self.dir / "status").touch()
-            text = "\n".join(self.sources_lines()) + "\n"
+                safefs.make_folders(apt_root, self.dir / sub, relative=False)
+            if safefs.read_regular(self.dir / "status") is None:
+                safefs.write_file(apt_root, self.dir / "status", b"", relative=False)
+            text = ("\n".join(self.sources_lines()) + "\n").encode()
             listing = self.dir / "sources.list"
-            if not listing.is_file() or listing.read_text() != text:
-                listing.write_text(text)
+            if safefs.read_regular(listing) != text:
+                safefs.write_file(apt_root, listing, text, relative=False)
+        except safefs.UnsafePathError as err:
+            raise AptError(err.message, hint=err.hint) from None
         except OSError as err:
             raise AptError(
                 f"cannot write apt's state in {self.dir}: {err.strerror}",

@@ -30,6 +30,7 @@ def cached_fetch(
     make: Callable[[Path], Made],
     root: Path | None = None,
     usable: Callable[[Entry], bool] = lambda entry: True,
+    derived: tuple[str, ...] = (),
 ) -> Entry:
     """The cache entry kind/key. When it is absent or corrupt, make(scratch) downloads
     and unpacks what it needs into scratch, a folder beside the entry (same file
@@ -37,7 +38,7 @@ def cached_fetch(
     `bpfbuild cache clean` removes), and names the files to store. One process makes
     it; the others wait for the entry's lock and read what it stored. An intact entry
     that usable() refuses (made by an older bpfbuild, without a file now stored) is made
-    again."""
+    again. derived: folders the caller makes in the entry later (cache.write_entry)."""
     entry = read_entry(kind, key, root)
     if entry is not None and usable(entry):
         return entry
@@ -50,7 +51,7 @@ def cached_fetch(
         parent = (root or cache_root()) / kind
         with tempfile.TemporaryDirectory(prefix=".fetch-", suffix=".partial", dir=parent) as tmp:
             files, meta = make(Path(tmp))
-            return write_entry(kind, key, files, meta, root, move=True)
+            return write_entry(kind, key, files, meta, root, move=True, derived=derived)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ one tool (the argv of the object's `commands`, which `-v` shows) and write outpu
 
 from __future__ import annotations
 
+import errno
 import inspect
 import json
 import os
@@ -17,6 +18,7 @@ from typing import Any, TypeVar, cast
 
 from doit.exceptions import TaskFailed
 
+from .. import safefs
 from . import header_cache
 from .bpfcheck import (
     read_sections,
@@ -83,13 +85,16 @@ class ToolArgs:
 def run_tool(args: ToolArgs) -> TaskFailed | None:
     """Run the command; it writes each output as OUTPUT.partial (or its stdout is the
     content of one), then all are renamed."""
-    prepare_outputs(args.outputs)
+    failed = prepare_outputs(args.cwd, args.outputs)
+    if failed:
+        return failed
     command = args.command
     stdout = os.path.join(args.cwd, command.stdout) if command.stdout else None
     failed = _execute(command.argv, args.cwd, stdout)
+    failed = with_space_hint(failed, args.cwd, args.outputs[0])
     if not failed:
         failed = check_arch(args.outputs[0], args.cwd, args.expect)
-    return finish_outputs(args.outputs, failed)
+    return finish_outputs(args.outputs, failed, args.cwd)
 
 
 def check_arch(output: str, cwd: str, expect: ElfExpectation | None) -> TaskFailed | None:
@@ -136,10 +141,11 @@ class BpfLinkArgs(ToolArgs):
 def link_bpf(args: BpfLinkArgs) -> TaskFailed | None:
     """Link the object, then refuse it while an extern is unresolved: libbpf would
     only say so when it loads it, naming no source."""
-    prepare_outputs(args.outputs)
-    failed = _execute(args.command.argv, args.cwd) or check_arch(
-        args.outputs[0], args.cwd, args.expect
-    )
+    failed = prepare_outputs(args.cwd, args.outputs)
+    if failed:
+        return failed
+    failed = with_space_hint(_execute(args.command.argv, args.cwd), args.cwd, args.outputs[0])
+    failed = failed or check_arch(args.outputs[0], args.cwd, args.expect)
     if not failed:
         failed = require_programs(partial(args.outputs[0]), f"object '{args.name}'")
     if not failed:
@@ -154,7 +160,7 @@ def link_bpf(args: BpfLinkArgs) -> TaskFailed | None:
                 "hint: define it in one of the object's sources or in a [bpflib] its libs "
                 "name; a kernel symbol is declared with __ksym (or __kconfig)"
             )
-    return finish_outputs(args.outputs, failed)
+    return finish_outputs(args.outputs, failed, args.cwd)
 
 
 @dataclass(frozen=True)
@@ -222,20 +228,19 @@ def generate_vmlinux(args: VmlinuxArgs) -> TaskFailed | None:
     else:
         words = [word for word in argv[1:] if word != args.btf]
         key = header_cache.key_of(header_cache.content_sha256(args.btf), *args.bpftool, words)
-        failed = header_cache.fetch_or_make(
+        failed = _fetch_or_make(
             header_cache.VMLINUX_KIND,
             key,
             "vmlinux.h",
             args.header,
-            lambda: _execute(argv, args.cwd, args.header),
+            lambda: with_space_hint(_execute(argv, args.cwd, args.header), args.cwd, args.header),
             header_cache.stamp(btf=args.btf, bpftool=args.bpftool[1]),
+            args.cwd,
         )
     if failed or args.provenance is None:
         return failed
-    record = args.provenance_record
-    Path(partial(record)).write_text(json.dumps(args.provenance, indent=1, sort_keys=True) + "\n")
-    os.replace(partial(record), record)
-    return None
+    text = json.dumps(args.provenance, indent=1, sort_keys=True) + "\n"
+    return _write_own(args.cwd, args.provenance_record, text.encode())
 
 
 @dataclass(frozen=True)
@@ -266,33 +271,56 @@ def build_pch(args: PchArgs) -> TaskFailed | None:
     relocatable: see StepBuilder.vmlinux_pch), then write the key file. The key goes
     first and comes back last: a compile that reads a matching key finds the PCH of
     those very inputs in place (see pch_ready)."""
-    Path(args.key_file).unlink(missing_ok=True)
+    try:
+        safefs.prepare_file(args.cwd, args.key_file)
+        Path(args.key_file).unlink(missing_ok=True)
+    except safefs.UnsafePathError as err:
+        return TaskFailed(err.describe())
+    except OSError as err:
+        return TaskFailed(safefs.refusal(args.cwd, args.key_file, err).describe())
     if header_cache.enabled():
         cache_key = header_cache.key_of(args.key, header_cache.content_sha256(args.header))
-        failed = header_cache.fetch_or_make(
+        failed = _fetch_or_make(
             header_cache.PCH_KIND,
             cache_key,
             "vmlinux.h.pch",
             args.pch,
-            lambda: _execute(args.command.argv, args.cwd),
+            lambda: with_space_hint(_execute(args.command.argv, args.cwd), args.cwd, args.pch),
             header_cache.stamp(built_in=args.cwd),
+            args.cwd,
         )
     else:
         failed = run_tool(ToolArgs(args.command, args.cwd, (args.pch,), None))
     if failed:
         return failed
-    Path(partial(args.key_file)).write_text(f"{args.key} {content_digest(args.header)}\n")
-    os.replace(partial(args.key_file), args.key_file)
+    key_line = f"{args.key} {content_digest(args.header)}\n"
+    return _write_own(args.cwd, args.key_file, key_line.encode())
+
+
+def _fetch_or_make(*args: Any) -> TaskFailed | None:
+    """header_cache.fetch_or_make, with a link or a file where output's folders go as
+    the step's failure."""
+    try:
+        return header_cache.fetch_or_make(*args)
+    except safefs.UnsafePathError as err:
+        return TaskFailed(err.describe())
+
+
+def _write_own(root: str, path: str, data: bytes) -> TaskFailed | None:
+    """Write one of bpfbuild's own small files atomically, under checked folders."""
+    try:
+        safefs.write_file(root, path, data)
+    except safefs.UnsafePathError as err:
+        return TaskFailed(err.describe())
     return None
 
 
 def pch_ready(key_file: str, key: str, header: str) -> bool:
     """True when the PCH in place was built with these flags from this vmlinux.h."""
-    try:
-        saved = Path(key_file).read_text().split()
-    except OSError:
+    saved = safefs.read_regular(key_file, limit=4096)
+    if saved is None:
         return False
-    return saved == [key, content_digest(header)]
+    return saved.decode(errors="replace").split() == [key, content_digest(header)]
 
 
 @dataclass(frozen=True)
@@ -314,9 +342,13 @@ class JsonArgs:
 @signature_once
 def write_json(args: JsonArgs) -> TaskFailed | None:
     """Write data as JSON atomically."""
-    prepare_outputs((args.output,))
-    Path(partial(args.output)).write_text(json.dumps(args.data, indent=1) + "\n")
-    return finish_outputs((args.output,), None)
+    failed = prepare_outputs(args.cwd, (args.output,))
+    if failed:
+        return failed
+    failed = _write_own(
+        args.cwd, partial(args.output), (json.dumps(args.data, indent=1) + "\n").encode()
+    )
+    return finish_outputs((args.output,), failed, args.cwd)
 
 
 @dataclass(frozen=True)
@@ -339,9 +371,14 @@ class CopyArgs:
 def copy_file(args: CopyArgs) -> TaskFailed | None:
     """Copy source to output atomically (what `cp` would do)."""
     output = os.path.join(args.cwd, args.output)
-    prepare_outputs((output,))
-    shutil.copyfile(os.path.join(args.cwd, args.source), partial(output))
-    return finish_outputs((output,), None)
+    failed = prepare_outputs(args.cwd, (output,))
+    if failed:
+        return failed
+    try:
+        shutil.copyfile(os.path.join(args.cwd, args.source), partial(output))
+    except OSError as err:
+        failed = TaskFailed(f"cannot copy {args.source} to {args.output}: {err.strerror}")
+    return finish_outputs((output,), failed, args.cwd)
 
 
 @signature_once
@@ -380,10 +417,13 @@ def link_executable(args: LinkArgs) -> TaskFailed | dict:
     a static one has no NEEDED entry, then rename it. Returns size and NEEDED entries,
     which doit saves as the task's values."""
     output, cwd = args.output, args.cwd
-    prepare_outputs((output,))
+    failed = prepare_outputs(cwd, (output,))
+    if failed:
+        return failed
     failed = _execute(args.link.argv, cwd)
     if not failed and args.strip:
         failed = _execute(args.strip.argv, cwd)
+    failed = with_space_hint(failed, cwd, output)
     if not failed:
         failed = check_arch(output, cwd, args.expect)
     needed: list[str] = []
@@ -400,57 +440,102 @@ def link_executable(args: LinkArgs) -> TaskFailed | dict:
             f"{output} should be static but needs {', '.join(needed)}; "
             "check ldflags in bpfbuild.toml and $LDFLAGS"
         )
-    failed = finish_outputs((output,), failed)
+    failed = finish_outputs((output,), failed, cwd)
     if failed:
         return failed
     return {"size": os.path.getsize(output), "needed": needed}
 
 
-def prepare_outputs(outputs: tuple[str, ...]) -> None:
-    """Make the folders of outputs."""
+def prepare_outputs(root: str, outputs: tuple[str, ...]) -> TaskFailed | None:
+    """Make and check the folders of outputs (none may be a link: safefs), and remove
+    a link or a killed build's leftover at each OUTPUT and OUTPUT.partial, so that no
+    tool writes through a link planted there. A failure names the path and the fix."""
     for output in outputs:
-        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            safefs.prepare_file(root, output)
+            safefs.prepare_file(root, partial(output))
+            Path(partial(output)).unlink(missing_ok=True)
+        except safefs.UnsafePathError as err:
+            return TaskFailed(err.describe())
+        except OSError as err:
+            return TaskFailed(safefs.refusal(root, partial(output), err).describe())
+    return None
 
 
-def finish_outputs(outputs: tuple[str, ...], failed: TaskFailed | None) -> TaskFailed | None:
+def finish_outputs(
+    outputs: tuple[str, ...], failed: TaskFailed | None, root: str
+) -> TaskFailed | None:
     """On success rename every OUTPUT.partial into place; on failure delete them. A
-    folder where an output goes fails the step (a user's folder is never replaced).
-    Each output is hashed here, in the job's thread, so that recording it in the build
-    state (state.TargetsAsRecorded, in doit's main thread) finds the hash cached."""
+    folder where an output goes fails the step (a user's folder is never replaced),
+    as does a folder bpfbuild cannot write. Each output is hashed here, in the job's
+    thread, so that recording it in the build state (state.TargetsAsRecorded, in
+    doit's main thread) finds the hash cached."""
     for output in outputs:
         if failed:
             Path(partial(output)).unlink(missing_ok=True)
             continue
         try:
             os.replace(partial(output), output)
-        except IsADirectoryError:
+        except OSError as err:
             Path(partial(output)).unlink(missing_ok=True)
-            failed = TaskFailed(
-                f"{output} is a folder, where bpfbuild writes a file\n"
-                "hint: move the folder away (or delete it), then build again"
-            )
+            failed = TaskFailed(safefs.refusal(root, output, err).describe())
             continue
         content_digest(output, own_output=True)
     return failed
 
 
 def _execute(argv: tuple[str, ...], cwd: str, stdout_to: str | None = None) -> TaskFailed | None:
-    """Run one command; a failure carries the tool's own diagnostics and the command."""
+    """Run one command; a failure carries the tool's own diagnostics and the command.
+    stdout_to: its stdout is the content of OUTPUT.partial, written here (not by the
+    tool, which may not check its writes: a full disk must fail the step, not leave a
+    truncated header that looks complete)."""
     try:
-        if stdout_to:
-            with open(partial(stdout_to), "wb") as out:
-                done = subprocess.run(argv, cwd=cwd, stdout=out, stderr=subprocess.PIPE)
-        else:
-            done = subprocess.run(argv, cwd=cwd, capture_output=True)
+        done = subprocess.run(argv, cwd=cwd, capture_output=True)
     except OSError as err:
         return TaskFailed(f"cannot run {argv[0]}: {err.strerror}")
     if done.returncode == 0:
         if done.stderr:  # warnings: show them, as make would
             sys.stderr.write(done.stderr.decode(errors="replace"))
             sys.stderr.flush()
+        if stdout_to:
+            return _write_stdout(cwd, stdout_to, done.stdout)
         return None
     diagnostics = (done.stderr or b"").decode(errors="replace").rstrip()
-    if done.stdout:
+    if done.stdout and not stdout_to:
         diagnostics = (done.stdout.decode(errors="replace").rstrip() + "\n" + diagnostics).strip()
     status = f"{Path(argv[0]).name} exited with {done.returncode} (run with -v to see the command)"
     return TaskFailed(f"{diagnostics}\n{status}".lstrip())
+
+
+def _write_stdout(cwd: str, output: str, data: bytes) -> TaskFailed | None:
+    """Write a tool's stdout as OUTPUT.partial (O_NOFOLLOW: prepare_outputs removed any
+    link there, one planted since is refused); a write error is the step's failure."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        with os.fdopen(os.open(partial(output), flags, 0o644), "wb") as out:
+            out.write(data)
+    except OSError as err:
+        Path(partial(output)).unlink(missing_ok=True)
+        return TaskFailed(safefs.refusal(cwd, partial(output), err).describe())
+    return None
+
+
+def with_space_hint(failed: TaskFailed | None, cwd: str, output: str) -> TaskFailed | None:
+    """A failed step whose output's file system is full says so: the tool's own message
+    (clang's "No space left on device") is followed by what to do."""
+    if failed is None:
+        return None
+    message = failed.get_msg()
+    said = any(os.strerror(e) in message for e in (errno.ENOSPC, errno.EDQUOT))
+    try:
+        st = os.statvfs(os.path.dirname(output))
+        nearly_full = st.f_bavail * st.f_frsize < 64 * 1024
+    except OSError:
+        nearly_full = False
+    if not (said or nearly_full):
+        return failed
+    name = os.path.relpath(os.path.dirname(output), cwd)
+    return TaskFailed(
+        f"{message.rstrip()}\nthe file system of {name}/ is full"
+        "\nhint: free space on it, then build again"
+    )

@@ -8,6 +8,9 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
+from doit.exceptions import TaskFailed
+
+from .. import safefs
 from .actions import PARTIAL, signature_once
 from .steps import Command
 
@@ -29,16 +32,24 @@ class AliasArgs:
 
 
 @signature_once
-def make_alias(args: AliasArgs) -> None:
+def make_alias(args: AliasArgs) -> TaskFailed | None:
     """Create the link as a relative symlink to the app (a file beside it): written as
-    LINK.partial, then renamed over link, so a reader never sees it missing or wrong."""
+    LINK.partial, then renamed over link, so a reader never sees it missing or wrong.
+    Its folder is checked (safefs); a folder where the link goes fails the step."""
     link, app = args.link, args.app
     partial = link + PARTIAL
-    if os.path.lexists(partial):
-        os.unlink(partial)
-    Path(link).parent.mkdir(parents=True, exist_ok=True)
-    os.symlink(app, partial)
-    os.replace(partial, link)
+    try:
+        safefs.prepare_file(args.cwd, partial)
+        if os.path.lexists(partial):
+            os.unlink(partial)
+        safefs.prepare_file(args.cwd, link)
+        os.symlink(app, partial)
+        os.replace(partial, link)
+    except safefs.UnsafePathError as err:
+        return TaskFailed(err.describe())
+    except OSError as err:
+        return TaskFailed(safefs.refusal(args.cwd, link, err).describe())
+    return None
 
 
 def stale_aliases(arch_dir: str, aliases: Collection[str], apps: Collection[str]) -> list[Path]:

@@ -9,6 +9,7 @@ import importlib.util
 import inspect
 import os
 import shlex
+import stat
 import sys
 import threading
 import traceback
@@ -25,6 +26,7 @@ from doit.exceptions import InvalidCommand, InvalidDodoFile, InvalidTask, UnmetD
 from doit.loader import generate_tasks, load_tasks
 from doit.reporter import ConsoleReporter
 
+from .. import safefs
 from ..arch import Arch, get_arch, host_arch
 from ..cache import size_limit
 from ..errors import BpfBuildError, ProjectError, ToolchainError
@@ -39,6 +41,7 @@ from .state import (
     InputContentChecker,
     remove_dead_outputs,
     remove_partials,
+    repair_database,
 )
 from .steps import Step, step_line
 from .tasks import (
@@ -228,7 +231,7 @@ def doit_config(root: Path, options: RunOptions | None = None) -> dict[str, Any]
 
 def _doit_config(root: Path, options: RunOptions, raised: Raised | None = None) -> dict[str, Any]:
     state = state_dir(root)
-    state.mkdir(exist_ok=True)
+    safefs.make_folders(root, state)
     outstream = sys.stderr if options.steps_to_stderr else sys.stdout
     return {
         "dep_file": str(state / DB_NAME),
@@ -257,8 +260,14 @@ def acquire_lock(root: Path) -> None:
     if path in _held_locks:
         return
     check_own_folders(root)  # the lock would be written through the link
-    path.parent.mkdir(exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = safefs.open_file(root, path, os.O_RDWR | os.O_CREAT)  # a link there is refused
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        name = os.path.relpath(path, root)
+        raise safefs.UnsafePathError(
+            f"{name} is not a file: bpfbuild keeps its lock there",
+            hint=f"remove it: rm {name}, then run again",
+        )
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -326,6 +335,9 @@ def prepare(project: Project, runner: bool = False) -> list[Toolchain]:
     builds left half-written, and find the toolchains (a missing tool is a clean error;
     runner: the verifier runner's C compiler too)."""
     acquire_lock(project.root)
+    note = repair_database(project.root)
+    if note:
+        print(f"note: {note}", file=sys.stderr, flush=True)
     remove_partials(
         project.root, keep={n for a in project.apps.values() for n in (a.name, *a.aliases)}
     )

@@ -41,6 +41,7 @@ from __future__ import annotations
 import fcntl
 import marshal
 import os
+import stat
 import sys
 import time
 import zlib
@@ -149,9 +150,8 @@ def check(args: list[str], environ: dict[str, str] | os._Environ = os.environ) -
     directory, apps, arches = parsed
     root = directory or "."
     state = os.path.join(root, STATE_DIR)
-    try:
-        # O_NONBLOCK: a FIFO planted there is not waited on (regular files ignore it)
-        lock = os.open(os.path.join(state, LOCK_NAME), os.O_RDONLY | os.O_NONBLOCK)
+    try:  # never through a link, never blocking on a FIFO
+        lock = os.open(os.path.join(state, LOCK_NAME), _READ_OWN)
     except OSError:
         return "no build state here"
     try:
@@ -163,18 +163,24 @@ def check(args: list[str], environ: dict[str, str] | os._Environ = os.environ) -
             stamp = _read_stamp(os.path.join(state, STAMP_NAME))
         except (OSError, EOFError, ValueError, TypeError):
             return "no stamp"
-        return _compare(stamp, root, apps, arches, environ)
+        try:
+            return _compare(stamp, root, apps, arches, environ)
+        except (TypeError, ValueError, AttributeError, IndexError, KeyError):
+            return "a stamp of another shape"  # a full build writes a new one
     finally:
         os.close(lock)
 
 
-def _read_stamp(path: str):
-    """The stamp's content; OSError when it is not a regular file (a FIFO there is
-    never waited on)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
-    with open(fd, "rb") as f:
-        if (os.fstat(fd).st_mode & 0o170000) != 0o100000:  # stat.S_IFREG
-            raise OSError(f"{path} is not a regular file")
+_READ_OWN = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+"""How the fast path opens the state folder's files: not through a link, and never
+blocking on a FIFO planted there."""
+
+
+def _read_stamp(path: str) -> object:
+    fd = os.open(path, _READ_OWN)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError("not a file")
         return marshal.load(f)
 
 
@@ -270,8 +276,9 @@ def _newest(sig: Signature) -> int:
 def _write(path: str, stamp: dict) -> bool:
     """Write the stamp atomically; False (and no stamp) when that fails."""
     partial = f"{path}.{os.getpid()}.partial"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        with open(partial, "wb") as f:
+        with os.fdopen(os.open(partial, flags, 0o644), "wb") as f:  # not through a link
             marshal.dump(stamp, f)
         os.replace(partial, path)
     except OSError as err:

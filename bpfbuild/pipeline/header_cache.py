@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from .. import cache
+from .. import cache, safefs
 from . import content
 
 VMLINUX_KIND = "vmlinux"
@@ -40,14 +40,27 @@ def enabled() -> bool:
 
 
 def fetch_or_make(
-    kind: str, key: str, name: str, output: str, make: Callable[[], F | None], meta: dict
+    kind: str,
+    key: str,
+    name: str,
+    output: str,
+    make: Callable[[], F | None],
+    meta: dict,
+    root: str | None = None,
 ) -> F | None:
     """Copy the cached file `name` of (kind, key) to output; on a miss call make(),
     which writes OUTPUT.partial and returns a failure or None, then store the file.
     Returns make's failure, or None when output is in place (renamed from
-    OUTPUT.partial, as every action's)."""
+    OUTPUT.partial, as every action's). root: the project, below which output's
+    folders are checked (safefs): no link planted there is written through."""
     partial = output + ".partial"
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    owner = root or str(Path(output).parent)
+    try:
+        safefs.prepare_file(owner, output)
+        safefs.prepare_file(owner, partial)
+        Path(partial).unlink(missing_ok=True)
+    except OSError as err:
+        raise safefs.refusal(owner, partial, err) from None
     with contextlib.ExitStack() as held:
         try:
             held.enter_context(cache.locked(kind, key))
@@ -60,16 +73,11 @@ def fetch_or_make(
                 return failed
             Path(partial).replace(output)
             return None
-        entry = cache.read_entry(kind, key)
-        if entry:
-            try:
-                shutil.copyfile(entry.file(name), partial)
-            except OSError:
-                entry = None  # evicted by another process after it was verified
-            else:
-                Path(partial).replace(output)
-                content.remember(output, "sha256", entry.files[name])
-                return None
+        entry = cache.read_entry(kind, key, required=(name,))
+        if entry and _copy_verified(entry, name, partial):
+            Path(partial).replace(output)
+            content.remember(output, "sha256", entry.files[name])
+            return None
         failed = make()
         if failed:
             Path(partial).unlink(missing_ok=True)
@@ -82,6 +90,20 @@ def fetch_or_make(
             sys.stderr.write(f"warning: {err.message} ({err.hint})\n")
     Path(partial).replace(output)
     return None
+
+
+def _copy_verified(entry: cache.Entry, name: str, partial: str) -> bool:
+    """Copy an entry's file to partial and check the copy against the manifest: what
+    reaches output/ is what the entry recorded, even if the entry changed after it was
+    verified (another process evicting it, a user's edit). False: a miss."""
+    try:
+        shutil.copyfile(entry.file(name), partial)
+        if cache.sha256_file(Path(partial)) == entry.files[name]:
+            return True
+    except OSError:
+        pass
+    Path(partial).unlink(missing_ok=True)
+    return False
 
 
 def content_sha256(path: str) -> str:

@@ -189,7 +189,7 @@ def _fetch_suite(suite: str, root: Path | None) -> Path:
         return {f.name: f for f in files}, meta
 
     key = f"{suite}-{DEBIAN_SUITES[suite]}"
-    entry = cached_fetch(CACHE_KIND, key, make, root)
+    entry = cached_fetch(CACHE_KIND, key, make, root, derived=("tree",))
     with locked(CACHE_KIND, key, root):  # one process unpacks; the others wait
         tree = entry.path / "tree"
         if not tree.is_dir():

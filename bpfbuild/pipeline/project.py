@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -230,15 +231,54 @@ class Project:
 
 
 def find_root(start: Path) -> Path:
-    """The nearest folder at or above start that holds bpfbuild.toml."""
+    """The nearest folder at or above start that holds bpfbuild.toml. A bpfbuild.toml
+    that is there but cannot be read (a link to nothing or out of its folder, a folder,
+    a FIFO, unreadable) is an error at that folder: never skipped for a parent's
+    project, which `build` or `clean` would then act on."""
     start = start.resolve()
     for folder in (start, *start.parents):
-        if (folder / CONFIG_NAME).is_file():
-            return folder
+        config = folder / CONFIG_NAME
+        if not os.path.lexists(config):
+            continue
+        problem = config_problem(config)
+        if problem:
+            raise ProjectError(
+                f"{config} is {problem}",
+                hint=f"make {config} the project's configuration file, or remove it "
+                "(bpfbuild does not look above a folder that has one)",
+            )
+        return folder
     raise ProjectError(
         f"no {CONFIG_NAME} in {start} or any parent folder",
         hint="run `bpfbuild init` to create a project, or cd into one",
     )
+
+
+def config_problem(config: Path) -> str | None:
+    """Why the bpfbuild.toml at config cannot be the project's configuration, or None:
+    it must be a readable regular file, and a link to one in its own folder."""
+    if config.is_symlink():
+        target = os.path.realpath(config)
+        if not os.path.exists(target):
+            return f"a symbolic link to nothing (to {os.readlink(config)})"
+        if not Path(target).is_relative_to(os.path.realpath(config.parent)):
+            return f"a symbolic link out of its project (to {target})"
+    try:
+        mode = os.stat(config).st_mode
+    except OSError as err:
+        return f"not readable ({err.strerror})"
+    if stat.S_ISDIR(mode):
+        return "a folder, not a file"
+    if not stat.S_ISREG(mode):
+        kind = (
+            "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        )
+        return f"not a regular file ({kind})"
+    try:
+        os.close(os.open(config, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC))
+    except OSError as err:
+        return f"not readable ({err.strerror})"
+    return None
 
 
 def load_project(root: Path) -> Project:
@@ -819,6 +859,26 @@ def check_own_folders(root: Path, arches: Sequence[Arch] = ()) -> None:
                 hint=f"move the file away (`bpfbuild clean` removes it); bpfbuild then makes "
                 f"{folder.name}/ a folder",
             )
+    for arch in arches:
+        for name in sorted(RESERVED_NAMES):
+            _refuse_links_inside(root, root / OUTPUT_DIR / arch.name / name)
+
+
+def _refuse_links_inside(root: Path, folder: Path) -> None:
+    """Nothing bpfbuild makes in its folders under output/<arch>/ is a link (an app's
+    alias is one, beside them): a link there was planted, and a step would write through
+    it (a log folder, an app's objects). An error naming it, before any step runs."""
+    for current, dirs, files in os.walk(folder):  # does not enter linked folders
+        for name in [*dirs, *files]:
+            path = os.path.join(current, name)
+            if os.path.islink(path):
+                relative = os.path.relpath(path, root)
+                raise ProjectError(
+                    f"{relative} is a symbolic link inside bpfbuild's own folder "
+                    f"{os.path.relpath(folder, root)}/: bpfbuild writes nothing through one",
+                    hint=f"remove the link: rm {relative} (its target is left alone), "
+                    "then run again",
+                )
 
 
 def project_headers(root: Path, include_dirs: Sequence[str]) -> tuple[Path, ...]:

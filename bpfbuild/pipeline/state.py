@@ -15,7 +15,8 @@ import re
 import shutil
 import stat
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -23,11 +24,12 @@ from typing import Any, cast
 from doit.dependency import FileChangedChecker, SqliteDB
 from doit.tools import config_changed
 
+from .. import safefs
 from ..errors import BpfBuildError
 from .actions import PARTIAL, call_signature
 from .content import content_digest
 from .layout import state_dir
-from .names import COMPILE_COMMANDS, OUTPUT_DIR, OUTPUTS_NAME, STATE_DIR
+from .names import COMPILE_COMMANDS, DB_NAME, OUTPUT_DIR, OUTPUTS_NAME, STATE_DIR
 from .timestamps import is_racy, newest_time
 
 BACKEND_NAME = "bpfbuild-sqlite3"
@@ -61,9 +63,10 @@ class StateDB(SqliteDB):
     desc = "sqlite3, each task's record committed as soon as it succeeds (bpfbuild)"
 
     def __init__(self, name: str, codec: Any, *, module_name: str | None = None) -> None:
-        super().__init__(name, codec, module_name=module_name)
-        self._conn.execute("pragma journal_mode=wal")
-        self._conn.execute("pragma synchronous=normal")
+        with _state_errors(name):
+            super().__init__(name, codec, module_name=module_name)
+            self._conn.execute("pragma journal_mode=wal")
+            self._conn.execute("pragma synchronous=normal")
         self._recording: set[str] = set()
         self._as_read: dict[str, dict[str, list]] = {}
 
@@ -86,10 +89,12 @@ class StateDB(SqliteDB):
             self._recording.discard(task_id)
             record = self._cache[task_id]
             if task_id in self._dirty and TARGETS_KEY in (record.get(FIRST_KEY_OF_A_RECORD) or {}):
-                self._conn.execute(
-                    "insert or replace into doit values (?,?)", (task_id, self.codec.encode(record))
-                )
-                self._conn.commit()
+                with _state_errors(self.name):
+                    self._conn.execute(
+                        "insert or replace into doit values (?,?)",
+                        (task_id, self.codec.encode(record)),
+                    )
+                    self._conn.commit()
                 self._dirty.discard(task_id)
 
     def _store(self, task_id: str, dependency: str, value: Any) -> None:
@@ -104,14 +109,36 @@ class StateDB(SqliteDB):
             super().set(task_id, dependency, value)
 
     def remove(self, task_id: str) -> None:
-        super().remove(task_id)
-        self._recording.discard(task_id)
-        self._as_read.pop(task_id, None)
-        self._conn.commit()
+        with _state_errors(self.name):
+            super().remove(task_id)
+            self._recording.discard(task_id)
+            self._as_read.pop(task_id, None)
+            self._conn.commit()
 
     def dump(self) -> None:
         self._dirty -= self._recording
-        super().dump()
+        with _state_errors(self.name):
+            super().dump()
+
+
+@contextmanager
+def _state_errors(name: str) -> Iterator[None]:
+    """The state database cannot be written (a full disk, a read-only folder, damage
+    that appeared while the build ran): an error with what to do, not doit's traceback.
+    What was committed stays; the next build redoes the rest."""
+    import sqlite3
+
+    from doit.dependency import DatabaseException
+
+    try:
+        yield
+    except (sqlite3.Error, DatabaseException) as err:
+        text = str(err).splitlines()[0]
+        raise BpfBuildError(
+            f"cannot write the build state {os.path.relpath(name)}: {text}",
+            hint="free space on its file system (or make .bpfbuild/ writable), then build "
+            "again; the steps whose record was not written run again",
+        ) from None
 
 
 INPUTS_KEY = "_inputs_as_read_"
@@ -362,9 +389,10 @@ OUTPUTS_FORMAT = 1
 def read_record(path: Path) -> dict[str, str]:
     """The outputs a record holds ({path relative to the root: step id}); empty when
     there is none or it is not one (nothing can be known to be dead then)."""
+    text = safefs.read_regular(path)  # never a FIFO's or a link's
     try:
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError):
+        data = json.loads(text) if text is not None else None
+    except ValueError:
         return {}
     if not isinstance(data, dict) or data.get("format") != OUTPUTS_FORMAT:
         return {}
@@ -375,12 +403,11 @@ def read_record(path: Path) -> dict[str, str]:
 
 
 def replace_record(path: Path, outputs: Mapping[str, str]) -> None:
-    """Write the record atomically: a temporary file renamed over it (one name: only
-    the build holding the lock writes it, and a killed one's is overwritten)."""
-    partial = path.with_name(path.name + PARTIAL)
+    """Write the record atomically: a temporary file renamed over it, under checked
+    folders (safefs); a link there is replaced, never followed."""
     data = {"format": OUTPUTS_FORMAT, "outputs": dict(sorted(outputs.items()))}
-    partial.write_text(json.dumps(data, indent=0) + "\n")
-    os.replace(partial, path)
+    root = path.parent.parent
+    safefs.write_file(root, path, (json.dumps(data, indent=0) + "\n").encode())
 
 
 def is_removable(relative: str) -> bool:
@@ -455,3 +482,77 @@ def remove_dead_outputs(
     if kept != recorded:
         replace_record(path, kept)
     return removed
+
+
+DAMAGED_SUFFIX = ".damaged"
+"""A damaged state database is moved to STATE_DIR/doit.sqlite.damaged (the last one)."""
+_SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+"""The files sqlite keeps beside a database (WAL mode: -wal and -shm)."""
+
+
+def database_problem(path: Path) -> str | None:
+    """Why the state database at path cannot be used (a link, a folder, a FIFO,
+    read-only, not a database, damaged pages), or None when it can, or is absent.
+    Read before doit opens it: doit would follow a link, hang on a FIFO, and fail with
+    a traceback on a damaged file."""
+    for name in (path.name, *(path.name + c for c in _SQLITE_COMPANIONS)):
+        try:
+            st = os.lstat(path.with_name(name))
+        except FileNotFoundError:
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            return f"{name} is a symbolic link"
+        if stat.S_ISDIR(st.st_mode):
+            return f"{name} is a folder"
+        if not stat.S_ISREG(st.st_mode):
+            return f"{name} is not a regular file"
+        if not st.st_mode & stat.S_IWUSR or not os.access(path.with_name(name), os.W_OK):
+            return f"{name} is read-only"
+    if not os.path.lexists(path):
+        return None
+    import sqlite3
+
+    try:
+        connection = sqlite3.connect(os.fsencode(path))  # exists: checked above
+        try:
+            verdict = connection.execute("pragma quick_check").fetchone()
+            if not verdict or verdict[0] != "ok":
+                return f"damaged pages: {verdict[0] if verdict else 'no answer'}"
+            connection.execute("select count(*) from sqlite_master").fetchone()
+        finally:
+            connection.close()
+    except sqlite3.Error as err:
+        return str(err)
+    return None
+
+
+def repair_database(root: Path) -> str | None:
+    """Move a damaged state database aside (a link is removed as a link, its target
+    left alone), so that doit starts a new one and every step runs again; returns
+    the note that says so, or None when the database is sound. Call it holding the
+    project's lock."""
+    path = root / STATE_DIR / DB_NAME
+    problem = database_problem(path)
+    if problem is None:
+        return None
+    aside = path.with_name(DB_NAME + DAMAGED_SUFFIX)
+    shown = os.path.relpath(path, root)
+    _remove_own(aside)
+    moved = False
+    if os.path.islink(path):
+        os.unlink(path)
+    elif os.path.lexists(path):
+        os.rename(path, aside)
+        moved = True
+    for companion in _SQLITE_COMPANIONS:
+        _remove_own(path.with_name(DB_NAME + companion))
+    where = f"moved to {os.path.relpath(aside, root)}" if moved else "the link removed"
+    return f"{shown}: the build state was damaged ({problem}); {where}; everything is rebuilt"
+
+
+def _remove_own(path: Path) -> None:
+    """Remove a file, link or folder in the state folder (a link as a link)."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)  # never follows the links inside
+    elif os.path.lexists(path):
+        os.unlink(path)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import safefs
 from ..arch import LIBRARIES, Arch, host_arch
 from ..errors import ToolchainError
 from . import linker as linkers
@@ -217,10 +218,11 @@ class _VersionCache:
         self.path = path
         self.entries: dict[str, dict] = {}
         self.dirty = False
-        if path and path.is_file():
+        text = safefs.read_regular(path) if path else None  # never a FIFO's, a link's
+        if text is not None:
             try:
-                data = json.loads(path.read_text())
-            except (OSError, ValueError):
+                data = json.loads(text)
+            except ValueError:
                 data = {}
             if isinstance(data, dict) and data.get("format") == self.FORMAT:
                 entries = data.get("entries")
@@ -254,16 +256,14 @@ class _VersionCache:
         if self.dirty and self.path:
             # One temporary file per process: two builds starting at once both save.
             # .partial: what a killed run leaves, the next build deletes (remove_partials)
-            tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.partial")
+            # safefs: under the checked state folder, never through a link.
             data = {"format": self.FORMAT, "entries": self.entries}
+            text = json.dumps(data, indent=1, sort_keys=True).encode()
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-                os.replace(tmp, self.path)
-            except OSError:
-                # Only a cache of probes: the next run probes again. An error being
-                # raised (a missing tool) is what the user must see.
-                tmp.unlink(missing_ok=True)
+                safefs.write_file(self.path.parent.parent, self.path, text)
+            except safefs.UnsafePathError:
+                pass  # only a cache of probes: the next run probes again. An error
+                # being raised (a missing tool) is what the user must see.
             self.dirty = False
 
 

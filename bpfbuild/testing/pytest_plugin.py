@@ -134,15 +134,20 @@ def find_project_root(starts: list[Path], environ: Mapping[str, str] = os.enviro
         return Path(environ[PROJECT_ENV]).resolve()
     for start in starts:
         for folder in [start.resolve(), *start.resolve().parents]:
-            if (folder / CONFIG_NAME).is_file():
-                return folder
+            if os.path.lexists(folder / CONFIG_NAME):
+                from ..pipeline.project import find_root  # strict: never skips a broken one
+
+                return find_root(folder)
     return None
 
 
 @pytest.fixture(scope="session")
 def bpf_project(pytestconfig: pytest.Config) -> BpfProject:
     """The bpfbuild project whose objects the tests open."""
-    root = find_project_root([Path.cwd(), pytestconfig.rootpath])
+    try:
+        root = find_project_root([Path.cwd(), pytestconfig.rootpath])
+    except BpfBuildError as exc:
+        pytest.fail(f"{exc.message} (hint: {exc.hint})", pytrace=False)
     if root is None:
         pytest.fail(
             f"no {CONFIG_NAME} found above {Path.cwd()} or {pytestconfig.rootpath}; "

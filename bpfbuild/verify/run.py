@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from .. import safefs
 from ..arch import get_arch
 from ..errors import ConfigError, VerifyError
 from .log import (
@@ -55,7 +56,8 @@ def run_verifier(
     runner is killed (the kernel frees what it loaded) and the interrupt re-raised.
     """
     name = name or bpf_object.name.removesuffix(".o").removesuffix(".bpf")
-    log_dir.mkdir(parents=True, exist_ok=True)
+    log_dir.parent.mkdir(parents=True, exist_ok=True)
+    safefs.make_folders(log_dir.parent, log_dir)  # a link there is refused, never followed
     for stale in log_dir.glob("*.log"):
         stale.unlink()
     command = [

@@ -238,9 +238,11 @@ def verify_in_running_kernel(args: HostVerifyArgs) -> TaskFailed | None:
         )
     except BpfBuildError as err:
         return TaskFailed(err.describe())
-    actions.prepare_outputs((args.report,))
+    failed = actions.prepare_outputs(args.cwd, (args.report,))
+    if failed:
+        return failed
     save_object_report(result, Path(actions.partial(args.report)))
-    return actions.finish_outputs((args.report,), None)
+    return actions.finish_outputs((args.report,), None, args.cwd)
 
 
 @signature_once

@@ -14,8 +14,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import safefs
 from ..arch import VM, VmFacts, get_arch, host_arch
-from ..cache import cache_root
+from ..cache import cache_root, own_folder
 from ..errors import BpfBuildError
 
 ACCEL_ENV = "BPFBUILD_VM_ACCEL"
@@ -216,7 +217,7 @@ def _kvm_verdict(machine: Machine, image: Path) -> bool:
     record = cache_root() / "vm" / f"kvm-{machine.arch}.json"
     key = {"boot_id": _boot_id(), "qemu": qemu_binary(machine)}
     try:
-        saved = json.loads(record.read_text())
+        saved = json.loads(safefs.read_regular(record) or b"")
         if saved.get("key") == key:
             _kvm_verdicts[machine.arch] = bool(saved["works"])
             return _kvm_verdicts[machine.arch]
@@ -224,13 +225,11 @@ def _kvm_verdict(machine: Machine, image: Path) -> bool:
         pass
     works = _probe_kvm(machine, image)
     _kvm_verdicts[machine.arch] = works
-    try:
-        record.parent.mkdir(parents=True, exist_ok=True)
-        partial = record.with_name(record.name + f".{os.getpid()}.partial")
-        partial.write_text(json.dumps({"key": key, "works": works}))
-        os.replace(partial, record)
-    except OSError:
-        pass
+    try:  # under the cache's marked root, never through a link
+        folder = own_folder(record.parent.name)
+        safefs.write_file(folder, record, json.dumps({"key": key, "works": works}).encode())
+    except BpfBuildError:
+        pass  # only a record: the next VM probes again
     return works
 
 

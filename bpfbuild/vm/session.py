@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import safefs
 from ..errors import VerifyError
 from ..verify.results import ObjectReport, save_object_report
 from ..verify.run import object_report
@@ -71,7 +72,8 @@ def run_vm_job(job: VmJob, progress: VmProgress = default_progress) -> dict[str,
     reader = ConsoleReader(markers)
     total = len(job.objects)
     log_root = Path(job.log_root)
-    log_root.mkdir(parents=True, exist_ok=True)
+    log_root.parent.mkdir(parents=True, exist_ok=True)
+    safefs.make_folders(log_root.parent, log_root)  # a link there is refused, never followed
     with tempfile.TemporaryDirectory(prefix="vm-", dir=log_root) as scratch:
         mark = time.monotonic()
         initramfs = Path(scratch) / "initramfs.cpio"
@@ -149,8 +151,9 @@ def run_vm_job(job: VmJob, progress: VmProgress = default_progress) -> dict[str,
             f"VM {job.label}: the console garbled the logs of " + ", ".join(reader.bad_logs),
             hint="run the verification again; report it if it recurs",
         )
-    (log_root / KERNEL_STATE_RECORD).write_text(
-        json.dumps([{"after": w, "file": f, "value": v} for w, f, v in reader.states], indent=1)
+    states = [{"after": w, "file": f, "value": v} for w, f, v in reader.states]
+    safefs.write_file(
+        log_root, log_root / KERNEL_STATE_RECORD, json.dumps(states, indent=1).encode()
     )
     changed = kernel_state_changes(reader.states)
     if changed:
@@ -166,6 +169,7 @@ def run_vm_job(job: VmJob, progress: VmProgress = default_progress) -> dict[str,
     for report in reports:
         path = Path(job.reports[report.object])
         partial = path.with_name(path.name + ".partial")
+        safefs.prepare_file(path.parent, partial)  # a link there is removed as a link
         save_object_report(report, partial)
         os.replace(partial, path)
     programs = sum(len(r.results) for r in reports)
@@ -201,7 +205,7 @@ def _object_report(
 ) -> ObjectReport:
     """Write an object's logs where the host keeps them, then make its report."""
     log_dir = log_root / obj.name
-    log_dir.mkdir(parents=True, exist_ok=True)
+    safefs.make_folders(log_root, log_dir)  # a link there is refused, never followed
     for stale in log_dir.glob("*.log"):
         stale.unlink()
     if output is None or output.status is None:
@@ -212,7 +216,7 @@ def _object_report(
     stderr = output.logs.pop(f"{obj.name}.stderr", b"").decode(errors="replace").strip()
     for name, data in output.logs.items():
         if name.endswith(".log") and "/" not in name:
-            (log_dir / name).write_bytes(data)
+            safefs.write_file(log_dir, log_dir / name, data)
     if output.status not in (0, 2):
         raise VerifyError(
             f"VM {job.label}: bpfverify failed on {obj.name} with exit status {output.status}"

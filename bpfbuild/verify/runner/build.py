@@ -113,7 +113,10 @@ def build_runner(
             return failed
         Path(partial(output)).replace(output)
         return None
-    failed = header_cache.fetch_or_make(RUNNER_KIND, key, "bpfverify", output, make, meta)
+    try:
+        failed = header_cache.fetch_or_make(RUNNER_KIND, key, "bpfverify", output, make, meta, cwd)
+    except BpfBuildError as err:  # a link or a file where its folders go (safefs)
+        return TaskFailed(err.describe())
     if failed is None:
         os.chmod(output, 0o755)  # a copy from the cache is not executable
     return failed
