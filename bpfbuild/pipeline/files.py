@@ -86,6 +86,7 @@ def include_tree(root: str, folder: str) -> Iterator[tuple[str, list[str], list[
     top-down, names sorted. It does not enter bpfbuild's own folders (output/ and
     .bpfbuild/ of the project root, which an include folder "." holds: what is there
     is the build's, not the project's) nor hidden folders (.git)."""
+    root = os.path.normpath(root)
     own = {os.path.join(root, OUTPUT_DIR), os.path.join(root, STATE_DIR)}
     for current, dirs, names in os.walk(os.path.normpath(os.path.join(root, folder))):
         dirs[:] = sorted(
