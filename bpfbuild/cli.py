@@ -503,6 +503,8 @@ def list_(directory: str | None) -> None:
         )
     else:
         click.echo("libbpf: the system's, through pkg-config")
+    folders = ", ".join(f"{folder}/" for folder in project.src_folders) or "none"
+    click.echo(f"sources discovered in: {folders} ([build] src)")
     for app in project.apps.values():
         click.echo(f"app {app.name}")
         click.echo(f"  bpf objects: {', '.join(app.bpf_objects) or '-'}")

@@ -16,6 +16,7 @@ from ..errors import ConfigError
 from ..kernels.spec import is_kernel_spec
 from .layout import NAME_HINT, name_problem
 from .linker import LINKERS
+from .names import OUTPUT_DIR, STATE_DIR
 
 DEFAULT_SKEL_HEADER = "{name}.skel.h"
 """libbpf-bootstrap's skeleton header: output/<arch>/include/NAME.skel.h."""
@@ -50,8 +51,14 @@ class BuildConfig:
     pch: bool | str = "auto"
     """Precompile vmlinux.h once per arch (objects are byte-identical without it):
     true, false, or "auto": when at least PCH_AUTO_MIN sources of an arch can take it."""
+    src: list[str] = field(default_factory=lambda: ["src"])
+    """The folders discovery reads, relative to the project: the *.c files directly in
+    each (not in subfolders) make the apps, BPF-only objects and shared user sources,
+    the folders read as one. "." is the project folder itself; a folder given here
+    must exist (the default src/ may be missing when tables name the sources)."""
     include_dirs: list[str] = field(default_factory=lambda: ["src", "include"])
-    """Header folders, relative to the project; missing ones are ignored."""
+    """Header folders, relative to the project; missing ones are ignored. Default: the
+    src folders, then "include"."""
     linker: str = "auto"
     """Linker of the apps: "auto" (mold, then lld, when they link for the arch, else the
     compiler's default), "mold", "lld", "bfd", "gold" or "default"."""
@@ -181,6 +188,8 @@ class ProjectConfig:
     """[object.NAME] tables, by object name (checked against the project's objects)."""
     bpflibs: dict[str, BpflibConfig] = field(default_factory=dict)
     """[bpflib.NAME] tables, by library name."""
+    src_given: bool = False
+    """[build] src is in the file: each of its folders must exist."""
 
     def fail_at(self, table: tuple[str, ...], key: str, message: str, hint: str) -> None:
         """Raise a ConfigError naming the line of table.key in this file."""
@@ -244,7 +253,15 @@ def load_config(path: Path) -> ProjectConfig:
         if key != "name":
             locate.fail(("project",), key, f"unknown key 'project.{key}'", "valid keys: name")
     name = _expect(locate, ("project",), "name", project.get("name", path.parent.name), str)
-    build = _dataclass_from(locate, ("build",), data.get("build", {}), BuildConfig)
+    given = _expect(locate, (), "build", data.get("build", {}), dict)
+    if isinstance(given.get("src"), str):
+        locate.fail(
+            ("build",),
+            "src",
+            f"'build.src' must be an array of folders, not the string {given['src']!r}",
+            f'write it as a list: src = ["{given["src"]}"]',
+        )
+    build = _dataclass_from(locate, ("build",), given, BuildConfig)
     seen: dict[str, str] = {}
     for arch in build.arches:
         _check_arch(locate, ("build",), "arches", arch)
@@ -258,8 +275,14 @@ def load_config(path: Path) -> ProjectConfig:
                 "list each arch once in 'build.arches'",
             )
         seen[canonical] = arch
-    for folder in build.include_dirs if "include_dirs" in data.get("build", {}) else ():
-        _check_path(locate, ("build",), "include_dirs", folder)
+    src_given = "src" in given
+    if src_given:
+        build.src = _check_src(locate, build.src)
+    if "include_dirs" in given:
+        for folder in build.include_dirs:
+            _check_path(locate, ("build",), "include_dirs", folder)
+    else:
+        build.include_dirs = list(dict.fromkeys([*build.src, "include"]))
     if isinstance(build.pch, str) and build.pch != "auto":
         locate.fail(
             ("build",),
@@ -339,7 +362,7 @@ def load_config(path: Path) -> ProjectConfig:
                     "use letters, digits and underscores (it becomes a file name)",
                 )
     return ProjectConfig(
-        path, name, build, vmlinux, apps, verify, libbpf, toolchain, objects, bpflibs
+        path, name, build, vmlinux, apps, verify, libbpf, toolchain, objects, bpflibs, src_given
     )
 
 
@@ -504,6 +527,48 @@ def _check_sources(
             f"'{dotted}' lists '{twice[0]}' twice",
             f"list each file once in '{dotted}'",
         )
+
+
+def _check_src(locate: _Locator, folders: list[str]) -> list[str]:
+    """[build] src: at least one folder, each a plain path (no glob) in the project,
+    outside bpfbuild's own folders, listed once. Returns them normalized ("./src/" is
+    "src"; the project folder is "."): their existence is checked with the project."""
+    if not folders:
+        locate.fail(
+            ("build",),
+            "src",
+            "'build.src' is empty",
+            'list the folders of the sources, e.g. src = ["src"], or remove the key for '
+            "that default",
+        )
+    normal = []
+    for folder in folders:
+        _check_path(locate, ("build",), "src", folder)
+        if GLOB_CHARS & set(folder):
+            locate.fail(
+                ("build",),
+                "src",
+                f"'build.src': '{folder}' is a glob",
+                "list each folder by its path: discovery reads the *.c files directly in "
+                "each folder, and [object] or [bpflib] sources take globs",
+            )
+        folder = Path(os.path.normpath(folder)).as_posix()
+        if folder.split("/")[0] in (OUTPUT_DIR, STATE_DIR):
+            locate.fail(
+                ("build",),
+                "src",
+                f"'build.src': '{folder}' is in {folder.split('/')[0]}/, which bpfbuild writes",
+                "keep the sources out of output/ and .bpfbuild/",
+            )
+        if folder in normal:
+            locate.fail(
+                ("build",),
+                "src",
+                f"'build.src' lists '{folder}' twice",
+                "list each folder once in 'build.src'",
+            )
+        normal.append(folder)
+    return normal
 
 
 def _check_path(locate: _Locator, table: tuple[str, ...], key: str, value: str) -> None:

@@ -4,7 +4,7 @@ checked with stat() alone before click or doit is imported.
 After a successful `bpfbuild build`, `Recorder.write` saves `.bpfbuild/fastpath.stamp`:
 the stat of every input (file_dep of every task run: sources, the headers of their
 depfiles, the vmlinux BTF), every output (targets), bpfbuild.toml, the folders that
-discovery lists (src/, the include folders), every tool and pkg-config folder the
+discovery lists ([build] src, the include folders), every tool and pkg-config folder the
 toolchain probed, each folder of PATH, and bpfbuild's and doit's own files; plus a key
 made of the command's selection (apps, arches), a digest of the environment, the
 Python and bpfbuild that ran and the kernel. `check` (run by bpfbuild.launcher) answers
@@ -31,8 +31,8 @@ changed that late (the stamp is not written), the outputs' stats are taken once 
 are older than that (the writer waits up to one margin), and a touched file's new stat
 is recorded only once it is.
 
-This module imports only os, sys, time, marshal, fcntl, zlib, timestamps and files
-(which import nothing else) at the top: the launcher imports it before anything else. The
+This module imports only os, sys, time, marshal, fcntl, zlib, names, timestamps and
+files (which import nothing else) at the top: the launcher imports it before anything else. The
 writer's imports are inside its functions.
 """
 
@@ -46,7 +46,7 @@ import sys
 import time
 import zlib
 
-from .files import is_editor_leftover
+from .files import include_tree, is_editor_leftover
 from .names import CONFIG_NAME, LOCK_NAME, OUTPUT_DIR, STAMP_NAME, STATE_DIR, TOOLCHAIN_CACHE_NAME
 from .timestamps import RACE_MARGIN_NS, is_racy, margin
 
@@ -392,7 +392,7 @@ class Recorder:
         return files
 
     def _listings(self, files: dict[str, Signature | None]) -> dict[str, tuple[str, ...]]:
-        """The listing of each of the project's own folders the stamp watches (src/, the
+        """The listing of each of the project's own folders the stamp watches (src, the
         include folders, those of [build] exclude...), outside output/ and .bpfbuild/."""
         import stat
 
@@ -438,22 +438,18 @@ class Recorder:
         """Paths besides the tasks' own that decide what the graph would do."""
 
         root = self.root
-        paths = [
-            os.path.join(root, CONFIG_NAME),
-            os.path.join(root, "dodo.py"),
-            os.path.join(root, "src"),
-        ]
-        # the folders the globs of [object]/[bpflib] sources and [build] exclude read
+        paths = [os.path.join(root, CONFIG_NAME), os.path.join(root, "dodo.py")]
+        # the folders discovery lists ([build] src), and those the globs of
+        # [object]/[bpflib] sources and [build] exclude read
+        paths += [os.path.normpath(os.path.join(root, f)) for f in project.config.build.src]
         paths += [os.path.join(root, folder) for folder in project.listed_folders]
         for folder in project.config.build.include_dirs:
-            top = os.path.join(root, folder)
-            paths.append(top)
-            for current, dirs, names in os.walk(top):
-                dirs.sort()
+            paths.append(os.path.normpath(os.path.join(root, folder)))
+            for current, dirs, names in include_tree(root, folder):
                 paths += [os.path.join(current, d) for d in dirs]
                 paths += [
                     os.path.join(current, n)
-                    for n in sorted(names)
+                    for n in names
                     if n.endswith(".h") and not is_editor_leftover(n)
                 ]
         from .toolchain import probed_paths
@@ -493,7 +489,7 @@ def _watched_for_absent(root: str, absent: set[str], watched: set[str]) -> list[
     nearest folder that exists above each, outside the project (a system folder
     changes seldom); inside it, the absent path's first missing part (the root changes
     whenever output/ or an editor's file comes and goes). Paths in folders the stamp
-    watches already (src/, the include folders) and under output/ (only the build
+    watches already (the src and include folders) and under output/ (only the build
     writes there: its outputs are watched themselves) need nothing more."""
     inside = os.path.join(root, "")
     output = os.path.join(root, OUTPUT_DIR, "")

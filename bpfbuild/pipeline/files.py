@@ -1,13 +1,16 @@
 """What is found where bpfbuild expects a project file: editors' leftovers (ignored), other
 kinds of files than regular ones (an error naming the kind, never opened: a FIFO or a
-device would block or never end), and names that are not UTF-8 (refused). Imports only
-os and stat: the fast path (fastpath.py) uses is_editor_leftover before anything else
-is imported."""
+device would block or never end), names that are not UTF-8 (refused), and the walk of an
+include folder. Imports only os, stat and names: the fast path (fastpath.py) uses
+is_editor_leftover and include_tree before anything else is imported."""
 
 from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator  # collections is imported already: costs nothing
+
+from .names import OUTPUT_DIR, STATE_DIR
 
 _LEFTOVER_SUFFIXES = ("~", ".kate-swp")
 """Backups (NAME~ of Emacs, Vim's `backup`, many others) and Kate's swap files."""
@@ -76,3 +79,17 @@ NOT_UTF8_HINT = (
     "depfiles and the build state as text"
 )
 """The hint of every refused name that is not UTF-8."""
+
+
+def include_tree(root: str, folder: str) -> Iterator[tuple[str, list[str], list[str]]]:
+    """os.walk of an include folder of the project (links to folders not followed),
+    top-down, names sorted. It does not enter bpfbuild's own folders (output/ and
+    .bpfbuild/ of the project root, which an include folder "." holds: what is there
+    is the build's, not the project's) nor hidden folders (.git)."""
+    root = os.path.normpath(root)
+    own = {os.path.join(root, OUTPUT_DIR), os.path.join(root, STATE_DIR)}
+    for current, dirs, names in os.walk(os.path.normpath(os.path.join(root, folder))):
+        dirs[:] = sorted(
+            d for d in dirs if not d.startswith(".") and os.path.join(current, d) not in own
+        )
+        yield current, dirs, sorted(names)

@@ -22,7 +22,14 @@ from .config import (
     ProjectConfig,
     load_config,
 )
-from .files import NOT_UTF8_HINT, is_editor_leftover, kind_problem, non_utf8_byte, shown_name
+from .files import (
+    NOT_UTF8_HINT,
+    include_tree,
+    is_editor_leftover,
+    kind_problem,
+    non_utf8_byte,
+    shown_name,
+)
 from .includes import IncludeScanner, include_target
 from .layout import NAME_HINT, RESERVED_NAMES, Layout, name_problem
 from .libbpf_source import LibbpfTree, load_tree
@@ -147,6 +154,9 @@ class Project:
     headers: tuple[Path, ...] = ()
     """Every *.h of the include folders (project_headers): regular files, editors'
     leftovers left out."""
+    src_folders: tuple[str, ...] = ()
+    """[build] src: the folders discovery read, relative to the root ("." is the root),
+    those that exist."""
 
     @property
     def name(self) -> str:
@@ -294,18 +304,10 @@ def load_project(root: Path) -> Project:
     config = load_config(root / CONFIG_NAME)
     arches = [get_arch(name) for name in config.build.arches] or [host_arch()]
     check_own_folders(root, arches)
-    src = root / "src"
-    tables_name_sources = config.apps or any(table.sources for table in config.objects.values())
-    if not src.is_dir() and os.path.lexists(src) and not tables_name_sources:
-        raise ProjectError(
-            f"{src} is {kind_problem(src) or 'a file'}, not a folder",
-            hint="move it away: bpfbuild discovers the sources in the folder src/",
-        )
-    if not src.is_dir() and not tables_name_sources:
-        raise ProjectError(
-            f"{root}: no src/ folder",
-            hint="put NAME.bpf.c and NAME.c in src/ (see `bpfbuild init`)",
-        )
+    tables_name_sources = bool(
+        config.apps or any(table.sources for table in config.objects.values())
+    )
+    src_folders = _source_folders(root, config, tables_name_sources)
     excluded = _excluded_sources(root, config)
     bpf_libs = {
         name: BpfLib(name, _expand_sources(root, config, ("bpflib", name), lib.sources, excluded))
@@ -313,50 +315,36 @@ def load_project(root: Path) -> Project:
     }
     table_sources = {
         name: _own_first(
-            name, _expand_sources(root, config, ("object", name), table.sources, excluded)
+            name,
+            _expand_sources(root, config, ("object", name), table.sources, excluded),
+            src_folders,
         )
         for name, table in config.objects.items()
         if table.sources
     }
     claimed = _claimed_sources(config, bpf_libs, table_sources)
-    found = [
-        path
-        for path in sorted(src.glob("*.c"))
-        if not is_editor_leftover(path.name)
-        and f"src/{path.name}" not in excluded
-        and f"src/{path.name}" not in claimed
-    ]
-    for path in [src, *found]:
-        _refuse_outside(root, path)
-    for path in found:
-        _check_name(root, path, "every src/*.c is compiled")
-        what = kind_problem(path)
-        if what:
-            raise ProjectError(
-                f"src/{path.name} is {what}, not a source file",
-                hint=f"remove or rename src/{path.name}: every src/*.c is compiled",
-            )
-    bpf_sources = [p.name for p in found if p.name.endswith(".bpf.c")]
-    user_sources = [p.name for p in found if not p.name.endswith(".bpf.c")]
+    found = _discover(root, config, src_folders, excluded, claimed)
+    bpf_sources = [s for s in found if s.endswith(".bpf.c")]
+    user_sources = [s for s in found if not s.endswith(".bpf.c")]
     objects: dict[str, BpfObject] = {}
-    for name in bpf_sources:
-        _add_object(objects, f"src/{name}", config.path)
+    for source in bpf_sources:
+        _add_object(objects, source, config.path)
     for name, sources in table_sources.items():
         objects.setdefault(name, BpfObject(name, sources))  # defined by its table alone
 
     apps: dict[str, App] = {}
     mains: set[str] = set()  # sources that hold an app's main(): never shared
-    for name in user_sources:
-        stem = name[: -len(".c")]
+    for source in user_sources:
+        stem = Path(source).name[: -len(".c")]
         if stem in objects:
             problem = name_problem(stem)
             if problem:
                 raise ProjectError(
-                    f"src/{name}: {problem}",
-                    hint=f"rename src/{stem}.c and src/{stem}.bpf.c; {NAME_HINT}",
+                    f"{source}: {problem}",
+                    hint=f"rename {source} and {objects[stem].source}; {NAME_HINT}",
                 )
-            apps[stem] = App(stem, (stem,), (f"src/{name}",))
-            mains.add(f"src/{name}")
+            apps[stem] = App(stem, (stem,), (source,))
+            mains.add(source)
     for app_name, table in config.apps.items():
         for key, paths in (("bpf", table.bpf), ("sources", table.sources)):
             for listed in paths:
@@ -375,21 +363,19 @@ def load_project(root: Path) -> Project:
             bpf or (default.bpf_objects if default else (app_name,) if app_name in objects else ()),
             tuple(table.sources) or (default.sources if default else ()),
         )
-    shared = tuple(f"src/{n}" for n in user_sources if f"src/{n}" not in mains)
+    shared = tuple(source for source in user_sources if source not in mains)
     for app_name, app in apps.items():
         if not app.sources:
+            main = (Path(config.build.src[0]) / f"{app_name}.c").as_posix()
             raise ConfigError(
                 f"{config.path}: app '{app_name}' has no user-space source",
-                hint=f'add `sources = ["src/{app_name}.c"]` to [app.{app_name}]',
+                hint=f'add `sources = ["{main}"]` to [app.{app_name}]',
             )
         explicit = app_name in config.apps and config.apps[app_name].sources
         if not explicit:
             apps[app_name] = App(app_name, app.bpf_objects, app.sources + shared)
     if not objects:
-        raise ProjectError(
-            f"{src}: no *.bpf.c source",
-            hint="add src/NAME.bpf.c (and src/NAME.c for an app); see `bpfbuild init`",
-        )
+        _no_bpf_source(root, config)
     for obj in config.verify.rodata:
         if obj not in objects:
             raise ConfigError(
@@ -467,6 +453,7 @@ def load_project(root: Path) -> Project:
         generated,
         folders,
         headers,
+        tuple(src_folders),
     )
 
 
@@ -690,10 +677,103 @@ def _expand_sources(
     return tuple(sources)
 
 
-def _own_first(name: str, sources: tuple[str, ...]) -> tuple[str, ...]:
-    """An object's sources with its own src/NAME.bpf.c first, wherever its table lists it."""
-    own = f"src/{name}.bpf.c"
-    return (own, *(s for s in sources if s != own)) if own in sources else sources
+def _own_first(name: str, sources: tuple[str, ...], folders: Sequence[str]) -> tuple[str, ...]:
+    """An object's sources with its own NAME.bpf.c of a src folder first, wherever its
+    table lists it."""
+    for folder in folders:
+        own = (Path(folder) / f"{name}.bpf.c").as_posix()
+        if own in sources:
+            return (own, *(s for s in sources if s != own))
+    return sources
+
+
+def _source_folders(root: Path, config: ProjectConfig, tables_name_sources: bool) -> list[str]:
+    """[build] src: the folders discovery reads, relative to the root ("." for the root
+    itself), those that exist. Each folder the file names must be a folder in the
+    project; the default src/ may be missing when [app] or [object] tables name the
+    sources."""
+    folders = []
+    for folder in config.build.src:
+        path = root / folder
+        if path.is_dir():
+            _refuse_outside(root, path)
+            folders.append(folder)
+            continue
+        what = kind_problem(path) or "a file"
+        if config.src_given:
+            config.fail_at(
+                ("build",),
+                "src",
+                f"'build.src': '{folder}' "
+                + ("does not exist" if what == "missing" else f"is {what}, not a folder"),
+                "give the folders that hold the sources, relative to the project folder "
+                '("." for the project folder itself)',
+            )
+        elif tables_name_sources:
+            continue
+        elif what != "missing":
+            raise ProjectError(
+                f"{path} is {what}, not a folder",
+                hint=f"move it away: bpfbuild discovers the sources in the folder {folder}/",
+            )
+        else:
+            raise ProjectError(
+                f"{root}: no {folder}/ folder",
+                hint=f"put NAME.bpf.c and NAME.c in {folder}/ (see `bpfbuild init`), or "
+                "name the folders of the sources with [build] src",
+            )
+    return folders
+
+
+def _discover(
+    root: Path,
+    config: ProjectConfig,
+    folders: Sequence[str],
+    excluded: dict[str, str],
+    claimed: dict[str, str],
+) -> list[str]:
+    """The *.c files directly in the src folders (relative to the root, each folder's
+    sorted), but editors' leftovers, the excluded ones and those the [object] and
+    [bpflib] tables claim. The folders are read as one: a file name found in two of
+    them is an error naming both; each file is a regular file with a UTF-8 name."""
+    by_name: dict[str, str] = {}
+    for folder in folders:
+        for path in sorted((root / folder).glob("*.c")):
+            source = (Path(folder) / path.name).as_posix()
+            if is_editor_leftover(path.name) or source in excluded or source in claimed:
+                continue
+            every = f"every {folder}/*.c is compiled"
+            _refuse_outside(root, path)
+            _check_name(root, path, every)
+            what = kind_problem(path)
+            if what:
+                raise ProjectError(
+                    f"{source} is {what}, not a source file",
+                    hint=f"remove or rename {source}: {every}",
+                )
+            other = by_name.setdefault(path.name, source)
+            if other != source:
+                config.fail_at(
+                    ("build",),
+                    "src",
+                    f"{path.name} is in two source folders: {other} and {source}",
+                    "rename one of them, or leave one out with [build] exclude: discovery "
+                    "pairs NAME.bpf.c with NAME.c by name across the folders of 'build.src'",
+                )
+    return list(by_name.values())
+
+
+def _no_bpf_source(root: Path, config: ProjectConfig) -> None:
+    """The error of a project without a BPF object, naming the src folders."""
+    folders = [Path(folder).as_posix() for folder in config.build.src]
+    where = f"{root / folders[0]}" if len(folders) == 1 else f"{root}"
+    also = "" if len(folders) == 1 else " in " + ", ".join(f"{f}/" for f in folders)
+    example = Path(folders[0])
+    raise ProjectError(
+        f"{where}: no *.bpf.c source{also}",
+        hint=f"add {(example / 'NAME.bpf.c').as_posix()} (and "
+        f"{(example / 'NAME.c').as_posix()} for an app); see `bpfbuild init`",
+    )
 
 
 def _check_not_excluded(
@@ -883,12 +963,19 @@ def _refuse_links_inside(root: Path, folder: Path) -> None:
 
 def project_headers(root: Path, include_dirs: Sequence[str]) -> tuple[Path, ...]:
     """Every *.h under the include folders, which bpfbuild reads (for the skeletons
-    they include): editors' leftovers are left out; a name that is not UTF-8, or a
+    they include), but in output/, .bpfbuild/ and hidden folders (files.include_tree):
+    editors' leftovers are left out; a name that is not UTF-8, or a
     header that is not a regular file (a folder, a link to nothing, a FIFO, a device),
     is an error naming it, stat()ed and never opened."""
     headers: dict[Path, None] = {}
     for folder in include_dirs:
-        for header in sorted((root / folder).rglob("*.h")):
+        found = [
+            Path(current, name)
+            for current, dirs, names in include_tree(str(root), folder)
+            for name in sorted([*dirs, *names])
+            if name.endswith(".h")
+        ]
+        for header in sorted(found):
             if is_editor_leftover(header.name):
                 continue
             why = f"bpfbuild reads every *.h of the include folders ({', '.join(include_dirs)})"
