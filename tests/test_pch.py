@@ -104,6 +104,33 @@ def test_source_defining_macros_first_builds_without_pch(tmp_path: Path) -> None
     assert "-include-pch" not in commands["src/early.bpf.c"]
     assert "-include-pch" in commands["src/late.bpf.c"]
     assert (root / "output" / ARCH / "bpf" / "early.bpf.o").is_file()
+    # one source takes the PCH: nothing to say during the build (`bpfbuild list` says it)
+    assert "note: pch = true" not in run.stderr, run.describe()
+    (root / "src" / "late.bpf.c").unlink()
+    run = build(root)
+    notes = [line for line in run.stderr.splitlines() if line.startswith("note: pch = true")]
+    assert len(notes) == 1, run.describe()
+    assert notes[0].startswith(
+        "note: pch = true, but no source takes the precompiled vmlinux.h: src/early.bpf.c:"
+    ), notes
+
+
+def test_pch_true_with_a_clang_whose_bytes_differ_says_so(tmp_path: Path) -> None:
+    clang = shutil.which("clang-19")
+    if clang is None:
+        pytest.skip("no clang-19 (scripts/setup --clang 19)")
+    root = tmp_path / "p"
+    (root / "src").mkdir(parents=True)
+    (root / "bpfbuild.toml").write_text('[build]\npch = true\n[toolchain]\nclang = "clang-19"\n')
+    (root / "src" / "late.bpf.c").write_text(
+        '#include "vmlinux.h"\n'
+        "#include <bpf/bpf_helpers.h>\n"
+        'char LICENSE[] SEC("license") = "GPL";\n'
+        'SEC("xdp") int pass(struct xdp_md *ctx) { return XDP_PASS; }\n'
+    )
+    run = build(root, "-v")
+    assert "-include-pch" not in run.stdout, run.describe()
+    assert "note: pch = true: no precompiled vmlinux.h with clang 19" in run.stderr, run.describe()
 
 
 _TASK_READER = """\

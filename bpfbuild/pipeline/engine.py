@@ -54,7 +54,7 @@ from .tasks import (
     to_doit,
     without_inputs,
 )
-from .toolchain import Toolchain, find_toolchain
+from .toolchain import PCH_SAME_BYTES_CLANG, Toolchain, find_toolchain, pch_keeps_bytes
 
 
 @dataclass(frozen=True)
@@ -342,7 +342,32 @@ def prepare(project: Project, runner: bool = False) -> list[Toolchain]:
         project.root, keep={n for a in project.apps.values() for n in (a.name, *a.aliases)}
     )
     size_limit()  # a malformed $BPFBUILD_CACHE_SIZE is an error now, not in a task
-    return toolchains_for(project, runner)
+    toolchains = toolchains_for(project, runner)
+    for line in pch_refusals(project, toolchains):
+        print(f"note: {line}", file=sys.stderr, flush=True)
+    return toolchains
+
+
+def pch_refusals(project: Project, toolchains: Sequence[Toolchain]) -> list[str]:
+    """With `pch = true` (asked for, not "auto") and no source able to take the
+    precompiled vmlinux.h: why (the clang in use, or each source's first read). When
+    some take it, `bpfbuild list` says which do not."""
+    if project.config.build.pch is not True or not toolchains:
+        return []
+    clang = toolchains[0].clang
+    if not pch_keeps_bytes(clang):
+        return [
+            f"pch = true: no precompiled vmlinux.h with clang {clang.version}: its objects "
+            f"would differ in bytes from a build without it (clang {PCH_SAME_BYTES_CLANG} "
+            "and older make the same bytes)"
+        ]
+    verdicts = project.pch_verdicts()
+    if any(why_not is None for why_not in verdicts.values()):
+        return []
+    return [
+        f"pch = true, but no source takes the precompiled vmlinux.h: {source}: {why_not}"
+        for source, why_not in verdicts.items()
+    ]
 
 
 def judged_by(project: Project) -> Callable[[str], bool]:
