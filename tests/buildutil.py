@@ -301,3 +301,31 @@ def require_template_kernels(template: str, arches: tuple[str, ...] = (ARCH,)) -
     for arch in arches:
         with skip_when_unreachable(f"debian:7.3 for {arch}, whose BTF makes its vmlinux.h"):
             get_kernel("debian:7.3", get_arch(arch))
+
+
+def make_project(root: Path, files: dict[str, str], config: str = "") -> Path:
+    """A project folder with bpfbuild.toml and the given files ("" for empty ones)."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "bpfbuild.toml").write_text(config)
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every entry under folder, to compare before and after: a link's target, "dir", a
+    regular file's sha256, or the kind of anything else (never opened: a FIFO)."""
+    entries = {}
+    for path in sorted(folder.rglob("*")):
+        key = str(path.relative_to(folder))
+        if path.is_symlink():
+            entries[key] = "-> " + str(path.readlink())
+        elif path.is_dir():
+            entries[key] = "dir"
+        elif path.is_file():
+            entries[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+        else:
+            entries[key] = "fifo" if path.is_fifo() else "special"
+    return entries

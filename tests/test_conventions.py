@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from buildutil import ARCH, REPO, bpfbuild, build, copy_project, skip_when_unreachable
+from buildutil import ARCH, REPO, bpfbuild, build, copy_project, make_project, skip_when_unreachable
 
 from bpfbuild.arch import get_arch, host_arch
 from bpfbuild.errors import BpfBuildError, ConfigError, ProjectError
@@ -55,17 +55,6 @@ HELLO_BPF = """#include "vmlinux.h"
 SEC("tp/syscalls/sys_enter_getpid") int on_getpid(void *ctx) { return 0; }
 char LICENSE[] SEC("license") = "GPL";
 """
-
-
-def make_project(root: Path, files: dict[str, str], config: str = "") -> Path:
-    """A project folder with bpfbuild.toml and the given files."""
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "bpfbuild.toml").write_text(config)
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return root
 
 
 # ------------------------------------------------------------ configuration

@@ -4,11 +4,10 @@ through a link out of its folder."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pytest
-from buildutil import ARCH, bpfbuild, build
+from buildutil import ARCH, bpfbuild, build, snapshot
 from click.testing import CliRunner
 
 from bpfbuild.cli import main
@@ -22,20 +21,6 @@ def new_project(folder: Path, name: str = "hello") -> Path:
     result = invoke("init", "--name", name, str(folder / name))
     assert result.exit_code == 0, result.output
     return folder / name
-
-
-def snapshot(folder: Path) -> dict[str, str]:
-    """Every entry under folder: a file's sha256, a link's target, or "dir"."""
-    entries = {}
-    for path in sorted(folder.rglob("*")):
-        key = str(path.relative_to(folder))
-        if path.is_symlink():
-            entries[key] = "-> " + str(path.readlink())
-        elif path.is_dir():
-            entries[key] = "dir"
-        else:
-            entries[key] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return entries
 
 
 @pytest.fixture

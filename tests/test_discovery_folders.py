@@ -16,6 +16,7 @@ from buildutil import (
     bpfbuild,
     build,
     copy_project,
+    make_project,
     skip_when_unreachable,
     steps_of,
 )
@@ -46,17 +47,6 @@ def loader(name: str, skeleton: str = "{name}.skel.h", struct: str = "{name}_bpf
 
 
 UTIL = "int util(void) { return 0; }\n"
-
-
-def make_project(root: Path, files: dict[str, str], config: str) -> Path:
-    """A project folder with bpfbuild.toml and the given files ("" for empty ones)."""
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "bpfbuild.toml").write_text(config)
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return root
 
 
 # ------------------------------------------------------------ configuration errors

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from buildutil import ARCH, bpfbuild, build, copy_project, output_hashes
+from buildutil import ARCH, bpfbuild, build, copy_project, output_hashes, snapshot
 
 from bpfbuild import cache
 from bpfbuild.cache import (
@@ -26,21 +26,6 @@ from bpfbuild.cache import (
     read_entry,
     write_entry,
 )
-
-
-def snapshot(folder: Path) -> dict[str, str]:
-    entries_ = {}
-    for path in sorted(folder.rglob("*")):
-        key = str(path.relative_to(folder))
-        if path.is_symlink():
-            entries_[key] = "-> " + str(path.readlink())
-        elif path.is_dir():
-            entries_[key] = "dir"
-        elif path.is_fifo():
-            entries_[key] = "fifo"
-        else:
-            entries_[key] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return entries_
 
 
 def _source(tmp_path: Path, content: bytes = b"data") -> Path:

@@ -5,32 +5,16 @@ byte-identical. `clean` names the project it cleans."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from buildutil import bpfbuild, build, copy_project
+from buildutil import bpfbuild, build, copy_project, snapshot
 
 from bpfbuild.errors import ProjectError
 from bpfbuild.pipeline.project import config_problem, find_root
-
-
-def snapshot(folder: Path) -> dict[str, str]:
-    entries = {}
-    for path in sorted(folder.rglob("*")):
-        key = str(path.relative_to(folder))
-        if path.is_symlink():
-            entries[key] = "-> " + str(path.readlink())
-        elif path.is_dir():
-            entries[key] = "dir"
-        elif path.is_file():
-            entries[key] = hashlib.sha256(path.read_bytes()).hexdigest()
-        else:
-            entries[key] = "special"
-    return entries
 
 
 def _dangling(config: Path, outside: Path) -> None:

@@ -5,29 +5,15 @@ thing, then asserts the error and hint, and that the outside is byte-identical."
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from buildutil import snapshot
 
 from bpfbuild import safefs
 from bpfbuild.safefs import UnsafePathError
-
-
-def snapshot(folder: Path) -> dict[str, str]:
-    """Every entry under folder: a file's sha256, a link's target, or "dir"."""
-    entries = {}
-    for path in sorted(folder.rglob("*")):
-        key = str(path.relative_to(folder))
-        if path.is_symlink():
-            entries[key] = "-> " + str(path.readlink())
-        elif path.is_dir():
-            entries[key] = "dir"
-        else:
-            entries[key] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return entries
 
 
 @pytest.fixture

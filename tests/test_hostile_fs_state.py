@@ -8,7 +8,6 @@ outside the project changed, and, after the fix the hint names, a clean build's 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import marshal
 import os
@@ -19,25 +18,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from buildutil import ARCH, Run, bpfbuild, bpfbuild_command, build, copy_project, output_hashes
+from buildutil import (
+    ARCH,
+    Run,
+    bpfbuild,
+    bpfbuild_command,
+    build,
+    copy_project,
+    output_hashes,
+    snapshot,
+)
 
 OUT = f"output/{ARCH}"
 ALL_BPF = {"src/alpha.bpf.c", "src/beta.bpf.c", "src/gamma.bpf.c"}
-
-
-def snapshot(folder: Path) -> dict[str, str]:
-    entries = {}
-    for path in sorted(folder.rglob("*")):
-        key = str(path.relative_to(folder))
-        if path.is_symlink():
-            entries[key] = "-> " + str(path.readlink())
-        elif path.is_dir():
-            entries[key] = "dir"
-        elif path.is_fifo():
-            entries[key] = "fifo"
-        else:
-            entries[key] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return entries
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from buildutil import make_project
 
 from bpfbuild.arch import ARCHES, host_arch
 from bpfbuild.errors import BpfBuildError, ConfigError, ProjectError
@@ -12,17 +13,6 @@ from bpfbuild.pipeline.project import KERNEL_BTF, find_root, load_project
 
 HOST = host_arch().name
 OTHER_ARCH = next(name for name in ARCHES if name != HOST)
-
-
-def make_project(root: Path, files: dict[str, str], config: str = "") -> Path:
-    """A project folder with bpfbuild.toml and the given files (empty unless given)."""
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "bpfbuild.toml").write_text(config)
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return root
 
 
 def apps_of(root: Path) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
