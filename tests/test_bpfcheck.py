@@ -79,3 +79,30 @@ def test_no_program_and_broken_objects_fail_the_step(tmp_path: Path) -> None:
     failed = require_programs(str(truncated), "src/t.bpf.c")
     assert failed is not None and "cannot read the compiled object" in failed.get_msg()
     assert require_programs(str(tmp_path / "missing.o"), "src/m.bpf.c") is not None
+
+
+def test_a_section_past_the_end_of_the_file_is_a_broken_object(tmp_path: Path) -> None:
+    """A section header whose data lies beyond the file (a damaged object) is refused as
+    unreadable, by the program check and by the extern check of a linked object."""
+    import struct
+
+    from bpfbuild.pipeline.bpfcheck import unresolved_externs
+
+    source = tmp_path / "p.bpf.c"
+    source.write_text(SOURCE)
+    good = tmp_path / "p.o"
+    subprocess.run(
+        ["clang", "-O2", "-target", "bpfel", "-c", str(source), "-o", str(good)], check=True
+    )
+    assert unresolved_externs(str(good)) == []
+    data = bytearray(good.read_bytes())
+    (shoff,) = struct.unpack_from("<Q", data, 40)
+    shentsize, shnum, _ = struct.unpack_from("<HHH", data, 58)
+    last = shoff + (shnum - 1) * shentsize
+    struct.pack_into("<Q", data, last + 24, len(data) * 2)  # its sh_offset, past the end
+    damaged = tmp_path / "damaged.o"
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="past the end"):
+        unresolved_externs(str(damaged))
+    failed = require_programs(str(damaged), "src/p.bpf.c")
+    assert failed is not None and "cannot read the compiled object" in failed.get_msg()

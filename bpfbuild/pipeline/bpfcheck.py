@@ -64,6 +64,8 @@ def _read_elf(path: str) -> tuple[bytes, list[Section], str]:
     if shoff + shnum * shentsize > len(data) or shstrndx >= shnum:
         raise ValueError("truncated section header table")
     sections = [header.unpack_from(data, shoff + i * shentsize) for i in range(shnum)]
+    if any(s[1] != SHT_NOBITS and s[4] + s[5] > len(data) for s in sections):
+        raise ValueError("a section runs past the end of the file")
     names = sections[shstrndx]
     strings = data[names[4] : names[4] + names[5]]
 
@@ -87,6 +89,7 @@ def program_sections(path: str) -> list[str]:
 
 
 SHT_SYMTAB = 2
+SHT_NOBITS = 8
 SHN_UNDEF = 0
 STB_GLOBAL, STB_WEAK = 1, 2
 KERNEL_EXTERN_SECTIONS = (".ksyms", ".kconfig")
@@ -255,6 +258,14 @@ def bpftool_for_sections(project: Project, bpftool: Bpftool, versions: Path) -> 
     cache = _VersionCache(versions)
     try:
         newer = find_bpftool(cache, str(entry.file("bpftool")))
+    except BpfBuildError as err:  # it does not run here: the skeleton step says the rest
+        print(
+            f"bpfbuild: bpftool {bpftool.version} drops {dropped[0].name}, and bookworm-backports' "
+            f"bpftool does not run here: {err.message}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return None
     finally:
         cache.save()
     if unreadable_sections([need.name for need in dropped], newer):
@@ -287,17 +298,17 @@ def libbpf_for_skeletons(toolchains: list[Toolchain], project: Project) -> list[
     old = [t for t in toolchains if t.cc and _version(t.libbpf.version) < SKELETON_LIBBPF]
     if not old:
         return toolchains
-    from ..kernels.apt import AptError
     from .layout import state_dir
     from .libbpf_source import fetch_debian_libbpf, load_tree
     from .toolchain import with_libbpf_tree
 
     try:
         tree = load_tree(fetch_debian_libbpf("trixie"))
-    except AptError as err:
+    except (BpfBuildError, OSError) as err:  # apt, the cache, a damaged source tree
+        reason = err.message if isinstance(err, BpfBuildError) else str(err)
         raise ToolchainError(
             f"the skeletons of bpftool {first.gen_bpftool.version} need libbpf 1.5 for the "
-            f"apps, and libbpf {old[0].libbpf.version} is installed: {err.message}",
+            f"apps, and libbpf {old[0].libbpf.version} is installed: {reason}",
             hint="build libbpf 1.5 with the project ([libbpf] source, a git submodule), or "
             "name a bpftool whose skeletons your libbpf compiles in [toolchain] bpftool",
         ) from None
