@@ -357,32 +357,37 @@ def test_a_link_in_the_cache_is_never_followed(marked: Path, tmp_path: Path, whe
 # -- through a build: a damaged entry never reaches output/ -------------------------
 
 
+def _entries(entry_folder: Path) -> list[Path]:
+    """The entry folders of one cache kind: at least one, or the damage below damages
+    nothing and its test proves nothing."""
+    found = [p for p in entry_folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    assert found, f"no cache entry in {entry_folder}"
+    return found
+
+
 def _hit(entry_folder: Path) -> None:
     """Make every entry of a kind say one thing and hold another."""
-    for path in entry_folder.iterdir():
-        if path.is_dir() and not path.name.startswith("."):
-            for name in os.listdir(path):
-                if name != MANIFEST:
-                    (path / name).write_bytes(b"#error this is not vmlinux.h\n")
+    for path in _entries(entry_folder):
+        for name in os.listdir(path):
+            if name != MANIFEST:
+                (path / name).write_bytes(b"#error this is not vmlinux.h\n")
 
 
 def _drop_listing(entry_folder: Path) -> None:
     """A manifest that no longer lists its file (re-signed, as if bpfbuild had a bug)."""
-    for path in entry_folder.iterdir():
-        if path.is_dir() and not path.name.startswith("."):
-            manifest = json.loads((path / MANIFEST).read_text())
-            manifest.pop("signature")
-            manifest["files"] = {}
-            manifest["signature"] = cache._signature(manifest)
-            (path / MANIFEST).write_text(json.dumps(manifest))
+    for path in _entries(entry_folder):
+        manifest = json.loads((path / MANIFEST).read_text())
+        manifest.pop("signature")
+        manifest["files"] = {}
+        manifest["signature"] = cache._signature(manifest)
+        (path / MANIFEST).write_text(json.dumps(manifest))
 
 
 def _unsign(entry_folder: Path) -> None:
-    for path in entry_folder.iterdir():
-        if path.is_dir() and not path.name.startswith("."):
-            manifest = json.loads((path / MANIFEST).read_text())
-            manifest.pop("signature")
-            (path / MANIFEST).write_text(json.dumps(manifest))
+    for path in _entries(entry_folder):
+        manifest = json.loads((path / MANIFEST).read_text())
+        manifest.pop("signature")
+        (path / MANIFEST).write_text(json.dumps(manifest))
 
 
 BUILD_DAMAGE: list[tuple[str, str, Callable[[Path], None]]] = [
