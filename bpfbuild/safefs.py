@@ -92,7 +92,10 @@ def open_folder(
     """A descriptor of folder, reached from root one name at a time, each opened with
     O_NOFOLLOW (and made first when create); the caller closes it. A link, a file or a
     missing folder (not create) on the way is an UnsafePathError."""
-    fd = os.open(root, _DIR_FLAGS)
+    try:
+        fd = os.open(root, _DIR_FLAGS)
+    except OSError as err:
+        raise refusal(root, root, err, relative) from None
     walked = Path(root)
     try:
         for name in _parts(root, folder):

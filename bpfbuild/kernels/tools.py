@@ -44,7 +44,8 @@ def _fetch(debian_arch: str, scratch: Path) -> Made:
     if not binary.is_file():
         raise AptError(
             f"{deb.path.name} holds no {BPFTOOL_MEMBER[1:]}",
-            hint="`bpfbuild cache clean --kind tools`, then build again",
+            hint="install bpftool 7.2 or later yourself and name it in [toolchain] bpftool "
+            "(or $BPFTOOL)",
         )
     missing = missing_libraries(binary)
     if missing:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 from pathlib import Path
+
+from ..safefs import read_regular
 
 
 def parse_depfile(text: str) -> list[str]:
@@ -35,20 +36,11 @@ def read_depfile(path: Path) -> list[str]:
     as the step wrote it makes the step run again, which writes it anew (its content is
     recorded). One the compiler wrote is UTF-8: bpfbuild refuses project paths and file
     names that are not."""
+    data = read_regular(path)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
-    except OSError:
+        return parse_depfile(data.decode()) if data is not None else []
+    except UnicodeDecodeError:
         return []
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return []
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            text = f.read().decode()
-    except (OSError, UnicodeDecodeError):
-        return []
-    finally:
-        os.close(fd)
-    return parse_depfile(text)
 
 
 def _rules(text: str) -> list[str]:

@@ -6,6 +6,7 @@ is_editor_leftover and include_tree before anything else is imported."""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterator  # collections is imported already: costs nothing
@@ -43,7 +44,9 @@ def kind_problem(path: str | os.PathLike[str]) -> str | None:
         mode = os.stat(path).st_mode
     except OSError as err:
         if os.path.islink(path):
-            return "a symbolic link loop" if err.errno == 40 else "a symbolic link to nothing"
+            return (
+                "a symbolic link loop" if err.errno == errno.ELOOP else "a symbolic link to nothing"
+            )
         return "missing" if isinstance(err, FileNotFoundError) else f"unreadable ({err.strerror})"
     if stat.S_ISREG(mode):
         return None

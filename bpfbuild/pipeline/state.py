@@ -537,15 +537,18 @@ def repair_database(root: Path) -> str | None:
         return None
     aside = path.with_name(DB_NAME + DAMAGED_SUFFIX)
     shown = os.path.relpath(path, root)
-    _remove_own(aside)
     moved = False
-    if os.path.islink(path):
-        os.unlink(path)
-    elif os.path.lexists(path):
-        os.rename(path, aside)
-        moved = True
-    for companion in _SQLITE_COMPANIONS:
-        _remove_own(path.with_name(DB_NAME + companion))
+    try:
+        _remove_own(aside)
+        if os.path.islink(path):
+            os.unlink(path)
+        elif os.path.lexists(path):
+            os.rename(path, aside)
+            moved = True
+        for companion in _SQLITE_COMPANIONS:
+            _remove_own(path.with_name(DB_NAME + companion))
+    except OSError as err:  # a read-only .bpfbuild/, a full disk
+        raise safefs.refusal(root, getattr(err, "filename", None) or path, err) from None
     where = f"moved to {os.path.relpath(aside, root)}" if moved else "the link removed"
     return f"{shown}: the build state was damaged ({problem}); {where}; everything is rebuilt"
 
